@@ -1,0 +1,94 @@
+"""Predictions for tasks with the serving model version, scored against the last round's pool.
+
+A round caches the pool's probabilities and the labeled code vectors beside the version
+(``pool.npz``). New tasks are ranked together with that pool, so their prediction scores mean
+the same as those the round wrote: lower = more informative.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from pathlib import Path
+
+import numpy as np
+
+from backend.config import Settings
+from backend.model import CodingModel
+from backend.scheduler import read_state
+from backend.scheme import CodingScheme
+from backend.strategies import score_pool, to_prediction_scores
+from backend.versions import ModelStore, ModelVersion
+
+log = logging.getLogger(__name__)
+POOL_FILE = "pool.npz"
+
+
+def save_pool(version: ModelVersion, task_ids, proba: np.ndarray, labeled: np.ndarray) -> None:
+    """Remember what the round ranked, so later tasks can be ranked against it."""
+    np.savez(
+        version.path / POOL_FILE, task_ids=np.asarray(task_ids, dtype=np.int64), proba=proba, labeled=labeled
+    )
+
+
+def prediction_scores(
+    version: ModelVersion, model: CodingModel, proba: np.ndarray, settings: Settings
+) -> np.ndarray:
+    """Label Studio prediction scores for new rows, ranked together with the cached pool."""
+    path = Path(version.path) / POOL_FILE
+    if path.exists():
+        with np.load(path) as cached:
+            pool, labeled = cached["proba"], cached["labeled"]
+    else:
+        pool, labeled = np.zeros((0, proba.shape[1])), np.zeros((0, proba.shape[1]))
+    everything = np.vstack([pool, proba])
+    informativeness = score_pool(
+        settings.query_strategy, everything, labeled, thresholds=model.thresholds, seed=settings.seed
+    )
+    return to_prediction_scores(informativeness)[len(pool) :]
+
+
+class Predictor:
+    """Serves predictions with each project's current version, loaded once per process."""
+
+    def __init__(self, settings: Settings, store: ModelStore):
+        self.settings = settings
+        self.store = store
+        self._loaded: dict[str, tuple[ModelVersion, CodingModel]] = {}
+        self._lock = threading.Lock()
+
+    def current(self, project: str) -> tuple[ModelVersion, CodingModel] | None:
+        """The project's serving version and model, or None before the first round."""
+        name = read_state(self.store.root, project).get("current_version")
+        if not name:
+            return None
+        with self._lock:
+            loaded = self._loaded.get(project)
+            if loaded is None or loaded[0].name != name:
+                version = self.store.get(project, name)
+                log.info("project %s: loading model version %s", project, name)
+                loaded = (version, self.store.load(version, device=self.settings.resolved_device()))
+                self._loaded[project] = loaded
+            return loaded
+
+    def predict(self, project: str, scheme: CodingScheme, tasks: list[dict]) -> list[dict]:
+        """One Label Studio prediction per task, in order (empty results before the first round)."""
+        current = self.current(project)
+        if current is None:
+            return [{"result": [], "score": 0.0, "model_version": "untrained"} for _ in tasks]
+        version, model = current
+        if model.codes != scheme.codes:
+            log.warning(
+                "project %s: label config changed since %s; predictions skipped", project, version.name
+            )
+            return [{"result": [], "score": 0.0, "model_version": version.name} for _ in tasks]
+        proba = model.predict_proba([scheme.text_of(task) for task in tasks])
+        scores = prediction_scores(version, model, proba, self.settings)
+        return [
+            {
+                "result": scheme.prediction_result(row, model.thresholds),
+                "score": round(float(score), 6),
+                "model_version": version.name,
+            }
+            for row, score in zip(proba, scores, strict=True)
+        ]

@@ -1,0 +1,145 @@
+"""Background work across processes: pending markers, one lock per project, state on disk.
+
+The HTTP layer only *requests* work (:meth:`Scheduler.request`): it drops a marker file and
+starts a child process (``python -m backend.training PROJECT``) that runs rounds while markers
+remain. A non-blocking ``flock`` per project makes sure only one child works on a project at a
+time, across every gunicorn worker; events that arrive during a round leave one marker, so they
+coalesce into exactly one follow-up round. Training in a child process also means an
+out-of-memory kill or a crash never takes a server worker down, and other projects run in
+their own children.
+
+Everything other processes must see (state, current version, last error) lives in
+``MODEL_DIR/<project>/state.json``, written atomically.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import json
+import logging
+import os
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+log = logging.getLogger(__name__)
+
+KINDS = ("train", "predict")  # a train round also predicts, so it satisfies a predict request
+
+
+class ProjectFiles:
+    """Where one project's coordination files live."""
+
+    def __init__(self, model_dir: Path, project: str):
+        self.dir = Path(model_dir) / str(project)
+        self.state = self.dir / "state.json"
+        self.lock = self.dir / ".lock"
+
+    def marker(self, kind: str) -> Path:
+        return self.dir / f".pending-{kind}"
+
+
+def read_state(model_dir: Path, project: str) -> dict:
+    """The project's state as last written ({} before any work)."""
+    try:
+        return json.loads(ProjectFiles(model_dir, project).state.read_text())
+    except (OSError, ValueError):
+        return {}
+
+
+def update_state(model_dir: Path, project: str, **fields) -> dict:
+    """Merge `fields` into the project's state file atomically (write, then rename)."""
+    files = ProjectFiles(model_dir, project)
+    files.dir.mkdir(parents=True, exist_ok=True)
+    state = {**read_state(model_dir, project), **fields, "updated_at": datetime.now(UTC).isoformat()}
+    partial = files.state.with_name(f".state-{os.getpid()}-{threading.get_ident()}.json")
+    partial.write_text(json.dumps(state, indent=2, default=str))
+    partial.replace(files.state)
+    return state
+
+
+def pending_kinds(model_dir: Path, project: str) -> list[str]:
+    files = ProjectFiles(model_dir, project)
+    return [kind for kind in KINDS if files.marker(kind).exists()]
+
+
+@contextlib.contextmanager
+def project_lock(model_dir: Path, project: str) -> Iterator[bool]:
+    """Try to take the project's lock without waiting; yields whether we hold it."""
+    files = ProjectFiles(model_dir, project)
+    files.dir.mkdir(parents=True, exist_ok=True)
+    with open(files.lock, "a") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            yield False
+            return
+        try:
+            yield True
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def take_marker(model_dir: Path, project: str) -> str | None:
+    """Remove and return the most demanding pending request ('train' beats 'predict')."""
+    files = ProjectFiles(model_dir, project)
+    taken = None
+    for kind in KINDS:
+        with contextlib.suppress(FileNotFoundError):
+            files.marker(kind).unlink()
+            taken = taken or kind
+    return taken
+
+
+def work_off(model_dir: Path, project: str, handle) -> int:
+    """Run `handle(kind)` for pending requests while we hold the lock; returns rounds run.
+
+    After releasing the lock we look again: a request that arrived just as we finished (its
+    own child found the lock still held and gave up) is picked up here, not lost.
+    """
+    rounds = 0
+    while pending_kinds(model_dir, project):
+        with project_lock(model_dir, project) as held:
+            if not held:
+                return rounds  # the holder will see the markers
+            while kind := take_marker(model_dir, project):
+                handle(kind)
+                rounds += 1
+    return rounds
+
+
+class Scheduler:
+    """Requests background work for projects and watches the child processes that do it."""
+
+    def __init__(self, model_dir: Path, command: list[str] | None = None):
+        self.model_dir = Path(model_dir)
+        self.command = command or [sys.executable, "-m", "backend.training"]
+
+    def request(self, project: str, kind: str) -> None:
+        """Leave a marker and make sure a child process works it off. Returns at once."""
+        if kind not in KINDS:
+            raise ValueError(f"unknown kind of work {kind!r}")
+        files = ProjectFiles(self.model_dir, project)
+        files.dir.mkdir(parents=True, exist_ok=True)
+        files.marker(kind).touch()
+        update_state(self.model_dir, project, pending=pending_kinds(self.model_dir, project))
+        child = subprocess.Popen([*self.command, str(project)], stdin=subprocess.DEVNULL)
+        threading.Thread(target=self._reap, args=(project, child), daemon=True).start()
+
+    def _reap(self, project: str, child: subprocess.Popen) -> None:
+        """Record a child that died without saying why (killed for memory, crashed)."""
+        started = time.monotonic()
+        code = child.wait()
+        if code < 0:
+            reason = (
+                f"the training process was killed by signal {-code} after {time.monotonic() - started:.0f} s"
+            )
+            if -code == 9:
+                reason += " (out of memory?)"
+            log.error("project %s: %s", project, reason)
+            update_state(self.model_dir, project, state="failed", last_error=reason)

@@ -1,0 +1,122 @@
+"""The HTTP layer: protocol routes, auth and bad requests (no ML: the scheduler is a recorder)."""
+
+import base64
+from pathlib import Path
+
+import pytest
+
+from backend.app import create_app
+from backend.config import load_settings
+from backend.scheduler import update_state
+
+CONFIG = (Path(__file__).parents[1] / "label_config" / "generic_multilabel.xml").read_text()
+
+
+class RecordingScheduler:
+    def __init__(self):
+        self.requests = []
+
+    def request(self, project, kind):
+        self.requests.append((project, kind))
+
+
+@pytest.fixture
+def scheduler():
+    return RecordingScheduler()
+
+
+@pytest.fixture
+def client(tmp_path, scheduler):
+    app = create_app(load_settings(model_dir=tmp_path), scheduler)
+    return app.test_client()
+
+
+def test_health(client):
+    for path in ("/", "/health"):
+        response = client.get(path)
+        assert response.status_code == 200 and response.json["status"] == "UP"
+
+
+@pytest.mark.parametrize(
+    ("body", "status", "message"),
+    [
+        ("{not json", 400, "JSON object"),
+        ("[1, 2]", 400, "JSON object"),
+        ('{"project": {"id": 1}}', 400, 'missing "action"'),
+        ('{"action": "EXPLODE", "project": {"id": 1}}', 400, "unknown action 'EXPLODE'"),
+        ('{"action": "ANNOTATION_CREATED"}', 400, "missing or invalid project id"),
+        ('{"action": "ANNOTATION_CREATED", "project": {"id": "../x"}}', 400, "invalid project id"),
+    ],
+)
+def test_bad_webhooks_get_a_clear_4xx_and_the_server_stays_healthy(client, scheduler, body, status, message):
+    response = client.post("/webhook", data=body, content_type="application/json")
+    assert response.status_code == status
+    assert message in response.json["error"]
+    assert scheduler.requests == []
+    assert client.get("/health").status_code == 200
+
+
+@pytest.mark.parametrize(
+    ("action", "kind"),
+    [("ANNOTATION_CREATED", "train"), ("ANNOTATION_UPDATED", "train"), ("ANNOTATIONS_DELETED", "train"),
+     ("START_TRAINING", "train"), ("TASKS_CREATED", "predict")],
+)  # fmt: skip
+def test_events_request_background_work(client, scheduler, action, kind):
+    response = client.post("/webhook", json={"action": action, "project": {"id": 3}})
+    assert response.status_code == 202 and response.json["work"] == kind
+    assert scheduler.requests == [("3", kind)]
+
+
+def test_skips_and_unrelated_events_request_nothing(client, scheduler):
+    skipped = {"action": "ANNOTATION_CREATED", "project": {"id": 3}, "annotation": {"was_cancelled": True}}
+    assert client.post("/webhook", json=skipped).json["status"] == "ignored"
+    assert (
+        client.post("/webhook", json={"action": "PROJECT_UPDATED", "project": {"id": 3}}).status_code == 200
+    )
+    assert scheduler.requests == []
+
+
+def test_setup_validates_the_label_config(client):
+    response = client.post("/setup", json={"project": "5.1700000000", "schema": CONFIG})
+    assert response.status_code == 200 and response.json["model_version"] == "untrained"
+    no_choices = "<View><Text name='t' value='$t'/></View>"
+    response = client.post("/setup", json={"project": "5.1700000000", "schema": no_choices})
+    assert response.status_code == 422
+    assert "no <Choices> tag bound to a <Text>" in response.json["error"]
+
+
+def test_predict_before_any_round_gives_empty_results_in_order(client):
+    tasks = [{"id": i, "data": {"text": f"segment {i}"}} for i in range(3)]
+    response = client.post("/predict", json={"tasks": tasks, "project": "5.17", "label_config": CONFIG})
+    assert response.status_code == 200
+    assert [r["result"] for r in response.json["results"]] == [[], [], []]
+
+
+def test_predict_needs_a_task_list(client):
+    response = client.post("/predict", json={"tasks": "nope", "project": "5.17", "label_config": CONFIG})
+    assert response.status_code == 400 and '"tasks" must be a list' in response.json["error"]
+
+
+def test_metrics_and_versions_report_each_project(client, tmp_path):
+    update_state(tmp_path, "9", state="failed", last_error="Label Studio unreachable", labeled=12)
+    projects = client.get("/metrics").json["projects"]
+    assert projects["9"]["state"] == "failed"
+    assert projects["9"]["last_error"] == "Label Studio unreachable"
+    assert projects["9"]["labeled"] == 12 and projects["9"]["pending"] == []
+    assert client.get("/versions").json == {"versions": []}
+
+
+def test_basic_auth_protects_every_route(tmp_path, scheduler):
+    settings = load_settings(model_dir=tmp_path, basic_auth_user="lead", basic_auth_pass="s3cret")
+    client = create_app(settings, scheduler).test_client()
+    assert client.get("/health").status_code == 401
+    wrong = {"Authorization": "Basic " + base64.b64encode(b"lead:guess").decode()}
+    assert (
+        client.post(
+            "/webhook", json={"action": "START_TRAINING", "project": {"id": 1}}, headers=wrong
+        ).status_code
+        == 401
+    )
+    right = {"Authorization": "Basic " + base64.b64encode(b"lead:s3cret").decode()}
+    assert client.get("/health", headers=right).status_code == 200
+    assert scheduler.requests == []

@@ -1,0 +1,78 @@
+"""Background work across real processes: one round at a time per project, bursts coalesce."""
+
+import sys
+import time
+from pathlib import Path
+
+from backend.scheduler import Scheduler, pending_kinds, read_state, take_marker, update_state
+
+STUB = str(Path(__file__).parent / "round_stub.py")
+
+
+def rounds(log_file: Path) -> list[tuple[str, float, float]]:
+    lines = log_file.read_text().split() if log_file.exists() else []
+    events = list(zip(lines[0::3], lines[1::3], map(float, lines[2::3]), strict=True))
+    starts = [(kind, t) for what, kind, t in events if what == "start"]
+    ends = [t for what, _, t in events if what == "end"]
+    return [(kind, start, end) for (kind, start), end in zip(starts, ends, strict=False)]
+
+
+def wait_until_idle(tmp_path: Path, project: str, log_file: Path, timeout: float = 60) -> None:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        lines = log_file.read_text().count("\n") if log_file.exists() else 0
+        if not pending_kinds(tmp_path, project) and lines % 2 == 0 and lines:
+            time.sleep(1.5)  # let a last child notice there is nothing left
+            if not pending_kinds(tmp_path, project) and log_file.read_text().count("\n") == lines:
+                return
+        time.sleep(0.1)
+    raise AssertionError("work did not finish")
+
+
+def make_scheduler(tmp_path: Path, seconds: float) -> tuple[Scheduler, Path]:
+    log_file = tmp_path / "rounds.log"
+    command = [sys.executable, STUB, str(tmp_path), str(log_file), str(seconds)]
+    return Scheduler(tmp_path, command=command), log_file
+
+
+def test_a_burst_during_a_round_coalesces_into_one_follow_up(tmp_path):
+    scheduler, log_file = make_scheduler(tmp_path, seconds=2.0)
+    scheduler.request("1", "train")
+    while not log_file.exists():
+        time.sleep(0.05)
+    for _ in range(8):  # eight annotations arrive while the first round runs
+        scheduler.request("1", "train")
+    wait_until_idle(tmp_path, "1", log_file)
+    done = rounds(log_file)
+    assert len(done) == 2, done
+    assert done[0][2] <= done[1][1], "rounds overlapped"
+
+
+def test_projects_do_not_wait_for_each_other(tmp_path):
+    scheduler, log_file = make_scheduler(tmp_path, seconds=2.0)
+    scheduler.request("1", "train")
+    scheduler.request("2", "train")
+    wait_until_idle(tmp_path, "1", log_file)
+    wait_until_idle(tmp_path, "2", log_file)
+    done = rounds(log_file)
+    assert len(done) == 2
+    assert max(start for _, start, _ in done) < min(end for _, _, end in done), (
+        "projects ran one after another"
+    )
+
+
+def test_train_request_absorbs_a_predict_request(tmp_path):
+    update_state(tmp_path, "4", state="idle")
+    for kind in ("predict", "train"):
+        (tmp_path / "4" / f".pending-{kind}").touch()
+    assert take_marker(tmp_path, "4") == "train"
+    assert pending_kinds(tmp_path, "4") == []
+
+
+def test_state_is_merged_and_survives_a_reader(tmp_path):
+    assert read_state(tmp_path, "7") == {}
+    update_state(tmp_path, "7", state="training", labeled=3)
+    update_state(tmp_path, "7", state="idle")
+    state = read_state(tmp_path, "7")
+    assert (state["state"], state["labeled"]) == ("idle", 3)
+    assert "updated_at" in state
