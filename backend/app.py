@@ -176,6 +176,7 @@ def metrics():
             "last_error": state.get("last_error"),
             "updated_at": state.get("updated_at"),
             "versions": [version.name for version in store.versions(project)],
+            "rounds": state.get("rounds", []),
         }
     return jsonify(projects=projects, query_strategy=services().settings.query_strategy)
 

@@ -16,6 +16,7 @@ import shutil
 import sys
 import time
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import numpy as np
 
@@ -29,6 +30,7 @@ from backend.studio import StudioClient, Task
 from backend.versions import ModelStore
 
 log = logging.getLogger(__name__)
+ROUND_HISTORY = 20
 
 
 @dataclass(frozen=True)
@@ -78,18 +80,28 @@ class Round:
 
     def run(self, kind: str) -> None:
         """Run a training round ('train') or predict tasks that have no current prediction ('predict')."""
-        started = time.perf_counter()
+        started = datetime.now(UTC)
         update_state(self.store.root, self.project, state="training" if kind == "train" else "predicting")
         try:
-            summary = self.train() if kind == "train" else self.predict_new()
+            summary, outcome = (self.train() if kind == "train" else self.predict_new()), "ok"
         except Exception as exc:
             log.exception("project %s: %s round failed", self.project, kind)
-            update_state(
-                self.store.root, self.project, state="failed", last_error=f"{type(exc).__name__}: {exc}"
-            )
-            return
-        update_state(self.store.root, self.project, state="idle", last_error=None, **summary)
-        log.info("project %s: %s round done in %.1f s", self.project, kind, time.perf_counter() - started)
+            summary, outcome = {"last_error": f"{type(exc).__name__}: {exc}"}, "failed"
+        history = read_state(self.store.root, self.project).get("rounds", [])[-(ROUND_HISTORY - 1) :]
+        history.append(
+            {
+                "kind": kind,
+                "outcome": outcome,
+                "started_at": started.isoformat(),
+                "finished_at": datetime.now(UTC).isoformat(),
+            }
+        )
+        state = "idle" if outcome == "ok" else "failed"
+        if outcome == "ok":
+            summary.setdefault("last_error", None)
+        update_state(self.store.root, self.project, state=state, rounds=history, **summary)
+        seconds = (datetime.now(UTC) - started).total_seconds()
+        log.info("project %s: %s round %s in %.1f s", self.project, kind, outcome, seconds)
 
     # --- a training round ---------------------------------------------------------------------
 

@@ -1,0 +1,107 @@
+"""A training round against an in-memory Label Studio stand-in (the real one: tests/e2e)."""
+
+from pathlib import Path
+
+import pytest
+
+from backend.scheduler import read_state
+from backend.studio import Task
+from backend.training import Round, counted_annotation
+from backend.versions import ModelStore
+
+CONFIG = (Path(__file__).parents[1] / "label_config" / "interview_coding.xml").read_text()
+DIMENSIONS = ("physical_health", "mental_health", "daily_functioning", "health_unspecific")
+
+
+def result_for(codes):
+    dimension = [c for c in codes if c in DIMENSIONS] or ["none"]
+    frequency = ["freq_mentioned" if "freq_mentioned" in codes else "freq_not_mentioned"]
+    return [
+        {"from_name": "dimension", "to_name": "text", "type": "choices", "value": {"choices": dimension}},
+        {"from_name": "frequency", "to_name": "text", "type": "choices", "value": {"choices": frequency}},
+    ]
+
+
+class FakeStudio:
+    def __init__(self, segments, annotated: int):
+        self.all = {
+            i: Task(i, {"text": s["text"], "question": "?"},
+                    ({"id": i, "result": result_for(s["codes"]), "was_cancelled": False, "updated_at": "1"},)
+                    if i < annotated else ())
+            for i, s in enumerate(segments)
+        }  # fmt: skip
+        self.predictions, self.served, self.deleted, self.drop = [], [], [], 0
+
+    def label_config(self, project):
+        return CONFIG
+
+    def tasks(self, project, *, annotated):
+        return iter([t for t in self.all.values() if bool(t.annotations) == annotated])
+
+    def import_predictions(self, project, predictions):
+        self.predictions.extend(predictions)
+        return len(predictions) - self.drop
+
+    def serve_version(self, project, version):
+        self.served.append(version)
+
+    def delete_version(self, project, version):
+        self.deleted.append(version)
+        self.predictions = [p for p in self.predictions if p["model_version"] != version]
+
+
+@pytest.fixture
+def settings(tiny_settings, tmp_path):
+    return tiny_settings.model_copy(update={"model_dir": tmp_path, "min_annotations_to_train": 10})
+
+
+def run_round(settings, studio):
+    Round("1", settings, studio, ModelStore(settings.model_dir, settings.keep_versions)).run("train")
+    return read_state(settings.model_dir, "1")
+
+
+def test_rounds_write_back_switch_and_clean_up(segments, settings):
+    studio = FakeStudio(segments, annotated=12)
+    first = run_round(settings, studio)
+    assert first["state"] == "idle" and first["labeled"] == 12
+    version = first["current_version"]
+    unlabeled = [t for t in studio.all.values() if not t.annotations]
+    assert sorted(p["task"] for p in studio.predictions) == sorted(t.id for t in unlabeled)
+    assert {p["model_version"] for p in studio.predictions} == {version}
+    assert min(p["score"] for p in studio.predictions) == 0.0
+    assert all(len(p["result"]) == 2 for p in studio.predictions)
+    assert studio.served == [version]
+
+    second = run_round(settings, studio)
+    assert second["current_version"] != version
+    assert studio.served[-1] == second["current_version"] and studio.deleted == [version]
+    assert {p["model_version"] for p in studio.predictions} == {second["current_version"]}
+    assert [r["outcome"] for r in second["rounds"]] == ["ok", "ok"]
+
+
+def test_a_failed_round_leaves_the_serving_version_untouched(segments, settings):
+    studio = FakeStudio(segments, annotated=12)
+    serving = run_round(settings, studio)["current_version"]
+    studio.drop = 1  # Label Studio silently drops one prediction
+    failed = run_round(settings, studio)
+    assert failed["state"] == "failed" and "created 23 of 24 predictions" in failed["last_error"]
+    assert failed["current_version"] == serving
+    assert studio.served == [serving]
+    assert {p["model_version"] for p in studio.predictions} == {serving}
+    assert [v.name for v in ModelStore(settings.model_dir).versions("1")] == [serving]
+
+
+def test_no_round_before_enough_annotations(segments, settings):
+    state = run_round(settings, FakeStudio(segments, annotated=4))
+    assert state["waiting_for"] == 10 and state["labeled"] == 4
+    assert "current_version" not in state
+
+
+def test_the_latest_submitted_annotation_counts():
+    task = Task(1, {}, (
+        {"id": 1, "result": ["old"], "was_cancelled": False, "updated_at": "2026-01-01T10:00:00"},
+        {"id": 2, "result": ["newest"], "was_cancelled": False, "updated_at": "2026-01-02T10:00:00"},
+        {"id": 3, "result": [], "was_cancelled": True, "updated_at": "2026-01-03T10:00:00"},
+    ))  # fmt: skip
+    assert counted_annotation(task)["id"] == 2
+    assert counted_annotation(Task(2, {}, ({"id": 4, "was_cancelled": True},))) is None
