@@ -127,7 +127,9 @@ class Scheduler:
         files = ProjectFiles(self.model_dir, project)
         files.dir.mkdir(parents=True, exist_ok=True)
         files.marker(kind).touch()
-        update_state(self.model_dir, project, pending=pending_kinds(self.model_dir, project))
+        with project_lock(self.model_dir, project) as free:
+            if not free:
+                return  # a child is working on the project and will find the marker
         child = subprocess.Popen([*self.command, str(project)], stdin=subprocess.DEVNULL)
         threading.Thread(target=self._reap, args=(project, child), daemon=True).start()
 
