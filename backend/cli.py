@@ -19,6 +19,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backend.config import ConfigError, Settings, load_settings
+from backend.logs import setup_logging
 
 log = logging.getLogger("coding-backend")
 
@@ -211,10 +212,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    logging.basicConfig(
-        level=os.environ.get("LOG_LEVEL", "INFO").upper() or "INFO",
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+    setup_logging(os.environ.get("LOG_LEVEL") or "INFO")
     try:
         settings = load_settings()
         return args.handler(settings, args)

@@ -21,6 +21,7 @@ from datetime import UTC, datetime
 import numpy as np
 
 from backend.config import Settings, load_settings
+from backend.logs import setup_logging
 from backend.model import CodingModel, train_model
 from backend.predictor import prediction_scores, save_pool
 from backend.scheduler import read_state, update_state, work_off
@@ -213,7 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         print("usage: python -m backend.training PROJECT", file=sys.stderr)
         return 2
     settings = load_settings()
-    logging.basicConfig(level=settings.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_logging(settings.log_level)
     key = settings.label_studio_api_key.get_secret_value() if settings.label_studio_api_key else ""
     try:
         studio = StudioClient(settings.label_studio_url, key)
