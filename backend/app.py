@@ -11,6 +11,7 @@ import base64
 import hmac
 import logging
 import threading
+import time
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException
@@ -41,6 +42,7 @@ class Services:
         self.store = ModelStore(settings.model_dir, settings.keep_versions)
         self.scheduler = scheduler or Scheduler(settings.model_dir)
         self.predictor = Predictor(settings, self.store)
+        self.webhook_auth = WebhookAuthorizer(settings)
 
 
 def services() -> Services:
@@ -126,7 +128,7 @@ def setup():
     body = _json_body()
     project = _project_id(body.get("project"))
     parse_label_config(body.get("schema") or "")
-    _authorize_webhooks_soon(project)
+    services().webhook_auth.ensure_soon(project, request.host)
     current = read_state(services().store.root, project).get("current_version")
     return jsonify(model_version=current or "untrained")
 
@@ -189,21 +191,46 @@ def versions():
     return jsonify(versions=[version.name for project in projects for version in store.versions(project)])
 
 
-def _authorize_webhooks_soon(project: str) -> None:
-    """With basic auth on, make the project's event webhooks carry it (in the background: /setup is timed)."""
-    settings = services().settings
-    if not (settings.basic_auth_user and settings.label_studio_api_key):
-        return
-    header = basic_auth_header(settings.basic_auth_user, settings.basic_auth_pass.get_secret_value())
+class WebhookAuthorizer:
+    """Adds our basic auth to a project's webhook, once per project and process.
 
-    def authorize() -> None:
+    Label Studio calls /setup very often, and listing its ML backends makes it call /setup
+    again; so we never call back from every /setup. One attempt at a time per project, repeated
+    at most every RETRY_SECONDS until a webhook was found (Label Studio creates it after the
+    first /setup).
+    """
+
+    RETRY_SECONDS = 10.0
+
+    def __init__(self, settings: Settings):
+        self.settings = settings
+        self._done: set[str] = set()
+        self._last_try: dict[str, float] = {}
+        self._lock = threading.Lock()
+
+    def ensure_soon(self, project: str, backend_host: str) -> None:
+        settings = self.settings
+        if not (settings.basic_auth_user and settings.label_studio_api_key):
+            return
+        with self._lock:
+            now = time.monotonic()
+            if project in self._done or now - self._last_try.get(project, -1e9) < self.RETRY_SECONDS:
+                return
+            self._last_try[project] = now
+        threading.Thread(target=self._authorize, args=(project, backend_host), daemon=True).start()
+
+    def _authorize(self, project: str, backend_host: str) -> None:
         from backend.studio import StudioClient
 
+        settings = self.settings
+        header = basic_auth_header(settings.basic_auth_user, settings.basic_auth_pass.get_secret_value())
         try:
             client = StudioClient(settings.label_studio_url, settings.label_studio_api_key.get_secret_value())
-            if updated := client.authorize_webhooks(int(project), header):
-                log.info("project %s: added basic auth to %d webhook(s)", project, updated)
+            found = client.authorize_webhooks(int(project), backend_host, header)
         except Exception as exc:
-            log.warning("project %s: could not add basic auth to webhooks: %s", project, exc)
-
-    threading.Thread(target=authorize, daemon=True).start()
+            log.warning("project %s: could not add basic auth to its webhook: %s", project, exc)
+            return
+        if found:
+            with self._lock:
+                self._done.add(project)
+            log.info("project %s: its webhook carries basic auth", project)

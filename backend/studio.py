@@ -10,6 +10,7 @@ import json
 import logging
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 log = logging.getLogger(__name__)
 
@@ -115,23 +116,27 @@ class StudioClient:
         """Delete all predictions of one model version (not in the SDK: raw HTTP)."""
         self._raw("DELETE", f"api/projects/{project}/model-versions/", {"model_version": version})
 
-    def authorize_webhooks(self, project: int, authorization: str) -> int:
-        """Make the project's webhooks to its ML backends carry our basic-auth header.
+    def authorize_webhooks(self, project: int, backend_host: str, authorization: str) -> int:
+        """Make the project's webhooks to this backend carry our basic-auth header.
 
-        Label Studio sends event webhooks without the ML backend's credentials; returns how
-        many webhooks were updated.
+        Label Studio sends event webhooks without the ML backend's credentials. Ours are the ones
+        to ``<backend>/webhook`` at `backend_host` (host:port as Label Studio addresses us); no
+        other webhook ever gets the header. Returns how many of ours carry it now.
         """
-        backends = self._call("list ML backends", lambda: self._sdk.ml.list(project=project))
-        targets = {backend.url.rstrip("/") + "/webhook" for backend in backends if backend.url}
-        updated = 0
+        authorized = 0
         for hook in self._call("list webhooks", lambda: self._sdk.webhooks.list(project=str(project))):
-            headers = dict(hook.headers) if isinstance(hook.headers, dict) else {}
-            if hook.url.rstrip("/") not in targets or headers.get("Authorization") == authorization:
+            target = urlsplit(hook.url or "")
+            if target.netloc != backend_host or not target.path.rstrip("/").endswith("/webhook"):
                 continue
-            headers["Authorization"] = authorization
-            self._raw("PATCH", f"api/webhooks/{hook.id}/", {"url": hook.url, "headers": headers})
-            updated += 1
-        return updated
+            headers = dict(hook.headers) if isinstance(hook.headers, dict) else {}
+            if headers.get("Authorization") != authorization:
+                headers["Authorization"] = authorization
+                self._update_webhook(hook.id, headers)
+            authorized += 1
+        return authorized
+
+    def _update_webhook(self, hook_id: int, headers: dict) -> None:
+        self._call("update a webhook", lambda: self._sdk.webhooks.update(hook_id, headers=headers))
 
     # --- plumbing -----------------------------------------------------------------------------
 

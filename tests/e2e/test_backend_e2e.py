@@ -1,0 +1,236 @@
+"""The product, end to end: a real Label Studio 1.23.2 and the backend under gunicorn with basic auth.
+
+Tests run in file order and share one project: connect → annotate → first version orders the
+queue → a burst of annotations → imported tasks → restart.
+"""
+
+from __future__ import annotations
+
+import base64
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+REPO = Path(__file__).parents[2]
+CONFIG = (REPO / "label_config" / "interview_coding.xml").read_text()
+FIXTURES = REPO / "tests" / "fixtures" / "segments.jsonl"
+AUTH = ("lead", "backend-pass")
+DIMENSIONS = ("physical_health", "mental_health", "daily_functioning", "health_unspecific")
+ROUND_TIMEOUT = 240
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 1.0):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
+
+
+def result_for(codes: list[str]) -> list[dict]:
+    dimension = [c for c in codes if c in DIMENSIONS] or ["none"]
+    frequency = ["freq_mentioned" if "freq_mentioned" in codes else "freq_not_mentioned"]
+    return [
+        {"from_name": "dimension", "to_name": "text", "type": "choices", "value": {"choices": dimension}},
+        {"from_name": "frequency", "to_name": "text", "type": "choices", "value": {"choices": frequency}},
+    ]
+
+
+class Backend:
+    """`coding-backend serve` under gunicorn, as a separate process group."""
+
+    def __init__(self, port: int, env: dict, log_path: Path):
+        self.url = f"http://127.0.0.1:{port}"
+        self.port, self.env, self.log_path, self.process = port, env, log_path, None
+
+    def start(self) -> Backend:
+        log = open(self.log_path, "a")  # noqa: SIM115 - closed with the process
+        command = [str(Path(sys.executable).parent / "coding-backend"), "serve", "--host", "127.0.0.1",
+                   "--port", str(self.port), "--workers", "2"]  # fmt: skip
+        self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
+                                        start_new_session=True)  # fmt: skip
+        wait_for(self._healthy, 90, "the backend to answer /health")
+        return self
+
+    def _healthy(self) -> bool:
+        if self.process.poll() is not None:
+            raise AssertionError(f"backend exited: {self.log_path.read_text()[-3000:]}")
+        try:
+            return httpx.get(f"{self.url}/health", auth=AUTH, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    def stop(self) -> None:
+        if self.process and self.process.poll() is None:
+            os.killpg(self.process.pid, signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                os.killpg(self.process.pid, signal.SIGKILL)
+
+    def metrics(self, project: int) -> dict:
+        projects = httpx.get(f"{self.url}/metrics", auth=AUTH, timeout=10).json()["projects"]
+        return projects.get(str(project), {})
+
+
+@pytest.fixture(scope="module")
+def world(label_studio, model_path, tmp_path_factory):
+    from label_studio_sdk.client import LabelStudio
+
+    sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
+    workdir = tmp_path_factory.mktemp("backend")
+    env = {
+        **os.environ,
+        "MODEL_NAME": model_path,
+        "MODEL_DIR": str(workdir / "models"),
+        "SETFIT_NUM_ITERATIONS": "2",
+        "SETFIT_MAX_STEPS": "4",
+        "MAX_LENGTH": "64",
+        "MIN_ANNOTATIONS_TO_TRAIN": "8",
+        "LABEL_STUDIO_URL": label_studio.url,
+        "LABEL_STUDIO_API_KEY": label_studio.token,
+        "BASIC_AUTH_USER": AUTH[0],
+        "BASIC_AUTH_PASS": AUTH[1],
+        "HF_HUB_OFFLINE": "1",
+    }
+    backend = Backend(free_port(), env, workdir / "backend.log").start()
+    segments = [json.loads(line) for line in FIXTURES.read_text().splitlines()]
+    project = sdk.projects.create(title="e2e coding", label_config=CONFIG)
+    sdk.projects.import_tasks(id=project.id, request=[{"text": s["text"], "question": "How are you?"}
+                                                       for s in segments[:30]])  # fmt: skip
+    tasks = sorted(sdk.tasks.list(project=project.id, page_size=100), key=lambda t: t.id)
+    codes = {task.id: segment["codes"] for task, segment in zip(tasks, segments, strict=False)}
+    yield {"sdk": sdk, "ls": label_studio, "backend": backend, "project": project.id, "codes": codes,
+           "segments": segments, "annotated": []}  # fmt: skip
+    backend.stop()
+    print(backend.log_path.read_text()[-5000:])
+
+
+def annotate(world, task_ids) -> None:
+    for task_id in task_ids:
+        world["sdk"].annotations.create(id=task_id, result=result_for(world["codes"][task_id]))
+        world["annotated"].append(task_id)
+
+
+def current_predictions(world) -> dict[int, list[dict]]:
+    """Unlabeled task id → its predictions, straight from Label Studio."""
+    tasks = world["sdk"].tasks.list(project=world["project"], page_size=200, fields="all")
+    return {t.id: [p if isinstance(p, dict) else p.model_dump() for p in (t.predictions or [])]
+            for t in tasks if t.id not in world["annotated"]}  # fmt: skip
+
+
+def rounds_done(world) -> list[dict]:
+    return [r for r in world["backend"].metrics(world["project"]).get("rounds", []) if r["kind"] == "train"]
+
+
+def test_connecting_the_backend_makes_its_webhook_carry_basic_auth(world):
+    world["sdk"].ml.create(
+        project=world["project"],
+        url=world["backend"].url,
+        title="coding-backend",
+        auth_method="BASIC_AUTH",
+        basic_auth_user=AUTH[0],
+        basic_auth_pass=AUTH[1],
+    )
+    auth = "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
+
+    def authorized():
+        hooks = world["sdk"].webhooks.list(project=str(world["project"]))
+        return [
+            h for h in hooks if h.url.endswith("/webhook") and (h.headers or {}).get("Authorization") == auth
+        ]
+
+    assert wait_for(authorized, 60, "the webhook to carry basic auth")
+
+
+def test_annotations_train_a_version_that_orders_the_queue(world):
+    annotate(world, sorted(world["codes"])[:10])
+    metrics = wait_for(lambda: (m := world["backend"].metrics(world["project"])).get("current_version") and m,
+                       ROUND_TIMEOUT, "the first model version")  # fmt: skip
+    version = metrics["current_version"]
+    world["first_version"] = version
+    assert metrics["labeled"] >= 8
+
+    predictions = current_predictions(world)
+    assert len(predictions) == 20
+    for task_id, items in predictions.items():
+        mine = [p for p in items if p["model_version"] == version]
+        assert len(mine) == 1, f"task {task_id} has {len(mine)} predictions of {version}"
+        assert {r["from_name"] for r in mine[0]["result"]} == {"dimension", "frequency"}
+
+    project = world["sdk"].projects.get(id=world["project"])
+    assert project.sampling == "Uncertainty sampling"
+    assert project.model_version == version
+
+    scores = {task_id: items[0]["score"] for task_id, items in predictions.items()}
+    most_informative = {task_id for task_id, score in scores.items() if score == min(scores.values())}
+    headers = {"Authorization": f"Token {world['ls'].token}"}
+    served = httpx.get(f"{world['ls'].url}/api/projects/{world['project']}/next", headers=headers, timeout=30)
+    assert served.status_code == 200
+    assert served.json()["id"] in most_informative
+
+
+def test_a_burst_of_annotations_never_overlaps_rounds_and_old_versions_go(world):
+    before = len(rounds_done(world))
+    annotate(world, sorted(world["codes"])[10:16])  # six submits in quick succession
+    first = world["first_version"]
+    wait_for(lambda: world["backend"].metrics(world["project"]).get("current_version") not in (None, first)
+             and not world["backend"].metrics(world["project"]).get("pending")
+             and world["backend"].metrics(world["project"])["state"] == "idle", ROUND_TIMEOUT,
+             "the burst to be trained")  # fmt: skip
+    rounds = rounds_done(world)
+    burst = rounds[before:]
+    assert 1 <= len(burst) <= 3, burst  # six events coalesce; never one round per event
+    spans = sorted((r["started_at"], r["finished_at"]) for r in rounds)
+    assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
+    assert all(r["outcome"] == "ok" for r in rounds)
+
+    current = world["backend"].metrics(world["project"])["current_version"]
+    versions = {p["model_version"] for items in current_predictions(world).values() for p in items}
+    assert versions == {current}, "predictions of old versions must be deleted"
+
+
+def test_newly_imported_tasks_get_predictions(world):
+    new_texts = [s["text"] + " (follow-up)" for s in world["segments"][30:33]]
+    new_tasks = [{"text": text, "question": "?"} for text in new_texts]
+    world["sdk"].projects.import_tasks(id=world["project"], request=new_tasks)
+    current = world["backend"].metrics(world["project"])["current_version"]
+
+    def all_predicted():
+        predictions = current_predictions(world)
+        return len(predictions) == 17 and all(
+            any(p["model_version"] == current for p in items) for items in predictions.values()
+        )
+
+    assert wait_for(all_predicted, 120, "predictions for the imported tasks")
+
+
+def test_a_restarted_backend_keeps_serving_without_retraining(world):
+    backend = world["backend"]
+    version = backend.metrics(world["project"])["current_version"]
+    rounds = len(rounds_done(world))
+    backend.stop()
+    backend.start()
+    task = {"id": 1, "data": {"text": "My knee hurts when I run.", "question": "?"}}
+    body = {"tasks": [task], "project": f"{world['project']}.1700000000", "label_config": CONFIG}
+    answer = httpx.post(f"{backend.url}/predict", json=body, auth=AUTH, timeout=60).json()["results"][0]
+    assert answer["model_version"] == version
+    assert {r["from_name"] for r in answer["result"]} == {"dimension", "frequency"}
+    assert len(rounds_done(world)) == rounds

@@ -1,0 +1,138 @@
+"""End to end against a real Label Studio: the whole write-back recipe, no mocks.
+
+Starts Label Studio 1.23.2 from its own virtualenv (env LABEL_STUDIO_VENV, default <repo>/.ls-venv;
+installed on first use, which takes minutes), then checks that predictions written with scores
+make uncertainty sampling serve the lowest-scored unlabeled task first.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.local_studio import LocalLabelStudio
+
+REPO = Path(__file__).resolve().parents[2]
+LABEL_CONFIG = """
+<View>
+  <Text name="text" value="$text"/>
+  <Choices name="codes" toName="text" choice="multiple">
+    <Choice value="A"/><Choice value="B"/><Choice value="C"/>
+  </Choices>
+</View>
+"""
+TEXTS = ["one", "two", "three", "four", "five"]
+SCORES = [0.8, 0.15, 0.6, 0.4]  # for the four unannotated tasks; the second is the most uncertain
+
+
+def _choices(codes: list[str], score: float | None = None) -> list[dict]:
+    item: dict = {"from_name": "codes", "to_name": "text", "type": "choices", "value": {"choices": codes}}
+    if score is not None:
+        item["score"] = score
+    return [item]
+
+
+def _annotated_query() -> str:
+    """`only_annotated` is ignored by Label Studio 1.23: filter on total_annotations instead."""
+    item = {"filter": "filter:tasks:total_annotations", "operator": "greater", "type": "Number", "value": 0}
+    return json.dumps({"filters": {"conjunction": "and", "items": [item]}})
+
+
+@pytest.fixture(scope="module")
+def studio(label_studio) -> LocalLabelStudio:
+    """The session's Label Studio (tests/e2e/conftest.py); one server for all end-to-end tests."""
+    return label_studio
+
+
+@pytest.fixture(scope="module")
+def sdk(studio):
+    from label_studio_sdk.client import LabelStudio
+
+    return LabelStudio(base_url=studio.url, api_key=studio.token)
+
+
+@pytest.fixture(scope="module")
+def http(studio) -> Iterator[httpx.Client]:
+    headers = {"Authorization": f"Token {studio.token}"}
+    with httpx.Client(base_url=studio.url, headers=headers, timeout=60) as client:
+        yield client
+
+
+def test_health_and_identity(studio, sdk):
+    assert httpx.get(f"{studio.url}/health", timeout=10).json() == {"status": "UP"}
+    me = sdk.users.whoami()
+    assert me.email == studio.username
+    assert studio.password not in repr(studio)
+    assert studio.token not in repr(studio)
+
+
+def test_write_back_recipe(studio, sdk, http):
+    project = sdk.projects.create(title="e2e write-back", label_config=LABEL_CONFIG)
+    tasks = [{"text": text} for text in TEXTS]
+    imported = sdk.projects.import_tasks(project.id, request=tasks, return_task_ids=True)
+    assert imported.task_count == len(TEXTS)
+    task_ids = list(imported.task_ids)
+
+    # A coder's annotation on the first task, through the API.
+    annotation = sdk.annotations.create(task_ids[0], result=_choices(["A", "C"]))
+    assert annotation.completed_by == sdk.users.whoami().id
+    assert sdk.users.get(annotation.completed_by).email == studio.username
+
+    # All tasks, paged (page_size 2 over 5 tasks), and the annotated ones with their annotations.
+    assert sorted(t.id for t in sdk.tasks.list(project=project.id, page_size=2, fields="all")) == task_ids
+    annotated = list(sdk.tasks.list(project=project.id, page_size=2, fields="all", query=_annotated_query()))
+    assert [t.id for t in annotated] == [task_ids[0]]
+    [stored] = annotated[0].annotations
+    assert stored["result"][0]["value"]["choices"] == ["A", "C"]
+    assert stored["completed_by"] == annotation.completed_by
+    assert stored["was_cancelled"] is False
+
+    # Predictions for the unannotated tasks: lower score = more informative = served first.
+    unlabeled = task_ids[1:]
+    predictions = [
+        {"task": task, "model_version": "v1", "score": score, "result": _choices(["B"], score)}
+        for task, score in zip(unlabeled, SCORES, strict=True)
+    ]
+    assert sdk.projects.import_predictions(project.id, request=predictions).created == len(unlabeled)
+    invalid = [{"task": unlabeled[0], "model_version": "v1", "score": 0.0, "result": _choices(["Z"])}]
+    assert sdk.projects.import_predictions(project.id, request=invalid).created == 0  # dropped, not refused
+
+    updated = sdk.projects.update(project.id, sampling="Uncertainty sampling", model_version="v1")
+    assert (updated.sampling, updated.model_version) == ("Uncertainty sampling", "v1")
+
+    response = http.get(f"/api/projects/{project.id}/next")
+    response.raise_for_status()
+    assert response.json()["id"] == unlabeled[SCORES.index(min(SCORES))]
+
+
+def test_old_model_version_is_deleted(sdk, http):
+    project = sdk.projects.create(title="e2e versions", label_config=LABEL_CONFIG)
+    imported = sdk.projects.import_tasks(project.id, request=[{"text": "x"}], return_task_ids=True)
+    task_ids = list(imported.task_ids)
+    for version in ("old", "new"):
+        rows = [{"task": task_ids[0], "model_version": version, "score": 0.5, "result": _choices([])}]
+        assert sdk.projects.import_predictions(project.id, request=rows).created == 1
+    sdk.projects.update(project.id, model_version="new")
+
+    versions = f"/api/projects/{project.id}/model-versions/"
+    response = http.request("DELETE", versions, json={"model_version": "old"})
+    response.raise_for_status()
+    assert response.json() == {"deleted_predictions": 1}
+    assert http.get(versions).json() == {"new": 1}
+    assert sdk.projects.get(project.id).model_version == "new"
+
+
+def test_webhook_with_authorization_header(sdk):
+    project = sdk.projects.create(title="e2e webhooks", label_config=LABEL_CONFIG)
+    hook = sdk.webhooks.create(
+        url="http://127.0.0.1:9/webhook", project=project.id, send_for_all_actions=True, send_payload=True
+    )
+    assert [w.id for w in sdk.webhooks.list(project=str(project.id))] == [hook.id]
+    sdk.webhooks.update(hook.id, headers={"Authorization": "Basic dXNlcjpwYXNz"})
+    [listed] = sdk.webhooks.list(project=str(project.id))
+    assert listed.headers == {"Authorization": "Basic dXNlcjpwYXNz"}
+    sdk.webhooks.delete(hook.id)
