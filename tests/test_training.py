@@ -9,27 +9,17 @@ from backend.studio import Task
 from backend.training import Round, counted_annotation
 from backend.versions import ModelStore
 
+from .helpers import study_form_result
+
 CONFIG = (Path(__file__).parents[1] / "label_config" / "interview_coding.xml").read_text()
-DIMENSIONS = ("physical_health", "mental_health", "daily_functioning", "health_unspecific")
-
-
-def result_for(codes):
-    dimension = [c for c in codes if c in DIMENSIONS] or ["none"]
-    frequency = ["freq_mentioned" if "freq_mentioned" in codes else "freq_not_mentioned"]
-    return [
-        {"from_name": "dimension", "to_name": "text", "type": "choices", "value": {"choices": dimension}},
-        {"from_name": "frequency", "to_name": "text", "type": "choices", "value": {"choices": frequency}},
-    ]
 
 
 class FakeStudio:
     def __init__(self, segments, annotated: int):
-        self.all = {
-            i: Task(i, {"text": s["text"], "question": "?"},
-                    ({"id": i, "result": result_for(s["codes"]), "was_cancelled": False, "updated_at": "1"},)
-                    if i < annotated else ())
-            for i, s in enumerate(segments)
-        }  # fmt: skip
+        self.all = {i: Task(i, {"text": s["text"], "question": "?"}) for i, s in enumerate(segments)}
+        for i, segment in enumerate(segments[:annotated]):
+            annotation = {"id": i, "result": study_form_result(segment["codes"]), "was_cancelled": False}
+            self.all[i] = Task(i, self.all[i].data, ({**annotation, "updated_at": "1"},))
         self.predictions, self.served, self.deleted, self.drop = [], [], [], 0
 
     def label_config(self, project):

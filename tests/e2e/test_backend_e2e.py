@@ -20,11 +20,12 @@ from pathlib import Path
 import httpx
 import pytest
 
+from ..helpers import study_form_result
+
 REPO = Path(__file__).parents[2]
 CONFIG = (REPO / "label_config" / "interview_coding.xml").read_text()
 FIXTURES = REPO / "tests" / "fixtures" / "segments.jsonl"
 AUTH = ("lead", "backend-pass")
-DIMENSIONS = ("physical_health", "mental_health", "daily_functioning", "health_unspecific")
 ROUND_TIMEOUT = 240
 
 
@@ -42,15 +43,6 @@ def wait_for(condition, timeout: float, what: str, interval: float = 1.0):
             return value
         time.sleep(interval)
     raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
-
-
-def result_for(codes: list[str]) -> list[dict]:
-    dimension = [c for c in codes if c in DIMENSIONS] or ["none"]
-    frequency = ["freq_mentioned" if "freq_mentioned" in codes else "freq_not_mentioned"]
-    return [
-        {"from_name": "dimension", "to_name": "text", "type": "choices", "value": {"choices": dimension}},
-        {"from_name": "frequency", "to_name": "text", "type": "choices", "value": {"choices": frequency}},
-    ]
 
 
 class Backend:
@@ -125,7 +117,7 @@ def world(label_studio, model_path, tmp_path_factory):
 
 def annotate(world, task_ids) -> None:
     for task_id in task_ids:
-        world["sdk"].annotations.create(id=task_id, result=result_for(world["codes"][task_id]))
+        world["sdk"].annotations.create(id=task_id, result=study_form_result(world["codes"][task_id]))
         world["annotated"].append(task_id)
 
 

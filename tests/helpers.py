@@ -1,0 +1,13 @@
+"""Helpers shared by unit and end-to-end tests."""
+
+DIMENSIONS = ("physical_health", "mental_health", "daily_functioning", "health_unspecific")
+
+
+def study_form_result(codes: list[str]) -> list[dict]:
+    """A Label Studio annotation result for label_config/interview_coding.xml from study codes."""
+    dimension = [code for code in codes if code in DIMENSIONS] or ["none"]
+    frequency = ["freq_mentioned" if "freq_mentioned" in codes else "freq_not_mentioned"]
+    return [
+        {"from_name": "dimension", "to_name": "text", "type": "choices", "value": {"choices": dimension}},
+        {"from_name": "frequency", "to_name": "text", "type": "choices", "value": {"choices": frequency}},
+    ]
