@@ -35,6 +35,7 @@ log = logging.getLogger(__name__)
 STATE_FILE = "coding_model.json"
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 MIN_EXAMPLES_PER_SIDE_FOR_TUNING = 4
+PREDICT_CHUNK = 1000
 
 
 class TrainingDataError(ValueError):
@@ -51,11 +52,21 @@ class CodingModel(ABC):
         self.thresholds = np.asarray(thresholds, dtype=np.float64)
 
     def predict_proba(self, texts: Sequence[str]) -> np.ndarray:
-        """Dense (n, codes) probabilities. A blank segment carries no code: its row is all zeros."""
+        """Dense (n, codes) probabilities. A blank segment carries no code: its row is all zeros.
+
+        Large inputs (a whole pool) are predicted in chunks, with a log line per chunk giving
+        the count and an estimate of the time left.
+        """
         proba = np.zeros((len(texts), len(self.codes)), dtype=np.float64)
         filled = [i for i, text in enumerate(texts) if text and text.strip()]
-        if filled:
-            proba[filled] = self._proba([texts[i] for i in filled])
+        started = time.perf_counter()
+        for start in range(0, len(filled), PREDICT_CHUNK):
+            chunk = filled[start : start + PREDICT_CHUNK]
+            proba[chunk] = self._proba([texts[i] for i in chunk])
+            done = start + len(chunk)
+            if len(filled) > PREDICT_CHUNK:
+                left = (time.perf_counter() - started) / done * (len(filled) - done)
+                log.info("predicted %d/%d segments, about %.0f s left", done, len(filled), left)
         return proba
 
     def predict(self, texts: Sequence[str]) -> np.ndarray:
