@@ -136,3 +136,32 @@ def test_webhook_with_authorization_header(sdk):
     [listed] = sdk.webhooks.list(project=str(project.id))
     assert listed.headers == {"Authorization": "Basic dXNlcjpwYXNz"}
     sdk.webhooks.delete(hook.id)
+
+
+def test_studio_client_with_personal_access_token(studio, sdk, http):
+    """LABEL_STUDIO_API_KEY may be a personal access token (a JWT refresh token), not only a legacy one."""
+    from backend.studio import StudioClient
+
+    project = sdk.projects.create(title="e2e personal access token", label_config=LABEL_CONFIG)
+    sdk.projects.import_tasks(project.id, request=[{"text": "pat"}])
+
+    # Personal access tokens are on for a new organization; say so explicitly, keeping legacy tokens on.
+    enabled = {"api_tokens_enabled": True, "legacy_api_tokens_enabled": True}
+    response = http.post("/api/jwt/settings", json=enabled)
+    response.raise_for_status()
+    assert response.json() == enabled
+    response = http.post("/api/token/")  # one per user: a second one is refused with 409
+    assert response.status_code == 201, response.status_code
+    pat = response.json()["token"]
+    is_signed_jwt = pat.count(".") == 2  # a bool, so a failing assert never shows the token
+    assert is_signed_jwt
+
+    try:
+        client = StudioClient(studio.url, pat)
+        assert client.label_config(project.id) == project.label_config
+        assert "Choices" in client.label_config(project.id)
+        tasks = list(client.tasks(project.id, annotated=False))
+        assert [task.data for task in tasks] == [{"text": "pat"}]
+        assert list(client.tasks(project.id, annotated=True)) == []
+    finally:
+        http.post("/api/token/blacklist/", json={"refresh": pat})  # revoke it
