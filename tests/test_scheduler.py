@@ -76,3 +76,14 @@ def test_state_is_merged_and_survives_a_reader(tmp_path):
     state = read_state(tmp_path, "7")
     assert (state["state"], state["labeled"]) == ("idle", 3)
     assert "updated_at" in state
+
+
+def test_a_killed_training_process_is_reported_as_a_failed_round(tmp_path):
+    suicide = [sys.executable, "-c", "import os, signal, sys; os.kill(os.getpid(), signal.SIGKILL)"]
+    Scheduler(tmp_path, command=suicide).request("5", "train")
+    deadline = time.time() + 30
+    while time.time() < deadline and read_state(tmp_path, "5").get("state") != "failed":
+        time.sleep(0.1)
+    state = read_state(tmp_path, "5")
+    assert state["state"] == "failed"
+    assert "killed by signal 9" in state["last_error"] and "out of memory" in state["last_error"]
