@@ -136,7 +136,7 @@ class Round:
         previous = read_state(self.store.root, self.project).get("current_version")
         update_state(self.store.root, self.project, current_version=version.name)
         if previous and previous != version.name:
-            self.studio.delete_version(int(self.project), previous)
+            self._delete_old(previous)
         return {
             "labeled": len(labeled.texts),
             "last_training_seconds": round(seconds, 2),
@@ -173,6 +173,15 @@ class Round:
                 f"Label Studio created {created} of {len(predictions)} predictions of {version}"
             )
 
+    def _delete_old(self, version: str) -> None:
+        """Remove the replaced version's predictions; the new version is live either way."""
+        try:
+            self.studio.delete_version(int(self.project), version)
+        except Exception as exc:
+            log.warning(
+                "project %s: predictions of old version %s stay for now: %s", self.project, version, exc
+            )
+
     def _discard(self, version: str) -> None:
         """Undo a version that never went live: its predictions in Label Studio and its files."""
         try:
@@ -200,6 +209,10 @@ class Round:
             return {}
         current = self.store.get(self.project, version)
         model = self.store.load(current, device=self.settings.resolved_device())
+        if model.codes != scheme.codes:
+            log.warning("project %s: the codes changed since %s; new tasks wait for the next round",
+                        self.project, version)  # fmt: skip
+            return {}
         proba = model.predict_proba([scheme.text_in(task.data) for task in missing])
         scores = prediction_scores(current, model, proba, self.settings)
         self._import(scheme, model, version, missing, proba, scores)

@@ -95,3 +95,16 @@ def test_the_latest_submitted_annotation_counts():
     ))  # fmt: skip
     assert counted_annotation(task)["id"] == 2
     assert counted_annotation(Task(2, {}, ({"id": 4, "was_cancelled": True},))) is None
+
+
+def test_failing_to_delete_the_old_version_does_not_fail_the_round(segments, settings):
+    studio = FakeStudio(segments, annotated=12)
+    first = run_round(settings, studio)["current_version"]
+
+    def refuse(project, version):
+        raise RuntimeError("Label Studio busy")
+
+    studio.delete_version = refuse
+    second = run_round(settings, studio)
+    assert second["state"] == "idle" and second["current_version"] != first
+    assert studio.served[-1] == second["current_version"]
