@@ -2,6 +2,7 @@
 
 Subcommands:
   serve    run the ML backend for Label Studio (gunicorn; --dev for Flask's server)
+  healthcheck  exit 0 when the local server answers /health (the container's HEALTHCHECK)
   config   show the effective configuration (validated; secrets never shown)
   train    train a model version from a JSONL file of coded segments
   rank     pre-annotate and rank a JSONL pool with a trained version (most informative first)
@@ -90,6 +91,26 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             return create_app(settings)
 
     Gunicorn().run()
+    return 0
+
+
+def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 when the local server answers /health (with basic auth when it is on): for Docker."""
+    import httpx
+
+    auth = None
+    if settings.basic_auth_user:
+        auth = (settings.basic_auth_user, settings.basic_auth_pass.get_secret_value())
+    url = f"http://127.0.0.1:{settings.port}/health"
+    try:
+        response = httpx.get(url, auth=auth, timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        print(f"unhealthy: {url}: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        print(f"unhealthy: {url} answered HTTP {response.status_code}", file=sys.stderr)
+        return 1
+    print("healthy")
     return 0
 
 
@@ -188,6 +209,10 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, help="threads per worker (default: THREADS or 4)")
     serve.add_argument("--dev", action="store_true", help="run Flask's development server instead")
     serve.set_defaults(handler=cmd_serve)
+
+    health = commands.add_parser("healthcheck", help="exit 0 when the local server answers /health")
+    health.add_argument("--timeout", type=float, default=5.0)
+    health.set_defaults(handler=cmd_healthcheck)
 
     show = commands.add_parser("config", help="show the effective configuration and exit")
     show.set_defaults(handler=cmd_config)

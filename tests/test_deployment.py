@@ -1,0 +1,108 @@
+"""Deployment files: they parse, and every variable they set is one the code reads.
+
+There is no Docker engine here, so the images are not built; these checks catch the mistakes a
+build would not (a misspelt variable is silently ignored at run time).
+"""
+
+import os
+import re
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from backend.cli import build_parser
+from backend.config import Settings
+from backend.local_studio import free_port
+
+REPO = Path(__file__).parents[1]
+READ_BY_THE_BACKEND = {name.upper() for name in Settings.model_fields}
+READ_BY_LIBRARIES = {"HF_HOME", "HF_HUB_OFFLINE", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED",
+                     "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK"}  # fmt: skip
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.gpu.yml")
+
+
+def compose(name: str) -> dict:
+    return yaml.safe_load((REPO / name).read_text())
+
+
+def env_example() -> dict[str, str]:
+    lines = (REPO / ".env.example").read_text().splitlines()
+    return dict(line.split("=", 1) for line in lines if line.strip() and not line.startswith("#"))
+
+
+def interpolated(text: str) -> set[str]:
+    return set(re.findall(r"\$\{(\w+)", text))
+
+
+def dockerfile_env() -> set[str]:
+    text = (REPO / "Dockerfile").read_text().replace("\\\n", " ")
+    return {
+        key for line in text.splitlines() if line.startswith("ENV ") for key in re.findall(r"(\w+)=", line)
+    }
+
+
+@pytest.mark.parametrize("name", COMPOSE_FILES)
+def test_every_variable_compose_gives_the_backend_is_read_by_it(name):
+    environment = compose(name)["services"]["backend"].get("environment", {})
+    assert set(environment) <= READ_BY_THE_BACKEND, set(environment) - READ_BY_THE_BACKEND
+
+
+def test_compose_wires_label_studio_and_the_backend_by_service_name():
+    services = compose("docker-compose.yml")["services"]
+    assert services["label-studio"]["image"].startswith("heartexlabs/label-studio:1.23.")
+    assert services["backend"]["environment"]["LABEL_STUDIO_URL"] == "http://label-studio:8080"
+    studio_env = services["label-studio"]["environment"]
+    assert studio_env["SSRF_PROTECTION_ENABLED"] == "false" and studio_env["ML_BLOCK_LOCAL_IP"] == "false"
+    declared = set(compose("docker-compose.yml")["volumes"])
+    used = {v.split(":")[0] for s in services.values() for v in s.get("volumes", [])}
+    assert used <= declared, "all state lives in named volumes"
+
+
+def test_env_example_documents_exactly_what_is_used():
+    documented = set(env_example())
+    used = set().union(*(interpolated((REPO / name).read_text()) for name in COMPOSE_FILES))
+    assert used <= documented, used - documented
+    assert documented <= used | READ_BY_THE_BACKEND, documented - used - READ_BY_THE_BACKEND
+
+
+def test_env_example_values_are_valid_settings():
+    values = {k.lower(): v for k, v in env_example().items() if k in READ_BY_THE_BACKEND}
+    Settings(**values)  # raises on any invalid value
+
+
+def test_dockerfile_sets_only_known_variables_and_runs_as_a_user():
+    assert dockerfile_env() <= READ_BY_THE_BACKEND | READ_BY_LIBRARIES, dockerfile_env()
+    text = (REPO / "Dockerfile").read_text()
+    assert re.search(r"^USER (?!root)\w+", text, re.MULTILINE)
+    healthcheck = re.search(r'^HEALTHCHECK .*CMD \["coding-backend", "(\w+)"\]', text, re.MULTILINE)
+    command = re.search(r'^CMD \["coding-backend", "(\w+)"', text, re.MULTILINE)
+    subcommands = build_parser()._subparsers._group_actions[0].choices
+    assert healthcheck and healthcheck.group(1) in subcommands
+    assert command and command.group(1) == "serve"
+
+
+def test_healthcheck_command_passes_basic_auth(tmp_path):
+    port = free_port()
+    env = {**os.environ, "PORT": str(port), "BASIC_AUTH_USER": "u", "BASIC_AUTH_PASS": "p",
+           "MODEL_DIR": str(tmp_path), "LOG_LEVEL": "WARNING"}  # fmt: skip
+    executable = str(Path(sys.executable).parent / "coding-backend")
+    server = subprocess.Popen([executable, "serve", "--dev", "--host", "127.0.0.1"], env=env)
+    try:
+        deadline = time.time() + 30
+        while time.time() < deadline:
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
+                break
+            except httpx.HTTPError:
+                time.sleep(0.2)
+        assert subprocess.run([executable, "healthcheck"], env=env).returncode == 0
+        wrong = {**env, "BASIC_AUTH_PASS": "wrong"}
+        assert subprocess.run([executable, "healthcheck"], env=wrong, capture_output=True).returncode == 1
+    finally:
+        server.terminate()
+        server.wait(10)
