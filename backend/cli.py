@@ -2,6 +2,7 @@
 
 Subcommands:
   serve    run the ML backend for Label Studio (gunicorn; --dev for Flask's server)
+  demo     Label Studio + backend + a coding project on this machine, without Docker
   healthcheck  exit 0 when the local server answers /health (the container's HEALTHCHECK)
   config   show the effective configuration (validated; secrets never shown)
   train    train a model version from a JSONL file of coded segments
@@ -92,6 +93,17 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     Gunicorn().run()
     return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.demo import DEMO_SEGMENTS, run_demo
+
+    data = args.data or DEMO_SEGMENTS
+    if not data.is_file():
+        raise UsageError(f"{data}: no such file")
+    options = {"limit": args.limit, "port": args.port, "backend_port": args.backend_port}
+    options |= {"data_dir": args.data_dir, "venv": args.venv, "exit_after_setup": args.exit_after_setup}
+    return run_demo(data, **options)
 
 
 def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:
@@ -209,6 +221,16 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--threads", type=int, help="threads per worker (default: THREADS or 4)")
     serve.add_argument("--dev", action="store_true", help="run Flask's development server instead")
     serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser("demo", help="Label Studio + backend + a coding project on this machine")
+    demo.add_argument("--data", type=Path, help="segments (JSONL with text, question?) (default: demo/)")
+    demo.add_argument("--limit", type=int, help="import at most this many segments")
+    demo.add_argument("--port", type=int, help="Label Studio's port (default: a free one)")
+    demo.add_argument("--backend-port", type=int, help="the backend's port (default: a free one)")
+    demo.add_argument("--data-dir", type=Path, help="keep Label Studio's data and the models here")
+    demo.add_argument("--venv", type=Path, help="Label Studio's virtualenv (default: LABEL_STUDIO_VENV)")
+    demo.add_argument("--exit-after-setup", action="store_true", help="stop once everything is set up")
+    demo.set_defaults(handler=cmd_demo)
 
     health = commands.add_parser("healthcheck", help="exit 0 when the local server answers /health")
     health.add_argument("--timeout", type=float, default=5.0)

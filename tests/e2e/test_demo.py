@@ -1,0 +1,23 @@
+"""`coding-backend demo` sets up a working project against a real Label Studio."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).parents[2]
+
+
+def test_demo_sets_up_label_studio_backend_and_project(model_path, tmp_path):
+    env = {**os.environ, "MODEL_NAME": model_path, "HF_HUB_OFFLINE": "1",
+           "LABEL_STUDIO_VENV": os.environ.get("LABEL_STUDIO_VENV", str(REPO / ".ls-venv"))}  # fmt: skip
+    command = [str(Path(sys.executable).parent / "coding-backend"), "demo", "--exit-after-setup",
+               "--data-dir", str(tmp_path)]  # fmt: skip
+    result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
+    out = result.stdout
+    assert "Label Studio: http://127.0.0.1:" in out and "login: admin@example.com / " in out
+    assert ": 30 segments, backend http://127.0.0.1:" in out and "(connected)" in out
+    assert "webhook does not carry basic auth yet" not in out
+    assert "stopping the backend and Label Studio" in out
+    assert (tmp_path / "label-studio" / "label_studio.sqlite3").exists()
