@@ -16,7 +16,8 @@ ENV PYTHONDONTWRITEBYTECODE=1 \
     MODEL_DIR=/data/models \
     PORT=9090
 
-RUN useradd --create-home --uid 1000 coder && mkdir -p /app /data/models /models && chown -R coder /data /models
+RUN useradd --create-home --uid 1000 coder && mkdir -p /app /data/models /models /mlflow \
+    && chown -R coder /data /models /mlflow
 
 WORKDIR /app
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"

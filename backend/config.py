@@ -73,6 +73,9 @@ class Settings(BaseSettings):
     )
     basic_auth_user: str | None = Field(None, description="Protect every route with this user ...")
     basic_auth_pass: SecretStr | None = Field(None, description="... and this password.")
+    mlflow_tracking_uri: SecretStr | None = Field(
+        None, description="MLflow tracking server (default: a local store under MODEL_DIR)."
+    )
     min_annotations_to_train: int = Field(
         10, ge=1, description="Annotated tasks needed before the first round."
     )
@@ -106,7 +109,7 @@ class Settings(BaseSettings):
     def public(self) -> dict:
         """Every setting that is safe to log or record: secrets are left out."""
         secret = {name for name, value in self if isinstance(value, SecretStr)}
-        secret |= {"label_studio_api_key", "basic_auth_pass"}
+        secret |= {"label_studio_api_key", "basic_auth_pass", "mlflow_tracking_uri"}
         return {k: v for k, v in self.model_dump(mode="json").items() if k not in secret}
 
     def resolved_device(self) -> str:

@@ -28,6 +28,7 @@ from backend.scheduler import read_state, update_state, work_off
 from backend.scheme import CodingScheme, label_matrix, parse_label_config
 from backend.strategies import score_pool, to_prediction_scores
 from backend.studio import StudioClient, Task
+from backend.tracking import log_round
 from backend.versions import ModelStore
 
 log = logging.getLogger(__name__)
@@ -129,7 +130,7 @@ class Round:
         )
         try:
             pool = list(self.studio.tasks(int(self.project), annotated=False))
-            self.write_back(scheme, model, version.name, labeled.matrix, pool)
+            ranked = self.write_back(scheme, model, version.name, labeled.matrix, pool)
         except Exception:
             self._discard(version.name)
             raise
@@ -137,6 +138,8 @@ class Round:
         update_state(self.store.root, self.project, current_version=version.name)
         if previous and previous != version.name:
             self._delete_old(previous)
+        log_round(self.settings, self.project, version.name, codes=scheme.codes, labeled=labeled.matrix,
+                  training_seconds=seconds, ranked_task_ids=ranked)  # fmt: skip
         return {
             "labeled": len(labeled.texts),
             "last_training_seconds": round(seconds, 2),
@@ -146,8 +149,11 @@ class Round:
 
     def write_back(
         self, scheme, model: CodingModel, version: str, labeled: np.ndarray, pool: list[Task]
-    ) -> None:
-        """Predict and rank every unlabeled task, import, verify the count, then switch."""
+    ) -> list[int]:
+        """Predict and rank every unlabeled task, import, verify the count, then switch.
+
+        Returns the task ids, most informative first.
+        """
         texts = [scheme.text_in(task.data) for task in pool]
         proba = model.predict_proba(texts)
         informativeness = score_pool(
@@ -156,6 +162,7 @@ class Round:
         self._import(scheme, model, version, pool, proba, to_prediction_scores(informativeness))
         save_pool(self.store.get(self.project, version), [task.id for task in pool], proba, labeled)
         self.studio.serve_version(int(self.project), version)
+        return [pool[i].id for i in np.argsort(-informativeness, kind="stable")]
 
     def _import(self, scheme, model, version, tasks: list[Task], proba, scores) -> None:
         predictions = [

@@ -56,6 +56,11 @@ def test_compose_wires_label_studio_and_the_backend_by_service_name():
     services = compose("docker-compose.yml")["services"]
     assert services["label-studio"]["image"].startswith("heartexlabs/label-studio:1.23.")
     assert services["backend"]["environment"]["LABEL_STUDIO_URL"] == "http://label-studio:8080"
+    assert services["backend"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
+    assert (
+        "mlflow server" in services["mlflow"]["command"]
+        and "--allowed-hosts mlflow" in services["mlflow"]["command"]
+    )
     studio_env = services["label-studio"]["environment"]
     assert studio_env["SSRF_PROTECTION_ENABLED"] == "false" and studio_env["ML_BLOCK_LOCAL_IP"] == "false"
     declared = set(compose("docker-compose.yml")["volumes"])

@@ -108,3 +108,32 @@ def test_failing_to_delete_the_old_version_does_not_fail_the_round(segments, set
     second = run_round(settings, studio)
     assert second["state"] == "idle" and second["current_version"] != first
     assert studio.served[-1] == second["current_version"]
+
+
+def test_each_round_is_an_mlflow_run_without_secrets(segments, settings):
+    import mlflow
+    from pydantic import SecretStr
+
+    secret = settings.model_copy(update={"label_studio_api_key": SecretStr("tok-very-secret")})
+    studio = FakeStudio(segments, annotated=12)
+    version = run_round(secret, studio)["current_version"]
+    mlflow.set_tracking_uri(f"sqlite:///{settings.model_dir.resolve() / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=["label-studio-project-1"], output_format="list")
+    assert len(runs) == 1
+    run = runs[0]
+    assert run.data.tags["model_version"] == version and run.data.params["n_labeled"] == "12"
+    assert run.data.params["query_strategy"] == "cviar"
+    assert run.data.metrics["label_count_physical_health"] == 8.0
+    assert "very-secret" not in str(run.data.params)
+    ranked = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/next_segments.json")
+    assert set(ranked["most_informative_task_ids"]) <= {
+        t.id for t in studio.all.values() if not t.annotations
+    }
+
+
+def test_a_broken_tracking_server_never_fails_a_round(segments, settings):
+    from pydantic import SecretStr
+
+    broken = settings.model_copy(update={"mlflow_tracking_uri": SecretStr("http://127.0.0.1:9/")})
+    state = run_round(broken, FakeStudio(segments, annotated=12))
+    assert state["state"] == "idle" and state["current_version"]
