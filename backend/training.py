@@ -135,17 +135,18 @@ class Round:
             self._discard(version.name)
             raise
         previous = read_state(self.store.root, self.project).get("current_version")
-        update_state(self.store.root, self.project, current_version=version.name)
-        if previous and previous != version.name:
-            self._delete_old(previous)
-        log_round(self.settings, self.project, version.name, codes=scheme.codes, labeled=labeled.matrix,
-                  training_seconds=seconds, ranked_task_ids=ranked)  # fmt: skip
-        return {
+        summary = {
             "labeled": len(labeled.texts),
             "last_training_seconds": round(seconds, 2),
             "current_version": version.name,
             "waiting_for": None,
         }
+        update_state(self.store.root, self.project, **summary)  # the new version goes live in one step
+        if previous and previous != version.name:
+            self._delete_old(previous)
+        log_round(self.settings, self.project, version.name, codes=scheme.codes, labeled=labeled.matrix,
+                  training_seconds=seconds, ranked_task_ids=ranked)  # fmt: skip
+        return summary
 
     def write_back(
         self, scheme, model: CodingModel, version: str, labeled: np.ndarray, pool: list[Task]

@@ -154,8 +154,12 @@ def test_connecting_the_backend_makes_its_webhook_carry_basic_auth(world):
 
 def test_annotations_train_a_version_that_orders_the_queue(world):
     annotate(world, sorted(world["codes"])[:10])
-    metrics = wait_for(lambda: (m := world["backend"].metrics(world["project"])).get("current_version") and m,
-                       ROUND_TIMEOUT, "the first model version")  # fmt: skip
+
+    def first_version_done():
+        metrics = world["backend"].metrics(world["project"])
+        return metrics.get("current_version") and metrics["state"] == "idle" and metrics
+
+    metrics = wait_for(first_version_done, ROUND_TIMEOUT, "the first model version")
     version = metrics["current_version"]
     world["first_version"] = version
     assert metrics["labeled"] >= 8
