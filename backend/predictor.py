@@ -31,21 +31,28 @@ def save_pool(version: ModelVersion, task_ids, proba: np.ndarray, labeled: np.nd
     )
 
 
-def prediction_scores(
-    version: ModelVersion, model: CodingModel, proba: np.ndarray, settings: Settings
-) -> np.ndarray:
-    """Label Studio prediction scores for new rows, ranked together with the cached pool."""
+def load_pool(version: ModelVersion, num_codes: int) -> tuple[np.ndarray, np.ndarray]:
+    """The round's pool probabilities and labeled code vectors (empty when the round had no pool)."""
     path = Path(version.path) / POOL_FILE
-    if path.exists():
-        with np.load(path) as cached:
-            pool, labeled = cached["proba"], cached["labeled"]
-    else:
-        pool, labeled = np.zeros((0, proba.shape[1])), np.zeros((0, proba.shape[1]))
-    everything = np.vstack([pool, proba])
+    if not path.exists():
+        return np.zeros((0, num_codes)), np.zeros((0, num_codes))
+    with np.load(path) as cached:
+        return cached["proba"], cached["labeled"]
+
+
+def prediction_scores(
+    pool: tuple[np.ndarray, np.ndarray], model: CodingModel, proba: np.ndarray, settings: Settings
+) -> np.ndarray:
+    """Label Studio prediction scores for new rows, ranked together with the round's pool."""
+    pool_proba, labeled = pool
     informativeness = score_pool(
-        settings.query_strategy, everything, labeled, thresholds=model.thresholds, seed=settings.seed
+        settings.query_strategy,
+        np.vstack([pool_proba, proba]),
+        labeled,
+        thresholds=model.thresholds,
+        seed=settings.seed,
     )
-    return to_prediction_scores(informativeness)[len(pool) :]
+    return to_prediction_scores(informativeness)[len(pool_proba) :]
 
 
 class Predictor:
@@ -54,11 +61,11 @@ class Predictor:
     def __init__(self, settings: Settings, store: ModelStore):
         self.settings = settings
         self.store = store
-        self._loaded: dict[str, tuple[ModelVersion, CodingModel]] = {}
+        self._loaded: dict[str, tuple[ModelVersion, CodingModel, tuple[np.ndarray, np.ndarray]]] = {}
         self._lock = threading.Lock()
 
-    def current(self, project: str) -> tuple[ModelVersion, CodingModel] | None:
-        """The project's serving version and model, or None before the first round."""
+    def current(self, project: str) -> tuple[ModelVersion, CodingModel, tuple[np.ndarray, np.ndarray]] | None:
+        """The project's serving version, its model and its round's pool; None before the first round."""
         name = read_state(self.store.root, project).get("current_version")
         if not name:
             return None
@@ -67,7 +74,8 @@ class Predictor:
             if loaded is None or loaded[0].name != name:
                 version = self.store.get(project, name)
                 log.info("project %s: loading model version %s", project, name)
-                loaded = (version, self.store.load(version, device=self.settings.resolved_device()))
+                model = self.store.load(version, device=self.settings.resolved_device())
+                loaded = (version, model, load_pool(version, len(model.codes)))
                 self._loaded[project] = loaded
             return loaded
 
@@ -76,14 +84,14 @@ class Predictor:
         current = self.current(project)
         if current is None:
             return [{"result": [], "score": 0.0, "model_version": "untrained"} for _ in tasks]
-        version, model = current
+        version, model, pool = current
         if model.codes != scheme.codes:
             log.warning(
                 "project %s: label config changed since %s; predictions skipped", project, version.name
             )
             return [{"result": [], "score": 0.0, "model_version": version.name} for _ in tasks]
         proba = model.predict_proba([scheme.text_of(task) for task in tasks])
-        scores = prediction_scores(version, model, proba, self.settings)
+        scores = prediction_scores(pool, model, proba, self.settings)
         return [
             {
                 "result": scheme.prediction_result(row, model.thresholds),

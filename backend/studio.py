@@ -145,8 +145,8 @@ class StudioClient:
             return call()
         except Exception as exc:
             status = getattr(exc, "status_code", None)
-            detail = f"HTTP {status}: {getattr(exc, 'body', '')}" if status else type(exc).__name__
-            detail = detail if status else f"{detail}: {exc}"
+            body = getattr(exc, "body", "")
+            detail = f"HTTP {status}: {body}" if status else f"{type(exc).__name__}: {exc}"
             raise StudioError(f"Label Studio at {self.url} could not {what} ({detail})") from None
 
     def _raw(self, method: str, path: str, body: dict) -> None:

@@ -23,7 +23,7 @@ import numpy as np
 from backend.config import Settings, load_settings
 from backend.logs import setup_logging
 from backend.model import CodingModel, train_model
-from backend.predictor import prediction_scores, save_pool
+from backend.predictor import load_pool, prediction_scores, save_pool
 from backend.scheduler import read_state, update_state, work_off
 from backend.scheme import CodingScheme, label_matrix, parse_label_config
 from backend.strategies import score_pool, to_prediction_scores
@@ -222,7 +222,7 @@ class Round:
                         self.project, version)  # fmt: skip
             return {}
         proba = model.predict_proba([scheme.text_in(task.data) for task in missing])
-        scores = prediction_scores(current, model, proba, self.settings)
+        scores = prediction_scores(load_pool(current, len(model.codes)), model, proba, self.settings)
         self._import(scheme, model, version, missing, proba, scores)
         log.info("project %s: predicted %d new task(s) with %s", self.project, len(missing), version)
         return {}
