@@ -24,6 +24,9 @@ from backend.versions import ModelStore
 
 log = logging.getLogger(__name__)
 routes = Blueprint("backend", __name__)
+# What each round records for the project lead (see training.Round): examples per coder and code,
+# codes too rare to learn, cross-validated quality, the stopping signal and inter-coder agreement.
+MONITORING = ("labeled_tasks", "coders", "label_counts", "rare_codes", "quality", "stopping", "agreement")
 
 TRAIN_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"}
 PREDICT_ACTIONS = {"TASKS_CREATED"}
@@ -179,6 +182,7 @@ def metrics():
             "updated_at": state.get("updated_at"),
             "versions": [version.name for version in store.versions(project)],
             "rounds": state.get("rounds", []),
+            **{name: state.get(name) for name in MONITORING},
         }
     return jsonify(projects=projects, query_strategy=services().settings.query_strategy)
 

@@ -7,6 +7,7 @@ Subcommands:
   config   show the effective configuration (validated; secrets never shown)
   train    train a model version from a JSONL file of coded segments
   rank     pre-annotate and rank a JSONL pool with a trained version (most informative first)
+  agreement  inter-coder agreement of a Label Studio project (or a JSONL file), per code and overall
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from pathlib import Path
 
 from backend.config import ConfigError, Settings, load_settings
 from backend.logs import setup_logging
+from backend.studio import StudioError
 
 log = logging.getLogger("coding-backend")
 
@@ -206,6 +208,53 @@ def cmd_rank(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_agreement(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.agreement import agreement, agreement_table
+
+    if bool(args.project) == bool(args.data):
+        raise UsageError("give either --project ID (Label Studio) or --data FILE (JSONL)")
+    codes, answers = project_answers(settings, args.project) if args.project else file_answers(args.data)
+    if args.coders:
+        wanted = {coder.strip().lower() for coder in args.coders.split(",") if coder.strip()}
+        answers = {task: [a for a in given if a.coder in wanted] for task, given in answers.items()}
+    result = agreement(answers, codes)
+    print(json.dumps(result, indent=2) if args.json else agreement_table(result))
+    if not result["tasks"]:
+        print("no task was coded by two or more coders: nothing to compare", file=sys.stderr)
+    return 0
+
+
+def project_answers(settings: Settings, project: str) -> tuple[list[str], dict]:
+    """Each coder's latest answer per annotated task of a Label Studio project."""
+    from backend.annotations import coder_answers
+    from backend.scheme import parse_label_config
+    from backend.studio import StudioClient
+
+    if not project.isdigit():
+        raise UsageError(f"--project must be a Label Studio project id (a number), got {project!r}")
+    key = settings.label_studio_api_key.get_secret_value() if settings.label_studio_api_key else ""
+    studio = StudioClient(settings.label_studio_url, key)
+    scheme = parse_label_config(studio.label_config(int(project)))
+    emails = studio.user_emails()
+    tasks = studio.tasks(int(project), annotated=True)
+    return scheme.codes, {task.id: coder_answers(task, scheme, emails) for task in tasks}
+
+
+def file_answers(path: Path) -> tuple[list[str], dict]:
+    """Answers from JSONL lines {"id", "coder", "codes"}; a coder's later line for an id wins."""
+    from backend.annotations import CoderAnswer
+
+    segments = read_segments(path, require_codes=True)
+    answers: dict = {}
+    for number, segment in enumerate(segments, start=1):
+        if not isinstance(segment.get("coder"), str) or str(segment["id"]).startswith("line-"):
+            raise UsageError(f'{path}: segment {number} needs an "id" and a "coder" to compare coders')
+        coder = segment["coder"].strip().lower()
+        by_coder = answers.setdefault(segment["id"], {})
+        by_coder[coder] = CoderAnswer(segment["id"], coder, frozenset(segment["codes"]), str(number))
+    return ordered_codes(segments, None), {task: list(by.values()) for task, by in answers.items()}
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coding-backend",
@@ -254,6 +303,13 @@ def build_parser() -> argparse.ArgumentParser:
     rank.add_argument("--top", type=int, default=20, help="how many to print (default 20)")
     rank.add_argument("--out", type=Path, help="write every segment's ranking and codes here (JSONL)")
     rank.set_defaults(handler=cmd_rank)
+
+    agree = commands.add_parser("agreement", help="inter-coder agreement per code and overall")
+    agree.add_argument("--project", help="Label Studio project id (uses LABEL_STUDIO_URL / _API_KEY)")
+    agree.add_argument("--data", type=Path, help='or JSONL lines {"id", "coder", "codes": [...]}')
+    agree.add_argument("--coders", help="only these coders (comma-separated emails)")
+    agree.add_argument("--json", action="store_true", help="print the figures as JSON")
+    agree.set_defaults(handler=cmd_agreement)
     return parser
 
 
@@ -266,6 +322,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (ConfigError, UsageError, ValueError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    except StudioError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
 
 
 if __name__ == "__main__":

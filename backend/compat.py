@@ -112,3 +112,37 @@ def quiet_training_environment() -> None:
     os.environ.setdefault("WANDB_DISABLED", "true")
     os.environ.setdefault("DISABLE_MLFLOW_INTEGRATION", "TRUE")
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def classification_change_stops(previous: np.ndarray, current: np.ndarray, threshold: float) -> bool:
+    """small-text's ClassificationChange stopping criterion on multi-label decisions (tasks × codes).
+
+    Pitfall: given dense arrays, it compares cell by cell and counts unchanged *cells* against
+    the number of *rows*, so with several codes it signals "stop" although many tasks changed.
+    Given sparse rows it compares each task's whole code set, which is what multi-label means.
+    """
+    from small_text.stopping_criteria import ClassificationChange
+
+    criterion = ClassificationChange(num_classes=previous.shape[1], threshold=threshold)
+    criterion.stop(predictions=csr_matrix(np.asarray(previous, dtype=np.int64)))
+    return bool(criterion.stop(predictions=csr_matrix(np.asarray(current, dtype=np.int64))))
+
+
+def contrastive_pairs_problem(label_matrix: np.ndarray) -> str | None:
+    """Why setfit cannot draw contrastive pairs from these labels, or None when it can.
+
+    Bug: setfit's ContrastiveDataset cycles through its positive and negative pair lists by index
+    and fails with a bare IndexError when one list is empty: no segment carries a code (no
+    positive pair), or every two segments share a code (no negative pair; pairs include a
+    segment with itself, as setfit draws them).
+    """
+    shares = (label_matrix @ label_matrix.T) > 0
+    pairs = np.triu(np.ones(shares.shape, dtype=bool))
+    if not (shares & pairs).any():
+        return "no labeled segment has a code yet: SetFit needs pairs of segments that share a code"
+    if not (~shares & pairs).any():
+        return (
+            f"every two of the {len(label_matrix)} labeled segments share a code: SetFit needs at "
+            "least one pair without a common code (label a segment with different codes)"
+        )
+    return None

@@ -7,13 +7,14 @@ message that names the variable and the allowed values, instead of deep inside a
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 DEFAULT_MODEL = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
 QUERY_STRATEGIES = ("cviar", "entropy", "random", "lci", "adaptive")
+CODER_RULES = ("majority", "latest", "union", "per_coder")
 
 
 class ConfigError(ValueError):
@@ -59,6 +60,24 @@ class Settings(BaseSettings):
     query_strategy: Literal[QUERY_STRATEGIES] = Field(  # type: ignore[valid-type]
         "cviar", description="How the pool is ranked: cviar, entropy, random, lci, adaptive."
     )
+    # --- coders and monitoring ---------------------------------------------------------------
+    train_coders: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Train only on annotations by these coders (comma-separated emails; empty: all).",
+    )
+    multi_coder_rule: Literal[CODER_RULES] = Field(  # type: ignore[valid-type]
+        "majority",
+        description="Several coders on one task: majority (ties: latest), latest, union, per_coder.",
+    )
+    min_positives_per_code: int = Field(
+        5, ge=1, description="Codes with fewer labeled positives are flagged as too rare to learn."
+    )
+    stopping_change_threshold: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="Stopping signal: at most this share of unlabeled tasks changed codes since last round.",
+    )
     # --- storage ----------------------------------------------------------------------------
     model_dir: Path = Field(Path("./data/models"), description="Where model versions are stored.")
     keep_versions: int = Field(
@@ -88,6 +107,15 @@ class Settings(BaseSettings):
     @classmethod
     def _path_as_text(cls, value: object) -> object:
         return str(value) if isinstance(value, Path) else value
+
+    @field_validator("train_coders", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return [str(item).strip().lower() for item in value if str(item).strip()]
+        return value
 
     @field_validator("log_level", mode="before")
     @classmethod

@@ -265,6 +265,9 @@ def contrastive_steps(label_matrix: np.ndarray, settings: Settings) -> int:
 def _train_setfit(texts, label_matrix, codes, settings: Settings, show_progress: bool) -> SetFitCodingModel:
     from small_text.integrations.transformers.classifiers.setfit import SetFitClassification
 
+    problem = compat.contrastive_pairs_problem(label_matrix)
+    if problem:
+        raise TrainingDataError(problem)
     differentiable = settings.classifier_head == "differentiable"
     steps = contrastive_steps(label_matrix, settings)
     log.info("SetFit round: %d segments, %d contrastive steps", len(texts), steps)
@@ -327,11 +330,24 @@ def _train_transformer(
     return TransformerCodingModel(classifier.model, tokenizer, codes, thresholds, settings.max_length, device)
 
 
+def out_of_fold_proba(embeddings: np.ndarray, target: np.ndarray, settings: Settings) -> np.ndarray | None:
+    """P(code) for each labeled segment from a fresh logistic head that did not see it.
+
+    Stratified k-fold (k ≤ 5, at most the size of the smaller side) on the body's embeddings;
+    None when either side has fewer than two segments, so no fold could hold both.
+    """
+    smaller_side = int(min(target.sum(), len(target) - target.sum()))
+    if smaller_side < 2:
+        return None
+    folds = StratifiedKFold(n_splits=min(5, smaller_side), shuffle=True, random_state=settings.seed)
+    head = LogisticRegression(**head_params(settings))
+    return cross_val_predict(head, embeddings, target, cv=folds, method="predict_proba")[:, 1]
+
+
 def tune_thresholds(embeddings: np.ndarray, label_matrix: np.ndarray, settings: Settings) -> np.ndarray:
     """Per-code decision thresholds that maximise out-of-fold F1 of the logistic head.
 
-    For each code, a fresh head is cross-validated on the body's embeddings of the labeled
-    segments, and the threshold on the grid 0.05…0.95 with the best out-of-fold F1 wins (ties go
+    For each code, the threshold on the grid 0.05…0.95 with the best out-of-fold F1 wins (ties go
     to the one nearest the default). Codes with fewer than four positives or negatives keep the
     default threshold: too few examples to choose anything better than chance. The body has
     seen these segments in training, so the estimate is optimistic; it still moves rare codes'
@@ -341,12 +357,9 @@ def tune_thresholds(embeddings: np.ndarray, label_matrix: np.ndarray, settings: 
     thresholds = np.full(label_matrix.shape[1], default)
     for code in range(label_matrix.shape[1]):
         target = label_matrix[:, code]
-        smaller_side = int(min(target.sum(), len(target) - target.sum()))
-        if smaller_side < MIN_EXAMPLES_PER_SIDE_FOR_TUNING:
+        if min(target.sum(), len(target) - target.sum()) < MIN_EXAMPLES_PER_SIDE_FOR_TUNING:
             continue
-        folds = StratifiedKFold(n_splits=min(5, smaller_side), shuffle=True, random_state=settings.seed)
-        head = LogisticRegression(**head_params(settings))
-        proba = cross_val_predict(head, embeddings, target, cv=folds, method="predict_proba")[:, 1]
+        proba = out_of_fold_proba(embeddings, target, settings)
         scores = [f1_score(target, proba >= t, zero_division=0) for t in THRESHOLD_GRID]
         best = max(scores)
         candidates = THRESHOLD_GRID[np.isclose(scores, best)]

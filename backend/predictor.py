@@ -24,11 +24,21 @@ log = logging.getLogger(__name__)
 POOL_FILE = "pool.npz"
 
 
-def save_pool(version: ModelVersion, task_ids, proba: np.ndarray, labeled: np.ndarray) -> None:
-    """Remember what the round ranked, so later tasks can be ranked against it."""
-    np.savez(
-        version.path / POOL_FILE, task_ids=np.asarray(task_ids, dtype=np.int64), proba=proba, labeled=labeled
-    )
+def save_pool(
+    version: ModelVersion, task_ids, proba: np.ndarray, labeled: np.ndarray, decisions: np.ndarray
+) -> None:
+    """Remember what the round ranked and decided, to rank later tasks and compare rounds."""
+    ids = np.asarray(task_ids, dtype=np.int64)
+    np.savez(version.path / POOL_FILE, task_ids=ids, proba=proba, labeled=labeled, decisions=decisions)
+
+
+def load_decisions(version: ModelVersion) -> tuple[np.ndarray, np.ndarray] | None:
+    """The round's unlabeled task ids and their code decisions; None when not recorded."""
+    path = Path(version.path) / POOL_FILE
+    if not path.exists():
+        return None
+    with np.load(path) as cached:
+        return (cached["task_ids"], cached["decisions"]) if "decisions" in cached else None
 
 
 def load_pool(version: ModelVersion, num_codes: int) -> tuple[np.ndarray, np.ndarray]:

@@ -9,9 +9,10 @@ from __future__ import annotations
 
 import logging
 import os
+import re
+from collections.abc import Callable, Mapping
 from pathlib import Path
-
-import numpy as np
+from types import ModuleType
 
 from backend.config import Settings
 
@@ -33,33 +34,86 @@ def tracking_uri(settings: Settings) -> str:
     return f"sqlite:///{Path(settings.model_dir).resolve() / 'mlflow.db'}"
 
 
+def _flat_metrics(prefix: str, figures: Mapping[str, object]) -> dict[str, float]:
+    """`{prefix}{name}` → value for the numeric entries (None and text are left out).
+
+    Characters MLflow refuses in metric names (codes may hold any) become underscores.
+    """
+    return {re.sub(r"[^\w\-. /]", "_", f"{prefix}{name}"): float(value) for name, value in figures.items()
+            if isinstance(value, int | float) and not isinstance(value, bool)}  # fmt: skip
+
+
+def round_metrics(summary: Mapping) -> dict[str, float]:
+    """A round's metrics: seconds, counts per code, cross-validated figures per code and macro."""
+    metrics = {"training_seconds": summary["last_training_seconds"], "n_labeled": summary["labeled"]}
+    metrics |= _flat_metrics("label_count_", summary["label_counts"])
+    quality = summary.get("quality") or {}
+    for code, figures in (quality.get("codes") or {}).items():
+        metrics |= _flat_metrics(
+            "cv_", {f"{name}_{code}": v for name, v in figures.items() if name != "positives"}
+        )
+    metrics |= _flat_metrics("cv_macro_", quality.get("macro") or {})
+    stopping = summary.get("stopping") or {}
+    metrics |= _flat_metrics("stopping_", {"changed_share": stopping.get("changed_share")})
+    return metrics
+
+
 def log_round(
-    settings: Settings,
-    project: str,
-    version: str,
-    *,
-    codes: list[str],
-    labeled: np.ndarray,
-    training_seconds: float,
-    ranked_task_ids: list[int],
+    settings: Settings, project: str, version: str, summary: Mapping, *, ranked_task_ids: list[int]
 ) -> None:
-    """Record one round; never raises."""
+    """Record one training round (see Round.train for `summary`); never raises."""
+    quality = summary.get("quality") or {}
+    params = {
+        **settings.public(),
+        "codes": ",".join(summary["label_counts"]),
+        "n_labeled": summary["labeled"],
+        "coders": ",".join(summary["coders"]),
+        "n_coders": len(summary["coders"]),
+        "cv_method": quality.get("method", "none (not a SetFit model)"),
+    }
+    report = {
+        name: summary.get(name) for name in ("label_counts", "rare_codes", "coders", "quality", "stopping")
+    }
+
+    def write(mlflow) -> None:
+        mlflow.log_params(params)
+        mlflow.log_metrics(round_metrics(summary))
+        mlflow.set_tags({"model_version": version})
+        mlflow.log_dict({"most_informative_task_ids": ranked_task_ids[:TOP_RANKED]}, "next_segments.json")
+        mlflow.log_dict(report, "code_report.json")
+
+    _record(settings, project, version, "training", write)
+
+
+def log_agreement(settings: Settings, project: str, figures: Mapping) -> None:
+    """Record changed inter-coder agreement (see agreement.py) as its own run; never raises."""
+    metrics = {"agreement_tasks": figures["tasks"]}
+    for name, item in [*figures["codes"].items(), ("overall", figures["overall"])]:
+        metrics |= _flat_metrics(f"{name}_", {"percent_agreement": item["percent_agreement"],
+                                               "krippendorff_alpha": item["krippendorff_alpha"]})  # fmt: skip
+
+    def write(mlflow) -> None:
+        mlflow.log_params({"coders": ",".join(figures["coders"]), "n_coders": len(figures["coders"])})
+        mlflow.log_metrics(metrics)
+        mlflow.log_dict(dict(figures), "agreement.json")
+
+    _record(settings, project, "agreement", "agreement", write)
+
+
+def _record(
+    settings: Settings, project: str, name: str, kind: str, write: Callable[[ModuleType], None]
+) -> None:
+    """Open a run in the project's experiment and let `write` fill it; errors are logged, never raised."""
     uri = tracking_uri(settings)
     try:
-        for name, value in HTTP_LIMITS.items():
-            os.environ.setdefault(name, value)
+        for variable, value in HTTP_LIMITS.items():
+            os.environ.setdefault(variable, value)
         import mlflow
 
         mlflow.set_tracking_uri(uri)
         mlflow.set_experiment(f"label-studio-project-{project}")
-        with mlflow.start_run(run_name=version):
-            params = {**settings.public(), "codes": ",".join(codes), "n_labeled": len(labeled)}
-            mlflow.log_params(params)
-            counts = labeled.sum(axis=0) if len(labeled) else np.zeros(len(codes))
-            metrics = {f"label_count_{code}": float(n) for code, n in zip(codes, counts, strict=True)}
-            mlflow.log_metrics({"training_seconds": training_seconds, "n_labeled": len(labeled), **metrics})
-            mlflow.set_tags({"model_version": version, "label_studio_project": project})
-            mlflow.log_dict({"most_informative_task_ids": ranked_task_ids[:TOP_RANKED]}, "next_segments.json")
+        with mlflow.start_run(run_name=name, tags={"label_studio_project": project, "kind": kind}):
+            write(mlflow)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}".replace(uri, "<MLFLOW_TRACKING_URI>")[:300]
         log.warning("project %s: MLflow tracking failed, the round goes on (%s)", project, reason)

@@ -5,30 +5,37 @@ labeled data always comes from Label Studio. A round that fails leaves the servi
 its predictions and the queue as they were; the new version is switched to only after Label
 Studio confirmed every prediction.
 
-Several annotations on one task: the most recently updated submitted annotation counts
-(skipped/cancelled ones never do).
+Who coded what: see ``annotations.py`` (TRAIN_CODERS, MULTI_CODER_RULE). Each round also
+refreshes the project's monitoring (``monitoring.py``, ``agreement.py``) in its state, which
+`/metrics` shows, and records itself in MLflow (``tracking.py``).
 """
 
 from __future__ import annotations
 
+import json
 import logging
 import shutil
 import sys
 import time
+from collections import Counter
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import numpy as np
 
+from backend.agreement import agreement
+from backend.annotations import coder_answers, training_examples
 from backend.config import Settings, load_settings
 from backend.logs import setup_logging
 from backend.model import CodingModel, train_model
-from backend.predictor import load_pool, prediction_scores, save_pool
+from backend.monitoring import cross_validated_report, label_counts, rare_codes, stopping_signal
+from backend.predictor import load_decisions, load_pool, prediction_scores, save_pool
 from backend.scheduler import read_state, update_state, work_off
 from backend.scheme import CodingScheme, label_matrix, parse_label_config
 from backend.strategies import score_pool, to_prediction_scores
-from backend.studio import StudioClient, Task
-from backend.tracking import log_round
+from backend.studio import StudioClient, StudioError, Task
+from backend.tracking import log_agreement, log_round
 from backend.versions import ModelStore
 
 log = logging.getLogger(__name__)
@@ -40,35 +47,25 @@ class LabeledSet:
     task_ids: list[int]
     texts: list[str]
     matrix: np.ndarray
+    coders: list[tuple[str, ...]]
+
+    def coder_counts(self) -> dict[str, int]:
+        """Training examples each coder's annotations contributed to."""
+        return dict(Counter(coder for coders in self.coders for coder in coders).most_common())
 
 
-def counted_annotation(task: Task) -> dict | None:
-    """The annotation that counts for a task: the latest submitted (not cancelled) one."""
-    submitted = [a for a in task.annotations if not a.get("was_cancelled")]
-    if not submitted:
-        return None
-    return max(
-        submitted, key=lambda a: (str(a.get("updated_at") or a.get("created_at") or ""), a.get("id", 0))
+def labeled_set(
+    tasks: list[Task], scheme: CodingScheme, emails: Mapping[int, str], settings: Settings
+) -> LabeledSet:
+    """Training examples of the annotated tasks under TRAIN_CODERS and MULTI_CODER_RULE."""
+    examples, blank = training_examples(
+        tasks, scheme, emails, rule=settings.multi_coder_rule, coders=settings.train_coders
     )
-
-
-def labeled_set(tasks: list[Task], scheme: CodingScheme) -> LabeledSet:
-    """Texts and label matrix of the annotated tasks (blank texts are left out, with a warning)."""
-    ids, texts, codes, blank = [], [], [], 0
-    for task in tasks:
-        annotation = counted_annotation(task)
-        if annotation is None:
-            continue
-        text = scheme.text_in(task.data)
-        if not text.strip():
-            blank += 1
-            continue
-        ids.append(task.id)
-        texts.append(text)
-        codes.append(scheme.codes_of(annotation.get("result") or []))
     if blank:
         log.warning("left out %d annotated task(s) with an empty text", blank)
-    return LabeledSet(ids, texts, label_matrix(codes, scheme.codes).reshape(len(ids), len(scheme.codes)))
+    matrix = label_matrix([e.codes for e in examples], scheme.codes).reshape(len(examples), len(scheme.codes))
+    return LabeledSet([e.task_id for e in examples], [e.text for e in examples], matrix,
+                      [e.coders for e in examples])  # fmt: skip
 
 
 class Round:
@@ -109,15 +106,25 @@ class Round:
 
     def train(self) -> dict:
         scheme = parse_label_config(self.studio.label_config(int(self.project)))
-        labeled = labeled_set(list(self.studio.tasks(int(self.project), annotated=True)), scheme)
+        annotated = list(self.studio.tasks(int(self.project), annotated=True))
+        emails = self._user_emails()
+        labeled = labeled_set(annotated, scheme, emails, self.settings)
+        watch = {
+            **self.check_agreement(annotated, scheme, emails),
+            **self.check_labels(labeled, scheme.codes),
+        }
         if len(labeled.texts) < self.settings.min_annotations_to_train:
             log.info(
-                "project %s: %d annotated tasks, waiting for %d",
+                "project %s: %d training examples, waiting for %d",
                 self.project,
                 len(labeled.texts),
                 self.settings.min_annotations_to_train,
             )
-            return {"labeled": len(labeled.texts), "waiting_for": self.settings.min_annotations_to_train}
+            return {
+                **watch,
+                "labeled": len(labeled.texts),
+                "waiting_for": self.settings.min_annotations_to_train,
+            }
         started = time.perf_counter()
         model = train_model(labeled.texts, labeled.matrix, scheme.codes, self.settings)
         seconds = time.perf_counter() - started
@@ -136,17 +143,76 @@ class Round:
             raise
         previous = read_state(self.store.root, self.project).get("current_version")
         summary = {
+            **watch,
             "labeled": len(labeled.texts),
             "last_training_seconds": round(seconds, 2),
             "current_version": version.name,
             "waiting_for": None,
+            "quality": self.estimate_quality(model, labeled, scheme.codes),
+            "stopping": self.check_stopping(previous, version.name),
         }
         update_state(self.store.root, self.project, **summary)  # the new version goes live in one step
         if previous and previous != version.name:
             self._delete_old(previous)
-        log_round(self.settings, self.project, version.name, codes=scheme.codes, labeled=labeled.matrix,
-                  training_seconds=seconds, ranked_task_ids=ranked)  # fmt: skip
+        log_round(self.settings, self.project, version.name, summary, ranked_task_ids=ranked)
         return summary
+
+    # --- monitoring -----------------------------------------------------------------------------
+
+    def _user_emails(self) -> dict[int, str]:
+        """Coders' emails; without them (a token that may not list users) coders are user ids."""
+        try:
+            return self.studio.user_emails()
+        except StudioError as exc:
+            log.warning("project %s: coders are named by user id (%s)", self.project, exc)
+            return {}
+
+    def check_agreement(self, annotated: list[Task], scheme: CodingScheme, emails: Mapping[int, str]) -> dict:
+        """Inter-coder agreement over all coders; recorded in MLflow whenever it changed."""
+        answers = {task.id: coder_answers(task, scheme, emails) for task in annotated}
+        figures = json.loads(json.dumps(agreement(answers, scheme.codes)))
+        if figures["tasks"] and figures != read_state(self.store.root, self.project).get("agreement"):
+            log_agreement(self.settings, self.project, figures)
+        return {"agreement": figures}
+
+    def check_labels(self, labeled: LabeledSet, codes: list[str]) -> dict:
+        """Label counts per code and coder; codes too rare to learn are flagged in the log."""
+        rare = rare_codes(labeled.matrix, codes, self.settings.min_positives_per_code)
+        if rare:
+            log.warning("project %s: too few positives to learn (fewer than %d): %s", self.project,
+                        self.settings.min_positives_per_code, rare)  # fmt: skip
+        return {
+            "label_counts": label_counts(labeled.matrix, codes),
+            "rare_codes": rare,
+            "coders": labeled.coder_counts(),
+            "labeled_tasks": len(set(labeled.task_ids)),
+        }
+
+    def estimate_quality(self, model: CodingModel, labeled: LabeledSet, codes: list[str]) -> dict | None:
+        """Cross-validated per-code figures (SetFit models; see monitoring.CV_METHOD)."""
+        if not hasattr(model, "embed"):
+            return None
+        report = cross_validated_report(model.embed(labeled.texts), labeled.matrix, codes, model.thresholds,
+                                        self.settings)  # fmt: skip
+        log.info("project %s: cross-validated macro-F1 %s over %d code(s)", self.project,
+                 report["macro"]["f1"], report["codes_estimated"])  # fmt: skip
+        return report
+
+    def check_stopping(self, previous: str | None, current: str) -> dict | None:
+        """Did the new version change the code decisions of the unlabeled tasks? (stopping signal)"""
+        if not previous:
+            return None
+        before = load_decisions(self.store.get(self.project, previous))
+        now = load_decisions(self.store.get(self.project, current))
+        if before is None or now is None:
+            return None
+        signal = stopping_signal(before, now, self.settings.stopping_change_threshold)
+        if signal and signal["stop"]:
+            log.info("project %s: stopping signal: %d of %d unlabeled tasks changed codes since %s",
+                     self.project, signal["changed"], signal["tasks_compared"], previous)  # fmt: skip
+        return signal
+
+    # --- write-back -----------------------------------------------------------------------------
 
     def write_back(
         self, scheme, model: CodingModel, version: str, labeled: np.ndarray, pool: list[Task]
@@ -161,7 +227,8 @@ class Round:
             self.settings.query_strategy, proba, labeled, thresholds=model.thresholds, seed=self.settings.seed
         )
         self._import(scheme, model, version, pool, proba, to_prediction_scores(informativeness))
-        save_pool(self.store.get(self.project, version), [task.id for task in pool], proba, labeled)
+        save_pool(self.store.get(self.project, version), [task.id for task in pool], proba, labeled,
+                  model.decide(proba))  # fmt: skip
         self.studio.serve_version(int(self.project), version)
         return [pool[i].id for i in np.argsort(-informativeness, kind="stable")]
 

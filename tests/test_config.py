@@ -81,3 +81,18 @@ def test_basic_auth_needs_user_and_password(monkeypatch):
     monkeypatch.setenv("BASIC_AUTH_USER", "coder")
     with pytest.raises(ConfigError, match="BASIC_AUTH_USER and BASIC_AUTH_PASS"):
         load_settings()
+
+
+def test_coder_settings(monkeypatch):
+    monkeypatch.setenv("TRAIN_CODERS", " Ann@Example.org, bob@example.org ,")
+    monkeypatch.setenv("MULTI_CODER_RULE", "union")
+    settings = load_settings()
+    assert settings.train_coders == ["ann@example.org", "bob@example.org"]
+    assert settings.multi_coder_rule == "union" and settings.public()["train_coders"] == settings.train_coders
+    monkeypatch.setenv("TRAIN_CODERS", "")
+    assert load_settings(multi_coder_rule="majority").train_coders == []
+    monkeypatch.setenv("MULTI_CODER_RULE", "vote")
+    with pytest.raises(
+        ConfigError, match=r"MULTI_CODER_RULE='vote'.*'majority', 'latest', 'union' or 'per_coder'"
+    ):
+        load_settings()

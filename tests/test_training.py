@@ -6,7 +6,7 @@ import pytest
 
 from backend.scheduler import read_state
 from backend.studio import Task
-from backend.training import Round, counted_annotation
+from backend.training import Round
 from backend.versions import ModelStore
 
 from .helpers import study_form_result
@@ -18,9 +18,17 @@ class FakeStudio:
     def __init__(self, segments, annotated: int):
         self.all = {i: Task(i, {"text": s["text"], "question": "?"}) for i, s in enumerate(segments)}
         for i, segment in enumerate(segments[:annotated]):
-            annotation = {"id": i, "result": study_form_result(segment["codes"]), "was_cancelled": False}
-            self.all[i] = Task(i, self.all[i].data, ({**annotation, "updated_at": "1"},))
+            self.annotate(i, segment["codes"], user=1, when="1")
         self.predictions, self.served, self.deleted, self.drop = [], [], [], 0
+
+    def annotate(self, task_id: int, codes: list[str], *, user: int, when: str) -> None:
+        task = self.all[task_id]
+        annotation = {"id": 100 * user + task_id, "result": study_form_result(codes), "was_cancelled": False,
+                      "completed_by": user, "updated_at": when}  # fmt: skip
+        self.all[task_id] = Task(task_id, task.data, (*task.annotations, annotation))
+
+    def user_emails(self):
+        return {1: "Coder.A@example.org", 2: "coder.b@example.org"}
 
     def label_config(self, project):
         return CONFIG
@@ -87,16 +95,6 @@ def test_no_round_before_enough_annotations(segments, settings):
     assert "current_version" not in state
 
 
-def test_the_latest_submitted_annotation_counts():
-    task = Task(1, {}, (
-        {"id": 1, "result": ["old"], "was_cancelled": False, "updated_at": "2026-01-01T10:00:00"},
-        {"id": 2, "result": ["newest"], "was_cancelled": False, "updated_at": "2026-01-02T10:00:00"},
-        {"id": 3, "result": [], "was_cancelled": True, "updated_at": "2026-01-03T10:00:00"},
-    ))  # fmt: skip
-    assert counted_annotation(task)["id"] == 2
-    assert counted_annotation(Task(2, {}, ({"id": 4, "was_cancelled": True},))) is None
-
-
 def test_failing_to_delete_the_old_version_does_not_fail_the_round(segments, settings):
     studio = FakeStudio(segments, annotated=12)
     first = run_round(settings, studio)["current_version"]
@@ -125,6 +123,13 @@ def test_each_round_is_an_mlflow_run_without_secrets(segments, settings):
     assert run.data.params["query_strategy"] == "cviar"
     assert run.data.metrics["label_count_physical_health"] == 8.0
     assert "very-secret" not in str(run.data.params)
+    assert run.data.params["coders"] == "coder.a@example.org"
+    assert "out-of-fold" in run.data.params["cv_method"]
+    assert 0.0 <= run.data.metrics["cv_f1_physical_health"] <= 1.0
+    assert "cv_macro_f1" in run.data.metrics
+    report = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/code_report.json")
+    assert report["label_counts"]["physical_health"] == 8
+    assert set(report["quality"]["codes"]) == set(report["label_counts"]) >= {"mental_health"}
     ranked = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/next_segments.json")
     assert set(ranked["most_informative_task_ids"]) <= {
         t.id for t in studio.all.values() if not t.annotations
@@ -137,3 +142,40 @@ def test_a_broken_tracking_server_never_fails_a_round(segments, settings):
     broken = settings.model_copy(update={"mlflow_tracking_uri": SecretStr("http://127.0.0.1:9/")})
     state = run_round(broken, FakeStudio(segments, annotated=12))
     assert state["state"] == "idle" and state["current_version"]
+
+
+def test_two_coders_agreement_rules_and_monitoring_reach_the_state(segments, settings):
+    studio = FakeStudio(segments, annotated=12)
+    for i in (0, 3, 8, 9):  # coder B re-codes four tasks: agrees on 0 and 8, adds daily_functioning on 3, 9
+        extra = ["daily_functioning"] if i in (3, 9) else []
+        studio.annotate(i, list(segments[i]["codes"]) + extra, user=2, when="2")
+    first = run_round(settings.model_copy(update={"min_positives_per_code": 3}), studio)
+    agreement = first["agreement"]
+    assert agreement["coders"] == ["coder.a@example.org", "coder.b@example.org"]
+    assert agreement["tasks"] == 4
+    daily = agreement["codes"]["daily_functioning"]
+    assert daily["percent_agreement"] == pytest.approx(0.5)  # 2 of 4 tasks
+    assert daily["cohen_kappa"]["coder.a@example.org | coder.b@example.org"] == {"kappa": 0.0, "units": 4}
+    assert agreement["codes"]["physical_health"]["percent_agreement"] == 1.0
+    assert first["coders"] == {"coder.a@example.org": 12, "coder.b@example.org": 4}
+    assert first["labeled"] == 12 and first["labeled_tasks"] == 12
+    # majority with a tie: the latest annotation (coder B's) decides, so tasks 3 and 9 count daily_functioning
+    daily_before = sum("daily_functioning" in s["codes"] for s in segments[:12])
+    assert first["label_counts"]["daily_functioning"] == daily_before + 2
+    assert first["rare_codes"] == {c: n for c, n in first["label_counts"].items() if n < 3}
+    assert first["quality"]["labeled"] == 12 and first["stopping"] is None
+
+    only_b = run_round(settings.model_copy(update={"train_coders": ["CODER.B@example.org"],
+                                                    "min_annotations_to_train": 2}), studio)  # fmt: skip
+    assert only_b["labeled"] == 4 and only_b["coders"] == {"coder.b@example.org": 4}
+    signal = only_b["stopping"]
+    assert signal["tasks_compared"] == 24 and 0 <= signal["changed"] <= 24
+    assert signal["stop"] == (signal["changed_share"] <= settings.stopping_change_threshold)
+
+
+def test_per_coder_rule_trains_on_every_coders_answer(segments, settings):
+    studio = FakeStudio(segments, annotated=12)
+    for i in range(3):
+        studio.annotate(i, [], user=2, when="2")
+    state = run_round(settings.model_copy(update={"multi_coder_rule": "per_coder"}), studio)
+    assert state["labeled"] == 15 and state["labeled_tasks"] == 12

@@ -1,0 +1,36 @@
+"""Per-code monitoring: rare codes, cross-validated figures and the stopping signal."""
+
+import numpy as np
+import pytest
+
+from backend.monitoring import cross_validated_report, label_counts, rare_codes, stopping_signal
+
+
+def test_rare_codes_are_those_below_the_minimum():
+    matrix = np.array([[1, 0, 0], [1, 1, 0], [1, 0, 0]])
+    assert label_counts(matrix, ["a", "b", "c"]) == {"a": 3, "b": 1, "c": 0}
+    assert rare_codes(matrix, ["a", "b", "c"], minimum=2) == {"b": 1, "c": 0}
+    assert rare_codes(np.zeros((0, 2)), ["a", "b"], minimum=1) == {"a": 0, "b": 0}
+
+
+def test_cross_validated_report_per_code(tiny_settings):
+    rng = np.random.default_rng(0)
+    separable = np.repeat([0, 1], 10)
+    noise = rng.normal(size=(20, 4))
+    embeddings = noise + np.outer(separable, [6, 0, 0, 0])
+    matrix = np.column_stack([separable, np.eye(20, dtype=int)[0]])  # code b: one positive only
+    report = cross_validated_report(embeddings, matrix, ["a", "b"], np.array([0.5, 0.5]), tiny_settings)
+    assert report["codes"]["a"]["f1"] == pytest.approx(1.0) and report["codes"]["a"]["positives"] == 10
+    assert report["codes"]["b"] == {"precision": None, "recall": None, "f1": None, "positives": 1}
+    assert report["macro"]["f1"] == pytest.approx(1.0) and report["codes_estimated"] == 1
+    assert "out-of-fold" in report["method"]
+
+
+def test_stopping_signal_compares_tasks_unlabeled_in_both_rounds():
+    before = (np.array([1, 2, 3, 4]), np.array([[1, 0], [0, 1], [0, 0], [1, 1]]))
+    now = (np.array([2, 3, 4, 5]), np.array([[0, 1], [1, 0], [1, 1], [0, 0]]))  # task 3 changed
+    signal = stopping_signal(before, now, threshold=0.4)
+    assert signal == {"tasks_compared": 3, "changed": 1, "changed_share": pytest.approx(1 / 3),
+                      "threshold": 0.4, "stop": True}  # fmt: skip
+    assert stopping_signal(before, now, threshold=0.3)["stop"] is False
+    assert stopping_signal(before, (np.array([9]), np.array([[1, 0]])), threshold=0.1) is None
