@@ -110,7 +110,7 @@ def world(label_studio, model_path, tmp_path_factory):
     tasks = sorted(sdk.tasks.list(project=project.id, page_size=100), key=lambda t: t.id)
     codes = {task.id: segment["codes"] for task, segment in zip(tasks, segments, strict=False)}
     yield {"sdk": sdk, "ls": label_studio, "backend": backend, "project": project.id, "codes": codes,
-           "segments": segments, "annotated": []}  # fmt: skip
+           "segments": segments, "annotated": [], "model_dir": workdir / "models"}  # fmt: skip
     backend.stop()
     print(backend.log_path.read_text()[-5000:])
 
@@ -216,6 +216,62 @@ def test_newly_imported_tasks_get_predictions(world):
         )
 
     assert wait_for(all_predicted, 120, "predictions for the imported tasks")
+
+
+def test_a_second_coder_on_overlapping_tasks_gives_agreement_everywhere(world):
+    """Coder B re-codes four of coder A's tasks and drops physical_health on one of them.
+
+    physical_health, A: 1 1 0 0, B: 1 0 0 0 -> agreement 3/4, Cohen's kappa 1/2, Krippendorff's alpha
+    8/15 (worked out in tests/test_agreement.py); mental_health, A = B = 0 0 1 1 -> all 1.
+    """
+    sdk, backend = world["sdk"], world["backend"]
+    coder_b = sdk.users.create(email="coder.b@example.org", username="coder_b", password="coder-b-pass-1")
+    overlap = [sorted(world["codes"])[i] for i in (0, 1, 8, 9)]
+    expected = [
+        ["physical_health"],
+        ["physical_health"],
+        ["mental_health", "freq_mentioned"],
+        ["mental_health"],
+    ]
+    assert [world["codes"][t] for t in overlap] == expected
+    before = len(rounds_done(world))
+    for task_id in overlap:
+        codes = [c for c in world["codes"][task_id] if not (task_id == overlap[1] and c == "physical_health")]
+        sdk.annotations.create(id=task_id, result=study_form_result(codes), completed_by=coder_b.id)
+
+    def agreement_measured():
+        metrics = backend.metrics(world["project"])
+        done = len(rounds_done(world)) > before and metrics["state"] == "idle" and not metrics["pending"]
+        return done and (metrics.get("agreement") or {}).get("tasks") == 4 and metrics
+
+    metrics = wait_for(agreement_measured, ROUND_TIMEOUT, "a round that measures agreement")
+    pair = f"{world['ls'].username} | coder.b@example.org"
+    physical = metrics["agreement"]["codes"]["physical_health"]
+    assert physical["percent_agreement"] == pytest.approx(3 / 4)
+    assert physical["cohen_kappa"][pair] == {"kappa": pytest.approx(0.5), "units": 4}
+    assert physical["krippendorff_alpha"] == pytest.approx(8 / 15)
+    mental = metrics["agreement"]["codes"]["mental_health"]
+    assert (mental["percent_agreement"], mental["krippendorff_alpha"]) == (1.0, 1.0)
+    assert metrics["coders"] == {world["ls"].username: 16, "coder.b@example.org": 4}
+    assert metrics["labeled"] == 16 and metrics["label_counts"]["physical_health"] >= 7
+    assert metrics["quality"]["codes"]["physical_health"]["f1"] is not None
+    assert (
+        metrics["stopping"]["tasks_compared"] == 14
+    )  # the previous round's pool (the 3 imported came later)
+
+    command = [str(Path(sys.executable).parent / "coding-backend"), "agreement", "--project",
+               str(world["project"]), "--json"]  # fmt: skip
+    env = {**os.environ, "LABEL_STUDIO_URL": world["ls"].url, "LABEL_STUDIO_API_KEY": world["ls"].token}
+    printed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=True)
+    assert json.loads(printed.stdout) == metrics["agreement"]
+
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{Path(world['model_dir']).resolve() / 'mlflow.db'}")
+    runs = mlflow.search_runs(experiment_names=[f"label-studio-project-{world['project']}"],
+                              filter_string="tags.kind = 'agreement'", output_format="list")  # fmt: skip
+    assert len(runs) == 1
+    assert runs[0].data.metrics["physical_health_krippendorff_alpha"] == pytest.approx(8 / 15)
 
 
 def test_a_restarted_backend_keeps_serving_without_retraining(world):
