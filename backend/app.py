@@ -162,6 +162,8 @@ def webhook():
         return jsonify(status="ignored", action=action, reason="skipped task")
     kind = "predict" if action in PREDICT_ACTIONS else "train"
     services().scheduler.request(project, kind)
+    if action == "START_TRAINING" and services().settings.two_speed:
+        services().scheduler.request(project, "body")  # the button also fine-tunes the body now
     return jsonify(status="queued", action=action, project=project, work=kind), 202
 
 

@@ -60,6 +60,27 @@ class Settings(BaseSettings):
     query_strategy: Literal[QUERY_STRATEGIES] = Field(  # type: ignore[valid-type]
         "cviar", description="How the pool is ranked: cviar, entropy, random, lci, adaptive."
     )
+    # --- the two-speed loop ---------------------------------------------------------------------
+    fast_loop: bool = Field(
+        True,
+        description="After each annotation refit only the head on cached embeddings (SetFit, logistic "
+        "head); fine-tune the body in the background.",
+    )
+    body_retrain_every: int = Field(
+        25, ge=1, description="Fine-tune the body again after this many new training examples."
+    )
+    body_retrain_idle_seconds: int = Field(
+        120, ge=10, description="... or when no annotation arrived for this long and there are new ones."
+    )
+    body_threads: int = Field(
+        1, ge=1, description="CPU threads for fine-tuning the body (the rest stay with the fast loop)."
+    )
+    write_first: int = Field(
+        100, ge=1, description="Predictions written before a version goes live (the queue head)."
+    )
+    worker_idle_seconds: int = Field(
+        600, ge=0, description="How long a project's worker stays loaded, waiting for the next annotation."
+    )
     # --- coders and monitoring ---------------------------------------------------------------
     train_coders: Annotated[list[str], NoDecode] = Field(
         default_factory=list,
@@ -139,6 +160,11 @@ class Settings(BaseSettings):
         secret = {name for name, value in self if isinstance(value, SecretStr)}
         secret |= {"label_studio_api_key", "basic_auth_pass", "mlflow_tracking_uri"}
         return {k: v for k, v in self.model_dump(mode="json").items() if k not in secret}
+
+    @property
+    def two_speed(self) -> bool:
+        """Whether the fast loop applies: it refits a logistic head on a SetFit body's embeddings."""
+        return self.fast_loop and self.model_kind == "setfit" and self.classifier_head == "logistic"
 
     def resolved_device(self) -> str:
         """The torch device to use: 'auto' picks CUDA when it is there."""

@@ -21,6 +21,7 @@ from abc import ABC, abstractmethod
 from collections.abc import Sequence
 from pathlib import Path
 
+import joblib
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
@@ -33,6 +34,7 @@ from backend.config import Settings
 log = logging.getLogger(__name__)
 
 STATE_FILE = "coding_model.json"
+HEAD_FILE = "head.joblib"
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 MIN_EXAMPLES_PER_SIDE_FOR_TUNING = 4
 PREDICT_CHUNK = 1000
@@ -97,35 +99,97 @@ class CodingModel(ABC):
 
 
 class SetFitCodingModel(CodingModel):
-    """A SetFit model: fine-tuned sentence-transformer body plus a multi-label head."""
+    """A SetFit model: fine-tuned sentence-transformer body plus a multi-label head.
+
+    A model whose head was refitted on a body saved elsewhere (`body_source`: a saved SetFit
+    directory or a hub id / local path of the base model) saves only its head and thresholds,
+    and loads the body from there.
+    """
 
     kind = "setfit"
 
-    def __init__(self, setfit_model, codes: Sequence[str], thresholds: Sequence[float], max_length: int):
+    def __init__(
+        self,
+        setfit_model,
+        codes: Sequence[str],
+        thresholds: Sequence[float],
+        max_length: int,
+        body_source: str | None = None,
+    ):
         super().__init__(codes, thresholds)
         self.setfit_model = setfit_model
         self.max_length = max_length
+        self.body_source = body_source
         setfit_model.model_body.max_seq_length = max_length
 
     def embed(self, texts: Sequence[str]) -> np.ndarray:
         """Sentence embeddings from the fine-tuned body (what the head sees)."""
         return self.setfit_model.model_body.encode(list(texts), batch_size=32, convert_to_numpy=True)
 
+    def head_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        """Probabilities from embeddings already computed (the fast path: no encoding)."""
+        if not len(embeddings):
+            return np.zeros((0, len(self.codes)))
+        return np.asarray(self.setfit_model.model_head.predict_proba(embeddings), dtype=np.float64)
+
+    def with_head(
+        self, head, codes: Sequence[str], thresholds: np.ndarray, body_source: str
+    ) -> SetFitCodingModel:
+        """A model sharing this body with another head (saved as a head-only model)."""
+        from setfit import SetFitModel
+
+        setfit_model = SetFitModel(model_body=self.setfit_model.model_body, model_head=head,
+                                   multi_target_strategy="one-vs-rest")  # fmt: skip
+        return SetFitCodingModel(setfit_model, codes, thresholds, self.max_length, body_source)
+
     def _proba(self, texts: list[str]) -> np.ndarray:
         return compat.dense_setfit_proba(self.setfit_model, texts)
 
     def _save_weights(self, directory: Path) -> None:
-        self.setfit_model.save_pretrained(str(directory / "setfit"))
+        if self.body_source:
+            joblib.dump(self.setfit_model.model_head, directory / HEAD_FILE)
+        else:
+            self.setfit_model.save_pretrained(str(directory / "setfit"))
 
     def _state(self) -> dict:
-        return {"max_length": self.max_length}
+        return {"max_length": self.max_length, "body_source": self.body_source}
 
     @classmethod
     def load(cls, directory: Path, state: dict, device: str) -> SetFitCodingModel:
         from setfit import SetFitModel
 
-        setfit_model = SetFitModel.from_pretrained(str(directory / "setfit"), device=device)
-        return cls(setfit_model, state["codes"], state["thresholds"], state["max_length"])
+        body_source = state.get("body_source")
+        setfit_model = SetFitModel.from_pretrained(body_source or str(directory / "setfit"), device=device)
+        if body_source:
+            setfit_model.model_head = joblib.load(directory / HEAD_FILE)
+        return cls(setfit_model, state["codes"], state["thresholds"], state["max_length"], body_source)
+
+
+def base_model(codes: Sequence[str], settings: Settings) -> SetFitCodingModel:
+    """MODEL_NAME's body before any fine-tuning, for the fast loop's first versions (head to be fitted)."""
+    from setfit import SetFitModel
+
+    compat.quiet_training_environment()
+    setfit_model = SetFitModel.from_pretrained(settings.model_name, device=settings.resolved_device())
+    fallback = np.full(len(codes), settings.prediction_threshold)
+    return SetFitCodingModel(setfit_model, codes, fallback, settings.max_length, settings.model_name)
+
+
+def refit_head(
+    body: SetFitCodingModel,
+    body_source: str,
+    embeddings: np.ndarray,
+    label_matrix: np.ndarray,
+    codes: Sequence[str],
+    settings: Settings,
+) -> SetFitCodingModel:
+    """Fit the logistic head (and thresholds) on a fixed body's embeddings: seconds, not minutes."""
+    label_matrix = np.asarray(label_matrix, dtype=np.int64)
+    head = fit_logistic_head(embeddings, label_matrix, settings)
+    thresholds = np.full(label_matrix.shape[1], settings.prediction_threshold)
+    if settings.tune_thresholds:
+        thresholds = tune_thresholds(embeddings, label_matrix, settings)
+    return body.with_head(head, codes, thresholds, body_source)
 
 
 class TransformerCodingModel(CodingModel):

@@ -23,13 +23,18 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+LINGER_POLL_SECONDS = 0.2
 
-KINDS = ("train", "predict")  # a train round also predicts, so it satisfies a predict request
+# Two lanes of work per project, each with its own lock, so fine-tuning a body never holds up the
+# fast loop: "fast" writes to Label Studio ('train' = a round after annotations, which also
+# predicts, so it absorbs a 'predict' request); "body" fine-tunes a SetFit body in the background.
+LANES = {"fast": ("train", "predict"), "body": ("body",)}
+KINDS = tuple(kind for kinds in LANES.values() for kind in kinds)
 
 
 class ProjectFiles:
@@ -38,7 +43,9 @@ class ProjectFiles:
     def __init__(self, model_dir: Path, project: str):
         self.dir = Path(model_dir) / str(project)
         self.state = self.dir / "state.json"
-        self.lock = self.dir / ".lock"
+
+    def lock(self, lane: str = "fast") -> Path:
+        return self.dir / (".lock" if lane == "fast" else f".lock-{lane}")
 
     def marker(self, kind: str) -> Path:
         return self.dir / f".pending-{kind}"
@@ -53,27 +60,41 @@ def read_state(model_dir: Path, project: str) -> dict:
 
 
 def update_state(model_dir: Path, project: str, **fields) -> dict:
-    """Merge `fields` into the project's state file atomically (write, then rename)."""
+    """Merge `fields` into the project's state file atomically (write, then rename).
+
+    Both lanes of a project write it, so the read-merge-write holds an exclusive lock: no
+    writer ever loses another's fields.
+    """
     files = ProjectFiles(model_dir, project)
     files.dir.mkdir(parents=True, exist_ok=True)
-    state = {**read_state(model_dir, project), **fields, "updated_at": datetime.now(UTC).isoformat()}
-    partial = files.state.with_name(f".state-{os.getpid()}-{threading.get_ident()}.json")
-    partial.write_text(json.dumps(state, indent=2, default=str))
-    partial.replace(files.state)
+    with open(files.dir / ".state-lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        state = {**read_state(model_dir, project), **fields, "updated_at": datetime.now(UTC).isoformat()}
+        partial = files.state.with_name(f".state-{os.getpid()}-{threading.get_ident()}.json")
+        partial.write_text(json.dumps(state, indent=2, default=str))
+        partial.replace(files.state)
     return state
 
 
-def pending_kinds(model_dir: Path, project: str) -> list[str]:
+def lane_of(kind: str) -> str:
+    for lane, kinds in LANES.items():
+        if kind in kinds:
+            return lane
+    raise ValueError(f"unknown kind of work {kind!r}")
+
+
+def pending_kinds(model_dir: Path, project: str, lane: str | None = None) -> list[str]:
     files = ProjectFiles(model_dir, project)
-    return [kind for kind in KINDS if files.marker(kind).exists()]
+    kinds = LANES[lane] if lane else KINDS
+    return [kind for kind in kinds if files.marker(kind).exists()]
 
 
 @contextlib.contextmanager
-def project_lock(model_dir: Path, project: str) -> Iterator[bool]:
-    """Try to take the project's lock without waiting; yields whether we hold it."""
+def project_lock(model_dir: Path, project: str, lane: str = "fast") -> Iterator[bool]:
+    """Try to take the project's lock of `lane` without waiting; yields whether we hold it."""
     files = ProjectFiles(model_dir, project)
     files.dir.mkdir(parents=True, exist_ok=True)
-    with open(files.lock, "a") as handle:
+    with open(files.lock(lane), "a") as handle:
         try:
             fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
@@ -85,31 +106,53 @@ def project_lock(model_dir: Path, project: str) -> Iterator[bool]:
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
-def take_marker(model_dir: Path, project: str) -> str | None:
-    """Remove and return the most demanding pending request ('train' beats 'predict')."""
+def take_marker(model_dir: Path, project: str, lane: str = "fast") -> str | None:
+    """Remove and return the lane's most demanding pending request ('train' beats 'predict')."""
     files = ProjectFiles(model_dir, project)
     taken = None
-    for kind in KINDS:
+    for kind in LANES[lane]:
         with contextlib.suppress(FileNotFoundError):
             files.marker(kind).unlink()
             taken = taken or kind
     return taken
 
 
-def work_off(model_dir: Path, project: str, handle) -> int:
-    """Run `handle(kind)` for pending requests while we hold the lock; returns rounds run.
+def work_off(
+    model_dir: Path,
+    project: str,
+    handle: Callable[[str], None],
+    lane: str = "fast",
+    linger: float = 0.0,
+    on_idle: Callable[[], None] | None = None,
+    idle_after: float = float("inf"),
+) -> int:
+    """Run `handle(kind)` for the lane's pending requests while we hold its lock; returns rounds run.
 
-    After releasing the lock we look again: a request that arrived just as we finished (its
-    own child found the lock still held and gave up) is picked up here, not lost.
+    With `linger`, the worker keeps the lock (and whatever `handle` keeps in memory) and polls
+    for new requests until it has been idle that many seconds: the next annotation's round
+    starts at once, without a new process loading a model. After releasing the lock we look
+    again: a request that arrived just as we finished (its own child found the lock still held
+    and gave up) is picked up here, not lost.
     """
     rounds = 0
-    while pending_kinds(model_dir, project):
-        with project_lock(model_dir, project) as held:
+    while pending_kinds(model_dir, project, lane):
+        with project_lock(model_dir, project, lane) as held:
             if not held:
                 return rounds  # the holder will see the markers
-            while kind := take_marker(model_dir, project):
-                handle(kind)
-                rounds += 1
+            idle_since, idle_handled = time.monotonic(), False
+            while True:
+                idle = time.monotonic() - idle_since
+                if kind := take_marker(model_dir, project, lane):
+                    handle(kind)
+                    rounds += 1
+                    idle_since, idle_handled = time.monotonic(), False
+                elif idle < linger:
+                    if on_idle and not idle_handled and idle >= idle_after:
+                        idle_handled = True
+                        on_idle()
+                    time.sleep(LINGER_POLL_SECONDS)
+                else:
+                    break
     return rounds
 
 
@@ -122,15 +165,14 @@ class Scheduler:
 
     def request(self, project: str, kind: str) -> None:
         """Leave a marker and make sure a child process works it off. Returns at once."""
-        if kind not in KINDS:
-            raise ValueError(f"unknown kind of work {kind!r}")
+        lane = lane_of(kind)
         files = ProjectFiles(self.model_dir, project)
         files.dir.mkdir(parents=True, exist_ok=True)
         files.marker(kind).touch()
-        with project_lock(self.model_dir, project) as free:
+        with project_lock(self.model_dir, project, lane) as free:
             if not free:
-                return  # a child is working on the project and will find the marker
-        child = subprocess.Popen([*self.command, str(project)], stdin=subprocess.DEVNULL)
+                return  # a child is working on the lane and will find the marker
+        child = subprocess.Popen([*self.command, str(project), lane], stdin=subprocess.DEVNULL)
         threading.Thread(target=self._reap, args=(project, child), daemon=True).start()
 
     def _reap(self, project: str, child: subprocess.Popen) -> None:

@@ -61,14 +61,17 @@ class StudioClient:
     def label_config(self, project: int) -> str:
         return self._call("read the project", lambda: self._sdk.projects.get(id=project).label_config)
 
-    def tasks(self, project: int, *, annotated: bool) -> Iterator[Task]:
-        """All tasks with (annotated=True) or without (False) a submitted annotation, paged."""
+    def tasks(self, project: int, *, annotated: bool, data_only: bool = False) -> Iterator[Task]:
+        """All tasks with (annotated=True) or without (False) a submitted annotation, paged.
+
+        `data_only` leaves out annotations and predictions: much faster on a large project.
+        """
         pages = self._call(
             "list tasks",
             lambda: self._sdk.tasks.list(
                 project=project,
                 page_size=TASK_PAGE,
-                fields="all",
+                fields="task_only" if data_only else "all",
                 query=_filter("greater" if annotated else "equal"),
             ),
         )
@@ -88,6 +91,10 @@ class StudioClient:
         """Label Studio user id → email, to name the coder behind each annotation."""
         users = self._call("list users", self._sdk.users.list)
         return {int(user.id): user.email or f"user-{user.id}" for user in users}
+
+    def model_versions(self, project: int) -> list[str]:
+        """Prediction versions the project holds (not in the SDK: raw HTTP)."""
+        return list(self._raw("GET", f"api/projects/{project}/model-versions/", None).json())
 
     # --- writing ------------------------------------------------------------------------------
 
@@ -149,7 +156,7 @@ class StudioClient:
             detail = f"HTTP {status}: {body}" if status else f"{type(exc).__name__}: {exc}"
             raise StudioError(f"Label Studio at {self.url} could not {what} ({detail})") from None
 
-    def _raw(self, method: str, path: str, body: dict) -> None:
+    def _raw(self, method: str, path: str, body: dict | None):
         wrapper = self._sdk._client_wrapper  # the SDK's authenticated httpx client
         response = self._call(
             f"{method} {path}", lambda: wrapper.httpx_client.request(path, method=method, json=body)
@@ -159,3 +166,4 @@ class StudioClient:
                 f"Label Studio at {self.url} refused {method} /{path} (HTTP {response.status_code}: "
                 f"{response.text[:300]})"
             )
+        return response

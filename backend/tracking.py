@@ -10,9 +10,9 @@ from __future__ import annotations
 import logging
 import os
 import re
+import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
-from types import ModuleType
 
 from backend.config import Settings
 
@@ -75,12 +75,12 @@ def log_round(
         name: summary.get(name) for name in ("label_counts", "rare_codes", "coders", "quality", "stopping")
     }
 
-    def write(mlflow) -> None:
-        mlflow.log_params(params)
-        mlflow.log_metrics(round_metrics(summary))
-        mlflow.set_tags({"model_version": version})
-        mlflow.log_dict({"most_informative_task_ids": ranked_task_ids[:TOP_RANKED]}, "next_segments.json")
-        mlflow.log_dict(report, "code_report.json")
+    def write(run: Run) -> None:
+        run.log_params(params)
+        run.log_metrics(round_metrics(summary))
+        run.set_tags({"model_version": version})
+        run.log_dict({"most_informative_task_ids": ranked_task_ids[:TOP_RANKED]}, "next_segments.json")
+        run.log_dict(report, "code_report.json")
 
     _record(settings, project, version, "training", write)
 
@@ -92,28 +92,58 @@ def log_agreement(settings: Settings, project: str, figures: Mapping) -> None:
         metrics |= _flat_metrics(f"{name}_", {"percent_agreement": item["percent_agreement"],
                                                "krippendorff_alpha": item["krippendorff_alpha"]})  # fmt: skip
 
-    def write(mlflow) -> None:
-        mlflow.log_params({"coders": ",".join(figures["coders"]), "n_coders": len(figures["coders"])})
-        mlflow.log_metrics(metrics)
-        mlflow.log_dict(dict(figures), "agreement.json")
+    def write(run: Run) -> None:
+        run.log_params({"coders": ",".join(figures["coders"]), "n_coders": len(figures["coders"])})
+        run.log_metrics(metrics)
+        run.log_dict(dict(figures), "agreement.json")
 
     _record(settings, project, "agreement", "agreement", write)
 
 
-def _record(
-    settings: Settings, project: str, name: str, kind: str, write: Callable[[ModuleType], None]
-) -> None:
+class Run:
+    """One MLflow run, written through an explicit client (the fluent API keeps process-wide state
+    that goes wrong when one process uses several stores)."""
+
+    def __init__(self, client, run_id: str):
+        self.client, self.run_id = client, run_id
+
+    def log_params(self, params: Mapping[str, object]) -> None:
+        from mlflow.entities import Param
+
+        self.client.log_batch(self.run_id, params=[Param(k, str(v)[:6000]) for k, v in params.items()])
+
+    def log_metrics(self, metrics: Mapping[str, float]) -> None:
+        from mlflow.entities import Metric
+
+        now = int(time.time() * 1000)
+        self.client.log_batch(self.run_id, metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items()])
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        for key, value in tags.items():
+            self.client.set_tag(self.run_id, key, value)
+
+    def log_dict(self, content: Mapping, artifact_file: str) -> None:
+        self.client.log_dict(self.run_id, dict(content), artifact_file)
+
+
+def _record(settings: Settings, project: str, name: str, kind: str, write: Callable[[Run], None]) -> None:
     """Open a run in the project's experiment and let `write` fill it; errors are logged, never raised."""
     uri = tracking_uri(settings)
     try:
         for variable, value in HTTP_LIMITS.items():
             os.environ.setdefault(variable, value)
-        import mlflow
+        from mlflow import MlflowClient
 
-        mlflow.set_tracking_uri(uri)
-        mlflow.set_experiment(f"label-studio-project-{project}")
-        with mlflow.start_run(run_name=name, tags={"label_studio_project": project, "kind": kind}):
-            write(mlflow)
+        client = MlflowClient(tracking_uri=uri)
+        experiment_name = f"label-studio-project-{project}"
+        experiment = client.get_experiment_by_name(experiment_name)
+        experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
+        tags = {"label_studio_project": project, "kind": kind}
+        run = client.create_run(experiment_id, run_name=name, tags=tags)
+        try:
+            write(Run(client, run.info.run_id))
+        finally:
+            client.set_terminated(run.info.run_id)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}".replace(uri, "<MLFLOW_TRACKING_URI>")[:300]
         log.warning("project %s: MLflow tracking failed, the round goes on (%s)", project, reason)

@@ -26,17 +26,20 @@ import numpy as np
 
 from backend.agreement import agreement
 from backend.annotations import coder_answers, training_examples
+from backend.bodies import Bodies, embeddings_dir
 from backend.config import Settings, load_settings
+from backend.embeddings import EmbeddingCache
 from backend.logs import setup_logging
-from backend.model import CodingModel, train_model
+from backend.model import CodingModel, SetFitCodingModel, refit_head, train_model
 from backend.monitoring import cross_validated_report, label_counts, rare_codes, stopping_signal
 from backend.predictor import load_decisions, load_pool, prediction_scores, save_pool
-from backend.scheduler import read_state, update_state, work_off
+from backend.scheduler import LANES, Scheduler, pending_kinds, read_state, update_state, work_off
 from backend.scheme import CodingScheme, label_matrix, parse_label_config
 from backend.strategies import score_pool, to_prediction_scores
 from backend.studio import StudioClient, StudioError, Task
 from backend.tracking import log_agreement, log_round
-from backend.versions import ModelStore
+from backend.versions import ModelStore, ModelVersion
+from backend.writeback import write_version
 
 log = logging.getLogger(__name__)
 ROUND_HISTORY = 20
@@ -69,57 +72,155 @@ def labeled_set(
 
 
 class Round:
-    """The work of one project, with its collaborators injected."""
+    """The work of one project, with its collaborators injected (one instance per worker process)."""
 
-    def __init__(self, project: str, settings: Settings, studio: StudioClient, store: ModelStore):
+    def __init__(
+        self,
+        project: str,
+        settings: Settings,
+        studio: StudioClient,
+        store: ModelStore,
+        scheduler: Scheduler | None = None,
+    ):
         self.project = str(project)
         self.settings = settings
         self.studio = studio
         self.store = store
+        self.scheduler = scheduler or Scheduler(store.root)
+        self.bodies = Bodies(self.project, settings, store)
 
     def run(self, kind: str) -> None:
-        """Run a training round ('train') or predict tasks that have no current prediction ('predict')."""
+        """Run one kind of work (see scheduler.LANES) and record its outcome in the project's state."""
         started = datetime.now(UTC)
-        update_state(self.store.root, self.project, state="training" if kind == "train" else "predicting")
+        status = "body_state" if kind == "body" else "state"
+        update_state(
+            self.store.root, self.project, **{status: "predicting" if kind == "predict" else "training"}
+        )
+        work = {"train": self.after_annotations, "predict": self.predict_new, "body": self.train_body}[kind]
         try:
-            summary, outcome = (self.train() if kind == "train" else self.predict_new()), "ok"
+            summary, outcome = work(), "ok"
         except Exception as exc:
             log.exception("project %s: %s round failed", self.project, kind)
-            summary, outcome = {"last_error": f"{type(exc).__name__}: {exc}"}, "failed"
+            error = "body_error" if kind == "body" else "last_error"
+            summary, outcome = {error: f"{type(exc).__name__}: {exc}"}, "failed"
+        finished = datetime.now(UTC)
         history = read_state(self.store.root, self.project).get("rounds", [])[-(ROUND_HISTORY - 1) :]
-        history.append(
-            {
-                "kind": kind,
-                "outcome": outcome,
-                "started_at": started.isoformat(),
-                "finished_at": datetime.now(UTC).isoformat(),
-            }
-        )
-        state = "idle" if outcome == "ok" else "failed"
+        history.append({"kind": kind, "outcome": outcome, "started_at": started.isoformat(),
+                        "finished_at": finished.isoformat()})  # fmt: skip
         if outcome == "ok":
-            summary.setdefault("last_error", None)
-        update_state(self.store.root, self.project, state=state, rounds=history, **summary)
-        seconds = (datetime.now(UTC) - started).total_seconds()
-        log.info("project %s: %s round %s in %.1f s", self.project, kind, outcome, seconds)
+            summary.setdefault("body_error" if kind == "body" else "last_error", None)
+        state = {status: "idle" if outcome == "ok" else "failed"}
+        update_state(self.store.root, self.project, rounds=history, **state, **summary)
+        log.info("project %s: %s round %s in %.1f s", self.project, kind, outcome,
+                 (finished - started).total_seconds())  # fmt: skip
 
-    # --- a training round ---------------------------------------------------------------------
+    def after_annotations(self) -> dict:
+        """The round that follows annotations: a head refit (two-speed loop) or a full round."""
+        return self.refresh() if self.settings.two_speed else self.train()
 
-    def train(self) -> dict:
+    def labeled_data(self, monitor: bool = True) -> tuple[CodingScheme, LabeledSet, dict]:
+        """The label config, the training examples and (`monitor`) agreement and label counts."""
         scheme = parse_label_config(self.studio.label_config(int(self.project)))
         annotated = list(self.studio.tasks(int(self.project), annotated=True))
         emails = self._user_emails()
         labeled = labeled_set(annotated, scheme, emails, self.settings)
+        if not monitor:
+            return scheme, labeled, {}
         watch = {
             **self.check_agreement(annotated, scheme, emails),
             **self.check_labels(labeled, scheme.codes),
         }
-        if len(labeled.texts) < self.settings.min_annotations_to_train:
-            log.info(
-                "project %s: %d training examples, waiting for %d",
-                self.project,
-                len(labeled.texts),
-                self.settings.min_annotations_to_train,
-            )
+        return scheme, labeled, watch
+
+    def waiting(self, labeled: LabeledSet) -> bool:
+        if len(labeled.texts) >= self.settings.min_annotations_to_train:
+            return False
+        log.info("project %s: %d training examples, waiting for %d", self.project, len(labeled.texts),
+                 self.settings.min_annotations_to_train)  # fmt: skip
+        return True
+
+    # --- the fast loop: a head on the current body --------------------------------------------
+
+    def refresh(self) -> dict:
+        """Refit the head on cached embeddings of the current body, then re-rank and write back."""
+        scheme, labeled, watch = self.labeled_data()
+        if self.waiting(labeled):
+            return {
+                **watch,
+                "labeled": len(labeled.texts),
+                "waiting_for": self.settings.min_annotations_to_train,
+            }
+        body = self.bodies.current(scheme.codes)
+        pool = list(self.studio.tasks(int(self.project), annotated=False, data_only=True))
+        started = time.perf_counter()
+        labeled_embeddings = body.embed(labeled.texts)
+        pool_texts = [scheme.text_in(task.data) for task in pool]
+        pool_embeddings = body.embed(pool_texts)
+        model = refit_head(
+            body.model, body.source, labeled_embeddings, labeled.matrix, scheme.codes, self.settings
+        )
+        proba = model.head_proba(pool_embeddings)
+        proba[[i for i, text in enumerate(pool_texts) if not text.strip()]] = 0.0
+        seconds = time.perf_counter() - started
+        version = self.save(model, labeled, seconds, "head", body=body.name)
+        summary = self.publish(
+            scheme, model, version, labeled, pool, proba, seconds, watch, labeled_embeddings
+        )
+        self.request_body_when_due(len(labeled.texts))
+        return summary
+
+    def request_body_when_due(self, labeled: int, idle: bool = False) -> bool:
+        """Ask the background lane to fine-tune a body: the first time, after BODY_RETRAIN_EVERY new
+        examples, or (idle) when the project rests with any new ones."""
+        state = read_state(self.store.root, self.project)
+        new = labeled - int(state.get("body_labeled") or 0)
+        due = labeled >= self.settings.min_annotations_to_train and (
+            not state.get("body_version") or new >= self.settings.body_retrain_every or (idle and new > 0)
+        )
+        if (
+            due
+            and state.get("body_state") != "training"
+            and "body" not in pending_kinds(self.store.root, self.project)
+        ):
+            log.info("project %s: %d new example(s) since the last body: fine-tuning one", self.project, new)
+            self.scheduler.request(self.project, "body")
+        return due
+
+    def when_idle(self) -> None:
+        """Called by a lingering worker when no annotation came for BODY_RETRAIN_IDLE_SECONDS."""
+        if self.settings.two_speed:
+            labeled = read_state(self.store.root, self.project).get("labeled")
+            if isinstance(labeled, int):
+                self.request_body_when_due(labeled, idle=True)
+
+    # --- the background lane: fine-tune a body ------------------------------------------------
+
+    def train_body(self) -> dict:
+        """Fine-tune a SetFit body on all labels and embed the pool with it; the fast loop switches."""
+        import torch
+
+        torch.set_num_threads(self.settings.body_threads)
+        scheme, labeled, _ = self.labeled_data(monitor=False)
+        if self.waiting(labeled):
+            return {}
+        started = time.perf_counter()
+        model = train_model(labeled.texts, labeled.matrix, scheme.codes, self.settings)
+        seconds = time.perf_counter() - started
+        version = self.save(model, labeled, seconds, "body")
+        pool = self.studio.tasks(int(self.project), annotated=False, data_only=True)
+        cache = EmbeddingCache(embeddings_dir(self.store, self.project, version.name, self.settings))
+        cache.embed([scheme.text_in(task.data) for task in pool] + labeled.texts, model.embed)
+        summary = {"body_version": version.name, "body_labeled": len(labeled.texts),
+                   "last_body_seconds": round(seconds, 2)}  # fmt: skip
+        update_state(self.store.root, self.project, **summary)
+        self.scheduler.request(self.project, "train")  # the fast loop takes the new body
+        return summary
+
+    # --- a full round (MODEL_KIND=transformer, a differentiable head, or FAST_LOOP=false) -------
+
+    def train(self) -> dict:
+        scheme, labeled, watch = self.labeled_data()
+        if self.waiting(labeled):
             return {
                 **watch,
                 "labeled": len(labeled.texts),
@@ -128,34 +229,84 @@ class Round:
         started = time.perf_counter()
         model = train_model(labeled.texts, labeled.matrix, scheme.codes, self.settings)
         seconds = time.perf_counter() - started
-        version = self.store.save(
-            self.project,
-            model,
-            n_labeled=len(labeled.texts),
-            training_seconds=seconds,
-            config=self.settings.public(),
-        )
+        version = self.save(model, labeled, seconds, "full")
         try:
-            pool = list(self.studio.tasks(int(self.project), annotated=False))
-            ranked = self.write_back(scheme, model, version.name, labeled.matrix, pool)
+            pool = list(self.studio.tasks(int(self.project), annotated=False, data_only=True))
+            proba = model.predict_proba([scheme.text_in(task.data) for task in pool])
         except Exception:
             self._discard(version.name)
             raise
+        embeddings = model.embed(labeled.texts) if isinstance(model, SetFitCodingModel) else None
+        return self.publish(scheme, model, version, labeled, pool, proba, seconds, watch, embeddings)
+
+    # --- write-back -----------------------------------------------------------------------------
+
+    def publish(self, scheme, model, version, labeled, pool, proba, seconds, watch, embeddings) -> dict:
+        """Rank the pool, write the version to Label Studio queue head first, record the round."""
+        informativeness = score_pool(self.settings.query_strategy, proba, labeled.matrix,
+                                     thresholds=model.thresholds, seed=self.settings.seed)  # fmt: skip
+        order = np.argsort(-informativeness, kind="stable")
+        scores = to_prediction_scores(informativeness)
+        ranked = [pool[i] for i in order]
+        predictions = self.predictions(scheme, model, version.name, ranked, proba[order], scores[order])
+        save_pool(version, [task.id for task in pool], proba, labeled.matrix, model.decide(proba))
         previous = read_state(self.store.root, self.project).get("current_version")
-        summary = {
-            **watch,
-            "labeled": len(labeled.texts),
-            "last_training_seconds": round(seconds, 2),
-            "current_version": version.name,
-            "waiting_for": None,
-            "quality": self.estimate_quality(model, labeled, scheme.codes),
-            "stopping": self.check_stopping(previous, version.name),
-        }
-        update_state(self.store.root, self.project, **summary)  # the new version goes live in one step
-        if previous and previous != version.name:
-            self._delete_old(previous)
-        log_round(self.settings, self.project, version.name, summary, ranked_task_ids=ranked)
+        summary = {**watch, "labeled": len(labeled.texts), "last_training_seconds": round(seconds, 2),
+                   "current_version": version.name, "waiting_for": None}  # fmt: skip
+        live = False
+
+        def go_live() -> None:
+            nonlocal live
+            live = True
+            update_state(self.store.root, self.project, **summary)
+
+        try:
+            complete = write_version(
+                self.studio, int(self.project), version.name, predictions,
+                first=self.settings.write_first, on_live=go_live, interrupted=self.newer_work_waits,
+            )  # fmt: skip
+        except Exception:
+            if not live:
+                self._discard(version.name)
+            raise
+        summary |= {"complete": complete, "quality": self.estimate_quality(model, labeled, embeddings),
+                    "stopping": self.check_stopping(previous, version.name)}  # fmt: skip
+        log_round(self.settings, self.project, version.name, summary, ranked_task_ids=[t.id for t in ranked])
         return summary
+
+    def newer_work_waits(self) -> bool:
+        return bool(pending_kinds(self.store.root, self.project, "fast"))
+
+    def save(
+        self, model: CodingModel, labeled: LabeledSet, seconds: float, kind: str, **extra
+    ) -> ModelVersion:
+        """Save a version with what it was trained on ('head', 'body' or 'full' round)."""
+        state = read_state(self.store.root, self.project)
+        serving = [state.get("current_version"), state.get("body_version")]
+        return self.store.save(self.project, model, n_labeled=len(labeled.texts), training_seconds=seconds,
+                               config=self.settings.public(), extra={"round": kind, **extra},
+                               keep_also=[name for name in serving if name])  # fmt: skip
+
+    def predictions(self, scheme, model, version: str, tasks: list[Task], proba, scores) -> list[dict]:
+        return [
+            {
+                "task": task.id,
+                "model_version": version,
+                "score": round(float(score), 6),
+                "result": scheme.prediction_result(row, model.thresholds),
+            }
+            for task, row, score in zip(tasks, proba, scores, strict=True)
+        ]
+
+    def _discard(self, version: str) -> None:
+        """Undo a version that never went live: its predictions in Label Studio and its files."""
+        try:
+            self.studio.delete_version(int(self.project), version)
+        except Exception:
+            log.warning(
+                "project %s: could not delete predictions of discarded version %s", self.project, version
+            )
+        shutil.rmtree(self.store.get(self.project, version).path, ignore_errors=True)
 
     # --- monitoring -----------------------------------------------------------------------------
 
@@ -188,19 +339,20 @@ class Round:
             "labeled_tasks": len(set(labeled.task_ids)),
         }
 
-    def estimate_quality(self, model: CodingModel, labeled: LabeledSet, codes: list[str]) -> dict | None:
+    def estimate_quality(self, model: CodingModel, labeled: LabeledSet, embeddings) -> dict | None:
         """Cross-validated per-code figures (SetFit models; see monitoring.CV_METHOD)."""
-        if not hasattr(model, "embed"):
+        if embeddings is None:
             return None
-        report = cross_validated_report(model.embed(labeled.texts), labeled.matrix, codes, model.thresholds,
-                                        self.settings)  # fmt: skip
+        report = cross_validated_report(
+            embeddings, labeled.matrix, model.codes, model.thresholds, self.settings
+        )
         log.info("project %s: cross-validated macro-F1 %s over %d code(s)", self.project,
                  report["macro"]["f1"], report["codes_estimated"])  # fmt: skip
         return report
 
     def check_stopping(self, previous: str | None, current: str) -> dict | None:
         """Did the new version change the code decisions of the unlabeled tasks? (stopping signal)"""
-        if not previous:
+        if not previous or not any(v.name == previous for v in self.store.versions(self.project)):
             return None
         before = load_decisions(self.store.get(self.project, previous))
         now = load_decisions(self.store.get(self.project, current))
@@ -211,61 +363,6 @@ class Round:
             log.info("project %s: stopping signal: %d of %d unlabeled tasks changed codes since %s",
                      self.project, signal["changed"], signal["tasks_compared"], previous)  # fmt: skip
         return signal
-
-    # --- write-back -----------------------------------------------------------------------------
-
-    def write_back(
-        self, scheme, model: CodingModel, version: str, labeled: np.ndarray, pool: list[Task]
-    ) -> list[int]:
-        """Predict and rank every unlabeled task, import, verify the count, then switch.
-
-        Returns the task ids, most informative first.
-        """
-        texts = [scheme.text_in(task.data) for task in pool]
-        proba = model.predict_proba(texts)
-        informativeness = score_pool(
-            self.settings.query_strategy, proba, labeled, thresholds=model.thresholds, seed=self.settings.seed
-        )
-        self._import(scheme, model, version, pool, proba, to_prediction_scores(informativeness))
-        save_pool(self.store.get(self.project, version), [task.id for task in pool], proba, labeled,
-                  model.decide(proba))  # fmt: skip
-        self.studio.serve_version(int(self.project), version)
-        return [pool[i].id for i in np.argsort(-informativeness, kind="stable")]
-
-    def _import(self, scheme, model, version, tasks: list[Task], proba, scores) -> None:
-        predictions = [
-            {
-                "task": task.id,
-                "model_version": version,
-                "score": round(float(score), 6),
-                "result": scheme.prediction_result(row, model.thresholds),
-            }
-            for task, row, score in zip(tasks, proba, scores, strict=True)
-        ]
-        created = self.studio.import_predictions(int(self.project), predictions)
-        if created != len(predictions):
-            raise RuntimeError(
-                f"Label Studio created {created} of {len(predictions)} predictions of {version}"
-            )
-
-    def _delete_old(self, version: str) -> None:
-        """Remove the replaced version's predictions; the new version is live either way."""
-        try:
-            self.studio.delete_version(int(self.project), version)
-        except Exception as exc:
-            log.warning(
-                "project %s: predictions of old version %s stay for now: %s", self.project, version, exc
-            )
-
-    def _discard(self, version: str) -> None:
-        """Undo a version that never went live: its predictions in Label Studio and its files."""
-        try:
-            self.studio.delete_version(int(self.project), version)
-        except Exception:
-            log.warning(
-                "project %s: could not delete predictions of discarded version %s", self.project, version
-            )
-        shutil.rmtree(self.store.get(self.project, version).path, ignore_errors=True)
 
     # --- predictions for new tasks --------------------------------------------------------------
 
@@ -290,28 +387,33 @@ class Round:
             return {}
         proba = model.predict_proba([scheme.text_in(task.data) for task in missing])
         scores = prediction_scores(load_pool(current, len(model.codes)), model, proba, self.settings)
-        self._import(scheme, model, version, missing, proba, scores)
+        predictions = self.predictions(scheme, model, version, missing, proba, scores)
+        write_version(self.studio, int(self.project), version, predictions, first=len(predictions),
+                      on_live=lambda: None)  # fmt: skip
         log.info("project %s: predicted %d new task(s) with %s", self.project, len(missing), version)
         return {}
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Entry point of the child process: work off the project's pending requests."""
+    """Entry point of the child process: work off the project's pending requests in one lane."""
     args = sys.argv[1:] if argv is None else argv
-    if len(args) != 1:
-        print("usage: python -m backend.training PROJECT", file=sys.stderr)
+    if len(args) not in (1, 2) or (len(args) == 2 and args[1] not in LANES):
+        print(f"usage: python -m backend.training PROJECT [{'|'.join(LANES)}]", file=sys.stderr)
         return 2
+    project, lane = args[0], args[1] if len(args) == 2 else "fast"
     settings = load_settings()
     setup_logging(settings.log_level)
     key = settings.label_studio_api_key.get_secret_value() if settings.label_studio_api_key else ""
     try:
         studio = StudioClient(settings.label_studio_url, key)
     except Exception as exc:
-        update_state(settings.model_dir, args[0], state="failed", last_error=str(exc))
-        log.error("project %s: %s", args[0], exc)
+        update_state(settings.model_dir, project, state="failed", last_error=str(exc))
+        log.error("project %s: %s", project, exc)
         return 1
-    job = Round(args[0], settings, studio, ModelStore(settings.model_dir, settings.keep_versions))
-    work_off(settings.model_dir, args[0], job.run)
+    job = Round(project, settings, studio, ModelStore(settings.model_dir, settings.keep_versions))
+    linger = settings.worker_idle_seconds if lane == "fast" else 0
+    work_off(settings.model_dir, project, job.run, lane=lane, linger=linger, on_idle=job.when_idle,
+             idle_after=settings.body_retrain_idle_seconds)  # fmt: skip
     return 0
 
 

@@ -14,6 +14,7 @@ import re
 import shutil
 import time
 import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -58,6 +59,7 @@ class ModelStore:
         training_seconds: float,
         config: dict,
         extra: dict | None = None,
+        keep_also: Iterable[str] = (),
     ) -> ModelVersion:
         """Write a new version atomically and return it (older versions beyond `keep` are pruned).
 
@@ -91,7 +93,7 @@ class ModelStore:
             raise
         version = ModelVersion(str(project), name, project_dir / name, full)
         log.info("saved model version %s of project %s", name, project)
-        self.prune(project)
+        self.prune(project, keep_also)
         return version
 
     def versions(self, project: str) -> list[ModelVersion]:
@@ -128,10 +130,20 @@ class ModelStore:
             return []
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and _PROJECT_PATTERN.match(p.name))
 
-    def prune(self, project: str) -> list[str]:
-        """Delete all but the newest `keep` versions, and partial saves older than an hour."""
+    def prune(self, project: str, keep_also: Iterable[str] = ()) -> list[str]:
+        """Delete all but the newest `keep` versions, and partial saves older than an hour.
+
+        Versions named in `keep_also` (e.g. the one serving), a version whose body a kept version
+        uses (``metadata["body"]``), and the newest fine-tuned body stay as well.
+        """
         versions = self.versions(project)
-        removed = [version.name for version in versions[: -self.keep]]
+        kept = [version for version in versions[-self.keep :]] + [
+            v for v in versions if v.name in set(keep_also)
+        ]
+        needed = {version.metadata.get("body") for version in kept} | set(keep_also)
+        bodies = [version.name for version in versions if version.metadata.get("round") == "body"]
+        needed |= set(bodies[-1:])
+        removed = [version.name for version in versions[: -self.keep] if version.name not in needed]
         for name in removed:
             shutil.rmtree(self._project_dir(project) / name, ignore_errors=True)
         for partial in self._project_dir(project).glob(".partial-*"):

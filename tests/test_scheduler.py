@@ -87,3 +87,20 @@ def test_a_killed_training_process_is_reported_as_a_failed_round(tmp_path):
     state = read_state(tmp_path, "5")
     assert state["state"] == "failed"
     assert "killed by signal 9" in state["last_error"] and "out of memory" in state["last_error"]
+
+
+def test_a_lingering_worker_takes_new_work_and_notices_quiet_spells(tmp_path):
+    import threading
+
+    from backend.scheduler import work_off
+
+    handled, idle = [], []
+    (tmp_path / "8").mkdir()
+    (tmp_path / "8" / ".pending-train").touch()
+    later = threading.Timer(0.6, lambda: (tmp_path / "8" / ".pending-predict").touch())
+    later.start()
+    rounds = work_off(
+        tmp_path, "8", handled.append, linger=2.0, on_idle=lambda: idle.append(1), idle_after=1.0
+    )
+    assert rounds == 2 and handled == ["train", "predict"]
+    assert idle == [1], "one quiet spell, one call"

@@ -33,8 +33,11 @@ class FakeStudio:
     def label_config(self, project):
         return CONFIG
 
-    def tasks(self, project, *, annotated):
+    def tasks(self, project, *, annotated, data_only=False):
         return iter([t for t in self.all.values() if bool(t.annotations) == annotated])
+
+    def model_versions(self, project):
+        return sorted({p["model_version"] for p in self.predictions})
 
     def import_predictions(self, project, predictions):
         self.predictions.extend(predictions)
@@ -53,8 +56,17 @@ def settings(tiny_settings, tmp_path):
     return tiny_settings.model_copy(update={"model_dir": tmp_path, "min_annotations_to_train": 10})
 
 
-def run_round(settings, studio):
-    Round("1", settings, studio, ModelStore(settings.model_dir, settings.keep_versions)).run("train")
+class RecordingScheduler:
+    def __init__(self):
+        self.requests = []
+
+    def request(self, project, kind):
+        self.requests.append((project, kind))
+
+
+def run_round(settings, studio, kind="train", scheduler=None):
+    store = ModelStore(settings.model_dir, settings.keep_versions)
+    Round("1", settings, studio, store, scheduler or RecordingScheduler()).run(kind)
     return read_state(settings.model_dir, "1")
 
 
@@ -115,8 +127,8 @@ def test_each_round_is_an_mlflow_run_without_secrets(segments, settings):
     secret = settings.model_copy(update={"label_studio_api_key": SecretStr("tok-very-secret")})
     studio = FakeStudio(segments, annotated=12)
     version = run_round(secret, studio)["current_version"]
-    mlflow.set_tracking_uri(f"sqlite:///{settings.model_dir.resolve() / 'mlflow.db'}")
-    runs = mlflow.search_runs(experiment_names=["label-studio-project-1"], output_format="list")
+    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{settings.model_dir.resolve() / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("label-studio-project-1").experiment_id])
     assert len(runs) == 1
     run = runs[0]
     assert run.data.tags["model_version"] == version and run.data.params["n_labeled"] == "12"
@@ -179,3 +191,39 @@ def test_per_coder_rule_trains_on_every_coders_answer(segments, settings):
         studio.annotate(i, [], user=2, when="2")
     state = run_round(settings.model_copy(update={"multi_coder_rule": "per_coder"}), studio)
     assert state["labeled"] == 15 and state["labeled_tasks"] == 12
+
+
+def test_the_fast_loop_refits_heads_and_a_body_lane_fine_tunes(segments, settings):
+    studio, scheduler = FakeStudio(segments, annotated=12), RecordingScheduler()
+    first = run_round(settings, studio, scheduler=scheduler)
+    version = ModelStore(settings.model_dir).get("1", first["current_version"])
+    assert version.metadata["round"] == "head" and version.metadata["body"] == "base"
+    assert not (version.path / "setfit").exists(), "a head version saves no body"
+    assert scheduler.requests == [("1", "body")], "the first body is asked for at once"
+
+    body = run_round(settings, studio, kind="body", scheduler=scheduler)
+    assert body["body_state"] == "idle" and body["body_labeled"] == 12
+    assert scheduler.requests[-1] == ("1", "train"), "the fast loop is told to take the new body"
+    body_version = ModelStore(settings.model_dir).get("1", body["body_version"])
+    assert (body_version.path / "embeddings").is_dir() and body["current_version"] == first["current_version"]
+
+    studio.annotate(20, segments[20]["codes"], user=1, when="3")
+    second = run_round(settings, studio, scheduler=scheduler)
+    head = ModelStore(settings.model_dir).get("1", second["current_version"])
+    assert head.metadata["body"] == body["body_version"] and second["labeled"] == 13
+    assert scheduler.requests.count(("1", "body")) == 1, "one new label is not enough for another body"
+    assert {p["model_version"] for p in studio.predictions} == {second["current_version"]}
+    loaded = ModelStore(settings.model_dir).load(head)
+    assert loaded.predict_proba([segments[0]["text"]]).shape == (1, len(loaded.codes))
+
+
+def test_write_back_puts_the_queue_head_live_first_and_stops_for_newer_work(segments, settings):
+    studio = FakeStudio(segments, annotated=12)
+    served_with = []
+    studio.serve_version = lambda project, version: served_with.append(len(studio.predictions))
+    small_head = settings.model_copy(update={"write_first": 5})
+    run_round(small_head, studio)
+    assert served_with == [5], "the switch comes right after the five most informative tasks"
+    assert len(studio.predictions) == 24
+    first_five = studio.predictions[:5]
+    assert [p["score"] for p in first_five] == sorted(p["score"] for p in studio.predictions)[:5]
