@@ -176,6 +176,9 @@ def metrics():
         projects[project] = {
             "state": state.get("state", "idle"),
             "current_version": state.get("current_version"),
+            "predictions_complete": state.get("complete"),
+            "body_version": state.get("body_version"),
+            "body_state": state.get("body_state"),
             "labeled": state.get("labeled"),
             "waiting_for_annotations": state.get("waiting_for"),
             "last_training_seconds": state.get("last_training_seconds"),

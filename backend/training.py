@@ -32,6 +32,7 @@ from backend.embeddings import EmbeddingCache
 from backend.logs import setup_logging
 from backend.model import CodingModel, SetFitCodingModel, refit_head, train_model
 from backend.monitoring import cross_validated_report, label_counts, rare_codes, stopping_signal
+from backend.pool import PoolFile
 from backend.predictor import load_decisions, load_pool, prediction_scores, save_pool
 from backend.scheduler import LANES, Scheduler, pending_kinds, read_state, update_state, work_off
 from backend.scheme import CodingScheme, label_matrix, parse_label_config
@@ -39,7 +40,7 @@ from backend.strategies import score_pool, to_prediction_scores
 from backend.studio import StudioClient, StudioError, Task
 from backend.tracking import log_agreement, log_round
 from backend.versions import ModelStore, ModelVersion
-from backend.writeback import write_version
+from backend.writeback import IncompleteImport, write_version
 
 log = logging.getLogger(__name__)
 ROUND_HISTORY = 20
@@ -88,6 +89,8 @@ class Round:
         self.store = store
         self.scheduler = scheduler or Scheduler(store.root)
         self.bodies = Bodies(self.project, settings, store)
+        self.pool = PoolFile(store.root, self.project)
+        self.annotated_ids: set[int] = set()
 
     def run(self, kind: str) -> None:
         """Run one kind of work (see scheduler.LANES) and record its outcome in the project's state."""
@@ -122,6 +125,7 @@ class Round:
         """The label config, the training examples and (`monitor`) agreement and label counts."""
         scheme = parse_label_config(self.studio.label_config(int(self.project)))
         annotated = list(self.studio.tasks(int(self.project), annotated=True))
+        self.annotated_ids = {task.id for task in annotated}
         emails = self._user_emails()
         labeled = labeled_set(annotated, scheme, emails, self.settings)
         if not monitor:
@@ -151,7 +155,7 @@ class Round:
                 "waiting_for": self.settings.min_annotations_to_train,
             }
         body = self.bodies.current(scheme.codes)
-        pool = list(self.studio.tasks(int(self.project), annotated=False, data_only=True))
+        pool = self.pool.tasks(self.studio, self.annotated_ids)
         started = time.perf_counter()
         labeled_embeddings = body.embed(labeled.texts)
         pool_texts = [scheme.text_in(task.data) for task in pool]
@@ -207,9 +211,9 @@ class Round:
         model = train_model(labeled.texts, labeled.matrix, scheme.codes, self.settings)
         seconds = time.perf_counter() - started
         version = self.save(model, labeled, seconds, "body")
-        pool = self.studio.tasks(int(self.project), annotated=False, data_only=True)
+        pool = self.pool.refresh(self.studio).values()
         cache = EmbeddingCache(embeddings_dir(self.store, self.project, version.name, self.settings))
-        cache.embed([scheme.text_in(task.data) for task in pool] + labeled.texts, model.embed)
+        cache.embed([scheme.text_in(data) for data in pool] + labeled.texts, model.embed)
         summary = {"body_version": version.name, "body_labeled": len(labeled.texts),
                    "last_body_seconds": round(seconds, 2)}  # fmt: skip
         update_state(self.store.root, self.project, **summary)
@@ -231,7 +235,8 @@ class Round:
         seconds = time.perf_counter() - started
         version = self.save(model, labeled, seconds, "full")
         try:
-            pool = list(self.studio.tasks(int(self.project), annotated=False, data_only=True))
+            self.pool.refresh(self.studio)
+            pool = self.pool.tasks(self.studio, self.annotated_ids)
             proba = model.predict_proba([scheme.text_in(task.data) for task in pool])
         except Exception:
             self._discard(version.name)
@@ -252,7 +257,7 @@ class Round:
         save_pool(version, [task.id for task in pool], proba, labeled.matrix, model.decide(proba))
         previous = read_state(self.store.root, self.project).get("current_version")
         summary = {**watch, "labeled": len(labeled.texts), "last_training_seconds": round(seconds, 2),
-                   "current_version": version.name, "waiting_for": None}  # fmt: skip
+                   "current_version": version.name, "waiting_for": None, "complete": False}  # fmt: skip
         live = False
 
         def go_live() -> None:
@@ -265,7 +270,9 @@ class Round:
                 self.studio, int(self.project), version.name, predictions,
                 first=self.settings.write_first, on_live=go_live, interrupted=self.newer_work_waits,
             )  # fmt: skip
-        except Exception:
+        except Exception as exc:
+            if isinstance(exc, IncompleteImport):
+                self.pool.forget()  # a task may be gone: list the pool afresh next time
             if not live:
                 self._discard(version.name)
             raise
@@ -379,6 +386,7 @@ class Round:
         ]
         if not missing:
             return {}
+        self.pool.add(missing)
         current = self.store.get(self.project, version)
         model = self.store.load(current, device=self.settings.resolved_device())
         if model.codes != scheme.codes:

