@@ -22,36 +22,13 @@ from pathlib import Path
 
 from backend.config import ConfigError, Settings, load_settings
 from backend.logs import setup_logging
+from backend.segments import read_segments
 
 log = logging.getLogger("coding-backend")
 
 
 class UsageError(Exception):
     """Bad input from the user: printed as one message, exit status 2."""
-
-
-def read_segments(path: Path, *, require_codes: bool) -> list[dict]:
-    """Read `{"text", "codes"?, "id"?}` lines, naming the line of any problem."""
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    segments = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise UsageError(f'{path}:{number}: expected an object with a "text" string')
-            if require_codes and not isinstance(row.get("codes"), list):
-                raise UsageError(f'{path}:{number}: expected a "codes" list (empty when no code applies)')
-            row.setdefault("id", f"line-{number}")
-            segments.append(row)
-    if not segments:
-        raise UsageError(f"{path}: no segments")
-    return segments
 
 
 def ordered_codes(segments: Sequence[dict], given: str | None) -> list[str]:
