@@ -231,6 +231,28 @@ def test_the_held_out_split_is_stratified_by_rarest_code():
     assert load_corpus(SEGMENTS, None, **SPLIT) == corpus
 
 
+def test_one_configuration_from_the_command_line(tmp_path):
+    out = tmp_path / "out"
+    code = simulate(
+        "--data", str(SEGMENTS), "--kind", "tfidf", "--strategy", "random", "--initial", "8", "--batch", "4",
+        "--rounds", "1", "--seeds", "5", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["config"]) == {"tfidf-random"} and list(results["n_labeled"]) == [8, 12]
+
+
+def test_a_segment_coded_twice_in_the_pool_is_named_with_its_coder(segments, tmp_path):
+    data, test = tmp_path / "twice.jsonl", tmp_path / "test.jsonl"
+    rows = [{**segments[0], "coder": "anna"}, {**segments[0], "coder": "ben"}, segments[1]]
+    data.write_text("\n".join(json.dumps(row) for row in rows))
+    test.write_text(json.dumps(segments[1]))
+    corpus = load_corpus(data, test, **SPLIT)
+    assert [e.coder for e in corpus.pool] == ["anna", "ben"]  # the test segment left the pool
+    first = segments[0]["id"]
+    assert corpus.keys(corpus.pool) == [f"{first}@anna", f"{first}@ben"]
+
+
 # --- bad input: one message naming the problem, exit 2 ---------------------------------------------
 
 GOOD_GRID = "- {name: a, kind: tfidf}\n"
