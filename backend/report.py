@@ -31,44 +31,45 @@ def _mean_sd(values: pd.Series) -> str:
     return f"{values.mean():.3f} ± {values.std():.3f}"
 
 
+def _seconds(value: float) -> str:
+    """Whole seconds, with one decimal below 10 s so fast baselines do not all read 0 or 1."""
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+def _mean_seconds(values: pd.Series) -> str:
+    return _seconds(values.mean())
+
+
 def _table(header: Sequence[str], body: list[list[str]]) -> str:
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
     return "\n".join(lines)
 
 
+def _per_round(frame: pd.DataFrame, name: str, labeled: list, column: str, show) -> list[str]:
+    """One cell per labeled count: `show` applied to that round's values of `column` over seeds."""
+    rows = frame[frame.config == name]
+    return [show(rows[rows.n_labeled == n][column]) for n in labeled]
+
+
 def summary_markdown(frame: pd.DataFrame, order: list[str], codes: Sequence[str], protocol: str) -> str:
     """Mean ± sd macro-F1 per configuration and labeled count, per-code F1, times, the best config."""
     labeled = sorted(frame["n_labeled"].unique())
     last = frame[frame["n_labeled"] == labeled[-1]]
-    seeds = sorted(frame["seed"].unique())
-    macro = [
-        [
-            name,
-            *[_mean_sd(frame[(frame.config == name) & (frame.n_labeled == n)]["macro_f1"]) for n in labeled],
-        ]
-        for name in order
-    ]
+    seeds = frame["seed"].nunique()
+    macro = [[name, *_per_round(frame, name, labeled, "macro_f1", _mean_sd)] for name in order]
     per_code = [
         [name, *[f"{last[last.config == name][f'f1_{code}'].mean():.2f}" for code in codes]] for name in order
     ]
-    totals = frame.groupby(["config", "seed"])["train_seconds"].sum().groupby("config")
+    run_seconds = frame.groupby(["config", "seed"])["train_seconds"].sum().groupby("config").mean()
     seconds = [
-        [
-            name,
-            *[
-                f"{frame[(frame.config == name) & (frame.n_labeled == n)]['train_seconds'].mean():.0f}"
-                for n in labeled
-            ],
-            f"{totals.mean()[name]:.0f}",
-        ]
+        [name, *_per_round(frame, name, labeled, "train_seconds", _mean_seconds), _seconds(run_seconds[name])]
         for name in order
     ]
-    final = last.groupby("config")["macro_f1"].agg(["mean", "std"])
-    best = final["mean"].idxmax()
+    best = last.groupby("config")["macro_f1"].mean().idxmax()
     best_line = (
         f"Best configuration at {labeled[-1]} labeled: **{best}**, macro-F1 "
-        f"{_mean_sd(last[last.config == best]['macro_f1'])} (mean ± sd over {len(seeds)} seed(s))."
+        f"{_mean_sd(last[last.config == best]['macro_f1'])} (mean ± sd over {seeds} seed(s))."
     )
     return (
         "\n\n".join(
@@ -103,8 +104,9 @@ def _plot_macro_f1(frame: pd.DataFrame, order: list[str], path: Path) -> None:
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for name in order:
         stats = frame[frame.config == name].groupby("n_labeled")["macro_f1"].agg(["mean", "std"]).fillna(0)
-        axes.plot(stats.index, stats["mean"], marker="o", label=name)
-        axes.fill_between(stats.index, stats["mean"] - stats["std"], stats["mean"] + stats["std"], alpha=0.15)
+        (line,) = axes.plot(stats.index, stats["mean"], marker="o", label=name)
+        low, high = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
+        axes.fill_between(stats.index, low, high, color=line.get_color(), alpha=0.15)
     axes.set(xlabel="labeled segments", ylabel="macro-F1 (test set)", title="Macro-F1 per round (mean ± sd)")
     axes.grid(alpha=0.3)
     axes.legend(fontsize="small")
