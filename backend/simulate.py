@@ -512,7 +512,8 @@ def _quiet_training_output() -> None:
     transformers.utils.logging.disable_progress_bar()
     setfit.logging.set_verbosity_error()
     datasets.disable_progress_bars()
-    logging.getLogger("backend.model").setLevel(logging.WARNING)
+    for chatty in ("backend.model", "small_text"):  # a line per round, per epoch
+        logging.getLogger(chatty).setLevel(logging.WARNING)
     warnings.filterwarnings("ignore", message=".*pin_memory.*")
     # A code with no positive in the labeled set yet: its one-vs-rest model says "no" (expected early on).
     warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")
