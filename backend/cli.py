@@ -200,6 +200,7 @@ def seed_list(text: str) -> tuple[int, ...]:
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from backend import simulate
+    from backend.grid import read_grid, single_config
     from backend.report import write_report
     from backend.scheme import parse_label_config
     from backend.tracking import tracking_uri
@@ -210,9 +211,9 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     if args.configs and not args.grid:
         raise UsageError("--configs selects configurations of a --grid")
     if args.grid:
-        configs = simulate.read_grid(args.grid, settings, comma_list(args.configs))
+        configs = read_grid(args.grid, settings, comma_list(args.configs))
     else:
-        configs = [simulate.single_config(settings, *single)]
+        configs = [single_config(settings, *single)]
     scheme = None
     if args.label_config:
         if not args.label_config.is_file():
