@@ -320,7 +320,11 @@ def run_simulation(
         log.info("resuming in %s: %d of %d runs already finished", out, len(done), len(pairs))
     todo = [(c, s) for c, s in pairs if (c.name, s) not in done]
     with tqdm(
-        total=len(todo) * (protocol.rounds + 1), unit="round", desc="simulate", dynamic_ncols=True
+        total=len(todo) * (protocol.rounds + 1),
+        unit="round",
+        desc="simulate",
+        dynamic_ncols=True,
+        disable=not todo,  # all finished before: nothing to show
     ) as bar:
         for config, seed in todo:
             rows = simulate_pair(config, seed, protocol, corpus, bar)
