@@ -267,6 +267,8 @@ def _write_atomically(path: Path, text: str) -> None:
 
 def open_run(out: Path, protocol: Protocol, corpus: Corpus) -> None:
     """Create OUT, or check that the run already in it used the same protocol and data."""
+    if out.exists() and not out.is_dir():
+        raise SimulationError(f"--out {out}: exists and is not a directory")
     (out / "runs").mkdir(parents=True, exist_ok=True)
     stamp = out / "run.json"
     current = fingerprint(protocol, corpus)

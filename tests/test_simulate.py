@@ -288,6 +288,7 @@ GOOD_GRID = "- {name: a, kind: tfidf}\n"
         ({}, ["--strategy", "entropy"], "--grid excludes --kind/--model/--head/--strategy"),
         ({}, ["--label-config", "{tmp}/missing.xml"], "missing.xml: no such file"),
         ({}, ["--configs", "b"], "--configs: b not in"),
+        ({"out": "a file"}, ["--batch", "4", "--rounds", "1"], "out: exists and is not a directory"),
     ],
 )
 def test_bad_input_is_one_clear_message(tmp_path, capsys, files, options, message):
