@@ -69,6 +69,8 @@ def make_config(entry: object, base: Settings, where: str) -> SimConfig:
         raise GridError(f"{where}: needs a name of letters, digits, '.', '_', '+' or '-' (got {name!r})")
     where = f"{where} ({name})"
     kind = entry.pop("kind", entry.get("model_kind", base.model_kind))
+    if entry.get("model_kind", kind) != kind:
+        raise GridError(f"{where}: kind={kind!r} contradicts model_kind={entry['model_kind']!r}")
     if kind not in KINDS:
         raise GridError(f"{where}: kind={kind!r}: choose one of {', '.join(KINDS)}")
     allowed = TFIDF_KEYS if kind == "tfidf" else GRID_KEYS
@@ -114,7 +116,7 @@ def read_grid(path: Path, base: Settings, only: Sequence[str] | None = None) -> 
 
 def single_config(
     base: Settings, kind: str | None, model: str | None, head: str | None, strategy: str | None
-):
+) -> SimConfig:
     """The one configuration given on the command line (unset options come from the environment)."""
     entry: dict = {"kind": kind or base.model_kind}
     for key, value in (("model_name", model), ("classifier_head", head), ("query_strategy", strategy)):

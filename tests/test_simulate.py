@@ -278,6 +278,7 @@ GOOD_GRID = "- {name: a, kind: tfidf}\n"
         ({"grid.yaml": "- {name: a, kind: setfit, setfit_max_steps: -5}\n"}, [], "setfit_max_steps=-5"),
         ({"grid.yaml": "- {name: a, kind: tfidf, max_length: 64}\n"}, [], "no effect on the TF-IDF baseline"),
         ({"grid.yaml": "- {name: a, kind: forest}\n"}, [], "kind='forest'"),
+        ({"grid.yaml": "- {name: a, kind: setfit, model_kind: transformer}\n"}, [], "contradicts model_kind"),
         ({"grid.yaml": "- {name: a/b, kind: tfidf}\n"}, [], "needs a name of letters"),
         ({"grid.yaml": GOOD_GRID + GOOD_GRID}, [], "names must be unique, repeated: a"),
         ({"grid.yaml": "name: a\n"}, [], "expected a non-empty list of configurations"),
