@@ -8,6 +8,7 @@ Subcommands:
   train    train a model version from a JSONL file of coded segments
   rank     pre-annotate and rank a JSONL pool with a trained version (most informative first)
   agreement  inter-coder agreement of a Label Studio project (or a JSONL file), per code and overall
+  simulate replay active learning on coded data for a grid of configurations (the study's protocol)
 """
 
 from __future__ import annotations
@@ -23,6 +24,7 @@ from pathlib import Path
 
 from backend.config import ConfigError, Settings, load_settings
 from backend.logs import setup_logging
+from backend.segments import read_segments
 from backend.studio import StudioError
 
 log = logging.getLogger("coding-backend")
@@ -30,30 +32,6 @@ log = logging.getLogger("coding-backend")
 
 class UsageError(Exception):
     """Bad input from the user: printed as one message, exit status 2."""
-
-
-def read_segments(path: Path, *, require_codes: bool) -> list[dict]:
-    """Read `{"text", "codes"?, "id"?}` lines, naming the line of any problem."""
-    if not path.is_file():
-        raise UsageError(f"{path}: no such file")
-    segments = []
-    with open(path, encoding="utf-8") as handle:
-        for number, line in enumerate(handle, start=1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise UsageError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise UsageError(f'{path}:{number}: expected an object with a "text" string')
-            if require_codes and not isinstance(row.get("codes"), list):
-                raise UsageError(f'{path}:{number}: expected a "codes" list (empty when no code applies)')
-            row.setdefault("id", f"line-{number}")
-            segments.append(row)
-    if not segments:
-        raise UsageError(f"{path}: no segments")
-    return segments
 
 
 def ordered_codes(segments: Sequence[dict], given: str | None) -> list[str]:
@@ -255,6 +233,91 @@ def file_answers(path: Path) -> tuple[list[str], dict]:
     return ordered_codes(segments, None), {task: list(by.values()) for task, by in answers.items()}
 
 
+def comma_list(text: str | None) -> list[str] | None:
+    """`a,b` → ['a', 'b']; None stays None."""
+    return None if text is None else [item.strip() for item in text.split(",") if item.strip()]
+
+
+def seed_list(text: str) -> tuple[int, ...]:
+    try:
+        return tuple(int(seed) for seed in comma_list(text) or [])
+    except ValueError:
+        raise UsageError(
+            f"--seeds {text!r}: expected whole numbers separated by commas, like 1,2,3"
+        ) from None
+
+
+def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    from backend import simulate
+    from backend.grid import read_grid, single_config
+    from backend.report import write_report
+    from backend.scheme import parse_label_config
+    from backend.tracking import tracking_uri
+
+    single = (args.kind, args.model, args.head, args.strategy)
+    if args.grid and any(option is not None for option in single):
+        raise UsageError("--grid excludes --kind/--model/--head/--strategy: put those settings in the grid")
+    if args.configs and not args.grid:
+        raise UsageError("--configs selects configurations of a --grid")
+    if args.grid:
+        configs = read_grid(args.grid, settings, comma_list(args.configs))
+    else:
+        configs = [single_config(settings, *single)]
+    scheme = None
+    if args.label_config:
+        if not args.label_config.is_file():
+            raise UsageError(f"{args.label_config}: no such file")
+        scheme = parse_label_config(args.label_config.read_text(encoding="utf-8"))
+    corpus = simulate.load_corpus(
+        args.data,
+        args.test,
+        scheme=scheme,
+        codes=comma_list(args.codes),
+        train_coders=comma_list(args.train_coders),
+        test_coders=comma_list(args.test_coders),
+        test_fraction=args.test_fraction,
+        split_seed=args.split_seed,
+    )
+    protocol = simulate.Protocol(args.initial, args.batch, args.rounds, seed_list(args.seeds))
+    print(
+        f"simulating {len(configs)} configuration(s) x {len(protocol.seeds)} seed(s): training pool "
+        f"{len(corpus.pool)}, test set {len(corpus.test)}, codes {', '.join(corpus.codes)}"
+    )
+    try:
+        rows = simulate.run_simulation(
+            configs,
+            protocol,
+            corpus,
+            args.out,
+            tracking_uri=tracking_uri(settings, args.out),
+            experiment=args.experiment,
+        )
+    except KeyboardInterrupt:
+        print(
+            f"interrupted: finished runs are kept in {args.out}; run the same command to resume",
+            file=sys.stderr,
+        )
+        return 130
+    write_report(args.out, rows, corpus.codes, simulate.protocol_text(protocol, corpus, _data_text(args)))
+    print(f"wrote {args.out}/results.csv, summary.md, selections.jsonl and figures")
+    return 0
+
+
+def _data_text(args: argparse.Namespace) -> str:
+    """Where the pool and test set came from, for summary.md."""
+    if args.test:
+        source = f"training pool from `{args.data}`, test set `{args.test}`"
+    else:
+        source = (
+            f"`{args.data}` split by segment: {args.test_fraction:.0%} held out for testing "
+            f"(stratified by each segment's rarest code, split seed {args.split_seed})"
+        )
+    for option, coders in (("training", args.train_coders), ("test", args.test_coders)):
+        if coders:
+            source += f"; {option} codes by {coders} only"
+    return source
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="coding-backend",
@@ -310,6 +373,41 @@ def build_parser() -> argparse.ArgumentParser:
     agree.add_argument("--coders", help="only these coders (comma-separated emails)")
     agree.add_argument("--json", action="store_true", help="print the figures as JSON")
     agree.set_defaults(handler=cmd_agreement)
+    sim = commands.add_parser(
+        "simulate",
+        help="replay active learning on coded data for a grid of configurations (the study's protocol)",
+    )
+    sim.add_argument(
+        "--data", type=Path, required=True, help="coded segments: JSONL or a Label Studio JSON export"
+    )
+    sim.add_argument(
+        "--test", type=Path, help="test set in the same formats (default: a held-out split of --data)"
+    )
+    sim.add_argument(
+        "--label-config", type=Path, help="the project's label config (XML), for Label Studio exports"
+    )
+    sim.add_argument("--codes", help="comma-separated codes to learn, in column order (others are dropped)")
+    sim.add_argument("--grid", type=Path, help="YAML list of configurations: {name, kind?, <setting>: value}")
+    sim.add_argument("--configs", help="run only these configurations of the grid (comma-separated names)")
+    sim.add_argument("--kind", help="without --grid: setfit, transformer or tfidf (default: MODEL_KIND)")
+    sim.add_argument("--model", help="without --grid: MODEL_NAME")
+    sim.add_argument("--head", help="without --grid: CLASSIFIER_HEAD (logistic, differentiable)")
+    sim.add_argument("--strategy", help="without --grid: QUERY_STRATEGY")
+    sim.add_argument(
+        "--initial", type=int, default=20, help="random segments labeled at the start (default 20)"
+    )
+    sim.add_argument(
+        "--batch", type=int, default=25, help="segments the strategy adds per round (default 25)"
+    )
+    sim.add_argument("--rounds", type=int, default=5, help="query rounds after the initial one (default 5)")
+    sim.add_argument("--seeds", default="1,2,3", help="comma-separated seeds, one run each (default 1,2,3)")
+    sim.add_argument("--train-coders", help="train only on codes by these coders (comma-separated)")
+    sim.add_argument("--test-coders", help="test only on codes by these coders (comma-separated)")
+    sim.add_argument("--test-fraction", type=float, default=0.3, help="held out without --test (default 0.3)")
+    sim.add_argument("--split-seed", type=int, default=0, help="seed of the held-out split (default 0)")
+    sim.add_argument("--experiment", default="coding-backend-simulate", help="MLflow experiment name")
+    sim.add_argument("--out", type=Path, required=True, help="results go here; run again to resume")
+    sim.set_defaults(handler=cmd_simulate)
     return parser
 
 

@@ -175,9 +175,10 @@ class Settings(BaseSettings):
         return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def _describe(error: dict) -> str:
-    """One readable line per pydantic error, naming the environment variable."""
-    name = str(error["loc"][0]).upper() if error["loc"] else "configuration"
+def _describe(error: dict, *, upper: bool = True) -> str:
+    """One readable line per pydantic error, naming the environment variable (or the key)."""
+    name = str(error["loc"][0]) if error["loc"] else "configuration"
+    name = name.upper() if upper else name
     given = error.get("input")
     shown = "" if isinstance(given, dict) or given is None else f"={given!r}"
     message = error["msg"].removeprefix("Value error, ")
@@ -191,3 +192,15 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         lines = [_describe(error) for error in exc.errors()]
         raise ConfigError("Invalid configuration:\n  " + "\n  ".join(lines)) from None
+
+
+def with_overrides(base: Settings, overrides: dict) -> Settings:
+    """A validated copy of `base` with `overrides` (``model_copy(update=...)`` would not validate).
+
+    The environment is not read again: `base` already holds it. A bad value raises ConfigError
+    naming the key as given (lower case) and the value.
+    """
+    try:
+        return Settings.model_validate({**dict(base), **overrides})
+    except ValidationError as exc:
+        raise ConfigError("; ".join(_describe(error, upper=False) for error in exc.errors())) from None

@@ -1,4 +1,5 @@
-"""MLflow tracking: one run per training round, in one experiment per Label Studio project.
+"""MLflow tracking: one run per training round, in one experiment per Label Studio project;
+for simulations, a parent run per (configuration, seed) with a nested run per round.
 
 Tracking never fails a round: any MLflow error is logged as a warning and the round goes on.
 Only public settings are recorded (no API keys or passwords), and the tracking URI itself is
@@ -11,7 +12,8 @@ import logging
 import os
 import re
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
+from contextlib import contextmanager
 from pathlib import Path
 
 from backend.config import Settings
@@ -27,11 +29,11 @@ HTTP_LIMITS = {
 }
 
 
-def tracking_uri(settings: Settings) -> str:
-    """MLFLOW_TRACKING_URI, or a local SQLite store under MODEL_DIR (works with no server)."""
+def tracking_uri(settings: Settings, local_dir: Path | None = None) -> str:
+    """MLFLOW_TRACKING_URI, or a local SQLite store in `local_dir` (default MODEL_DIR; needs no server)."""
     if settings.mlflow_tracking_uri:
         return settings.mlflow_tracking_uri.get_secret_value()
-    return f"sqlite:///{Path(settings.model_dir).resolve() / 'mlflow.db'}"
+    return f"sqlite:///{Path(local_dir or settings.model_dir).resolve() / 'mlflow.db'}"
 
 
 def _flat_metrics(prefix: str, figures: Mapping[str, object]) -> dict[str, float]:
@@ -104,8 +106,24 @@ class Run:
     """One MLflow run, written through an explicit client (the fluent API keeps process-wide state
     that goes wrong when one process uses several stores)."""
 
-    def __init__(self, client, run_id: str):
-        self.client, self.run_id = client, run_id
+    def __init__(self, client, run_id: str, experiment_id: str):
+        self.client, self.run_id, self.experiment_id = client, run_id, experiment_id
+
+    @classmethod
+    @contextmanager
+    def start(cls, client, experiment_id: str, name: str, tags: dict) -> Iterator[Run]:
+        """A run that is ended (FINISHED, or FAILED on an error) whatever happens inside."""
+        run = client.create_run(experiment_id, run_name=name, tags=tags)
+        status = "FAILED"
+        try:
+            yield cls(client, run.info.run_id, experiment_id)
+            status = "FINISHED"
+        finally:
+            client.set_terminated(run.info.run_id, status=status)
+
+    def child(self, name: str):
+        """A nested run (MLflow's parent tag), as the study logged its rounds."""
+        return Run.start(self.client, self.experiment_id, name, {"mlflow.parentRunId": self.run_id})
 
     def log_params(self, params: Mapping[str, object]) -> None:
         from mlflow.entities import Param
@@ -126,24 +144,46 @@ class Run:
         self.client.log_dict(self.run_id, dict(content), artifact_file)
 
 
+def log_simulation(uri: str, experiment: str, run_name: str, params: dict, rounds: list[dict]) -> None:
+    """One finished (configuration, seed): a parent run with `params`, a nested run per round; never raises.
+
+    Each round is ``{"round", "metrics": {name: number}, "selected": [segment ids]}``; the ids added
+    before that round's training are stored as the nested run's artifact ``selected.json``. The
+    parent run carries the last round's metrics.
+    """
+
+    def write(run: Run) -> None:
+        run.log_params(params)
+        for row in rounds:
+            with run.child(f"{run_name}-round{row['round']}") as nested:
+                nested.log_metrics(row["metrics"])
+                nested.log_dict({"round": row["round"], "selected": row["selected"]}, "selected.json")
+        run.log_metrics(rounds[-1]["metrics"])
+
+    _open_run(uri, experiment, run_name, {"kind": "simulation"}, write, f"simulation {run_name}")
+
+
 def _record(settings: Settings, project: str, name: str, kind: str, write: Callable[[Run], None]) -> None:
-    """Open a run in the project's experiment and let `write` fill it; errors are logged, never raised."""
-    uri = tracking_uri(settings)
+    """A run in the project's experiment, filled by `write`; errors are logged, never raised."""
+    tags = {"label_studio_project": project, "kind": kind}
+    _open_run(
+        tracking_uri(settings), f"label-studio-project-{project}", name, tags, write, f"project {project}"
+    )
+
+
+def _open_run(
+    uri: str, experiment: str, name: str, tags: dict, write: Callable[[Run], None], what: str
+) -> None:
     try:
         for variable, value in HTTP_LIMITS.items():
             os.environ.setdefault(variable, value)
         from mlflow import MlflowClient
 
         client = MlflowClient(tracking_uri=uri)
-        experiment_name = f"label-studio-project-{project}"
-        experiment = client.get_experiment_by_name(experiment_name)
-        experiment_id = experiment.experiment_id if experiment else client.create_experiment(experiment_name)
-        tags = {"label_studio_project": project, "kind": kind}
-        run = client.create_run(experiment_id, run_name=name, tags=tags)
-        try:
-            write(Run(client, run.info.run_id))
-        finally:
-            client.set_terminated(run.info.run_id)
+        found = client.get_experiment_by_name(experiment)
+        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        with Run.start(client, experiment_id, name, tags) as run:
+            write(run)
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}".replace(uri, "<MLFLOW_TRACKING_URI>")[:300]
-        log.warning("project %s: MLflow tracking failed, the round goes on (%s)", project, reason)
+        log.warning("%s: MLflow tracking failed, work goes on (%s)", what, reason)

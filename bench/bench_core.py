@@ -31,13 +31,13 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
-from sklearn.feature_extraction.text import TfidfVectorizer
-from sklearn.metrics import f1_score
 from sklearn.model_selection import KFold
 
+from backend.baseline import tfidf_vectorizer
 from backend.config import Settings, load_settings
 from backend.model import contrastive_steps, fit_logistic_head, train_model, tune_thresholds
 from backend.scheme import label_matrix
+from backend.simulate import per_code_f1
 from backend.strategies import STRATEGIES, score_pool
 
 log = logging.getLogger("bench")
@@ -146,14 +146,6 @@ def run_timing(results: dict) -> None:
             save(results)
 
 
-def macro_and_per_code(truth: np.ndarray, predicted: np.ndarray) -> dict:
-    per_code = f1_score(truth, predicted, average=None, zero_division=0)
-    return {
-        "macro_f1": float(per_code.mean()),
-        **{f"f1_{c}": float(v) for c, v in zip(CODES, per_code, strict=True)},
-    }
-
-
 HEAD_VARIANTS = {
     "unweighted, 0.5": {"class_weight": "none", "tune_thresholds": False},
     "balanced, 0.5": {"class_weight": "balanced", "tune_thresholds": False},
@@ -191,7 +183,7 @@ def run_quality(results: dict, folds: int) -> None:
             started = time.perf_counter()
             base = bundled_settings(**(overrides or {}))
             if overrides is None:
-                vectorizer = TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1)
+                vectorizer = tfidf_vectorizer()
                 train_x = vectorizer.fit_transform(texts[train])
                 test_x = vectorizer.transform(texts[test])
             else:
@@ -217,7 +209,7 @@ def run_quality(results: dict, folds: int) -> None:
             for fold in range(folds):
                 part = quality["partial"][f"{budget}/{fold}"]
                 pooled[part["test"]] = np.array(part["predicted"][name])
-            summary[f"{budget} | {name}"] = macro_and_per_code(truth, pooled)
+            summary[f"{budget} | {name}"] = per_code_f1(truth, pooled, CODES)
     quality["summary"] = summary
 
 

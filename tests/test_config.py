@@ -2,7 +2,7 @@ from pathlib import Path
 
 import pytest
 
-from backend.config import DEFAULT_MODEL, ConfigError, load_settings
+from backend.config import DEFAULT_MODEL, ConfigError, load_settings, with_overrides
 
 
 def test_defaults_are_the_production_setup(monkeypatch):
@@ -96,3 +96,13 @@ def test_coder_settings(monkeypatch):
         ConfigError, match=r"MULTI_CODER_RULE='vote'.*'majority', 'latest', 'union' or 'per_coder'"
     ):
         load_settings()
+
+
+def test_overrides_are_validated_and_named_as_given(monkeypatch):
+    monkeypatch.setenv("QUERY_STRATEGY", "entropy")
+    base = load_settings()
+    assert with_overrides(base, {"classifier_head": "differentiable"}).query_strategy == "entropy"
+    with pytest.raises(ConfigError, match="query_strategy='fancy'"):
+        with_overrides(base, {"query_strategy": "fancy"})
+    with pytest.raises(ConfigError, match="END_TO_END=true needs CLASSIFIER_HEAD=differentiable"):
+        with_overrides(base, {"end_to_end": True})

