@@ -78,6 +78,9 @@ class Settings(BaseSettings):
     write_first: int = Field(
         100, ge=1, description="Predictions written before a version goes live (the queue head)."
     )
+    write_rest_after_seconds: float = Field(
+        10.0, ge=0, description="Write the rest of a version once no annotation came for this long."
+    )
     worker_idle_seconds: int = Field(
         600, ge=0, description="How long a project's worker stays loaded, waiting for the next annotation."
     )

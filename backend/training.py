@@ -269,6 +269,7 @@ class Round:
             complete = write_version(
                 self.studio, int(self.project), version.name, predictions,
                 first=self.settings.write_first, on_live=go_live, interrupted=self.newer_work_waits,
+                rest_after=self.settings.write_rest_after_seconds,
             )  # fmt: skip
         except Exception as exc:
             if isinstance(exc, IncompleteImport):

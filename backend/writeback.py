@@ -6,8 +6,11 @@ be fresh. So a version goes live in two steps:
 
 1. the `first` most informative tasks are imported and the project is switched to the version
    (Uncertainty sampling serves those first; tasks without a current prediction come after);
-2. the rest follows in chunks; between chunks the writer stops when newer work is waiting
-   (its own version will be written head first, so finishing this one would only delay it).
+2. the rest follows in chunks once no new annotation came for `rest_after` seconds; between
+   chunks the writer stops when newer work is waiting (its own version will be written head
+   first, so finishing this one would only delay it). Label Studio takes several seconds per
+   import call on a large project whatever its size, so a chunk in flight when the next
+   annotation arrives would delay that annotation's fresh queue by as much.
 
 Only when a version is complete are the project's older versions deleted, so Label Studio never
 holds more than one full version for long, and the request rate stays one call per chunk.
@@ -17,11 +20,13 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 from collections.abc import Callable, Sequence
 
 from backend.studio import PREDICTION_CHUNK, StudioClient
 
 log = logging.getLogger(__name__)
+QUIET_POLL_SECONDS = 0.2
 OUR_VERSION = re.compile(r"^v\d+-\d{14}$")
 
 
@@ -38,6 +43,7 @@ def write_version(
     first: int,
     on_live: Callable[[], None],
     interrupted: Callable[[], bool] = lambda: False,
+    rest_after: float = 0.0,
 ) -> bool:
     """Import `predictions` (most informative first) and switch; returns whether all were written.
 
@@ -49,6 +55,12 @@ def write_version(
     studio.serve_version(project, version)
     on_live()
     log.info("project %s: %s is live with the %d most informative tasks", project, version, len(head))
+    quiet_until = time.monotonic() + (rest_after if rest else 0.0)
+    while time.monotonic() < quiet_until:
+        if interrupted():
+            log.info("project %s: newer work waits; the rest of %s is not written", project, version)
+            return False
+        time.sleep(QUIET_POLL_SECONDS)
     for start in range(0, len(rest), PREDICTION_CHUNK):
         if interrupted():
             log.info("project %s: newer work waits; %s stops after %d of %d predictions",

@@ -1,5 +1,7 @@
 """Write-back order: the queue head goes live first, the rest follows or yields to newer work."""
 
+import time
+
 import pytest
 
 from backend.studio import PREDICTION_CHUNK
@@ -54,3 +56,20 @@ def test_a_dropped_prediction_in_the_head_means_nothing_goes_live():
     with pytest.raises(IncompleteImport, match="created 9 of 10"):
         write_version(studio, 1, "v3-20260101000002", predictions(10), first=10, on_live=lambda: None)
     assert ("serve", "v3-20260101000002") not in studio.calls
+
+
+def test_the_rest_waits_for_a_pause_and_yields_to_the_next_annotation():
+    studio, polls = Studio(), []
+
+    def next_annotation_arrives():
+        polls.append(1)
+        return len(polls) >= 3
+
+    done = write_version(studio, 1, "v2-20260101000001", predictions(500), first=100, on_live=lambda: None,
+                         interrupted=next_annotation_arrives, rest_after=5.0)  # fmt: skip
+    assert done is False and studio.calls == [("import", 100), ("serve", "v2-20260101000001")]
+    quiet = Studio()
+    started = time.monotonic()
+    assert write_version(quiet, 1, "v2-20260101000001", predictions(500), first=100, on_live=lambda: None,
+                         rest_after=0.5) is True  # fmt: skip
+    assert time.monotonic() - started >= 0.5 and ("import", 400) in quiet.calls
