@@ -76,6 +76,12 @@ def update_state(model_dir: Path, project: str, **fields) -> dict:
     return state
 
 
+def child_env() -> dict[str, str]:
+    """The environment of a worker: fewer glibc malloc arenas (torch on CPU otherwise keeps freed
+    memory per thread, and a worker that lingers would hold it)."""
+    return {**os.environ, "MALLOC_ARENA_MAX": os.environ.get("MALLOC_ARENA_MAX", "2")}
+
+
 def lane_of(kind: str) -> str:
     for lane, kinds in LANES.items():
         if kind in kinds:
@@ -172,7 +178,9 @@ class Scheduler:
         with project_lock(self.model_dir, project, lane) as free:
             if not free:
                 return  # a child is working on the lane and will find the marker
-        child = subprocess.Popen([*self.command, str(project), lane], stdin=subprocess.DEVNULL)
+        child = subprocess.Popen(
+            [*self.command, str(project), lane], stdin=subprocess.DEVNULL, env=child_env()
+        )
         threading.Thread(target=self._reap, args=(project, child), daemon=True).start()
 
     def _reap(self, project: str, child: subprocess.Popen) -> None:

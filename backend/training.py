@@ -12,6 +12,9 @@ refreshes the project's monitoring (``monitoring.py``, ``agreement.py``) in its 
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
+import gc
 import json
 import logging
 import shutil
@@ -211,6 +214,7 @@ class Round:
         model = train_model(labeled.texts, labeled.matrix, scheme.codes, self.settings)
         seconds = time.perf_counter() - started
         version = self.save(model, labeled, seconds, "body")
+        release_memory()
         pool = self.pool.refresh(self.studio).values()
         cache = EmbeddingCache(embeddings_dir(self.store, self.project, version.name, self.settings))
         cache.embed([scheme.text_in(data) for data in pool] + labeled.texts, model.embed)
@@ -401,6 +405,13 @@ class Round:
                       on_live=lambda: None)  # fmt: skip
         log.info("project %s: predicted %d new task(s) with %s", self.project, len(missing), version)
         return {}
+
+
+def release_memory() -> None:
+    """Hand memory freed after training back to the system (glibc keeps it otherwise)."""
+    gc.collect()
+    with contextlib.suppress(OSError, AttributeError):
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
 
 
 def main(argv: list[str] | None = None) -> int:
