@@ -139,24 +139,22 @@ class Round:
         }
         return scheme, labeled, watch
 
-    def waiting(self, labeled: LabeledSet) -> bool:
+    def waiting(self, labeled: LabeledSet, watch: dict | None = None) -> dict | None:
+        """The summary of a round that waits for more examples; None when there are enough."""
         if len(labeled.texts) >= self.settings.min_annotations_to_train:
-            return False
+            return None
         log.info("project %s: %d training examples, waiting for %d", self.project, len(labeled.texts),
                  self.settings.min_annotations_to_train)  # fmt: skip
-        return True
+        return {**(watch or {}), "labeled": len(labeled.texts),
+                "waiting_for": self.settings.min_annotations_to_train}  # fmt: skip
 
     # --- the fast loop: a head on the current body --------------------------------------------
 
     def refresh(self) -> dict:
         """Refit the head on cached embeddings of the current body, then re-rank and write back."""
         scheme, labeled, watch = self.labeled_data()
-        if self.waiting(labeled):
-            return {
-                **watch,
-                "labeled": len(labeled.texts),
-                "waiting_for": self.settings.min_annotations_to_train,
-            }
+        if (waiting := self.waiting(labeled, watch)) is not None:
+            return waiting
         body = self.bodies.current(scheme.codes)
         pool = self.pool.tasks(self.studio, self.annotated_ids)
         started = time.perf_counter()
@@ -208,7 +206,7 @@ class Round:
 
         torch.set_num_threads(self.settings.body_threads)
         scheme, labeled, _ = self.labeled_data(monitor=False)
-        if self.waiting(labeled):
+        if self.waiting(labeled) is not None:
             return {}
         started = time.perf_counter()
         model = train_model(labeled.texts, labeled.matrix, scheme.codes, self.settings)
@@ -228,12 +226,8 @@ class Round:
 
     def train(self) -> dict:
         scheme, labeled, watch = self.labeled_data()
-        if self.waiting(labeled):
-            return {
-                **watch,
-                "labeled": len(labeled.texts),
-                "waiting_for": self.settings.min_annotations_to_train,
-            }
+        if (waiting := self.waiting(labeled, watch)) is not None:
+            return waiting
         started = time.perf_counter()
         model = train_model(labeled.texts, labeled.matrix, scheme.codes, self.settings)
         seconds = time.perf_counter() - started
