@@ -84,7 +84,8 @@ def combine(answers: Sequence[CoderAnswer], rule: str, codes: Sequence[str]) -> 
     coders = tuple(answer.coder for answer in answers)
 
     def in_order(chosen: Iterable[str]) -> tuple[str, ...]:
-        return tuple(code for code in codes if code in set(chosen))
+        chosen = set(chosen)
+        return tuple(code for code in codes if code in chosen)
 
     if rule == "per_coder":
         return [(in_order(answer.codes), (answer.coder,)) for answer in answers]

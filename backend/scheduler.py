@@ -29,6 +29,7 @@ from pathlib import Path
 
 log = logging.getLogger(__name__)
 LINGER_POLL_SECONDS = 0.2
+ROUND_HISTORY = 20
 
 # Two lanes of work per project, each with its own lock, so fine-tuning a body never holds up the
 # fast loop: "fast" writes to Label Studio ('train' = a round after annotations, which also
@@ -59,17 +60,20 @@ def read_state(model_dir: Path, project: str) -> dict:
         return {}
 
 
-def update_state(model_dir: Path, project: str, **fields) -> dict:
-    """Merge `fields` into the project's state file atomically (write, then rename).
+def update_state(model_dir: Path, project: str, *, add_round: dict | None = None, **fields) -> dict:
+    """Merge `fields` into the project's state file atomically (write, then rename); `add_round`
+    appends to the round history (the last ROUND_HISTORY are kept).
 
     Both lanes of a project write it, so the read-merge-write holds an exclusive lock: no
-    writer ever loses another's fields.
+    writer ever loses another's fields or rounds.
     """
     files = ProjectFiles(model_dir, project)
     files.dir.mkdir(parents=True, exist_ok=True)
     with open(files.dir / ".state-lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         state = {**read_state(model_dir, project), **fields, "updated_at": datetime.now(UTC).isoformat()}
+        if add_round is not None:
+            state["rounds"] = [*state.get("rounds", []), add_round][-ROUND_HISTORY:]
         partial = files.state.with_name(f".state-{os.getpid()}-{threading.get_ident()}.json")
         partial.write_text(json.dumps(state, indent=2, default=str))
         partial.replace(files.state)

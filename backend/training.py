@@ -46,7 +46,6 @@ from backend.versions import ModelStore, ModelVersion
 from backend.writeback import IncompleteImport, write_version
 
 log = logging.getLogger(__name__)
-ROUND_HISTORY = 20
 
 
 @dataclass(frozen=True)
@@ -110,13 +109,12 @@ class Round:
             error = "body_error" if kind == "body" else "last_error"
             summary, outcome = {error: f"{type(exc).__name__}: {exc}"}, "failed"
         finished = datetime.now(UTC)
-        history = read_state(self.store.root, self.project).get("rounds", [])[-(ROUND_HISTORY - 1) :]
-        history.append({"kind": kind, "outcome": outcome, "started_at": started.isoformat(),
-                        "finished_at": finished.isoformat()})  # fmt: skip
+        entry = {"kind": kind, "outcome": outcome, "started_at": started.isoformat(),
+                 "finished_at": finished.isoformat()}  # fmt: skip
         if outcome == "ok":
             summary.setdefault("body_error" if kind == "body" else "last_error", None)
         state = {status: "idle" if outcome == "ok" else "failed"}
-        update_state(self.store.root, self.project, rounds=history, **state, **summary)
+        update_state(self.store.root, self.project, add_round=entry, **state, **summary)
         log.info("project %s: %s round %s in %.1f s", self.project, kind, outcome,
                  (finished - started).total_seconds())  # fmt: skip
 

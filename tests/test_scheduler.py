@@ -104,3 +104,12 @@ def test_a_lingering_worker_takes_new_work_and_notices_quiet_spells(tmp_path):
     )
     assert rounds == 2 and handled == ["train", "predict"]
     assert idle == [1], "one quiet spell, one call"
+
+
+def test_rounds_from_both_lanes_are_all_kept_up_to_the_limit(tmp_path):
+    from backend.scheduler import ROUND_HISTORY
+
+    for number in range(ROUND_HISTORY + 3):
+        update_state(tmp_path, "9", add_round={"kind": "body" if number % 2 else "train", "n": number})
+    rounds = read_state(tmp_path, "9")["rounds"]
+    assert [r["n"] for r in rounds] == list(range(3, ROUND_HISTORY + 3))
