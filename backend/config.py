@@ -75,6 +75,11 @@ class Settings(BaseSettings):
     body_threads: int = Field(
         1, ge=1, description="CPU threads for fine-tuning the body (the rest stay with the fast loop)."
     )
+    activation_checkpointing: bool = Field(
+        True,
+        description="Recompute activations while fine-tuning a SetFit body: about 1 GB less memory "
+        "for about a third more time.",
+    )
     write_first: int = Field(
         100, ge=1, description="Predictions written before a version goes live (the queue head)."
     )

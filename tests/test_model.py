@@ -3,6 +3,7 @@
 import numpy as np
 import pytest
 
+from backend.config import with_overrides
 from backend.model import TrainingDataError, contrastive_steps, load_model, train_model, tune_thresholds
 from backend.scheme import UnknownCodeError, label_matrix
 from backend.strategies import score_pool
@@ -57,6 +58,15 @@ def test_save_and_load_round_trip_to_identical_probabilities(trained, texts, tin
 def test_training_is_deterministic_for_a_seed(trained, texts, labels, tiny_settings):
     again = train_model(texts, labels, CODES, tiny_settings)
     np.testing.assert_allclose(again.predict_proba(texts), trained.predict_proba(texts), atol=1e-6)
+
+
+def test_activation_checkpointing_saves_memory_not_model_quality(trained, texts, labels, tiny_settings):
+    """The body is fine-tuned with checkpointing by default; without it the same body comes out."""
+    assert trained.setfit_model.model_body[0].auto_model.is_activation_checkpointing
+    without = with_overrides(tiny_settings, {"activation_checkpointing": False})
+    plain = train_model(texts, labels, CODES, without)
+    assert not plain.setfit_model.model_body[0].auto_model.is_activation_checkpointing
+    np.testing.assert_allclose(plain.embed(texts), trained.embed(texts), atol=1e-5)
 
 
 def test_a_code_without_any_positive_does_not_break_training(texts, labels, tiny_settings):

@@ -4,7 +4,7 @@ import sys
 import time
 from pathlib import Path
 
-from backend.scheduler import Scheduler, pending_kinds, read_state, take_marker, update_state
+from backend.scheduler import Scheduler, child_env, pending_kinds, read_state, take_marker, update_state
 
 STUB = str(Path(__file__).parent / "round_stub.py")
 
@@ -113,3 +113,11 @@ def test_rounds_from_both_lanes_are_all_kept_up_to_the_limit(tmp_path):
         update_state(tmp_path, "9", add_round={"kind": "body" if number % 2 else "train", "n": number})
     rounds = read_state(tmp_path, "9")["rounds"]
     assert [r["n"] for r in rounds] == list(range(3, ROUND_HISTORY + 3))
+
+
+def test_workers_get_a_memory_friendly_malloc_unless_the_admin_chose_otherwise(monkeypatch):
+    monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
+    env = child_env()
+    assert env["MALLOC_ARENA_MAX"] == "2"
+    assert env["MALLOC_MMAP_THRESHOLD_"] == "65536"
