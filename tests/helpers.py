@@ -1,4 +1,6 @@
-"""Helpers shared by unit and end-to-end tests."""
+"""Helpers shared by unit and end-to-end tests (and the benchmarks)."""
+
+import time
 
 DIMENSIONS = ("physical_health", "mental_health", "daily_functioning", "health_unspecific")
 
@@ -11,3 +13,14 @@ def study_form_result(codes: list[str]) -> list[dict]:
         {"from_name": "dimension", "to_name": "text", "type": "choices", "value": {"choices": dimension}},
         {"from_name": "frequency", "to_name": "text", "type": "choices", "value": {"choices": frequency}},
     ]
+
+
+def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
+    """Poll `condition` until it returns something true (returned), or fail naming `what`."""
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        value = condition()
+        if value:
+            return value
+        time.sleep(interval)
+    raise TimeoutError(f"waited {timeout:.0f} s for {what}")

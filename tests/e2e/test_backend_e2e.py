@@ -11,38 +11,22 @@ import itertools
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
 import pytest
 
-from ..helpers import study_form_result
+from backend.local_studio import free_port
+
+from ..helpers import study_form_result, wait_for
 
 REPO = Path(__file__).parents[2]
 CONFIG = (REPO / "label_config" / "interview_coding.xml").read_text()
 FIXTURES = REPO / "tests" / "fixtures" / "segments.jsonl"
 AUTH = ("lead", "backend-pass")
 ROUND_TIMEOUT = 240
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def wait_for(condition, timeout: float, what: str, interval: float = 1.0):
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        value = condition()
-        if value:
-            return value
-        time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f} s waiting for {what}")
 
 
 class Backend:
