@@ -180,6 +180,8 @@ class Scheduler:
     def __init__(self, model_dir: Path, command: list[str] | None = None):
         self.model_dir = Path(model_dir)
         self.command = command or [sys.executable, "-m", "backend.training"]
+        self._children: dict[tuple[str, str], subprocess.Popen] = {}
+        self._guard = threading.Lock()
 
     def request(self, project: str, kind: str) -> None:
         """Leave a marker and make sure a child process works it off. Returns at once."""
@@ -187,18 +189,38 @@ class Scheduler:
         files = ProjectFiles(self.model_dir, project)
         files.dir.mkdir(parents=True, exist_ok=True)
         files.marker(kind).touch()
-        with project_lock(self.model_dir, project, lane) as free:
-            if not free:
-                return  # a child is working on the lane and will find the marker
-        child = subprocess.Popen(
-            [*self.command, str(project), lane], stdin=subprocess.DEVNULL, env=child_env()
-        )
-        threading.Thread(target=self._reap, args=(project, child), daemon=True).start()
+        self._start_worker(project, lane)
 
-    def _reap(self, project: str, child: subprocess.Popen) -> None:
-        """Record a child that died without saying why (killed for memory, crashed)."""
+    def _start_worker(self, project: str, lane: str) -> None:
+        """Start a child for the lane unless one is already on its way or at work.
+
+        A child needs seconds to import its libraries before it takes the lane's lock; without
+        remembering the children we started, a burst of webhooks in those seconds would start
+        one process each (measured: ten at 0.25 GB apiece), all but one of them to give up.
+        """
+        with self._guard:
+            running = self._children.get((project, lane))
+            if running is not None and running.poll() is None:
+                return  # it takes the marker, or its reaper starts another child for it
+            with project_lock(self.model_dir, project, lane) as free:
+                if not free:
+                    return  # a child of another server worker holds the lane and will find it
+            child = subprocess.Popen(
+                [*self.command, str(project), lane], stdin=subprocess.DEVNULL, env=child_env()
+            )
+            self._children[(project, lane)] = child
+        threading.Thread(target=self._reap, args=(project, lane, child), daemon=True).start()
+
+    def _reap(self, project: str, lane: str, child: subprocess.Popen) -> None:
+        """Record a child that died without saying why (killed for memory, crashed); after a clean
+        exit, start another if a request arrived too late for it to see."""
         started = time.monotonic()
         code = child.wait()
+        with self._guard:
+            if self._children.get((project, lane)) is child:
+                del self._children[(project, lane)]
+        if code == 0 and pending_kinds(self.model_dir, project, lane):
+            self._start_worker(project, lane)
         if code < 0:
             reason = (
                 f"the training process was killed by signal {-code} after {time.monotonic() - started:.0f} s"

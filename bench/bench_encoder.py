@@ -57,7 +57,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-DATA_DIR = Path(os.environ.get("SHARED_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))
+from bench.common import coded_rows, pool_rows
+
 CODES = ["physical_health", "mental_health", "daily_functioning", "health_unspecific", "freq_mentioned"]
 VARIANTS = ["torch", "onnx", "onnx-o2", "onnx-int8", "onnx-int8-pc"]
 ONNX_FILES = {
@@ -68,11 +69,6 @@ ONNX_FILES = {
 }
 INPUTS = ["input_ids", "attention_mask", "token_type_ids"]
 TARGET = 0.01  # max |Δp| accepted against torch
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    with open(path, encoding="utf-8") as handle:
-        return [json.loads(line) for line in handle if line.strip()]
 
 
 def model_path() -> str:
@@ -203,7 +199,11 @@ def prepare_models(workdir: Path, variants: list[str]) -> list[dict]:
             "onnx-o2",
             lambda: optimise_onnx(plain, fused, config.num_attention_heads, config.hidden_size),
         ),
-        ("quantise int8", "onnx-int8", lambda: quantise_onnx(plain, workdir / ONNX_FILES["onnx-int8"], False)),
+        (
+            "quantise int8",
+            "onnx-int8",
+            lambda: quantise_onnx(plain, workdir / ONNX_FILES["onnx-int8"], False),
+        ),
         (
             "quantise int8 per-channel",
             "onnx-int8-pc",
@@ -339,10 +339,13 @@ def print_report(args, cpu: tuple[str, list[str]], loads: tuple[str, str], conve
     print(f"\n## Encoder runtimes — N={args.n} pool segments, max_seq_length 128, batch 32\n")
     print(f"- CPU: {cpu[0]} ({os.cpu_count()} cores), flags: {', '.join(cpu[1])}")
     print(f"- load average (1/5/15 min): start {loads[0]}, end {loads[1]}")
-    print(f"- repeats per variant: {args.repeats}, interleaved; speed = best run; head: {len(CODES)} codes, ")
-    print(f"  fitted on torch embeddings of the coded segments; target max |Δp| ≤ {TARGET}\n")
-    print("| threads | variant | seg/s (runs) | best | × torch | load s | peak RSS MiB | cos min / mean "
-          "| max |Δp| | mean |Δp| | flips @0.5 | ≤ 0.01 |")
+    print(f"- repeats per variant: {args.repeats}, interleaved, each a fresh process; speed = best run")
+    print(f"- head: balanced logistic regression per code ({len(CODES)} codes) on torch embeddings of the")
+    print(f"  98 coded segments, applied to each runtime's embeddings; target max |Δp| ≤ {TARGET}\n")
+    print(
+        "| threads | variant | seg/s (runs) | best | × torch | load s | peak RSS MiB | cos min / mean "
+        "| max |Δp| | mean |Δp| | flips @0.5 | ≤ 0.01 |"
+    )
     print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for row in rows:
         runs = " / ".join(f"{speed:.0f}" for speed in row["speeds"])
@@ -378,11 +381,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="bench_encoder_") as temp:
         workdir = args.workdir or Path(temp)
         workdir.mkdir(parents=True, exist_ok=True)
-        segments = [row["text"] for row in read_jsonl(DATA_DIR / "segments.jsonl") if row["text"]]
+        segments = [row["text"] for row in pool_rows() if row["text"]]
         rng = np.random.default_rng(args.seed)
         chosen = rng.choice(len(segments), size=min(args.n, len(segments)), replace=False)
         pool = [segments[i] for i in chosen]
-        coded = read_jsonl(DATA_DIR / "labels_coder_b.jsonl")
+        coded = coded_rows()
         texts = {"pool": pool, "coded": [row["text"] for row in coded]}
         (workdir / "texts.json").write_text(json.dumps(texts, ensure_ascii=False))
         conversion = prepare_models(workdir, variants)
@@ -398,17 +401,19 @@ def main() -> None:
             torch_best = len(pool) / min(run["encode_s"] for run in runs["torch"])
             for variant in variants:
                 speeds = [len(pool) / run["encode_s"] for run in runs[variant]]
-                rows.append({
-                    "threads": threads,
-                    "variant": variant,
-                    "speeds": speeds,
-                    "best": max(speeds),
-                    "ratio": max(speeds) / torch_best,
-                    "load_s": min(run["load_s"] for run in runs[variant]),
-                    "rss": max(run["peak_rss_mib"] for run in runs[variant]),
-                    "decisions": reference["probabilities"].size,
-                    **agreement(workdir, variant, threads, head, reference),
-                })
+                rows.append(
+                    {
+                        "threads": threads,
+                        "variant": variant,
+                        "speeds": speeds,
+                        "best": max(speeds),
+                        "ratio": max(speeds) / torch_best,
+                        "load_s": min(run["load_s"] for run in runs[variant]),
+                        "rss": max(run["peak_rss_mib"] for run in runs[variant]),
+                        "decisions": reference["probabilities"].size,
+                        **agreement(workdir, variant, threads, head, reference),
+                    }
+                )
     print_report(args, cpu, (load_start, load_text()), conversion, rows)
 
 

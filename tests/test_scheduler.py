@@ -1,5 +1,6 @@
 """Background work across real processes: one round at a time per project, bursts coalesce."""
 
+import subprocess
 import sys
 import time
 from pathlib import Path
@@ -46,6 +47,29 @@ def test_a_burst_during_a_round_coalesces_into_one_follow_up(tmp_path):
     done = rounds(log_file)
     assert len(done) == 2, done
     assert done[0][2] <= done[1][1], "rounds overlapped"
+
+
+def test_a_burst_before_the_child_is_up_starts_one_process(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUB_STARTUP_SECONDS", "1.5")  # a real child imports torch first
+    scheduler, log_file = make_scheduler(tmp_path, seconds=0.5)
+    for _ in range(10):  # ten annotations submitted back to back
+        scheduler.request("1", "train")
+    wait_until_idle(tmp_path, "1", log_file)
+    assert len(rounds(log_file)) == 1
+    assert len(log_file.with_suffix(".spawns").read_text().split()) == 1
+
+
+def test_a_request_the_exiting_child_missed_gets_a_new_child(tmp_path):
+    scheduler, log_file = make_scheduler(tmp_path, seconds=0.2)
+    scheduler.request("1", "train")
+    wait_until_idle(tmp_path, "1", log_file)
+    child = next(iter(scheduler._children.values()), None)
+    if child is not None:
+        child.wait()
+    (tmp_path / "1" / ".pending-train").touch()  # as if it arrived while the child was exiting
+    scheduler._reap("1", "fast", subprocess.Popen([sys.executable, "-c", "pass"]))
+    wait_until_idle(tmp_path, "1", log_file)
+    assert len(rounds(log_file)) == 2
 
 
 def test_projects_do_not_wait_for_each_other(tmp_path):
