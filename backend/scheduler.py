@@ -124,6 +124,12 @@ def project_lock(model_dir: Path, project: str, lane: str = "fast") -> Iterator[
             fcntl.flock(handle, fcntl.LOCK_UN)
 
 
+def lane_busy(model_dir: Path, project: str, lane: str) -> bool:
+    """Whether a worker holds the lane's lock now (the lock, unlike state.json, dies with its holder)."""
+    with project_lock(model_dir, project, lane) as free:
+        return not free
+
+
 def take_marker(model_dir: Path, project: str, lane: str = "fast") -> str | None:
     """Remove and return the lane's most demanding pending request ('train' beats 'predict')."""
     files = ProjectFiles(model_dir, project)
@@ -228,4 +234,5 @@ class Scheduler:
             if -code == 9:
                 reason += " (out of memory?)"
             log.error("project %s: %s", project, reason)
-            update_state(self.model_dir, project, state="failed", last_error=reason)
+            fields = ("body_state", "body_error") if lane == "body" else ("state", "last_error")
+            update_state(self.model_dir, project, **dict(zip(fields, ("failed", reason), strict=True)))

@@ -37,7 +37,15 @@ from backend.model import CodingModel, SetFitCodingModel, refit_head, train_mode
 from backend.monitoring import cross_validated_report, label_counts, rare_codes, stopping_signal
 from backend.pool import PoolFile
 from backend.predictor import load_decisions, load_pool, prediction_scores, save_pool
-from backend.scheduler import LANES, Scheduler, pending_kinds, read_state, update_state, work_off
+from backend.scheduler import (
+    LANES,
+    Scheduler,
+    lane_busy,
+    pending_kinds,
+    read_state,
+    update_state,
+    work_off,
+)
 from backend.scheme import CodingScheme, label_matrix, parse_label_config
 from backend.strategies import score_pool, to_prediction_scores
 from backend.studio import StudioClient, StudioError, Task
@@ -182,12 +190,23 @@ class Round:
         )
         if (
             due
-            and state.get("body_state") != "training"
             and "body" not in pending_kinds(self.store.root, self.project)
+            and not self.body_lane_busy(state)
         ):
             log.info("project %s: %d new example(s) since the last body: fine-tuning one", self.project, new)
             self.scheduler.request(self.project, "body")
         return due
+
+    def body_lane_busy(self, state: dict) -> bool:
+        """Whether a body is being fine-tuned; corrects a state.json left at 'training' by a process
+        that was killed (out of memory, a restart) while no one was there to record it."""
+        if lane_busy(self.store.root, self.project, "body"):
+            return True
+        if state.get("body_state") == "training":
+            reason = "the fine-tuning process ended without finishing (killed?)"
+            log.warning("project %s: %s; starting another", self.project, reason)
+            update_state(self.store.root, self.project, body_state="failed", body_error=reason)
+        return False
 
     def when_idle(self) -> None:
         """Called by a lingering worker when no annotation came for BODY_RETRAIN_IDLE_SECONDS."""

@@ -113,6 +113,18 @@ def test_a_killed_training_process_is_reported_as_a_failed_round(tmp_path):
     assert "killed by signal 9" in state["last_error"] and "out of memory" in state["last_error"]
 
 
+def test_a_killed_body_process_is_reported_in_the_body_lane(tmp_path):
+    suicide = [sys.executable, "-c", "import os, signal, sys; os.kill(os.getpid(), signal.SIGKILL)"]
+    update_state(tmp_path, "6", state="idle", body_state="training")
+    Scheduler(tmp_path, command=suicide).request("6", "body")
+    deadline = time.time() + 30
+    while time.time() < deadline and read_state(tmp_path, "6").get("body_state") != "failed":
+        time.sleep(0.1)
+    state = read_state(tmp_path, "6")
+    assert (state["state"], state["body_state"]) == ("idle", "failed"), "the fast lane is not to blame"
+    assert "killed by signal 9" in state["body_error"]
+
+
 def test_a_lingering_worker_takes_new_work_and_notices_quiet_spells(tmp_path):
     import threading
 

@@ -227,3 +227,19 @@ def test_write_back_puts_the_queue_head_live_first_and_stops_for_newer_work(segm
     assert len(studio.predictions) == 24
     first_five = studio.predictions[:5]
     assert [p["score"] for p in first_five] == sorted(p["score"] for p in studio.predictions)[:5]
+
+
+def test_a_killed_body_round_is_noticed_and_another_asked_for(segments, settings):
+    from backend.scheduler import project_lock, update_state
+
+    studio, scheduler = FakeStudio(segments, annotated=12), RecordingScheduler()
+    job = Round("1", settings, studio, ModelStore(settings.model_dir), scheduler)
+    update_state(settings.model_dir, "1", body_state="training")  # its process was killed since
+    with project_lock(settings.model_dir, "1", "body") as held:
+        assert held
+        job.request_body_when_due(12)
+        assert scheduler.requests == [], "no second body while one is being fine-tuned"
+    job.request_body_when_due(12)
+    assert scheduler.requests == [("1", "body")]
+    state = read_state(settings.model_dir, "1")
+    assert state["body_state"] == "failed" and "without finishing" in state["body_error"]
