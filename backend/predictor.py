@@ -32,6 +32,29 @@ def save_pool(
     np.savez(version.path / POOL_FILE, task_ids=ids, proba=proba, labeled=labeled, decisions=decisions)
 
 
+def add_to_pool(version: ModelVersion, task_ids, proba: np.ndarray, decisions: np.ndarray) -> None:
+    """Record tasks predicted after the round (imported since) as ranked by its version."""
+    path = Path(version.path) / POOL_FILE
+    with np.load(path) as cached:
+        pool = dict(cached)
+    pool["task_ids"] = np.concatenate([pool["task_ids"], np.asarray(task_ids, dtype=np.int64)])
+    pool["proba"] = np.vstack([pool["proba"], proba])
+    pool["decisions"] = np.vstack([pool["decisions"], decisions])
+    partial = path.with_name(f".{POOL_FILE}")
+    with open(partial, "wb") as handle:
+        np.savez(handle, **pool)
+    partial.replace(path)
+
+
+def ranked_task_ids(version: ModelVersion) -> set[int]:
+    """The tasks the version has predicted (empty when it recorded none)."""
+    path = Path(version.path) / POOL_FILE
+    if not path.exists():
+        return set()
+    with np.load(path) as cached:
+        return {int(task_id) for task_id in cached["task_ids"]}
+
+
 def load_decisions(version: ModelVersion) -> tuple[np.ndarray, np.ndarray] | None:
     """The round's unlabeled task ids and their code decisions; None when not recorded."""
     path = Path(version.path) / POOL_FILE

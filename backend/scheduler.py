@@ -32,8 +32,8 @@ LINGER_POLL_SECONDS = 0.2
 ROUND_HISTORY = 20
 
 # Two lanes of work per project, each with its own lock, so fine-tuning a body never holds up the
-# fast loop: "fast" writes to Label Studio ('train' = a round after annotations, which also
-# predicts, so it absorbs a 'predict' request); "body" fine-tunes a SetFit body in the background.
+# fast loop: "fast" writes to Label Studio ('train' = a round after annotations, then 'predict' =
+# predictions for imported tasks); "body" fine-tunes a SetFit body in the background.
 LANES = {"fast": ("train", "predict"), "body": ("body",)}
 KINDS = tuple(kind for kinds in LANES.values() for kind in kinds)
 
@@ -131,14 +131,17 @@ def lane_busy(model_dir: Path, project: str, lane: str) -> bool:
 
 
 def take_marker(model_dir: Path, project: str, lane: str = "fast") -> str | None:
-    """Remove and return the lane's most demanding pending request ('train' beats 'predict')."""
+    """Remove and return the lane's first pending request in LANES order ('train' before 'predict').
+
+    One at a time: a head refit ranks the pool listing it keeps, which has no imported tasks,
+    so a 'predict' request that arrived meanwhile still gets its round.
+    """
     files = ProjectFiles(model_dir, project)
-    taken = None
     for kind in LANES[lane]:
         with contextlib.suppress(FileNotFoundError):
             files.marker(kind).unlink()
-            taken = taken or kind
-    return taken
+            return kind
+    return None
 
 
 def work_off(

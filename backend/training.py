@@ -36,7 +36,14 @@ from backend.logs import setup_logging
 from backend.model import CodingModel, SetFitCodingModel, refit_head, train_model
 from backend.monitoring import cross_validated_report, label_counts, rare_codes, stopping_signal
 from backend.pool import PoolFile
-from backend.predictor import load_decisions, load_pool, prediction_scores, save_pool
+from backend.predictor import (
+    add_to_pool,
+    load_decisions,
+    load_pool,
+    prediction_scores,
+    ranked_task_ids,
+    save_pool,
+)
 from backend.scheduler import (
     LANES,
     Scheduler,
@@ -390,20 +397,19 @@ class Round:
     # --- predictions for new tasks --------------------------------------------------------------
 
     def predict_new(self) -> dict:
-        """Give tasks without a prediction of the current version one, ranked against the pool."""
+        """Predict the tasks the serving version has not ranked (imported since its round), ranked
+        against its pool. Tasks it ranked but has not written yet are left to its own write-back."""
         version = read_state(self.store.root, self.project).get("current_version")
         if not version:
             return {}
+        current = self.store.get(self.project, version)
+        ranked = ranked_task_ids(current)
         scheme = parse_label_config(self.studio.label_config(int(self.project)))
-        missing = [
-            task
-            for task in self.studio.tasks(int(self.project), annotated=False)
-            if not any(p.get("model_version") == version for p in task.predictions)
-        ]
+        unlabeled = self.studio.tasks(int(self.project), annotated=False, data_only=True)
+        missing = [task for task in unlabeled if task.id not in ranked]
         if not missing:
             return {}
         self.pool.add(missing)
-        current = self.store.get(self.project, version)
         model = self.store.load(current, device=self.settings.resolved_device())
         if model.codes != scheme.codes:
             log.warning("project %s: the codes changed since %s; new tasks wait for the next round",
@@ -414,6 +420,7 @@ class Round:
         predictions = self.predictions(scheme, model, version, missing, proba, scores)
         write_version(self.studio, int(self.project), version, predictions, first=len(predictions),
                       on_live=lambda: None)  # fmt: skip
+        add_to_pool(current, [task.id for task in missing], proba, model.decide(proba))
         log.info("project %s: predicted %d new task(s) with %s", self.project, len(missing), version)
         return {}
 

@@ -85,12 +85,14 @@ def test_projects_do_not_wait_for_each_other(tmp_path):
     )
 
 
-def test_train_request_absorbs_a_predict_request(tmp_path):
+def test_a_train_request_goes_first_and_a_predict_request_still_gets_its_round(tmp_path):
     update_state(tmp_path, "4", state="idle")
     for kind in ("predict", "train"):
         (tmp_path / "4" / f".pending-{kind}").touch()
     assert take_marker(tmp_path, "4") == "train"
-    assert pending_kinds(tmp_path, "4") == []
+    assert pending_kinds(tmp_path, "4") == ["predict"]
+    assert take_marker(tmp_path, "4") == "predict"
+    assert take_marker(tmp_path, "4") is None
 
 
 def test_state_is_merged_and_survives_a_reader(tmp_path):

@@ -243,3 +243,40 @@ def test_a_killed_body_round_is_noticed_and_another_asked_for(segments, settings
     assert scheduler.requests == [("1", "body")]
     state = read_state(settings.model_dir, "1")
     assert state["body_state"] == "failed" and "without finishing" in state["body_error"]
+
+
+def import_tasks(studio: FakeStudio, texts: list[str]) -> list[int]:
+    ids = list(range(len(studio.all), len(studio.all) + len(texts)))
+    for task_id, text in zip(ids, texts, strict=True):
+        studio.all[task_id] = Task(task_id, {"text": text, "question": "?"})
+    return ids
+
+
+def test_imported_tasks_are_predicted_once_after_the_round_that_follows_annotations(segments, settings):
+    studio = FakeStudio(segments, annotated=12)
+    run_round(settings, studio)
+    unwritten = [p["task"] for p in studio.predictions[-3:]]
+    del studio.predictions[-3:]  # the version's rest, still waiting for a pause to be written
+    new = import_tasks(studio, [s["text"] + " (follow-up)" for s in segments[:2]])
+    studio.annotate(12, segments[12]["codes"], user=1, when="2")
+
+    refit = run_round(settings, studio, kind="train")
+    version = refit["current_version"]
+    assert not [p for p in studio.predictions if p["task"] in new], "a head refit ranks the kept listing"
+
+    run_round(settings, studio, kind="predict")
+    predicted = [p["task"] for p in studio.predictions if p["model_version"] == version]
+    assert sorted(p for p in predicted if p in new) == new
+    run_round(settings, studio, kind="predict")
+    assert [p["task"] for p in studio.predictions if p["model_version"] == version] == predicted, (
+        "tasks are predicted once"
+    )
+
+    studio = FakeStudio(segments, annotated=12)
+    settings = settings.model_copy(update={"model_dir": settings.model_dir / "second"})
+    run_round(settings, studio)
+    del studio.predictions[-3:]
+    run_round(settings, studio, kind="predict")
+    assert not [p for p in studio.predictions if p["task"] in unwritten], (
+        "tasks the version ranked are left to its own write-back"
+    )
