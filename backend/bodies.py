@@ -67,6 +67,6 @@ class Bodies:
         else:
             version = self.store.get(self.project, name)
             model = self.store.load(version, device=self.settings.resolved_device())
-            source = str(version.path / "setfit")
+            source = f"../{version.path.name}/setfit"  # beside the head's version: MODEL_DIR may move
         cache = EmbeddingCache(embeddings_dir(self.store, self.project, name, self.settings))
         return Body(name, model, source, cache)

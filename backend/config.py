@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -167,7 +168,8 @@ class Settings(BaseSettings):
         """Every setting that is safe to log or record: secrets are left out."""
         secret = {name for name, value in self if isinstance(value, SecretStr)}
         secret |= {"label_studio_api_key", "basic_auth_pass", "mlflow_tracking_uri"}
-        return {k: v for k, v in self.model_dump(mode="json").items() if k not in secret}
+        shown = {k: v for k, v in self.model_dump(mode="json").items() if k not in secret}
+        return shown | {"label_studio_url": without_credentials(self.label_studio_url)}
 
     @property
     def two_speed(self) -> bool:
@@ -181,6 +183,16 @@ class Settings(BaseSettings):
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def without_credentials(url: str) -> str:
+    """`url` with any user:password@ in it hidden, to be shown in logs, errors and MLflow."""
+    userinfo = userinfo_of(url)
+    return url.replace(f"{userinfo}@", "***@", 1) if userinfo else url
+
+
+def userinfo_of(url: str) -> str:
+    return urlsplit(url).netloc.rpartition("@")[0]
 
 
 def _describe(error: dict, *, upper: bool = True) -> str:

@@ -4,16 +4,18 @@ Encoding dominates every round's cost on a CPU (an 11,656-segment pool takes min
 body changes only when it is fine-tuned. So each body keeps the embeddings of every segment it
 has seen under ``<cache dir>/`` as shards (``shard-<n>.npz``: text hashes and vectors); a
 restart, a head refit or an unchanged segment costs nothing, and a new or edited segment is
-encoded once. Shards are written under a temporary name and renamed, so readers never see half
-a shard.
+encoded once. Shards are written under a temporary name, synced and renamed, so readers never
+see half a shard; one left unreadable anyway is set aside and its segments encoded again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
 import time
+import zipfile
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -71,6 +73,8 @@ class EmbeddingCache:
         partial = self.directory / f".{name}"
         with open(partial, "wb") as handle:
             np.savez(handle, keys=np.asarray(keys), vectors=vectors)
+            handle.flush()
+            os.fsync(handle.fileno())
         partial.replace(self.directory / name)
         self._loaded_shards.add(name)
         self._append(keys, vectors)
@@ -90,6 +94,16 @@ class EmbeddingCache:
         for path in sorted(self.directory.glob("shard-*.npz")):
             if path.name in self._loaded_shards:
                 continue
-            with np.load(path) as shard:
-                self._append([str(key) for key in shard["keys"]], shard["vectors"])
+            try:
+                with np.load(path) as shard:
+                    self._append([str(key) for key in shard["keys"]], shard["vectors"])
+            except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                self._set_aside(path, exc)
             self._loaded_shards.add(path.name)
+
+    def _set_aside(self, path: Path, exc: Exception) -> None:
+        """An unreadable shard (a crash or a full disk) costs its texts a re-encoding, not every round."""
+        log.warning("embedding cache %s: %s is unreadable (%s: %s); its segments will be encoded again",
+                    self.directory, path.name, type(exc).__name__, exc)  # fmt: skip
+        with contextlib.suppress(OSError):
+            path.replace(path.with_name(f"broken-{path.name}"))

@@ -159,7 +159,10 @@ class SetFitCodingModel(CodingModel):
         from setfit import SetFitModel
 
         body_source = state.get("body_source")
-        setfit_model = SetFitModel.from_pretrained(body_source or str(directory / "setfit"), device=device)
+        body = directory / "setfit"
+        if body_source:  # a version beside this one (relative to it), a local path or a hub id
+            body = directory / body_source if (directory / body_source).is_dir() else body_source
+        setfit_model = SetFitModel.from_pretrained(str(body), device=device)
         if body_source:
             setfit_model.model_head = joblib.load(directory / HEAD_FILE)
         return cls(setfit_model, state["codes"], state["thresholds"], state["max_length"], body_source)

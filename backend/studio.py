@@ -12,6 +12,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from backend.config import userinfo_of
+
 log = logging.getLogger(__name__)
 
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"
@@ -54,6 +56,7 @@ class StudioClient:
         if not url or not api_key:
             raise StudioError("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are needed to talk to Label Studio")
         self.url = url.rstrip("/")
+        self._userinfo = userinfo_of(self.url)  # user:password@ in the URL: never in a message
         self._sdk = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
 
     # --- reading ------------------------------------------------------------------------------
@@ -154,7 +157,9 @@ class StudioClient:
             status = getattr(exc, "status_code", None)
             body = getattr(exc, "body", "")
             detail = f"HTTP {status}: {body}" if status else f"{type(exc).__name__}: {exc}"
-            raise StudioError(f"Label Studio at {self.url} could not {what} ({detail})") from None
+            raise StudioError(
+                self._scrub(f"Label Studio at {self.url} could not {what} ({detail})")
+            ) from None
 
     def _raw(self, method: str, path: str, body: dict | None):
         wrapper = self._sdk._client_wrapper  # the SDK's authenticated httpx client
@@ -163,7 +168,12 @@ class StudioClient:
         )
         if response.status_code >= 400:
             raise StudioError(
-                f"Label Studio at {self.url} refused {method} /{path} (HTTP {response.status_code}: "
-                f"{response.text[:300]})"
+                self._scrub(
+                    f"Label Studio at {self.url} refused {method} /{path} (HTTP {response.status_code}: "
+                    f"{response.text[:300]})"
+                )
             )
         return response
+
+    def _scrub(self, message: str) -> str:
+        return message.replace(self._userinfo, "***") if self._userinfo else message

@@ -106,3 +106,15 @@ def test_overrides_are_validated_and_named_as_given(monkeypatch):
         with_overrides(base, {"query_strategy": "fancy"})
     with pytest.raises(ConfigError, match="END_TO_END=true needs CLASSIFIER_HEAD=differentiable"):
         with_overrides(base, {"end_to_end": True})
+
+
+def test_a_password_in_the_label_studio_url_is_never_shown(monkeypatch):
+    from backend.studio import StudioClient, StudioError
+
+    monkeypatch.setenv("LABEL_STUDIO_URL", "http://coder:url-very-secret@127.0.0.1:9")
+    settings = load_settings()
+    assert settings.public()["label_studio_url"] == "http://***@127.0.0.1:9"
+    client = StudioClient(settings.label_studio_url, "token", timeout=2)
+    with pytest.raises(StudioError, match=r"Label Studio at http://\*\*\*@127.0.0.1:9 could not") as error:
+        client.label_config(1)
+    assert "very-secret" not in str(error.value)

@@ -36,3 +36,14 @@ def test_another_process_shards_are_picked_up(tmp_path):
     two.embed(["y"], later)
     assert later.seen == ["y"]
     assert len(two) == 2 and len(one) == 2
+
+
+def test_an_unreadable_shard_is_set_aside_and_its_texts_encoded_again(tmp_path):
+    EmbeddingCache(tmp_path).embed(["kept"], CountingEncoder())
+    EmbeddingCache(tmp_path).embed(["lost"], CountingEncoder())
+    lost = max(tmp_path.glob("shard-*.npz"))
+    lost.write_bytes(lost.read_bytes()[:40])  # cut short by a crash or a full disk
+    encode = CountingEncoder()
+    np.testing.assert_array_equal(EmbeddingCache(tmp_path).embed(["kept", "lost"], encode), [[4, 0], [4, 0]])
+    assert encode.seen == ["lost"]
+    assert (tmp_path / f"broken-{lost.name}").exists() and len(list(tmp_path.glob("shard-*.npz"))) == 2

@@ -216,6 +216,11 @@ def test_the_fast_loop_refits_heads_and_a_body_lane_fine_tunes(segments, setting
     loaded = ModelStore(settings.model_dir).load(head)
     assert loaded.predict_proba([segments[0]["text"]]).shape == (1, len(loaded.codes))
 
+    moved = settings.model_dir.parent / f"{settings.model_dir.name}-moved"
+    settings.model_dir.rename(moved)  # a new volume, a restored backup
+    loaded = ModelStore(moved).load(ModelStore(moved).get("1", head.name))
+    assert loaded.predict_proba([segments[0]["text"]]).shape == (1, len(loaded.codes))
+
 
 def test_write_back_puts_the_queue_head_live_first_and_stops_for_newer_work(segments, settings):
     studio = FakeStudio(segments, annotated=12)
