@@ -179,6 +179,7 @@ def metrics():
             "predictions_complete": state.get("complete"),
             "body_version": state.get("body_version"),
             "body_state": state.get("body_state"),
+            "body_error": state.get("body_error"),
             "labeled": state.get("labeled"),
             "waiting_for_annotations": state.get("waiting_for"),
             "last_training_seconds": state.get("last_training_seconds"),

@@ -99,9 +99,11 @@ def test_predict_needs_a_task_list(client):
 
 
 def test_metrics_and_versions_report_each_project(client, tmp_path):
-    update_state(tmp_path, "9", state="failed", last_error="Label Studio unreachable", labeled=12)
+    update_state(tmp_path, "9", state="failed", last_error="Label Studio unreachable", labeled=12,
+                 body_state="failed", body_error="killed by signal 9")  # fmt: skip
     projects = client.get("/metrics").json["projects"]
     assert projects["9"]["state"] == "failed"
+    assert (projects["9"]["body_state"], projects["9"]["body_error"]) == ("failed", "killed by signal 9")
     assert projects["9"]["last_error"] == "Label Studio unreachable"
     assert projects["9"]["labeled"] == 12 and projects["9"]["pending"] == []
     assert client.get("/versions").json == {"versions": []}
