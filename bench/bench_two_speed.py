@@ -9,10 +9,12 @@ configuration (the backend's defaults) learning in two ways:
 - full: a whole SetFit model (body and head) is trained after every round, as the study did;
 - two-speed: as the backend does with FAST_LOOP=true: the body is fine-tuned on the first round
   and again once BODY_RETRAIN_EVERY (25) new segments have arrived since; every other round only
-  refits the logistic head (and thresholds) on the current body's embeddings.
+  refits the logistic head (and thresholds) on the current body's embeddings;
+- full, reseeded: as full, with another training seed (same initial set, same selection seed),
+  which measures how far retraining differs from itself: the noise floor of this comparison.
 
 Small batches are the point: the fast loop refits after every annotation. Prints macro-F1 per
-round for both and the difference (mean over seeds, and the worst seed), and writes
+round for each and the differences from full (mean over seeds, and the worst seed), and writes
 OUT/two_speed.json; each seed's runs are kept in OUT/two_speed-seed<N>.json and read back when
 the script runs again with the same protocol, so seeds can be added one at a time.
 """
@@ -37,7 +39,8 @@ from backend.simulate import Protocol, load_corpus, per_code_f1
 from backend.strategies import score_pool
 from bench.common import DATA, OUT
 
-MODES = ("full", "two-speed")
+MODES = ("full", "two-speed", "full-reseeded")
+RESEED = 1000  # added to the seed for the training of "full-reseeded"
 
 
 def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict]:
@@ -46,11 +49,13 @@ def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict
     test_texts, test_labels = [e.text for e in corpus.test], corpus.matrix(corpus.test)
     labeled = list(np.random.default_rng(seed).choice(len(texts), protocol.initial, replace=False))
     body, body_size, rows = None, 0, []
-    settings = settings.model_copy(update={"seed": seed})
+    settings = settings.model_copy(update={"seed": seed + (RESEED if mode == "full-reseeded" else 0)})
     for round_number in range(protocol.rounds + 1):
         started = time.perf_counter()
         train_texts, train_labels = [texts[i] for i in labeled], labels[labeled]
-        retrain = mode == "full" or body is None or len(labeled) - body_size >= settings.body_retrain_every
+        retrain = (
+            mode != "two-speed" or body is None or len(labeled) - body_size >= settings.body_retrain_every
+        )
         if retrain:
             body, body_size = train_model(train_texts, train_labels, corpus.codes, settings), len(labeled)
             model = body
@@ -73,15 +78,39 @@ def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict
 
 
 def seed_results(seed: int, protocol: Protocol, corpus, settings, out: Path) -> dict:
-    """Both modes for one seed, kept in OUT/two_speed-seed<N>.json: a seed already run is read back."""
+    """Every mode for one seed, kept in OUT/two_speed-seed<N>.json: modes already run are read back."""
     path = out / f"two_speed-seed{seed}.json"
     key = {"initial": protocol.initial, "batch": protocol.batch, "rounds": protocol.rounds}
+    modes = {}
     if path.is_file() and (saved := json.loads(path.read_text()))["protocol"] == key:
-        print(f"seed {seed}: read back from {path}")
-        return saved["modes"]
-    modes = {mode: run(mode, seed, protocol, corpus, settings) for mode in MODES}
-    path.write_text(json.dumps({"protocol": key, "modes": modes}, indent=2))
+        modes = saved["modes"]
+        print(f"seed {seed}: {', '.join(modes)} read back from {path}")
+    for mode in MODES:
+        if mode not in modes:
+            modes[mode] = run(mode, seed, protocol, corpus, settings)
+            path.write_text(json.dumps({"protocol": key, "modes": modes}, indent=2))
     return modes
+
+
+def print_table(results: dict, seeds: tuple[int, ...], rounds: int) -> dict[str, list[float]]:
+    """Per round: full's macro-F1 and each other mode's difference from it (mean of seeds, worst seed)."""
+    others = MODES[1:]
+    print("\n| labeled | full | " + " | ".join(f"{m} − full (mean) | worst seed" for m in others) + " |")
+    print("|---" * (2 + 2 * len(others)) + "|")
+    differences = {mode: [] for mode in others}
+    for index in range(rounds + 1):
+        full = [results[seed]["full"][index]["macro_f1"] for seed in seeds]
+        cells = [str(results[seeds[0]]["full"][index]["n_labeled"]), f"{np.mean(full):.3f}"]
+        for mode in others:
+            per_seed = [
+                results[seed][mode][index]["macro_f1"] - f for seed, f in zip(seeds, full, strict=True)
+            ]
+            differences[mode].append(float(np.mean(per_seed)))
+            cells += [f"{np.mean(per_seed):+.3f}", f"{min(per_seed):+.3f}"]
+        print("| " + " | ".join(cells) + " |")
+    for mode, values in differences.items():
+        print(f"{mode} − full: mean over rounds {np.mean(values):+.3f}, lowest round {min(values):+.3f}")
+    return differences
 
 
 def main() -> int:
@@ -103,22 +132,13 @@ def main() -> int:
                          test_coders=None, test_fraction=0.3, split_seed=0)  # fmt: skip
     args.out.mkdir(parents=True, exist_ok=True)
     results = {seed: seed_results(seed, protocol, corpus, settings, args.out) for seed in seeds}
-    print("\n| labeled | full | two-speed | difference (mean of seeds) | worst seed |\n|---|---|---|---|---|")
-    differences = []
-    for index in range(protocol.rounds + 1):
-        per_seed = [results[seed]["two-speed"][index]["macro_f1"] - results[seed]["full"][index]["macro_f1"]
-                    for seed in seeds]  # fmt: skip
-        full = np.mean([results[seed]["full"][index]["macro_f1"] for seed in seeds])
-        differences.append(float(np.mean(per_seed)))
-        labeled = results[seeds[0]]["full"][index]["n_labeled"]
-        print(f"| {labeled} | {full:.3f} | {full + differences[-1]:.3f} | {differences[-1]:+.3f} | "
-              f"{min(per_seed):+.3f} |")  # fmt: skip
+    differences = print_table(results, seeds, protocol.rounds)
     seconds = {mode: sum(r["seconds"] for seed in seeds for r in results[seed][mode]) for mode in MODES}
-    print(f"\n{len(seeds)} seed(s): mean difference {np.mean(differences):+.3f}, "
-          f"largest {min(differences):+.3f}; training seconds: full {seconds['full']:.0f}, "
-          f"two-speed {seconds['two-speed']:.0f}")  # fmt: skip
+    print(
+        f"\n{len(seeds)} seed(s); training seconds: " + ", ".join(f"{m} {s:.0f}" for m, s in seconds.items())
+    )
     summary = {"protocol": vars(args) | {"out": str(args.out)}, "results": results,
-               "mean_difference": float(np.mean(differences)), "training_seconds": seconds}  # fmt: skip
+               "differences": differences, "training_seconds": seconds}  # fmt: skip
     (args.out / "two_speed.json").write_text(json.dumps(summary, indent=2))
     return 0
 
