@@ -35,8 +35,12 @@ def save_pool(
 def add_to_pool(version: ModelVersion, task_ids, proba: np.ndarray, decisions: np.ndarray) -> None:
     """Record tasks predicted after the round (imported since) as ranked by its version."""
     path = Path(version.path) / POOL_FILE
-    with np.load(path) as cached:
-        pool = dict(cached)
+    if path.exists():
+        with np.load(path) as cached:
+            pool = dict(cached)
+    else:  # a version saved without a pool (nothing was unlabeled then)
+        empty = np.zeros((0, proba.shape[1]))
+        pool = {"task_ids": np.zeros(0, dtype=np.int64), "proba": empty, "labeled": empty, "decisions": empty}
     pool["task_ids"] = np.concatenate([pool["task_ids"], np.asarray(task_ids, dtype=np.int64)])
     pool["proba"] = np.vstack([pool["proba"], proba])
     pool["decisions"] = np.vstack([pool["decisions"], decisions])
