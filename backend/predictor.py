@@ -29,52 +29,56 @@ def save_pool(
 ) -> None:
     """Remember what the round ranked and decided, to rank later tasks and compare rounds."""
     ids = np.asarray(task_ids, dtype=np.int64)
-    np.savez(version.path / POOL_FILE, task_ids=ids, proba=proba, labeled=labeled, decisions=decisions)
+    _write_pool(version, {"task_ids": ids, "proba": proba, "labeled": labeled, "decisions": decisions})
 
 
 def add_to_pool(version: ModelVersion, task_ids, proba: np.ndarray, decisions: np.ndarray) -> None:
     """Record tasks predicted after the round (imported since) as ranked by its version."""
-    path = Path(version.path) / POOL_FILE
-    if path.exists():
-        with np.load(path) as cached:
-            pool = dict(cached)
-    else:  # a version saved without a pool (nothing was unlabeled then)
+    pool = _read_pool(version)
+    if pool is None:  # a version saved without a pool (nothing was unlabeled then)
         empty = np.zeros((0, proba.shape[1]))
         pool = {"task_ids": np.zeros(0, dtype=np.int64), "proba": empty, "labeled": empty, "decisions": empty}
     pool["task_ids"] = np.concatenate([pool["task_ids"], np.asarray(task_ids, dtype=np.int64)])
     pool["proba"] = np.vstack([pool["proba"], proba])
     pool["decisions"] = np.vstack([pool["decisions"], decisions])
-    partial = path.with_name(f".{POOL_FILE}")
-    with open(partial, "wb") as handle:
-        np.savez(handle, **pool)
-    partial.replace(path)
+    _write_pool(version, pool)
 
 
 def ranked_task_ids(version: ModelVersion) -> set[int]:
     """The tasks the version has predicted (empty when it recorded none)."""
-    path = Path(version.path) / POOL_FILE
-    if not path.exists():
-        return set()
-    with np.load(path) as cached:
-        return {int(task_id) for task_id in cached["task_ids"]}
+    pool = _read_pool(version)
+    return set() if pool is None else {int(task_id) for task_id in pool["task_ids"]}
 
 
 def load_decisions(version: ModelVersion) -> tuple[np.ndarray, np.ndarray] | None:
     """The round's unlabeled task ids and their code decisions; None when not recorded."""
-    path = Path(version.path) / POOL_FILE
-    if not path.exists():
-        return None
-    with np.load(path) as cached:
-        return (cached["task_ids"], cached["decisions"]) if "decisions" in cached else None
+    pool = _read_pool(version)
+    return (pool["task_ids"], pool["decisions"]) if pool is not None and "decisions" in pool else None
 
 
 def load_pool(version: ModelVersion, num_codes: int) -> tuple[np.ndarray, np.ndarray]:
     """The round's pool probabilities and labeled code vectors (empty when the round had no pool)."""
+    pool = _read_pool(version)
+    if pool is None:
+        return np.zeros((0, num_codes)), np.zeros((0, num_codes))
+    return pool["proba"], pool["labeled"]
+
+
+def _read_pool(version: ModelVersion) -> dict[str, np.ndarray] | None:
     path = Path(version.path) / POOL_FILE
     if not path.exists():
-        return np.zeros((0, num_codes)), np.zeros((0, num_codes))
+        return None
     with np.load(path) as cached:
-        return cached["proba"], cached["labeled"]
+        return dict(cached)
+
+
+def _write_pool(version: ModelVersion, pool: dict[str, np.ndarray]) -> None:
+    """Write, then rename: a reader (or a crash) never sees half a pool."""
+    path = Path(version.path) / POOL_FILE
+    partial = path.with_name(f".{POOL_FILE}")
+    with open(partial, "wb") as handle:
+        np.savez(handle, **pool)
+    partial.replace(path)
 
 
 def prediction_scores(
