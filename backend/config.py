@@ -169,7 +169,7 @@ class Settings(BaseSettings):
         secret = {name for name, value in self if isinstance(value, SecretStr)}
         secret |= {"label_studio_api_key", "basic_auth_pass", "mlflow_tracking_uri"}
         shown = {k: v for k, v in self.model_dump(mode="json").items() if k not in secret}
-        return shown | {"label_studio_url": without_credentials(self.label_studio_url)}
+        return shown | {"label_studio_url": hide_credentials(self.label_studio_url, self.label_studio_url)}
 
     @property
     def two_speed(self) -> bool:
@@ -185,14 +185,11 @@ class Settings(BaseSettings):
         return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def without_credentials(url: str) -> str:
-    """`url` with any user:password@ in it hidden, to be shown in logs, errors and MLflow."""
-    userinfo = userinfo_of(url)
-    return url.replace(f"{userinfo}@", "***@", 1) if userinfo else url
-
-
-def userinfo_of(url: str) -> str:
-    return urlsplit(url).netloc.rpartition("@")[0]
+def hide_credentials(text: str, url: str) -> str:
+    """`text` (`url` itself, or a message naming it) with the user:password of `url` hidden, to be
+    shown in logs, errors and MLflow."""
+    userinfo = urlsplit(url).netloc.rpartition("@")[0]
+    return text.replace(userinfo, "***") if userinfo else text
 
 
 def _describe(error: dict, *, upper: bool = True) -> str:

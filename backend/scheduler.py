@@ -36,6 +36,8 @@ ROUND_HISTORY = 20
 # predictions for imported tasks); "body" fine-tunes a SetFit body in the background.
 LANES = {"fast": ("train", "predict"), "body": ("body",)}
 KINDS = tuple(kind for kinds in LANES.values() for kind in kinds)
+# Where each lane records its state and its last error in state.json.
+STATUS_FIELDS = {"fast": ("state", "last_error"), "body": ("body_state", "body_error")}
 
 
 class ProjectFiles:
@@ -237,5 +239,5 @@ class Scheduler:
             if -code == 9:
                 reason += " (out of memory?)"
             log.error("project %s: %s", project, reason)
-            fields = ("body_state", "body_error") if lane == "body" else ("state", "last_error")
-            update_state(self.model_dir, project, **dict(zip(fields, ("failed", reason), strict=True)))
+            status, error = STATUS_FIELDS[lane]
+            update_state(self.model_dir, project, **{status: "failed", error: reason})

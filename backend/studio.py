@@ -12,7 +12,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from backend.config import userinfo_of
+from backend.config import hide_credentials
 
 log = logging.getLogger(__name__)
 
@@ -56,7 +56,6 @@ class StudioClient:
         if not url or not api_key:
             raise StudioError("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are needed to talk to Label Studio")
         self.url = url.rstrip("/")
-        self._userinfo = userinfo_of(self.url)  # user:password@ in the URL: never in a message
         self._sdk = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
 
     # --- reading ------------------------------------------------------------------------------
@@ -176,4 +175,4 @@ class StudioClient:
         return response
 
     def _scrub(self, message: str) -> str:
-        return message.replace(self._userinfo, "***") if self._userinfo else message
+        return hide_credentials(message, self.url)  # a user:password@ in the URL: never in a message

@@ -46,8 +46,10 @@ from backend.predictor import (
 )
 from backend.scheduler import (
     LANES,
+    STATUS_FIELDS,
     Scheduler,
     lane_busy,
+    lane_of,
     pending_kinds,
     read_state,
     update_state,
@@ -112,7 +114,7 @@ class Round:
     def run(self, kind: str) -> None:
         """Run one kind of work (see scheduler.LANES) and record its outcome in the project's state."""
         started = datetime.now(UTC)
-        status = "body_state" if kind == "body" else "state"
+        status, error = STATUS_FIELDS[lane_of(kind)]
         update_state(
             self.store.root, self.project, **{status: "predicting" if kind == "predict" else "training"}
         )
@@ -121,13 +123,12 @@ class Round:
             summary, outcome = work(), "ok"
         except Exception as exc:
             log.exception("project %s: %s round failed", self.project, kind)
-            error = "body_error" if kind == "body" else "last_error"
             summary, outcome = {error: f"{type(exc).__name__}: {exc}"}, "failed"
         finished = datetime.now(UTC)
         entry = {"kind": kind, "outcome": outcome, "started_at": started.isoformat(),
                  "finished_at": finished.isoformat()}  # fmt: skip
         if outcome == "ok":
-            summary.setdefault("body_error" if kind == "body" else "last_error", None)
+            summary.setdefault(error, None)
         state = {status: "idle" if outcome == "ok" else "failed"}
         update_state(self.store.root, self.project, add_round=entry, **state, **summary)
         log.info("project %s: %s round %s in %.1f s", self.project, kind, outcome,

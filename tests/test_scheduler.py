@@ -7,6 +7,8 @@ from pathlib import Path
 
 from backend.scheduler import Scheduler, child_env, pending_kinds, read_state, take_marker, update_state
 
+from .helpers import wait_for
+
 STUB = str(Path(__file__).parent / "round_stub.py")
 
 
@@ -107,9 +109,7 @@ def test_state_is_merged_and_survives_a_reader(tmp_path):
 def test_a_killed_training_process_is_reported_as_a_failed_round(tmp_path):
     suicide = [sys.executable, "-c", "import os, signal, sys; os.kill(os.getpid(), signal.SIGKILL)"]
     Scheduler(tmp_path, command=suicide).request("5", "train")
-    deadline = time.time() + 30
-    while time.time() < deadline and read_state(tmp_path, "5").get("state") != "failed":
-        time.sleep(0.1)
+    wait_for(lambda: read_state(tmp_path, "5").get("state") == "failed", 30, "the failed round")
     state = read_state(tmp_path, "5")
     assert state["state"] == "failed"
     assert "killed by signal 9" in state["last_error"] and "out of memory" in state["last_error"]
@@ -119,9 +119,7 @@ def test_a_killed_body_process_is_reported_in_the_body_lane(tmp_path):
     suicide = [sys.executable, "-c", "import os, signal, sys; os.kill(os.getpid(), signal.SIGKILL)"]
     update_state(tmp_path, "6", state="idle", body_state="training")
     Scheduler(tmp_path, command=suicide).request("6", "body")
-    deadline = time.time() + 30
-    while time.time() < deadline and read_state(tmp_path, "6").get("body_state") != "failed":
-        time.sleep(0.1)
+    wait_for(lambda: read_state(tmp_path, "6").get("body_state") == "failed", 30, "the failed body round")
     state = read_state(tmp_path, "6")
     assert (state["state"], state["body_state"]) == ("idle", "failed"), "the fast lane is not to blame"
     assert "killed by signal 9" in state["body_error"]
