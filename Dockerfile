@@ -23,7 +23,6 @@ WORKDIR /app
 RUN pip install --index-url "${TORCH_INDEX_URL}" "torch==${TORCH_VERSION}"
 COPY pyproject.toml README.md ./
 COPY backend ./backend
-COPY label_config ./label_config
 RUN pip install . && rm -rf /root/.cache
 
 USER coder

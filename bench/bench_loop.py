@@ -43,7 +43,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 import psutil
 
-from backend.local_studio import LocalLabelStudio, ensure_label_studio, free_port
+from backend.devtools.local_studio import LocalLabelStudio, ensure_label_studio, free_port
 from bench.common import AUTH, CONFIG, OUT, REPO, coded_rows, pool_rows
 from tests.helpers import study_form_result, wait_for
 
@@ -101,9 +101,13 @@ def main() -> int:
             "HF_HUB_OFFLINE": "1",
         }
         log = open(workdir / "backend.log", "w")  # noqa: SIM115 - closed at the end
-        backend = subprocess.Popen([str(Path(sys.executable).parent / "coding-backend"), "serve", "--host",
-                                    "127.0.0.1", "--port", str(port)], env=env, stdout=log,
-                                   stderr=subprocess.STDOUT, start_new_session=True)  # fmt: skip
+        backend = subprocess.Popen(
+            [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         memory = MemoryWatch(backend.pid)
         memory.start()
         try:
@@ -142,11 +146,22 @@ def run(studio, backend_url: str, segments: list[dict], coded: dict, annotations
         t.data["segment"]: t.id for t in sdk.tasks.list(project=project, page_size=1000, fields="task_only")
     }
     print(f"project {project}: {len(tasks)} tasks", flush=True)
-    sdk.ml.create(project=project, url=backend_url, title="coding-backend", auth_method="BASIC_AUTH",
-                  basic_auth_user=AUTH[0], basic_auth_pass=AUTH[1])  # fmt: skip
+    sdk.ml.create(
+        project=project,
+        url=backend_url,
+        title="coding-backend",
+        auth_method="BASIC_AUTH",
+        basic_auth_user=AUTH[0],
+        basic_auth_pass=AUTH[1],
+    )
     auth = "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
-    wait_for(lambda: any((h.headers or {}).get("Authorization") == auth
-                         for h in sdk.webhooks.list(project=str(project))), 60, "webhook auth")  # fmt: skip
+    wait_for(
+        lambda: any(
+            (h.headers or {}).get("Authorization") == auth for h in sdk.webhooks.list(project=str(project))
+        ),
+        60,
+        "webhook auth",
+    )
 
     def metrics() -> dict:
         return (
@@ -176,15 +191,25 @@ def run(studio, backend_url: str, segments: list[dict], coded: dict, annotations
         started = time.time()
         sdk.annotations.create(id=task["id"], result=study_form_result(codes))
         labeled += 1
-        wait_for(lambda wanted=labeled: (metrics().get("labeled") or 0) >= wanted, 300,
-                 "a version with the annotation", 0.1)  # fmt: skip
+        wait_for(
+            lambda wanted=labeled: (metrics().get("labeled") or 0) >= wanted,
+            300,
+            "a version with the annotation",
+            0.1,
+        )
         served = httpx.get(f"{studio.url}/api/projects/{project}/next", headers=headers, timeout=60).json()
         latencies.append(time.time() - started)
         state = metrics()
-        print(f"annotation {n + 1}: {latencies[-1]:.1f} s to a fresh queue ({state['current_version']}, "
-              f"body {state.get('body_version')}, next task {served['id']})", flush=True)  # fmt: skip
-    body = wait_for(lambda: metrics().get("body_state") == "idle" and metrics().get("body_version"), 1800,
-                    "the first fine-tuned body")  # fmt: skip
+        print(
+            f"annotation {n + 1}: {latencies[-1]:.1f} s to a fresh queue ({state['current_version']}, "
+            f"body {state.get('body_version')}, next task {served['id']})",
+            flush=True,
+        )
+    body = wait_for(
+        lambda: metrics().get("body_state") == "idle" and metrics().get("body_version"),
+        1800,
+        "the first fine-tuned body",
+    )
     body_live = time.time() - submitted
     print(f"first fine-tuned body {body} ready {body_live:.0f} s after the 10th submit", flush=True)
     return {

@@ -26,11 +26,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import httpx
 
-from backend.local_studio import free_port
-from backend.model import train_model
-from backend.scheduler import update_state
-from backend.scheme import label_matrix, parse_label_config
-from backend.versions import ModelStore
+from backend.config import load_settings
+from backend.devtools.local_studio import free_port
+from backend.domain.scheme import label_matrix, parse_label_config
+from backend.learning.factories import train_model
+from backend.storage.layout import ProjectDir
+from backend.storage.state import StateStore
+from backend.storage.versions import ModelStore
 from bench.common import AUTH, CONFIG, coded_rows
 
 
@@ -39,13 +41,13 @@ def prepare_version(model_dir: Path, model_name: str) -> list[str]:
     rows = coded_rows()
     scheme = parse_label_config(CONFIG)
     codes = [[c for c in row["codes"] if c in scheme.codes] for row in rows]
-    from backend.config import load_settings
-
     settings = load_settings(model_name=model_name, setfit_max_steps=2, model_dir=model_dir)
     texts = [row["text"] for row in rows]
-    model = train_model(texts, label_matrix(codes, scheme.codes), scheme.codes, settings)
+    model = train_model(texts, label_matrix(codes, scheme.codes), scheme.codes, settings.model)
     version = ModelStore(model_dir).save("1", model, n_labeled=len(rows), training_seconds=0, config={})
-    update_state(model_dir, "1", current_version=version.name, state="idle")
+    StateStore(ProjectDir(model_dir, "1")).update(
+        lambda state: setattr(state, "current_version", version.name)
+    )
     return texts
 
 
@@ -68,11 +70,26 @@ def main() -> None:
     model_dir = Path(tempfile.mkdtemp(prefix="bench-server-"))
     texts = prepare_version(model_dir, model_name)
     port = free_port()
-    env = {**os.environ, "MODEL_NAME": model_name, "MODEL_DIR": str(model_dir), "BASIC_AUTH_USER": AUTH[0],
-           "BASIC_AUTH_PASS": AUTH[1], "LABEL_STUDIO_URL": "http://127.0.0.1:9", "LABEL_STUDIO_API_KEY": "x",
-           "LOG_LEVEL": "WARNING"}  # fmt: skip
-    command = [str(Path(sys.executable).parent / "coding-backend"), "serve", "--host", "127.0.0.1",
-               "--port", str(port), "--workers", "2"]  # fmt: skip
+    env = {
+        **os.environ,
+        "MODEL_NAME": model_name,
+        "MODEL_DIR": str(model_dir),
+        "BASIC_AUTH_USER": AUTH[0],
+        "BASIC_AUTH_PASS": AUTH[1],
+        "LABEL_STUDIO_URL": "http://127.0.0.1:9",
+        "LABEL_STUDIO_API_KEY": "x",
+        "LOG_LEVEL": "WARNING",
+    }
+    command = [
+        str(Path(sys.executable).parent / "coding-backend"),
+        "serve",
+        "--host",
+        "127.0.0.1",
+        "--port",
+        str(port),
+        "--workers",
+        "2",
+    ]
     server = subprocess.Popen(command, env=env, start_new_session=True)
     url = f"http://127.0.0.1:{port}"
     try:

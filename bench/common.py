@@ -10,11 +10,12 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from backend.segments import read_segments
+from backend.research.corpus import read_segments
+from backend.resources import label_config
 
 REPO = Path(__file__).resolve().parents[1]
 DATA = Path(os.environ.get("SHARED_DATA", REPO.parent / "shared" / "data"))
-CONFIG = (REPO / "label_config" / "interview_coding.xml").read_text()
+CONFIG = label_config("interview_coding")
 AUTH = ("bench", "bench-pass")  # basic auth of the backends the benchmarks start
 OUT = REPO / "bench" / "out"
 

@@ -11,10 +11,8 @@ import numpy as np
 import pytest
 
 from backend.config import load_settings
-from backend.scheme import label_matrix
-
-FIXTURES = Path(__file__).parent / "fixtures"
-CODES = ["physical_health", "mental_health", "daily_functioning", "health_unspecific", "freq_mentioned"]
+from backend.domain.scheme import label_matrix
+from tests.helpers import CODES, FIXTURES
 
 
 @pytest.fixture(scope="session")
@@ -63,11 +61,11 @@ def training_cwd(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained(tiny_settings, texts, labels, training_cwd):
     """One model trained once for the whole session, from an empty working directory."""
-    from backend.model import train_model
+    from backend.learning.factories import train_model
 
     previous = Path.cwd()
     os.chdir(training_cwd)
     try:
-        return train_model(texts, labels, CODES, tiny_settings)
+        return train_model(texts, labels, CODES, tiny_settings.model)
     finally:
         os.chdir(previous)

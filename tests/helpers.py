@@ -1,12 +1,16 @@
 """Helpers shared by unit and end-to-end tests (and the benchmarks)."""
 
 import time
+from pathlib import Path
 
+REPO = Path(__file__).parents[1]
+FIXTURES = Path(__file__).parent / "fixtures"
+CODES = ["physical_health", "mental_health", "daily_functioning", "health_unspecific", "freq_mentioned"]
 DIMENSIONS = ("physical_health", "mental_health", "daily_functioning", "health_unspecific")
 
 
 def study_form_result(codes: list[str]) -> list[dict]:
-    """A Label Studio annotation result for label_config/interview_coding.xml from study codes."""
+    """A Label Studio annotation result for the study's form (interview_coding.xml) from study codes."""
     dimension = [code for code in codes if code in DIMENSIONS] or ["none"]
     frequency = ["freq_mentioned" if "freq_mentioned" in codes else "freq_not_mentioned"]
     return [
@@ -17,8 +21,8 @@ def study_form_result(codes: list[str]) -> list[dict]:
 
 def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
     """Poll `condition` until it returns something true (returned), or fail naming `what`."""
-    deadline = time.time() + timeout
-    while time.time() < deadline:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         value = condition()
         if value:
             return value

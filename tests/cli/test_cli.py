@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from .conftest import FIXTURES
+from tests.helpers import FIXTURES
 
 EXECUTABLE = Path(sys.executable).parent / "coding-backend"
 
@@ -86,6 +86,10 @@ def test_train_then_rank_a_pool(tiny_env, tmp_path):
     assert informativeness == sorted(informativeness, reverse=True)
     assert records[0]["prediction_score"] == 0.0
     assert records[-1]["id"] == "p3" and records[-1]["codes"] == []  # the blank segment comes last
+
+    fancy = run("rank", "--data", str(pool), "--project", "demo", "--strategy", "fancy", env=tiny_env)
+    assert fancy.returncode == 2 and "unknown query strategy 'fancy'" in fancy.stderr
+    assert "Traceback" not in fancy.stderr
 
 
 def test_malformed_data_is_reported_with_its_line(tiny_env, tmp_path):

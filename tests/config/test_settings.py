@@ -9,12 +9,12 @@ def test_defaults_are_the_production_setup(monkeypatch):
     for name in ("MODEL_NAME", "QUERY_STRATEGY", "CLASSIFIER_HEAD", "MODEL_DIR"):
         monkeypatch.delenv(name, raising=False)
     settings = load_settings()
-    assert settings.model_name == DEFAULT_MODEL
-    assert settings.model_kind == "setfit"
-    assert settings.classifier_head == "logistic"
-    assert settings.query_strategy == "cviar"
-    assert settings.end_to_end is False
-    assert settings.model_dir == Path("data/models")
+    assert settings.model.model_name == DEFAULT_MODEL
+    assert settings.model.model_kind == "setfit"
+    assert settings.model.classifier_head == "logistic"
+    assert settings.model.query_strategy == "cviar"
+    assert settings.model.end_to_end is False
+    assert settings.server.model_dir == Path("data/models")
 
 
 def test_values_come_from_the_environment(monkeypatch, tmp_path):
@@ -23,9 +23,9 @@ def test_values_come_from_the_environment(monkeypatch, tmp_path):
     monkeypatch.setenv("MODEL_NAME", str(tmp_path))
     monkeypatch.setenv("DEVICE", "cpu")
     settings = load_settings()
-    assert (settings.query_strategy, settings.setfit_max_steps) == ("entropy", 12)
-    assert settings.model_name == str(tmp_path)
-    assert settings.resolved_device() == "cpu"
+    assert (settings.model.query_strategy, settings.model.setfit_max_steps) == ("entropy", 12)
+    assert settings.model.model_name == str(tmp_path)
+    assert settings.model.resolved_device() == "cpu"
 
 
 def test_a_wrong_value_names_the_variable_and_the_choices(monkeypatch):
@@ -51,19 +51,19 @@ def test_end_to_end_needs_the_differentiable_head(monkeypatch):
     with pytest.raises(ConfigError, match="END_TO_END=true needs CLASSIFIER_HEAD=differentiable"):
         load_settings()
     monkeypatch.setenv("CLASSIFIER_HEAD", "differentiable")
-    assert load_settings().end_to_end is True
+    assert load_settings().model.end_to_end is True
 
 
 def test_empty_values_fall_back_to_defaults_and_none_unsets(monkeypatch):
     monkeypatch.setenv("SEED", "")
     monkeypatch.setenv("SETFIT_NUM_ITERATIONS", "none")
     settings = load_settings()
-    assert settings.seed == 42
-    assert settings.setfit_num_iterations is None
+    assert settings.model.seed == 42
+    assert settings.model.setfit_num_iterations is None
 
 
 def test_a_path_object_is_accepted_as_model_name(tmp_path):
-    assert load_settings(model_name=tmp_path).model_name == str(tmp_path)
+    assert load_settings(model_name=tmp_path).model.model_name == str(tmp_path)
 
 
 def test_secrets_never_appear_in_public_settings_or_their_repr(monkeypatch):
@@ -71,7 +71,7 @@ def test_secrets_never_appear_in_public_settings_or_their_repr(monkeypatch):
     monkeypatch.setenv("BASIC_AUTH_USER", "coder")
     monkeypatch.setenv("BASIC_AUTH_PASS", "pw-very-secret")
     settings = load_settings()
-    assert settings.label_studio_api_key.get_secret_value() == "tok-very-secret"
+    assert settings.server.label_studio_api_key.get_secret_value() == "tok-very-secret"
     shown = repr(settings) + str(settings.public())
     assert "very-secret" not in shown
     assert settings.public()["basic_auth_user"] == "coder"
@@ -87,10 +87,13 @@ def test_coder_settings(monkeypatch):
     monkeypatch.setenv("TRAIN_CODERS", " Ann@Example.org, bob@example.org ,")
     monkeypatch.setenv("MULTI_CODER_RULE", "union")
     settings = load_settings()
-    assert settings.train_coders == ["ann@example.org", "bob@example.org"]
-    assert settings.multi_coder_rule == "union" and settings.public()["train_coders"] == settings.train_coders
+    assert settings.loop.train_coders == ["ann@example.org", "bob@example.org"]
+    assert (
+        settings.loop.multi_coder_rule == "union"
+        and settings.public()["train_coders"] == settings.loop.train_coders
+    )
     monkeypatch.setenv("TRAIN_CODERS", "")
-    assert load_settings(multi_coder_rule="majority").train_coders == []
+    assert load_settings(multi_coder_rule="majority").loop.train_coders == []
     monkeypatch.setenv("MULTI_CODER_RULE", "vote")
     with pytest.raises(
         ConfigError, match=r"MULTI_CODER_RULE='vote'.*'majority', 'latest', 'union' or 'per_coder'"
@@ -101,7 +104,7 @@ def test_coder_settings(monkeypatch):
 def test_overrides_are_validated_and_named_as_given(monkeypatch):
     monkeypatch.setenv("QUERY_STRATEGY", "entropy")
     base = load_settings()
-    assert with_overrides(base, {"classifier_head": "differentiable"}).query_strategy == "entropy"
+    assert with_overrides(base, {"classifier_head": "differentiable"}).model.query_strategy == "entropy"
     with pytest.raises(ConfigError, match="query_strategy='fancy'"):
         with_overrides(base, {"query_strategy": "fancy"})
     with pytest.raises(ConfigError, match="END_TO_END=true needs CLASSIFIER_HEAD=differentiable"):
@@ -109,12 +112,31 @@ def test_overrides_are_validated_and_named_as_given(monkeypatch):
 
 
 def test_a_password_in_the_label_studio_url_is_never_shown(monkeypatch):
-    from backend.studio import StudioClient, StudioError
+    from backend.studio.client import StudioClient, StudioError
 
     monkeypatch.setenv("LABEL_STUDIO_URL", "http://coder:url-very-secret@127.0.0.1:9")
     settings = load_settings()
     assert settings.public()["label_studio_url"] == "http://***@127.0.0.1:9"
-    client = StudioClient(settings.label_studio_url, "token", timeout=2)
+    client = StudioClient(settings.server.label_studio_url, "token", timeout=2)
     with pytest.raises(StudioError, match=r"Label Studio at http://\*\*\*@127.0.0.1:9 could not") as error:
         client.label_config(1)
     assert "very-secret" not in str(error.value)
+
+
+def test_each_group_holds_its_settings_and_an_unknown_override_is_named():
+    settings = load_settings(fast_loop=False, port=9191, seed=3)
+    assert (settings.loop.fast_loop, settings.server.port, settings.model.seed) == (False, 9191, 3)
+    assert not settings.two_speed
+    with pytest.raises(ConfigError, match="unknown setting"):
+        load_settings(learning_rate=0.1)
+    with pytest.raises(ConfigError, match="seed=-1"):
+        with_overrides(settings, seed=-1)
+
+
+def test_overrides_are_validated_across_groups_and_keep_secrets(monkeypatch):
+    monkeypatch.setenv("LABEL_STUDIO_API_KEY", "tok-very-secret")
+    base = load_settings()
+    changed = with_overrides(base, {"query_strategy": "random", "write_first": 7})
+    assert (changed.model.query_strategy, changed.loop.write_first) == ("random", 7)
+    assert changed.server.api_key() == "tok-very-secret"
+    assert changed.server is base.server, "an untouched group is kept as it is"

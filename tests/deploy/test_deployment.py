@@ -8,7 +8,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import httpx
@@ -16,13 +15,19 @@ import pytest
 import yaml
 
 from backend.cli import build_parser
-from backend.config import Settings
-from backend.local_studio import free_port
+from backend.config import all_fields, load_settings
+from backend.devtools.local_studio import free_port
+from tests.helpers import REPO, wait_for
 
-REPO = Path(__file__).parents[1]
-READ_BY_THE_BACKEND = {name.upper() for name in Settings.model_fields}
-READ_BY_LIBRARIES = {"HF_HOME", "HF_HUB_OFFLINE", "PYTHONDONTWRITEBYTECODE", "PYTHONUNBUFFERED",
-                     "PIP_NO_CACHE_DIR", "PIP_DISABLE_PIP_VERSION_CHECK"}  # fmt: skip
+READ_BY_THE_BACKEND = {name.upper() for name in all_fields()}
+READ_BY_LIBRARIES = {
+    "HF_HOME",
+    "HF_HUB_OFFLINE",
+    "PYTHONDONTWRITEBYTECODE",
+    "PYTHONUNBUFFERED",
+    "PIP_NO_CACHE_DIR",
+    "PIP_DISABLE_PIP_VERSION_CHECK",
+}
 COMPOSE_FILES = ("docker-compose.yml", "docker-compose.gpu.yml")
 
 
@@ -77,7 +82,7 @@ def test_env_example_documents_exactly_what_is_used():
 
 def test_env_example_values_are_valid_settings():
     values = {k.lower(): v for k, v in env_example().items() if k in READ_BY_THE_BACKEND}
-    Settings(**values)  # raises on any invalid value
+    load_settings(**values)  # raises on any invalid value
 
 
 def test_dockerfile_sets_only_known_variables_and_runs_as_a_user():
@@ -93,18 +98,25 @@ def test_dockerfile_sets_only_known_variables_and_runs_as_a_user():
 
 def test_healthcheck_command_passes_basic_auth(tmp_path):
     port = free_port()
-    env = {**os.environ, "PORT": str(port), "BASIC_AUTH_USER": "u", "BASIC_AUTH_PASS": "p",
-           "MODEL_DIR": str(tmp_path), "LOG_LEVEL": "WARNING"}  # fmt: skip
+    env = {
+        **os.environ,
+        "PORT": str(port),
+        "BASIC_AUTH_USER": "u",
+        "BASIC_AUTH_PASS": "p",
+        "MODEL_DIR": str(tmp_path),
+        "LOG_LEVEL": "WARNING",
+    }
     executable = str(Path(sys.executable).parent / "coding-backend")
     server = subprocess.Popen([executable, "serve", "--dev", "--host", "127.0.0.1"], env=env)
+
+    def answers() -> bool:
+        try:
+            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 401
+        except httpx.HTTPError:
+            return False
+
     try:
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            try:
-                httpx.get(f"http://127.0.0.1:{port}/health", timeout=1)
-                break
-            except httpx.HTTPError:
-                time.sleep(0.2)
+        wait_for(answers, 30, "the server to answer (401 without credentials)", interval=0.2)
         assert subprocess.run([executable, "healthcheck"], env=env).returncode == 0
         wrong = {**env, "BASIC_AUTH_PASS": "wrong"}
         assert subprocess.run([executable, "healthcheck"], env=wrong, capture_output=True).returncode == 1

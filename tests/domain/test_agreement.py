@@ -5,9 +5,9 @@ import json
 import numpy as np
 import pytest
 
-from backend.agreement import agreement, agreement_table, krippendorff_alpha, percent_agreement
-from backend.annotations import CoderAnswer
 from backend.cli import main
+from backend.domain.agreement import agreement, agreement_table, krippendorff_alpha, percent_agreement
+from backend.domain.annotations import CoderAnswer
 
 # Two coders, four tasks, codes a and b.   a: A=1 1 0 0, B=1 0 0 0   b: A=0 0 0 0, B=0 0 0 0
 ANSWERS = {
@@ -65,8 +65,11 @@ def write_jsonl(path, rows):
 
 
 def test_cli_agreement_from_a_file(tmp_path, capsys):
-    rows = [{"id": f"t{task}", "coder": a.coder, "codes": sorted(a.codes), "text": "x"}
-            for task, answers in ANSWERS.items() for a in answers]  # fmt: skip
+    rows = [
+        {"id": f"t{task}", "coder": a.coder, "codes": sorted(a.codes), "text": "x"}
+        for task, answers in ANSWERS.items()
+        for a in answers
+    ]
     data = write_jsonl(tmp_path / "coded.jsonl", rows)
     assert main(["agreement", "--data", str(data), "--json"]) == 0
     result = json.loads(capsys.readouterr().out)

@@ -2,9 +2,9 @@
 
 import pytest
 
-from backend.annotations import CoderAnswer, coder_answers, coder_name, combine, training_examples
-from backend.scheme import parse_label_config
-from backend.studio import Task
+from backend.domain.annotations import CoderAnswer, coder_answers, coder_name, combine, training_examples
+from backend.domain.scheme import parse_label_config
+from backend.domain.tasks import Task
 
 SCHEME = parse_label_config(
     '<View><Text name="text" value="$text"/><Choices name="codes" toName="text" choice="multiple">'
@@ -30,12 +30,16 @@ def test_coders_are_named_by_email_whatever_label_studio_sends():
 
 
 def test_each_coder_counts_with_their_latest_submitted_annotation():
-    task = Task(1, {"text": "t"}, (
-        annotation(1, 1, ["a"], "2026-01-01"),
-        annotation(2, 1, ["b"], "2026-01-03"),  # Ann revised her answer
-        annotation(3, 2, ["c"], "2026-01-02"),
-        annotation(4, 2, ["a"], "2026-01-04", cancelled=True),  # a skip never counts
-    ))  # fmt: skip
+    task = Task(
+        1,
+        {"text": "t"},
+        (
+            annotation(1, 1, ["a"], "2026-01-01"),
+            annotation(2, 1, ["b"], "2026-01-03"),  # Ann revised her answer
+            annotation(3, 2, ["c"], "2026-01-02"),
+            annotation(4, 2, ["a"], "2026-01-04", cancelled=True),  # a skip never counts
+        ),
+    )
     answers = coder_answers(task, SCHEME, EMAILS)
     assert [(a.coder, set(a.codes)) for a in answers] == [
         ("bob@example.org", {"c"}),

@@ -1,13 +1,10 @@
 """Label Studio config and results ⇄ codes ⇄ label matrix."""
 
-from pathlib import Path
-
-import numpy as np
 import pytest
 
-from backend.scheme import LabelConfigError, code_lists, label_matrix, parse_label_config
+from backend.domain.scheme import LabelConfigError, code_lists, label_matrix, parse_label_config
+from backend.resources import label_config
 
-CONFIGS = Path(__file__).parents[1] / "label_config"
 TWO_TAGS = """<View>
   <Text name="answer" value="$answer"/>
   <Choices name="topic" toName="answer" choice="multiple">
@@ -19,7 +16,7 @@ TWO_TAGS = """<View>
 
 
 def test_the_study_config_gives_the_study_codes():
-    scheme = parse_label_config((CONFIGS / "interview_coding.xml").read_text())
+    scheme = parse_label_config(label_config("interview_coding"))
     assert scheme.codes[:4] == ["physical_health", "mental_health", "daily_functioning", "health_unspecific"]
     assert "freq_mentioned" in scheme.codes
     assert scheme.text_field == "text"
@@ -50,24 +47,6 @@ def test_annotation_results_map_to_codes_and_back():
     matrix = label_matrix([codes, []], scheme.codes)
     assert matrix.tolist() == [[1, 0, 1, 1, 0], [0, 0, 0, 0, 0]]
     assert code_lists(matrix, scheme.codes) == [codes, []]
-
-
-def test_predictions_are_written_per_tag():
-    scheme = parse_label_config(TWO_TAGS)
-    proba = np.array([0.9, 0.2, 0.6, 0.3, 0.4])
-    results = scheme.prediction_result(proba, np.full(5, 0.5))
-    assert [r["from_name"] for r in results] == ["topic", "mentioned"]
-    assert results[0]["value"] == {"choices": ["health", "yes"]}
-    assert results[1]["value"] == {"choices": ["no"]}  # single choice: its most probable option
-    assert results[0]["score"] == pytest.approx((0.9 + 0.8 + 0.6) / 3)
-    assert results[1]["score"] == pytest.approx(0.4)
-    assert all(r["to_name"] == "answer" and r["type"] == "choices" for r in results)
-
-
-def test_per_code_thresholds_decide_multiple_choice():
-    scheme = parse_label_config((CONFIGS / "generic_multilabel.xml").read_text())
-    results = scheme.prediction_result(np.array([0.3, 0.3, 0.1]), np.array([0.25, 0.5, 0.5]))
-    assert results[0]["value"]["choices"] == ["code_a"]
 
 
 def test_task_text_comes_from_the_bound_field():

@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-REPO = Path(__file__).parents[2]
+from tests.helpers import REPO
 
 
 @pytest.fixture(scope="session")
 def label_studio(tmp_path_factory):
-    from backend.local_studio import LocalLabelStudio, ensure_label_studio
+    from backend.devtools.local_studio import LocalLabelStudio, ensure_label_studio
 
     venv = Path(os.environ.get("LABEL_STUDIO_VENV", REPO / ".ls-venv"))
     executable = ensure_label_studio(venv)

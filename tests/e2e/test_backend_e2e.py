@@ -1,7 +1,9 @@
 """The product, end to end: a real Label Studio 1.23.2 and the backend under gunicorn with basic auth.
 
-Tests run in file order and share one project: connect → annotate → first version orders the
-queue → a burst of annotations → imported tasks → restart.
+One project lives through a story: connect → annotate → the first version orders the queue → a
+burst of annotations → imported tasks → a second coder → a restart. Each step runs once, when the
+first test that needs it asks for it, and keeps what it observed; so every test can run alone or
+in any order, and asserts on what its step saw.
 """
 
 from __future__ import annotations
@@ -13,18 +15,17 @@ import os
 import signal
 import subprocess
 import sys
+from functools import cached_property
 from pathlib import Path
 
 import httpx
 import pytest
 
-from backend.local_studio import free_port
+from backend.devtools.local_studio import free_port
+from backend.resources import label_config
+from tests.helpers import FIXTURES, study_form_result, wait_for
 
-from ..helpers import study_form_result, wait_for
-
-REPO = Path(__file__).parents[2]
-CONFIG = (REPO / "label_config" / "interview_coding.xml").read_text()
-FIXTURES = REPO / "tests" / "fixtures" / "segments.jsonl"
+CONFIG = label_config("interview_coding")
 AUTH = ("lead", "backend-pass")
 ROUND_TIMEOUT = 240
 
@@ -38,10 +39,21 @@ class Backend:
 
     def start(self) -> Backend:
         log = open(self.log_path, "a")  # noqa: SIM115 - closed with the process
-        command = [str(Path(sys.executable).parent / "coding-backend"), "serve", "--host", "127.0.0.1",
-                   "--port", str(self.port), "--workers", "2"]  # fmt: skip
-        self.process = subprocess.Popen(command, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                                        start_new_session=True)  # fmt: skip
+        command = [
+            sys.executable,
+            "-m",
+            "backend.cli",
+            "serve",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            str(self.port),
+            "--workers",
+            "2",
+        ]
+        self.process = subprocess.Popen(
+            command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
         wait_for(self._healthy, 90, "the backend to answer /health")
         return self
 
@@ -66,8 +78,145 @@ class Backend:
         return projects.get(str(project), {})
 
 
+class Story:
+    """The project's life; each step is a cached property that runs the steps before it first."""
+
+    def __init__(self, sdk, ls, backend: Backend, project: int, codes: dict, segments: list, model_dir: Path):
+        self.sdk, self.ls, self.backend, self.project = sdk, ls, backend, project
+        self.codes, self.segments, self.model_dir = codes, segments, model_dir
+        self.annotated: list[int] = []
+
+    # --- helpers ----------------------------------------------------------------------------------
+
+    def annotate(self, task_ids) -> None:
+        for task_id in task_ids:
+            self.sdk.annotations.create(id=task_id, result=study_form_result(self.codes[task_id]))
+            self.annotated.append(task_id)
+
+    def current_predictions(self) -> dict[int, list[dict]]:
+        """Unlabeled task id → its predictions, straight from Label Studio."""
+        tasks = self.sdk.tasks.list(project=self.project, page_size=200, fields="all")
+        return {
+            t.id: [p if isinstance(p, dict) else p.model_dump() for p in (t.predictions or [])]
+            for t in tasks
+            if t.id not in self.annotated
+        }
+
+    def metrics(self) -> dict:
+        return self.backend.metrics(self.project)
+
+    def train_rounds(self) -> list[dict]:
+        return [r for r in self.metrics().get("rounds", []) if r["kind"] == "train"]
+
+    def settled(self, version_not: str | None = None) -> dict | None:
+        """The metrics once a version other than `version_not` serves and no work waits."""
+        metrics = self.metrics()
+        current = metrics.get("current_version")
+        done = current and current != version_not and metrics["state"] == "idle" and not metrics["pending"]
+        return metrics if done else None
+
+    # --- the steps --------------------------------------------------------------------------------
+
+    @cached_property
+    def connected(self) -> list:
+        """The backend is connected; its webhook carries basic auth (the hooks that do)."""
+        self.sdk.ml.create(
+            project=self.project,
+            url=self.backend.url,
+            title="coding-backend",
+            auth_method="BASIC_AUTH",
+            basic_auth_user=AUTH[0],
+            basic_auth_pass=AUTH[1],
+        )
+        auth = "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
+
+        def authorized():
+            hooks = self.sdk.webhooks.list(project=str(self.project))
+            return [
+                h
+                for h in hooks
+                if h.url.endswith("/webhook") and (h.headers or {}).get("Authorization") == auth
+            ]
+
+        return wait_for(authorized, 60, "the webhook to carry basic auth")
+
+    @cached_property
+    def first_version(self) -> dict:
+        """Ten annotations train the first version; what Label Studio showed right after."""
+        assert self.connected
+        self.annotate(sorted(self.codes)[:10])
+
+        def first_version_done():
+            metrics = self.metrics()
+            return metrics.get("current_version") and metrics["state"] == "idle" and metrics
+
+        metrics = wait_for(first_version_done, ROUND_TIMEOUT, "the first model version")
+        headers = {"Authorization": f"Token {self.ls.token}"}
+        served = httpx.get(f"{self.ls.url}/api/projects/{self.project}/next", headers=headers, timeout=30)
+        return {
+            "metrics": metrics,
+            "predictions": self.current_predictions(),
+            "next": served,
+            "project": self.sdk.projects.get(id=self.project),
+        }
+
+    @cached_property
+    def burst(self) -> dict:
+        """Six annotations in quick succession: the rounds they led to and the predictions after."""
+        first = self.first_version["metrics"]["current_version"]
+        before = len(self.train_rounds())
+        self.annotate(sorted(self.codes)[10:16])
+        metrics = wait_for(lambda: self.settled(version_not=first), ROUND_TIMEOUT, "the burst to be trained")
+        rounds = self.train_rounds()
+        return {
+            "rounds": rounds,
+            "burst": rounds[before:],
+            "metrics": metrics,
+            "predictions": self.current_predictions(),
+        }
+
+    @cached_property
+    def imported(self) -> bool:
+        """Three tasks imported after the burst get predictions of the serving version."""
+        assert self.burst
+        new_texts = [s["text"] + " (follow-up)" for s in self.segments[30:33]]
+        self.sdk.projects.import_tasks(
+            id=self.project, request=[{"text": text, "question": "?"} for text in new_texts]
+        )
+        current = self.metrics()["current_version"]
+
+        def all_predicted():
+            predictions = self.current_predictions()
+            return len(predictions) == 17 and all(
+                any(p["model_version"] == current for p in items) for items in predictions.values()
+            )
+
+        return wait_for(all_predicted, 120, "predictions for the imported tasks")
+
+    @cached_property
+    def second_coder(self) -> dict:
+        """Coder B re-codes four of coder A's tasks and drops physical_health on one of them."""
+        assert self.imported
+        coder_b = self.sdk.users.create(
+            email="coder.b@example.org", username="coder_b", password="coder-b-pass-1"
+        )
+        overlap = [sorted(self.codes)[i] for i in (0, 1, 8, 9)]
+        before = len(self.train_rounds())
+        for task_id in overlap:
+            codes = [c for c in self.codes[task_id] if not (task_id == overlap[1] and c == "physical_health")]
+            self.sdk.annotations.create(id=task_id, result=study_form_result(codes), completed_by=coder_b.id)
+
+        def agreement_measured():
+            metrics = self.metrics()
+            done = len(self.train_rounds()) > before and metrics["state"] == "idle" and not metrics["pending"]
+            return done and (metrics.get("agreement") or {}).get("tasks") == 4 and metrics
+
+        metrics = wait_for(agreement_measured, ROUND_TIMEOUT, "a round that measures agreement")
+        return {"overlap": overlap, "metrics": metrics}
+
+
 @pytest.fixture(scope="module")
-def world(label_studio, model_path, tmp_path_factory):
+def story(label_studio, model_path, tmp_path_factory):
     from label_studio_sdk.client import LabelStudio
 
     sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
@@ -87,170 +236,92 @@ def world(label_studio, model_path, tmp_path_factory):
         "HF_HUB_OFFLINE": "1",
     }
     backend = Backend(free_port(), env, workdir / "backend.log").start()
-    segments = [json.loads(line) for line in FIXTURES.read_text().splitlines()]
+    segments = [json.loads(line) for line in (FIXTURES / "segments.jsonl").read_text().splitlines()]
     project = sdk.projects.create(title="e2e coding", label_config=CONFIG)
-    sdk.projects.import_tasks(id=project.id, request=[{"text": s["text"], "question": "How are you?"}
-                                                       for s in segments[:30]])  # fmt: skip
+    sdk.projects.import_tasks(
+        id=project.id, request=[{"text": s["text"], "question": "How are you?"} for s in segments[:30]]
+    )
     tasks = sorted(sdk.tasks.list(project=project.id, page_size=100), key=lambda t: t.id)
     codes = {task.id: segment["codes"] for task, segment in zip(tasks, segments, strict=False)}
-    yield {"sdk": sdk, "ls": label_studio, "backend": backend, "project": project.id, "codes": codes,
-           "segments": segments, "annotated": [], "model_dir": workdir / "models"}  # fmt: skip
+    yield Story(sdk, label_studio, backend, project.id, codes, segments, workdir / "models")
     backend.stop()
     print(backend.log_path.read_text()[-5000:])
 
 
-def annotate(world, task_ids) -> None:
-    for task_id in task_ids:
-        world["sdk"].annotations.create(id=task_id, result=study_form_result(world["codes"][task_id]))
-        world["annotated"].append(task_id)
+def test_connecting_the_backend_makes_its_webhook_carry_basic_auth(story):
+    assert story.connected
 
 
-def current_predictions(world) -> dict[int, list[dict]]:
-    """Unlabeled task id → its predictions, straight from Label Studio."""
-    tasks = world["sdk"].tasks.list(project=world["project"], page_size=200, fields="all")
-    return {t.id: [p if isinstance(p, dict) else p.model_dump() for p in (t.predictions or [])]
-            for t in tasks if t.id not in world["annotated"]}  # fmt: skip
+def test_annotations_train_a_version_that_orders_the_queue(story):
+    seen = story.first_version
+    version = seen["metrics"]["current_version"]
+    assert seen["metrics"]["labeled"] >= 8
 
-
-def rounds_done(world) -> list[dict]:
-    return [r for r in world["backend"].metrics(world["project"]).get("rounds", []) if r["kind"] == "train"]
-
-
-def test_connecting_the_backend_makes_its_webhook_carry_basic_auth(world):
-    world["sdk"].ml.create(
-        project=world["project"],
-        url=world["backend"].url,
-        title="coding-backend",
-        auth_method="BASIC_AUTH",
-        basic_auth_user=AUTH[0],
-        basic_auth_pass=AUTH[1],
-    )
-    auth = "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
-
-    def authorized():
-        hooks = world["sdk"].webhooks.list(project=str(world["project"]))
-        return [
-            h for h in hooks if h.url.endswith("/webhook") and (h.headers or {}).get("Authorization") == auth
-        ]
-
-    assert wait_for(authorized, 60, "the webhook to carry basic auth")
-
-
-def test_annotations_train_a_version_that_orders_the_queue(world):
-    annotate(world, sorted(world["codes"])[:10])
-
-    def first_version_done():
-        metrics = world["backend"].metrics(world["project"])
-        return metrics.get("current_version") and metrics["state"] == "idle" and metrics
-
-    metrics = wait_for(first_version_done, ROUND_TIMEOUT, "the first model version")
-    version = metrics["current_version"]
-    world["first_version"] = version
-    assert metrics["labeled"] >= 8
-
-    predictions = current_predictions(world)
+    predictions = seen["predictions"]
     assert len(predictions) == 20
     for task_id, items in predictions.items():
         mine = [p for p in items if p["model_version"] == version]
         assert len(mine) == 1, f"task {task_id} has {len(mine)} predictions of {version}"
         assert {r["from_name"] for r in mine[0]["result"]} == {"dimension", "frequency"}
 
-    project = world["sdk"].projects.get(id=world["project"])
-    assert project.sampling == "Uncertainty sampling"
-    assert project.model_version == version
+    assert seen["project"].sampling == "Uncertainty sampling"
+    assert seen["project"].model_version == version
 
     scores = {task_id: items[0]["score"] for task_id, items in predictions.items()}
     most_informative = {task_id for task_id, score in scores.items() if score == min(scores.values())}
-    headers = {"Authorization": f"Token {world['ls'].token}"}
-    served = httpx.get(f"{world['ls'].url}/api/projects/{world['project']}/next", headers=headers, timeout=30)
-    assert served.status_code == 200
-    assert served.json()["id"] in most_informative
+    assert seen["next"].status_code == 200
+    assert seen["next"].json()["id"] in most_informative
 
 
-def test_a_burst_of_annotations_never_overlaps_rounds_and_old_versions_go(world):
-    before = len(rounds_done(world))
-    annotate(world, sorted(world["codes"])[10:16])  # six submits in quick succession
-    first = world["first_version"]
-    wait_for(lambda: world["backend"].metrics(world["project"]).get("current_version") not in (None, first)
-             and not world["backend"].metrics(world["project"]).get("pending")
-             and world["backend"].metrics(world["project"])["state"] == "idle", ROUND_TIMEOUT,
-             "the burst to be trained")  # fmt: skip
-    rounds = rounds_done(world)
-    burst = rounds[before:]
-    assert 1 <= len(burst) <= 3, burst  # six events coalesce; never one round per event
-    spans = sorted((r["started_at"], r["finished_at"]) for r in rounds)
+def test_a_burst_of_annotations_never_overlaps_rounds_and_old_versions_go(story):
+    seen = story.burst
+    assert 1 <= len(seen["burst"]) <= 3, seen["burst"]  # six events coalesce; never one round per event
+    spans = sorted((r["started_at"], r["finished_at"]) for r in seen["rounds"])
     assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))
-    assert all(r["outcome"] == "ok" for r in rounds)
+    assert all(r["outcome"] == "ok" for r in seen["rounds"])
 
-    current = world["backend"].metrics(world["project"])["current_version"]
-    versions = {p["model_version"] for items in current_predictions(world).values() for p in items}
+    current = seen["metrics"]["current_version"]
+    versions = {p["model_version"] for items in seen["predictions"].values() for p in items}
     assert versions == {current}, "predictions of old versions must be deleted"
 
 
-def test_newly_imported_tasks_get_predictions(world):
-    new_texts = [s["text"] + " (follow-up)" for s in world["segments"][30:33]]
-    new_tasks = [{"text": text, "question": "?"} for text in new_texts]
-    world["sdk"].projects.import_tasks(id=world["project"], request=new_tasks)
-    current = world["backend"].metrics(world["project"])["current_version"]
-
-    def all_predicted():
-        predictions = current_predictions(world)
-        return len(predictions) == 17 and all(
-            any(p["model_version"] == current for p in items) for items in predictions.values()
-        )
-
-    assert wait_for(all_predicted, 120, "predictions for the imported tasks")
+def test_newly_imported_tasks_get_predictions(story):
+    assert story.imported
 
 
-def test_a_second_coder_on_overlapping_tasks_gives_agreement_everywhere(world):
-    """Coder B re-codes four of coder A's tasks and drops physical_health on one of them.
-
-    physical_health, A: 1 1 0 0, B: 1 0 0 0 -> agreement 3/4, Cohen's kappa 1/2, Krippendorff's alpha
-    8/15 (worked out in tests/test_agreement.py); mental_health, A = B = 0 0 1 1 -> all 1.
-    """
-    sdk, backend = world["sdk"], world["backend"]
-    coder_b = sdk.users.create(email="coder.b@example.org", username="coder_b", password="coder-b-pass-1")
-    overlap = [sorted(world["codes"])[i] for i in (0, 1, 8, 9)]
+def test_a_second_coder_on_overlapping_tasks_gives_agreement_everywhere(story):
+    """physical_health, A: 1 1 0 0, B: 1 0 0 0 -> agreement 3/4, Cohen's kappa 1/2, Krippendorff's alpha
+    8/15 (worked out in tests/domain/test_agreement.py); mental_health, A = B = 0 0 1 1 -> all 1."""
+    seen = story.second_coder
     expected = [
         ["physical_health"],
         ["physical_health"],
         ["mental_health", "freq_mentioned"],
         ["mental_health"],
     ]
-    assert [world["codes"][t] for t in overlap] == expected
-    before = len(rounds_done(world))
-    for task_id in overlap:
-        codes = [c for c in world["codes"][task_id] if not (task_id == overlap[1] and c == "physical_health")]
-        sdk.annotations.create(id=task_id, result=study_form_result(codes), completed_by=coder_b.id)
-
-    def agreement_measured():
-        metrics = backend.metrics(world["project"])
-        done = len(rounds_done(world)) > before and metrics["state"] == "idle" and not metrics["pending"]
-        return done and (metrics.get("agreement") or {}).get("tasks") == 4 and metrics
-
-    metrics = wait_for(agreement_measured, ROUND_TIMEOUT, "a round that measures agreement")
-    pair = f"{world['ls'].username} | coder.b@example.org"
+    assert [story.codes[t] for t in seen["overlap"]] == expected
+    metrics = seen["metrics"]
+    pair = f"{story.ls.username} | coder.b@example.org"
     physical = metrics["agreement"]["codes"]["physical_health"]
     assert physical["percent_agreement"] == pytest.approx(3 / 4)
     assert physical["cohen_kappa"][pair] == {"kappa": pytest.approx(0.5), "units": 4}
     assert physical["krippendorff_alpha"] == pytest.approx(8 / 15)
     mental = metrics["agreement"]["codes"]["mental_health"]
     assert (mental["percent_agreement"], mental["krippendorff_alpha"]) == (1.0, 1.0)
-    assert metrics["coders"] == {world["ls"].username: 16, "coder.b@example.org": 4}
+    assert metrics["coders"] == {story.ls.username: 16, "coder.b@example.org": 4}
     assert metrics["labeled"] == 16 and metrics["label_counts"]["physical_health"] >= 7
     assert metrics["quality"]["codes"]["physical_health"]["f1"] is not None
     assert 14 <= metrics["stopping"]["tasks_compared"] <= 17  # the previous round's pool
 
-    command = [str(Path(sys.executable).parent / "coding-backend"), "agreement", "--project",
-               str(world["project"]), "--json"]  # fmt: skip
-    env = {**os.environ, "LABEL_STUDIO_URL": world["ls"].url, "LABEL_STUDIO_API_KEY": world["ls"].token}
+    command = [sys.executable, "-m", "backend.cli", "agreement", "--project", str(story.project), "--json"]
+    env = {**os.environ, "LABEL_STUDIO_URL": story.ls.url, "LABEL_STUDIO_API_KEY": story.ls.token}
     printed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(printed.stdout) == metrics["agreement"]
 
     from mlflow import MlflowClient  # not the fluent API: it keeps process-wide state across stores
 
-    client = MlflowClient(tracking_uri=f"sqlite:///{Path(world['model_dir']).resolve() / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name(f"label-studio-project-{world['project']}")
+    client = MlflowClient(tracking_uri=f"sqlite:///{Path(story.model_dir).resolve() / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name(f"label-studio-project-{story.project}")
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.kind = 'agreement'")
     runs.sort(key=lambda run: run.info.start_time)  # one run per change: B's annotations came one by one
     assert 1 <= len(runs) <= 4
@@ -258,15 +329,17 @@ def test_a_second_coder_on_overlapping_tasks_gives_agreement_everywhere(world):
     assert runs[-1].data.metrics["agreement_tasks"] == 4
 
 
-def test_a_restarted_backend_keeps_serving_without_retraining(world):
-    backend = world["backend"]
-    version = backend.metrics(world["project"])["current_version"]
-    rounds = len(rounds_done(world))
+def test_a_restarted_backend_keeps_serving_without_retraining(story):
+    assert story.first_version
+    wait_for(story.settled, ROUND_TIMEOUT, "the work in flight to finish")
+    backend = story.backend
+    version = story.metrics()["current_version"]
+    rounds = len(story.train_rounds())
     backend.stop()
     backend.start()
     task = {"id": 1, "data": {"text": "My knee hurts when I run.", "question": "?"}}
-    body = {"tasks": [task], "project": f"{world['project']}.1700000000", "label_config": CONFIG}
+    body = {"tasks": [task], "project": f"{story.project}.1700000000", "label_config": CONFIG}
     answer = httpx.post(f"{backend.url}/predict", json=body, auth=AUTH, timeout=60).json()["results"][0]
     assert answer["model_version"] == version
     assert {r["from_name"] for r in answer["result"]} == {"dimension", "frequency"}
-    assert len(rounds_done(world)) == rounds
+    assert len(story.train_rounds()) == rounds

@@ -3,16 +3,18 @@
 import os
 import subprocess
 import sys
-from pathlib import Path
 
-REPO = Path(__file__).parents[2]
+from tests.helpers import REPO
 
 
 def test_demo_sets_up_label_studio_backend_and_project(model_path, tmp_path):
-    env = {**os.environ, "MODEL_NAME": model_path, "HF_HUB_OFFLINE": "1",
-           "LABEL_STUDIO_VENV": os.environ.get("LABEL_STUDIO_VENV", str(REPO / ".ls-venv"))}  # fmt: skip
-    command = [str(Path(sys.executable).parent / "coding-backend"), "demo", "--exit-after-setup",
-               "--data-dir", str(tmp_path)]  # fmt: skip
+    env = {
+        **os.environ,
+        "MODEL_NAME": model_path,
+        "HF_HUB_OFFLINE": "1",
+        "LABEL_STUDIO_VENV": os.environ.get("LABEL_STUDIO_VENV", str(REPO / ".ls-venv")),
+    }
+    command = [sys.executable, "-m", "backend.cli", "demo", "--exit-after-setup", "--data-dir", str(tmp_path)]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-3000:]
     out = result.stdout

@@ -9,14 +9,12 @@ from __future__ import annotations
 
 import json
 from collections.abc import Iterator
-from pathlib import Path
 
 import httpx
 import pytest
 
-from backend.local_studio import LocalLabelStudio
+from backend.devtools.local_studio import LocalLabelStudio
 
-REPO = Path(__file__).resolve().parents[2]
 LABEL_CONFIG = """
 <View>
   <Text name="text" value="$text"/>
@@ -140,7 +138,7 @@ def test_webhook_with_authorization_header(sdk):
 
 def test_studio_client_with_personal_access_token(studio, sdk, http):
     """LABEL_STUDIO_API_KEY may be a personal access token (a JWT refresh token), not only a legacy one."""
-    from backend.studio import StudioClient
+    from backend.studio.client import StudioClient
 
     project = sdk.projects.create(title="e2e personal access token", label_config=LABEL_CONFIG)
     sdk.projects.import_tasks(project.id, request=[{"text": "pat"}])

@@ -5,7 +5,7 @@ import os
 import numpy as np
 from scipy.sparse import csr_matrix
 
-from backend import compat
+from backend.learning import compat
 
 
 def test_training_writes_nothing_into_the_working_directory(trained, training_cwd):

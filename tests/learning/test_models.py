@@ -4,12 +4,14 @@ import numpy as np
 import pytest
 
 from backend.config import with_overrides
-from backend.model import TrainingDataError, contrastive_steps, load_model, train_model, tune_thresholds
-from backend.scheme import UnknownCodeError, label_matrix
-from backend.strategies import score_pool
-from backend.versions import ModelStore
-
-from .conftest import CODES
+from backend.domain.scheme import UnknownCodeError, label_matrix
+from backend.learning.base import TrainingDataError
+from backend.learning.factories import load_model, train_model
+from backend.learning.heads import HeadOptions, tune_thresholds
+from backend.learning.setfit_model import contrastive_steps
+from backend.learning.strategies import score_pool
+from backend.storage.versions import ModelStore
+from tests.helpers import CODES
 
 
 def test_predict_proba_gives_one_probability_per_code(trained, texts):
@@ -47,7 +49,7 @@ def test_pool_scoring_with_the_trained_model(trained, texts, labels):
 
 
 def test_save_and_load_round_trip_to_identical_probabilities(trained, texts, tiny_settings):
-    store = ModelStore(tiny_settings.model_dir / "roundtrip", keep=2)
+    store = ModelStore(tiny_settings.server.model_dir / "roundtrip", keep=2)
     version = store.save("42", trained, n_labeled=len(texts), training_seconds=1.0, config={})
     assert version.metadata["codes"] == CODES and version.metadata["n_labeled"] == len(texts)
     loaded = store.load(store.latest("42"))
@@ -56,7 +58,7 @@ def test_save_and_load_round_trip_to_identical_probabilities(trained, texts, tin
 
 
 def test_training_is_deterministic_for_a_seed(trained, texts, labels, tiny_settings):
-    again = train_model(texts, labels, CODES, tiny_settings)
+    again = train_model(texts, labels, CODES, tiny_settings.model)
     np.testing.assert_allclose(again.predict_proba(texts), trained.predict_proba(texts), atol=1e-6)
 
 
@@ -64,7 +66,7 @@ def test_activation_checkpointing_saves_memory_not_model_quality(trained, texts,
     """The body is fine-tuned with checkpointing by default; without it the same body comes out."""
     assert trained.setfit_model.model_body[0].auto_model.is_activation_checkpointing
     without = with_overrides(tiny_settings, {"activation_checkpointing": False})
-    plain = train_model(texts, labels, CODES, without)
+    plain = train_model(texts, labels, CODES, without.model)
     assert not plain.setfit_model.model_body[0].auto_model.is_activation_checkpointing
     np.testing.assert_allclose(plain.embed(texts), trained.embed(texts), atol=1e-5)
 
@@ -72,7 +74,7 @@ def test_activation_checkpointing_saves_memory_not_model_quality(trained, texts,
 def test_a_code_without_any_positive_does_not_break_training(texts, labels, tiny_settings):
     codes = [*CODES, "never_used"]
     with_unused = np.hstack([labels, np.zeros((len(texts), 1), dtype=int)])
-    model = train_model(texts, with_unused, codes, tiny_settings.model_copy(update={"setfit_max_steps": 2}))
+    model = train_model(texts, with_unused, codes, with_overrides(tiny_settings, setfit_max_steps=2).model)
     proba = model.predict_proba(texts)
     assert proba.shape == (len(texts), len(codes))
     assert not model.predict(texts)[:, -1].any()
@@ -82,12 +84,12 @@ def test_empty_training_text_is_refused_by_position(texts, labels, tiny_settings
     broken = list(texts)
     broken[3] = "  "
     with pytest.raises(TrainingDataError, match=r"empty or whitespace \(positions \[3\]\)"):
-        train_model(broken, labels, CODES, tiny_settings)
+        train_model(broken, labels, CODES, tiny_settings.model)
 
 
 def test_mismatched_label_matrix_is_refused(texts, labels, tiny_settings):
     with pytest.raises(TrainingDataError, match="label matrix has shape"):
-        train_model(texts[:-1], labels, CODES, tiny_settings)
+        train_model(texts[:-1], labels, CODES, tiny_settings.model)
 
 
 def test_an_unknown_code_is_named():
@@ -101,23 +103,23 @@ def test_tuned_thresholds_lower_the_bar_for_a_rare_code(tiny_settings):
     rare = (features[:, 0] > 1.1).astype(int)  # about 8 positives, hard for an unweighted head
     too_rare = np.zeros(60, dtype=int)
     too_rare[:3] = 1
-    settings = tiny_settings.model_copy(update={"class_weight": "none"})
-    thresholds = tune_thresholds(features, np.column_stack([rare, too_rare]), settings)
+    options = HeadOptions(class_weight="none", default_threshold=0.5, seed=7)
+    thresholds = tune_thresholds(features, np.column_stack([rare, too_rare]), options)
     assert thresholds[0] < 0.5
     assert thresholds[1] == 0.5  # three positives: keep the default
 
 
 def test_differentiable_head_is_really_multi_label(texts, labels, tiny_settings):
-    settings = tiny_settings.model_copy(update={"classifier_head": "differentiable", "setfit_max_steps": 2})
-    model = train_model(texts, labels, CODES, settings)
+    settings = with_overrides(tiny_settings, classifier_head="differentiable", setfit_max_steps=2)
+    model = train_model(texts, labels, CODES, settings.model)
     proba = model.predict_proba(texts)
     assert proba.shape == (len(texts), len(CODES))
     assert not np.allclose(proba.sum(axis=1), 1.0)  # independent sigmoids, not a softmax
 
 
 def test_transformer_kind_has_the_same_interface(texts, labels, tiny_settings, tmp_path):
-    settings = tiny_settings.model_copy(update={"model_kind": "transformer", "transformer_epochs": 1})
-    model = train_model(texts, labels, CODES, settings)
+    settings = with_overrides(tiny_settings, model_kind="transformer", transformer_epochs=1)
+    model = train_model(texts, labels, CODES, settings.model)
     proba = model.predict_proba(texts)
     assert proba.shape == (len(texts), len(CODES)) and model.kind == "transformer"
     model.save(tmp_path / "m")
@@ -127,10 +129,8 @@ def test_transformer_kind_has_the_same_interface(texts, labels, tiny_settings, t
 def test_contrastive_steps_match_setfits_pair_sampler(labels, tiny_settings):
     from setfit.sampler import ContrastiveDataset
 
-    uncapped = tiny_settings.model_copy(update={"setfit_num_iterations": None, "setfit_max_steps": -1})
     sampler = ContrastiveDataset([f"t{i}" for i in range(len(labels))], labels.tolist(), multilabel=True)
     pairs = 2 * max(len(sampler.pos_pairs), len(sampler.neg_pairs))
-    assert contrastive_steps(labels, uncapped) == -(-pairs // uncapped.setfit_batch_size)
-    assert contrastive_steps(labels, uncapped.model_copy(update={"setfit_max_steps": 5})) == 5
-    per_segment = uncapped.model_copy(update={"setfit_num_iterations": 2})
-    assert contrastive_steps(labels, per_segment) == -(-(2 * 2 * len(labels)) // 16)
+    assert contrastive_steps(labels, None, 16, -1) == -(-pairs // 16)
+    assert contrastive_steps(labels, None, 16, 5) == 5
+    assert contrastive_steps(labels, 2, 16, -1) == -(-(2 * 2 * len(labels)) // 16)

@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from backend.monitoring import cross_validated_report, label_counts, rare_codes, stopping_signal
+from backend.learning.heads import HeadOptions
+from backend.learning.quality import cross_validated_report, label_counts, rare_codes
+from backend.learning.stopping import stopping_signal
 
 
 def test_rare_codes_are_those_below_the_minimum():
@@ -13,13 +15,13 @@ def test_rare_codes_are_those_below_the_minimum():
     assert rare_codes(np.zeros((0, 2)), ["a", "b"], minimum=1) == {"a": 0, "b": 0}
 
 
-def test_cross_validated_report_per_code(tiny_settings):
+def test_cross_validated_report_per_code():
     rng = np.random.default_rng(0)
     separable = np.repeat([0, 1], 10)
     noise = rng.normal(size=(20, 4))
     embeddings = noise + np.outer(separable, [6, 0, 0, 0])
     matrix = np.column_stack([separable, np.eye(20, dtype=int)[0]])  # code b: one positive only
-    report = cross_validated_report(embeddings, matrix, ["a", "b"], np.array([0.5, 0.5]), tiny_settings)
+    report = cross_validated_report(embeddings, matrix, ["a", "b"], np.array([0.5, 0.5]), HeadOptions(seed=7))
     assert report["codes"]["a"]["f1"] == pytest.approx(1.0) and report["codes"]["a"]["positives"] == 10
     assert report["codes"]["b"] == {"precision": None, "recall": None, "f1": None, "positives": 1}
     assert report["macro"]["f1"] == pytest.approx(1.0) and report["codes_estimated"] == 1
@@ -30,7 +32,12 @@ def test_stopping_signal_compares_tasks_unlabeled_in_both_rounds():
     before = (np.array([1, 2, 3, 4]), np.array([[1, 0], [0, 1], [0, 0], [1, 1]]))
     now = (np.array([2, 3, 4, 5]), np.array([[0, 1], [1, 0], [1, 1], [0, 0]]))  # task 3 changed
     signal = stopping_signal(before, now, threshold=0.4)
-    assert signal == {"tasks_compared": 3, "changed": 1, "changed_share": pytest.approx(1 / 3),
-                      "threshold": 0.4, "stop": True}  # fmt: skip
+    assert signal == {
+        "tasks_compared": 3,
+        "changed": 1,
+        "changed_share": pytest.approx(1 / 3),
+        "threshold": 0.4,
+        "stop": True,
+    }
     assert stopping_signal(before, now, threshold=0.3)["stop"] is False
     assert stopping_signal(before, (np.array([9]), np.array([[1, 0]])), threshold=0.1) is None

@@ -3,7 +3,7 @@ import math
 import numpy as np
 import pytest
 
-from backend.strategies import (
+from backend.learning.strategies import (
     _KnownProbabilities,
     cviar_scores,
     entropy_scores,

@@ -3,14 +3,18 @@
 import numpy as np
 import pytest
 
-from backend.baseline import train_tfidf
-from backend.model import TrainingDataError
+from backend.config import with_overrides
+from backend.learning.base import TrainingDataError
+from backend.learning.factories import ModelFactory
+from tests.helpers import CODES
 
-from .conftest import CODES
+
+def train_tfidf(texts, labels, codes, settings):
+    return ModelFactory(settings.model, kind="tfidf").new(texts, labels, codes)
 
 
 def test_the_baseline_learns_the_fixture_codes(tiny_settings, texts, labels):
-    model = train_tfidf(texts, labels, CODES, tiny_settings.model_copy(update={"tune_thresholds": False}))
+    model = train_tfidf(texts, labels, CODES, with_overrides(tiny_settings, tune_thresholds=False))
     with_blank = model.predict_proba([*texts, "  "])
     assert with_blank.shape == (len(texts) + 1, len(CODES)) and not with_blank[-1].any()  # blank: no code
     proba = with_blank[:-1]

@@ -6,24 +6,22 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pandas as pd
 import pytest
 
+import backend.resources
 from backend.cli import main
-from backend.scheme import parse_label_config
-from backend.segments import read_examples
-from backend.simulate import load_corpus
-
-from .conftest import CODES, FIXTURES
-from .helpers import study_form_result
+from backend.domain.scheme import parse_label_config
+from backend.research.corpus import load_corpus, read_examples
+from tests.helpers import CODES, FIXTURES, study_form_result, wait_for
 
 EXECUTABLE = Path(sys.executable).parent / "coding-backend"
 SEGMENTS = FIXTURES / "segments.jsonl"
-INTERVIEW_CONFIG = Path(__file__).parents[1] / "label_config" / "interview_coding.xml"
+INTERVIEW_CONFIG = Path(backend.resources.__file__).parent / "label_configs" / "interview_coding.xml"
 STUDY_CODES = ",".join(CODES)
+SMALL = ("--initial", "8", "--batch", "4", "--rounds", "2")  # a protocol the 25-segment pool can carry
 
 
 @pytest.fixture(autouse=True)
@@ -47,10 +45,7 @@ def simulate(*args: str) -> int:
 
 
 def tfidf_run(out: Path, grid: Path, *extra: str) -> int:
-    return simulate(
-        "--data", str(SEGMENTS), "--grid", str(grid), "--initial", "8", "--batch", "4", "--rounds", "2",
-        "--out", str(out), *extra,
-    )  # fmt: skip
+    return simulate(*SMALL, "--data", str(SEGMENTS), "--grid", str(grid), "--out", str(out), *extra)
 
 
 # --- the whole protocol, interrupted and resumed ---------------------------------------------------
@@ -64,16 +59,12 @@ def test_tiny_grid_end_to_end_survives_an_interrupt(model_path, tmp_path, one_ml
         " setfit_max_steps: 2, max_length: 32, query_strategy: entropy}\n",
     )
     out = tmp_path / "out"
-    command = [
-        str(EXECUTABLE), "simulate", "--data", str(SEGMENTS), "--grid", str(grid), "--initial", "8",
-        "--batch", "4", "--rounds", "2", "--seeds", "1", "--out", str(out),
-    ]  # fmt: skip
+    command = [str(EXECUTABLE), "simulate", *SMALL, "--seeds", "1"]
+    command += ["--data", str(SEGMENTS), "--grid", str(grid), "--out", str(out)]
     env = {**os.environ, "LOG_LEVEL": "INFO"}
     first = subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     tfidf_file = out / "runs" / "tfidf-cviar-seed1.json"
-    deadline = time.monotonic() + 60
-    while not tfidf_file.exists() and first.poll() is None and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_for(lambda: tfidf_file.exists() or first.poll() is not None, 60, "the TF-IDF run", interval=0.05)
     first.send_signal(signal.SIGINT)  # Ctrl-C while the SetFit configuration trains
     _, stderr = first.communicate(timeout=60)
     assert first.returncode == 130, stderr
@@ -89,9 +80,14 @@ def test_tiny_grid_end_to_end_survives_an_interrupt(model_path, tmp_path, one_ml
 
     results = pd.read_csv(out / "results.csv")
     assert list(results.columns) == [
-        "config", "seed", "round", "n_labeled", "macro_f1", "train_seconds",
+        "config",
+        "seed",
+        "round",
+        "n_labeled",
+        "macro_f1",
+        "train_seconds",
         *[f"f1_{c}" for c in sorted(CODES)],
-    ]  # fmt: skip
+    ]
     assert results.groupby("config")["n_labeled"].apply(list).to_dict() == {
         "setfit-tiny": [8, 12, 16],
         "tfidf-cviar": [8, 12, 16],
@@ -140,7 +136,7 @@ def check_mlflow_runs(store: Path) -> None:
 
 
 def test_more_seeds_later_runs_only_the_new_ones(tmp_path, caplog):
-    caplog.set_level(logging.INFO, logger="backend.simulate")
+    caplog.set_level(logging.INFO, logger="backend.research.simulate")
     grid = write_grid(tmp_path / "grid.yaml", TFIDF_GRID)
     out = tmp_path / "out"
     assert tfidf_run(out, grid, "--seeds", "1") == 0
@@ -165,15 +161,36 @@ def test_resuming_with_changed_settings_or_protocol_is_refused(tmp_path, capsys)
     assert (
         "configuration 'tfidf-cviar' was run with other settings (query_strategy)" in capsys.readouterr().err
     )
-    assert simulate("--data", str(SEGMENTS), "--grid", str(changed), "--batch", "3", "--rounds", "2",
-                    "--initial", "8", "--out", str(out)) == 2  # fmt: skip
+    assert (
+        simulate(
+            "--data",
+            str(SEGMENTS),
+            "--grid",
+            str(changed),
+            "--batch",
+            "3",
+            "--rounds",
+            "2",
+            "--initial",
+            "8",
+            "--out",
+            str(out),
+        )
+        == 2
+    )
     assert "holds a simulation with other batch" in capsys.readouterr().err
 
 
 # --- input formats and coder filters ---------------------------------------------------------------
 
-SPLIT = {"scheme": None, "codes": None, "train_coders": None, "test_coders": None, "test_fraction": 0.3,
-         "split_seed": 0}  # fmt: skip
+SPLIT = {
+    "scheme": None,
+    "codes": None,
+    "train_coders": None,
+    "test_coders": None,
+    "test_fraction": 0.3,
+    "split_seed": 0,
+}
 
 
 def label_studio_export(segments: list[dict], path: Path) -> Path:
@@ -206,9 +223,17 @@ def test_simulate_runs_on_a_label_studio_export(segments, tmp_path, capsys):
     export = label_studio_export(segments, tmp_path / "export.json")
     grid = write_grid(tmp_path / "grid.yaml", TFIDF_GRID)
     code = tfidf_run(
-        tmp_path / "out", grid, "--data", str(export), "--label-config", str(INTERVIEW_CONFIG),
-        "--codes", STUDY_CODES, "--seeds", "1",
-    )  # fmt: skip
+        tmp_path / "out",
+        grid,
+        "--data",
+        str(export),
+        "--label-config",
+        str(INTERVIEW_CONFIG),
+        "--codes",
+        STUDY_CODES,
+        "--seeds",
+        "1",
+    )
     assert code == 0, capsys.readouterr().err
     assert list(pd.read_csv(tmp_path / "out" / "results.csv").columns[6:]) == [f"f1_{c}" for c in CODES]
 
@@ -234,9 +259,23 @@ def test_the_held_out_split_is_stratified_by_rarest_code():
 def test_one_configuration_from_the_command_line(tmp_path):
     out = tmp_path / "out"
     code = simulate(
-        "--data", str(SEGMENTS), "--kind", "tfidf", "--strategy", "random", "--initial", "8", "--batch", "4",
-        "--rounds", "1", "--seeds", "5", "--out", str(out),
-    )  # fmt: skip
+        "--data",
+        str(SEGMENTS),
+        "--kind",
+        "tfidf",
+        "--strategy",
+        "random",
+        "--initial",
+        "8",
+        "--batch",
+        "4",
+        "--rounds",
+        "1",
+        "--seeds",
+        "5",
+        "--out",
+        str(out),
+    )
     assert code == 0
     results = pd.read_csv(out / "results.csv")
     assert set(results["config"]) == {"tfidf-random"} and list(results["n_labeled"]) == [8, 12]

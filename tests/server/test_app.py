@@ -1,28 +1,22 @@
 """The HTTP layer: protocol routes, auth and bad requests (no ML: the scheduler is a recorder)."""
 
 import base64
-from pathlib import Path
 
 import pytest
 
-from backend.app import create_app
 from backend.config import load_settings
-from backend.scheduler import update_state
+from backend.resources import label_config
+from backend.server.app import create_app
+from backend.storage.layout import ProjectDir
+from backend.storage.state import LaneStatus, StateStore
+from tests.fakes import RecordingQueue
 
-CONFIG = (Path(__file__).parents[1] / "label_config" / "generic_multilabel.xml").read_text()
-
-
-class RecordingScheduler:
-    def __init__(self):
-        self.requests = []
-
-    def request(self, project, kind):
-        self.requests.append((project, kind))
+CONFIG = label_config("generic_multilabel")
 
 
 @pytest.fixture
 def scheduler():
-    return RecordingScheduler()
+    return RecordingQueue()
 
 
 @pytest.fixture
@@ -58,9 +52,14 @@ def test_bad_webhooks_get_a_clear_4xx_and_the_server_stays_healthy(client, sched
 
 @pytest.mark.parametrize(
     ("action", "kind"),
-    [("ANNOTATION_CREATED", "train"), ("ANNOTATION_UPDATED", "train"), ("ANNOTATIONS_DELETED", "train"),
-     ("START_TRAINING", "train"), ("TASKS_CREATED", "predict")],
-)  # fmt: skip
+    [
+        ("ANNOTATION_CREATED", "train"),
+        ("ANNOTATION_UPDATED", "train"),
+        ("ANNOTATIONS_DELETED", "train"),
+        ("START_TRAINING", "train"),
+        ("TASKS_CREATED", "predict"),
+    ],
+)
 def test_events_request_background_work(client, scheduler, action, kind):
     response = client.post("/webhook", json={"action": action, "project": {"id": 3}})
     assert response.status_code == 202 and response.json["work"] == kind
@@ -99,8 +98,11 @@ def test_predict_needs_a_task_list(client):
 
 
 def test_metrics_and_versions_report_each_project(client, tmp_path):
-    update_state(tmp_path, "9", state="failed", last_error="Label Studio unreachable", labeled=12,
-                 body_state="failed", body_error="killed by signal 9")  # fmt: skip
+    def failed(state):
+        state.fast.status, state.fast.error, state.labeled = LaneStatus.FAILED, "Label Studio unreachable", 12
+        state.body.status, state.body.error = LaneStatus.FAILED, "killed by signal 9"
+
+    StateStore(ProjectDir(tmp_path, "9")).update(failed)
     projects = client.get("/metrics").json["projects"]
     assert projects["9"]["state"] == "failed"
     assert (projects["9"]["body_state"], projects["9"]["body_error"]) == ("failed", "killed by signal 9")

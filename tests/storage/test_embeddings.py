@@ -2,7 +2,7 @@
 
 import numpy as np
 
-from backend.embeddings import EmbeddingCache
+from backend.storage.embeddings import EmbeddingCache
 
 
 class CountingEncoder:

@@ -6,8 +6,9 @@ import time
 import numpy as np
 import pytest
 
-from backend.model import CodingModel
-from backend.versions import ModelStore
+from backend.learning.base import CodingModel
+from backend.storage.layout import InvalidProjectError
+from backend.storage.versions import ModelStore
 
 
 class ConstantModel(CodingModel):
@@ -90,5 +91,5 @@ def test_stale_partial_saves_are_cleaned_up(tmp_path):
 
 @pytest.mark.parametrize("project", ["../etc", "", "a/b", ".hidden"])
 def test_project_names_cannot_escape_the_model_dir(tmp_path, project):
-    with pytest.raises(ValueError, match="invalid project name"):
+    with pytest.raises(InvalidProjectError, match="invalid project name"):
         ModelStore(tmp_path).versions(project)

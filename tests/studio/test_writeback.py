@@ -4,72 +4,93 @@ import time
 
 import pytest
 
-from backend.studio import PREDICTION_CHUNK
-from backend.writeback import IncompleteImport, write_version
+from backend.studio.client import PREDICTION_CHUNK
+from backend.studio.writeback import IncompleteImport, write_version
+from tests.fakes import FakeStudio
 
 
-class Studio:
-    def __init__(self, versions=()):
-        self.calls, self.versions, self.drop = [], list(versions), 0
-
-    def import_predictions(self, project, chunk):
-        self.calls.append(("import", len(chunk)))
-        return len(chunk) - self.drop
-
-    def serve_version(self, project, version):
-        self.calls.append(("serve", version))
-
-    def model_versions(self, project):
-        return self.versions
-
-    def delete_version(self, project, version):
-        self.calls.append(("delete", version))
+def studio_with(versions=()):
+    """A fake Label Studio whose project holds predictions of `versions`."""
+    studio = FakeStudio()
+    studio.predictions = [{"task": 0, "model_version": version} for version in versions]
+    return studio
 
 
-def predictions(n):
-    return [{"task": i, "score": i / n} for i in range(n)]
+def predictions(n, version="v2-20260101000001"):
+    return [{"task": i, "score": i / n, "model_version": version} for i in range(n)]
 
 
 def test_head_first_then_the_rest_then_old_versions_go():
-    studio = Studio(versions=["v1-20260101000000", "v2-20260101000001", "someone-elses"])
+    studio = studio_with(versions=["v1-20260101000000", "v2-20260101000001", "someone-elses"])
     live = []
     n = 50 + PREDICTION_CHUNK + 10
     done = write_version(
         studio, 1, "v2-20260101000001", predictions(n), first=50, on_live=lambda: live.append(1)
     )
     assert done is True and live == [1]
-    assert studio.calls == [("import", 50), ("serve", "v2-20260101000001"), ("import", PREDICTION_CHUNK),
-                            ("import", 10), ("delete", "v1-20260101000000")]  # fmt: skip
+    assert studio.calls == [
+        ("import", 50),
+        ("serve", "v2-20260101000001"),
+        ("import", PREDICTION_CHUNK),
+        ("import", 10),
+        ("delete", "v1-20260101000000"),
+    ]
 
 
 def test_newer_work_stops_the_rest_and_keeps_old_versions():
-    studio = Studio(versions=["v1-20260101000000"])
-    done = write_version(studio, 1, "v2-20260101000001", predictions(3000), first=100, on_live=lambda: None,
-                         interrupted=lambda: len(studio.calls) >= 3)  # fmt: skip
+    studio = studio_with(versions=["v1-20260101000000"])
+    done = write_version(
+        studio,
+        1,
+        "v2-20260101000001",
+        predictions(3000),
+        first=100,
+        on_live=lambda: None,
+        interrupted=lambda: len(studio.calls) >= 3,
+    )
     assert done is False
     assert studio.calls == [("import", 100), ("serve", "v2-20260101000001"), ("import", PREDICTION_CHUNK)]
 
 
 def test_a_dropped_prediction_in_the_head_means_nothing_goes_live():
-    studio = Studio()
+    studio = studio_with()
     studio.drop = 1
     with pytest.raises(IncompleteImport, match="created 9 of 10"):
-        write_version(studio, 1, "v3-20260101000002", predictions(10), first=10, on_live=lambda: None)
+        write_version(
+            studio,
+            1,
+            "v3-20260101000002",
+            predictions(10, "v3-20260101000002"),
+            first=10,
+            on_live=lambda: None,
+        )
     assert ("serve", "v3-20260101000002") not in studio.calls
 
 
 def test_the_rest_waits_for_a_pause_and_yields_to_the_next_annotation():
-    studio, polls = Studio(), []
+    studio, polls = studio_with(), []
 
     def next_annotation_arrives():
         polls.append(1)
         return len(polls) >= 3
 
-    done = write_version(studio, 1, "v2-20260101000001", predictions(500), first=100, on_live=lambda: None,
-                         interrupted=next_annotation_arrives, rest_after=5.0)  # fmt: skip
+    done = write_version(
+        studio,
+        1,
+        "v2-20260101000001",
+        predictions(500),
+        first=100,
+        on_live=lambda: None,
+        interrupted=next_annotation_arrives,
+        rest_after=5.0,
+    )
     assert done is False and studio.calls == [("import", 100), ("serve", "v2-20260101000001")]
-    quiet = Studio()
+    quiet = studio_with()
     started = time.monotonic()
-    assert write_version(quiet, 1, "v2-20260101000001", predictions(500), first=100, on_live=lambda: None,
-                         rest_after=0.5) is True  # fmt: skip
+    assert (
+        write_version(
+            quiet, 1, "v2-20260101000001", predictions(500), first=100, on_live=lambda: None, rest_after=0.5
+        )
+        is True
+    )
     assert time.monotonic() - started >= 0.5 and ("import", 400) in quiet.calls

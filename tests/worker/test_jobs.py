@@ -1,80 +1,39 @@
-"""A training round against an in-memory Label Studio stand-in (the real one: tests/e2e)."""
-
-from pathlib import Path
+"""The jobs against the in-memory Label Studio of tests/fakes.py (the real one: tests/e2e)."""
 
 import pytest
 
-from backend.scheduler import read_state
-from backend.studio import Task
-from backend.training import Round
-from backend.versions import ModelStore
-
-from .helpers import study_form_result
-
-CONFIG = (Path(__file__).parents[1] / "label_config" / "interview_coding.xml").read_text()
-
-
-class FakeStudio:
-    def __init__(self, segments, annotated: int):
-        self.all = {i: Task(i, {"text": s["text"], "question": "?"}) for i, s in enumerate(segments)}
-        for i, segment in enumerate(segments[:annotated]):
-            self.annotate(i, segment["codes"], user=1, when="1")
-        self.predictions, self.served, self.deleted, self.drop = [], [], [], 0
-
-    def annotate(self, task_id: int, codes: list[str], *, user: int, when: str) -> None:
-        task = self.all[task_id]
-        annotation = {"id": 100 * user + task_id, "result": study_form_result(codes), "was_cancelled": False,
-                      "completed_by": user, "updated_at": when}  # fmt: skip
-        self.all[task_id] = Task(task_id, task.data, (*task.annotations, annotation))
-
-    def user_emails(self):
-        return {1: "Coder.A@example.org", 2: "coder.b@example.org"}
-
-    def label_config(self, project):
-        return CONFIG
-
-    def tasks(self, project, *, annotated, data_only=False):
-        return iter([t for t in self.all.values() if bool(t.annotations) == annotated])
-
-    def model_versions(self, project):
-        return sorted({p["model_version"] for p in self.predictions})
-
-    def import_predictions(self, project, predictions):
-        self.predictions.extend(predictions)
-        return len(predictions) - self.drop
-
-    def serve_version(self, project, version):
-        self.served.append(version)
-
-    def delete_version(self, project, version):
-        self.deleted.append(version)
-        self.predictions = [p for p in self.predictions if p["model_version"] != version]
+from backend.config import with_overrides
+from backend.storage.layout import ProjectDir
+from backend.storage.state import Lane, LaneStatus, StateStore, WorkKind
+from backend.storage.versions import ModelStore
+from backend.worker.queue import FileQueue
+from backend.worker.wiring import project_work
+from tests.fakes import FakeStudio, RecordingQueue
 
 
 @pytest.fixture
 def settings(tiny_settings, tmp_path):
-    return tiny_settings.model_copy(update={"model_dir": tmp_path, "min_annotations_to_train": 10})
+    return with_overrides(tiny_settings, model_dir=tmp_path, min_annotations_to_train=10)
 
 
-class RecordingScheduler:
-    def __init__(self):
-        self.requests = []
-
-    def request(self, project, kind):
-        self.requests.append((project, kind))
+def run_round(settings, studio, kind="train", queue=None):
+    project_work("1", settings, studio, queue or RecordingQueue()).run(WorkKind(kind))
+    return state_of(settings)
 
 
-def run_round(settings, studio, kind="train", scheduler=None):
-    store = ModelStore(settings.model_dir, settings.keep_versions)
-    Round("1", settings, studio, store, scheduler or RecordingScheduler()).run(kind)
-    return read_state(settings.model_dir, "1")
+def state_of(settings, project="1"):
+    return StateStore(ProjectDir(settings.server.model_dir, project)).read()
+
+
+def store_of(settings):
+    return ModelStore(settings.server.model_dir, settings.server.keep_versions)
 
 
 def test_rounds_write_back_switch_and_clean_up(segments, settings):
     studio = FakeStudio(segments, annotated=12)
     first = run_round(settings, studio)
-    assert first["state"] == "idle" and first["labeled"] == 12
-    version = first["current_version"]
+    assert first.fast.status is LaneStatus.IDLE and first.labeled == 12
+    version = first.current_version
     unlabeled = [t for t in studio.all.values() if not t.annotations]
     assert sorted(p["task"] for p in studio.predictions) == sorted(t.id for t in unlabeled)
     assert {p["model_version"] for p in studio.predictions} == {version}
@@ -83,51 +42,53 @@ def test_rounds_write_back_switch_and_clean_up(segments, settings):
     assert studio.served == [version]
 
     second = run_round(settings, studio)
-    assert second["current_version"] != version
-    assert studio.served[-1] == second["current_version"] and studio.deleted == [version]
-    assert {p["model_version"] for p in studio.predictions} == {second["current_version"]}
-    assert [r["outcome"] for r in second["rounds"]] == ["ok", "ok"]
+    assert second.current_version != version
+    assert studio.served[-1] == second.current_version and studio.deleted == [version]
+    assert {p["model_version"] for p in studio.predictions} == {second.current_version}
+    assert [r.outcome for r in second.rounds] == ["ok", "ok"]
 
 
 def test_a_failed_round_leaves_the_serving_version_untouched(segments, settings):
     studio = FakeStudio(segments, annotated=12)
-    serving = run_round(settings, studio)["current_version"]
+    serving = run_round(settings, studio).current_version
     studio.drop = 1  # Label Studio silently drops one prediction
     failed = run_round(settings, studio)
-    assert failed["state"] == "failed" and "created 23 of 24 predictions" in failed["last_error"]
-    assert failed["current_version"] == serving
+    assert failed.fast.status is LaneStatus.FAILED and "created 23 of 24 predictions" in failed.fast.error
+    assert failed.current_version == serving
     assert studio.served == [serving]
     assert {p["model_version"] for p in studio.predictions} == {serving}
-    assert [v.name for v in ModelStore(settings.model_dir).versions("1")] == [serving]
+    assert [v.name for v in store_of(settings).versions("1")] == [serving]
 
 
 def test_no_round_before_enough_annotations(segments, settings):
     state = run_round(settings, FakeStudio(segments, annotated=4))
-    assert state["waiting_for"] == 10 and state["labeled"] == 4
-    assert "current_version" not in state
+    assert state.waiting_for == 10 and state.labeled == 4
+    assert state.current_version is None
 
 
 def test_failing_to_delete_the_old_version_does_not_fail_the_round(segments, settings):
     studio = FakeStudio(segments, annotated=12)
-    first = run_round(settings, studio)["current_version"]
+    first = run_round(settings, studio).current_version
 
     def refuse(project, version):
         raise RuntimeError("Label Studio busy")
 
     studio.delete_version = refuse
     second = run_round(settings, studio)
-    assert second["state"] == "idle" and second["current_version"] != first
-    assert studio.served[-1] == second["current_version"]
+    assert second.fast.status is LaneStatus.IDLE and second.current_version != first
+    assert studio.served[-1] == second.current_version
 
 
 def test_each_round_is_an_mlflow_run_without_secrets(segments, settings):
     import mlflow
     from pydantic import SecretStr
 
-    secret = settings.model_copy(update={"label_studio_api_key": SecretStr("tok-very-secret")})
+    secret = with_overrides(settings, label_studio_api_key=SecretStr("tok-very-secret"))
     studio = FakeStudio(segments, annotated=12)
-    version = run_round(secret, studio)["current_version"]
-    client = mlflow.MlflowClient(tracking_uri=f"sqlite:///{settings.model_dir.resolve() / 'mlflow.db'}")
+    version = run_round(secret, studio).current_version
+    client = mlflow.MlflowClient(
+        tracking_uri=f"sqlite:///{settings.server.model_dir.resolve() / 'mlflow.db'}"
+    )
     runs = client.search_runs([client.get_experiment_by_name("label-studio-project-1").experiment_id])
     assert len(runs) == 1
     run = runs[0]
@@ -143,17 +104,15 @@ def test_each_round_is_an_mlflow_run_without_secrets(segments, settings):
     assert report["label_counts"]["physical_health"] == 8
     assert set(report["quality"]["codes"]) == set(report["label_counts"]) >= {"mental_health"}
     ranked = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/next_segments.json")
-    assert set(ranked["most_informative_task_ids"]) <= {
-        t.id for t in studio.all.values() if not t.annotations
-    }
+    assert set(ranked["most_informative_task_ids"]) <= set(studio.unlabeled_ids())
 
 
 def test_a_broken_tracking_server_never_fails_a_round(segments, settings):
     from pydantic import SecretStr
 
-    broken = settings.model_copy(update={"mlflow_tracking_uri": SecretStr("http://127.0.0.1:9/")})
+    broken = with_overrides(settings, mlflow_tracking_uri=SecretStr("http://127.0.0.1:9/"))
     state = run_round(broken, FakeStudio(segments, annotated=12))
-    assert state["state"] == "idle" and state["current_version"]
+    assert state.fast.status is LaneStatus.IDLE and state.current_version
 
 
 def test_two_coders_agreement_rules_and_monitoring_reach_the_state(segments, settings):
@@ -161,63 +120,66 @@ def test_two_coders_agreement_rules_and_monitoring_reach_the_state(segments, set
     for i in (0, 3, 8, 9):  # coder B re-codes four tasks: agrees on 0 and 8, adds daily_functioning on 3, 9
         extra = ["daily_functioning"] if i in (3, 9) else []
         studio.annotate(i, list(segments[i]["codes"]) + extra, user=2, when="2")
-    first = run_round(settings.model_copy(update={"min_positives_per_code": 3}), studio)
-    agreement = first["agreement"]
+    first = run_round(with_overrides(settings, min_positives_per_code=3), studio)
+    watched = first.monitoring
+    agreement = watched.agreement
     assert agreement["coders"] == ["coder.a@example.org", "coder.b@example.org"]
     assert agreement["tasks"] == 4
     daily = agreement["codes"]["daily_functioning"]
     assert daily["percent_agreement"] == pytest.approx(0.5)  # 2 of 4 tasks
     assert daily["cohen_kappa"]["coder.a@example.org | coder.b@example.org"] == {"kappa": 0.0, "units": 4}
     assert agreement["codes"]["physical_health"]["percent_agreement"] == 1.0
-    assert first["coders"] == {"coder.a@example.org": 12, "coder.b@example.org": 4}
-    assert first["labeled"] == 12 and first["labeled_tasks"] == 12
+    assert watched.coders == {"coder.a@example.org": 12, "coder.b@example.org": 4}
+    assert first.labeled == 12 and watched.labeled_tasks == 12
     # majority with a tie: the latest annotation (coder B's) decides, so tasks 3 and 9 count daily_functioning
     daily_before = sum("daily_functioning" in s["codes"] for s in segments[:12])
-    assert first["label_counts"]["daily_functioning"] == daily_before + 2
-    assert first["rare_codes"] == {c: n for c, n in first["label_counts"].items() if n < 3}
-    assert first["quality"]["labeled"] == 12 and first["stopping"] is None
+    assert watched.label_counts["daily_functioning"] == daily_before + 2
+    assert watched.rare_codes == {c: n for c, n in watched.label_counts.items() if n < 3}
+    assert watched.quality["labeled"] == 12 and watched.stopping is None
 
-    only_b = run_round(settings.model_copy(update={"train_coders": ["CODER.B@example.org"],
-                                                    "min_annotations_to_train": 2}), studio)  # fmt: skip
-    assert only_b["labeled"] == 4 and only_b["coders"] == {"coder.b@example.org": 4}
-    signal = only_b["stopping"]
+    only_b = run_round(
+        with_overrides(settings, train_coders=["CODER.B@example.org"], min_annotations_to_train=2), studio
+    )
+    assert only_b.labeled == 4 and only_b.monitoring.coders == {"coder.b@example.org": 4}
+    signal = only_b.monitoring.stopping
     assert signal["tasks_compared"] == 24 and 0 <= signal["changed"] <= 24
-    assert signal["stop"] == (signal["changed_share"] <= settings.stopping_change_threshold)
+    assert signal["stop"] == (signal["changed_share"] <= settings.loop.stopping_change_threshold)
 
 
 def test_per_coder_rule_trains_on_every_coders_answer(segments, settings):
     studio = FakeStudio(segments, annotated=12)
     for i in range(3):
         studio.annotate(i, [], user=2, when="2")
-    state = run_round(settings.model_copy(update={"multi_coder_rule": "per_coder"}), studio)
-    assert state["labeled"] == 15 and state["labeled_tasks"] == 12
+    state = run_round(with_overrides(settings, multi_coder_rule="per_coder"), studio)
+    assert state.labeled == 15 and state.monitoring.labeled_tasks == 12
 
 
 def test_the_fast_loop_refits_heads_and_a_body_lane_fine_tunes(segments, settings):
-    studio, scheduler = FakeStudio(segments, annotated=12), RecordingScheduler()
-    first = run_round(settings, studio, scheduler=scheduler)
-    version = ModelStore(settings.model_dir).get("1", first["current_version"])
+    studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
+    first = run_round(settings, studio, queue=queue)
+    version = store_of(settings).get("1", first.current_version)
     assert version.metadata["round"] == "head" and version.metadata["body"] == "base"
     assert not (version.path / "setfit").exists(), "a head version saves no body"
-    assert scheduler.requests == [("1", "body")], "the first body is asked for at once"
+    assert queue.requests == [("1", "body")], "the first body is asked for at once"
 
-    body = run_round(settings, studio, kind="body", scheduler=scheduler)
-    assert body["body_state"] == "idle" and body["body_labeled"] == 12
-    assert scheduler.requests[-1] == ("1", "train"), "the fast loop is told to take the new body"
-    body_version = ModelStore(settings.model_dir).get("1", body["body_version"])
-    assert (body_version.path / "embeddings").is_dir() and body["current_version"] == first["current_version"]
+    body = run_round(settings, studio, kind="body", queue=queue)
+    assert body.body.status is LaneStatus.IDLE and body.body.labeled == 12
+    assert queue.requests[-1] == ("1", "train"), "the fast loop is told to take the new body"
+    body_version = store_of(settings).get("1", body.body.version)
+    assert (body_version.path / "embeddings").is_dir() and body.current_version == first.current_version
 
     studio.annotate(20, segments[20]["codes"], user=1, when="3")
-    second = run_round(settings, studio, scheduler=scheduler)
-    head = ModelStore(settings.model_dir).get("1", second["current_version"])
-    assert head.metadata["body"] == body["body_version"] and second["labeled"] == 13
-    assert scheduler.requests.count(("1", "body")) == 1, "one new label is not enough for another body"
-    assert {p["model_version"] for p in studio.predictions} == {second["current_version"]}
-    loaded = ModelStore(settings.model_dir).load(head)
+    second = run_round(settings, studio, queue=queue)
+    head = store_of(settings).get("1", second.current_version)
+    assert head.metadata["body"] == body.body.version and second.labeled == 13
+    assert queue.requests.count(("1", "body")) == 1, "one new label is not enough for another body"
+    assert {p["model_version"] for p in studio.predictions} == {second.current_version}
+    loaded = store_of(settings).load(head)
     assert loaded.predict_proba([segments[0]["text"]]).shape == (1, len(loaded.codes))
 
-    moved = settings.model_dir.parent / f"{settings.model_dir.name}-moved"
-    settings.model_dir.rename(moved)  # a new volume, a restored backup
+    model_dir = settings.server.model_dir
+    moved = model_dir.parent / f"{model_dir.name}-moved"
+    model_dir.rename(moved)  # a new volume, a restored backup
     loaded = ModelStore(moved).load(ModelStore(moved).get("1", head.name))
     assert loaded.predict_proba([segments[0]["text"]]).shape == (1, len(loaded.codes))
 
@@ -226,8 +188,7 @@ def test_write_back_puts_the_queue_head_live_first_and_stops_for_newer_work(segm
     studio = FakeStudio(segments, annotated=12)
     served_with = []
     studio.serve_version = lambda project, version: served_with.append(len(studio.predictions))
-    small_head = settings.model_copy(update={"write_first": 5})
-    run_round(small_head, studio)
+    run_round(with_overrides(settings, write_first=5), studio)
     assert served_with == [5], "the switch comes right after the five most informative tasks"
     assert len(studio.predictions) == 24
     first_five = studio.predictions[:5]
@@ -235,26 +196,19 @@ def test_write_back_puts_the_queue_head_live_first_and_stops_for_newer_work(segm
 
 
 def test_a_killed_body_round_is_noticed_and_another_asked_for(segments, settings):
-    from backend.scheduler import project_lock, update_state
-
-    studio, scheduler = FakeStudio(segments, annotated=12), RecordingScheduler()
-    job = Round("1", settings, studio, ModelStore(settings.model_dir), scheduler)
-    update_state(settings.model_dir, "1", body_state="training")  # its process was killed since
-    with project_lock(settings.model_dir, "1", "body") as held:
+    lanes = FileQueue(settings.server.model_dir)
+    studio, queue = FakeStudio(segments, annotated=12), RecordingQueue(lanes)
+    work = project_work("1", settings, studio, queue)
+    states = StateStore(ProjectDir(settings.server.model_dir, "1"))
+    states.update(lambda state: setattr(state.body, "status", LaneStatus.TRAINING))  # its process was killed
+    with lanes.hold("1", Lane.BODY) as held:
         assert held
-        job.request_body_when_due(12)
-        assert scheduler.requests == [], "no second body while one is being fine-tuned"
-    job.request_body_when_due(12)
-    assert scheduler.requests == [("1", "body")]
-    state = read_state(settings.model_dir, "1")
-    assert state["body_state"] == "failed" and "without finishing" in state["body_error"]
-
-
-def import_tasks(studio: FakeStudio, texts: list[str]) -> list[int]:
-    ids = list(range(len(studio.all), len(studio.all) + len(texts)))
-    for task_id, text in zip(ids, texts, strict=True):
-        studio.all[task_id] = Task(task_id, {"text": text, "question": "?"})
-    return ids
+        work.on_idle.ask_if_due(12)
+        assert queue.requests == [], "no second body while one is being fine-tuned"
+    work.on_idle.ask_if_due(12)
+    assert queue.requests == [("1", "body")]
+    state = states.read()
+    assert state.body.status is LaneStatus.FAILED and "without finishing" in state.body.error
 
 
 def test_imported_tasks_are_predicted_once_after_the_round_that_follows_annotations(segments, settings):
@@ -262,11 +216,10 @@ def test_imported_tasks_are_predicted_once_after_the_round_that_follows_annotati
     run_round(settings, studio)
     unwritten = [p["task"] for p in studio.predictions[-3:]]
     del studio.predictions[-3:]  # the version's rest, still waiting for a pause to be written
-    new = import_tasks(studio, [s["text"] + " (follow-up)" for s in segments[:2]])
+    new = [studio.add_task(s["text"] + " (follow-up)") for s in segments[:2]]
     studio.annotate(12, segments[12]["codes"], user=1, when="2")
 
-    refit = run_round(settings, studio, kind="train")
-    version = refit["current_version"]
+    version = run_round(settings, studio, kind="train").current_version
     assert not [p for p in studio.predictions if p["task"] in new], "a head refit ranks the kept listing"
 
     run_round(settings, studio, kind="predict")
@@ -278,7 +231,7 @@ def test_imported_tasks_are_predicted_once_after_the_round_that_follows_annotati
     )
 
     studio = FakeStudio(segments, annotated=12)
-    settings = settings.model_copy(update={"model_dir": settings.model_dir / "second"})
+    settings = with_overrides(settings, model_dir=settings.server.model_dir / "second")
     run_round(settings, studio)
     del studio.predictions[-3:]
     run_round(settings, studio, kind="predict")

@@ -1,0 +1,116 @@
+"""`serve`, `healthcheck`, `config` and `demo`: running the backend."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from backend.config import Settings, with_overrides
+
+
+def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.server.app import create_app
+
+    overrides = {
+        k: v for k, v in {"port": args.port, "workers": args.workers, "threads": args.threads}.items() if v
+    }
+    settings = with_overrides(settings, overrides)
+    server = settings.server
+    app = create_app(settings)
+    auth = "on" if server.basic_auth_user else "off"
+    print(f"serving on http://{args.host}:{server.port} (basic auth {auth}, models in {server.model_dir})")
+    if args.dev:
+        app.run(host=args.host, port=server.port, threaded=True)
+        return 0
+    from gunicorn.app.base import BaseApplication
+
+    class Gunicorn(BaseApplication):
+        def load_config(self) -> None:
+            self.cfg.set("bind", f"{args.host}:{server.port}")
+            self.cfg.set("workers", server.workers)
+            self.cfg.set("threads", server.threads)
+            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("timeout", 300)
+            self.cfg.set("loglevel", server.log_level.lower())
+            self.cfg.set("accesslog", "-" if server.log_level == "DEBUG" else None)
+
+        def load(self):
+            return create_app(settings)
+
+    Gunicorn().run()
+    return 0
+
+
+def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:
+    """Exit 0 when the local server answers /health (with basic auth when it is on): for Docker."""
+    import httpx
+
+    server = settings.server
+    auth = None
+    if server.basic_auth_user and server.basic_auth_pass:
+        auth = (server.basic_auth_user, server.basic_auth_pass.get_secret_value())
+    url = f"http://127.0.0.1:{server.port}/health"
+    try:
+        response = httpx.get(url, auth=auth, timeout=args.timeout)
+    except httpx.HTTPError as exc:
+        print(f"unhealthy: {url}: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    if response.status_code != 200:
+        print(f"unhealthy: {url} answered HTTP {response.status_code}", file=sys.stderr)
+        return 1
+    print("healthy")
+    return 0
+
+
+def cmd_config(settings: Settings, _args: argparse.Namespace) -> int:
+    for name, value in settings.public().items():
+        print(f"{name.upper()}={'' if value is None else value}")
+    for name in ("label_studio_api_key", "basic_auth_pass"):
+        print(f"{name.upper()}={'(set)' if getattr(settings.server, name) else ''}")
+    return 0
+
+
+def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.devtools.demo import run_demo
+    from backend.resources import demo_segments
+
+    options = {
+        "limit": args.limit,
+        "port": args.port,
+        "backend_port": args.backend_port,
+        "data_dir": args.data_dir,
+        "venv": args.venv,
+        "exit_after_setup": args.exit_after_setup,
+    }
+    if args.data:
+        return run_demo(args.data, **options)
+    with demo_segments() as shipped:
+        return run_demo(shipped, **options)
+
+
+def add_commands(commands) -> None:
+    serve = commands.add_parser("serve", help="run the ML backend for Label Studio")
+    serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
+    serve.add_argument("--port", type=int, help="port (default: PORT or 9090)")
+    serve.add_argument("--workers", type=int, help="gunicorn worker processes (default: WORKERS or 1)")
+    serve.add_argument("--threads", type=int, help="threads per worker (default: THREADS or 4)")
+    serve.add_argument("--dev", action="store_true", help="run Flask's development server instead")
+    serve.set_defaults(handler=cmd_serve)
+
+    demo = commands.add_parser("demo", help="Label Studio + backend + a coding project on this machine")
+    demo.add_argument("--data", type=Path, help="segments (JSONL with text, question?) (default: shipped)")
+    demo.add_argument("--limit", type=int, help="import at most this many segments")
+    demo.add_argument("--port", type=int, help="Label Studio's port (default: a free one)")
+    demo.add_argument("--backend-port", type=int, help="the backend's port (default: a free one)")
+    demo.add_argument("--data-dir", type=Path, help="keep Label Studio's data and the models here")
+    demo.add_argument("--venv", type=Path, help="Label Studio's virtualenv (default: LABEL_STUDIO_VENV)")
+    demo.add_argument("--exit-after-setup", action="store_true", help="stop once everything is set up")
+    demo.set_defaults(handler=cmd_demo)
+
+    health = commands.add_parser("healthcheck", help="exit 0 when the local server answers /health")
+    health.add_argument("--timeout", type=float, default=5.0)
+    health.set_defaults(handler=cmd_healthcheck)
+
+    show = commands.add_parser("config", help="show the effective configuration and exit")
+    show.set_defaults(handler=cmd_config)

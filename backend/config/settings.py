@@ -1,0 +1,254 @@
+"""Typed settings from environment variables, in three groups: one place, validated once at start.
+
+Every knob a project lead may turn lives here, so a wrong value fails at start with a message that
+names the variable and the allowed values, instead of deep inside a round. The variables keep flat
+names (``MODEL_NAME``, ``FAST_LOOP``, ``PORT``); in code they come in three groups, so each part
+takes only what it uses:
+
+- :class:`ModelSettings`: the model and how it is trained and queried (what a research grid varies);
+- :class:`LoopSettings`: the active-learning loop (when to train, what to write, which coders);
+- :class:`ServerSettings`: where things live and how to reach them (storage, Label Studio, MLflow, HTTP).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from backend.config.redact import hide_credentials
+from backend.domain.annotations import CODER_RULES
+from backend.learning.strategies import STRATEGIES
+
+DEFAULT_MODEL = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+FROM_ENVIRONMENT = SettingsConfigDict(
+    case_sensitive=False, extra="forbid", frozen=True, env_ignore_empty=True, env_parse_none_str="none"
+)
+
+
+class ModelSettings(BaseSettings):
+    """The model, its training budget and the query strategy."""
+
+    model_config = FROM_ENVIRONMENT
+
+    model_name: str = Field(DEFAULT_MODEL, description="Hugging Face hub id or a local model directory.")
+    model_kind: Literal["setfit", "transformer"] = Field(
+        "setfit", description="SetFit sentence transformer, or a token-level transformer classifier."
+    )
+    classifier_head: Literal["logistic", "differentiable"] = Field(
+        "logistic", description="SetFit head: scikit-learn logistic regression, or a torch linear layer."
+    )
+    end_to_end: bool = Field(False, description="Train body and differentiable head together.")
+    class_weight: Literal["balanced", "none"] = Field(
+        "balanced", description="Weight each code's positives by their rarity in the logistic head."
+    )
+    tune_thresholds: bool = Field(
+        True, description="Choose a decision threshold per code by cross-validation on the labeled data."
+    )
+    prediction_threshold: float = Field(
+        0.5, gt=0.0, lt=1.0, description="Decision threshold for codes without a tuned threshold."
+    )
+    setfit_num_iterations: int | None = Field(
+        5, ge=1, description="Contrastive pairs per labeled segment and side (none: all pairs)."
+    )
+    setfit_max_steps: int = Field(40, ge=-1, description="Cap on contrastive training steps (-1: no cap).")
+    setfit_batch_size: int = Field(16, ge=1, description="Pairs per contrastive training step.")
+    transformer_epochs: int = Field(10, ge=1, description="Epochs for MODEL_KIND=transformer.")
+    max_length: int = Field(128, ge=8, le=8192, description="Tokens per segment; longer text is cut.")
+    seed: int = Field(42, ge=0, description="Random seed for training and the random strategy.")
+    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where torch runs.")
+    activation_checkpointing: bool = Field(
+        True,
+        description="Recompute activations while fine-tuning a SetFit body: about 1 GB less memory "
+        "for about a third more time.",
+    )
+    query_strategy: str = Field("cviar", description="How the pool is ranked: " + ", ".join(STRATEGIES) + ".")
+
+    @field_validator("model_name", mode="before")
+    @classmethod
+    def _path_as_text(cls, value: object) -> object:
+        return str(value) if isinstance(value, Path) else value
+
+    @field_validator("query_strategy")
+    @classmethod
+    def _known_strategy(cls, value: str) -> str:
+        if value not in STRATEGIES:
+            raise ValueError("Input should be " + _choices(STRATEGIES))
+        return value
+
+    @model_validator(mode="after")
+    def _end_to_end_needs_differentiable_head(self) -> ModelSettings:
+        if self.end_to_end and self.classifier_head != "differentiable":
+            raise ValueError("END_TO_END=true needs CLASSIFIER_HEAD=differentiable")
+        return self
+
+    def resolved_device(self) -> str:
+        """The torch device to use: 'auto' picks CUDA when it is there."""
+        if self.device != "auto":
+            return self.device
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+class LoopSettings(BaseSettings):
+    """When the loop trains, what it writes back, and whose labels it learns from."""
+
+    model_config = FROM_ENVIRONMENT
+
+    min_annotations_to_train: int = Field(
+        10, ge=1, description="Annotated tasks needed before the first round."
+    )
+    fast_loop: bool = Field(
+        True,
+        description="After each annotation refit only the head on cached embeddings (SetFit, logistic "
+        "head); fine-tune the body in the background.",
+    )
+    body_retrain_every: int = Field(
+        25, ge=1, description="Fine-tune the body again after this many new training examples."
+    )
+    body_retrain_idle_seconds: int = Field(
+        120, ge=10, description="... or when no annotation arrived for this long and there are new ones."
+    )
+    body_threads: int = Field(
+        1, ge=1, description="CPU threads for fine-tuning the body (the rest stay with the fast loop)."
+    )
+    write_first: int = Field(
+        100, ge=1, description="Predictions written before a version goes live (the queue head)."
+    )
+    write_rest_after_seconds: float = Field(
+        10.0, ge=0, description="Write the rest of a version once no annotation came for this long."
+    )
+    worker_idle_seconds: int = Field(
+        600, ge=0, description="How long a project's worker stays loaded, waiting for the next annotation."
+    )
+    train_coders: Annotated[list[str], NoDecode] = Field(
+        default_factory=list,
+        description="Train only on annotations by these coders (comma-separated emails; empty: all).",
+    )
+    multi_coder_rule: str = Field(
+        "majority",
+        description="Several coders on one task: majority (ties: latest), latest, union, per_coder.",
+    )
+    min_positives_per_code: int = Field(
+        5, ge=1, description="Codes with fewer labeled positives are flagged as too rare to learn."
+    )
+    stopping_change_threshold: float = Field(
+        0.01,
+        ge=0.0,
+        le=1.0,
+        description="Stopping signal: at most this share of unlabeled tasks changed codes since last round.",
+    )
+
+    @field_validator("train_coders", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            value = value.split(",")
+        if isinstance(value, list | tuple):
+            return [str(item).strip().lower() for item in value if str(item).strip()]
+        return value
+
+    @field_validator("multi_coder_rule")
+    @classmethod
+    def _known_rule(cls, value: str) -> str:
+        if value not in CODER_RULES:
+            raise ValueError("Input should be " + _choices(CODER_RULES))
+        return value
+
+
+class ServerSettings(BaseSettings):
+    """Storage, the services the backend talks to, and its own HTTP server."""
+
+    model_config = FROM_ENVIRONMENT
+
+    model_dir: Path = Field(Path("./data/models"), description="Where model versions are stored.")
+    keep_versions: int = Field(
+        2,
+        ge=2,
+        description="Model versions kept per project (older are pruned; the serving one and a new one).",
+    )
+    label_studio_url: str = Field("http://localhost:8080", description="Where Label Studio is reached.")
+    label_studio_api_key: SecretStr | None = Field(
+        None, description="Legacy API token or personal access token of a Label Studio user."
+    )
+    basic_auth_user: str | None = Field(None, description="Protect every route with this user ...")
+    basic_auth_pass: SecretStr | None = Field(None, description="... and this password.")
+    mlflow_tracking_uri: SecretStr | None = Field(
+        None, description="MLflow tracking server (default: a local store under MODEL_DIR)."
+    )
+    port: int = Field(9090, ge=1, le=65535, description="HTTP port of `serve`.")
+    workers: int = Field(1, ge=1, description="gunicorn worker processes.")
+    threads: int = Field(4, ge=1, description="Threads per worker.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+
+    @field_validator("log_level", mode="before")
+    @classmethod
+    def _upper_case(cls, value: object) -> object:
+        return value.upper() if isinstance(value, str) else value
+
+    @model_validator(mode="after")
+    def _basic_auth_needs_both(self) -> ServerSettings:
+        if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
+            raise ValueError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
+        return self
+
+    def api_key(self) -> str:
+        """The Label Studio API key ('' when unset: the client then says what is missing)."""
+        return self.label_studio_api_key.get_secret_value() if self.label_studio_api_key else ""
+
+
+GROUPS: dict[str, type[BaseSettings]] = {
+    "model": ModelSettings,
+    "loop": LoopSettings,
+    "server": ServerSettings,
+}
+SECRET_FIELDS = ("label_studio_api_key", "basic_auth_pass", "mlflow_tracking_uri")
+
+
+class Settings(BaseModel):
+    """All settings, as their three groups."""
+
+    model_config = ConfigDict(frozen=True)
+
+    model: ModelSettings
+    loop: LoopSettings
+    server: ServerSettings
+
+    @property
+    def two_speed(self) -> bool:
+        """Whether the fast loop applies: it refits a logistic head on a SetFit body's embeddings."""
+        return (
+            self.loop.fast_loop
+            and self.model.model_kind == "setfit"
+            and self.model.classifier_head == "logistic"
+        )
+
+    def flat(self) -> dict[str, object]:
+        """Every setting by its (lower-case) variable name, secrets included: for re-validation."""
+        return {name: value for group in (self.model, self.loop, self.server) for name, value in group}
+
+    def public(self) -> dict:
+        """Every setting that is safe to log or record (MLflow params, `config`): secrets are left out."""
+        shown = {}
+        for group in (self.model, self.loop, self.server):
+            shown |= {k: v for k, v in group.model_dump(mode="json").items() if k not in SECRET_FIELDS}
+        url = self.server.label_studio_url
+        return shown | {"label_studio_url": hide_credentials(url, url)}
+
+
+def field_group(name: str) -> str | None:
+    """The group that holds the setting `name` (lower case), or None."""
+    return next((group for group, cls in GROUPS.items() if name in cls.model_fields), None)
+
+
+def all_fields() -> list[str]:
+    """Every setting's name (lower case), in group order."""
+    return [name for cls in GROUPS.values() for name in cls.model_fields]
+
+
+def _choices(names: tuple[str, ...] | list[str]) -> str:
+    quoted = [repr(name) for name in names]
+    return ", ".join(quoted[:-1]) + " or " + quoted[-1]

@@ -1,0 +1,130 @@
+"""Label Studio config ⇄ ordered codes ⇄ label matrix: the one place that maps between them.
+
+A label config may hold several ``<Choices>`` tags bound to one ``<Text>``; all their options
+form one multi-label problem. A code is the option's value, prefixed with its tag name
+(``tag:option``) only when the same value appears in more than one tag. Predictions are written
+back per tag (see ``studio/predictions.py``).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.errors import BackendError
+
+
+class UnknownCodeError(BackendError, ValueError):
+    """A segment carries a code the project does not define."""
+
+
+class LabelConfigError(BackendError, ValueError):
+    """The label config cannot be used for coding; the message says why."""
+
+
+@dataclass(frozen=True)
+class ChoiceTag:
+    """One ``<Choices>`` control: its name, the Text it codes, its options and their codes."""
+
+    name: str
+    to_name: str
+    options: tuple[str, ...]
+    codes: tuple[str, ...]
+    multiple: bool
+
+
+@dataclass(frozen=True)
+class CodingScheme:
+    """The usable ``<Choices>`` tags of a label config, and the task field holding the text."""
+
+    tags: tuple[ChoiceTag, ...]
+    text_field: str
+
+    @property
+    def codes(self) -> list[str]:
+        return [code for tag in self.tags for code in tag.codes]
+
+    def text_of(self, task: dict) -> str:
+        """The segment text of a Label Studio task ('' when missing)."""
+        return self.text_in(task.get("data") or {})
+
+    def text_in(self, data: dict) -> str:
+        """The segment text in a task's data ('' when missing)."""
+        value = data.get(self.text_field)
+        return value if isinstance(value, str) else ""
+
+    def codes_of(self, result: Iterable[dict]) -> list[str]:
+        """The codes chosen in an annotation result (choices of other tags are ignored)."""
+        by_name = {tag.name: tag for tag in self.tags}
+        chosen = []
+        for item in result or []:
+            tag = by_name.get(item.get("from_name"))
+            if tag is None or item.get("type", "choices") != "choices":
+                continue
+            for option in (item.get("value") or {}).get("choices") or []:
+                if option in tag.options:
+                    chosen.append(tag.codes[tag.options.index(option)])
+        return chosen
+
+
+def parse_label_config(xml: str) -> CodingScheme:
+    """The coding scheme of a label config, or LabelConfigError naming what is missing."""
+    from label_studio_sdk.label_interface import LabelInterface
+    from label_studio_sdk.label_interface.control_tags import ChoicesTag
+    from label_studio_sdk.label_interface.object_tags import TextTag
+
+    if not isinstance(xml, str) or not xml.strip():
+        raise LabelConfigError("the label config is empty")
+    try:
+        interface = LabelInterface(xml)
+    except Exception as exc:  # the SDK raises several XML/validation error types
+        raise LabelConfigError(f"the label config is not valid XML: {exc}") from None
+    texts = {obj.name: obj for obj in interface.objects if isinstance(obj, TextTag)}
+    usable = [
+        control
+        for control in interface.controls
+        if isinstance(control, ChoicesTag) and control.to_name and control.to_name[0] in texts
+    ]
+    if not usable:
+        raise LabelConfigError(
+            "the label config has no <Choices> tag bound to a <Text> tag: nothing this backend can code"
+        )
+    to_name = usable[0].to_name[0]
+    usable = [control for control in usable if control.to_name[0] == to_name]
+    value = texts[to_name].value or ""
+    if not value.startswith("$"):
+        raise LabelConfigError(
+            f'<Text name="{to_name}"> must take its value from the task data, like "$text"'
+        )
+    seen = Counter(option for control in usable for option in control.labels)
+    tags = []
+    for control in usable:
+        options = tuple(control.labels)
+        if not options:
+            raise LabelConfigError(f'<Choices name="{control.name}"> has no <Choice> options')
+        codes = tuple(f"{control.name}:{o}" if seen[o] > 1 else o for o in options)
+        tags.append(ChoiceTag(control.name, to_name, options, codes, control.is_multiple_choice))
+    return CodingScheme(tuple(tags), value[1:])
+
+
+def label_matrix(code_lists: Iterable[Iterable[str]], codes: Sequence[str]) -> np.ndarray:
+    """(n, len(codes)) 0/1 matrix; an empty list is a segment where no code applies."""
+    column = {code: j for j, code in enumerate(codes)}
+    rows = list(code_lists)
+    matrix = np.zeros((len(rows), len(codes)), dtype=np.int64)
+    for i, assigned in enumerate(rows):
+        for code in assigned:
+            if code not in column:
+                raise UnknownCodeError(
+                    f"segment #{i} has unknown code {code!r}; known codes: {', '.join(codes)}"
+                )
+            matrix[i, column[code]] = 1
+    return matrix
+
+
+def code_lists(matrix: np.ndarray, codes: Sequence[str]) -> list[list[str]]:
+    """The inverse of :func:`label_matrix`: the codes set in each row, in code order."""
+    return [[codes[j] for j in np.flatnonzero(row)] for row in np.asarray(matrix)]

@@ -1,0 +1,148 @@
+"""Workarounds for small-text 2.0.0.dev4 and setfit 1.2 — every one of them, and only here.
+
+Each function names the library behaviour it corrects; `tests/test_compat.py` holds, per
+workaround, a test that fails without it. When a library release fixes one, delete the
+function and its test together.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Sequence
+
+import numpy as np
+from scipy.sparse import csr_matrix
+
+
+def multilabel_dataset(texts: Sequence[str], label_matrix: np.ndarray, dataset_class=None, **kwargs):
+    """A small-text multi-label dataset that knows all codes, even those with no positive yet.
+
+    Bug: without ``target_labels``, small-text infers the codes as 0 … (highest code with a
+    positive), so while the last code(s) have no positive yet the dataset has fewer codes than
+    the classifier and ``fit`` fails.
+    """
+    if dataset_class is None:
+        from small_text import TextDataset
+
+        dataset_class = TextDataset
+    num_codes = label_matrix.shape[1]
+    return dataset_class.from_arrays(
+        list(texts),
+        csr_matrix(np.asarray(label_matrix, dtype=np.int64)),
+        target_labels=np.arange(num_codes),
+        **kwargs,
+    )
+
+
+def setfit_arguments(
+    model_name: str,
+    *,
+    seed: int,
+    num_iterations: int | None,
+    max_steps: int,
+    batch_size: int,
+    max_length: int,
+    end_to_end: bool,
+    head_params: dict,
+    show_progress_bar: bool,
+    output_dir: str,
+):
+    """SetFitModelArguments with the pitfalls of the small-text/setfit pairing closed.
+
+    - setfit's ``report_to`` defaults to "all": with mlflow installed every fit writes
+      ``./mlflow.db`` into the working directory. We pass ``report_to="none"`` and a private
+      ``output_dir`` (small-text's default is ``./checkpoints``).
+    - small-text's ``seed=None`` draws a fresh seed per fit: we always pass one.
+    - ``max_steps`` is an exact step count in the Hugging Face trainers, not a cap: with fewer
+      pairs the data is cycled again. Callers pass the planned number of steps (see
+      ``setfit_model.contrastive_steps``), which equals one pass over the pairs unless the cap binds.
+    - With ``use_differentiable_head``, small-text puts ``multitarget=True`` into ``head_params``,
+      but setfit overwrites it from ``multi_target_strategy`` (None → a softmax head that forces
+      codes to compete). We pass ``multi_target_strategy="one-vs-rest"``: one sigmoid per code.
+    """
+    from small_text.integrations.transformers.classifiers.setfit import SetFitModelArguments
+
+    model_kwargs: dict = {"multi_target_strategy": "one-vs-rest"}
+    if head_params:
+        model_kwargs["head_params"] = dict(head_params)
+    return SetFitModelArguments(
+        model_name,
+        max_length=max_length,
+        train_batch_size=(batch_size, 2),
+        predict_batch_size=32,
+        num_iterations=num_iterations,
+        max_steps=max_steps,
+        end_to_end=end_to_end,
+        show_progress_bar=show_progress_bar,
+        seed=seed,
+        output_dir=output_dir,
+        model_kwargs=model_kwargs,
+        trainer_kwargs={"report_to": "none"},
+    )
+
+
+def private_output_dir() -> tempfile.TemporaryDirectory:
+    """A throwaway directory for setfit/transformers trainer output (never the working directory)."""
+    return tempfile.TemporaryDirectory(prefix="coding-backend-train-")
+
+
+def dense_setfit_proba(setfit_model, texts: Sequence[str], batch_size: int = 32) -> np.ndarray:
+    """Dense (n, codes) probabilities from a trained SetFitModel.
+
+    Bug: small-text's multi-label ``predict_proba`` returns a sparse matrix that drops every
+    probability at or below 0.5 (and ``predict()`` raises). Query strategies and per-code
+    thresholds need the full probabilities, so we ask setfit directly.
+    """
+    if len(texts) == 0:
+        return np.zeros((0, _setfit_num_codes(setfit_model)), dtype=np.float64)
+    proba = setfit_model.predict_proba(list(texts), batch_size=batch_size, as_numpy=True)
+    return np.asarray(proba, dtype=np.float64)
+
+
+def _setfit_num_codes(setfit_model) -> int:
+    head = setfit_model.model_head
+    if hasattr(head, "estimators_"):
+        return len(head.estimators_)
+    return int(getattr(head, "out_features", 0))
+
+
+def quiet_training_environment() -> None:
+    """Keep third-party trainers from phoning home or writing trackers' files into the CWD."""
+    os.environ.setdefault("WANDB_DISABLED", "true")
+    os.environ.setdefault("DISABLE_MLFLOW_INTEGRATION", "TRUE")
+    os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
+
+
+def classification_change_stops(previous: np.ndarray, current: np.ndarray, threshold: float) -> bool:
+    """small-text's ClassificationChange stopping criterion on multi-label decisions (tasks × codes).
+
+    Pitfall: given dense arrays, it compares cell by cell and counts unchanged *cells* against
+    the number of *rows*, so with several codes it signals "stop" although many tasks changed.
+    Given sparse rows it compares each task's whole code set, which is what multi-label means.
+    """
+    from small_text.stopping_criteria import ClassificationChange
+
+    criterion = ClassificationChange(num_classes=previous.shape[1], threshold=threshold)
+    criterion.stop(predictions=csr_matrix(np.asarray(previous, dtype=np.int64)))
+    return bool(criterion.stop(predictions=csr_matrix(np.asarray(current, dtype=np.int64))))
+
+
+def contrastive_pairs_problem(label_matrix: np.ndarray) -> str | None:
+    """Why setfit cannot draw contrastive pairs from these labels, or None when it can.
+
+    Bug: setfit's ContrastiveDataset cycles through its positive and negative pair lists by index
+    and fails with a bare IndexError when one list is empty: no segment carries a code (no
+    positive pair), or every two segments share a code (no negative pair; pairs include a
+    segment with itself, as setfit draws them).
+    """
+    shares = (label_matrix @ label_matrix.T) > 0
+    pairs = np.triu(np.ones(shares.shape, dtype=bool))
+    if not (shares & pairs).any():
+        return "no labeled segment has a code yet: SetFit needs pairs of segments that share a code"
+    if not (~shares & pairs).any():
+        return (
+            f"every two of the {len(label_matrix)} labeled segments share a code: SetFit needs at "
+            "least one pair without a common code (label a segment with different codes)"
+        )
+    return None

@@ -1,0 +1,67 @@
+"""Per-code quality a project lead watches: label counts, rare codes, cross-validated figures.
+
+These say which codes the model cannot learn yet and how well it does per code (`/metrics`, the
+logs and MLflow).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from sklearn.metrics import precision_recall_fscore_support
+
+from backend.learning.heads import HeadOptions, out_of_fold_proba
+
+CV_METHOD = (
+    "out-of-fold predictions of a fresh logistic head per code (stratified k-fold, k <= 5) on the "
+    "round's fine-tuned body's embeddings of the labeled segments, at the model's thresholds; "
+    "optimistic, because the body and the thresholds were fitted on the same segments"
+)
+
+
+def label_counts(matrix: np.ndarray, codes: Sequence[str]) -> dict[str, int]:
+    """Positives per code among the labeled examples."""
+    counts = matrix.sum(axis=0) if len(matrix) else np.zeros(len(codes))
+    return {code: int(n) for code, n in zip(codes, counts, strict=True)}
+
+
+def rare_codes(matrix: np.ndarray, codes: Sequence[str], minimum: int) -> dict[str, int]:
+    """Codes with fewer than `minimum` positives (MIN_POSITIVES_PER_CODE), with their count."""
+    return {code: n for code, n in label_counts(matrix, codes).items() if n < minimum}
+
+
+def cross_validated_report(
+    embeddings: np.ndarray,
+    matrix: np.ndarray,
+    codes: Sequence[str],
+    thresholds: np.ndarray,
+    options: HeadOptions,
+) -> dict:
+    """Per-code and macro precision/recall/F1 estimated by cross-validation (see CV_METHOD).
+
+    Codes with fewer than two positives or negatives get None: no estimate is possible.
+    """
+    per_code = {}
+    for j, code in enumerate(codes):
+        target = matrix[:, j]
+        proba = out_of_fold_proba(embeddings, target, options)
+        figures = {"precision": None, "recall": None, "f1": None, "positives": int(target.sum())}
+        if proba is not None:
+            precision, recall, f1, _ = precision_recall_fscore_support(
+                target, proba >= thresholds[j], average="binary", zero_division=0
+            )
+            figures.update(precision=float(precision), recall=float(recall), f1=float(f1))
+        per_code[code] = figures
+    estimated = [figures for figures in per_code.values() if figures["f1"] is not None]
+    macro = {
+        name: float(np.mean([figures[name] for figures in estimated])) if estimated else None
+        for name in ("precision", "recall", "f1")
+    }
+    return {
+        "method": CV_METHOD,
+        "labeled": len(matrix),
+        "codes": per_code,
+        "macro": macro,
+        "codes_estimated": len(estimated),
+    }

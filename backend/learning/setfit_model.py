@@ -1,0 +1,202 @@
+"""SetFit: a sentence-transformer body fine-tuned contrastively, with a multi-label head.
+
+The head is a one-vs-rest logistic regression (or a torch layer with one sigmoid per code),
+trained through small-text's SetFit integration. The fast loop refits only the head on a body's
+embeddings (:func:`refit_head`); such a model saves its head and loads its body from where it was
+saved before.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import joblib
+import numpy as np
+
+from backend.learning import compat
+from backend.learning.base import CodingModel, TrainingDataError
+from backend.learning.heads import HeadOptions, fit_logistic_head, head_thresholds
+
+if TYPE_CHECKING:
+    from backend.config import ModelSettings
+
+log = logging.getLogger(__name__)
+HEAD_FILE = "head.joblib"
+
+
+class SetFitCodingModel(CodingModel):
+    """A SetFit model: fine-tuned sentence-transformer body plus a multi-label head.
+
+    A model whose head was refitted on a body saved elsewhere (`body_source`: a saved SetFit
+    directory or a hub id / local path of the base model) saves only its head and thresholds,
+    and loads the body from there.
+    """
+
+    kind = "setfit"
+
+    def __init__(
+        self,
+        setfit_model,
+        codes: Sequence[str],
+        thresholds: Sequence[float],
+        max_length: int,
+        body_source: str | None = None,
+    ):
+        super().__init__(codes, thresholds)
+        self.setfit_model = setfit_model
+        self.max_length = max_length
+        self.body_source = body_source
+        setfit_model.model_body.max_seq_length = max_length
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        """Sentence embeddings from the fine-tuned body (what the head sees)."""
+        return self.setfit_model.model_body.encode(list(texts), batch_size=32, convert_to_numpy=True)
+
+    def head_proba(self, embeddings: np.ndarray) -> np.ndarray:
+        """Probabilities from embeddings already computed (the fast path: no encoding)."""
+        if not len(embeddings):
+            return np.zeros((0, len(self.codes)))
+        return np.asarray(self.setfit_model.model_head.predict_proba(embeddings), dtype=np.float64)
+
+    def with_head(
+        self, head, codes: Sequence[str], thresholds: np.ndarray, body_source: str
+    ) -> SetFitCodingModel:
+        """A model sharing this body with another head (saved as a head-only model)."""
+        from setfit import SetFitModel
+
+        setfit_model = SetFitModel(
+            model_body=self.setfit_model.model_body, model_head=head, multi_target_strategy="one-vs-rest"
+        )
+        return SetFitCodingModel(setfit_model, codes, thresholds, self.max_length, body_source)
+
+    def _proba(self, texts: list[str]) -> np.ndarray:
+        return compat.dense_setfit_proba(self.setfit_model, texts)
+
+    def _save_weights(self, directory: Path) -> None:
+        if self.body_source:
+            joblib.dump(self.setfit_model.model_head, directory / HEAD_FILE)
+        else:
+            self.setfit_model.save_pretrained(str(directory / "setfit"))
+
+    def _state(self) -> dict:
+        return {"max_length": self.max_length, "body_source": self.body_source}
+
+    @classmethod
+    def load(cls, directory: Path, state: dict, device: str) -> SetFitCodingModel:
+        from setfit import SetFitModel
+
+        body_source = state.get("body_source")
+        body = directory / "setfit"
+        if body_source:  # a version beside this one (relative to it), a local path or a hub id
+            body = directory / body_source if (directory / body_source).is_dir() else body_source
+        setfit_model = SetFitModel.from_pretrained(str(body), device=device)
+        if body_source:
+            setfit_model.model_head = joblib.load(directory / HEAD_FILE)
+        return cls(setfit_model, state["codes"], state["thresholds"], state["max_length"], body_source)
+
+
+def base_model(codes: Sequence[str], settings: ModelSettings) -> SetFitCodingModel:
+    """MODEL_NAME's body before any fine-tuning, for the fast loop's first versions (head to be fitted)."""
+    from setfit import SetFitModel
+
+    compat.quiet_training_environment()
+    setfit_model = SetFitModel.from_pretrained(settings.model_name, device=settings.resolved_device())
+    fallback = np.full(len(codes), settings.prediction_threshold)
+    return SetFitCodingModel(setfit_model, codes, fallback, settings.max_length, settings.model_name)
+
+
+def refit_head(
+    body: SetFitCodingModel,
+    body_source: str,
+    embeddings: np.ndarray,
+    label_matrix: np.ndarray,
+    codes: Sequence[str],
+    options: HeadOptions,
+) -> SetFitCodingModel:
+    """Fit the logistic head (and thresholds) on a fixed body's embeddings: seconds, not minutes."""
+    label_matrix = np.asarray(label_matrix, dtype=np.int64)
+    head = fit_logistic_head(embeddings, label_matrix, options)
+    thresholds = head_thresholds(embeddings, label_matrix, options)
+    return body.with_head(head, codes, thresholds, body_source)
+
+
+def contrastive_steps(
+    label_matrix: np.ndarray, num_iterations: int | None, batch_size: int, max_steps: int
+) -> int:
+    """Contrastive training steps of one SetFit round: pairs / batch size, capped by SETFIT_MAX_STEPS.
+
+    setfit draws 2 · num_iterations · n pairs; with num_iterations unset (the study's setting)
+    it oversamples to twice the larger of the positive and negative pair counts over all pairs
+    i ≤ j (positive: the two segments share a code), which grows with n².
+    """
+    n = len(label_matrix)
+    if num_iterations:
+        pairs = 2 * num_iterations * n
+    else:
+        shares_a_code = (label_matrix @ label_matrix.T) > 0
+        positive = int(np.triu(shares_a_code).sum())
+        pairs = 2 * max(positive, n * (n + 1) // 2 - positive)
+    steps = -(-pairs // batch_size)
+    return steps if max_steps < 0 else min(steps, max_steps)
+
+
+def train_setfit(
+    texts: list[str], label_matrix: np.ndarray, codes: list[str], settings: ModelSettings, show_progress: bool
+) -> SetFitCodingModel:
+    """Fine-tune MODEL_NAME contrastively and fit the head (CLASSIFIER_HEAD) with small-text."""
+    from small_text.integrations.transformers.classifiers.setfit import SetFitClassification
+
+    problem = compat.contrastive_pairs_problem(label_matrix)
+    if problem:
+        raise TrainingDataError(problem)
+    options = HeadOptions.of(settings)
+    differentiable = settings.classifier_head == "differentiable"
+    steps = contrastive_steps(
+        label_matrix, settings.setfit_num_iterations, settings.setfit_batch_size, settings.setfit_max_steps
+    )
+    log.info("SetFit round: %d segments, %d contrastive steps", len(texts), steps)
+    with compat.private_output_dir() as output_dir:
+        arguments = compat.setfit_arguments(
+            settings.model_name,
+            seed=settings.seed,
+            num_iterations=settings.setfit_num_iterations,
+            max_steps=steps,
+            batch_size=settings.setfit_batch_size,
+            max_length=settings.max_length,
+            end_to_end=settings.end_to_end,
+            head_params={} if differentiable else options.params(),
+            show_progress_bar=show_progress,
+            output_dir=output_dir,
+        )
+        classifier = SetFitClassification(
+            arguments,
+            num_classes=len(codes),
+            multi_label=True,
+            max_length=settings.max_length,
+            use_differentiable_head=differentiable,
+            device=settings.resolved_device(),
+        )
+        classifier.model = classifier.initialize()  # fit() keeps a model it is given
+        if settings.activation_checkpointing:
+            checkpoint_activations(classifier.model.model_body)
+        classifier.fit(compat.multilabel_dataset(texts, label_matrix))
+    model = SetFitCodingModel(
+        classifier.model, codes, options.default_thresholds(len(codes)), settings.max_length
+    )
+    if options.tune and not differentiable:
+        model.thresholds = head_thresholds(model.embed(texts), label_matrix, options)
+    return model
+
+
+def checkpoint_activations(body) -> None:
+    """Keep only each layer's input during fine-tuning and recompute the rest in the backward pass.
+
+    A contrastive step holds the activations of 2 × batch size segments through every layer; on a
+    CPU that is most of a fine-tuning's memory (docs/benchmarks.md: peak 2.1 → 1.1 GB for the
+    bundled MiniLM). The random state is replayed in the recomputation, so dropout masks, and
+    with them the trained body, are those of a run without checkpointing.
+    """
+    body[0].auto_model.activation_checkpointing_enable({"use_reentrant": False})

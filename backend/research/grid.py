@@ -1,0 +1,122 @@
+"""What a simulation compares: named configurations from a YAML grid or the command line.
+
+A configuration is a model kind (``setfit``, ``transformer`` or the ``tfidf`` baseline) plus
+settings overrides, validated exactly like the environment settings before anything runs, so a
+wrong key or value stops a long run at once with a message naming it.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.config import ConfigError, ModelSettings, Settings, with_overrides
+from backend.errors import BackendError
+
+
+class GridError(BackendError, ValueError):
+    """A configuration cannot be used; the message names the entry, key and value."""
+
+
+KINDS = ("setfit", "transformer", "tfidf")
+# The settings a grid may vary: the model group, but for what a run sets itself (its seed) and what
+# changes memory, not results.
+GRID_KEYS = tuple(
+    key for key in ModelSettings.model_fields if key not in ("seed", "activation_checkpointing")
+)
+TFIDF_KEYS = ("query_strategy", "class_weight", "tune_thresholds", "prediction_threshold")
+NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    """One named configuration: a model kind and the settings it trains with."""
+
+    name: str
+    kind: str
+    settings: ModelSettings
+
+    def with_seed(self, seed: int) -> ModelSettings:
+        """The configuration's settings with another seed (one run per seed)."""
+        return ModelSettings.model_validate({**dict(self.settings), "seed": seed})
+
+    def describe(self) -> dict:
+        """The settings that define this configuration (what resume compares and MLflow records)."""
+        keys = TFIDF_KEYS if self.kind == "tfidf" else GRID_KEYS
+        return {"kind": self.kind, **{key: _plain(getattr(self.settings, key)) for key in keys}}
+
+
+def _plain(value: object) -> object:
+    return value if value is None or isinstance(value, bool | int | float | str) else str(value)
+
+
+def make_config(entry: object, base: Settings, where: str) -> SimConfig:
+    """A configuration from a grid entry `{name, kind?, <setting>: value, ...}`, validated as settings."""
+    if not isinstance(entry, dict):
+        raise GridError(f"{where}: expected a mapping with a name and settings, got {entry!r}")
+    entry = dict(entry)
+    name = entry.pop("name", None)
+    if not isinstance(name, str) or not NAME_PATTERN.match(name):
+        raise GridError(f"{where}: needs a name of letters, digits, '.', '_', '+' or '-' (got {name!r})")
+    where = f"{where} ({name})"
+    kind = entry.pop("kind", entry.get("model_kind", base.model.model_kind))
+    if entry.get("model_kind", kind) != kind:
+        raise GridError(f"{where}: kind={kind!r} contradicts model_kind={entry['model_kind']!r}")
+    if kind not in KINDS:
+        raise GridError(f"{where}: kind={kind!r}: choose one of {', '.join(KINDS)}")
+    allowed = TFIDF_KEYS if kind == "tfidf" else GRID_KEYS
+    for key in entry:
+        if key not in allowed:
+            hint = "it has no effect on the TF-IDF baseline" if key in GRID_KEYS else "not a setting"
+            raise GridError(f"{where}: unknown key {key!r} ({hint}; allowed: {', '.join(allowed)})")
+    if kind != "tfidf":
+        entry["model_kind"] = kind
+    try:
+        return SimConfig(name, kind, with_overrides(base, entry).model)
+    except ConfigError as exc:
+        raise GridError(f"{where}: {exc}") from None
+
+
+def read_grid(path: Path, base: Settings, only: Sequence[str] | None = None) -> list[SimConfig]:
+    """Configurations from a YAML list of entries (only those named in `only`, when given).
+
+    Every entry is checked before anything runs, the unselected ones too.
+    """
+    import yaml
+
+    if not path.is_file():
+        raise GridError(f"{path}: no such file")
+    try:
+        entries = yaml.safe_load(path.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise GridError(f"{path}: not valid YAML ({exc})") from None
+    if not isinstance(entries, list) or not entries:
+        raise GridError(f"{path}: expected a non-empty list of configurations")
+    configs = [make_config(entry, base, f"{path}: entry {i}") for i, entry in enumerate(entries, start=1)]
+    names = [config.name for config in configs]
+    repeated = sorted({name for name in names if names.count(name) > 1})
+    if repeated:
+        raise GridError(f"{path}: configuration names must be unique, repeated: {', '.join(repeated)}")
+    if only:
+        unknown = [name for name in only if name not in names]
+        if unknown:
+            raise GridError(f"--configs: {', '.join(unknown)} not in {path} ({', '.join(names)})")
+        configs = [config for config in configs if config.name in only]
+    return configs
+
+
+def single_config(
+    base: Settings, kind: str | None, model: str | None, head: str | None, strategy: str | None
+) -> SimConfig:
+    """The one configuration given on the command line (unset options come from the environment)."""
+    entry: dict = {"kind": kind or base.model.model_kind}
+    for key, value in (("model_name", model), ("classifier_head", head), ("query_strategy", strategy)):
+        if value is not None:
+            entry[key] = value
+    name = entry["kind"]
+    if entry["kind"] == "setfit":
+        name += "-" + entry.get("classifier_head", base.model.classifier_head)
+    name += "-" + entry.get("query_strategy", base.model.query_strategy)
+    return make_config({"name": name, **entry}, base, "command line")

@@ -1,0 +1,74 @@
+"""The study's protocol: how many segments start labeled, how many each round adds, and what is
+measured (macro-F1 and per-code F1 on the test set)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from sklearn.metrics import f1_score
+
+from backend.errors import BackendError
+from backend.research.corpus import Corpus
+
+log = logging.getLogger(__name__)
+
+
+class SimulationError(BackendError, ValueError):
+    """The protocol or data cannot be simulated; the message names the problem."""
+
+
+@dataclass(frozen=True)
+class Protocol:
+    """How many segments start labeled, are added per round, and how many rounds; the seeds to repeat with."""
+
+    initial: int
+    batch: int
+    rounds: int
+    seeds: tuple[int, ...]
+
+    @property
+    def needed(self) -> int:
+        return self.initial + self.batch * self.rounds
+
+
+def protocol_text(protocol: Protocol, corpus: Corpus, source: str) -> str:
+    """One paragraph for summary.md: data, split and protocol."""
+    return (
+        f"Data: {source}. Training pool {len(corpus.pool)} segments, test set {len(corpus.test)}; codes "
+        f"{', '.join(corpus.codes)}. Protocol: {protocol.initial} random segments, then {protocol.rounds} "
+        f"round(s) of {protocol.batch} chosen by each configuration's query strategy from its own "
+        f"predictions; after every round a model is trained from scratch and evaluated on the test set. "
+        f"Seeds: {', '.join(map(str, protocol.seeds))} (a seed fixes the initial set and training)."
+    )
+
+
+def check_protocol(protocol: Protocol, corpus: Corpus) -> None:
+    """Refuse a protocol the data cannot carry, saying what it needs and what there is."""
+    if protocol.initial < 2 or protocol.batch < 1 or protocol.rounds < 0:
+        raise SimulationError("need --initial of at least 2, --batch of at least 1 and --rounds of 0 or more")
+    if not protocol.seeds:
+        raise SimulationError("--seeds: give at least one seed")
+    if len(corpus.pool) < protocol.needed:
+        raise SimulationError(
+            f"too few training segments: --initial {protocol.initial} + --rounds {protocol.rounds} x "
+            f"--batch {protocol.batch} needs {protocol.needed}, the training pool holds {len(corpus.pool)}"
+        )
+    if not corpus.test:
+        raise SimulationError("the test set is empty")
+    missing = [
+        code for code, n in zip(corpus.codes, corpus.matrix(corpus.test).sum(axis=0), strict=True) if not n
+    ]
+    if missing:
+        log.warning("no test segment carries %s: F1 of such a code is 0 by convention", ", ".join(missing))
+
+
+def per_code_f1(truth: np.ndarray, predicted: np.ndarray, codes: Sequence[str]) -> dict[str, float]:
+    """macro_f1 and f1_<code> (F1 is 0 for a code neither present nor predicted, as in the study's tables)."""
+    scores = f1_score(truth, predicted, average=None, zero_division=0)
+    return {
+        "macro_f1": float(np.mean(scores)),
+        **{f"f1_{c}": float(s) for c, s in zip(codes, scores, strict=True)},
+    }

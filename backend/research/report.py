@@ -1,0 +1,154 @@
+"""Simulation results → summary.md and the study's figures (PNG), from the rows of results.csv.
+
+Figures follow the study's research notice: macro-F1 per round for each configuration, F1 per
+code, and training time per configuration stacked by round. Means and standard deviations are
+over seeds; the configuration order is the grid's.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from pathlib import Path
+
+import pandas as pd
+
+FIGURES = ("macro_f1.png", "per_code_f1.png", "train_seconds.png")
+
+
+def write_report(out: Path, rows: list[dict], codes: Sequence[str], protocol: str) -> None:
+    """summary.md and the figures in `out`; `protocol` is one paragraph saying what was simulated."""
+    frame = pd.DataFrame(rows)
+    order = list(dict.fromkeys(frame["config"]))
+    (out / "summary.md").write_text(summary_markdown(frame, order, codes, protocol), encoding="utf-8")
+    _plot_macro_f1(frame, order, out / FIGURES[0])
+    _plot_per_code(frame, order, codes, out / FIGURES[1])
+    _plot_train_seconds(frame, order, out / FIGURES[2])
+
+
+def _mean_sd(values: pd.Series) -> str:
+    if len(values) < 2:
+        return f"{values.mean():.3f}"
+    return f"{values.mean():.3f} ± {values.std():.3f}"
+
+
+def _seconds(value: float) -> str:
+    """Whole seconds, with one decimal below 10 s so fast baselines do not all read 0 or 1."""
+    return f"{value:.1f}" if value < 10 else f"{value:.0f}"
+
+
+def _mean_seconds(values: pd.Series) -> str:
+    return _seconds(values.mean())
+
+
+def _table(header: Sequence[str], body: list[list[str]]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(cells) + " |" for cells in body]
+    return "\n".join(lines)
+
+
+def _per_round(frame: pd.DataFrame, name: str, labeled: list, column: str, show) -> list[str]:
+    """One cell per labeled count: `show` applied to that round's values of `column` over seeds."""
+    rows = frame[frame.config == name]
+    return [show(rows[rows.n_labeled == n][column]) for n in labeled]
+
+
+def summary_markdown(frame: pd.DataFrame, order: list[str], codes: Sequence[str], protocol: str) -> str:
+    """Mean ± sd macro-F1 per configuration and labeled count, per-code F1, times, the best config."""
+    labeled = sorted(frame["n_labeled"].unique())
+    last = frame[frame["n_labeled"] == labeled[-1]]
+    seeds = frame["seed"].nunique()
+    macro = [[name, *_per_round(frame, name, labeled, "macro_f1", _mean_sd)] for name in order]
+    per_code = [
+        [name, *[f"{last[last.config == name][f'f1_{code}'].mean():.2f}" for code in codes]] for name in order
+    ]
+    run_seconds = frame.groupby(["config", "seed"])["train_seconds"].sum().groupby("config").mean()
+    seconds = [
+        [name, *_per_round(frame, name, labeled, "train_seconds", _mean_seconds), _seconds(run_seconds[name])]
+        for name in order
+    ]
+    best = last.groupby("config")["macro_f1"].mean().idxmax()
+    best_line = (
+        f"Best configuration at {labeled[-1]} labeled: **{best}**, macro-F1 "
+        f"{_mean_sd(last[last.config == best]['macro_f1'])} (mean ± sd over {seeds} seed(s))."
+    )
+    return (
+        "\n\n".join(
+            [
+                "# Simulation summary",
+                protocol,
+                best_line,
+                "## Macro-F1 by labeled segments (mean ± sd over seeds)",
+                _table(["config", *map(str, labeled)], macro),
+                f"## F1 per code at {labeled[-1]} labeled (mean over seeds)",
+                _table(["config", *codes], per_code),
+                "## Training seconds per round (mean over seeds) and per run",
+                _table(["config", *map(str, labeled), "total"], seconds),
+                "Figures: " + ", ".join(f"![{name}]({name})" for name in FIGURES),
+            ]
+        )
+        + "\n"
+    )
+
+
+def _pyplot():
+    import matplotlib
+
+    matplotlib.use("Agg")  # files only: no display needed
+    import matplotlib.pyplot as plt
+
+    return plt
+
+
+def _plot_macro_f1(frame: pd.DataFrame, order: list[str], path: Path) -> None:
+    plt = _pyplot()
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    for name in order:
+        stats = frame[frame.config == name].groupby("n_labeled")["macro_f1"].agg(["mean", "std"]).fillna(0)
+        (line,) = axes.plot(stats.index, stats["mean"], marker="o", label=name)
+        low, high = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
+        axes.fill_between(stats.index, low, high, color=line.get_color(), alpha=0.15)
+    axes.set(xlabel="labeled segments", ylabel="macro-F1 (test set)", title="Macro-F1 per round (mean ± sd)")
+    axes.grid(alpha=0.3)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _plot_per_code(frame: pd.DataFrame, order: list[str], codes: Sequence[str], path: Path) -> None:
+    plt = _pyplot()
+    columns = min(3, len(codes))
+    rows = -(-len(codes) // columns)
+    figure, axes = plt.subplots(
+        rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False, sharey=True
+    )
+    for ax, code in zip(axes.flat, codes, strict=False):
+        for name in order:
+            stats = frame[frame.config == name].groupby("n_labeled")[f"f1_{code}"].mean()
+            ax.plot(stats.index, stats.values, marker=".", label=name)
+        ax.set(title=code, xlabel="labeled segments", ylim=(0, 1))
+        ax.grid(alpha=0.3)
+    for ax in list(axes.flat)[len(codes) :]:
+        ax.axis("off")
+    axes.flat[0].set_ylabel("F1 (mean over seeds)")
+    handles, labels = axes.flat[0].get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=min(4, len(order)), fontsize="small")
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    figure.savefig(path, dpi=110)
+    plt.close(figure)
+
+
+def _plot_train_seconds(frame: pd.DataFrame, order: list[str], path: Path) -> None:
+    plt = _pyplot()
+    table = frame.groupby(["config", "n_labeled"])["train_seconds"].mean().unstack("n_labeled").reindex(order)
+    figure, axes = plt.subplots(figsize=(7, 4.5))
+    bottom = pd.Series(0.0, index=table.index)
+    for n_labeled in table.columns:
+        axes.bar(table.index, table[n_labeled], bottom=bottom, label=f"{n_labeled} labeled")
+        bottom += table[n_labeled]
+    axes.set(ylabel="training seconds (mean over seeds)", title="Training time per run, stacked by round")
+    axes.tick_params(axis="x", labelrotation=20)
+    axes.legend(fontsize="small")
+    figure.tight_layout()
+    figure.savefig(path, dpi=110)
+    plt.close(figure)

@@ -1,0 +1,101 @@
+"""A simulation's results on disk: resumable runs, ``results.csv`` and ``selections.jsonl``.
+
+Every finished (configuration, seed) is written to ``OUT/runs/`` at once, so an interrupted run
+resumes without redoing it; the tables are rebuilt after each one. ``OUT/run.json`` fixes the
+protocol and data, so a resumption with other ones is refused.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from collections.abc import Sequence
+from pathlib import Path
+
+from backend.research.corpus import Corpus
+from backend.research.grid import SimConfig
+from backend.research.protocol import Protocol, SimulationError
+from backend.storage.atomic import write_atomically
+
+
+def fingerprint(protocol: Protocol, corpus: Corpus) -> dict:
+    """What must not change between a run and its resumption (seeds and configurations may grow)."""
+
+    def listing(examples):
+        return [[e.id, e.coder, list(e.codes), len(e.text)] for e in examples]
+
+    return {
+        "initial": protocol.initial,
+        "batch": protocol.batch,
+        "rounds": protocol.rounds,
+        "codes": list(corpus.codes),
+        "pool": listing(corpus.pool),
+        "test": listing(corpus.test),
+    }
+
+
+def open_run(out: Path, protocol: Protocol, corpus: Corpus) -> None:
+    """Create OUT, or check that the run already in it used the same protocol and data."""
+    if out.exists() and not out.is_dir():
+        raise SimulationError(f"--out {out}: exists and is not a directory")
+    (out / "runs").mkdir(parents=True, exist_ok=True)
+    stamp = out / "run.json"
+    current = fingerprint(protocol, corpus)
+    if stamp.exists():
+        before = json.loads(stamp.read_text(encoding="utf-8"))
+        changed = [key for key in current if before.get(key) != current[key]]
+        if changed:
+            raise SimulationError(
+                f"{out} holds a simulation with other {', '.join(changed)}: "
+                "choose another --out, or delete it to start over"
+            )
+    else:
+        write_atomically(stamp, json.dumps(current))
+
+
+def pair_file(out: Path, config: SimConfig, seed: int) -> Path:
+    return out / "runs" / f"{config.name}-seed{seed}.json"
+
+
+def finished_rows(out: Path, config: SimConfig, seed: int) -> list[dict] | None:
+    """The rounds of a (configuration, seed) finished earlier, or None; refuses other settings."""
+    path = pair_file(out, config, seed)
+    if not path.exists():
+        return None
+    saved = json.loads(path.read_text(encoding="utf-8"))
+    if saved["config"] != config.describe():
+        changed = sorted(k for k in config.describe() if saved["config"].get(k) != config.describe()[k])
+        raise SimulationError(
+            f"{path}: configuration {config.name!r} was run with other settings ({', '.join(changed)}): "
+            "rename it, or delete the file to run it again"
+        )
+    return saved["rounds"]
+
+
+def result_rows(pairs, done: dict) -> list[dict]:
+    rows = []
+    for config, seed in pairs:
+        for row in done.get((config.name, seed), []):
+            rows.append({"config": config.name, "seed": seed, **row})
+    return rows
+
+
+def result_columns(codes: Sequence[str]) -> list[str]:
+    return ["config", "seed", "round", "n_labeled", "macro_f1", "train_seconds", *[f"f1_{c}" for c in codes]]
+
+
+def write_tables(out: Path, pairs, done: dict, codes: Sequence[str]) -> None:
+    """results.csv (one row per config, seed and round) and selections.jsonl (the ids added per round)."""
+    import csv
+
+    rows = result_rows(pairs, done)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(
+        buffer, fieldnames=result_columns(codes), extrasaction="ignore", lineterminator="\n"
+    )
+    writer.writeheader()
+    writer.writerows(rows)
+    write_atomically(out / "results.csv", buffer.getvalue())
+    keys = ("config", "seed", "round", "selected")
+    lines = [json.dumps({k: row[k] for k in keys}, ensure_ascii=False) + "\n" for row in rows]
+    write_atomically(out / "selections.jsonl", "".join(lines))

@@ -1,0 +1,177 @@
+"""Simulated active learning on coded data: the study's protocol, for a grid of configurations.
+
+Protocol, per configuration and seed: draw `initial` segments of the training pool at random
+(seeded: every configuration starts from the same set for a given seed), train, evaluate on the
+test set; then `rounds` times: the configuration's own model scores the rest of the pool with its
+query strategy, the `batch` highest-scoring segments join the labeled set with their known codes,
+a model is trained again from scratch and evaluated. Round 0 is the random initial set.
+
+Every finished (configuration, seed) is kept at once (research/results.py), so an interrupted run
+resumes without redoing it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import logging
+import time
+import warnings
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+from tqdm import tqdm
+
+from backend.learning.base import TrainingDataError
+from backend.learning.factories import ModelFactory
+from backend.learning.strategies import rank
+from backend.research.corpus import Corpus
+from backend.research.grid import SimConfig
+from backend.research.protocol import Protocol, SimulationError, check_protocol, per_code_f1
+from backend.research.results import finished_rows, open_run, pair_file, result_rows, write_tables
+from backend.storage.atomic import write_atomically
+from backend.tracking.simulation import log_simulation
+
+log = logging.getLogger(__name__)
+
+
+def train(config: SimConfig, seed: int, texts: list[str], labels: np.ndarray, codes: Sequence[str]):
+    """A fresh model of the configuration's kind, and its training seconds."""
+    factory = ModelFactory(config.with_seed(seed), kind=config.kind)
+    started = time.perf_counter()
+    with contextlib.redirect_stdout(io.StringIO()):  # the trainers print their loss per step
+        model = factory.new(texts, labels, codes)
+    return model, time.perf_counter() - started
+
+
+def simulate_pair(
+    config: SimConfig, seed: int, protocol: Protocol, corpus: Corpus, progress: tqdm
+) -> list[dict]:
+    """All rounds of one configuration and seed: one record per round with metrics and the ids added."""
+    pool_texts = [example.text for example in corpus.pool]
+    pool_labels = corpus.matrix(corpus.pool)
+    test_labels = corpus.matrix(corpus.test)
+    test_texts = [example.text for example in corpus.test]
+    keys = corpus.keys(corpus.pool)
+    chosen = list(np.random.default_rng(seed).choice(len(pool_texts), protocol.initial, replace=False))
+    labeled: list[int] = []
+    rows = []
+    for round_number in range(protocol.rounds + 1):
+        labeled += chosen
+        try:
+            model, seconds = train(
+                config, seed, [pool_texts[i] for i in labeled], pool_labels[labeled], corpus.codes
+            )
+        except TrainingDataError as exc:
+            raise SimulationError(f"{config.name}, seed {seed}, round {round_number}: {exc}") from None
+        scores = per_code_f1(test_labels, model.decide(model.predict_proba(test_texts)), corpus.codes)
+        rows.append(
+            {
+                "round": round_number,
+                "n_labeled": len(labeled),
+                "train_seconds": round(seconds, 2),
+                **scores,
+                "selected": [keys[i] for i in chosen],
+            }
+        )
+        progress.set_postfix_str(
+            f"{config.name} seed {seed} round {round_number}: macro-F1 {scores['macro_f1']:.3f}"
+        )
+        progress.update()
+        if round_number < protocol.rounds:
+            chosen = _query(
+                config, model, seed * 1000 + round_number, pool_texts, pool_labels, labeled, protocol
+            )
+    return rows
+
+
+def _query(config, model, seed, pool_texts, pool_labels, labeled, protocol) -> list[int]:
+    """The `batch` unlabeled pool segments the configuration's strategy ranks highest."""
+    unlabeled = sorted(set(range(len(pool_texts))) - set(labeled))
+    proba = model.predict_proba([pool_texts[i] for i in unlabeled])
+    ranking = rank(
+        config.settings.query_strategy, proba, pool_labels[labeled], thresholds=model.thresholds, seed=seed
+    )
+    return [unlabeled[i] for i in ranking.top(protocol.batch)]
+
+
+def run_simulation(
+    configs: Sequence[SimConfig],
+    protocol: Protocol,
+    corpus: Corpus,
+    out: Path,
+    *,
+    tracking_uri: str,
+    experiment: str,
+) -> list[dict]:
+    """Run every (configuration, seed) not finished in OUT yet; return all result rows of this grid."""
+    check_protocol(protocol, corpus)
+    open_run(out, protocol, corpus)
+    _quiet_training_output()
+    pairs = [(config, seed) for config in configs for seed in protocol.seeds]
+    done = {(c.name, s): rows for c, s in pairs if (rows := finished_rows(out, c, s)) is not None}
+    if done:
+        log.info("resuming in %s: %d of %d runs already finished", out, len(done), len(pairs))
+    todo = [(c, s) for c, s in pairs if (c.name, s) not in done]
+    with tqdm(
+        total=len(todo) * (protocol.rounds + 1),
+        unit="round",
+        desc="simulate",
+        dynamic_ncols=True,
+        disable=not todo,  # all finished before: nothing to show
+    ) as bar:
+        for config, seed in todo:
+            rows = simulate_pair(config, seed, protocol, corpus, bar)
+            saved = {"config": config.describe(), "seed": seed, "rounds": rows}
+            write_atomically(pair_file(out, config, seed), json.dumps(saved))
+            done[(config.name, seed)] = rows
+            write_tables(out, pairs, done, corpus.codes)
+            params = {
+                "config": config.name,
+                "seed": seed,
+                **config.describe(),
+                **_protocol_params(protocol, corpus),
+            }
+            log_simulation(
+                tracking_uri, experiment, f"{config.name}-seed{seed}", params, _mlflow_rounds(rows)
+            )
+    write_tables(out, pairs, done, corpus.codes)
+    return result_rows(pairs, done)
+
+
+def _protocol_params(protocol: Protocol, corpus: Corpus) -> dict:
+    return {
+        "initial": protocol.initial,
+        "batch": protocol.batch,
+        "rounds": protocol.rounds,
+        "pool_size": len(corpus.pool),
+        "test_size": len(corpus.test),
+        "codes": ",".join(corpus.codes),
+    }
+
+
+def _mlflow_rounds(rows: list[dict]) -> list[dict]:
+    return [{"round": row["round"], "selected": row["selected"], "metrics": _metrics_of(row)} for row in rows]
+
+
+def _metrics_of(row: dict) -> dict:
+    return {k: v for k, v in row.items() if k not in ("round", "selected")}
+
+
+def _quiet_training_output() -> None:
+    """Our progress bar only: no per-step bars, weight-loading bars or per-round log lines."""
+    import datasets
+    import setfit
+    import transformers
+
+    transformers.utils.logging.set_verbosity_error()  # also turns off the Trainer's step bar
+    transformers.utils.logging.disable_progress_bar()
+    setfit.logging.set_verbosity_error()
+    datasets.disable_progress_bars()
+    for chatty in ("backend.learning.factories", "small_text"):  # a line per round, per epoch
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    warnings.filterwarnings("ignore", message=".*pin_memory.*")
+    # A code with no positive in the labeled set yet: its one-vs-rest model says "no" (expected early on).
+    warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")

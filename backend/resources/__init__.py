@@ -1,0 +1,27 @@
+"""Files shipped inside the package (they are in the wheel): the label configs and the demo segments.
+
+Read through :mod:`importlib.resources`, so they are found wherever the package is installed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from importlib.resources import as_file, files
+from pathlib import Path
+
+LABEL_CONFIGS = ("interview_coding", "generic_multilabel")
+
+
+def label_config(name: str = "interview_coding") -> str:
+    """A shipped label config (XML): the study's form, or the smallest one the backend works with."""
+    if name not in LABEL_CONFIGS:
+        raise ValueError(f"no shipped label config {name!r}; there are {', '.join(LABEL_CONFIGS)}")
+    return files(__name__).joinpath("label_configs", f"{name}.xml").read_text(encoding="utf-8")
+
+
+@contextlib.contextmanager
+def demo_segments() -> Iterator[Path]:
+    """The demo's sample segments (JSONL) as a file on disk, for as long as the block runs."""
+    with as_file(files(__name__).joinpath("demo", "segments.jsonl")) as path:
+        yield Path(path)

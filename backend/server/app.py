@@ -1,0 +1,48 @@
+"""The app factory: settings and the work queue in, a Flask app with its blueprints out.
+
+Nothing happens at import time; tests build their own app with their own settings and queue.
+Errors become JSON: a 4xx naming the problem for bad input, a 500 (logged) for a bug.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import HTTPException
+
+from backend.config import Settings, load_settings
+from backend.domain.scheme import LabelConfigError
+from backend.server import auth, metrics, protocol
+from backend.server.services import EXTENSION, Services
+from backend.worker.queue import WorkQueue
+from backend.worker.scheduler import Scheduler
+
+log = logging.getLogger(__name__)
+
+
+def create_app(settings: Settings | None = None, queue: WorkQueue | None = None) -> Flask:
+    """Build the app; without a queue, background work runs in child processes of this host."""
+    settings = settings or load_settings()
+    app = Flask(__name__)
+    app.extensions[EXTENSION] = Services(settings, queue or Scheduler(settings.server.model_dir))
+    auth.init_app(app, settings.server)
+    app.register_blueprint(protocol.bp)
+    app.register_blueprint(metrics.bp)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(LabelConfigError, _config_error)
+    app.register_error_handler(Exception, _unexpected_error)
+    return app
+
+
+def _http_error(error: HTTPException):
+    return jsonify(error=error.description), error.code
+
+
+def _config_error(error: LabelConfigError):
+    return jsonify(error=str(error)), 422
+
+
+def _unexpected_error(error: Exception):
+    log.exception("unexpected error in %s %s", request.method, request.path)
+    return jsonify(error=f"internal error: {type(error).__name__}"), 500

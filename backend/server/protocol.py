@@ -1,0 +1,90 @@
+"""The ML backend protocol Label Studio speaks: `/health`, `/setup`, `/predict`, `/webhook`, `/versions`.
+
+Webhooks only leave a request for background work and answer at once: Label Studio sends them
+inside the coder's submit request, with a one-second timeout.
+"""
+
+from __future__ import annotations
+
+from flask import Blueprint, jsonify, request
+from werkzeug.exceptions import BadRequest
+
+from backend.domain.scheme import parse_label_config
+from backend.server.requests import json_body, project_id
+from backend.server.services import services
+from backend.storage.state import WorkKind
+
+bp = Blueprint("protocol", __name__)
+
+TRAIN_ACTIONS = {"ANNOTATION_CREATED", "ANNOTATION_UPDATED", "ANNOTATIONS_DELETED", "START_TRAINING"}
+PREDICT_ACTIONS = {"TASKS_CREATED"}
+IGNORED_ACTIONS = {
+    "ANNOTATIONS_CREATED",
+    "TASKS_DELETED",
+    "PROJECT_CREATED",
+    "PROJECT_UPDATED",
+    "PROJECT_DELETED",
+    "LABEL_LINK_CREATED",
+    "LABEL_LINK_UPDATED",
+    "LABEL_LINK_DELETED",
+    "REVIEW_CREATED",
+    "REVIEW_UPDATED",
+    "REVIEWS_DELETED",
+}
+
+
+@bp.get("/")
+@bp.get("/health")
+def health():
+    return jsonify(status="UP", model_class="SetFitCodingBackend")
+
+
+@bp.post("/setup")
+def setup():
+    body = json_body()
+    project = project_id(body.get("project"))
+    parse_label_config(body.get("schema") or "")
+    services().webhook_auth.ensure_soon(project, request.host)
+    current = services().states(project).read().current_version
+    return jsonify(model_version=current or "untrained")
+
+
+@bp.post("/predict")
+def predict():
+    body = json_body()
+    tasks = body.get("tasks")
+    if not isinstance(tasks, list) or not all(isinstance(task, dict) for task in tasks):
+        raise BadRequest('"tasks" must be a list of task objects')
+    project = project_id(body.get("project"))
+    scheme = parse_label_config(body.get("label_config") or "")
+    return jsonify(results=services().predictor.predict(project, scheme, tasks))
+
+
+@bp.post("/webhook")
+def webhook():
+    body = json_body()
+    action = body.get("action")
+    if not isinstance(action, str):
+        raise BadRequest('missing "action"')
+    if action in IGNORED_ACTIONS:
+        return jsonify(status="ignored", action=action)
+    if action not in TRAIN_ACTIONS | PREDICT_ACTIONS:
+        raise BadRequest(f"unknown action {action!r}")
+    project = project_id(body.get("project"))
+    annotation = body.get("annotation")
+    if action == "ANNOTATION_CREATED" and isinstance(annotation, dict) and annotation.get("was_cancelled"):
+        return jsonify(status="ignored", action=action, reason="skipped task")
+    kind = WorkKind.PREDICT if action in PREDICT_ACTIONS else WorkKind.TRAIN
+    queue = services().queue
+    queue.request(project, kind)
+    if action == "START_TRAINING" and services().settings.two_speed:
+        queue.request(project, WorkKind.BODY)  # the button also fine-tunes the body now
+    return jsonify(status="queued", action=action, project=project, work=kind.value), 202
+
+
+@bp.get("/versions")
+def versions():
+    store = services().store
+    wanted = request.args.get("project")
+    projects = [project_id(wanted)] if wanted else store.projects()
+    return jsonify(versions=[version.name for project in projects for version in store.versions(project)])

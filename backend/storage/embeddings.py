@@ -1,0 +1,113 @@
+"""Sentence embeddings of one body, cached on disk and keyed by the text.
+
+Encoding dominates every round's cost on a CPU (an 11,656-segment pool takes minutes), while a
+body changes only when it is fine-tuned. So each body keeps the embeddings of every segment it
+has seen under ``<cache dir>/`` as shards (``shard-<n>.npz``: text hashes and vectors); a
+restart, a head refit or an unchanged segment costs nothing, and a new or edited segment is
+encoded once. Shards are written atomically (storage/atomic.py), so readers never see half a
+shard; one left unreadable anyway is set aside and its segments encoded again.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import os
+import time
+import zipfile
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import numpy as np
+
+from backend.storage.atomic import write_with
+
+log = logging.getLogger(__name__)
+ENCODE_CHUNK = 512
+
+
+def text_key(text: str) -> str:
+    return hashlib.sha1(text.encode("utf-8")).hexdigest()
+
+
+class EmbeddingCache:
+    """Embeddings of one body: looked up by text, computed with `encode` when missing."""
+
+    def __init__(self, directory: Path):
+        self.directory = Path(directory)
+        self._rows: dict[str, int] = {}
+        self._vectors: list[np.ndarray] = []
+        self._loaded_shards: set[str] = set()
+
+    def __len__(self) -> int:
+        self._load()
+        return len(self._rows)
+
+    def embed(self, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        """Embeddings for `texts` in order; only texts never seen by this body are encoded."""
+        self._load()
+        keys = [text_key(text) for text in texts]
+        missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in self._rows}
+        if missing:
+            self._add(list(missing), self._encode(list(missing.values()), encode))
+        matrix = self._matrix()
+        return matrix[[self._rows[key] for key in keys]] if keys else matrix[:0]
+
+    def _encode(self, texts: list[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+        started, parts = time.perf_counter(), []
+        for start in range(0, len(texts), ENCODE_CHUNK):
+            parts.append(np.asarray(encode(texts[start : start + ENCODE_CHUNK]), dtype=np.float32))
+            done = start + len(parts[-1])
+            if len(texts) > ENCODE_CHUNK:
+                left = (time.perf_counter() - started) / done * (len(texts) - done)
+                log.info("encoded %d/%d new segments, about %.0f s left", done, len(texts), left)
+        return np.vstack(parts)
+
+    def _matrix(self) -> np.ndarray:
+        if len(self._vectors) > 1:
+            self._vectors = [np.vstack(self._vectors)]
+        return self._vectors[0] if self._vectors else np.zeros((0, 0), dtype=np.float32)
+
+    def _add(self, keys: list[str], vectors: np.ndarray) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        name = f"shard-{time.time_ns()}-{os.getpid()}.npz"
+        write_with(
+            self.directory / name, lambda handle: np.savez(handle, keys=np.asarray(keys), vectors=vectors)
+        )
+        self._loaded_shards.add(name)
+        self._append(keys, vectors)
+
+    def _append(self, keys: Sequence[str], vectors: np.ndarray) -> None:
+        offset = len(self._rows)
+        fresh = [(key, i) for i, key in enumerate(keys) if key not in self._rows]
+        for row, (key, _) in enumerate(fresh):
+            self._rows[key] = offset + row
+        if fresh:
+            self._vectors.append(vectors[[i for _, i in fresh]])
+
+    def _load(self) -> None:
+        """Read shards written since the last look (by this or another process)."""
+        if not self.directory.is_dir():
+            return
+        for path in sorted(self.directory.glob("shard-*.npz")):
+            if path.name in self._loaded_shards:
+                continue
+            try:
+                with np.load(path) as shard:
+                    self._append([str(key) for key in shard["keys"]], shard["vectors"])
+            except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as exc:
+                self._set_aside(path, exc)
+            self._loaded_shards.add(path.name)
+
+    def _set_aside(self, path: Path, exc: Exception) -> None:
+        """An unreadable shard (a crash or a full disk) costs its texts a re-encoding, not every round."""
+        log.warning(
+            "embedding cache %s: %s is unreadable (%s: %s); its segments will be encoded again",
+            self.directory,
+            path.name,
+            type(exc).__name__,
+            exc,
+        )
+        with contextlib.suppress(OSError):
+            path.replace(path.with_name(f"broken-{path.name}"))

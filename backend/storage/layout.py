@@ -1,0 +1,123 @@
+"""Where everything lives under MODEL_DIR: the one definition of the directory layout.
+
+::
+
+    MODEL_DIR/
+      mlflow.db                      local MLflow store (without MLFLOW_TRACKING_URI)
+      .embeddings/<key>/             embeddings of the base model (shared by projects)
+      <project>/
+        state.json  .state-lock      the project's state (storage/state.py)
+        .lock  .lock-body            one lock per lane: held while a worker works it
+        .pending-<kind>              requests for work (worker/queue.py)
+        pool.json  .pool-lock        the kept listing of unlabeled tasks (storage/listing.py)
+        .partial-<id>/               a version being written
+        v<n>-<timestamp>/            a model version (storage/versions.py):
+          version.json  coding_model.json  head.joblib | setfit/ | transformer/
+          pool.npz                   what its round ranked and decided (storage/ranked_pool.py)
+          embeddings/                a fine-tuned body's embeddings (storage/embeddings.py)
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+
+from backend.errors import BackendError
+
+PROJECT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+VERSION_PATTERN = re.compile(r"^v(\d+)-")
+VERSION_METADATA = "version.json"
+VERSION_POOL = "pool.npz"
+VERSION_EMBEDDINGS = "embeddings"
+
+
+class InvalidProjectError(BackendError, ValueError):
+    """A project name that cannot name a directory under MODEL_DIR."""
+
+
+@dataclass(frozen=True)
+class ProjectDir:
+    """One project's directory and the name of every file in it."""
+
+    root: Path
+    project: str
+
+    def __post_init__(self) -> None:
+        if not PROJECT_PATTERN.match(str(self.project)):
+            raise InvalidProjectError(
+                f"invalid project name {self.project!r}: use letters, digits, '.', '_' or '-'"
+            )
+
+    @property
+    def path(self) -> Path:
+        return Path(self.root) / str(self.project)
+
+    @property
+    def state(self) -> Path:
+        return self.path / "state.json"
+
+    @property
+    def state_lock(self) -> Path:
+        return self.path / ".state-lock"
+
+    def lane_lock(self, lane: str) -> Path:
+        return self.path / (".lock" if lane == "fast" else f".lock-{lane}")
+
+    def marker(self, kind: str) -> Path:
+        return self.path / f".pending-{kind}"
+
+    @property
+    def pool_listing(self) -> Path:
+        return self.path / "pool.json"
+
+    @property
+    def pool_lock(self) -> Path:
+        return self.path / ".pool-lock"
+
+    def version(self, name: str) -> Path:
+        return self.path / name
+
+    def new_partial(self) -> Path:
+        return self.path / f".partial-{uuid.uuid4().hex}"
+
+    def partials(self) -> list[Path]:
+        return sorted(self.path.glob(".partial-*")) if self.path.is_dir() else []
+
+    def version_dirs(self) -> list[Path]:
+        """Directories named like versions (complete or not: see storage/versions.py)."""
+        if not self.path.is_dir():
+            return []
+        return [p for p in self.path.iterdir() if VERSION_PATTERN.match(p.name)]
+
+
+def version_number(name: str) -> int:
+    match = VERSION_PATTERN.match(name)
+    return int(match.group(1)) if match else 0
+
+
+@dataclass(frozen=True)
+class StoreLayout:
+    """MODEL_DIR: its projects and the files shared between them."""
+
+    root: Path
+
+    def project(self, project: str) -> ProjectDir:
+        return ProjectDir(Path(self.root), str(project))
+
+    def projects(self) -> list[str]:
+        root = Path(self.root)
+        if not root.is_dir():
+            return []
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and PROJECT_PATTERN.match(p.name))
+
+    def base_embeddings(self, model_name: str, max_length: int) -> Path:
+        """The base model's embedding cache, keyed by model and token limit (shared by projects)."""
+        key = hashlib.sha1(f"{model_name}|{max_length}".encode()).hexdigest()[:16]
+        return Path(self.root) / ".embeddings" / key
+
+    @property
+    def mlflow_db(self) -> Path:
+        return Path(self.root).resolve() / "mlflow.db"

@@ -1,0 +1,82 @@
+"""The kept listing of a project's unlabeled tasks: ``MODEL_DIR/<project>/pool.json``.
+
+Listing every task of a large project is slow for Label Studio, so the worker keeps the last
+listing here (see worker/pool.py for when it lists again). Two lanes write it: the body lane
+replaces the listing (a minute on a busy server) while the fast lane may add imported tasks. Writes
+hold a lock, and a new listing keeps what was added while it was being fetched.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+
+from backend.domain.tasks import Task
+from backend.storage.atomic import write_atomically
+from backend.storage.layout import ProjectDir
+from backend.storage.locks import file_lock
+
+
+@dataclass
+class Listing:
+    """Unlabeled tasks (id → data) as listed at `listed_at`, plus tasks added since (id → when)."""
+
+    tasks: dict[int, dict]
+    listed_at: float
+    added_at: dict[int, float] = field(default_factory=dict)
+
+    @property
+    def age(self) -> float:
+        """Seconds since the listing (whatever was added since)."""
+        return time.time() - self.listed_at
+
+
+class PoolListing:
+    def __init__(self, project_dir: ProjectDir):
+        self.path = project_dir.pool_listing
+        self.lock = project_dir.pool_lock
+
+    def read(self) -> Listing | None:
+        """The kept listing; None when there is none (or it is in an older format: list afresh)."""
+        try:
+            kept = json.loads(self.path.read_text())
+            return Listing(
+                {int(i): data for i, data in kept["tasks"].items()},
+                float(kept["listed_at"]),
+                {int(i): float(t) for i, t in kept["added_at"].items()},
+            )
+        except (OSError, ValueError, KeyError, TypeError, AttributeError):
+            return None
+
+    def replace(self, listed: dict[int, dict], listed_at: float) -> Listing:
+        """Keep a new listing begun at `listed_at`, with the tasks added since then."""
+        with file_lock(self.lock):
+            kept = self.read()
+            late = {} if kept is None else {i: t for i, t in kept.added_at.items() if t >= listed_at}
+            listing = Listing({**listed, **{i: kept.tasks[i] for i in late}}, listed_at, late)
+            self._write(listing)
+        return listing
+
+    def add(self, tasks: Iterable[Task]) -> None:
+        """Tasks imported since the listing (a round for new tasks saw them)."""
+        with file_lock(self.lock):
+            listing = self.read()
+            if listing is not None:
+                now = time.time()
+                for task in tasks:
+                    listing.tasks[task.id], listing.added_at[task.id] = task.data, now
+                self._write(listing)
+
+    def forget(self) -> None:
+        """Drop the listing (e.g. Label Studio refused a prediction for a task that is gone)."""
+        self.path.unlink(missing_ok=True)
+
+    def _write(self, listing: Listing) -> None:
+        write_atomically(
+            self.path,
+            json.dumps(
+                {"listed_at": listing.listed_at, "tasks": listing.tasks, "added_at": listing.added_at}
+            ),
+        )

@@ -1,0 +1,211 @@
+"""A project's state: the one typed record every process reads (`/metrics`, `/predict`, the workers).
+
+``MODEL_DIR/<project>/state.json`` holds a :class:`ProjectState`: each lane's status and last error,
+the version Label Studio serves, the newest fine-tuned body, the project's monitoring and the last
+rounds. :class:`StateStore` is its only reader and writer: every change is a read-modify-write
+under the project's state lock, written atomically, so the two lanes of a project never lose each
+other's fields. A file written before the schema existed (flat keys) is read as this schema.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import time
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from enum import StrEnum
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from backend.storage.atomic import write_atomically
+from backend.storage.layout import ProjectDir
+from backend.storage.locks import file_lock
+
+log = logging.getLogger(__name__)
+ROUND_HISTORY = 20
+SCHEMA_VERSION = 1
+
+
+class Lane(StrEnum):
+    """Two lanes of work per project, each with its own lock, so fine-tuning a body never holds up
+    the head refits that keep the queue fresh."""
+
+    FAST = "fast"
+    BODY = "body"
+
+
+class WorkKind(StrEnum):
+    """What a request asks for: a round after annotations, predictions for imported tasks, a body."""
+
+    TRAIN = "train"
+    PREDICT = "predict"
+    BODY = "body"
+
+    @property
+    def lane(self) -> Lane:
+        return Lane.BODY if self is WorkKind.BODY else Lane.FAST
+
+
+# The kinds of each lane, in the order a worker takes them ('train' before 'predict').
+LANE_KINDS: dict[Lane, tuple[WorkKind, ...]] = {
+    Lane.FAST: (WorkKind.TRAIN, WorkKind.PREDICT),
+    Lane.BODY: (WorkKind.BODY,),
+}
+
+
+class LaneStatus(StrEnum):
+    IDLE = "idle"
+    TRAINING = "training"
+    PREDICTING = "predicting"
+    FAILED = "failed"
+
+    @property
+    def busy(self) -> bool:
+        return self in (LaneStatus.TRAINING, LaneStatus.PREDICTING)
+
+
+class _Record(BaseModel):
+    model_config = ConfigDict(extra="ignore", validate_assignment=True)
+
+
+class LaneState(_Record):
+    status: LaneStatus = LaneStatus.IDLE
+    error: str | None = None
+
+
+class BodyLaneState(LaneState):
+    """The body lane, and the newest body it fine-tuned (the fast loop refits heads on it)."""
+
+    version: str | None = None
+    labeled: int = 0
+    seconds: float | None = None
+
+
+class RoundRecord(_Record):
+    kind: str
+    outcome: Literal["ok", "failed"]
+    started_at: str
+    finished_at: str
+
+
+class Monitoring(_Record):
+    """What the last round measured for the project lead (see worker/monitoring.py)."""
+
+    labeled_tasks: int | None = None
+    coders: dict[str, int] | None = None
+    label_counts: dict[str, int] | None = None
+    rare_codes: dict[str, int] | None = None
+    quality: dict[str, Any] | None = None
+    stopping: dict[str, Any] | None = None
+    agreement: dict[str, Any] | None = None
+
+
+class ProjectState(_Record):
+    schema_version: int = SCHEMA_VERSION
+    updated_at: str | None = None
+    fast: LaneState = Field(default_factory=LaneState)
+    body: BodyLaneState = Field(default_factory=BodyLaneState)
+    current_version: str | None = None  # the version Label Studio shows and the queue follows
+    complete: bool | None = None  # whether all of its predictions are written
+    labeled: int | None = None  # training examples of the last round
+    waiting_for: int | None = None  # set while fewer than MIN_ANNOTATIONS_TO_TRAIN examples exist
+    last_training_seconds: float | None = None
+    monitoring: Monitoring = Field(default_factory=Monitoring)
+    rounds: list[RoundRecord] = Field(default_factory=list)
+
+    def lane(self, lane: Lane) -> LaneState:
+        return self.fast if lane is Lane.FAST else self.body
+
+    def add_round(self, record: RoundRecord) -> None:
+        self.rounds = [*self.rounds, record][-ROUND_HISTORY:]
+
+
+def now() -> str:
+    return datetime.now(UTC).isoformat()
+
+
+class StateStore:
+    """Reads and changes one project's state file."""
+
+    def __init__(self, project_dir: ProjectDir):
+        self.dir = project_dir
+
+    def read(self) -> ProjectState:
+        """The state as last written (the defaults before any work)."""
+        raw = self._read_raw()
+        return ProjectState() if raw is None else parse_state(raw)
+
+    def update(self, change: Callable[[ProjectState], object]) -> ProjectState:
+        """Apply `change` to the current state and write it, holding the project's state lock."""
+        self.dir.path.mkdir(parents=True, exist_ok=True)
+        with file_lock(self.dir.state_lock):
+            state = self.read()
+            change(state)
+            state.updated_at = now()
+            write_atomically(self.dir.state, state.model_dump_json(indent=2))
+        return state
+
+    def _read_raw(self) -> Mapping | None:
+        try:
+            text = self.dir.state.read_text()
+        except FileNotFoundError:
+            return None
+        except OSError as exc:
+            log.error("project %s: cannot read %s (%s)", self.dir.project, self.dir.state, exc)
+            return None
+        try:
+            raw = json.loads(text)
+            if not isinstance(raw, dict):
+                raise ValueError(f"a JSON {type(raw).__name__}, not an object")
+            return raw
+        except ValueError as exc:
+            self._set_aside(exc)
+            return None
+
+    def _set_aside(self, exc: Exception) -> None:
+        """A damaged state file is kept for inspection, and the project starts from a fresh state."""
+        kept = self.dir.state.with_name(f"state.json.broken-{int(time.time())}")
+        log.error("project %s: state.json is damaged (%s); kept as %s", self.dir.project, exc, kept.name)
+        with contextlib.suppress(OSError):
+            self.dir.state.replace(kept)
+
+
+def parse_state(raw: Mapping) -> ProjectState:
+    """A state read from disk, in the current schema or the flat one written before it."""
+    if "schema_version" not in raw:
+        raw = _from_flat(raw)
+    try:
+        return ProjectState.model_validate(raw)
+    except ValidationError as exc:
+        log.error("state.json does not match its schema (%s); using what can be read", exc.errors()[:3])
+        known = {k: v for k, v in raw.items() if k in ("current_version", "labeled", "updated_at")}
+        return ProjectState.model_validate(known)
+
+
+# state.json before the schema: one flat object (what the code of 2026-11 wrote).
+_FLAT_LANES = {
+    "state": ("fast", "status"),
+    "last_error": ("fast", "error"),
+    "body_state": ("body", "status"),
+    "body_error": ("body", "error"),
+    "body_version": ("body", "version"),
+    "body_labeled": ("body", "labeled"),
+    "last_body_seconds": ("body", "seconds"),
+}
+
+
+def _from_flat(raw: Mapping) -> dict:
+    nested: dict = {"fast": {}, "body": {}, "monitoring": {}}
+    for key, value in raw.items():
+        if key in _FLAT_LANES:
+            lane, field = _FLAT_LANES[key]
+            if value is not None:
+                nested[lane][field] = value
+        elif key in Monitoring.model_fields:
+            nested["monitoring"][key] = value
+        else:
+            nested[key] = value
+    return nested

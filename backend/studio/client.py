@@ -1,0 +1,191 @@
+"""The Label Studio client: every call this backend makes to Label Studio, through label-studio-sdk.
+
+Label Studio is the source of truth for labels: a round always reads all annotated tasks from
+here (never from an event payload), so a lost webhook never loses a label.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from collections.abc import Iterator, Sequence
+from typing import Protocol
+from urllib.parse import urlsplit
+
+from backend.config.redact import hide_credentials
+from backend.domain.tasks import Task
+from backend.errors import BackendError
+
+log = logging.getLogger(__name__)
+
+UNCERTAINTY_SAMPLING = "Uncertainty sampling"
+PREDICTION_CHUNK = 1000
+TASK_PAGE = 500
+
+
+class StudioError(BackendError, RuntimeError):
+    """Label Studio refused or failed a call; the message says which and why (never the key)."""
+
+
+def _filter(total_annotations_operator: str) -> str:
+    items = [
+        {
+            "filter": "filter:tasks:total_annotations",
+            "operator": total_annotations_operator,
+            "type": "Number",
+            "value": 0,
+        }
+    ]
+    return json.dumps({"filters": {"conjunction": "and", "items": items}})
+
+
+class StudioAPI(Protocol):
+    """Every call the backend makes to Label Studio: what :class:`StudioClient` does, and what the
+    tests' fake does (tests/fakes.py is checked against this protocol)."""
+
+    def label_config(self, project: int) -> str: ...
+
+    def tasks(self, project: int, *, annotated: bool, data_only: bool = False) -> Iterator[Task]: ...
+
+    def user_emails(self) -> dict[int, str]: ...
+
+    def model_versions(self, project: int) -> list[str]: ...
+
+    def import_predictions(self, project: int, predictions: Sequence[dict]) -> int: ...
+
+    def serve_version(self, project: int, version: str) -> None: ...
+
+    def delete_version(self, project: int, version: str) -> None: ...
+
+    def authorize_webhooks(self, project: int, backend_host: str, authorization: str) -> int: ...
+
+
+class StudioClient:
+    """A thin, typed wrapper over label-studio-sdk for one Label Studio server."""
+
+    def __init__(self, url: str, api_key: str, timeout: float = 120.0):
+        from label_studio_sdk.client import LabelStudio
+
+        if not url or not api_key:
+            raise StudioError("LABEL_STUDIO_URL and LABEL_STUDIO_API_KEY are needed to talk to Label Studio")
+        self.url = url.rstrip("/")
+        self._sdk = LabelStudio(base_url=self.url, api_key=api_key, timeout=timeout)
+
+    # --- reading ------------------------------------------------------------------------------
+
+    def label_config(self, project: int) -> str:
+        return self._call("read the project", lambda: self._sdk.projects.get(id=project).label_config)
+
+    def tasks(self, project: int, *, annotated: bool, data_only: bool = False) -> Iterator[Task]:
+        """All tasks with (annotated=True) or without (False) a submitted annotation, paged.
+
+        `data_only` leaves out annotations and predictions: much faster on a large project.
+        """
+        pages = self._call(
+            "list tasks",
+            lambda: self._sdk.tasks.list(
+                project=project,
+                page_size=TASK_PAGE,
+                fields="task_only" if data_only else "all",
+                query=_filter("greater" if annotated else "equal"),
+            ),
+        )
+        try:
+            for task in pages:
+                raw = task.model_dump() if hasattr(task, "model_dump") else dict(task)
+                yield Task(
+                    int(raw["id"]),
+                    raw.get("data") or {},
+                    tuple(raw.get("annotations") or ()),
+                    tuple(raw.get("predictions") or ()),
+                )
+        except Exception as exc:
+            raise StudioError(f"Label Studio failed while listing tasks of project {project}: {exc}") from exc
+
+    def user_emails(self) -> dict[int, str]:
+        """Label Studio user id → email, to name the coder behind each annotation."""
+        users = self._call("list users", self._sdk.users.list)
+        return {int(user.id): user.email or f"user-{user.id}" for user in users}
+
+    def model_versions(self, project: int) -> list[str]:
+        """Prediction versions the project holds (not in the SDK: raw HTTP)."""
+        return list(self._raw("GET", f"api/projects/{project}/model-versions/", None).json())
+
+    # --- writing ------------------------------------------------------------------------------
+
+    def import_predictions(self, project: int, predictions: Sequence[dict]) -> int:
+        """Import predictions in chunks; returns how many Label Studio reports as created.
+
+        Label Studio silently drops invalid predictions, so callers compare the count.
+        """
+        created = 0
+        for start in range(0, len(predictions), PREDICTION_CHUNK):
+            chunk = list(predictions[start : start + PREDICTION_CHUNK])
+            response = self._call(
+                "import predictions",
+                lambda chunk=chunk: self._sdk.projects.import_predictions(id=project, request=chunk),
+            )
+            created += int(getattr(response, "created", 0) or 0)
+            log.info("project %s: imported %d/%d predictions", project, start + len(chunk), len(predictions))
+        return created
+
+    def serve_version(self, project: int, version: str) -> None:
+        """Show `version`'s predictions and serve the lowest prediction score first."""
+        settings = {"sampling": UNCERTAINTY_SAMPLING, "model_version": version}
+        self._call("switch the model version", lambda: self._sdk.projects.update(id=project, **settings))
+
+    def delete_version(self, project: int, version: str) -> None:
+        """Delete all predictions of one model version (not in the SDK: raw HTTP)."""
+        self._raw("DELETE", f"api/projects/{project}/model-versions/", {"model_version": version})
+
+    def authorize_webhooks(self, project: int, backend_host: str, authorization: str) -> int:
+        """Make the project's webhooks to this backend carry our basic-auth header.
+
+        Label Studio sends event webhooks without the ML backend's credentials. Ours are the ones
+        to ``<backend>/webhook`` at `backend_host` (host:port as Label Studio addresses us); no
+        other webhook ever gets the header. Returns how many of ours carry it now.
+        """
+        authorized = 0
+        for hook in self._call("list webhooks", lambda: self._sdk.webhooks.list(project=str(project))):
+            target = urlsplit(hook.url or "")
+            if target.netloc != backend_host or not target.path.rstrip("/").endswith("/webhook"):
+                continue
+            headers = dict(hook.headers) if isinstance(hook.headers, dict) else {}
+            if headers.get("Authorization") != authorization:
+                headers["Authorization"] = authorization
+                self._update_webhook(hook.id, headers)
+            authorized += 1
+        return authorized
+
+    def _update_webhook(self, hook_id: int, headers: dict) -> None:
+        self._call("update a webhook", lambda: self._sdk.webhooks.update(hook_id, headers=headers))
+
+    # --- plumbing -----------------------------------------------------------------------------
+
+    def _call(self, what: str, call):
+        try:
+            return call()
+        except Exception as exc:
+            status = getattr(exc, "status_code", None)
+            body = getattr(exc, "body", "")
+            detail = f"HTTP {status}: {body}" if status else f"{type(exc).__name__}: {exc}"
+            raise StudioError(
+                self._scrub(f"Label Studio at {self.url} could not {what} ({detail})")
+            ) from None
+
+    def _raw(self, method: str, path: str, body: dict | None):
+        wrapper = self._sdk._client_wrapper  # the SDK's authenticated httpx client
+        response = self._call(
+            f"{method} {path}", lambda: wrapper.httpx_client.request(path, method=method, json=body)
+        )
+        if response.status_code >= 400:
+            raise StudioError(
+                self._scrub(
+                    f"Label Studio at {self.url} refused {method} /{path} (HTTP {response.status_code}: "
+                    f"{response.text[:300]})"
+                )
+            )
+        return response
+
+    def _scrub(self, message: str) -> str:
+        return hide_credentials(message, self.url)  # a user:password@ in the URL: never in a message

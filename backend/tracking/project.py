@@ -1,0 +1,81 @@
+"""A Label Studio project's runs: one per training round, one per change in inter-coder agreement."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+
+from backend.tracking.runs import Run, flat_metrics, record_run
+
+TOP_RANKED = 25
+
+
+def round_metrics(summary: Mapping) -> dict[str, float]:
+    """A round's metrics: seconds, counts per code, cross-validated figures per code and macro."""
+    metrics = {"training_seconds": summary["last_training_seconds"], "n_labeled": summary["labeled"]}
+    metrics |= flat_metrics("label_count_", summary["label_counts"])
+    quality = summary.get("quality") or {}
+    for code, figures in (quality.get("codes") or {}).items():
+        metrics |= flat_metrics(
+            "cv_", {f"{name}_{code}": v for name, v in figures.items() if name != "positives"}
+        )
+    metrics |= flat_metrics("cv_macro_", quality.get("macro") or {})
+    stopping = summary.get("stopping") or {}
+    metrics |= flat_metrics("stopping_", {"changed_share": stopping.get("changed_share")})
+    return metrics
+
+
+class ProjectTracker:
+    """Records one project's rounds in its experiment, ``label-studio-project-<id>``."""
+
+    def __init__(self, uri: str, project: str, public_settings: Mapping[str, object]):
+        self.uri, self.project, self.public_settings = uri, str(project), dict(public_settings)
+
+    def log_round(self, version: str, summary: Mapping, ranked_task_ids: list[int]) -> None:
+        """Record one training round; `summary` holds its figures (see worker/publish.py)."""
+        quality = summary.get("quality") or {}
+        params = {
+            **self.public_settings,
+            "codes": ",".join(summary["label_counts"]),
+            "n_labeled": summary["labeled"],
+            "coders": ",".join(summary["coders"]),
+            "n_coders": len(summary["coders"]),
+            "cv_method": quality.get("method", "none (not a SetFit model)"),
+        }
+        report = {
+            name: summary.get(name)
+            for name in ("label_counts", "rare_codes", "coders", "quality", "stopping")
+        }
+
+        def write(run: Run) -> None:
+            run.log_params(params)
+            run.log_metrics(round_metrics(summary))
+            run.set_tags({"model_version": version})
+            run.log_dict({"most_informative_task_ids": ranked_task_ids[:TOP_RANKED]}, "next_segments.json")
+            run.log_dict(report, "code_report.json")
+
+        self._record(version, "training", write)
+
+    def log_agreement(self, figures: Mapping) -> None:
+        """Record changed inter-coder agreement (see domain/agreement.py) as its own run."""
+        metrics = {"agreement_tasks": figures["tasks"]}
+        for name, item in [*figures["codes"].items(), ("overall", figures["overall"])]:
+            metrics |= flat_metrics(
+                f"{name}_",
+                {
+                    "percent_agreement": item["percent_agreement"],
+                    "krippendorff_alpha": item["krippendorff_alpha"],
+                },
+            )
+
+        def write(run: Run) -> None:
+            run.log_params({"coders": ",".join(figures["coders"]), "n_coders": len(figures["coders"])})
+            run.log_metrics(metrics)
+            run.log_dict(dict(figures), "agreement.json")
+
+        self._record("agreement", "agreement", write)
+
+    def _record(self, name: str, kind: str, write) -> None:
+        tags = {"label_studio_project": self.project, "kind": kind}
+        record_run(
+            self.uri, f"label-studio-project-{self.project}", name, tags, write, f"project {self.project}"
+        )

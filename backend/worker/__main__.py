@@ -1,0 +1,53 @@
+"""The worker process: ``python -m backend.worker PROJECT [fast|body]``.
+
+Started by the scheduler (never inside a request); works off the project's pending requests in one
+lane, then lingers (fast lane) for the next annotation before it exits.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+
+from backend.config import load_settings
+from backend.config.logs import setup_logging
+from backend.storage.state import Lane
+from backend.studio.client import StudioClient
+from backend.worker.registry import LaneRegistry
+from backend.worker.runner import work_off
+from backend.worker.scheduler import Scheduler
+from backend.worker.wiring import lingering_seconds, project_work
+
+log = logging.getLogger("backend.worker")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = sys.argv[1:] if argv is None else argv
+    lanes = [lane.value for lane in Lane]
+    if len(args) not in (1, 2) or (len(args) == 2 and args[1] not in lanes):
+        print(f"usage: python -m backend.worker PROJECT [{'|'.join(lanes)}]", file=sys.stderr)
+        return 2
+    project, lane = args[0], Lane(args[1] if len(args) == 2 else "fast")
+    settings = load_settings()
+    setup_logging(settings.server.log_level)
+    try:
+        studio = StudioClient(settings.server.label_studio_url, settings.server.api_key())
+    except Exception as exc:
+        LaneRegistry(settings.server.model_dir).failed(project, lane, str(exc))
+        return 1
+    scheduler = Scheduler(settings.server.model_dir)
+    work = project_work(project, settings, studio, scheduler)
+    work_off(
+        scheduler.queue,
+        project,
+        work.run,
+        lane=lane,
+        linger=lingering_seconds(settings, lane),
+        on_idle=work.when_idle,
+        idle_after=settings.loop.body_retrain_idle_seconds,
+    )
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,75 @@
+"""The sentence-transformer body a project's fast loop refits heads on, with its embeddings.
+
+Before the first fine-tuning the body is MODEL_NAME's own ('base'); afterwards it is the newest
+body the background lane fine-tuned (the state's body version). One body is kept in memory per
+process, with its embedding cache: inside its version directory for a fine-tuned body, under
+``MODEL_DIR/.embeddings/`` for the base model (shared by projects).
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from backend.config import ModelSettings
+from backend.learning.setfit_model import SetFitCodingModel, base_model
+from backend.storage.embeddings import EmbeddingCache
+from backend.storage.layout import VERSION_EMBEDDINGS
+from backend.storage.state import StateStore
+from backend.storage.versions import ModelStore
+
+log = logging.getLogger(__name__)
+BASE = "base"
+
+
+@dataclass
+class Body:
+    """A body: its name (a version or 'base'), model, where it loads from, and its embeddings."""
+
+    name: str
+    model: SetFitCodingModel
+    source: str
+    cache: EmbeddingCache
+
+    def embed(self, texts: Sequence[str]) -> np.ndarray:
+        return self.cache.embed(texts, self.model.embed)
+
+
+def embeddings_dir(store: ModelStore, project: str, body: str, settings: ModelSettings) -> Path:
+    """Where a body's embeddings are cached."""
+    if body == BASE:
+        return store.layout.base_embeddings(settings.model_name, settings.max_length)
+    return store.get(project, body).path / VERSION_EMBEDDINGS
+
+
+class Bodies:
+    """The project's current body, loaded once per process."""
+
+    def __init__(self, project: str, settings: ModelSettings, store: ModelStore, states: StateStore):
+        self.project, self.settings, self.store, self.states = project, settings, store, states
+        self._body: Body | None = None
+
+    def current(self, codes: Sequence[str]) -> Body:
+        name = self.states.read().body.version or BASE
+        if name != BASE and not self.store.has(self.project, name):
+            log.warning("project %s: body %s is gone; the base model stands in", self.project, name)
+            name = BASE
+        if self._body is None or self._body.name != name:
+            self._body = self._load(name, codes)
+        return self._body
+
+    def _load(self, name: str, codes: Sequence[str]) -> Body:
+        log.info("project %s: loading body %s", self.project, name)
+        if name == BASE:
+            model, source = base_model(codes, self.settings), self.settings.model_name
+        else:
+            version = self.store.get(self.project, name)
+            loaded = self.store.load(version, device=self.settings.resolved_device())
+            assert isinstance(loaded, SetFitCodingModel)
+            model, source = loaded, f"../{version.path.name}/setfit"  # beside the head: MODEL_DIR may move
+        cache = EmbeddingCache(embeddings_dir(self.store, self.project, name, self.settings))
+        return Body(name, model, source, cache)

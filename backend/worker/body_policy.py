@@ -1,0 +1,50 @@
+"""When the background lane should fine-tune a new body: the first time as soon as there are enough
+examples, then after BODY_RETRAIN_EVERY new ones, or (idle) when the project rests with any new ones."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from backend.config import LoopSettings
+from backend.storage.state import Lane, StateStore, WorkKind
+from backend.worker.queue import WorkQueue
+from backend.worker.registry import LaneRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class BodyPolicy:
+    project: str
+    loop: LoopSettings
+    states: StateStore
+    queue: WorkQueue
+    registry: LaneRegistry
+
+    def is_due(self, labeled: int, idle: bool = False) -> bool:
+        """Whether `labeled` training examples call for a new body."""
+        body = self.states.read().body
+        new = labeled - body.labeled
+        if labeled < self.loop.min_annotations_to_train:
+            return False
+        return not body.version or new >= self.loop.body_retrain_every or (idle and new > 0)
+
+    def ask_if_due(self, labeled: int, idle: bool = False) -> bool:
+        """Request a body when one is due and none is waiting or being fine-tuned; returns whether due."""
+        due = self.is_due(labeled, idle)
+        if (
+            due
+            and WorkKind.BODY not in self.queue.pending(self.project, Lane.BODY)
+            and not self.registry.cleanup(self.project, Lane.BODY, self.queue)
+        ):
+            new = labeled - self.states.read().body.labeled
+            log.info("project %s: %d new example(s) since the last body: fine-tuning one", self.project, new)
+            self.queue.request(self.project, WorkKind.BODY)
+        return due
+
+    def when_idle(self) -> None:
+        """Called by a lingering worker when no annotation came for BODY_RETRAIN_IDLE_SECONDS."""
+        labeled = self.states.read().labeled
+        if isinstance(labeled, int):
+            self.ask_if_due(labeled, idle=True)

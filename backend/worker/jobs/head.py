@@ -1,0 +1,59 @@
+"""The fast loop's round after annotations: refit the head on the current body's cached embeddings,
+re-rank the pool and write it back; seconds, where fine-tuning a body takes minutes."""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+
+from backend.config import LoopSettings
+from backend.learning.heads import HeadOptions
+from backend.learning.setfit_model import refit_head
+from backend.storage.state import StateStore
+from backend.studio.client import StudioAPI
+from backend.worker.bodies import Bodies
+from backend.worker.body_policy import BodyPolicy
+from backend.worker.jobs.common import VersionSaver, wait_for_examples
+from backend.worker.labels import read_labels
+from backend.worker.monitoring import Monitor
+from backend.worker.pool import Pool
+from backend.worker.publish import Publisher, Trained
+
+
+@dataclass(frozen=True)
+class HeadRefit:
+    project: str
+    loop: LoopSettings
+    head: HeadOptions
+    studio: StudioAPI
+    states: StateStore
+    bodies: Bodies
+    pool: Pool
+    saver: VersionSaver
+    monitor: Monitor
+    publisher: Publisher
+    body_policy: BodyPolicy
+
+    def run(self) -> None:
+        labels = read_labels(self.studio, self.project, self.loop)
+        watch = self.monitor.watch(labels)
+        labeled = labels.labeled
+        if wait_for_examples(self.project, labeled, self.loop, self.states, watch):
+            return
+        body = self.bodies.current(labels.scheme.codes)
+        pool = self.pool.tasks(labels.annotated_ids)
+        started = time.perf_counter()
+        labeled_embeddings = body.embed(labeled.texts)
+        pool_texts = [labels.scheme.text_in(task.data) for task in pool]
+        pool_embeddings = body.embed(pool_texts)
+        model = refit_head(
+            body.model, body.source, labeled_embeddings, labeled.matrix, labels.scheme.codes, self.head
+        )
+        proba = model.head_proba(pool_embeddings)
+        proba[[i for i, text in enumerate(pool_texts) if not text.strip()]] = 0.0
+        seconds = time.perf_counter() - started
+        version = self.saver.save(model, labeled, seconds, "head", body=body.name)
+        self.publisher.publish(
+            labels, watch, Trained(model, version, seconds, labeled_embeddings), pool, proba
+        )
+        self.body_policy.ask_if_due(len(labeled))

@@ -1,0 +1,98 @@
+"""What each round measures for the project lead: agreement, label counts, rare codes, quality, and
+the stopping signal. Figures come from `domain` and `learning`; this module gathers them for the
+state (`/metrics`), the log and MLflow."""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.config import LoopSettings
+from backend.domain.agreement import agreement
+from backend.domain.annotations import LabeledSet, answers_by_task
+from backend.learning.base import CodingModel
+from backend.learning.heads import HeadOptions
+from backend.learning.quality import cross_validated_report, label_counts, rare_codes
+from backend.learning.stopping import stopping_signal
+from backend.storage.ranked_pool import read_ranked_pool
+from backend.storage.state import Monitoring, StateStore
+from backend.storage.versions import ModelStore
+from backend.tracking.project import ProjectTracker
+from backend.worker.labels import ProjectLabels
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Monitor:
+    """Measures one project's rounds."""
+
+    project: str
+    loop: LoopSettings
+    head: HeadOptions
+    tracker: ProjectTracker
+    states: StateStore
+    store: ModelStore
+
+    def watch(self, labels: ProjectLabels) -> Monitoring:
+        """Agreement over all coders (recorded in MLflow whenever it changed) and label counts."""
+        scheme = labels.scheme
+        answers = answers_by_task(labels.annotated, scheme, labels.emails)
+        figures = json.loads(json.dumps(agreement(answers, scheme.codes)))
+        if figures["tasks"] and figures != self.states.read().monitoring.agreement:
+            self.tracker.log_agreement(figures)
+        labeled = labels.labeled
+        rare = rare_codes(labeled.matrix, scheme.codes, self.loop.min_positives_per_code)
+        if rare:
+            log.warning(
+                "project %s: too few positives to learn (fewer than %d): %s",
+                self.project,
+                self.loop.min_positives_per_code,
+                rare,
+            )
+        return Monitoring(
+            agreement=figures,
+            label_counts=label_counts(labeled.matrix, scheme.codes),
+            rare_codes=rare,
+            coders=labeled.coder_counts(),
+            labeled_tasks=len(set(labeled.task_ids)),
+        )
+
+    def quality(self, model: CodingModel, labeled: LabeledSet, embeddings: np.ndarray | None) -> dict | None:
+        """Cross-validated per-code figures (SetFit models only: they need the body's embeddings)."""
+        if embeddings is None:
+            return None
+        report = cross_validated_report(embeddings, labeled.matrix, model.codes, model.thresholds, self.head)
+        log.info(
+            "project %s: cross-validated macro-F1 %s over %d code(s)",
+            self.project,
+            report["macro"]["f1"],
+            report["codes_estimated"],
+        )
+        return report
+
+    def stopping(self, previous: str | None, current: str) -> dict | None:
+        """Did the new version change the code decisions of the unlabeled tasks? (stopping signal)"""
+        if not self.store.has(self.project, previous):
+            return None
+        before = read_ranked_pool(self.store.get(self.project, previous).path)
+        now = read_ranked_pool(self.store.get(self.project, current).path)
+        if before is None or now is None:
+            return None
+        signal = stopping_signal(
+            (before.task_ids, before.decisions),
+            (now.task_ids, now.decisions),
+            self.loop.stopping_change_threshold,
+        )
+        if signal and signal["stop"]:
+            log.info(
+                "project %s: stopping signal: %d of %d unlabeled tasks changed codes since %s",
+                self.project,
+                signal["changed"],
+                signal["tasks_compared"],
+                previous,
+            )
+        return signal

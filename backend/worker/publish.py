@@ -1,0 +1,145 @@
+"""Publishing a trained version: rank the pool, write it to Label Studio queue head first, record it.
+
+The new version becomes the serving one only once Label Studio took the queue head (see
+studio/writeback.py); a failure before that deletes what was written and leaves the serving
+version, its predictions and the queue as they were.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.config import LoopSettings, ModelSettings
+from backend.domain.tasks import Task
+from backend.learning.base import CodingModel
+from backend.learning.strategies import rank
+from backend.storage.ranked_pool import RankedPool, write_ranked_pool
+from backend.storage.state import Lane, Monitoring, StateStore
+from backend.storage.versions import ModelStore, ModelVersion
+from backend.studio.client import StudioAPI
+from backend.studio.predictions import build_predictions
+from backend.studio.writeback import IncompleteImport, write_version
+from backend.tracking.project import ProjectTracker
+from backend.worker.labels import ProjectLabels
+from backend.worker.monitoring import Monitor
+from backend.worker.pool import Pool
+from backend.worker.queue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Trained:
+    """What a round trained: the model, its saved version, how long it took, and the labeled
+    segments' embeddings (SetFit models; for the quality estimate)."""
+
+    model: CodingModel
+    version: ModelVersion
+    seconds: float
+    embeddings: np.ndarray | None = None
+
+
+@dataclass(frozen=True)
+class Publisher:
+    """Writes versions of one project to Label Studio and records them."""
+
+    project: str
+    studio: StudioAPI
+    store: ModelStore
+    states: StateStore
+    queue: WorkQueue
+    pool: Pool
+    monitor: Monitor
+    tracker: ProjectTracker
+    model_settings: ModelSettings
+    loop: LoopSettings
+
+    def publish(
+        self, labels: ProjectLabels, watch: Monitoring, trained: Trained, pool: list[Task], proba: np.ndarray
+    ) -> None:
+        """Rank `pool` by its probabilities, write the version, switch to it and record the round."""
+        model, version, labeled = trained.model, trained.version, labels.labeled
+        ranking = rank(
+            self.model_settings.query_strategy,
+            proba,
+            labeled.matrix,
+            thresholds=model.thresholds,
+            seed=self.model_settings.seed,
+        )
+        order = ranking.order
+        ranked_ids = [pool[i].id for i in order]
+        predictions = build_predictions(
+            labels.scheme,
+            model.thresholds,
+            version.name,
+            proba[order],
+            ranking.scores[order],
+            task_ids=ranked_ids,
+        )
+        write_ranked_pool(
+            version.path,
+            RankedPool(
+                np.asarray([t.id for t in pool], dtype=np.int64), proba, model.decide(proba), labeled.matrix
+            ),
+        )
+        previous = self.states.read().current_version
+        try:
+            complete = write_version(
+                self.studio,
+                int(self.project),
+                version.name,
+                predictions,
+                first=self.loop.write_first,
+                on_live=lambda: self._go_live(labels, watch, trained),
+                interrupted=self._newer_work_waits,
+                rest_after=self.loop.write_rest_after_seconds,
+            )
+        except Exception as exc:
+            if isinstance(exc, IncompleteImport):
+                self.pool.forget()  # a task may be gone: list the pool afresh next time
+            if self.states.read().current_version != version.name:
+                self.discard(version)
+            raise
+        quality = self.monitor.quality(model, labeled, trained.embeddings)
+        stopping = self.monitor.stopping(previous, version.name)
+        self._finish(complete, quality, stopping)
+        summary = {
+            **watch.model_dump(),
+            "labeled": len(labeled),
+            "last_training_seconds": round(trained.seconds, 2),
+            "quality": quality,
+            "stopping": stopping,
+        }
+        self.tracker.log_round(version.name, summary, ranked_task_ids=ranked_ids)
+
+    def discard(self, version: ModelVersion) -> None:
+        """Undo a version that never went live: its predictions in Label Studio and its files."""
+        try:
+            self.studio.delete_version(int(self.project), version.name)
+        except Exception:
+            log.warning(
+                "project %s: could not delete predictions of discarded version %s", self.project, version.name
+            )
+        self.store.discard(version)
+
+    def _go_live(self, labels: ProjectLabels, watch: Monitoring, trained: Trained) -> None:
+        def serve(state) -> None:
+            state.monitoring = state.monitoring.model_copy(update=watch.model_dump(exclude_none=True))
+            state.current_version, state.complete = trained.version.name, False
+            state.labeled, state.waiting_for = len(labels.labeled), None
+            state.last_training_seconds = round(trained.seconds, 2)
+
+        self.states.update(serve)
+
+    def _finish(self, complete: bool, quality: dict | None, stopping: dict | None) -> None:
+        def finish(state) -> None:
+            state.complete = complete
+            state.monitoring.quality, state.monitoring.stopping = quality, stopping
+
+        self.states.update(finish)
+
+    def _newer_work_waits(self) -> bool:
+        return bool(self.queue.pending(self.project, Lane.FAST))

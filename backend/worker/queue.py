@@ -1,0 +1,74 @@
+"""The work queue: what the HTTP layer asks for, and what a worker takes.
+
+:class:`WorkQueue` is the interface the server sees. The embedded implementation keeps requests as
+marker files (``MODEL_DIR/<project>/.pending-<kind>``) and one ``flock`` per project and lane:
+
+- a request leaves a marker; requests that arrive while one waits leave the same marker, so a
+  burst coalesces into one round;
+- a worker holds the lane's lock while it works, so only one worker works a project's lane at a
+  time, across every server process; the lock dies with its holder, so "is a worker at it?" is
+  always answered truly.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Protocol
+
+from backend.storage.layout import StoreLayout
+from backend.storage.locks import file_lock, is_locked
+from backend.storage.state import LANE_KINDS, Lane, WorkKind
+
+
+class WorkQueue(Protocol):
+    """What the HTTP layer and the jobs need of the queue."""
+
+    def request(self, project: str, kind: WorkKind) -> None:
+        """Ask for work; returns at once."""
+
+    def pending(self, project: str, lane: Lane | None = None) -> list[WorkKind]:
+        """The kinds of work waiting for a project (in one lane, or in all)."""
+
+    def busy(self, project: str, lane: Lane) -> bool:
+        """Whether a worker is at the project's lane right now."""
+
+
+class FileQueue:
+    """Requests as marker files and one lock per lane, on one host's disk."""
+
+    def __init__(self, root: Path):
+        self.layout = StoreLayout(Path(root))
+
+    def put(self, project: str, kind: WorkKind) -> None:
+        marker = self.layout.project(project).marker(kind)
+        marker.parent.mkdir(parents=True, exist_ok=True)
+        marker.touch()
+
+    def pending(self, project: str, lane: Lane | None = None) -> list[WorkKind]:
+        directory = self.layout.project(project)
+        kinds = LANE_KINDS[lane] if lane else tuple(WorkKind)
+        return [kind for kind in kinds if directory.marker(kind).exists()]
+
+    def take(self, project: str, lane: Lane) -> WorkKind | None:
+        """Remove and return the lane's first pending request in LANE_KINDS order.
+
+        One at a time: a head refit ranks the pool listing it keeps, which has no imported tasks,
+        so a 'predict' request that arrived meanwhile still gets its round.
+        """
+        directory = self.layout.project(project)
+        for kind in LANE_KINDS[lane]:
+            with contextlib.suppress(FileNotFoundError):
+                directory.marker(kind).unlink()
+                return kind
+        return None
+
+    @contextlib.contextmanager
+    def hold(self, project: str, lane: Lane) -> Iterator[bool]:
+        """Try to take the lane's lock without waiting; yields whether we hold it."""
+        with file_lock(self.layout.project(project).lane_lock(lane), wait=False) as held:
+            yield held
+
+    def busy(self, project: str, lane: Lane) -> bool:
+        return is_locked(self.layout.project(project).lane_lock(lane))

@@ -1,0 +1,121 @@
+"""Building a project's jobs and their collaborators: the one place that knows what each job needs."""
+
+from __future__ import annotations
+
+import logging
+import time
+from dataclasses import dataclass
+
+from backend.config import Settings
+from backend.learning.factories import ModelFactory
+from backend.learning.heads import HeadOptions
+from backend.storage.listing import PoolListing
+from backend.storage.state import Lane, StateStore, WorkKind
+from backend.storage.versions import ModelStore
+from backend.studio.client import StudioAPI
+from backend.tracking.project import ProjectTracker
+from backend.tracking.runs import tracking_uri
+from backend.worker.bodies import Bodies
+from backend.worker.body_policy import BodyPolicy
+from backend.worker.jobs import Job
+from backend.worker.jobs.body import BodyFineTuning
+from backend.worker.jobs.common import VersionSaver
+from backend.worker.jobs.full import FullRound
+from backend.worker.jobs.head import HeadRefit
+from backend.worker.jobs.imports import ImportedTasks
+from backend.worker.monitoring import Monitor
+from backend.worker.pool import Pool
+from backend.worker.publish import Publisher
+from backend.worker.queue import WorkQueue
+from backend.worker.registry import LaneRegistry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ProjectWork:
+    """A project's jobs by kind, and what a lingering fast-lane worker does when coders pause."""
+
+    project: str
+    jobs: dict[WorkKind, Job]
+    registry: LaneRegistry
+    on_idle: BodyPolicy | None
+
+    def run(self, kind: WorkKind) -> None:
+        """Run one kind of work and record its outcome in the lane's status (a failure never raises)."""
+        started, clock = self.registry.started(self.project, kind), time.perf_counter()
+        error = None
+        try:
+            self.jobs[kind].run()
+        except Exception as exc:
+            log.exception("project %s: %s round failed", self.project, kind)
+            error = f"{type(exc).__name__}: {exc}"
+        self.registry.finished(self.project, kind, started, error)
+        log.info(
+            "project %s: %s round %s in %.1f s",
+            self.project,
+            kind,
+            "failed" if error else "ok",
+            time.perf_counter() - clock,
+        )
+
+    def when_idle(self) -> None:
+        if self.on_idle is not None:
+            self.on_idle.when_idle()
+
+
+def project_work(project: str, settings: Settings, studio: StudioAPI, queue: WorkQueue) -> ProjectWork:
+    """Every job of one project, wired to one Label Studio client, model store and queue."""
+    project = str(project)
+    loop, root = settings.loop, settings.server.model_dir
+    store = ModelStore(root, settings.server.keep_versions)
+    states = StateStore(store.layout.project(project))
+    registry = LaneRegistry(root)
+    head, factory = HeadOptions.of(settings.model), ModelFactory(settings.model)
+    tracker = ProjectTracker(tracking_uri(settings.server), project, settings.public())
+    pool = Pool(project, studio, PoolListing(store.layout.project(project)))
+    saver = VersionSaver(project, store, states, settings.public())
+    monitor = Monitor(project=project, loop=loop, head=head, tracker=tracker, states=states, store=store)
+    shared = {"project": project, "studio": studio, "states": states}
+    publisher = Publisher(
+        **shared,
+        store=store,
+        queue=queue,
+        pool=pool,
+        monitor=monitor,
+        tracker=tracker,
+        model_settings=settings.model,
+        loop=loop,
+    )
+    policy = None
+    if settings.two_speed:
+        policy = BodyPolicy(project=project, loop=loop, states=states, queue=queue, registry=registry)
+        bodies = Bodies(project, settings.model, store, states)
+        train: Job = HeadRefit(
+            **shared,
+            loop=loop,
+            head=head,
+            bodies=bodies,
+            pool=pool,
+            saver=saver,
+            monitor=monitor,
+            publisher=publisher,
+            body_policy=policy,
+        )
+    else:
+        train = FullRound(
+            **shared, loop=loop, factory=factory, pool=pool, saver=saver, monitor=monitor, publisher=publisher
+        )
+    jobs: dict[WorkKind, Job] = {
+        WorkKind.TRAIN: train,
+        WorkKind.PREDICT: ImportedTasks(**shared, settings=settings.model, store=store, pool=pool),
+        WorkKind.BODY: BodyFineTuning(
+            **shared, loop=loop, factory=factory, store=store, pool=pool, saver=saver, queue=queue
+        ),
+    }
+    return ProjectWork(project, jobs, registry, policy)
+
+
+def lingering_seconds(settings: Settings, lane: Lane) -> float:
+    """How long a lane's worker waits for more work: the fast lane keeps its body loaded."""
+    return settings.loop.worker_idle_seconds if lane is Lane.FAST else 0

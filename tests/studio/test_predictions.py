@@ -1,0 +1,45 @@
+"""The one prediction builder: probabilities → Label Studio result items and predictions."""
+
+import numpy as np
+import pytest
+
+from backend.domain.scheme import parse_label_config
+from backend.resources import label_config
+from backend.studio.predictions import build_predictions, empty_predictions, result_items
+from tests.domain.test_scheme import TWO_TAGS
+
+
+def test_predictions_are_written_per_tag():
+    scheme = parse_label_config(TWO_TAGS)
+    proba = np.array([0.9, 0.2, 0.6, 0.3, 0.4])
+    results = result_items(scheme, proba, np.full(5, 0.5))
+    assert [r["from_name"] for r in results] == ["topic", "mentioned"]
+    assert results[0]["value"] == {"choices": ["health", "yes"]}
+    assert results[1]["value"] == {"choices": ["no"]}  # single choice: its most probable option
+    assert results[0]["score"] == pytest.approx((0.9 + 0.8 + 0.6) / 3)
+    assert results[1]["score"] == pytest.approx(0.4)
+    assert all(r["to_name"] == "answer" and r["type"] == "choices" for r in results)
+
+
+def test_per_code_thresholds_decide_multiple_choice():
+    scheme = parse_label_config(label_config("generic_multilabel"))
+    results = result_items(scheme, np.array([0.3, 0.3, 0.1]), np.array([0.25, 0.5, 0.5]))
+    assert results[0]["value"]["choices"] == ["code_a"]
+
+
+def test_predictions_name_their_task_for_import_and_not_for_predict():
+    scheme = parse_label_config(label_config("generic_multilabel"))
+    proba = np.array([[0.9, 0.1, 0.6], [0.2, 0.2, 0.2]])
+    for_import = build_predictions(
+        scheme, np.full(3, 0.5), "v2-x", proba, np.array([0.0, 1.0]), task_ids=[7, 3]
+    )
+    assert [(p["task"], p["score"], p["model_version"]) for p in for_import] == [
+        (7, 0.0, "v2-x"),
+        (3, 1.0, "v2-x"),
+    ]
+    assert for_import[0]["result"][0]["value"] == {"choices": ["code_a", "code_c"]}
+    answers = build_predictions(scheme, np.full(3, 0.5), "v2-x", proba, np.array([0.0, 1.0]))
+    assert "task" not in answers[0] and answers[0]["result"] == for_import[0]["result"]
+    assert (
+        empty_predictions("untrained", 2) == [{"result": [], "score": 0.0, "model_version": "untrained"}] * 2
+    )
