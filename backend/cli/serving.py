@@ -11,17 +11,18 @@ from backend.config import Settings, with_overrides
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     from backend.server.app import create_app
+    from backend.server.auth import refuse_open_server
 
     overrides = {
         k: v for k, v in {"port": args.port, "workers": args.workers, "threads": args.threads}.items() if v
     }
     settings = with_overrides(settings, overrides)
     server = settings.server
-    app = create_app(settings)
+    refuse_open_server(server)  # before forking: each gunicorn worker builds its own app (and threads)
     auth = "on" if server.basic_auth_user else "off"
     print(f"serving on http://{args.host}:{server.port} (basic auth {auth}, models in {server.model_dir})")
     if args.dev:
-        app.run(host=args.host, port=server.port, threaded=True)
+        create_app(settings).run(host=args.host, port=server.port, threaded=True)
         return 0
     from gunicorn.app.base import BaseApplication
 
@@ -32,8 +33,10 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             self.cfg.set("threads", server.threads)
             self.cfg.set("worker_class", "gthread")
             self.cfg.set("timeout", 300)
+            self.cfg.set("graceful_timeout", 10)  # requests are short; training runs in its own process
             self.cfg.set("loglevel", server.log_level.lower())
-            self.cfg.set("accesslog", "-" if server.log_level == "DEBUG" else None)
+            self.cfg.set("accesslog", "-" if server.access_log or server.log_level == "DEBUG" else None)
+            self.cfg.set("access_log_format", '%(h)s "%(r)s" %(s)s %(D)sus')  # duration in microseconds
 
         def load(self):
             return create_app(settings)

@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 from pydantic import ValidationError
 
-from backend.config.settings import GROUPS, Settings, field_group
+from backend.config.settings import GROUPS, SECRET_FIELDS, Settings, field_group
 from backend.errors import BackendError
 
 
@@ -70,6 +70,7 @@ def _describe(error: Mapping, *, upper: bool) -> str:
     name = str(error["loc"][0]) if error["loc"] else "configuration"
     name = name.upper() if upper else name
     given = error.get("input")
-    shown = "" if isinstance(given, dict) or given is None else f"={given!r}"
+    secret = name.lower() in SECRET_FIELDS
+    shown = "" if secret or isinstance(given, dict) or given is None else f"={given!r}"
     message = error["msg"].removeprefix("Value error, ")
     return f"{name}{shown}: {message}"

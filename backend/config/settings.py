@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -23,6 +24,7 @@ from backend.domain.annotations import CODER_RULES
 from backend.learning.strategies import STRATEGIES
 
 DEFAULT_MODEL = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+PLACEHOLDER = "change-me"  # the placeholder secrets of .env.example contain it
 FROM_ENVIRONMENT = SettingsConfigDict(
     case_sensitive=False, extra="forbid", frozen=True, env_ignore_empty=True, env_parse_none_str="none"
 )
@@ -179,10 +181,29 @@ class ServerSettings(BaseSettings):
     mlflow_tracking_uri: SecretStr | None = Field(
         None, description="MLflow tracking server (default: a local store under MODEL_DIR)."
     )
+    allow_unauthenticated: bool = Field(
+        False, description="Serve without basic auth (only where nobody else can reach the backend)."
+    )
+    backend_url: str | None = Field(
+        None,
+        description="How Label Studio reaches this backend (e.g. http://backend:9090): only the project "
+        "webhook to <BACKEND_URL>/webhook gets our basic auth.",
+    )
+    coder_identities: Literal["pseudonym", "email"] = Field(
+        "pseudonym",
+        description="How coders are named in /metrics, MLflow and state: stable pseudonyms, or emails.",
+    )
+    max_worker_processes: int = Field(
+        4, ge=1, description="Worker processes at once on this host; more requests wait their turn."
+    )
+    max_request_bytes: int = Field(10_000_000, ge=1000, description="Largest request body accepted.")
+    max_predict_tasks: int = Field(1000, ge=1, description="Most tasks accepted in one /predict call.")
+    max_loaded_models: int = Field(4, ge=1, description="Model versions kept loaded per server worker.")
     port: int = Field(9090, ge=1, le=65535, description="HTTP port of `serve`.")
     workers: int = Field(1, ge=1, description="gunicorn worker processes.")
     threads: int = Field(4, ge=1, description="Threads per worker.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
+    access_log: bool = Field(False, description="Log every request with its status and duration.")
 
     @field_validator("log_level", mode="before")
     @classmethod
@@ -194,6 +215,27 @@ class ServerSettings(BaseSettings):
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
             raise ValueError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
         return self
+
+    @field_validator("basic_auth_pass", "label_studio_api_key")
+    @classmethod
+    def _not_a_placeholder(cls, value: SecretStr | None, info) -> SecretStr | None:
+        if value is not None and PLACEHOLDER in value.get_secret_value().lower():
+            raise ValueError(
+                f"still the placeholder of .env.example: choose a real {info.field_name.upper()}"
+            )
+        return value
+
+    @field_validator("backend_url")
+    @classmethod
+    def _an_http_url(cls, value: str | None) -> str | None:
+        if value is not None and not (urlsplit(value).scheme in ("http", "https") and urlsplit(value).netloc):
+            raise ValueError("expected the URL Label Studio reaches the backend at, like http://backend:9090")
+        return value
+
+    @property
+    def auth_required(self) -> bool:
+        """Whether requests must carry basic auth (refused to serve without it unless waived)."""
+        return bool(self.basic_auth_user)
 
     def api_key(self) -> str:
         """The Label Studio API key ('' when unset: the client then says what is missing)."""

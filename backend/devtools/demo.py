@@ -13,28 +13,17 @@ import os
 import secrets
 import shutil
 import signal
-import subprocess
-import sys
 import tempfile
 import time
 from dataclasses import dataclass
 from pathlib import Path
 
-import httpx
-
 from backend.devtools.local_studio import LocalLabelStudio, default_venv_dir, ensure_label_studio, free_port
+from backend.devtools.processes import BackendProcess, connect_backend
 from backend.research.corpus import read_segments
 from backend.resources import label_config
-from backend.server.auth import basic_auth_header
 
 log = logging.getLogger(__name__)
-BACKEND_STATES = {
-    "CO": "connected",
-    "DI": "disconnected",
-    "ER": "error",
-    "TR": "training",
-    "PR": "predicting",
-}
 
 
 @dataclass(frozen=True)
@@ -61,59 +50,8 @@ def set_up_project(
     project = sdk.projects.create(title="Interview coding (demo)", label_config=config)
     for start in range(0, len(tasks), 2000):
         sdk.projects.import_tasks(id=project.id, request=tasks[start : start + 2000])
-    backend = sdk.ml.create(
-        project=project.id,
-        url=backend_url,
-        title="coding-backend",
-        auth_method="BASIC_AUTH",
-        basic_auth_user=auth[0],
-        basic_auth_pass=auth[1],
-    )
-    state = BACKEND_STATES.get(str(backend.state), str(backend.state))
-    return DemoProject(project.id, len(tasks), state, _webhook_authorized(sdk, project.id, auth))
-
-
-def _webhook_authorized(sdk, project: int, auth: tuple[str, str], timeout: float = 60) -> bool:
-    """Wait until the backend has added its basic auth to the project's webhook."""
-    header = basic_auth_header(*auth)
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        hooks = sdk.webhooks.list(project=str(project))
-        if any((hook.headers or {}).get("Authorization") == header for hook in hooks):
-            return True
-        time.sleep(1)
-    return False
-
-
-class BackendProcess:
-    """`coding-backend serve` as a child process group."""
-
-    def __init__(self, port: int, env: dict[str, str], auth: tuple[str, str]):
-        self.url = f"http://127.0.0.1:{port}"
-        self.auth = auth
-        command = [sys.executable, "-m", "backend.cli", "serve", "--host", "127.0.0.1", "--port", str(port)]
-        self.process = subprocess.Popen(command, env=env, start_new_session=True)
-
-    def wait_until_up(self, timeout: float = 120) -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self.process.poll() is not None:
-                raise RuntimeError("the backend exited during start-up (see its log above)")
-            try:
-                if httpx.get(f"{self.url}/health", auth=self.auth, timeout=2).status_code == 200:
-                    return
-            except httpx.HTTPError:
-                pass
-            time.sleep(0.5)
-        raise RuntimeError(f"the backend did not answer /health within {timeout:.0f} s")
-
-    def stop(self) -> None:
-        if self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+    state, authorized = connect_backend(sdk, project.id, backend_url, auth)
+    return DemoProject(project.id, len(tasks), state, authorized)
 
 
 def _interrupt(*_args) -> None:
@@ -143,7 +81,7 @@ def run_demo(
         env |= {"BASIC_AUTH_USER": auth[0], "BASIC_AUTH_PASS": auth[1], "MODEL_DIR": str(scratch / "models")}
         backend = BackendProcess(backend_port or free_port(), env, auth)
         try:
-            backend.wait_until_up()
+            backend.start()
             sdk = LabelStudio(base_url=studio.url, api_key=studio.token)
             project = set_up_project(sdk, backend.url, auth, tasks, label_config())
             print(f"\nLabel Studio: {studio.url}/projects/{project.id}/data")

@@ -15,6 +15,7 @@ from backend.config import Settings, load_settings
 from backend.domain.scheme import LabelConfigError
 from backend.server import auth, metrics, protocol
 from backend.server.services import EXTENSION, Services
+from backend.storage.cleanup import remove_orphans
 from backend.worker.queue import WorkQueue
 from backend.worker.scheduler import Scheduler
 
@@ -25,14 +26,24 @@ def create_app(settings: Settings | None = None, queue: WorkQueue | None = None)
     """Build the app; without a queue, background work runs in child processes of this host."""
     settings = settings or load_settings()
     app = Flask(__name__)
-    app.extensions[EXTENSION] = Services(settings, queue or Scheduler(settings.server.model_dir))
+    app.config["MAX_CONTENT_LENGTH"] = settings.server.max_request_bytes
     auth.init_app(app, settings.server)
+    remove_orphans(settings.server.model_dir)
+    services = app.extensions[EXTENSION] = Services(settings, queue or _embedded_queue(settings))
+    services.predictor.warm_up(services.recently_updated_projects())
     app.register_blueprint(protocol.bp)
     app.register_blueprint(metrics.bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(LabelConfigError, _config_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
+
+
+def _embedded_queue(settings: Settings) -> Scheduler:
+    """Worker processes of this host, with a sweep for requests that wait for a free slot."""
+    scheduler = Scheduler(settings.server.model_dir, settings.server.max_worker_processes)
+    scheduler.start_sweeping()
+    return scheduler
 
 
 def _http_error(error: HTTPException):

@@ -11,10 +11,14 @@ import hmac
 import logging
 import threading
 import time
+from collections.abc import Callable
+from urllib.parse import urlsplit
 
 from flask import Flask, current_app, jsonify, request
 
 from backend.config import ServerSettings
+from backend.errors import BackendError
+from backend.studio.client import StudioAPI, StudioClient
 
 log = logging.getLogger(__name__)
 
@@ -30,15 +34,36 @@ def expected_header(server: ServerSettings) -> str | None:
     return basic_auth_header(server.basic_auth_user, server.basic_auth_pass.get_secret_value())
 
 
+OPEN_PATHS = ("/health",)  # reveals nothing; orchestrators' probes cannot send credentials
+
+
+class AuthConfigError(BackendError):
+    """The server would be open to anyone: the message says how to protect it (or waive that)."""
+
+
+def refuse_open_server(server: ServerSettings) -> None:
+    """Raise unless requests must authenticate, or the admin waived that (ALLOW_UNAUTHENTICATED)."""
+    if not server.auth_required and not server.allow_unauthenticated:
+        raise AuthConfigError(
+            "refusing to serve without authentication: anyone who reaches the backend could start "
+            "training and rewrite Label Studio's predictions. Set BASIC_AUTH_USER and BASIC_AUTH_PASS "
+            "(and the same in Label Studio's model settings), or ALLOW_UNAUTHENTICATED=true where "
+            "nobody else can reach it."
+        )
+
+
 def init_app(app: Flask, server: ServerSettings) -> None:
-    """Require basic auth on every route when BASIC_AUTH_USER/PASS are set."""
+    """Require basic auth on every route but /health; refuse to build an open app unless waived."""
+    refuse_open_server(server)
+    if not server.auth_required:
+        log.warning("serving WITHOUT authentication (ALLOW_UNAUTHENTICATED=true)")
     app.extensions["coding_backend_auth"] = expected_header(server)
     app.before_request(_require_basic_auth)
 
 
 def _require_basic_auth():
     expected = current_app.extensions["coding_backend_auth"]
-    if expected is None:
+    if expected is None or request.path in OPEN_PATHS:
         return None
     given = request.headers.get("Authorization", "")
     if hmac.compare_digest(given.encode("utf-8", "replace"), expected.encode()):
@@ -60,28 +85,36 @@ class WebhookAuthorizer:
 
     RETRY_SECONDS = 10.0
 
-    def __init__(self, server: ServerSettings):
+    def __init__(self, server: ServerSettings, client: Callable[[], StudioAPI] | None = None):
         self.server = server
+        self.client = client or (lambda: StudioClient(server.label_studio_url, server.api_key()))
         self._done: set[str] = set()
         self._last_try: dict[str, float] = {}
         self._lock = threading.Lock()
+        if expected_header(server) and not server.backend_url:
+            log.warning(
+                "BACKEND_URL is not set: project webhooks will not get our basic auth, so "
+                "annotations will not start rounds (the Start training button still does)"
+            )
 
-    def ensure_soon(self, project: str, backend_host: str) -> None:
+    def ensure_soon(self, project: str) -> None:
+        """Soon (in a thread), make the project's webhook to BACKEND_URL carry our basic auth."""
         if expected_header(self.server) is None or not self.server.label_studio_api_key:
+            return
+        if not self.server.backend_url:
             return
         with self._lock:
             now = time.monotonic()
             if project in self._done or now - self._last_try.get(project, -1e9) < self.RETRY_SECONDS:
                 return
             self._last_try[project] = now
-        threading.Thread(target=self._authorize, args=(project, backend_host), daemon=True).start()
+        threading.Thread(target=self.authorize, args=(project,), daemon=True).start()
 
-    def _authorize(self, project: str, backend_host: str) -> None:
-        from backend.studio.client import StudioClient
-
+    def authorize(self, project: str) -> None:
+        """Add our header to the project's webhook to BACKEND_URL (the Host of a request never decides)."""
+        backend_host = urlsplit(self.server.backend_url).netloc
         try:
-            client = StudioClient(self.server.label_studio_url, self.server.api_key())
-            found = client.authorize_webhooks(int(project), backend_host, expected_header(self.server))
+            found = self.client().authorize_webhooks(int(project), backend_host, expected_header(self.server))
         except Exception as exc:
             log.warning("project %s: could not add basic auth to its webhook: %s", project, exc)
             return

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from collections import OrderedDict
 from dataclasses import dataclass
 
 from backend.config import ModelSettings
@@ -32,28 +33,84 @@ class Serving:
 
 
 class Predictor:
-    """Serves predictions with each project's current version, loaded once per process."""
+    """Serves predictions with each project's current version, loaded once per process; the
+    `keep` most recently used projects' models stay loaded (a MiniLM-L12 body is ~0.5 GB).
 
-    def __init__(self, settings: ModelSettings, store: ModelStore):
+    A request never waits for a newer version to load: it is answered with the version already in
+    memory while the new one loads in the background (a second or two), so a burst of `/predict`
+    calls cannot tie up every server thread (and `/health` with them). Only a project's first
+    request in a process waits for its load; :meth:`warm_up` does those at start.
+    """
+
+    def __init__(self, settings: ModelSettings, store: ModelStore, keep: int = 4):
         self.settings = settings
         self.store = store
-        self._loaded: dict[str, Serving] = {}
-        self._lock = threading.Lock()
+        self.keep = keep
+        self._loaded: OrderedDict[str, Serving] = OrderedDict()
+        self._loading: set[str] = set()
+        self._project_locks: dict[str, threading.Lock] = {}
+        self._guard = threading.Lock()
 
     def serving(self, project: str) -> Serving | None:
-        """The project's serving version, loaded; None before the first round."""
+        """The project's serving version, loaded (or the one before it while it loads); None before
+        the first round."""
         name = StateStore(self.store.layout.project(project)).read().current_version
         if not name:
             return None
-        with self._lock:
+        with self._guard:
             loaded = self._loaded.get(project)
-            if loaded is None or loaded.version.name != name:
-                version = self.store.get(project, name)
-                log.info("project %s: loading model version %s", project, name)
-                model = self.store.load(version, device=self.settings.resolved_device())
-                pool = read_ranked_pool(version.path) or RankedPool.empty(len(model.codes))
-                loaded = self._loaded[project] = Serving(version, model, pool)
-            return loaded
+            if loaded is not None:
+                self._loaded.move_to_end(project)
+                if loaded.version.name != name and project not in self._loading:
+                    self._loading.add(project)
+                    threading.Thread(target=self._refresh, args=(project, name), daemon=True).start()
+                return loaded
+            lock = self._project_locks.setdefault(project, threading.Lock())
+        with lock:  # the first request of a project waits for its load; others of it wait with it
+            with self._guard:
+                if project in self._loaded:
+                    return self._loaded[project]
+            return self._load(project, name)
+
+    def warm_up(self, projects: list[str]) -> None:
+        """Load the serving versions of `projects` (the first `keep` of them) in the background."""
+
+        def load_all() -> None:
+            for project in projects[: self.keep]:
+                try:
+                    self.serving(project)
+                except Exception as exc:  # a damaged version must not stop the server from starting
+                    log.warning("project %s: its model could not be loaded at start: %s", project, exc)
+
+        threading.Thread(target=load_all, daemon=True).start()
+
+    def loaded(self) -> list[str]:
+        """Projects whose serving model is in memory, least recently used first."""
+        with self._guard:
+            return list(self._loaded)
+
+    def _refresh(self, project: str, name: str) -> None:
+        try:
+            self._load(project, name)
+        except Exception as exc:  # the old version keeps serving; the next request tries again
+            log.warning("project %s: version %s could not be loaded: %s", project, name, exc)
+        finally:
+            with self._guard:
+                self._loading.discard(project)
+
+    def _load(self, project: str, name: str) -> Serving:
+        version = self.store.get(project, name)
+        log.info("project %s: loading model version %s", project, name)
+        model = self.store.load(version, device=self.settings.resolved_device())
+        pool = read_ranked_pool(version.path) or RankedPool.empty(len(model.codes))
+        serving = Serving(version, model, pool)
+        with self._guard:
+            self._loaded[project] = serving
+            self._loaded.move_to_end(project)
+            while len(self._loaded) > self.keep:
+                dropped, _ = self._loaded.popitem(last=False)
+                log.info("project %s: its model is unloaded (MAX_LOADED_MODELS=%d)", dropped, self.keep)
+        return serving
 
     def predict(self, project: str, scheme: CodingScheme, tasks: list[dict]) -> list[dict]:
         """One Label Studio prediction per task, in order (empty results before the first round)."""

@@ -44,7 +44,7 @@ def setup():
     body = json_body()
     project = project_id(body.get("project"))
     parse_label_config(body.get("schema") or "")
-    services().webhook_auth.ensure_soon(project, request.host)
+    services().webhook_auth.ensure_soon(project)
     current = services().states(project).read().current_version
     return jsonify(model_version=current or "untrained")
 
@@ -55,6 +55,9 @@ def predict():
     tasks = body.get("tasks")
     if not isinstance(tasks, list) or not all(isinstance(task, dict) for task in tasks):
         raise BadRequest('"tasks" must be a list of task objects')
+    limit = services().settings.server.max_predict_tasks
+    if len(tasks) > limit:
+        raise BadRequest(f"at most {limit} tasks per /predict (MAX_PREDICT_TASKS), got {len(tasks)}")
     project = project_id(body.get("project"))
     scheme = parse_label_config(body.get("label_config") or "")
     return jsonify(results=services().predictor.predict(project, scheme, tasks))

@@ -19,11 +19,17 @@ class Services:
         self.settings = settings
         self.store = ModelStore(settings.server.model_dir, settings.server.keep_versions)
         self.queue = queue
-        self.predictor = Predictor(settings.model, self.store)
+        self.predictor = Predictor(settings.model, self.store, settings.server.max_loaded_models)
         self.webhook_auth = WebhookAuthorizer(settings.server)
 
     def states(self, project: str) -> StateStore:
         return StateStore(self.store.layout.project(project))
+
+    def recently_updated_projects(self) -> list[str]:
+        """Projects with a serving version, the most recently updated first (what to load at start)."""
+        states = {project: self.states(project).read() for project in self.store.projects()}
+        serving = [project for project, state in states.items() if state.current_version]
+        return sorted(serving, key=lambda project: states[project].updated_at or "", reverse=True)
 
 
 def services() -> Services:

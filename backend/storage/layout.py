@@ -4,11 +4,14 @@
 
     MODEL_DIR/
       mlflow.db                      local MLflow store (without MLFLOW_TRACKING_URI)
+      .coder-key                     the key of coders' pseudonyms (storage/secrets.py)
+      .slots/  .sweeper              the worker-process cap and the one sweeping server (worker/)
       .embeddings/<key>/             embeddings of the base model (shared by projects)
       <project>/
         state.json  .state-lock      the project's state (storage/state.py)
         .lock  .lock-body            one lock per lane: held while a worker works it
         .pending-<kind>              requests for work (worker/queue.py)
+        .starting-<lane>             a worker was started for the lane and is not at work yet
         pool.json  .pool-lock        the kept listing of unlabeled tasks (storage/listing.py)
         .partial-<id>/               a version being written
         v<n>-<timestamp>/            a model version (storage/versions.py):
@@ -69,6 +72,10 @@ class ProjectDir:
     def marker(self, kind: str) -> Path:
         return self.path / f".pending-{kind}"
 
+    def starting(self, lane: str) -> Path:
+        """Touched when a worker is started for the lane, until it holds the lane's lock."""
+        return self.path / f".starting-{lane}"
+
     @property
     def pool_listing(self) -> Path:
         return self.path / "pool.json"
@@ -82,9 +89,6 @@ class ProjectDir:
 
     def new_partial(self) -> Path:
         return self.path / f".partial-{uuid.uuid4().hex}"
-
-    def partials(self) -> list[Path]:
-        return sorted(self.path.glob(".partial-*")) if self.path.is_dir() else []
 
     def version_dirs(self) -> list[Path]:
         """Directories named like versions (complete or not: see storage/versions.py)."""
@@ -117,6 +121,10 @@ class StoreLayout:
         """The base model's embedding cache, keyed by model and token limit (shared by projects)."""
         key = hashlib.sha1(f"{model_name}|{max_length}".encode()).hexdigest()[:16]
         return Path(self.root) / ".embeddings" / key
+
+    @property
+    def sweeper_lock(self) -> Path:
+        return Path(self.root) / ".sweeper"
 
     @property
     def mlflow_db(self) -> Path:

@@ -21,7 +21,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from backend.storage.atomic import write_atomically
-from backend.storage.layout import ProjectDir
+from backend.storage.layout import VERSION_METADATA, ProjectDir, version_number
 from backend.storage.locks import file_lock
 
 log = logging.getLogger(__name__)
@@ -74,6 +74,7 @@ class _Record(BaseModel):
 class LaneState(_Record):
     status: LaneStatus = LaneStatus.IDLE
     error: str | None = None
+    retried: bool = False  # the work in progress is already a second attempt (worker/registry.py)
 
 
 class BodyLaneState(LaneState):
@@ -134,9 +135,9 @@ class StateStore:
         self.dir = project_dir
 
     def read(self) -> ProjectState:
-        """The state as last written (the defaults before any work)."""
+        """The state as last written; without a readable file, what the version directories tell."""
         raw = self._read_raw()
-        return ProjectState() if raw is None else parse_state(raw)
+        return recovered_from_versions(self.dir) if raw is None else parse_state(raw)
 
     def update(self, change: Callable[[ProjectState], object]) -> ProjectState:
         """Apply `change` to the current state and write it, holding the project's state lock."""
@@ -168,9 +169,36 @@ class StateStore:
     def _set_aside(self, exc: Exception) -> None:
         """A damaged state file is kept for inspection, and the project starts from a fresh state."""
         kept = self.dir.state.with_name(f"state.json.broken-{int(time.time())}")
-        log.error("project %s: state.json is damaged (%s); kept as %s", self.dir.project, exc, kept.name)
+        log.error(
+            "project %s: state.json is DAMAGED (%s); kept as %s, the serving version is recovered from "
+            "the version directories",
+            self.dir.project,
+            exc,
+            kept.name,
+        )
         with contextlib.suppress(OSError):
             self.dir.state.replace(kept)
+
+
+def recovered_from_versions(directory: ProjectDir) -> ProjectState:
+    """A state rebuilt from the versions on disk: the newest head or full version serves, the newest
+    fine-tuned body is the body (the defaults when there is no version)."""
+    state, found = ProjectState(), []
+    for path in directory.version_dirs():
+        with contextlib.suppress(OSError, ValueError):
+            found.append((version_number(path.name), json.loads((path / VERSION_METADATA).read_text())))
+    for _, metadata in sorted(found, key=lambda item: item[0]):
+        if metadata.get("round") == "body":
+            state.body.version, state.body.labeled = metadata["version"], int(metadata.get("n_labeled") or 0)
+        else:
+            state.current_version, state.labeled = metadata["version"], metadata.get("n_labeled")
+    if found:
+        log.warning(
+            "project %s: no readable state.json; serving %s (from the version directories)",
+            directory.project,
+            state.current_version,
+        )
+    return state
 
 
 def parse_state(raw: Mapping) -> ProjectState:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import json
 import logging
 import shutil
-import time
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -20,10 +19,10 @@ from pathlib import Path
 from backend.learning.base import CodingModel
 from backend.learning.factories import load_model
 from backend.storage.atomic import publish_directory
+from backend.storage.cleanup import remove_orphans
 from backend.storage.layout import VERSION_METADATA, ProjectDir, StoreLayout, version_number
 
 log = logging.getLogger(__name__)
-STALE_PARTIAL_SECONDS = 3600
 
 
 @dataclass(frozen=True)
@@ -150,9 +149,7 @@ class ModelStore:
         removed = [version.name for version in versions[: -self.keep] if version.name not in needed]
         for name in removed:
             shutil.rmtree(self._dir(project).version(name), ignore_errors=True)
-        for partial in self._dir(project).partials():
-            if time.time() - partial.stat().st_mtime > STALE_PARTIAL_SECONDS:
-                shutil.rmtree(partial, ignore_errors=True)
+        remove_orphans(self._dir(project).path)
         if removed:
             log.info("pruned versions %s of project %s", ", ".join(removed), project)
         return removed

@@ -26,6 +26,10 @@ TASK_PAGE = 500
 class StudioError(BackendError, RuntimeError):
     """Label Studio refused or failed a call; the message says which and why (never the key)."""
 
+    def __init__(self, message: str, status: int | None = None):
+        super().__init__(message)
+        self.status = status  # the HTTP status Label Studio answered with, when it answered
+
 
 def _filter(total_annotations_operator: str) -> str:
     items = [
@@ -100,7 +104,9 @@ class StudioClient:
                     tuple(raw.get("predictions") or ()),
                 )
         except Exception as exc:
-            raise StudioError(f"Label Studio failed while listing tasks of project {project}: {exc}") from exc
+            status = getattr(exc, "status_code", None)
+            message = f"Label Studio at {self.url} failed while listing tasks of project {project}: {exc}"
+            raise StudioError(self._scrub(message), status) from None
 
     def user_emails(self) -> dict[int, str]:
         """Label Studio user id → email, to name the coder behind each annotation."""
@@ -170,7 +176,7 @@ class StudioClient:
             body = getattr(exc, "body", "")
             detail = f"HTTP {status}: {body}" if status else f"{type(exc).__name__}: {exc}"
             raise StudioError(
-                self._scrub(f"Label Studio at {self.url} could not {what} ({detail})")
+                self._scrub(f"Label Studio at {self.url} could not {what} ({detail})"), status
             ) from None
 
     def _raw(self, method: str, path: str, body: dict | None):
@@ -179,12 +185,8 @@ class StudioClient:
             f"{method} {path}", lambda: wrapper.httpx_client.request(path, method=method, json=body)
         )
         if response.status_code >= 400:
-            raise StudioError(
-                self._scrub(
-                    f"Label Studio at {self.url} refused {method} /{path} (HTTP {response.status_code}: "
-                    f"{response.text[:300]})"
-                )
-            )
+            message = f"Label Studio at {self.url} refused {method} /{path} (HTTP {response.status_code}: "
+            raise StudioError(self._scrub(message + f"{response.text[:300]})"), response.status_code)
         return response
 
     def _scrub(self, message: str) -> str:

@@ -35,8 +35,8 @@ class BodyPolicy:
         due = self.is_due(labeled, idle)
         if (
             due
-            and WorkKind.BODY not in self.queue.pending(self.project, Lane.BODY)
             and not self.registry.cleanup(self.project, Lane.BODY, self.queue)
+            and WorkKind.BODY not in self.queue.pending(self.project, Lane.BODY)
         ):
             new = labeled - self.states.read().body.labeled
             log.info("project %s: %d new example(s) since the last body: fine-tuning one", self.project, new)

@@ -13,6 +13,7 @@ import numpy as np
 from backend.config import LoopSettings
 from backend.domain.agreement import agreement
 from backend.domain.annotations import LabeledSet, answers_by_task
+from backend.domain.coders import CoderNames
 from backend.learning.base import CodingModel
 from backend.learning.heads import HeadOptions
 from backend.learning.quality import cross_validated_report, label_counts, rare_codes
@@ -36,11 +37,12 @@ class Monitor:
     tracker: ProjectTracker
     states: StateStore
     store: ModelStore
+    names: CoderNames
 
     def watch(self, labels: ProjectLabels) -> Monitoring:
         """Agreement over all coders (recorded in MLflow whenever it changed) and label counts."""
         scheme = labels.scheme
-        answers = answers_by_task(labels.annotated, scheme, labels.emails)
+        answers = self.names.answers(answers_by_task(labels.annotated, scheme, labels.emails))
         figures = json.loads(json.dumps(agreement(answers, scheme.codes)))
         if figures["tasks"] and figures != self.states.read().monitoring.agreement:
             self.tracker.log_agreement(figures)
@@ -57,7 +59,7 @@ class Monitor:
             agreement=figures,
             label_counts=label_counts(labeled.matrix, scheme.codes),
             rare_codes=rare,
-            coders=labeled.coder_counts(),
+            coders=self.names.counts(labeled.coder_counts()),
             labeled_tasks=len(set(labeled.task_ids)),
         )
 

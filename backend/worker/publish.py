@@ -17,7 +17,7 @@ from backend.domain.tasks import Task
 from backend.learning.base import CodingModel
 from backend.learning.strategies import rank
 from backend.storage.ranked_pool import RankedPool, write_ranked_pool
-from backend.storage.state import Lane, Monitoring, StateStore
+from backend.storage.state import Lane, Monitoring, StateStore, WorkKind
 from backend.storage.versions import ModelStore, ModelVersion
 from backend.studio.client import StudioAPI
 from backend.studio.predictions import build_predictions
@@ -142,4 +142,7 @@ class Publisher:
         self.states.update(finish)
 
     def _newer_work_waits(self) -> bool:
-        return bool(self.queue.pending(self.project, Lane.FAST))
+        """Whether a newer version is on its way (annotations came): then the rest of this one can go.
+        Imported tasks do not make a new version, so their request never stops a write-back: else the
+        version would stay incomplete until the next annotation."""
+        return WorkKind.TRAIN in self.queue.pending(self.project, Lane.FAST)

@@ -13,6 +13,7 @@ marker files (``MODEL_DIR/<project>/.pending-<kind>``) and one ``flock`` per pro
 from __future__ import annotations
 
 import contextlib
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -67,8 +68,22 @@ class FileQueue:
     @contextlib.contextmanager
     def hold(self, project: str, lane: Lane) -> Iterator[bool]:
         """Try to take the lane's lock without waiting; yields whether we hold it."""
-        with file_lock(self.layout.project(project).lane_lock(lane), wait=False) as held:
+        directory = self.layout.project(project)
+        with file_lock(directory.lane_lock(lane), wait=False) as held:
+            if held:
+                directory.starting(lane).unlink(missing_ok=True)  # the worker that was started is at work
             yield held
+
+    def mark_starting(self, project: str, lane: Lane) -> None:
+        self.layout.project(project).starting(lane).touch()
+
+    def starting(self, project: str, lane: Lane, within: float) -> bool:
+        """Whether a worker was started for the lane less than `within` seconds ago and is not at work yet
+        (it may have been started by another server process)."""
+        try:
+            return time.time() - self.layout.project(project).starting(lane).stat().st_mtime < within
+        except FileNotFoundError:
+            return False
 
     def busy(self, project: str, lane: Lane) -> bool:
         return is_locked(self.layout.project(project).lane_lock(lane))

@@ -11,6 +11,21 @@ from backend.worker.queue import FileQueue
 
 log = logging.getLogger(__name__)
 LINGER_POLL_SECONDS = 0.2
+YIELD_CHECK_SECONDS = 2.0
+
+
+class Throttle:
+    """True at most once every `seconds` (a look at every project's requests costs a directory scan)."""
+
+    def __init__(self, seconds: float):
+        self.seconds, self.last = seconds, float("-inf")
+
+    def due(self) -> bool:
+        now = time.monotonic()
+        if now - self.last < self.seconds:
+            return False
+        self.last = now
+        return True
 
 
 def work_off(
@@ -21,16 +36,22 @@ def work_off(
     linger: float = 0.0,
     on_idle: Callable[[], None] | None = None,
     idle_after: float = float("inf"),
+    yield_when: Callable[[], bool] | None = None,
 ) -> int:
     """Run `handle(kind)` for the lane's pending requests while we hold its lock; returns rounds run.
 
     With `linger`, the worker keeps the lock (and whatever `handle` keeps in memory) and polls for
     new requests until it has been idle that many seconds: the next annotation's round starts at
     once, without a new process loading a model. `on_idle` runs once per quiet spell of
-    `idle_after` seconds. After releasing the lock we look again: a request that arrived just as we
-    finished (its own child found the lock still held and gave up) is picked up here, not lost.
+    `idle_after` seconds; lingering ends early when `yield_when` says others wait for our worker
+    slot. After releasing the lock we look again: a request that arrived just as we finished (its
+    own child found the lock still held and gave up) is picked up here, not lost.
     """
-    rounds = 0
+    rounds, look = 0, Throttle(YIELD_CHECK_SECONDS)
+
+    def others_wait() -> bool:
+        return yield_when is not None and look.due() and yield_when()
+
     while queue.pending(project, lane):
         with queue.hold(project, lane) as held:
             if not held:
@@ -39,10 +60,14 @@ def work_off(
             while True:
                 idle = time.monotonic() - idle_since
                 if kind := queue.take(project, lane):
-                    handle(kind)
+                    try:
+                        handle(kind)
+                    except BaseException:
+                        queue.put(project, kind)  # the round could not even be recorded (a full disk)
+                        raise
                     rounds += 1
                     idle_since, idle_handled = time.monotonic(), False
-                elif idle < linger:
+                elif idle < linger and not others_wait():
                     if on_idle and not idle_handled and idle >= idle_after:
                         idle_handled = True
                         on_idle()

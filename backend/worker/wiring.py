@@ -7,12 +7,14 @@ import time
 from dataclasses import dataclass
 
 from backend.config import Settings
+from backend.domain.coders import shown_settings
 from backend.learning.factories import ModelFactory
 from backend.learning.heads import HeadOptions
 from backend.storage.listing import PoolListing
+from backend.storage.secrets import coder_names
 from backend.storage.state import Lane, StateStore, WorkKind
 from backend.storage.versions import ModelStore
-from backend.studio.client import StudioAPI
+from backend.studio.client import StudioAPI, StudioError
 from backend.tracking.project import ProjectTracker
 from backend.tracking.runs import tracking_uri
 from backend.worker.bodies import Bodies
@@ -30,6 +32,12 @@ from backend.worker.queue import WorkQueue
 from backend.worker.registry import LaneRegistry
 
 log = logging.getLogger(__name__)
+RETRY_SECONDS = (5.0, 15.0, 45.0)  # when Label Studio is unreachable or fails: about a minute in all
+
+
+def transient(error: StudioError) -> bool:
+    """Whether Label Studio may answer if asked again: no answer at all, or a server error."""
+    return error.status is None or error.status >= 500
 
 
 @dataclass
@@ -42,14 +50,29 @@ class ProjectWork:
     on_idle: BodyPolicy | None
 
     def run(self, kind: WorkKind) -> None:
-        """Run one kind of work and record its outcome in the lane's status (a failure never raises)."""
+        """Run one kind of work and record its outcome in the lane's status (a failure never raises).
+
+        When Label Studio cannot be reached or fails (a restart, an overload), the work is tried again
+        after RETRY_SECONDS, then twice as long, ...: nothing else would retry it before the next event.
+        """
         started, clock = self.registry.started(self.project, kind), time.perf_counter()
         error = None
-        try:
-            self.jobs[kind].run()
-        except Exception as exc:
-            log.exception("project %s: %s round failed", self.project, kind)
-            error = f"{type(exc).__name__}: {exc}"
+        for wait in (*RETRY_SECONDS, None):
+            try:
+                self.jobs[kind].run()
+                error = None
+                break
+            except StudioError as exc:
+                error = f"{type(exc).__name__}: {exc}"
+                if not transient(exc) or wait is None:
+                    log.error("project %s: %s round failed: %s", self.project, kind, exc)
+                    break
+                log.warning("project %s: %s; trying again in %.0f s", self.project, exc, wait)
+                time.sleep(wait)
+            except Exception as exc:
+                log.exception("project %s: %s round failed", self.project, kind)
+                error = f"{type(exc).__name__}: {exc}"
+                break
         self.registry.finished(self.project, kind, started, error)
         log.info(
             "project %s: %s round %s in %.1f s",
@@ -72,10 +95,14 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
     states = StateStore(store.layout.project(project))
     registry = LaneRegistry(root)
     head, factory = HeadOptions.of(settings.model), ModelFactory(settings.model)
-    tracker = ProjectTracker(tracking_uri(settings.server), project, settings.public())
+    names = coder_names(root, settings.server.coder_identities)
+    shown = shown_settings(settings.public(), names, loop.train_coders)
+    tracker = ProjectTracker(tracking_uri(settings.server), project, shown)
     pool = Pool(project, studio, PoolListing(store.layout.project(project)))
-    saver = VersionSaver(project, store, states, settings.public())
-    monitor = Monitor(project=project, loop=loop, head=head, tracker=tracker, states=states, store=store)
+    saver = VersionSaver(project, store, states, shown)
+    monitor = Monitor(
+        project=project, loop=loop, head=head, tracker=tracker, states=states, store=store, names=names
+    )
     shared = {"project": project, "studio": studio, "states": states}
     publisher = Publisher(
         **shared,

@@ -110,3 +110,10 @@ def test_an_unknown_code_is_reported(tiny_env, tmp_path):
 def test_rank_without_a_trained_project_says_so(tiny_env):
     result = run("rank", "--data", str(FIXTURES / "segments.jsonl"), "--project", "nothing", env=tiny_env)
     assert result.returncode == 2 and "project nothing has no model version" in result.stderr
+
+
+def test_serve_refuses_to_start_open_unless_waived(tmp_path):
+    env = {"MODEL_DIR": str(tmp_path), "BASIC_AUTH_USER": "", "BASIC_AUTH_PASS": ""}
+    refused = run("serve", "--port", "9", env=env)
+    assert refused.returncode == 2 and "refusing to serve without authentication" in refused.stderr
+    assert "Traceback" not in refused.stderr

@@ -122,6 +122,15 @@ def test_a_password_in_the_label_studio_url_is_never_shown(monkeypatch):
         client.label_config(1)
     assert "very-secret" not in str(error.value)
 
+    def pages(**_query):  # the second page fails, with the URL in the library's message
+        yield {"id": 1, "data": {}}
+        raise RuntimeError(f"Server error for url '{settings.server.label_studio_url}/api/tasks?page=2'")
+
+    client._sdk.tasks.list = pages
+    with pytest.raises(StudioError, match="failed while listing tasks") as error:
+        list(client.tasks(1, annotated=True))
+    assert "very-secret" not in str(error.value)
+
 
 def test_each_group_holds_its_settings_and_an_unknown_override_is_named():
     settings = load_settings(fast_loop=False, port=9191, seed=3)

@@ -81,7 +81,7 @@ def test_env_example_documents_exactly_what_is_used():
 
 
 def test_env_example_values_are_valid_settings():
-    values = {k.lower(): v for k, v in env_example().items() if k in READ_BY_THE_BACKEND}
+    values = {k.lower(): v for k, v in env_example().items() if k in READ_BY_THE_BACKEND and v}
     load_settings(**values)  # raises on any invalid value
 
 
@@ -96,7 +96,7 @@ def test_dockerfile_sets_only_known_variables_and_runs_as_a_user():
     assert command and command.group(1) == "serve"
 
 
-def test_healthcheck_command_passes_basic_auth(tmp_path):
+def test_healthcheck_command_tells_a_serving_backend_from_a_missing_one(tmp_path):
     port = free_port()
     env = {
         **os.environ,
@@ -111,15 +111,36 @@ def test_healthcheck_command_passes_basic_auth(tmp_path):
 
     def answers() -> bool:
         try:
-            return httpx.get(f"http://127.0.0.1:{port}/health", timeout=1).status_code == 401
+            return httpx.get(f"http://127.0.0.1:{port}/metrics", timeout=1).status_code == 401
         except httpx.HTTPError:
             return False
 
     try:
         wait_for(answers, 30, "the server to answer (401 without credentials)", interval=0.2)
         assert subprocess.run([executable, "healthcheck"], env=env).returncode == 0
-        wrong = {**env, "BASIC_AUTH_PASS": "wrong"}
-        assert subprocess.run([executable, "healthcheck"], env=wrong, capture_output=True).returncode == 1
+        elsewhere = {**env, "PORT": str(free_port())}
+        assert subprocess.run([executable, "healthcheck"], env=elsewhere, capture_output=True).returncode == 1
     finally:
         server.terminate()
         server.wait(10)
+
+
+SECRETS = ("LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_API_KEY", "BASIC_AUTH_USER", "BASIC_AUTH_PASS")
+
+
+def test_compose_publishes_on_localhost_only_and_never_mlflow():
+    services = compose("docker-compose.yml")["services"]
+    for name in ("label-studio", "backend"):
+        [port] = services[name]["ports"]
+        assert port.startswith("${") and ":-127.0.0.1}:" in port, f"{name} is published on all interfaces"
+    assert "ports" not in services["mlflow"], "MLflow has no authentication: it is not published"
+
+
+def test_compose_refuses_to_start_without_the_secrets_and_the_example_ships_none():
+    text = (REPO / "docker-compose.yml").read_text()
+    for secret in SECRETS:
+        assert re.search(rf"\$\{{{secret}:\?", text), f"compose starts without {secret}"
+        assert env_example()[secret] == "", f".env.example ships a value for {secret}"
+    assert compose("docker-compose.yml")["services"]["backend"]["environment"]["BACKEND_URL"] == (
+        "http://backend:9090"
+    )

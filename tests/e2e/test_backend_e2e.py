@@ -12,7 +12,6 @@ import base64
 import itertools
 import json
 import os
-import signal
 import subprocess
 import sys
 from functools import cached_property
@@ -22,6 +21,7 @@ import httpx
 import pytest
 
 from backend.devtools.local_studio import free_port
+from backend.devtools.processes import BackendProcess
 from backend.resources import label_config
 from tests.helpers import FIXTURES, study_form_result, wait_for
 
@@ -30,52 +30,14 @@ AUTH = ("lead", "backend-pass")
 ROUND_TIMEOUT = 240
 
 
-class Backend:
-    """`coding-backend serve` under gunicorn, as a separate process group."""
-
-    def __init__(self, port: int, env: dict, log_path: Path):
-        self.url = f"http://127.0.0.1:{port}"
-        self.port, self.env, self.log_path, self.process = port, env, log_path, None
-
-    def start(self) -> Backend:
-        log = open(self.log_path, "a")  # noqa: SIM115 - closed with the process
-        command = [
-            sys.executable,
-            "-m",
-            "backend.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            "2",
-        ]
-        self.process = subprocess.Popen(
-            command, env=self.env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-        )
-        wait_for(self._healthy, 90, "the backend to answer /health")
-        return self
-
-    def _healthy(self) -> bool:
-        if self.process.poll() is not None:
-            raise AssertionError(f"backend exited: {self.log_path.read_text()[-3000:]}")
-        try:
-            return httpx.get(f"{self.url}/health", auth=AUTH, timeout=2).status_code == 200
-        except httpx.HTTPError:
-            return False
-
-    def stop(self) -> None:
-        if self.process and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
+class Backend(BackendProcess):
+    """The backend under gunicorn with two workers, as a lead runs it."""
 
     def metrics(self, project: int) -> dict:
-        projects = httpx.get(f"{self.url}/metrics", auth=AUTH, timeout=10).json()["projects"]
-        return projects.get(str(project), {})
+        return self.metrics_all().get(str(project), {})
+
+    def metrics_all(self) -> dict:
+        return super().metrics()
 
 
 class Story:
@@ -221,6 +183,7 @@ def story(label_studio, model_path, tmp_path_factory):
 
     sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
     workdir = tmp_path_factory.mktemp("backend")
+    port = free_port()
     env = {
         **os.environ,
         "MODEL_NAME": model_path,
@@ -233,9 +196,10 @@ def story(label_studio, model_path, tmp_path_factory):
         "LABEL_STUDIO_API_KEY": label_studio.token,
         "BASIC_AUTH_USER": AUTH[0],
         "BASIC_AUTH_PASS": AUTH[1],
+        "CODER_IDENTITIES": "email",  # the assertions name the coders
         "HF_HUB_OFFLINE": "1",
     }
-    backend = Backend(free_port(), env, workdir / "backend.log").start()
+    backend = Backend(port, env, AUTH, workers=2, log_path=workdir / "backend.log").start()
     segments = [json.loads(line) for line in (FIXTURES / "segments.jsonl").read_text().splitlines()]
     project = sdk.projects.create(title="e2e coding", label_config=CONFIG)
     sdk.projects.import_tasks(
@@ -314,7 +278,12 @@ def test_a_second_coder_on_overlapping_tasks_gives_agreement_everywhere(story):
     assert 14 <= metrics["stopping"]["tasks_compared"] <= 17  # the previous round's pool
 
     command = [sys.executable, "-m", "backend.cli", "agreement", "--project", str(story.project), "--json"]
-    env = {**os.environ, "LABEL_STUDIO_URL": story.ls.url, "LABEL_STUDIO_API_KEY": story.ls.token}
+    env = {
+        **os.environ,
+        "LABEL_STUDIO_URL": story.ls.url,
+        "LABEL_STUDIO_API_KEY": story.ls.token,
+        "CODER_IDENTITIES": "email",
+    }
     printed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(printed.stdout) == metrics["agreement"]
 
@@ -343,3 +312,25 @@ def test_a_restarted_backend_keeps_serving_without_retraining(story):
     assert answer["model_version"] == version
     assert {r["from_name"] for r in answer["result"]} == {"dimension", "frequency"}
     assert len(story.train_rounds()) == rounds
+
+
+def workers_for(project: int) -> list[str]:
+    """Command lines of live worker processes of a project (read from /proc)."""
+    found = []
+    for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
+        try:
+            argv = cmdline.read_bytes().split(b"\0")
+        except OSError:
+            continue
+        if b"backend.worker" in argv and str(project).encode() in argv:
+            found.append(b" ".join(argv).decode(errors="replace"))
+    return found
+
+
+def test_a_webhook_for_a_project_label_studio_does_not_know_leaves_nothing_behind(story):
+    unknown = 987654
+    body = {"action": "START_TRAINING", "project": {"id": unknown}}
+    assert httpx.post(f"{story.backend.url}/webhook", json=body, auth=AUTH, timeout=10).status_code == 202
+    directory = Path(story.model_dir) / str(unknown)
+    wait_for(lambda: not directory.exists() and not workers_for(unknown), 120, "the request to be dropped")
+    assert str(unknown) not in story.backend.metrics_all()

@@ -21,7 +21,7 @@ def scheduler():
 
 @pytest.fixture
 def client(tmp_path, scheduler):
-    app = create_app(load_settings(model_dir=tmp_path), scheduler)
+    app = create_app(load_settings(model_dir=tmp_path, allow_unauthenticated=True), scheduler)
     return app.test_client()
 
 
@@ -111,10 +111,12 @@ def test_metrics_and_versions_report_each_project(client, tmp_path):
     assert client.get("/versions").json == {"versions": []}
 
 
-def test_basic_auth_protects_every_route(tmp_path, scheduler):
+def test_basic_auth_protects_every_route_but_health(tmp_path, scheduler):
     settings = load_settings(model_dir=tmp_path, basic_auth_user="lead", basic_auth_pass="s3cret")
     client = create_app(settings, scheduler).test_client()
-    assert client.get("/health").status_code == 401
+    assert client.get("/health").status_code == 200, "probes cannot send credentials; it reveals nothing"
+    for path in ("/", "/metrics", "/versions"):
+        assert client.get(path).status_code == 401, path
     wrong = {"Authorization": "Basic " + base64.b64encode(b"lead:guess").decode()}
     assert (
         client.post(
@@ -123,5 +125,5 @@ def test_basic_auth_protects_every_route(tmp_path, scheduler):
         == 401
     )
     right = {"Authorization": "Basic " + base64.b64encode(b"lead:s3cret").decode()}
-    assert client.get("/health", headers=right).status_code == 200
+    assert client.get("/metrics", headers=right).status_code == 200
     assert scheduler.requests == []

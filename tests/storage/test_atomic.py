@@ -38,3 +38,20 @@ def test_a_directory_is_published_once_and_never_over_another(tmp_path):
     (tmp_path / "v1-x" / "keep").mkdir()
     with pytest.raises(OSError):
         publish_directory(other, tmp_path / "v1-x")
+
+
+def test_every_state_write_reaches_the_disk_before_it_counts(tmp_path, monkeypatch):
+    """A rename can reach the disk before the data it names: without fsync a power cut leaves an empty
+    state.json. The writer syncs the file before the rename and the directory after it."""
+    import stat
+
+    from backend.storage import atomic
+    from backend.storage.layout import ProjectDir
+    from backend.storage.state import StateStore
+
+    synced = []
+    real_fsync = os.fsync
+    monkeypatch.setattr(atomic.os, "fsync", lambda fd: (synced.append(os.fstat(fd).st_mode), real_fsync(fd)))
+    StateStore(ProjectDir(tmp_path, "1")).update(lambda state: setattr(state, "labeled", 3))
+    kinds = [("dir" if stat.S_ISDIR(mode) else "file") for mode in synced]
+    assert kinds == ["file", "dir"]

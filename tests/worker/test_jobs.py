@@ -83,7 +83,9 @@ def test_each_round_is_an_mlflow_run_without_secrets(segments, settings):
     import mlflow
     from pydantic import SecretStr
 
-    secret = with_overrides(settings, label_studio_api_key=SecretStr("tok-very-secret"))
+    secret = with_overrides(
+        settings, label_studio_api_key=SecretStr("tok-very-secret"), train_coders=["coder.a@example.org"]
+    )
     studio = FakeStudio(segments, annotated=12)
     version = run_round(secret, studio).current_version
     client = mlflow.MlflowClient(
@@ -96,7 +98,11 @@ def test_each_round_is_an_mlflow_run_without_secrets(segments, settings):
     assert run.data.params["query_strategy"] == "cviar"
     assert run.data.metrics["label_count_physical_health"] == 8.0
     assert "very-secret" not in str(run.data.params)
-    assert run.data.params["coders"] == "coder.a@example.org"
+    assert run.data.params["coders"].startswith("coder-"), "coders are pseudonyms by default"
+    assert "@" not in str(run.data.params), "no email reaches MLflow (TRAIN_CODERS neither)"
+    state = state_of(settings)
+    assert "@" not in state.model_dump_json(), "nor the state behind /metrics"
+    assert list(state.monitoring.coders) == [run.data.params["coders"]]
     assert "out-of-fold" in run.data.params["cv_method"]
     assert 0.0 <= run.data.metrics["cv_f1_physical_health"] <= 1.0
     assert "cv_macro_f1" in run.data.metrics
@@ -120,7 +126,7 @@ def test_two_coders_agreement_rules_and_monitoring_reach_the_state(segments, set
     for i in (0, 3, 8, 9):  # coder B re-codes four tasks: agrees on 0 and 8, adds daily_functioning on 3, 9
         extra = ["daily_functioning"] if i in (3, 9) else []
         studio.annotate(i, list(segments[i]["codes"]) + extra, user=2, when="2")
-    first = run_round(with_overrides(settings, min_positives_per_code=3), studio)
+    first = run_round(with_overrides(settings, min_positives_per_code=3, coder_identities="email"), studio)
     watched = first.monitoring
     agreement = watched.agreement
     assert agreement["coders"] == ["coder.a@example.org", "coder.b@example.org"]
@@ -138,7 +144,13 @@ def test_two_coders_agreement_rules_and_monitoring_reach_the_state(segments, set
     assert watched.quality["labeled"] == 12 and watched.stopping is None
 
     only_b = run_round(
-        with_overrides(settings, train_coders=["CODER.B@example.org"], min_annotations_to_train=2), studio
+        with_overrides(
+            settings,
+            train_coders=["CODER.B@example.org"],
+            min_annotations_to_train=2,
+            coder_identities="email",
+        ),
+        studio,
     )
     assert only_b.labeled == 4 and only_b.monitoring.coders == {"coder.b@example.org": 4}
     signal = only_b.monitoring.stopping
@@ -238,3 +250,41 @@ def test_imported_tasks_are_predicted_once_after_the_round_that_follows_annotati
     assert not [p for p in studio.predictions if p["task"] in unwritten], (
         "tasks the version ranked are left to its own write-back"
     )
+
+
+def test_a_waiting_request_for_imported_tasks_does_not_stop_a_write_back(segments, settings):
+    """Only annotations make a newer version; a 'predict' request that waits must not leave this
+    version incomplete (nothing else would write its rest)."""
+    lanes = FileQueue(settings.server.model_dir)
+    lanes.put("1", WorkKind.PREDICT)
+    studio = FakeStudio(segments, annotated=12)
+    state = run_round(with_overrides(settings, write_first=5), studio, queue=RecordingQueue(lanes))
+    assert state.complete is True and len(studio.predictions) == 24
+    lanes.put("1", WorkKind.TRAIN)
+    studio.annotate(12, segments[12]["codes"], user=1, when="2")
+    state = run_round(with_overrides(settings, write_first=5), studio, queue=RecordingQueue(lanes))
+    assert state.complete is False, "a waiting round after annotations does stop it"
+
+
+def test_a_round_is_tried_again_while_label_studio_restarts(segments, settings, monkeypatch):
+    from backend.studio.client import StudioError
+    from backend.worker import wiring
+
+    monkeypatch.setattr(wiring, "RETRY_SECONDS", (0.01, 0.01))
+    studio = FakeStudio(segments, annotated=12)
+    answers = iter([StudioError("Label Studio could not list tasks (ConnectError)")] * 2)
+    real_config = studio.label_config
+
+    def restarting(project):
+        failure = next(answers, None)
+        if failure:
+            raise failure
+        return real_config(project)
+
+    studio.label_config = restarting
+    state = run_round(settings, studio)
+    assert state.fast.status is LaneStatus.IDLE and state.current_version, "the third try got through"
+    refused = FakeStudio(segments, annotated=12)
+    refused.label_config = lambda project: (_ for _ in ()).throw(StudioError("HTTP 403", status=403))
+    state = run_round(with_overrides(settings, model_dir=settings.server.model_dir / "b"), refused)
+    assert state.fast.status is LaneStatus.FAILED and "403" in state.fast.error, "a refusal is not retried"

@@ -5,6 +5,8 @@ import sys
 import threading
 from pathlib import Path
 
+import pytest
+
 from backend.storage.layout import ProjectDir
 from backend.storage.state import Lane, LaneStatus, StateStore, WorkKind
 from backend.worker.queue import FileQueue
@@ -126,14 +128,16 @@ def test_a_killed_body_process_is_reported_in_the_body_lane(tmp_path):
     assert "killed by signal 9" in state.body.error
 
 
-def test_a_process_that_exits_with_an_error_before_recording_it_is_reported(tmp_path):
-    states(tmp_path, "7").update(lambda s: setattr(s.fast, "status", LaneStatus.TRAINING))
+@pytest.mark.parametrize("inside_a_round", [True, False])
+def test_a_worker_that_exits_with_an_error_is_recorded(tmp_path, inside_a_round):
+    if inside_a_round:  # it died before recording its own failure
+        states(tmp_path, "7").update(lambda s: setattr(s.fast, "status", LaneStatus.TRAINING))
     scheduler = Scheduler(tmp_path, command=suicide("sys.exit(3)"))
     scheduler.request("7", TRAIN)
     state = wait_for(
         lambda: (s := states(tmp_path, "7").read()).fast.status is LaneStatus.FAILED and s,
         30,
-        "the failed round",
+        "the failed lane",
     )
     assert "exited with status 3" in state.fast.error
 
@@ -154,3 +158,85 @@ def test_workers_get_a_memory_friendly_malloc_unless_the_admin_chose_otherwise(m
     env = child_env()
     assert env["MALLOC_ARENA_MAX"] == "2"
     assert env["MALLOC_MMAP_THRESHOLD_"] == "65536"
+
+
+def most_at_once(spans: list[tuple[str, float, float]]) -> int:
+    events = sorted([(start, 1) for _, start, _ in spans] + [(end, -1) for _, _, end in spans])
+    running = most = 0
+    for _, step in events:
+        running += step
+        most = max(most, running)
+    return most
+
+
+def test_worker_processes_are_capped_and_requests_beyond_the_cap_wait_their_turn(tmp_path):
+    log_file = tmp_path / "rounds.log"
+    command = [sys.executable, STUB, str(tmp_path), str(log_file), "1.0"]
+    scheduler = Scheduler(tmp_path, max_workers=2, command=command)
+    scheduler.start_sweeping(every=0.2)
+    for project in ("1", "2", "3", "4", "5"):
+        scheduler.request(project, TRAIN)
+    assert len(scheduler.running()) == 2, "the other three wait on disk"
+    wait_until_idle(scheduler, "1", "2", "3", "4", "5")
+    done = rounds(log_file)
+    assert len(done) == 5, "nothing is lost"
+    assert most_at_once(done) <= 2 and spawns(log_file) == 5
+
+
+def test_a_lingering_worker_gives_its_slot_to_a_project_that_waits(tmp_path):
+    queue = FileQueue(tmp_path)
+    queue.put("1", TRAIN)
+    queue.put("2", TRAIN)  # waits: the one slot is taken by project 1's lingering worker
+    scheduler = Scheduler(tmp_path, max_workers=1)
+    held, done = scheduler.slots.take(), []
+
+    def linger_for_ever():
+        yielding = lambda: scheduler.others_wait_for_a_slot("1")  # noqa: E731
+        done.append(work_off(queue, "1", lambda kind: None, linger=float("inf"), yield_when=yielding))
+
+    worker = threading.Thread(target=linger_for_ever, daemon=True)
+    worker.start()
+    worker.join(timeout=30)
+    held.close()
+    assert not worker.is_alive() and done == [1], "it stopped lingering instead of holding the slot"
+
+
+def test_work_killed_mid_round_is_requested_once_more_and_then_left_for_the_next_event(tmp_path):
+    """A worker killed while busy (out of memory, a restart) gets its work requested again; when the
+    second attempt dies too, the work waits for the next event instead of looping."""
+    spawned = tmp_path / "spawned"
+    code = "; ".join([
+        "import os, signal; from pathlib import Path",
+        "from backend.storage.layout import ProjectDir",
+        "from backend.storage.state import Lane, LaneStatus, StateStore",
+        "from backend.worker.queue import FileQueue",
+        f"root = Path({str(tmp_path)!r}); open({str(spawned)!r}, 'a').write('x')",
+        "FileQueue(root).take('3', Lane.FAST)",  # as a real worker takes the request it works on
+        "StateStore(ProjectDir(root, '3')).update(lambda s: setattr(s.fast, 'status', LaneStatus.TRAINING))",
+        "os.kill(os.getpid(), signal.SIGKILL)",
+    ])  # fmt: skip
+    scheduler = Scheduler(tmp_path, command=[sys.executable, "-c", code])
+    scheduler.request("3", TRAIN)
+
+    def both_died():
+        state = states(tmp_path, "3").read()
+        done = spawned.exists() and len(spawned.read_text()) == 2 and not scheduler.running()
+        return done and state.fast.status is LaneStatus.FAILED and not scheduler.pending("3") and state
+
+    state = wait_for(both_died, 60, "the first attempt and its one retry to die")
+    assert state.fast.retried and "killed by signal 9" in state.fast.error
+    assert scheduler.sweep() == 0, "a lane that died twice is not started again by itself"
+
+
+def test_a_request_whose_round_could_not_even_start_stays_on_disk(tmp_path):
+    """A worker that fails outside a round (its state cannot be written on a full disk) puts the
+    request back before it dies, so the next worker takes it."""
+    queue = FileQueue(tmp_path)
+    queue.put("3", TRAIN)
+
+    def full_disk(kind):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        work_off(queue, "3", full_disk)
+    assert queue.pending("3") == [TRAIN]

@@ -1,0 +1,43 @@
+"""A cap on worker processes across every server process of one host (MAX_WORKER_PROCESSES).
+
+One lock file per slot under ``MODEL_DIR/.slots/``. The scheduler takes a free slot before it
+starts a worker and hands the locked file to the child, which holds it for as long as it lives: the
+kernel releases it when the child exits, however it exits. With no slot free the request stays on
+disk and is started when one frees up (worker/scheduler.py sweeps for it).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+from pathlib import Path
+from typing import IO
+
+
+class WorkerSlots:
+    def __init__(self, root: Path, count: int):
+        self.directory = Path(root) / ".slots"
+        self.count = count
+
+    def take(self) -> IO | None:
+        """A locked slot file (pass it to the child, then close it here), or None when all are taken."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        for number in range(self.count):
+            handle = open(self.directory / f"slot-{number}", "a")  # noqa: SIM115 - handed to the child
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return handle
+            except BlockingIOError:
+                handle.close()
+        return None
+
+    def free(self) -> int:
+        """How many slots no process holds right now."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        free = 0
+        for number in range(self.count):
+            with open(self.directory / f"slot-{number}", "a") as handle, contextlib.suppress(BlockingIOError):
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(handle, fcntl.LOCK_UN)
+                free += 1
+        return free

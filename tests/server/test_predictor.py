@@ -1,0 +1,53 @@
+"""The predictor: each project's serving version, loaded once, the least recently used dropped."""
+
+from backend.config import with_overrides
+from backend.domain.scheme import parse_label_config
+from backend.resources import label_config
+from backend.server.predictor import Predictor
+from backend.storage.layout import ProjectDir
+from backend.storage.state import StateStore
+from backend.storage.versions import ModelStore
+
+SCHEME = parse_label_config(label_config("interview_coding"))
+
+
+def test_only_the_most_recently_used_models_stay_loaded(trained, texts, tiny_settings, tmp_path):
+    store = ModelStore(tmp_path)
+    for project in ("1", "2"):
+        version = store.save(project, trained, n_labeled=len(texts), training_seconds=1, config={})
+        StateStore(ProjectDir(tmp_path, project)).update(
+            lambda s, v=version: setattr(s, "current_version", v.name)
+        )
+    predictor = Predictor(with_overrides(tiny_settings, model_dir=tmp_path).model, store, keep=1)
+    tasks = [{"id": 1, "data": {"text": "My knee hurts."}}]
+    for project in ("1", "2", "1"):
+        answers = predictor.predict(project, SCHEME, tasks)  # the form's codes differ: loaded, not applied
+        assert len(answers) == 1 and answers[0]["model_version"].startswith("v1-")
+        assert predictor.loaded() == [project]
+
+
+def test_a_request_is_answered_with_the_loaded_version_while_the_new_one_loads(
+    trained, texts, tiny_settings, tmp_path
+):
+    import threading
+
+    from tests.helpers import wait_for
+
+    store = ModelStore(tmp_path)
+    states = StateStore(ProjectDir(tmp_path, "1"))
+    first = store.save("1", trained, n_labeled=len(texts), training_seconds=1, config={})
+    states.update(lambda s: setattr(s, "current_version", first.name))
+    predictor = Predictor(with_overrides(tiny_settings, model_dir=tmp_path).model, store, keep=2)
+    assert predictor.serving("1").version.name == first.name
+    second = store.save("1", trained, n_labeled=len(texts), training_seconds=1, config={})
+    states.update(lambda s: setattr(s, "current_version", second.name))
+    loading, real_load = threading.Event(), store.load
+
+    def slow_load(version, device="cpu"):
+        loading.wait(60)
+        return real_load(version, device)
+
+    store.load = slow_load
+    assert predictor.serving("1").version.name == first.name, "answered at once, with the version in memory"
+    loading.set()
+    wait_for(lambda: predictor.serving("1").version.name == second.name, 60, "the new version to take over")
