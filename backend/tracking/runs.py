@@ -43,6 +43,14 @@ def flat_metrics(prefix: str, figures: Mapping[str, object]) -> dict[str, float]
     }
 
 
+def artifact_location(uri: str) -> str | None:
+    """Artifacts beside a local SQLite store (MLflow puts them in ./mlruns of the working directory
+    otherwise, wherever the backend happens to run); a server decides for itself (None)."""
+    if not uri.startswith("sqlite:///"):
+        return None
+    return (Path(uri.removeprefix("sqlite:///")).parent / "mlartifacts").resolve().as_uri()
+
+
 class Run:
     """One MLflow run, written through an explicit client (the fluent API keeps process-wide state
     that goes wrong when one process uses several stores)."""
@@ -96,7 +104,10 @@ def record_run(
 
         client = MlflowClient(tracking_uri=uri)
         found = client.get_experiment_by_name(experiment)
-        experiment_id = found.experiment_id if found else client.create_experiment(experiment)
+        if found:
+            experiment_id = found.experiment_id
+        else:
+            experiment_id = client.create_experiment(experiment, artifact_location=artifact_location(uri))
         with Run.start(client, experiment_id, name, tags) as run:
             write(run)
     except Exception as exc:

@@ -106,6 +106,8 @@ def test_each_round_is_an_mlflow_run_without_secrets(segments, settings):
     assert "out-of-fold" in run.data.params["cv_method"]
     assert 0.0 <= run.data.metrics["cv_f1_physical_health"] <= 1.0
     assert "cv_macro_f1" in run.data.metrics
+    artifacts = settings.server.model_dir.resolve() / "mlartifacts"
+    assert run.info.artifact_uri.startswith(artifacts.as_uri()), "beside the store, not in ./mlruns"
     report = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/code_report.json")
     assert report["label_counts"]["physical_health"] == 8
     assert set(report["quality"]["codes"]) == set(report["label_counts"]) >= {"mental_health"}
