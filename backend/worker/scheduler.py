@@ -56,6 +56,7 @@ class Scheduler:
         self.command = command or [sys.executable, "-m", "backend.worker"]
         self._children: dict[tuple[str, Lane], subprocess.Popen] = {}
         self._failed_at: dict[tuple[str, Lane], float] = {}
+        self._told_to_wait: set[tuple[str, Lane]] = set()
         self._guard = threading.Lock()
         self._sweeping = False
 
@@ -134,15 +135,13 @@ class Scheduler:
                 return False  # it takes the marker, or its reaper starts another child for it
             if self.queue.busy(project, lane) or self.queue.starting(project, lane, STARTUP_GRACE_SECONDS):
                 return False  # a child (perhaps of another server worker) holds the lane or will soon
-            slot = self.slots.take()
+            slot = self.slots.take(lane)
             if slot is None:
-                log.info(
-                    "project %s: all %d worker slots are taken; its %s work waits",
-                    project,
-                    self.slots.count,
-                    lane,
-                )
+                if (project, lane) not in self._told_to_wait:  # once per wait, not every sweep
+                    self._told_to_wait.add((project, lane))
+                    log.info("project %s: no worker slot free for its %s lane; its work waits", project, lane)
                 return False
+            self._told_to_wait.discard((project, lane))
             self.queue.mark_starting(project, lane)
             with slot:
                 child = subprocess.Popen(

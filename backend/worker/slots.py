@@ -4,6 +4,11 @@ One lock file per slot under ``MODEL_DIR/.slots/``. The scheduler takes a free s
 starts a worker and hands the locked file to the child, which holds it for as long as it lives: the
 kernel releases it when the child exits, however it exits. With no slot free the request stays on
 disk and is started when one frees up (worker/scheduler.py sweeps for it).
+
+Body rounds take minutes and fast rounds seconds, so body rounds never take the last slot: with
+every project fine-tuning at once, the coders' queues still follow them (measured in the load test:
+four body rounds held all four slots for over ten minutes while a fifth project's annotations
+waited).
 """
 
 from __future__ import annotations
@@ -13,16 +18,20 @@ import fcntl
 from pathlib import Path
 from typing import IO
 
+from backend.storage.state import Lane
+
 
 class WorkerSlots:
     def __init__(self, root: Path, count: int):
         self.directory = Path(root) / ".slots"
         self.count = count
 
-    def take(self) -> IO | None:
-        """A locked slot file (pass it to the child, then close it here), or None when all are taken."""
+    def take(self, lane: Lane = Lane.FAST) -> IO | None:
+        """A locked slot file (pass it to the child, then close it here), or None when all that the
+        lane may use are taken. Fast lanes try the reserved slot first, body lanes never take it."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        for number in range(self.count):
+        numbers = range(self.count - 1, -1, -1) if lane is Lane.FAST else range(max(1, self.count - 1))
+        for number in numbers:
             handle = open(self.directory / f"slot-{number}", "a")  # noqa: SIM115 - handed to the child
             try:
                 fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)

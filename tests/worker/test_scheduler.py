@@ -240,3 +240,14 @@ def test_a_request_whose_round_could_not_even_start_stays_on_disk(tmp_path):
     with pytest.raises(OSError):
         work_off(queue, "3", full_disk)
     assert queue.pending("3") == [TRAIN]
+
+
+def test_body_rounds_never_take_the_last_slot(tmp_path):
+    """Fine-tuning takes minutes: with every slot but one busy with it, annotations still get rounds."""
+    from backend.worker.slots import WorkerSlots
+
+    slots = WorkerSlots(tmp_path, 3)
+    bodies = [slots.take(Lane.BODY), slots.take(Lane.BODY)]
+    assert all(bodies) and slots.take(Lane.BODY) is None, "two of the three slots for body rounds"
+    assert slots.take(Lane.FAST) is not None and slots.free() == 0, "the last one for a fast round"
+    assert WorkerSlots(tmp_path / "one", 1).take(Lane.BODY) is not None, "a single slot serves both"
