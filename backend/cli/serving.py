@@ -21,6 +21,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     refuse_open_server(server)  # before forking: each gunicorn worker builds its own app (and threads)
     auth = "on" if server.basic_auth_user else "off"
     print(f"serving on http://{args.host}:{server.port} (basic auth {auth}, models in {server.model_dir})")
+    print(f"status page: http://{args.host}:{server.port}/status")
     if args.dev:
         create_app(settings).run(host=args.host, port=server.port, threaded=True)
         return 0

@@ -123,6 +123,12 @@ class LoopSettings(BaseSettings):
     write_rest_after_seconds: float = Field(
         10.0, ge=0, description="Write the rest of a version once no annotation came for this long."
     )
+    keep_old_predictions_seconds: float = Field(
+        1800,
+        ge=0,
+        description="How long an older version's predictions stay after a newer one replaced it: a coder's "
+        "open task keeps the prediction it was pre-annotated from (Label Studio refuses the submit without).",
+    )
     worker_idle_seconds: int = Field(
         600, ge=0, description="How long a project's worker stays loaded, waiting for the next annotation."
     )
@@ -189,6 +195,11 @@ class ServerSettings(BaseSettings):
         description="How Label Studio reaches this backend (e.g. http://backend:9090): only the project "
         "webhook to <BACKEND_URL>/webhook gets our basic auth.",
     )
+    mlflow_ui_url: str | None = Field(
+        None,
+        description="Where a browser reaches the MLflow UI, for /status's links to runs (default: "
+        "MLFLOW_TRACKING_URI when it is an http(s) server, without its credentials).",
+    )
     coder_identities: Literal["pseudonym", "email"] = Field(
         "pseudonym",
         description="How coders are named in /metrics, MLflow and state: stable pseudonyms, or emails.",
@@ -225,12 +236,24 @@ class ServerSettings(BaseSettings):
             )
         return value
 
-    @field_validator("backend_url")
+    @field_validator("backend_url", "mlflow_ui_url")
     @classmethod
-    def _an_http_url(cls, value: str | None) -> str | None:
+    def _an_http_url(cls, value: str | None, info) -> str | None:
         if value is not None and not (urlsplit(value).scheme in ("http", "https") and urlsplit(value).netloc):
-            raise ValueError("expected the URL Label Studio reaches the backend at, like http://backend:9090")
+            example = "http://backend:9090" if info.field_name == "backend_url" else "http://localhost:5000"
+            raise ValueError(f"expected an http(s) URL, like {example}")
         return value
+
+    def mlflow_ui(self) -> str | None:
+        """The MLflow UI's address for links, never with credentials (None: no UI to link to)."""
+        if self.mlflow_ui_url:
+            return self.mlflow_ui_url.rstrip("/")
+        uri = self.mlflow_tracking_uri.get_secret_value() if self.mlflow_tracking_uri else ""
+        parts = urlsplit(uri)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            return None
+        host = parts.hostname + (f":{parts.port}" if parts.port else "")
+        return f"{parts.scheme}://{host}{parts.path}".rstrip("/")
 
     @property
     def auth_required(self) -> bool:

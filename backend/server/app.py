@@ -13,7 +13,7 @@ from werkzeug.exceptions import HTTPException
 
 from backend.config import Settings, load_settings
 from backend.domain.scheme import LabelConfigError
-from backend.server import auth, metrics, protocol
+from backend.server import auth, metrics, protocol, status
 from backend.server.services import EXTENSION, Services
 from backend.storage.cleanup import remove_orphans
 from backend.worker.queue import WorkQueue
@@ -33,6 +33,7 @@ def create_app(settings: Settings | None = None, queue: WorkQueue | None = None)
     services.predictor.warm_up(services.recently_updated_projects())
     app.register_blueprint(protocol.bp)
     app.register_blueprint(metrics.bp)
+    app.register_blueprint(status.bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(LabelConfigError, _config_error)
     app.register_error_handler(Exception, _unexpected_error)

@@ -27,6 +27,8 @@ def project_view(state: ProjectState, pending: list[str], versions: list[str]) -
         "updated_at": state.updated_at,
         "versions": versions,
         "rounds": [record.model_dump() for record in state.rounds],
+        "figures": [figures.model_dump() for figures in state.figures],
+        "progress": state.progress.model_dump() if state.progress and state.fast.status.busy else None,
         **state.monitoring.model_dump(),
     }
 

@@ -44,21 +44,29 @@ class EmbeddingCache:
         self._load()
         return len(self._rows)
 
-    def embed(self, texts: Sequence[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
-        """Embeddings for `texts` in order; only texts never seen by this body are encoded."""
+    def embed(
+        self,
+        texts: Sequence[str],
+        encode: Callable[[list[str]], np.ndarray],
+        on_progress: Callable[[int, int], None] | None = None,
+    ) -> np.ndarray:
+        """Embeddings for `texts` in order; only texts never seen by this body are encoded (with
+        `on_progress(encoded, to encode)` after each chunk)."""
         self._load()
         keys = [text_key(text) for text in texts]
         missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in self._rows}
         if missing:
-            self._add(list(missing), self._encode(list(missing.values()), encode))
+            self._add(list(missing), self._encode(list(missing.values()), encode, on_progress))
         matrix = self._matrix()
         return matrix[[self._rows[key] for key in keys]] if keys else matrix[:0]
 
-    def _encode(self, texts: list[str], encode: Callable[[list[str]], np.ndarray]) -> np.ndarray:
+    def _encode(self, texts: list[str], encode: Callable, on_progress: Callable | None) -> np.ndarray:
         started, parts = time.perf_counter(), []
         for start in range(0, len(texts), ENCODE_CHUNK):
             parts.append(np.asarray(encode(texts[start : start + ENCODE_CHUNK]), dtype=np.float32))
             done = start + len(parts[-1])
+            if on_progress is not None:
+                on_progress(done, len(texts))
             if len(texts) > ENCODE_CHUNK:
                 left = (time.perf_counter() - started) / done * (len(texts) - done)
                 log.info("encoded %d/%d new segments, about %.0f s left", done, len(texts), left)

@@ -26,6 +26,7 @@ from backend.storage.locks import file_lock
 
 log = logging.getLogger(__name__)
 ROUND_HISTORY = 20
+FIGURE_HISTORY = 500  # rounds of figures kept for the status page's plots
 SCHEMA_VERSION = 1
 
 
@@ -104,6 +105,29 @@ class Monitoring(_Record):
     agreement: dict[str, Any] | None = None
 
 
+class RoundFigures(_Record):
+    """What one version measured when it went live: a point of the status page's plots."""
+
+    version: str
+    finished_at: str
+    labeled: int
+    label_counts: dict[str, int] = Field(default_factory=dict)
+    f1: dict[str, float | None] = Field(default_factory=dict)  # cross-validated, per code
+    macro_f1: float | None = None
+    changed_share: float | None = None  # the stopping signal: unlabeled tasks whose codes changed
+    stop: bool | None = None
+    mlflow_run: str | None = None  # "<experiment id>/<run id>" when the round was recorded
+
+
+class Progress(_Record):
+    """Long work under way in a worker (encoding a pool, writing predictions), for its ETA."""
+
+    stage: Literal["encoding", "writing"]
+    done: int
+    total: int
+    started_at: str
+
+
 class ProjectState(_Record):
     schema_version: int = SCHEMA_VERSION
     updated_at: str | None = None
@@ -116,12 +140,24 @@ class ProjectState(_Record):
     last_training_seconds: float | None = None
     monitoring: Monitoring = Field(default_factory=Monitoring)
     rounds: list[RoundRecord] = Field(default_factory=list)
+    figures: list[RoundFigures] = Field(default_factory=list)
+    progress: Progress | None = None
 
     def lane(self, lane: Lane) -> LaneState:
         return self.fast if lane is Lane.FAST else self.body
 
     def add_round(self, record: RoundRecord) -> None:
         self.rounds = [*self.rounds, record][-ROUND_HISTORY:]
+
+    def add_figures(self, figures: RoundFigures) -> None:
+        self.figures = [*self.figures, figures][-FIGURE_HISTORY:]
+
+    def link_run(self, version: str, run: str) -> None:
+        """Record the MLflow run of `version`'s figures (written after the round went live)."""
+        for figures in reversed(self.figures):
+            if figures.version == version:
+                figures.mlflow_run = run
+                return
 
 
 def now() -> str:

@@ -30,8 +30,9 @@ class ProjectTracker:
     def __init__(self, uri: str, project: str, public_settings: Mapping[str, object]):
         self.uri, self.project, self.public_settings = uri, str(project), dict(public_settings)
 
-    def log_round(self, version: str, summary: Mapping, ranked_task_ids: list[int]) -> None:
-        """Record one training round; `summary` holds its figures (see worker/publish.py)."""
+    def log_round(self, version: str, summary: Mapping, ranked_task_ids: list[int]) -> str | None:
+        """Record one training round; `summary` holds its figures (see worker/publish.py). Returns the
+        run's ``"<experiment id>/<run id>"``, or None when tracking failed."""
         quality = summary.get("quality") or {}
         params = {
             **self.public_settings,
@@ -53,7 +54,7 @@ class ProjectTracker:
             run.log_dict({"most_informative_task_ids": ranked_task_ids[:TOP_RANKED]}, "next_segments.json")
             run.log_dict(report, "code_report.json")
 
-        self._record(version, "training", write)
+        return self._record(version, "training", write)
 
     def log_agreement(self, figures: Mapping) -> None:
         """Record changed inter-coder agreement (see domain/agreement.py) as its own run."""
@@ -74,8 +75,8 @@ class ProjectTracker:
 
         self._record("agreement", "agreement", write)
 
-    def _record(self, name: str, kind: str, write) -> None:
+    def _record(self, name: str, kind: str, write) -> str | None:
         tags = {"label_studio_project": self.project, "kind": kind}
-        record_run(
+        return record_run(
             self.uri, f"label-studio-project-{self.project}", name, tags, write, f"project {self.project}"
         )

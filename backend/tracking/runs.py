@@ -95,8 +95,10 @@ class Run:
 
 def record_run(
     uri: str, experiment: str, name: str, tags: dict, write: Callable[[Run], None], what: str
-) -> None:
-    """A run in `experiment` (created when missing), filled by `write`; errors are logged, never raised."""
+) -> str | None:
+    """A run in `experiment` (created when missing), filled by `write`; errors are logged, never raised.
+
+    Returns ``"<experiment id>/<run id>"`` (for links to the MLflow UI), or None when it failed."""
     try:
         for variable, value in HTTP_LIMITS.items():
             os.environ.setdefault(variable, value)
@@ -110,6 +112,8 @@ def record_run(
             experiment_id = client.create_experiment(experiment, artifact_location=artifact_location(uri))
         with Run.start(client, experiment_id, name, tags) as run:
             write(run)
+        return f"{experiment_id}/{run.run_id}"
     except Exception as exc:
         reason = f"{type(exc).__name__}: {exc}".replace(uri, "<MLFLOW_TRACKING_URI>")[:300]
         log.warning("%s: MLflow tracking failed, work goes on (%s)", what, reason)
+        return None

@@ -9,7 +9,7 @@ process, with its embedding cache: inside its version directory for a fine-tuned
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -35,8 +35,10 @@ class Body:
     source: str
     cache: EmbeddingCache
 
-    def embed(self, texts: Sequence[str]) -> np.ndarray:
-        return self.cache.embed(texts, self.model.embed)
+    def embed(
+        self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None
+    ) -> np.ndarray:
+        return self.cache.embed(texts, self.model.embed, on_progress)
 
 
 def embeddings_dir(store: ModelStore, project: str, body: str, settings: ModelSettings) -> Path:

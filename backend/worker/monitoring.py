@@ -19,7 +19,7 @@ from backend.learning.heads import HeadOptions
 from backend.learning.quality import cross_validated_report, label_counts, rare_codes
 from backend.learning.stopping import stopping_signal
 from backend.storage.ranked_pool import read_ranked_pool
-from backend.storage.state import Monitoring, StateStore
+from backend.storage.state import Monitoring, RoundFigures, StateStore, now
 from backend.storage.versions import ModelStore
 from backend.tracking.project import ProjectTracker
 from backend.worker.labels import ProjectLabels
@@ -98,3 +98,20 @@ class Monitor:
                 previous,
             )
         return signal
+
+
+def round_figures(
+    version: str, labeled: int, label_counts: dict[str, int], quality: dict | None, stopping: dict | None
+) -> RoundFigures:
+    """The figures of a version that went live, as the status page plots them over rounds."""
+    codes = (quality or {}).get("codes") or {}
+    return RoundFigures(
+        version=version,
+        finished_at=now(),
+        labeled=labeled,
+        label_counts=label_counts,
+        f1={code: figures.get("f1") for code, figures in codes.items()},
+        macro_f1=((quality or {}).get("macro") or {}).get("f1"),
+        changed_share=(stopping or {}).get("changed_share"),
+        stop=(stopping or {}).get("stop"),
+    )

@@ -17,15 +17,16 @@ from backend.domain.tasks import Task
 from backend.learning.base import CodingModel
 from backend.learning.strategies import rank
 from backend.storage.ranked_pool import RankedPool, write_ranked_pool
-from backend.storage.state import Lane, Monitoring, StateStore, WorkKind
+from backend.storage.state import Lane, Monitoring, RoundFigures, StateStore, WorkKind
 from backend.storage.versions import ModelStore, ModelVersion
 from backend.studio.client import StudioAPI
 from backend.studio.predictions import build_predictions
 from backend.studio.writeback import IncompleteImport, write_version
 from backend.tracking.project import ProjectTracker
 from backend.worker.labels import ProjectLabels
-from backend.worker.monitoring import Monitor
+from backend.worker.monitoring import Monitor, round_figures
 from backend.worker.pool import Pool
+from backend.worker.progress import ProgressReporter
 from backend.worker.queue import WorkQueue
 
 log = logging.getLogger(__name__)
@@ -56,6 +57,7 @@ class Publisher:
     tracker: ProjectTracker
     model_settings: ModelSettings
     loop: LoopSettings
+    progress: ProgressReporter
 
     def publish(
         self, labels: ProjectLabels, watch: Monitoring, trained: Trained, pool: list[Task], proba: np.ndarray
@@ -96,6 +98,8 @@ class Publisher:
                 on_live=lambda: self._go_live(labels, watch, trained),
                 interrupted=self._newer_work_waits,
                 rest_after=self.loop.write_rest_after_seconds,
+                on_progress=self.progress.writing,
+                keep_old_for=self.loop.keep_old_predictions_seconds,
             )
         except Exception as exc:
             if isinstance(exc, IncompleteImport):
@@ -103,9 +107,12 @@ class Publisher:
             if self.states.read().current_version != version.name:
                 self.discard(version)
             raise
+        finally:
+            self.progress.done()
         quality = self.monitor.quality(model, labeled, trained.embeddings)
         stopping = self.monitor.stopping(previous, version.name)
-        self._finish(complete, quality, stopping)
+        figures = round_figures(version.name, len(labeled), watch.label_counts or {}, quality, stopping)
+        self._finish(complete, quality, stopping, figures)
         summary = {
             **watch.model_dump(),
             "labeled": len(labeled),
@@ -113,7 +120,9 @@ class Publisher:
             "quality": quality,
             "stopping": stopping,
         }
-        self.tracker.log_round(version.name, summary, ranked_task_ids=ranked_ids)
+        run = self.tracker.log_round(version.name, summary, ranked_task_ids=ranked_ids)
+        if run:
+            self.states.update(lambda state: state.link_run(version.name, run))
 
     def discard(self, version: ModelVersion) -> None:
         """Undo a version that never went live: its predictions in Label Studio and its files."""
@@ -134,10 +143,13 @@ class Publisher:
 
         self.states.update(serve)
 
-    def _finish(self, complete: bool, quality: dict | None, stopping: dict | None) -> None:
+    def _finish(
+        self, complete: bool, quality: dict | None, stopping: dict | None, figures: RoundFigures
+    ) -> None:
         def finish(state) -> None:
             state.complete = complete
             state.monitoring.quality, state.monitoring.stopping = quality, stopping
+            state.add_figures(figures)
 
         self.states.update(finish)
 

@@ -50,6 +50,8 @@ class LaneRegistry:
             lane.status, lane.error = (LaneStatus.FAILED, error) if error else (LaneStatus.IDLE, None)
             if not error:
                 lane.retried = False
+            if kind.lane is Lane.FAST:
+                state.progress = None  # the round's steps are over, whatever they reported
             state.add_round(record)
 
         self.states(project).update(finish)

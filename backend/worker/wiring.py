@@ -27,6 +27,7 @@ from backend.worker.jobs.head import HeadRefit
 from backend.worker.jobs.imports import ImportedTasks
 from backend.worker.monitoring import Monitor
 from backend.worker.pool import Pool
+from backend.worker.progress import ProgressReporter
 from backend.worker.publish import Publisher
 from backend.worker.queue import WorkQueue
 from backend.worker.registry import LaneRegistry
@@ -104,6 +105,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         project=project, loop=loop, head=head, tracker=tracker, states=states, store=store, names=names
     )
     shared = {"project": project, "studio": studio, "states": states}
+    progress = ProgressReporter(project, states)
     publisher = Publisher(
         **shared,
         store=store,
@@ -113,6 +115,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         tracker=tracker,
         model_settings=settings.model,
         loop=loop,
+        progress=progress,
     )
     policy = None
     if settings.two_speed:
@@ -128,6 +131,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
             monitor=monitor,
             publisher=publisher,
             body_policy=policy,
+            progress=progress,
         )
     else:
         train = FullRound(
@@ -135,7 +139,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         )
     jobs: dict[WorkKind, Job] = {
         WorkKind.TRAIN: train,
-        WorkKind.PREDICT: ImportedTasks(**shared, settings=settings.model, store=store, pool=pool),
+        WorkKind.PREDICT: ImportedTasks(**shared, settings=settings.model, loop=loop, store=store, pool=pool),
         WorkKind.BODY: BodyFineTuning(
             **shared, loop=loop, factory=factory, store=store, pool=pool, saver=saver, queue=queue
         ),

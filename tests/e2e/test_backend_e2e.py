@@ -192,6 +192,7 @@ def story(label_studio, model_path, tmp_path_factory):
         "SETFIT_MAX_STEPS": "4",
         "MAX_LENGTH": "64",
         "MIN_ANNOTATIONS_TO_TRAIN": "8",
+        "KEEP_OLD_PREDICTIONS_SECONDS": "0",  # the story checks that replaced versions go
         "LABEL_STUDIO_URL": label_studio.url,
         "LABEL_STUDIO_API_KEY": label_studio.token,
         "BASIC_AUTH_USER": AUTH[0],

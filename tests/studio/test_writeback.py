@@ -94,3 +94,18 @@ def test_the_rest_waits_for_a_pause_and_yields_to_the_next_annotation():
         is True
     )
     assert time.monotonic() - started >= 0.5 and ("import", 400) in quiet.calls
+
+
+def test_a_replaced_version_stays_while_a_coder_may_still_have_its_task_open():
+    """Label Studio refuses a submit whose `parent_prediction` was deleted (found in the browser
+    test): a version is deleted only once it was replaced `after` seconds ago."""
+    from datetime import UTC, datetime
+
+    from backend.studio.writeback import delete_replaced_versions
+
+    versions = ["v1-20261201100000", "v2-20261201101000", "v3-20261201112900", "v4-20261201113000"]
+    studio = studio_with(versions=[*versions, "someone-elses"])
+    now = datetime(2026, 12, 1, 11, 30, 30, tzinfo=UTC)
+    deleted = delete_replaced_versions(studio, 1, keep="v4-20261201113000", after=1800, now=now)
+    assert deleted == ["v1-20261201100000"], "v2 was replaced by v3 only a minute ago, v3 by v4 just now"
+    assert delete_replaced_versions(studio, 1, keep="v4-20261201113000", after=0, now=now) == versions[1:3]

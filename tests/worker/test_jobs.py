@@ -13,7 +13,10 @@ from tests.fakes import FakeStudio, RecordingQueue
 
 @pytest.fixture
 def settings(tiny_settings, tmp_path):
-    return with_overrides(tiny_settings, model_dir=tmp_path, min_annotations_to_train=10)
+    # replaced versions are deleted at once: these tests check what Label Studio keeps
+    return with_overrides(
+        tiny_settings, model_dir=tmp_path, min_annotations_to_train=10, keep_old_predictions_seconds=0
+    )
 
 
 def run_round(settings, studio, kind="train", queue=None):
@@ -103,6 +106,13 @@ def test_each_round_is_an_mlflow_run_without_secrets(segments, settings):
     state = state_of(settings)
     assert "@" not in state.model_dump_json(), "nor the state behind /metrics"
     assert list(state.monitoring.coders) == [run.data.params["coders"]]
+    [figures] = state.figures  # the status page's point of this round, linked to its run
+    assert (
+        figures.version == version and figures.labeled == 12 and figures.label_counts["physical_health"] == 8
+    )
+    assert figures.mlflow_run == f"{run.info.experiment_id}/{run.info.run_id}"
+    assert figures.f1["physical_health"] == run.data.metrics["cv_f1_physical_health"]
+    assert state.progress is None, "the round's steps are over"
     assert "out-of-fold" in run.data.params["cv_method"]
     assert 0.0 <= run.data.metrics["cv_f1_physical_health"] <= 1.0
     assert "cv_macro_f1" in run.data.metrics

@@ -17,6 +17,7 @@ from backend.worker.jobs.common import VersionSaver, wait_for_examples
 from backend.worker.labels import read_labels
 from backend.worker.monitoring import Monitor
 from backend.worker.pool import Pool
+from backend.worker.progress import ProgressReporter
 from backend.worker.publish import Publisher, Trained
 
 
@@ -33,6 +34,7 @@ class HeadRefit:
     monitor: Monitor
     publisher: Publisher
     body_policy: BodyPolicy
+    progress: ProgressReporter
 
     def run(self) -> None:
         labels = read_labels(self.studio, self.project, self.loop)
@@ -45,7 +47,7 @@ class HeadRefit:
         started = time.perf_counter()
         labeled_embeddings = body.embed(labeled.texts)
         pool_texts = [labels.scheme.text_in(task.data) for task in pool]
-        pool_embeddings = body.embed(pool_texts)
+        pool_embeddings = body.embed(pool_texts, self.progress.encoding)
         model = refit_head(
             body.model, body.source, labeled_embeddings, labeled.matrix, labels.scheme.codes, self.head
         )

@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from backend.config import ModelSettings
+from backend.config import LoopSettings, ModelSettings
 from backend.domain.scheme import parse_label_config
 from backend.learning.strategies import rank
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool, write_ranked_pool
@@ -29,6 +29,7 @@ log = logging.getLogger(__name__)
 class ImportedTasks:
     project: str
     settings: ModelSettings
+    loop: LoopSettings
     studio: StudioAPI
     states: StateStore
     store: ModelStore
@@ -68,7 +69,13 @@ class ImportedTasks:
         ids = [task.id for task in missing]
         predictions = build_predictions(scheme, model.thresholds, name, proba, ranking.scores, task_ids=ids)
         write_version(
-            self.studio, int(self.project), name, predictions, first=len(predictions), on_live=lambda: None
+            self.studio,
+            int(self.project),
+            name,
+            predictions,
+            first=len(predictions),
+            on_live=lambda: None,
+            keep_old_for=self.loop.keep_old_predictions_seconds,
         )
         write_ranked_pool(version.path, ranked.with_tasks(ids, proba, model.decide(proba)))
         log.info("project %s: predicted %d new task(s) with %s", self.project, len(missing), name)

@@ -1,0 +1,119 @@
+"""The status page's plots: small SVG line charts, written directly (no script, no CDN: the backend
+often runs offline; text stays text, so the page stays searchable).
+
+Why not matplotlib, which is a dependency anyway: it took 100-180 ms per chart on the 2-core
+machine (three charts of 100 rounds: 680 ms a page, bench/bench_status.py), against a target of
+200 ms for the whole page. A line chart of a few hundred points is a few polylines.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from html import escape
+
+Point = tuple[float, float | None]
+COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
+WIDTH, HEIGHT = 640, 240
+LEFT, RIGHT, TOP, BOTTOM = 52, 170, 12, 40  # margins: axis labels left and below, legend right
+
+
+def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
+    """About `count` round tick values covering [low, high] (1, 2 or 5 times a power of ten apart)."""
+    if high <= low:
+        high = low + 1
+    raw = (high - low) / count
+    power = 10 ** math.floor(math.log10(raw))
+    step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    first = math.floor(low / step) * step
+    return [first + i * step for i in range(math.ceil((high - first) / step) + 1)]
+
+
+def _label(value: float) -> str:
+    return f"{value:g}" if abs(value) >= 0.01 or value == 0 else f"{value:.0e}"
+
+
+def line_chart(
+    series: Mapping[str, Sequence[Point]],
+    *,
+    xlabel: str,
+    ylabel: str,
+    ylim: tuple[float, float] | None = None,
+    threshold: float | None = None,
+) -> str:
+    """One SVG chart with a line per series (a None value is a gap) and, optionally, a dashed
+    horizontal threshold."""
+    points = [(x, y) for line in series.values() for x, y in line if y is not None]
+    xs = [x for x, _ in points] or [0.0, 1.0]
+    ys = [y for _, y in points] + ([threshold] if threshold is not None else [])
+    y_ticks = nice_ticks(*(ylim or (min([0.0, *ys]), max([0.0, *ys]) or 1.0)))
+    x_ticks = [t for t in nice_ticks(min(xs), max(xs)) if float(t).is_integer()] or [min(xs)]
+    x_low, x_high = min(x_ticks[0], min(xs)), max(x_ticks[-1], max(xs))
+    y_low, y_high = y_ticks[0], y_ticks[-1]
+    inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+
+    def px(x: float) -> float:
+        return LEFT + (x - x_low) / ((x_high - x_low) or 1) * inner_w
+
+    def py(y: float) -> float:
+        return TOP + inner_h - (y - y_low) / ((y_high - y_low) or 1) * inner_h
+
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+        f'height="{HEIGHT}" font-family="sans-serif" font-size="11" role="img">',
+        f'<rect x="{LEFT}" y="{TOP}" width="{inner_w}" height="{inner_h}" fill="none" stroke="#888"/>',
+    ]
+    for tick in y_ticks:
+        y = py(tick)
+        parts.append(f'<line x1="{LEFT}" x2="{LEFT + inner_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#eee"/>')
+        parts.append(f'<text x="{LEFT - 5}" y="{y + 4:.1f}" text-anchor="end">{_label(tick)}</text>')
+    for tick in x_ticks:
+        x = px(tick)
+        parts.append(f'<text x="{x:.1f}" y="{TOP + inner_h + 15}" text-anchor="middle">{tick:g}</text>')
+    parts.append(
+        f'<text x="{LEFT + inner_w / 2:.1f}" y="{HEIGHT - 6}" text-anchor="middle">{escape(xlabel)}</text>'
+    )
+    parts.append(
+        f'<text transform="translate(13 {TOP + inner_h / 2:.1f}) rotate(-90)" text-anchor="middle">'
+        f"{escape(ylabel)}</text>"
+    )
+    if threshold is not None:
+        y = py(threshold)
+        parts.append(
+            f'<line x1="{LEFT}" x2="{LEFT + inner_w}" y1="{y:.1f}" y2="{y:.1f}" stroke="#666" '
+            'stroke-dasharray="5 4"/>'
+        )
+    for n, (name, line) in enumerate(series.items()):
+        color = COLORS[n % len(COLORS)]
+        for run in _runs(line):
+            coords = " ".join(f"{px(x):.1f},{py(y):.1f}" for x, y in run)
+            if len(run) == 1:
+                parts.append(
+                    f'<circle cx="{px(run[0][0]):.1f}" cy="{py(run[0][1]):.1f}" r="2.5" fill="{color}"/>'
+                )
+            else:
+                parts.append(f'<polyline points="{coords}" fill="none" stroke="{color}" stroke-width="1.6"/>')
+        parts += _legend_entry(n, name, f'stroke="{color}" stroke-width="2"')
+    if threshold is not None:
+        parts += _legend_entry(len(series), "threshold", 'stroke="#666" stroke-dasharray="5 4"')
+    parts.append("</svg>")
+    return "\n".join(parts)
+
+
+def _legend_entry(row: int, name: str, stroke: str) -> list[str]:
+    x, y = WIDTH - RIGHT + 12, TOP + 8 + 16 * row
+    return [
+        f'<line x1="{x}" x2="{x + 18}" y1="{y}" y2="{y}" {stroke}/>',
+        f'<text x="{x + 23}" y="{y + 4}">{escape(name)}</text>',
+    ]
+
+
+def _runs(line: Sequence[Point]) -> list[list[tuple[float, float]]]:
+    """The stretches of a line between gaps (None values)."""
+    runs: list[list[tuple[float, float]]] = [[]]
+    for x, y in line:
+        if y is None:
+            runs.append([])
+        else:
+            runs[-1].append((x, y))
+    return [run for run in runs if run]

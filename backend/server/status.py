@@ -1,0 +1,142 @@
+"""`/status`: the project lead's page, HTML with server-drawn plots; `/metrics` is its JSON form.
+
+A page is built from the project's state alone (figures of every round since the first, the last
+monitoring, the lanes), so it costs no Label Studio call. Pages are cached until the state changes.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from datetime import UTC, datetime
+from functools import cache
+
+from flask import Blueprint, Response, url_for
+from werkzeug.exceptions import NotFound
+
+from backend.server.plots import line_chart
+from backend.server.requests import project_id
+from backend.server.services import services
+from backend.storage.state import ProjectState
+
+bp = Blueprint("status", __name__)
+CACHED_PAGES = 32
+
+
+@cache
+def _templates():
+    from jinja2 import Environment, PackageLoader, select_autoescape
+
+    return Environment(loader=PackageLoader("backend.resources", "templates"), autoescape=select_autoescape())
+
+
+class PageCache:
+    """Rendered pages by project, valid while the state's `updated_at` and the pending work stay."""
+
+    def __init__(self, size: int = CACHED_PAGES):
+        self.size, self._pages, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, key: tuple) -> str | None:
+        with self._lock:
+            page = self._pages.get(key)
+            if page is not None:
+                self._pages.move_to_end(key)
+            return page
+
+    def put(self, key: tuple, page: str) -> None:
+        with self._lock:
+            self._pages[key] = page
+            while len(self._pages) > self.size:
+                self._pages.popitem(last=False)
+
+
+PAGES = PageCache()
+
+
+def eta_seconds(done: int, total: int, started_at: str, moment: datetime | None = None) -> float | None:
+    """Seconds left at the pace so far (None before the first step is done)."""
+    if done <= 0 or done >= total:
+        return None
+    elapsed = ((moment or datetime.now(UTC)) - datetime.fromisoformat(started_at)).total_seconds()
+    return max(elapsed, 0.0) / done * (total - done)
+
+
+def plots(state: ProjectState) -> dict[str, str]:
+    """The charts over rounds (x: labeled segments), one SVG each; none before the first round."""
+    figures = state.figures
+    if not figures:
+        return {}
+    codes = list(dict.fromkeys(code for point in figures for code in point.label_counts))
+    charts = {
+        "counts": line_chart(
+            {code: [(p.labeled, p.label_counts.get(code)) for p in figures] for code in codes},
+            xlabel="labeled segments",
+            ylabel="positives",
+        )
+    }
+    if any(p.f1 for p in figures):
+        f1 = {code: [(p.labeled, p.f1.get(code)) for p in figures] for code in codes}
+        f1["macro"] = [(p.labeled, p.macro_f1) for p in figures]
+        charts["f1"] = line_chart(f1, xlabel="labeled segments", ylabel="F1 (cross-validated)", ylim=(0, 1))
+    if any(p.changed_share is not None for p in figures):
+        threshold = services().settings.loop.stopping_change_threshold
+        charts["stopping"] = line_chart(
+            {"changed": [(p.labeled, p.changed_share) for p in figures]},
+            xlabel="labeled segments",
+            ylabel="share changed",
+            threshold=threshold,
+        )
+    return charts
+
+
+def page_context(project: str, state: ProjectState, pending: list[str], mlflow_ui: str | None) -> dict:
+    """What the template shows (kept apart from rendering, so it is testable without HTML)."""
+    progress = state.progress if state.fast.status.busy else None
+    eta = eta_seconds(progress.done, progress.total, progress.started_at) if progress else None
+    runs = [
+        (point.version, f"{mlflow_ui}/#/experiments/{point.mlflow_run.replace('/', '/runs/', 1)}")
+        for point in reversed(state.figures[-10:])
+        if mlflow_ui and point.mlflow_run
+    ]
+    failed = [record for record in reversed(state.rounds) if record.outcome == "failed"][:5]
+    return {
+        "project": project,
+        "state": state,
+        "pending": pending,
+        "progress": progress,
+        "eta": eta,
+        "monitoring": state.monitoring,
+        "agreement": state.monitoring.agreement or {},
+        "quality": state.monitoring.quality or {},
+        "last": state.figures[-1] if state.figures else None,
+        "rounds": len(state.figures),
+        "runs": runs,
+        "failed_rounds": failed,
+        "plots": plots(state),
+    }
+
+
+@bp.get("/status")
+def index():
+    found = services()
+    projects = [(project, found.states(project).read()) for project in found.store.projects()]
+    links = {project: url_for("status.project_page", project=project) for project, _ in projects}
+    html = _templates().get_template("status_index.html").render(projects=projects, links=links)
+    return Response(html, mimetype="text/html")
+
+
+@bp.get("/status/<project>")
+def project_page(project: str):
+    found = services()
+    project = project_id(project)
+    if not found.store.layout.project(project).path.is_dir():
+        raise NotFound(f"no project {project} on this backend (it has no state yet)")
+    state = found.states(project).read()
+    pending = [kind.value for kind in found.queue.pending(project)]
+    key = (project, state.updated_at, tuple(pending), state.fast.status.busy)
+    html = PAGES.get(key)
+    if html is None:
+        context = page_context(project, state, pending, found.settings.server.mlflow_ui())
+        html = _templates().get_template("status.html").render(**context)
+        PAGES.put(key, html)
+    return Response(html, mimetype="text/html")

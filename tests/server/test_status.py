@@ -1,0 +1,117 @@
+"""`/status`: the lead's page renders the state's figures as SVG plots, with progress and ETA."""
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from backend.config import load_settings
+from backend.server.app import create_app
+from backend.server.status import eta_seconds
+from backend.storage.layout import ProjectDir
+from backend.storage.state import LaneStatus, Progress, RoundFigures, RoundRecord, StateStore
+from tests.fakes import RecordingQueue
+
+CODES = ["physical_health", "mental_health", "daily_functioning"]
+
+
+def rounds_of_figures(count: int) -> list[RoundFigures]:
+    return [
+        RoundFigures(
+            version=f"v{i}-20261201000000",
+            finished_at="2026-12-01T00:00:00+00:00",
+            labeled=10 + i,
+            label_counts={code: i + j for j, code in enumerate(CODES)},
+            f1={"physical_health": 0.5, "mental_health": None, "daily_functioning": 0.7},
+            macro_f1=0.6,
+            changed_share=None if i == 0 else 1 / (i + 1),
+            stop=i > 50,
+            mlflow_run=f"3/run{i}",
+        )
+        for i in range(count)
+    ]
+
+
+def states(root, project="4") -> StateStore:
+    return StateStore(ProjectDir(root, project))
+
+
+@pytest.fixture
+def client(tmp_path):
+    settings = load_settings(
+        model_dir=tmp_path,
+        basic_auth_user="lead",
+        basic_auth_pass="s3cret",
+        mlflow_tracking_uri="http://user:pw@mlflow:5000",
+    )
+    return create_app(settings, RecordingQueue()).test_client()
+
+
+AUTH = {"Authorization": "Basic bGVhZDpzM2NyZXQ="}  # lead:s3cret
+
+
+def test_the_page_of_a_project_with_100_rounds_has_its_three_plots_and_links(client, tmp_path):
+    def hundred_rounds(state):
+        state.figures = rounds_of_figures(100)
+        state.current_version = state.figures[-1].version
+        state.monitoring.rare_codes = {"mental_health": 3}
+        failed = RoundRecord(kind="train", outcome="failed", started_at="a", finished_at="2026-12-01T10")
+        state.add_round(failed)
+        state.fast.error = "StudioError: Label Studio answered 502"
+
+    states(tmp_path).update(hundred_rounds)
+    response = client.get("/status/4", headers=AUTH)
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200 and response.mimetype == "text/html"
+    for plot in ("plot-f1", "plot-counts", "plot-stopping"):
+        assert f'<figure id="{plot}"><svg' in html, plot
+    assert "optimistic" in html
+    assert "mental_health" in html and "Label Studio answered 502" in html
+    assert "http://mlflow:5000/#/experiments/3/runs/run99" in html
+    assert "pw@" not in html and "user:" not in html, "no credentials of the tracking URI in links"
+    assert "<script" not in html and 'href="http' not in html.split("<body>")[0], "nothing from a CDN"
+
+
+def test_progress_shows_with_an_eta_while_the_fast_lane_works(client, tmp_path):
+    started = (datetime.now(UTC) - timedelta(seconds=100)).isoformat()
+
+    def encoding(state):
+        state.fast.status = LaneStatus.TRAINING
+        state.progress = Progress(stage="encoding", done=1000, total=5000, started_at=started)
+
+    states(tmp_path).update(encoding)
+    html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
+    assert "encoding: 1000 / 5000 segments" in html and "about 6.7 min left" in html
+    metrics = client.get("/metrics", headers=AUTH).json["projects"]["4"]
+    assert metrics["progress"]["done"] == 1000
+
+    states(tmp_path).update(lambda state: setattr(state.fast, "status", LaneStatus.IDLE))
+    html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
+    assert 'id="progress"' not in html, "a finished (or killed) round's progress is not shown"
+
+
+def test_eta_is_the_pace_so_far():
+    start = datetime(2026, 12, 1, tzinfo=UTC)
+    assert eta_seconds(250, 1000, start.isoformat(), start + timedelta(seconds=50)) == pytest.approx(150)
+    assert eta_seconds(0, 1000, start.isoformat(), start) is None
+    assert eta_seconds(1000, 1000, start.isoformat(), start) is None
+
+
+def test_the_index_lists_projects_and_pages_need_auth(client, tmp_path):
+    states(tmp_path, "4").update(lambda state: None)
+    states(tmp_path, "12").update(lambda state: None)
+    assert client.get("/status").status_code == 401
+    assert client.get("/status/4").status_code == 401
+    html = client.get("/status", headers=AUTH).get_data(as_text=True)
+    assert 'href="/status/4"' in html and 'href="/status/12"' in html
+
+
+def test_an_unknown_or_invalid_project_gets_a_clear_4xx(client):
+    response = client.get("/status/77", headers=AUTH)
+    assert response.status_code == 404 and "no project 77" in response.json["error"]
+    assert client.get("/status/x1", headers=AUTH).status_code == 400
+
+
+def test_a_project_without_rounds_renders_without_plots(client, tmp_path):
+    states(tmp_path, "5").update(lambda state: setattr(state, "waiting_for", 10))
+    html = client.get("/status/5", headers=AUTH).get_data(as_text=True)
+    assert "training starts at 10" in html and "<svg" not in html

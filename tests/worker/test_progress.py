@@ -1,0 +1,39 @@
+"""Progress of long steps: recorded in the state (throttled), cleared when the round ends."""
+
+from backend.storage.layout import ProjectDir
+from backend.storage.state import StateStore
+from backend.studio.writeback import write_version
+from backend.worker.progress import ProgressReporter
+from tests.fakes import FakeStudio
+
+
+def test_progress_is_recorded_at_most_once_a_second_and_always_at_the_end(tmp_path):
+    states = StateStore(ProjectDir(tmp_path, "1"))
+    reporter = ProgressReporter("1", states, every=3600)
+    reporter.encoding(512, 2000)
+    first = states.read().progress
+    reporter.encoding(1024, 2000)  # within the throttle: not written
+    assert states.read().progress == first and first.done == 512 and first.stage == "encoding"
+    reporter.encoding(2000, 2000)  # the end of a step is always written
+    assert states.read().progress.done == 2000
+    reporter.writing(100, 9000)  # a new step starts its own clock
+    progress = states.read().progress
+    assert progress.stage == "writing" and progress.total == 9000
+    reporter.done()
+    assert states.read().progress is None
+
+
+def test_write_back_reports_each_import(tmp_path):
+    seen = []
+    predictions = [{"task": i, "score": i / 1200, "model_version": "v1-20261201000000"} for i in range(1200)]
+    write_version(
+        FakeStudio(),
+        1,
+        "v1-20261201000000",
+        predictions,
+        first=100,
+        on_live=lambda: None,
+        on_progress=lambda done, total: seen.append((done, total)),
+    )
+    assert seen[0] == (100, 1200) and seen[-1] == (1200, 1200)
+    assert [done for done, _ in seen] == sorted(done for done, _ in seen)
