@@ -37,6 +37,23 @@ LABEL_STUDIO_VERSION = "1.23.2"
 DEFAULT_USERNAME = "admin@example.com"
 LOG_NAME = "label-studio.log"
 
+# Run by `manage.py shell` (see LocalLabelStudio.coder_tokens): emails on stdin, tokens printed.
+CODER_TOKENS = """
+import json, sys
+from organizations.models import Organization
+from rest_framework.authtoken.models import Token
+from users.models import User
+organization = Organization.objects.order_by("id").first()
+tokens = {}
+for email in json.loads(sys.stdin.read()):
+    user = User.objects.get(email=email)
+    if not organization.has_user(user):
+        organization.add_user(user)
+    user.active_organization = organization
+    user.save(update_fields=["active_organization"])
+    tokens[email] = Token.objects.get_or_create(user=user)[0].key
+print("TOKENS " + json.dumps(tokens))
+"""
 # Settings a throwaway server needs: a legacy token we choose, a backend on 127.0.0.1 allowed
 # (SSRF guards off), and nothing sent home (analytics, version check, Sentry).
 FIXED_ENV = {
@@ -301,6 +318,28 @@ class LocalLabelStudio:
         except OSError:
             return "(no log)"
         return _redact("\n".join(text.splitlines()[-lines:]), [self.password, self.token])
+
+    def coder_tokens(self, emails: list[str], timeout: float = 300) -> dict[str, str]:
+        """Make existing users coders of the admin's organization and return their legacy API
+        tokens, for tests and benches that act as several coders. Users made through the API
+        belong to no organization (so their annotations fire no project webhook), and Label
+        Studio's API hands a user's token only to that user's session; so this asks Django
+        directly, in one shell for all of them."""
+        package = Path(self.executable).parent.parent / "lib"
+        manage = next(package.glob("python3*/site-packages/label_studio/manage.py"))
+        done = subprocess.run(
+            [str(Path(self.executable).parent / "python"), str(manage), "shell", "-c", CODER_TOKENS],
+            input=json.dumps(emails),
+            env=self._environment(),
+            cwd=manage.parent,
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+        )
+        for line in done.stdout.splitlines():
+            if line.startswith("TOKENS "):
+                return json.loads(line.removeprefix("TOKENS "))
+        raise LabelStudioError(f"could not make the coders: {_redact(done.stderr[-2000:], [self.token])}")
 
     def stop(self, timeout: float = 20.0, remove_data: bool = True) -> None:
         """Terminate the process group, kill it if it lingers; drop a temp data dir we created."""

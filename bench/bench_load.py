@@ -1,0 +1,283 @@
+"""Load test against a real Label Studio (not a test).
+
+    python bench/bench_load.py [--coders 20] [--minutes 10] [--segments 11656] [--out bench/out]
+
+Starts Label Studio 1.23.2 and `coding-backend serve` (gunicorn, 2 workers, basic auth, the bundled
+all-MiniLM-L6-v2, default settings: two-speed loop, MAX_WORKER_PROCESSES=4), creates one project
+holding the whole pool of real segments and four small ones (200 segments each), connects the
+backend to each, gives each 10 annotations, and then, for `--minutes`:
+
+- `--coders` simulated coders submit annotations concurrently into the large project (each takes
+  the task `/next` serves it, waits 1-3 s, submits codes of a coded segment or a random choice);
+- one more coder per small project submits every 5-15 s.
+
+Label Studio sends each annotation's webhook inside the coder's request; the backend's access log
+(`ACCESS_LOG=true` prints each request's duration) gives the webhook latency as the backend saw it.
+It reports webhook latency p50/p99, the most worker processes alive at once (sampled every 0.25 s),
+the peak memory of the backend's process group, rounds run against webhooks received, and labels
+lost: after the load stops and the last rounds settle, every project's `/metrics` must count every
+annotation Label Studio holds. Prints a table and writes OUT/load.json.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import random
+import re
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+import httpx
+import psutil
+
+from backend.devtools.local_studio import free_port
+from backend.devtools.processes import BackendProcess, connect_backend
+from backend.worker.slots import WorkerSlots
+from bench.bench_loop import MemoryWatch
+from bench.common import AUTH, CONFIG, OUT, backend_env, coded_rows, label_studio, pool_rows
+from tests.helpers import study_form_result, wait_for
+
+CHOICES = [["physical_health"], ["mental_health"], ["daily_functioning", "freq_mentioned"], []]
+CAP = 4  # MAX_WORKER_PROCESSES' default, which the bench leaves as it is
+WEBHOOK_LINE = re.compile(r'"POST /webhook HTTP/[\d.]+" (\d{3}) (\d+)us')
+
+
+class WorkerWatch(threading.Thread):
+    """Every 0.25 s: worker processes alive (`python -m backend.worker`, not counting helpers they
+    fork, which carry the same command line) and worker slots held (MODEL_DIR/.slots); the most."""
+
+    def __init__(self, model_dir: Path, cap: int):
+        super().__init__(daemon=True)
+        self.slots = WorkerSlots(model_dir, cap)
+        self.stop, self.most, self.most_with_helpers, self.most_slots = threading.Event(), 0, 0, 0
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            workers = {}
+            for process in psutil.process_iter(["pid", "ppid", "cmdline"]):
+                if "backend.worker" in (process.info["cmdline"] or []):
+                    workers[process.info["pid"]] = process.info["ppid"]
+            top = [pid for pid, parent in workers.items() if parent not in workers]
+            self.most = max(self.most, len(top))
+            self.most_with_helpers = max(self.most_with_helpers, len(workers))
+            self.most_slots = max(self.most_slots, self.slots.count - self.slots.free())
+            time.sleep(0.25)
+
+
+def coder_tokens(studio, sdk, count: int) -> list[str]:
+    """`count` Label Studio users of their own, one per simulated coder, and their API tokens."""
+    emails = [f"coder{n}@load.test" for n in range(count)]
+    for n, email in enumerate(emails):
+        sdk.users.create(email=email, username=f"coder{n}")
+    tokens = studio.coder_tokens(emails)
+    return [tokens[email] for email in emails]
+
+
+class Coder(threading.Thread):
+    """One Label Studio user: takes the task /next serves them, thinks 1-3 s (or `pause`), submits;
+    until told to stop."""
+
+    def __init__(self, studio, token: str, project: int, coded: dict, stop, pause=(1.0, 3.0), seed=0):
+        super().__init__(daemon=True)
+        self.studio, self.token, self.project, self.coded = studio, token, project, coded
+        self.stop, self.pause = stop, pause
+        self.rng, self.submitted, self.errors = random.Random(seed), 0, []
+
+    def run(self) -> None:
+        from label_studio_sdk.client import LabelStudio
+
+        sdk = LabelStudio(base_url=self.studio.url, api_key=self.token, timeout=300)
+        headers = {"Authorization": f"Token {self.token}"}
+        with httpx.Client(base_url=self.studio.url, headers=headers, timeout=120) as http:
+            while not self.stop.is_set():
+                try:
+                    task = http.get(f"/api/projects/{self.project}/next").json()
+                    if "id" not in task:
+                        break  # nothing left to label
+                    self.stop.wait(self.rng.uniform(*self.pause))
+                    codes = self.coded.get(task["data"].get("segment")) or self.rng.choice(CHOICES)
+                    sdk.annotations.create(id=task["id"], result=study_form_result(codes))
+                    self.submitted += 1
+                except Exception as exc:  # a busy Label Studio: note it and go on
+                    self.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+
+
+def create_project(sdk, rows: list[dict], title: str, backend_url: str) -> int:
+    project = sdk.projects.create(title=title, label_config=CONFIG).id
+    for start in range(0, len(rows), 2000):
+        chunk = rows[start : start + 2000]
+        sdk.projects.import_tasks(
+            id=project,
+            request=[{"text": r["text"], "question": r["question"], "segment": r["id"]} for r in chunk],
+        )
+    if not connect_backend(sdk, project, backend_url, AUTH)[1]:
+        raise RuntimeError(f"the webhook of {title} never got the backend's basic auth")
+    return project
+
+
+def annotated_count(sdk, project: int) -> int:
+    query = json.dumps(
+        {
+            "filters": {
+                "conjunction": "and",
+                "items": [
+                    {
+                        "filter": "filter:tasks:total_annotations",
+                        "operator": "greater",
+                        "type": "Number",
+                        "value": 0,
+                    }
+                ],
+            }
+        }
+    )
+    return sum(1 for _ in sdk.tasks.list(project=project, page_size=1000, fields="task_only", query=query))
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--coders", type=int, default=20)
+    parser.add_argument("--minutes", type=float, default=10)
+    parser.add_argument("--segments", type=int, default=None, help="import only this many (default: all)")
+    parser.add_argument("--out", type=Path, default=OUT)
+    args = parser.parse_args()
+    from label_studio_sdk.client import LabelStudio
+
+    segments = pool_rows()[: args.segments]
+    coded = {row["id"]: row["codes"] for row in coded_rows()}
+    workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
+    with label_studio(workdir) as studio:
+        env = backend_env(studio, workdir, ACCESS_LOG="true")
+        log_path = workdir / "backend.log"
+        backend = BackendProcess(free_port(), env, AUTH, workers=2, log_path=log_path).start()
+        backend_url = backend.url
+        memory = MemoryWatch(backend.process.pid)
+        workers = WorkerWatch(Path(env["MODEL_DIR"]), CAP)
+        memory.start()
+        workers.start()
+        try:
+            sdk = LabelStudio(base_url=studio.url, api_key=studio.token, timeout=300)
+            large = create_project(sdk, segments, "load: all segments", backend_url)
+            rng = random.Random(1)
+            small = [
+                create_project(sdk, rng.sample(segments, 200), f"load: small {n}", backend_url)
+                for n in range(4)
+            ]
+            projects = [large, *small]
+            for project in projects:  # the first version of each: its first 10 annotations
+                tasks = list(sdk.tasks.list(project=project, page_size=10, fields="task_only"))[:10]
+                for task in tasks:
+                    sdk.annotations.create(id=task.id, result=study_form_result(rng.choice(CHOICES)))
+            print("waiting for every project's first version ...", flush=True)
+            metrics = lambda: httpx.get(f"{backend_url}/metrics", auth=AUTH, timeout=30).json()["projects"]  # noqa: E731
+            wait_for(
+                lambda: all(metrics().get(str(p), {}).get("current_version") for p in projects),
+                1800,
+                "every project's first version",
+            )
+            offset = log_path.stat().st_size
+            stop = threading.Event()
+            tokens = coder_tokens(studio, sdk, args.coders + len(small))
+            coders = [Coder(studio, tokens[n], large, coded, stop, seed=n) for n in range(args.coders)]
+            coders += [
+                Coder(studio, tokens[args.coders + n], p, coded, stop, pause=(5.0, 15.0), seed=100 + n)
+                for n, p in enumerate(small)
+            ]
+            started = time.monotonic()
+            for coder in coders:
+                coder.start()
+            print(f"{len(coders)} coders at work for {args.minutes} minutes ...", flush=True)
+            stop.wait(args.minutes * 60)
+            stop.set()
+            for coder in coders:
+                coder.join(300)
+            loaded_seconds = time.monotonic() - started
+            print("load over; waiting for the last rounds to settle ...", flush=True)
+            wait_for(
+                lambda: all(
+                    metrics().get(str(p), {}).get("state") in ("idle", "failed")
+                    and not metrics().get(str(p), {}).get("pending")
+                    for p in projects
+                ),
+                1800,
+                "the last rounds",
+            )
+            final = metrics()
+            lost = {p: annotated_count(sdk, p) - (final[str(p)].get("labeled") or 0) for p in projects}
+            text = log_path.read_text()
+            load_log = text[offset:]
+            durations = [int(us) / 1000 for status, us in WEBHOOK_LINE.findall(load_log)]
+            rounds_run = load_log.count(": train round ok") + load_log.count(": train round failed")
+            results = {
+                "coders": len(coders),
+                "minutes": round(loaded_seconds / 60, 1),
+                "tasks_large": len(segments),
+                "submitted": sum(c.submitted for c in coders),
+                "coder_errors": sum(len(c.errors) for c in coders),
+                "webhooks": len(durations),
+                "webhook_ms_p50": round(statistics.median(durations), 1),
+                "webhook_ms_p99": round(sorted(durations)[int(0.99 * (len(durations) - 1))], 1),
+                "webhook_ms_max": round(max(durations), 1),
+                "train_rounds_run": rounds_run,
+                "max_worker_processes": workers.most,
+                "max_worker_processes_with_forked_helpers": workers.most_with_helpers,
+                "max_slots_held": workers.most_slots,
+                "worker_cap": CAP,
+                "peak_memory_gb": round(memory.peak, 2),
+                "peak_memory_pss_gb": round(memory.peak_pss, 2),
+                "labels_lost": lost,
+                "failed_rounds": load_log.count("round failed"),
+                "first_errors": [e for c in coders for e in c.errors][:5],
+            }
+        finally:
+            memory.stop.set()
+            workers.stop.set()
+            backend.stop()
+    report(results, args.out, log_path)
+    return 0
+
+
+def report(results: dict, out: Path, log_path: Path) -> None:
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "load.json").write_text(json.dumps(results, indent=2))
+    print(
+        f"\n| measure ({results['coders']} coders, {results['minutes']} min, one project of "
+        f"{results['tasks_large']} tasks + 4 of 200) | value |\n|---|---|"
+    )
+    print(f"| annotations submitted (coder errors) | {results['submitted']} ({results['coder_errors']}) |")
+    print(f"| webhooks the backend answered | {results['webhooks']} |")
+    print(
+        f"| webhook latency p50 / p99 / max | {results['webhook_ms_p50']} / {results['webhook_ms_p99']} / "
+        f"{results['webhook_ms_max']} ms |"
+    )
+    print(f"| train rounds run (for {results['webhooks']} webhooks) | {results['train_rounds_run']} |")
+    print(
+        f"| worker processes alive at once, max (cap) | {results['max_worker_processes']} "
+        f"({results['worker_cap']}) |"
+    )
+    print(f"| worker slots held at once, max | {results['max_slots_held']} |")
+    print(
+        f"| processes with a worker's command line, max (forked helpers included) | "
+        f"{results['max_worker_processes_with_forked_helpers']} |"
+    )
+    print(
+        f"| peak memory of the backend, sum of RSS / PSS | {results['peak_memory_gb']} / "
+        f"{results['peak_memory_pss_gb']} GB |"
+    )
+    print(f"| labels lost (annotations in Label Studio not in the last round) | {results['labels_lost']} |")
+    print(f"backend log: {log_path}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
