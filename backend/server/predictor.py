@@ -54,7 +54,7 @@ class Predictor:
     def serving(self, project: str) -> Serving | None:
         """The project's serving version, loaded (or the one before it while it loads); None before
         the first round."""
-        name = StateStore(self.store.layout.project(project)).read().current_version
+        name = self._serving_name(project)
         if not name:
             return None
         with self._guard:
@@ -70,7 +70,18 @@ class Predictor:
             with self._guard:
                 if project in self._loaded:
                     return self._loaded[project]
-            return self._load(project, name)
+            try:
+                return self._load(project, name)
+            except FileNotFoundError:
+                newer = self._serving_name(project)
+                if not newer or newer == name:
+                    raise
+                # pruned between reading the state and loading it: a newer version serves by now
+                log.info("project %s: %s was replaced while it loaded; loading %s", project, name, newer)
+                return self._load(project, newer)
+
+    def _serving_name(self, project: str) -> str | None:
+        return StateStore(self.store.layout.project(project)).read().current_version
 
     def warm_up(self, projects: list[str]) -> None:
         """Load the serving versions of `projects` (the first `keep` of them) in the background."""

@@ -51,3 +51,29 @@ def test_a_request_is_answered_with_the_loaded_version_while_the_new_one_loads(
     assert predictor.serving("1").version.name == first.name, "answered at once, with the version in memory"
     loading.set()
     wait_for(lambda: predictor.serving("1").version.name == second.name, 60, "the new version to take over")
+
+
+def test_a_version_pruned_while_it_loads_gives_way_to_the_one_that_replaced_it(
+    trained, texts, tiny_settings, tmp_path
+):
+    """Found by the fault campaign: a project's first /predict read v1 from the state, the worker
+    pruned v1 (a newer version serves) before it was loaded, and the request failed with a 500."""
+    import shutil
+
+    store = ModelStore(tmp_path)
+    states = StateStore(ProjectDir(tmp_path, "1"))
+    first = store.save("1", trained, n_labeled=len(texts), training_seconds=1, config={})
+    second = store.save("1", trained, n_labeled=len(texts), training_seconds=1, config={})
+    states.update(lambda s: setattr(s, "current_version", first.name))
+    load = store.load
+
+    def pruned_meanwhile(version, device="cpu"):
+        if version.name == first.name:
+            states.update(lambda s: setattr(s, "current_version", second.name))
+            shutil.rmtree(version.path)
+        return load(version, device=device)
+
+    store.load = pruned_meanwhile
+    predictor = Predictor(with_overrides(tiny_settings, model_dir=tmp_path).model, store)
+    answers = predictor.predict("1", SCHEME, [{"id": 1, "data": {"text": "My knee hurts."}}])
+    assert answers[0]["model_version"] == second.name
