@@ -49,15 +49,17 @@ CAMPAIGN = (  # kind, count: 30 faults
 )
 
 
-def processes(*words: str) -> list[int]:
-    """Pids of live processes whose command line holds every word."""
+def processes(group: int, *words: str) -> list[int]:
+    """Pids of live processes of process group `group` (one backend: the server and its workers,
+    not another backend on the machine) whose command line holds every word."""
     found = []
     for cmdline in Path("/proc").glob("[0-9]*/cmdline"):
         try:
             argv = [part.decode(errors="replace") for part in cmdline.read_bytes().split(b"\0")]
-        except OSError:
+            mine = os.getpgid(int(cmdline.parent.name)) == group
+        except (OSError, ProcessLookupError):
             continue
-        if all(word in argv for word in words):
+        if mine and all(word in argv for word in words):
             found.append(int(cmdline.parent.name))
     return found
 
@@ -73,8 +75,9 @@ class Backend(BackendProcess):
 
     def kill(self) -> None:
         """SIGKILL the server and every worker it started (one process group), as a power cut would."""
+        group = self.process.pid  # started in a session of its own: its pid is the group's id
         super().kill()
-        wait_for(lambda: not processes("backend.worker"), 30, "the workers to die with the server")
+        wait_for(lambda: not processes(group, "backend.worker"), 30, "the workers to die with the server")
 
     def metrics(self, project: int) -> dict:
         return super().metrics().get(str(project), {})
@@ -247,7 +250,7 @@ class Campaign:
         mid_round = self.lane_busy(field_name, states, timeout=30)
         time.sleep(self.rng.uniform(0, delay))
         mid_round = mid_round and self.metrics().get(field_name) in states
-        kill(processes("backend.worker", str(self.project), lane))
+        kill(processes(self.backend.process.pid, "backend.worker", str(self.project), lane))
         return mid_round
 
     def inject(self, kind: str, availability: Availability) -> bool:
