@@ -104,3 +104,22 @@ def label_studio(request, tmp_path_factory):
     with LocalLabelStudio(executable, data_dir=data_dir, extra_env=extra_env) as server:
         server.database = database
         yield server
+
+
+def backend_env(label_studio, model_path: str, model_dir: Path, auth: tuple[str, str], **extra: str) -> dict:
+    """The environment of a backend under test: the bundled model with tiny budgets, basic auth,
+    this Label Studio; `extra` adds or overrides settings."""
+    return {
+        **os.environ,
+        "MODEL_NAME": model_path,
+        "MODEL_DIR": str(model_dir),
+        "SETFIT_NUM_ITERATIONS": "2",
+        "SETFIT_MAX_STEPS": "4",
+        "MAX_LENGTH": "64",
+        "LABEL_STUDIO_URL": label_studio.url,
+        "LABEL_STUDIO_API_KEY": label_studio.token,
+        "BASIC_AUTH_USER": auth[0],
+        "BASIC_AUTH_PASS": auth[1],
+        "HF_HUB_OFFLINE": "1",
+        **extra,
+    }

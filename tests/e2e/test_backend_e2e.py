@@ -23,6 +23,7 @@ import pytest
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
 from backend.resources import label_config
+from tests.e2e.conftest import backend_env
 from tests.helpers import FIXTURES, study_form_result, wait_for
 
 CONFIG = label_config("interview_coding")
@@ -184,22 +185,15 @@ def story(label_studio, model_path, tmp_path_factory):
     sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
     workdir = tmp_path_factory.mktemp("backend")
     port = free_port()
-    env = {
-        **os.environ,
-        "MODEL_NAME": model_path,
-        "MODEL_DIR": str(workdir / "models"),
-        "SETFIT_NUM_ITERATIONS": "2",
-        "SETFIT_MAX_STEPS": "4",
-        "MAX_LENGTH": "64",
-        "MIN_ANNOTATIONS_TO_TRAIN": "8",
-        "KEEP_OLD_PREDICTIONS_SECONDS": "0",  # the story checks that replaced versions go
-        "LABEL_STUDIO_URL": label_studio.url,
-        "LABEL_STUDIO_API_KEY": label_studio.token,
-        "BASIC_AUTH_USER": AUTH[0],
-        "BASIC_AUTH_PASS": AUTH[1],
-        "CODER_IDENTITIES": "email",  # the assertions name the coders
-        "HF_HUB_OFFLINE": "1",
-    }
+    env = backend_env(
+        label_studio,
+        model_path,
+        workdir / "models",
+        AUTH,
+        MIN_ANNOTATIONS_TO_TRAIN="8",
+        KEEP_OLD_PREDICTIONS_SECONDS="0",  # the story checks that replaced versions go
+        CODER_IDENTITIES="email",  # the assertions name the coders
+    )
     backend = Backend(port, env, AUTH, workers=2, log_path=workdir / "backend.log").start()
     segments = [json.loads(line) for line in (FIXTURES / "segments.jsonl").read_text().splitlines()]
     project = sdk.projects.create(title="e2e coding", label_config=CONFIG)

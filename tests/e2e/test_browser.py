@@ -18,6 +18,7 @@ import pytest
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess, basic_auth_header, connect_backend
 from backend.resources import label_config
+from tests.e2e.conftest import backend_env
 from tests.helpers import FIXTURES, study_form_result, wait_for
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
@@ -125,21 +126,14 @@ def project(label_studio, model_path, tmp_path_factory):
 
     sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
     workdir = tmp_path_factory.mktemp("browser-backend")
-    env = {
-        **os.environ,
-        "MODEL_NAME": model_path,
-        "MODEL_DIR": str(workdir / "models"),
-        "SETFIT_NUM_ITERATIONS": "2",
-        "SETFIT_MAX_STEPS": "4",
-        "MAX_LENGTH": "64",
-        "MIN_ANNOTATIONS_TO_TRAIN": str(FIRST),
-        "WRITE_REST_AFTER_SECONDS": "0",
-        "LABEL_STUDIO_URL": label_studio.url,
-        "LABEL_STUDIO_API_KEY": label_studio.token,
-        "BASIC_AUTH_USER": AUTH[0],
-        "BASIC_AUTH_PASS": AUTH[1],
-        "HF_HUB_OFFLINE": "1",
-    }
+    env = backend_env(
+        label_studio,
+        model_path,
+        workdir / "models",
+        AUTH,
+        MIN_ANNOTATIONS_TO_TRAIN=str(FIRST),
+        WRITE_REST_AFTER_SECONDS="0",
+    )
     backend = BackendProcess(free_port(), env, AUTH, workers=2, log_path=workdir / "backend.log").start()
     segments = [json.loads(line) for line in (FIXTURES / "segments.jsonl").read_text().splitlines()][:24]
     created = sdk.projects.create(title="browser coding", label_config=CONFIG).id
