@@ -22,6 +22,7 @@ annotation Label Studio holds. Prints a table and writes OUT/load.json.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import random
@@ -40,11 +41,11 @@ import httpx
 import psutil
 
 from backend.devtools.local_studio import free_port
-from backend.devtools.processes import BackendProcess, connect_backend
+from backend.devtools.processes import BackendProcess
 from backend.worker.slots import WorkerSlots
 from bench.bench_loop import MemoryWatch
 from bench.common import AUTH, CONFIG, OUT, backend_env, coded_rows, label_studio, pool_rows
-from tests.helpers import study_form_result, wait_for
+from tests.helpers import connect_backend, study_form_result, wait_for
 
 CHOICES = [["physical_health"], ["mental_health"], ["daily_functioning", "freq_mentioned"], []]
 CAP = 4  # MAX_WORKER_PROCESSES' default, which the bench leaves as it is
@@ -52,25 +53,67 @@ WEBHOOK_LINE = re.compile(r'"POST /webhook HTTP/[\d.]+" (\d{3}) (\d+)us')
 
 
 class WorkerWatch(threading.Thread):
-    """Every 0.25 s: worker processes alive (`python -m backend.worker`, not counting helpers they
-    fork, which carry the same command line) and worker slots held (MODEL_DIR/.slots); the most."""
+    """Every 0.25 s: the bench backend's worker processes and the worker slots they hold; the most.
 
-    def __init__(self, model_dir: Path, cap: int):
+    Only processes of the backend's own process group count (the server and every worker it
+    started): the first re-run counted 6 workers against a cap of 4 while the fault campaign's
+    backend ran its own workers on the same machine. A worker is a `python -m backend.worker`
+    process whose parent is not one (helpers it forked carry the same command line). Slots are
+    read from /proc/locks, without taking their locks (which would make a starting worker miss a
+    free slot). Every sample with more workers than the cap is kept, naming each process.
+    """
+
+    def __init__(self, group: int, model_dir: Path, cap: int):
         super().__init__(daemon=True)
+        self.group, self.cap = group, cap
         self.slots = WorkerSlots(model_dir, cap)
         self.stop, self.most, self.most_with_helpers, self.most_slots = threading.Event(), 0, 0, 0
+        self.most_elsewhere, self.over_cap = 0, []
 
     def run(self) -> None:
         while not self.stop.is_set():
-            workers = {}
-            for process in psutil.process_iter(["pid", "ppid", "cmdline"]):
-                if "backend.worker" in (process.info["cmdline"] or []):
-                    workers[process.info["pid"]] = process.info["ppid"]
-            top = [pid for pid, parent in workers.items() if parent not in workers]
+            mine, elsewhere = {}, 0
+            for process in psutil.process_iter(["pid", "ppid", "cmdline", "create_time"]):
+                if "backend.worker" not in (process.info["cmdline"] or []):
+                    continue
+                try:
+                    in_group = os.getpgid(process.info["pid"]) == self.group
+                except ProcessLookupError:
+                    continue
+                if in_group:
+                    mine[process.info["pid"]] = process.info
+                else:
+                    elsewhere += 1
+            top = [info for info in mine.values() if info["ppid"] not in mine]
+            if len(top) > self.cap:
+                self.over_cap.append([describe(info) for info in top])
             self.most = max(self.most, len(top))
-            self.most_with_helpers = max(self.most_with_helpers, len(workers))
-            self.most_slots = max(self.most_slots, self.slots.count - self.slots.free())
+            self.most_with_helpers = max(self.most_with_helpers, len(mine))
+            self.most_elsewhere = max(self.most_elsewhere, elsewhere)
+            self.most_slots = max(self.most_slots, self.held_slots())
             time.sleep(0.25)
+
+    def held_slots(self) -> int:
+        """Slot files some process holds a flock on, read from /proc/locks."""
+        inodes = set()
+        for number in range(self.cap):
+            with contextlib.suppress(FileNotFoundError):
+                inodes.add(os.stat(self.slots.directory / f"slot-{number}").st_ino)
+        held = set()
+        for line in Path("/proc/locks").read_text().splitlines():
+            fields = line.split()
+            if len(fields) > 5 and fields[1] == "FLOCK":
+                inode = int(fields[5].rsplit(":", 1)[1])
+                if inode in inodes:
+                    held.add(inode)
+        return len(held)
+
+
+def describe(info: dict) -> str:
+    """pid, parent, project and lane, and age of a worker process."""
+    argv = info["cmdline"]
+    where = " ".join(argv[argv.index("backend.worker") + 1 :])
+    return f"pid {info['pid']} ppid {info['ppid']} [{where}] {time.time() - info['create_time']:.0f} s old"
 
 
 def coder_tokens(studio, sdk, count: int) -> list[str]:
@@ -111,7 +154,7 @@ class Coder(threading.Thread):
                     self.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
 
 
-def create_project(sdk, rows: list[dict], title: str, backend_url: str) -> int:
+def create_project(studio, sdk, rows: list[dict], title: str, backend_url: str) -> int:
     project = sdk.projects.create(title=title, label_config=CONFIG).id
     for start in range(0, len(rows), 2000):
         chunk = rows[start : start + 2000]
@@ -119,7 +162,7 @@ def create_project(sdk, rows: list[dict], title: str, backend_url: str) -> int:
             id=project,
             request=[{"text": r["text"], "question": r["question"], "segment": r["id"]} for r in chunk],
         )
-    if not connect_backend(sdk, project, backend_url, AUTH)[1]:
+    if not connect_backend(studio, project, backend_url, AUTH):
         raise RuntimeError(f"the webhook of {title} never got the backend's basic auth")
     return project
 
@@ -163,15 +206,15 @@ def main() -> int:
         backend = BackendProcess(free_port(), env, AUTH, workers=2, log_path=log_path).start()
         backend_url = backend.url
         memory = MemoryWatch(backend.process.pid)
-        workers = WorkerWatch(Path(env["MODEL_DIR"]), CAP)
+        workers = WorkerWatch(backend.process.pid, Path(env["MODEL_DIR"]), CAP)
         memory.start()
         workers.start()
         try:
             sdk = LabelStudio(base_url=studio.url, api_key=studio.token, timeout=300)
-            large = create_project(sdk, segments, "load: all segments", backend_url)
+            large = create_project(studio, sdk, segments, "load: all segments", backend_url)
             rng = random.Random(1)
             small = [
-                create_project(sdk, rng.sample(segments, 200), f"load: small {n}", backend_url)
+                create_project(studio, sdk, rng.sample(segments, 200), f"load: small {n}", backend_url)
                 for n in range(4)
             ]
             projects = [large, *small]
@@ -233,6 +276,8 @@ def main() -> int:
                 "max_worker_processes": workers.most,
                 "max_worker_processes_with_forked_helpers": workers.most_with_helpers,
                 "max_slots_held": workers.most_slots,
+                "max_worker_processes_of_other_backends": workers.most_elsewhere,
+                "samples_over_cap": workers.over_cap[:20],
                 "worker_cap": CAP,
                 "peak_memory_gb": round(memory.peak, 2),
                 "peak_memory_pss_gb": round(memory.peak_pss, 2),
@@ -272,10 +317,16 @@ def report(results: dict, out: Path, log_path: Path) -> None:
         f"{results['max_worker_processes_with_forked_helpers']} |"
     )
     print(
+        f"| worker processes of other backends on the machine, max | "
+        f"{results['max_worker_processes_of_other_backends']} |"
+    )
+    print(
         f"| peak memory of the backend, sum of RSS / PSS | {results['peak_memory_gb']} / "
         f"{results['peak_memory_pss_gb']} GB |"
     )
     print(f"| labels lost (annotations in Label Studio not in the last round) | {results['labels_lost']} |")
+    for sample in results["samples_over_cap"]:
+        print("over the cap:", "; ".join(sample))
     print(f"backend log: {log_path}")
 
 

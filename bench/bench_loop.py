@@ -41,9 +41,9 @@ import httpx
 import psutil
 
 from backend.devtools.local_studio import free_port
-from backend.devtools.processes import BackendProcess, connect_backend
+from backend.devtools.processes import BackendProcess
 from bench.common import AUTH, CONFIG, OUT, backend_env, coded_rows, label_studio, pool_rows
-from tests.helpers import study_form_result, wait_for
+from tests.helpers import connect_backend, study_form_result, wait_for
 
 
 class MemoryWatch(threading.Thread):
@@ -123,7 +123,7 @@ def run(studio, backend_url: str, segments: list[dict], coded: dict, annotations
         t.data["segment"]: t.id for t in sdk.tasks.list(project=project, page_size=1000, fields="task_only")
     }
     print(f"project {project}: {len(tasks)} tasks", flush=True)
-    if not connect_backend(sdk, project, backend_url, AUTH)[1]:
+    if not connect_backend(studio, project, backend_url, AUTH):
         raise RuntimeError("the project's webhook never got the backend's basic auth")
 
     def metrics() -> dict:

@@ -28,3 +28,13 @@ def wait_for(condition, timeout: float, what: str, interval: float = 0.5):
             return value
         time.sleep(interval)
     raise TimeoutError(f"waited {timeout:.0f} s for {what}")
+
+
+def connect_backend(studio, project: int, backend_url: str, auth: tuple[str, str]) -> bool:
+    """Connect the backend to a project of `studio` (a LocalLabelStudio) the way `init` does; returns
+    whether the project's webhook got the backend's basic auth."""
+    from backend.studio.client import StudioClient
+    from backend.studio.setup import ProjectSetter
+
+    setter = ProjectSetter(StudioClient(studio.url, studio.token))
+    return setter.connect(project, backend_url, auth).webhook_authorized

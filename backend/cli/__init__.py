@@ -3,6 +3,7 @@
 Subcommands:
   serve        run the ML backend for Label Studio (gunicorn; --dev for Flask's server)
   demo         Label Studio + backend + a coding project on this machine, without Docker
+  init         set up a coding project in a running Label Studio, connected to this backend
   healthcheck  exit 0 when the local server answers /health (the container's HEALTHCHECK)
   config       show the effective configuration (validated; secrets never shown)
   train        train a model version from a JSONL file of coded segments
@@ -21,7 +22,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from backend.cli import agreement, offline, serving, simulate
+from backend.cli import agreement, offline, project, serving, simulate
 from backend.config import load_settings
 from backend.config.logs import setup_logging
 from backend.errors import BackendError
@@ -35,7 +36,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings come from environment variables (see `coding-backend config`).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serving, offline, agreement, simulate):
+    for module in (serving, project, offline, agreement, simulate):
         module.add_commands(commands)
     return parser
 

@@ -15,43 +15,23 @@ import shutil
 import signal
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 from backend.devtools.local_studio import LocalLabelStudio, default_venv_dir, ensure_label_studio, free_port
-from backend.devtools.processes import BackendProcess, connect_backend
+from backend.devtools.processes import BackendProcess
 from backend.research.corpus import read_segments
 from backend.resources import label_config
+from backend.studio.client import StudioClient
+from backend.studio.setup import ProjectSetter, segment_tasks
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class DemoProject:
-    id: int
-    tasks: int
-    backend_state: str
-    webhook_authorized: bool
+DEMO_TITLE = "Interview coding (demo)"
 
 
 def read_demo_segments(path: Path, limit: int | None) -> list[dict]:
-    """Segments as Label Studio task data: the text and, when there, the interview question."""
+    """The first `limit` segments of a file, as Label Studio task data."""
     segments = read_segments(path, require_codes=False)
-    rows = segments[:limit] if limit else segments
-    return [
-        {"text": row["text"], "question": row.get("question", ""), "segment_id": row["id"]} for row in rows
-    ]
-
-
-def set_up_project(
-    sdk, backend_url: str, auth: tuple[str, str], tasks: list[dict], config: str
-) -> DemoProject:
-    """Create the project, import the segments and connect the backend with basic auth."""
-    project = sdk.projects.create(title="Interview coding (demo)", label_config=config)
-    for start in range(0, len(tasks), 2000):
-        sdk.projects.import_tasks(id=project.id, request=tasks[start : start + 2000])
-    state, authorized = connect_backend(sdk, project.id, backend_url, auth)
-    return DemoProject(project.id, len(tasks), state, authorized)
+    return segment_tasks(segments[:limit] if limit else segments)
 
 
 def _interrupt(*_args) -> None:
@@ -69,8 +49,6 @@ def run_demo(
     exit_after_setup: bool,
 ) -> int:
     """Run the whole demo; returns the exit status. Without `data_dir` nothing is kept."""
-    from label_studio_sdk.client import LabelStudio
-
     tasks = read_demo_segments(data, limit)
     executable = ensure_label_studio(venv or default_venv_dir())
     auth = ("demo", secrets.token_urlsafe(12))
@@ -82,13 +60,14 @@ def run_demo(
         backend = BackendProcess(backend_port or free_port(), env, auth)
         try:
             backend.start()
-            sdk = LabelStudio(base_url=studio.url, api_key=studio.token)
-            project = set_up_project(sdk, backend.url, auth, tasks, label_config())
-            print(f"\nLabel Studio: {studio.url}/projects/{project.id}/data")
+            setter = ProjectSetter(StudioClient(studio.url, studio.token))
+            setup = setter.set_up(DEMO_TITLE, label_config(), tasks, backend.url, auth)
+            print(f"\nLabel Studio: {studio.url}/projects/{setup.project}/data")
             print(f"  login: {studio.username} / {studio.password}")
-            connected = f"backend {backend.url} ({project.backend_state})"
-            print(f"  project {project.id}: {project.tasks} segments, {connected}")
-            if not project.webhook_authorized:
+            connected = f"backend {backend.url} ({setup.connection.state})"
+            print(f"  project {setup.project}: {len(tasks)} segments, {connected}")
+            print(f"Status page: {backend.url}/status  (login: {auth[0]} / {auth[1]})")
+            if not setup.connection.webhook_authorized:
                 print(
                     "  warning: the project's webhook does not carry basic auth yet: annotations won't train"
                 )

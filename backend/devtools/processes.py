@@ -1,5 +1,5 @@
-"""The backend as a child process, and connecting it to a Label Studio project: for the demo, the
-end-to-end and fault tests, and the benchmarks (one way to do it for all of them)."""
+"""The backend as a child process: for the demo, the end-to-end and fault tests, and the benchmarks
+(one way to do it for all of them)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,6 @@ import time
 from pathlib import Path
 
 import httpx
-
-from backend.server.auth import basic_auth_header
-
-BACKEND_STATES = {
-    "CO": "connected",
-    "DI": "disconnected",
-    "ER": "error",
-    "TR": "training",
-    "PR": "predicting",
-}
 
 
 class BackendProcess:
@@ -98,28 +88,3 @@ class BackendProcess:
         """SIGKILL the server and every worker it started, as a power cut would."""
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(30)
-
-
-def connect_backend(
-    sdk, project: int, backend_url: str, auth: tuple[str, str], timeout: float = 60
-) -> tuple[str, bool]:
-    """Connect the backend to a project with basic auth; returns Label Studio's view of the connection
-    ('connected', ...) and whether the project's webhook got our credentials within `timeout`."""
-    created = sdk.ml.create(
-        project=project,
-        url=backend_url,
-        title="coding-backend",
-        auth_method="BASIC_AUTH",
-        basic_auth_user=auth[0],
-        basic_auth_pass=auth[1],
-    )
-    state = BACKEND_STATES.get(str(created.state), str(created.state))
-    header, deadline = basic_auth_header(*auth), time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if any(
-            (hook.headers or {}).get("Authorization") == header
-            for hook in sdk.webhooks.list(project=str(project))
-        ):
-            return state, True
-        time.sleep(0.5)
-    return state, False

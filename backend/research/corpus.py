@@ -8,10 +8,11 @@ task, and what is wrong (the CLI prints it and exits with status 2).
 
 from __future__ import annotations
 
+import csv
 import json
 import logging
 from collections import Counter
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, replace
 from pathlib import Path
 
@@ -39,29 +40,48 @@ class Example:
 
 
 def read_segments(path: Path, *, require_codes: bool) -> list[dict]:
-    """Read `{"text", "codes"?, "id"?}` lines, naming the line of any problem."""
+    """Read `{"text", "codes"?, "id"?}` lines (JSONL), or rows of a CSV file with a `text` column (and
+    optionally `id` and `question`), naming the file and line of any problem."""
     if not path.is_file():
         raise DataError(f"{path}: no such file")
+    if path.suffix.lower() == ".csv":
+        if require_codes:
+            raise DataError(f"{path}: coded segments must be JSONL (a CSV file has no code lists)")
+        rows = _csv_rows(path)
+    else:
+        rows = _jsonl_rows(path)
     segments = []
+    for number, row in rows:
+        if not isinstance(row, dict) or not isinstance(row.get("text"), str):
+            raise DataError(f'{path}:{number}: expected an object with a "text" string')
+        if require_codes and not _is_code_list(row.get("codes")):
+            raise DataError(f'{path}:{number}: expected a "codes" list of strings (empty when none applies)')
+        row.setdefault("id", f"line-{number}")
+        segments.append(row)
+    if not segments:
+        raise DataError(f"{path}: no segments")
+    return segments
+
+
+def _jsonl_rows(path: Path) -> Iterator[tuple[int, object]]:
     with open(path, encoding="utf-8") as handle:
         for number, line in enumerate(handle, start=1):
             if not line.strip():
                 continue
             try:
-                row = json.loads(line)
+                yield number, json.loads(line)
             except json.JSONDecodeError as exc:
                 raise DataError(f"{path}:{number}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict) or not isinstance(row.get("text"), str):
-                raise DataError(f'{path}:{number}: expected an object with a "text" string')
-            if require_codes and not _is_code_list(row.get("codes")):
-                raise DataError(
-                    f'{path}:{number}: expected a "codes" list of strings (empty when none applies)'
-                )
-            row.setdefault("id", f"line-{number}")
-            segments.append(row)
-    if not segments:
-        raise DataError(f"{path}: no segments")
-    return segments
+
+
+def _csv_rows(path: Path) -> Iterator[tuple[int, dict]]:
+    with open(path, encoding="utf-8-sig", newline="") as handle:
+        reader = csv.DictReader(handle)
+        if "text" not in (reader.fieldnames or []):
+            raise DataError(f'{path}: expected a header row with a "text" column')
+        for row in reader:
+            if any((value or "").strip() for value in row.values() if isinstance(value, str)):
+                yield reader.line_num, {k: v for k, v in row.items() if k and (v or k == "text")}
 
 
 def read_examples(path: Path, scheme: CodingScheme | None) -> list[Example]:

@@ -6,7 +6,6 @@ webhook without them: :class:`WebhookAuthorizer` adds our header to it.
 
 from __future__ import annotations
 
-import base64
 import hmac
 import logging
 import threading
@@ -18,13 +17,9 @@ from flask import Flask, current_app, jsonify, request
 
 from backend.config import ServerSettings
 from backend.errors import BackendError
-from backend.studio.client import StudioAPI, StudioClient
+from backend.studio.client import StudioAPI, StudioClient, basic_auth_header
 
 log = logging.getLogger(__name__)
-
-
-def basic_auth_header(user: str, password: str) -> str:
-    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
 
 
 def expected_header(server: ServerSettings) -> str | None:

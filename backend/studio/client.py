@@ -6,8 +6,10 @@ here (never from an event payload), so a lost webhook never loses a label.
 
 from __future__ import annotations
 
+import base64
 import json
 import logging
+import re
 from collections.abc import Iterator, Sequence
 from typing import Protocol
 from urllib.parse import urlsplit
@@ -21,6 +23,28 @@ log = logging.getLogger(__name__)
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"
 PREDICTION_CHUNK = 1000
 TASK_PAGE = 500
+
+
+def basic_auth_header(user: str, password: str) -> str:
+    """The Authorization header of HTTP basic auth: what the backend expects, and what Label Studio's
+    webhooks to it must carry."""
+    return "Basic " + base64.b64encode(f"{user}:{password}".encode()).decode()
+
+
+def _reason(body: object) -> str:
+    """What Label Studio's error body says, without its envelope (id, version, HTML links)."""
+    if not isinstance(body, dict):
+        return str(body)[:500]
+    errors = body.get("validation_errors") or {}
+    if isinstance(errors, dict) and errors:
+        said = "; ".join(
+            str(m)
+            for messages in errors.values()
+            for m in (messages if isinstance(messages, list) else [messages])
+        )
+    else:
+        said = str(body.get("detail") or body)
+    return re.sub(r"<[^>]+>", "", said)[:500]
 
 
 class StudioError(BackendError, RuntimeError):
@@ -78,14 +102,14 @@ class StudioClient:
     # --- reading ------------------------------------------------------------------------------
 
     def label_config(self, project: int) -> str:
-        return self._call("read the project", lambda: self._sdk.projects.get(id=project).label_config)
+        return self.call("read the project", lambda: self._sdk.projects.get(id=project).label_config)
 
     def tasks(self, project: int, *, annotated: bool, data_only: bool = False) -> Iterator[Task]:
         """All tasks with (annotated=True) or without (False) a submitted annotation, paged.
 
         `data_only` leaves out annotations and predictions: much faster on a large project.
         """
-        pages = self._call(
+        pages = self.call(
             "list tasks",
             lambda: self._sdk.tasks.list(
                 project=project,
@@ -110,7 +134,7 @@ class StudioClient:
 
     def user_emails(self) -> dict[int, str]:
         """Label Studio user id → email, to name the coder behind each annotation."""
-        users = self._call("list users", self._sdk.users.list)
+        users = self.call("list users", self._sdk.users.list)
         return {int(user.id): user.email or f"user-{user.id}" for user in users}
 
     def model_versions(self, project: int) -> list[str]:
@@ -127,7 +151,7 @@ class StudioClient:
         created = 0
         for start in range(0, len(predictions), PREDICTION_CHUNK):
             chunk = list(predictions[start : start + PREDICTION_CHUNK])
-            response = self._call(
+            response = self.call(
                 "import predictions",
                 lambda chunk=chunk: self._sdk.projects.import_predictions(id=project, request=chunk),
             )
@@ -138,7 +162,7 @@ class StudioClient:
     def serve_version(self, project: int, version: str) -> None:
         """Show `version`'s predictions and serve the lowest prediction score first."""
         settings = {"sampling": UNCERTAINTY_SAMPLING, "model_version": version}
-        self._call("switch the model version", lambda: self._sdk.projects.update(id=project, **settings))
+        self.call("switch the model version", lambda: self._sdk.projects.update(id=project, **settings))
 
     def delete_version(self, project: int, version: str) -> None:
         """Delete all predictions of one model version (not in the SDK: raw HTTP)."""
@@ -152,7 +176,7 @@ class StudioClient:
         other webhook ever gets the header. Returns how many of ours carry it now.
         """
         authorized = 0
-        for hook in self._call("list webhooks", lambda: self._sdk.webhooks.list(project=str(project))):
+        for hook in self.call("list webhooks", lambda: self._sdk.webhooks.list(project=str(project))):
             target = urlsplit(hook.url or "")
             if target.netloc != backend_host or not target.path.rstrip("/").endswith("/webhook"):
                 continue
@@ -164,24 +188,29 @@ class StudioClient:
         return authorized
 
     def _update_webhook(self, hook_id: int, headers: dict) -> None:
-        self._call("update a webhook", lambda: self._sdk.webhooks.update(hook_id, headers=headers))
+        self.call("update a webhook", lambda: self._sdk.webhooks.update(hook_id, headers=headers))
 
     # --- plumbing -----------------------------------------------------------------------------
 
-    def _call(self, what: str, call):
+    @property
+    def sdk(self):
+        """The label-studio-sdk client, for calls made through :meth:`call` (project set-up)."""
+        return self._sdk
+
+    def call(self, what: str, call):
+        """Run an SDK call; a refusal or failure becomes a StudioError saying `what` failed, and why."""
         try:
             return call()
         except Exception as exc:
             status = getattr(exc, "status_code", None)
-            body = getattr(exc, "body", "")
-            detail = f"HTTP {status}: {body}" if status else f"{type(exc).__name__}: {exc}"
+            detail = f"HTTP {status}: {_reason(exc.body)}" if status else f"{type(exc).__name__}: {exc}"
             raise StudioError(
                 self._scrub(f"Label Studio at {self.url} could not {what} ({detail})"), status
             ) from None
 
     def _raw(self, method: str, path: str, body: dict | None):
         wrapper = self._sdk._client_wrapper  # the SDK's authenticated httpx client
-        response = self._call(
+        response = self.call(
             f"{method} {path}", lambda: wrapper.httpx_client.request(path, method=method, json=body)
         )
         if response.status_code >= 400:

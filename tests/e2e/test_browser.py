@@ -16,10 +16,11 @@ from pathlib import Path
 import pytest
 
 from backend.devtools.local_studio import free_port
-from backend.devtools.processes import BackendProcess, basic_auth_header, connect_backend
+from backend.devtools.processes import BackendProcess
 from backend.resources import label_config
+from backend.studio.client import basic_auth_header
 from tests.e2e.conftest import backend_env
-from tests.helpers import FIXTURES, study_form_result, wait_for
+from tests.helpers import FIXTURES, connect_backend, study_form_result, wait_for
 
 CHROMIUM = Path(os.environ.get("CHROMIUM", "/usr/bin/chromium"))
 CHROMEDRIVER = Path(os.environ.get("CHROMEDRIVER", "/usr/bin/chromedriver"))
@@ -140,7 +141,7 @@ def project(label_studio, model_path, tmp_path_factory):
     sdk.projects.import_tasks(
         id=created, request=[{"text": s["text"], "question": "How are you?"} for s in segments]
     )
-    assert connect_backend(sdk, created, backend.url, AUTH)[1], "the webhook never got basic auth"
+    assert connect_backend(label_studio, created, backend.url, AUTH), "the webhook never got basic auth"
     found = Project(sdk, label_studio, backend, created, {s["text"]: s["codes"] for s in segments})
     for task_id in sorted(found.tasks)[:FIRST]:
         sdk.annotations.create(

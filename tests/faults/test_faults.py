@@ -32,9 +32,9 @@ import httpx
 import pytest
 
 from backend.devtools.local_studio import LocalLabelStudio, ensure_label_studio, free_port
-from backend.devtools.processes import BackendProcess, connect_backend
+from backend.devtools.processes import BackendProcess
 from backend.resources import label_config
-from tests.helpers import CODES, FIXTURES, REPO, study_form_result, wait_for
+from tests.helpers import CODES, FIXTURES, REPO, connect_backend, study_form_result, wait_for
 
 AUTH = ("faults", "faults-pass-1")
 CONFIG = label_config("interview_coding")
@@ -333,7 +333,7 @@ def campaign(tmp_path_factory):
     project = sdk.projects.create(title="faults", label_config=CONFIG).id
     rows = [{"text": f"{text} ({n})", "question": "?"} for n in range(3) for text in texts]
     sdk.projects.import_tasks(id=project, request=rows)
-    assert connect_backend(sdk, project, backend.url, AUTH)[1], "the webhook never got basic auth"
+    assert connect_backend(studio, project, backend.url, AUTH), "the webhook never got basic auth"
     run = Campaign(sdk, studio, backend, project, model_dir, texts)
     run.annotate(4)
     ok, why = run.recover()

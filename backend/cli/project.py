@@ -1,0 +1,126 @@
+"""`init`: set up a coding project in a running Label Studio, connected to this backend.
+
+What the compose file's `init` service runs after `docker compose up`, and what a lead runs against
+a Label Studio of their own. It can run again and again: the project, its segments and the
+connection are reused (backend/studio/setup.py).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+from backend.cli.errors import UsageError
+from backend.config import Settings
+
+
+def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.domain.scheme import parse_label_config
+    from backend.research.corpus import read_segments
+    from backend.resources import label_config as shipped_config
+    from backend.studio.client import StudioClient
+    from backend.studio.setup import ProjectSetter, segment_tasks
+
+    server = settings.server
+    auth = backend_auth(settings)
+    if not server.backend_url:
+        raise UsageError(
+            "BACKEND_URL is not set: the address Label Studio reaches the backend at "
+            "(in compose: http://backend:9090)"
+        )
+    if not server.label_studio_api_key:
+        raise UsageError("LABEL_STUDIO_API_KEY is not set: the API token of a Label Studio user")
+    config = read_label_config(args.label_config) if args.label_config else shipped_config()
+    scheme = parse_label_config(config)
+    segments = read_segments(Path(args.data), require_codes=False) if args.data else []
+    blank = [str(row["id"]) for row in segments if not row["text"].strip()]
+    if blank:
+        raise UsageError(f"{args.data}: {len(blank)} segment(s) have an empty text: {', '.join(blank[:5])}")
+    client = StudioClient(server.label_studio_url, server.api_key())
+    wait_for_label_studio(client, args.wait)
+    print(f"setting up {args.title!r} in Label Studio at {client.url} ...", flush=True)
+    setup = ProjectSetter(client).set_up(
+        args.title,
+        config,
+        segment_tasks(segments, scheme.text_field),
+        server.backend_url,
+        auth,
+        text_field=scheme.text_field,
+        webhook_timeout=args.webhook_timeout,
+    )
+    print(f"project {setup.project}: {'created' if setup.created else 'exists, reused'}")
+    if segments:
+        print(f"segments: {setup.imported} imported, {setup.already_there} already there")
+    print(f"backend {server.backend_url}: {setup.connection.state}")
+    if not setup.connection.webhook_authorized:
+        print(
+            f"error: the project's webhook to {server.backend_url}/webhook does not carry the backend's "
+            f"basic auth after {args.webhook_timeout:.0f} s, so annotations would not train.\n"
+            "fix: the backend adds it when Label Studio connects it: its BACKEND_URL must be exactly "
+            f"{server.backend_url}, and it needs LABEL_STUDIO_API_KEY",
+            flush=True,
+        )
+        return 1
+    public = (args.public_url or client.url).rstrip("/")
+    print(f"ready: {public}/projects/{setup.project}/data")
+    return 0
+
+
+def backend_auth(settings: Settings) -> tuple[str, str] | None:
+    """The backend's basic auth, which Label Studio is given; None only where auth was waived."""
+    server = settings.server
+    if server.basic_auth_user and server.basic_auth_pass:
+        return server.basic_auth_user, server.basic_auth_pass.get_secret_value()
+    if server.allow_unauthenticated:
+        return None
+    raise UsageError("BASIC_AUTH_USER and BASIC_AUTH_PASS are not set: the backend's credentials")
+
+
+def read_label_config(path: str) -> str:
+    try:
+        return Path(path).read_text(encoding="utf-8")
+    except OSError as exc:
+        raise UsageError(f"--label-config {path}: {exc.strerror}") from None
+
+
+def wait_for_label_studio(client, seconds: float) -> None:
+    """Until Label Studio answers /health, for at most `seconds` (it takes half a minute to start)."""
+    import httpx
+
+    deadline = time.monotonic() + seconds
+    while True:
+        try:
+            if httpx.get(f"{client.url}/health", timeout=5).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        if time.monotonic() >= deadline:
+            raise UsageError(
+                f"Label Studio does not answer at {client.url}/health: is LABEL_STUDIO_URL right, "
+                "and is it running?"
+            )
+        time.sleep(1)
+
+
+def add_commands(commands) -> None:
+    init = commands.add_parser(
+        "init",
+        help="set up a coding project in Label Studio, connected to this backend (can run again)",
+        description="Create (or reuse) a project, import segments it does not hold yet, connect the "
+        "backend with basic auth and check that annotations reach it. Reads LABEL_STUDIO_URL, "
+        "LABEL_STUDIO_API_KEY, BACKEND_URL, BASIC_AUTH_USER and BASIC_AUTH_PASS.",
+    )
+    init.add_argument(
+        "--title", default="Interview coding", help="the project's title (default: %(default)s)"
+    )
+    init.add_argument(
+        "--label-config", help="label config XML file (default: the study's coding form); empty: the default"
+    )
+    init.add_argument("--data", help="segments to import: JSONL (text, id?, question?) or CSV; empty: none")
+    init.add_argument("--public-url", help="Label Studio's address in your browser, for the printed link")
+    init.add_argument("--wait", type=float, default=120, help="seconds to wait for Label Studio (120)")
+    init.add_argument(
+        "--webhook-timeout", type=float, default=60, help="seconds to wait for the webhook's auth (60)"
+    )
+    init.set_defaults(handler=cmd_init)
