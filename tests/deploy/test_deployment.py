@@ -1,7 +1,6 @@
-"""Deployment files: they parse, and every variable they set is one the code reads.
-
-There is no Docker engine here, so the images are not built; these checks catch the mistakes a
-build would not (a misspelt variable is silently ignored at run time).
+"""Deployment files: they parse with both compose tools, and every variable they set is one the code
+reads. These checks catch what a build would not (a misspelt variable is silently ignored at run
+time); tests/deploy/test_stack.py builds the images and runs the stack.
 """
 
 import os
@@ -21,14 +20,20 @@ from tests.helpers import REPO, wait_for
 
 READ_BY_THE_BACKEND = {name.upper() for name in all_fields()}
 READ_BY_LIBRARIES = {
+    "PATH",
     "HF_HOME",
     "HF_HUB_OFFLINE",
+    "TRANSFORMERS_OFFLINE",
+    "PIP_CERT",
+    "SSL_CERT_FILE",
+    "REQUESTS_CA_BUNDLE",
     "PYTHONDONTWRITEBYTECODE",
     "PYTHONUNBUFFERED",
     "PIP_NO_CACHE_DIR",
     "PIP_DISABLE_PIP_VERSION_CHECK",
 }
-COMPOSE_FILES = ("docker-compose.yml", "docker-compose.gpu.yml")
+COMPOSE_FILES = ("docker-compose.yml", "docker-compose.gpu.yml", "docker/compose.offline.yml")
+COMPOSE_TOOLS = {"docker compose": ["docker", "compose"], "docker-compose": ["docker-compose"]}
 
 
 def compose(name: str) -> dict:
@@ -53,14 +58,45 @@ def dockerfile_env() -> set[str]:
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_every_variable_compose_gives_the_backend_is_read_by_it(name):
-    environment = compose(name)["services"]["backend"].get("environment", {})
-    assert set(environment) <= READ_BY_THE_BACKEND, set(environment) - READ_BY_THE_BACKEND
+    for service in ("backend", "init"):
+        environment = compose(name)["services"].get(service, {}).get("environment", {})
+        assert set(environment) <= READ_BY_THE_BACKEND, set(environment) - READ_BY_THE_BACKEND
+
+
+@pytest.mark.parametrize("tool", COMPOSE_TOOLS)
+def test_compose_config_is_valid_with_both_compose_tools(tool, tmp_path):
+    command = COMPOSE_TOOLS[tool]
+    try:
+        found = subprocess.run([*command, "version"], capture_output=True).returncode == 0
+    except OSError:
+        found = False
+    if not found:
+        pytest.skip(f"no `{tool}` here (docker/engine.sh installs both; .ci/run calls it)")
+    env_file = tmp_path / ".env"
+    secrets = {name: "a-secret-value-123" for name in SECRETS}
+    env_file.write_text("".join(f"{k}={secrets.get(k, v)}\n" for k, v in env_example().items()))
+    for files in (["docker-compose.yml"], ["docker-compose.yml", "docker-compose.gpu.yml"]):
+        arguments = [argument for name in files for argument in ("-f", name)]
+        result = subprocess.run(
+            [*command, "--env-file", str(env_file), *arguments, "config", "-q"], cwd=REPO, capture_output=True
+        )
+        assert result.returncode == 0, result.stderr.decode()
+    empty = tmp_path / "empty.env"
+    empty.write_text("")
+    result = subprocess.run(
+        [*command, "--env-file", str(empty), "config", "-q"], cwd=REPO, capture_output=True
+    )
+    assert result.returncode != 0 and b"in .env" in result.stderr, "it starts without the secrets"
 
 
 def test_compose_wires_label_studio_and_the_backend_by_service_name():
     services = compose("docker-compose.yml")["services"]
-    assert services["label-studio"]["image"].startswith("heartexlabs/label-studio:1.23.")
+    assert services["label-studio"]["image"] == "${LABEL_STUDIO_IMAGE:-heartexlabs/label-studio:1.23.2}"
     assert services["backend"]["environment"]["LABEL_STUDIO_URL"] == "http://label-studio:8080"
+    # Label Studio makes no webhook to a host without a dot: the backend is called by an alias with one.
+    assert services["backend"]["environment"]["BACKEND_URL"] == "http://backend.internal:9090"
+    assert services["backend"]["networks"]["default"]["aliases"] == ["backend.internal"]
+    assert services["init"]["environment"]["BACKEND_URL"] == "http://backend.internal:9090"
     assert services["backend"]["environment"]["MLFLOW_TRACKING_URI"] == "http://mlflow:5000"
     assert (
         "mlflow server" in services["mlflow"]["command"]
@@ -69,7 +105,8 @@ def test_compose_wires_label_studio_and_the_backend_by_service_name():
     studio_env = services["label-studio"]["environment"]
     assert studio_env["SSRF_PROTECTION_ENABLED"] == "false" and studio_env["ML_BLOCK_LOCAL_IP"] == "false"
     declared = set(compose("docker-compose.yml")["volumes"])
-    used = {v.split(":")[0] for s in services.values() for v in s.get("volumes", [])}
+    mounted = [v for s in services.values() for v in s.get("volumes", []) if not v.endswith(":ro")]
+    used = {v.split(":")[0] for v in mounted}  # read-only binds are input, not state
     assert used <= declared, "all state lives in named volumes"
 
 
@@ -81,7 +118,8 @@ def test_env_example_documents_exactly_what_is_used():
 
 
 def test_env_example_values_are_valid_settings():
-    values = {k.lower(): v for k, v in env_example().items() if k in READ_BY_THE_BACKEND and v}
+    example = env_example() | {secret: "a-secret-value-123" for secret in SECRETS}
+    values = {k.lower(): v for k, v in example.items() if k in READ_BY_THE_BACKEND and v}
     load_settings(**values)  # raises on any invalid value
 
 
@@ -125,7 +163,7 @@ def test_healthcheck_command_tells_a_serving_backend_from_a_missing_one(tmp_path
         server.wait(10)
 
 
-SECRETS = ("LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_API_KEY", "BASIC_AUTH_USER", "BASIC_AUTH_PASS")
+SECRETS = ("LABEL_STUDIO_PASSWORD", "LABEL_STUDIO_API_KEY", "BASIC_AUTH_PASS", "POSTGRES_PASSWORD")
 
 
 def test_compose_publishes_on_localhost_only_and_never_mlflow():
@@ -141,6 +179,21 @@ def test_compose_refuses_to_start_without_the_secrets_and_the_example_ships_none
     for secret in SECRETS:
         assert re.search(rf"\$\{{{secret}:\?", text), f"compose starts without {secret}"
         assert env_example()[secret] == "", f".env.example ships a value for {secret}"
-    assert compose("docker-compose.yml")["services"]["backend"]["environment"]["BACKEND_URL"] == (
-        "http://backend:9090"
-    )
+    assert re.search(r"\$\{BASIC_AUTH_USER:\?", text)
+
+
+def test_services_start_in_order_of_health_and_postgres_is_only_on_label_studios_network():
+    services = compose("docker-compose.yml")["services"]
+    needs = {name: service.get("depends_on", {}) for name, service in services.items()}
+    assert needs["label-studio"] == {"db": {"condition": "service_healthy"}}
+    assert set(needs["backend"]) == {"label-studio", "mlflow"}
+    assert set(needs["init"]) == {"label-studio", "backend"}
+    assert all(c == {"condition": "service_healthy"} for n in needs.values() for c in n.values())
+    for name in ("db", "label-studio", "mlflow"):
+        assert services[name]["healthcheck"]["test"][0] == "CMD", f"{name} has no healthcheck of its own"
+    assert "5000/health" in services["mlflow"]["healthcheck"]["test"][-1], "not the backend image's check"
+    assert services["db"]["networks"] == ["database"] and "ports" not in services["db"]
+    assert compose("docker-compose.yml")["networks"]["database"]["internal"] is True
+    env = services["label-studio"]["environment"]
+    assert env["DJANGO_DB"] == "default" and env["POSTGRE_HOST"] == "db"
+    assert env["SENTRY_DSN"] == "" and env["FRONTEND_SENTRY_DSN"] == ""

