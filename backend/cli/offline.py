@@ -8,6 +8,7 @@ import time
 from pathlib import Path
 
 from backend.cli.errors import UsageError, comma_list
+from backend.cli.models import usable_model
 from backend.config import Settings
 
 
@@ -18,6 +19,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     from backend.storage.versions import ModelStore
 
     segments = read_segments(args.data, require_codes=True)
+    settings = usable_model(settings)
     blank = [segment["id"] for segment in segments if not segment["text"].strip()]
     if blank:
         raise UsageError(f"{len(blank)} segment(s) have an empty text: {', '.join(map(str, blank[:5]))}")

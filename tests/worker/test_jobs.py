@@ -69,6 +69,16 @@ def test_no_round_before_enough_annotations(segments, settings):
     assert state.current_version is None
 
 
+def test_a_round_that_fails_still_counts_the_labels_it_found(segments, settings):
+    waiting = run_round(settings, FakeStudio(segments, annotated=9))
+    assert waiting.waiting_for == 10 and waiting.labeled == 9
+    studio = FakeStudio(segments, annotated=12)
+    studio.drop = 1  # the write-back fails: Label Studio silently drops one prediction
+    failed = run_round(settings, studio)
+    assert failed.fast.status is LaneStatus.FAILED and failed.current_version is None
+    assert failed.labeled == 12 and failed.waiting_for is None, "not the 9 and 'waiting for 10' of before"
+
+
 def test_failing_to_delete_the_old_version_does_not_fail_the_round(segments, settings):
     studio = FakeStudio(segments, annotated=12)
     first = run_round(settings, studio).current_version

@@ -41,20 +41,22 @@ class VersionSaver:
 def wait_for_examples(
     project: str, labeled: LabeledSet, loop: LoopSettings, states: StateStore, watch: Monitoring | None = None
 ) -> bool:
-    """Whether the round must wait for more examples; if so, records that (and `watch`) in the state."""
-    if len(labeled) >= loop.min_annotations_to_train:
-        return False
-    log.info(
-        "project %s: %d training examples, waiting for %d",
-        project,
-        len(labeled),
-        loop.min_annotations_to_train,
-    )
+    """Whether the round must wait for more examples. A fast-lane round (one with a `watch`) records
+    the examples it found either way, so /metrics counts them even if the round then fails."""
+    enough = len(labeled) >= loop.min_annotations_to_train
+    if not enough:
+        log.info(
+            "project %s: %d training examples, waiting for %d",
+            project,
+            len(labeled),
+            loop.min_annotations_to_train,
+        )
     if watch is not None:
 
-        def wait(state) -> None:
+        def found(state) -> None:
             state.monitoring = state.monitoring.model_copy(update=watch.model_dump(exclude_none=True))
-            state.labeled, state.waiting_for = len(labeled), loop.min_annotations_to_train
+            state.labeled = len(labeled)
+            state.waiting_for = None if enough else loop.min_annotations_to_train
 
-        states.update(wait)
-    return True
+        states.update(found)
+    return not enough

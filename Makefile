@@ -1,0 +1,38 @@
+# From a fresh clone, two commands:
+#   make demo    Label Studio + the backend + a coding project on this machine (no Docker)
+#   make test    the whole test suite (the README's test command, after setting up)
+# Both set up what they need on first use: .venv with the CPU build of torch and this package
+# (with its test extra), and .ls-venv with Label Studio for the demo and the end-to-end tests.
+#
+# TORCH is the CPU build of torch; TORCH_INDEX where it comes from (PyTorch's CPU index). Offline,
+# or with a local wheel folder in your pip configuration: make demo TORCH_INDEX=
+# On macOS (whose PyPI wheels are CPU builds): make demo TORCH=torch==2.13.0 TORCH_INDEX=
+PYTHON ?= python3
+TORCH ?= torch==2.13.0+cpu
+TORCH_INDEX ?= https://download.pytorch.org/whl/cpu
+LABEL_STUDIO ?= label-studio==1.23.2
+DEMO_ARGS ?=
+PYTEST_ARGS ?=
+
+.PHONY: demo test setup lint
+demo: .venv/.installed .ls-venv/.installed
+	.venv/bin/coding-backend demo $(DEMO_ARGS)
+
+test: setup
+	.venv/bin/python -m pytest $(PYTEST_ARGS)
+
+setup: .venv/.installed .ls-venv/.installed
+
+lint: .venv/.installed
+	.venv/bin/ruff check . && .venv/bin/ruff format --check .
+
+.venv/.installed: pyproject.toml
+	$(PYTHON) -m venv .venv
+	.venv/bin/pip install --quiet "$(TORCH)" $(if $(TORCH_INDEX),--extra-index-url $(TORCH_INDEX))
+	.venv/bin/pip install --quiet -e ".[test]"
+	touch $@
+
+.ls-venv/.installed:
+	$(PYTHON) -m venv .ls-venv
+	.ls-venv/bin/pip install --quiet "$(LABEL_STUDIO)"
+	touch $@
