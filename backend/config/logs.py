@@ -7,7 +7,7 @@ place, unless LOG_LEVEL=DEBUG.
 """
 
 import logging
-import warnings
+import re
 
 QUIET_LIBRARIES = (
     "httpx",
@@ -27,17 +27,29 @@ QUIET_ENV = {
     "HF_DATASETS_DISABLE_PROGRESS_BARS": "1",
     "TQDM_DISABLE": "1",  # setfit's and sentence-transformers' per-step bars in the server log
 }
-NO_ACTION_NEEDED = (
+NO_ACTION_NEEDED = (  # regular expressions, searched in the warning's text
     # one-vs-rest: a code with no positive among the labels yet says "no" (expected early on)
-    "Label not .* is present in all training examples",
+    r"Label not .* is present in all training examples",
     # agreement of two coders who only ever gave one answer: reported as null
-    ".*have only one label in common.*",
+    r"have only one label in common",
     # a CPU machine has no accelerator to pin memory for
-    ".*pin_memory.*",
+    r"'pin_memory' argument is set as true but no accelerator",
     # MLflow's own use of SQLAlchemy
-    ".*``noload`` loader strategy is deprecated.*",
+    r"``noload`` loader strategy is deprecated",
 )
 LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR")
+
+
+class NoActionNeeded(logging.Filter):
+    """Drops the warnings of NO_ACTION_NEEDED. Warnings go through logging (captureWarnings) and are
+    filtered there, because libraries put their own warning filters in front of ours (MLflow's
+    SQLAlchemy warning came through a `warnings.filterwarnings` of ours)."""
+
+    patterns = tuple(re.compile(pattern) for pattern in NO_ACTION_NEEDED)
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        text = record.getMessage()
+        return not any(pattern.search(text) for pattern in self.patterns)
 
 
 def setup_logging(level: str = "INFO") -> None:
@@ -45,9 +57,11 @@ def setup_logging(level: str = "INFO") -> None:
     action (unless we debug). An unknown level logs at INFO: the settings report it by name."""
     level = level.upper() if level.upper() in LEVELS else "INFO"
     logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.captureWarnings(True)
     if level == "DEBUG":
         return
     for name in QUIET_LIBRARIES:
         logging.getLogger(name).setLevel(logging.WARNING)
-    for message in NO_ACTION_NEEDED:
-        warnings.filterwarnings("ignore", message=message)
+    warnings_logger = logging.getLogger("py.warnings")
+    if not any(isinstance(f, NoActionNeeded) for f in warnings_logger.filters):
+        warnings_logger.addFilter(NoActionNeeded())

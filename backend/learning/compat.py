@@ -107,6 +107,22 @@ def _setfit_num_codes(setfit_model) -> int:
     return int(getattr(head, "out_features", 0))
 
 
+def import_setfit():
+    """Import setfit and put its log level back at what TRANSFORMERS_VERBOSITY asks for; returns
+    SetFitModel.
+
+    Bug: setfit 1.2's ``setfit/data.py`` calls ``logging.set_verbosity_info()`` when it is
+    imported, so every model load printed "model_head.pkl not found … You should TRAIN this model"
+    and every training its banner into the server's log, whatever the verbosity was set to.
+    """
+    from setfit import SetFitModel
+    from setfit import logging as setfit_logging
+
+    wanted = os.environ.get("TRANSFORMERS_VERBOSITY", "warning").lower()
+    setfit_logging.set_verbosity(setfit_logging.get_log_levels_dict().get(wanted, setfit_logging.WARNING))
+    return SetFitModel
+
+
 def quiet_training_environment() -> None:
     """Keep third-party trainers from phoning home or writing trackers' files into the CWD."""
     os.environ.setdefault("WANDB_DISABLED", "true")

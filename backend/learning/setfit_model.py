@@ -65,7 +65,7 @@ class SetFitCodingModel(CodingModel):
         self, head, codes: Sequence[str], thresholds: np.ndarray, body_source: str
     ) -> SetFitCodingModel:
         """A model sharing this body with another head (saved as a head-only model)."""
-        from setfit import SetFitModel
+        SetFitModel = compat.import_setfit()
 
         setfit_model = SetFitModel(
             model_body=self.setfit_model.model_body, model_head=head, multi_target_strategy="one-vs-rest"
@@ -86,7 +86,7 @@ class SetFitCodingModel(CodingModel):
 
     @classmethod
     def load(cls, directory: Path, state: dict, device: str) -> SetFitCodingModel:
-        from setfit import SetFitModel
+        SetFitModel = compat.import_setfit()
 
         body_source = state.get("body_source")
         body = directory / "setfit"
@@ -100,7 +100,7 @@ class SetFitCodingModel(CodingModel):
 
 def base_model(codes: Sequence[str], settings: ModelSettings) -> SetFitCodingModel:
     """MODEL_NAME's body before any fine-tuning, for the fast loop's first versions (head to be fitted)."""
-    from setfit import SetFitModel
+    SetFitModel = compat.import_setfit()
 
     compat.quiet_training_environment()
     setfit_model = SetFitModel.from_pretrained(settings.model_name, device=settings.resolved_device())
@@ -149,6 +149,7 @@ def train_setfit(
     """Fine-tune MODEL_NAME contrastively and fit the head (CLASSIFIER_HEAD) with small-text."""
     from small_text.integrations.transformers.classifiers.setfit import SetFitClassification
 
+    compat.import_setfit()  # small-text imported it: its log level back
     problem = compat.contrastive_pairs_problem(label_matrix)
     if problem:
         raise TrainingDataError(problem)

@@ -96,3 +96,24 @@ def test_setfit_fails_without_negative_pairs_and_we_say_why(model_path, tmp_path
     assert "share a code" in compat.contrastive_pairs_problem(everyone_shares)
     assert "no labeled segment has a code" in compat.contrastive_pairs_problem(np.zeros((3, 2), dtype=int))
     assert compat.contrastive_pairs_problem(np.array([[1, 0], [0, 1]])) is None
+
+
+def verbosity_after(code: str) -> int:
+    """setfit's log level after running `code` in a fresh interpreter that asks for errors only."""
+    import subprocess
+    import sys
+
+    show = "; from setfit import logging as setfit_logging; print(setfit_logging.get_verbosity())"
+    env = {**os.environ, "TRANSFORMERS_VERBOSITY": "error"}
+    ran = subprocess.run([sys.executable, "-c", code + show], capture_output=True, text=True, env=env)
+    return int(ran.stdout.split()[-1])
+
+
+def test_setfit_keeps_the_log_level_asked_for():
+    assert verbosity_after("import setfit.data") == 20, (
+        "setfit sets INFO on import (fixed? drop the workaround)"
+    )
+    assert (
+        verbosity_after("import setfit.data; from backend.learning import compat; compat.import_setfit()")
+        == 40
+    )
