@@ -1,4 +1,4 @@
-"""The compose stack, for real: images built, `docker compose up`, the `init` service sets up the
+"""The compose stack, for real: images built, `up` with both compose tools, the `init` service sets up the
 project, ten annotations through Label Studio's API give a model version, and MLflow has its run.
 
 Built as a machine without an image registry must (ours: Docker Hub, PyTorch's index and the
@@ -52,11 +52,14 @@ def engine_runs() -> bool:
         return False
 
 
-def compose_tool() -> list[str]:
-    """`docker compose` (v2) when it is there, else Debian's docker-compose 1.29."""
-    if subprocess.run(["docker", "compose", "version"], capture_output=True).returncode == 0:
-        return ["docker", "compose"]
-    return ["docker-compose"]
+COMPOSE_TOOLS = {"docker compose": ["docker", "compose"], "docker-compose": ["docker-compose"]}
+
+
+def installed(tool: str) -> bool:
+    try:
+        return subprocess.run([*COMPOSE_TOOLS[tool], "version"], capture_output=True).returncode == 0
+    except OSError:
+        return False
 
 
 pytestmark = pytest.mark.skipif(
@@ -94,8 +97,8 @@ def stage_context() -> dict[str, str]:
 class Stack:
     """One compose project of the stack, with its own ports, secrets and volumes."""
 
-    def __init__(self, build_args: dict[str, str], directory: Path):
-        self.name = f"codingtest{os.getpid()}"
+    def __init__(self, tool: str, build_args: dict[str, str], directory: Path):
+        self.name = f"codingtest{os.getpid()}{tool.replace(' ', '').replace('-', '')}"
         self.ls_port, self.backend_port = free_port(), free_port()
         self.token = secrets.token_hex(20)
         self.auth = ("backend", secrets.token_urlsafe(16))
@@ -116,7 +119,7 @@ class Stack:
         self.env_file = directory / "stack.env"
         self.env_file.write_text("".join(f"{key}={value}\n" for key, value in settings.items()))
         files = ["-f", "docker-compose.yml", "-f", "docker/compose.offline.yml"]
-        self.command = [*compose_tool(), "--env-file", str(self.env_file), *files, "-p", self.name]
+        self.command = [*COMPOSE_TOOLS[tool], "--env-file", str(self.env_file), *files, "-p", self.name]
         self.environ = {**os.environ, "DOCKER_BUILDKIT": "0", "COMPOSE_DOCKER_CLI_BUILD": "0"}
 
     def __call__(self, *args: str, timeout: float = 1800) -> subprocess.CompletedProcess:
@@ -145,27 +148,45 @@ def timed(what: str, timings: dict, call):
 
 
 @pytest.fixture(scope="module")
-def stack(tmp_path_factory):
-    timings: dict[str, float] = {}
+def built(tmp_path_factory):
+    """Every image, built once with the first compose tool there is; the timings of all steps."""
+    timings: dict[str, dict[str, float]] = {"build": {}}
     STAGE.mkdir(parents=True, exist_ok=True)
-    timed("base image", timings, lambda: run(str(REPO / "docker" / "base-image.sh"), BASE_IMAGE))
-    stack = Stack(stage_context(), tmp_path_factory.mktemp("stack"))
-    timed("build (all images)", timings, lambda: stack("build"))
+    base = REPO / "docker" / "base-image.sh"
+    timed("base image", timings["build"], lambda: run(str(base), BASE_IMAGE))
+    build_args = stage_context()
+    tool = next(tool for tool in COMPOSE_TOOLS if installed(tool))
+    builder = Stack(tool, build_args, tmp_path_factory.mktemp("build"))
+    timed("all images", timings["build"], lambda: builder("build"))
+    yield build_args, timings
+    sizes = {name: image_size(image) for name, image in IMAGES.items()}
+    TIMINGS.write_text(json.dumps({"seconds": timings, "image_bytes": sizes}, indent=2))
+    print(f"\nstack timings (s): {timings}\nimage sizes (bytes): {sizes}")
+
+
+@pytest.fixture(scope="module", params=list(COMPOSE_TOOLS))
+def stack(request, built, tmp_path_factory):
+    """The stack up, with `docker compose` and with `docker-compose` in turn, from the same images."""
+    if not installed(request.param):
+        pytest.skip(f"no `{request.param}` here (docker/engine.sh installs both compose tools)")
+    build_args, timings = built
+    stack = Stack(request.param, build_args, tmp_path_factory.mktemp("stack"))
+    steps = timings.setdefault(request.param, {})
     try:
-        timed("up until healthy", timings, lambda: stack("up", "-d", timeout=900))
-        timed(
-            "init", timings, lambda: wait_for(lambda: stack.init_exit_code() is not None, 300, "init to end")
-        )
-        yield stack, timings
+        timed("up until healthy", steps, lambda: stack("up", "-d", timeout=900))
+        ended = lambda: stack.init_exit_code() is not None  # noqa: E731
+        timed("init", steps, lambda: wait_for(ended, 300, "the init service to end"))
+        yield stack, steps
     finally:
         logs = subprocess.run(
-            [*stack.command, "logs", "--no-color"], capture_output=True, text=True, cwd=REPO
+            [*stack.command, "logs", "--no-color"],
+            capture_output=True,
+            text=True,
+            cwd=REPO,
+            env=stack.environ,
         )
-        (STAGE / "stack.log").write_text(logs.stdout + logs.stderr)
+        (STAGE / f"stack-{stack.name}.log").write_text(logs.stdout + logs.stderr)
         subprocess.run([*stack.command, "down", "-v"], capture_output=True, cwd=REPO, env=stack.environ)
-        sizes = {name: image_size(image) for name, image in IMAGES.items()}
-        TIMINGS.write_text(json.dumps({"seconds": timings, "image_bytes": sizes}, indent=2))
-        print(f"\nstack timings (s): {timings}\nimage sizes (bytes): {sizes}")
 
 
 def image_size(image: str) -> int | None:
