@@ -7,9 +7,11 @@ function and its test together.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 
 import numpy as np
 from scipy.sparse import csr_matrix
@@ -121,6 +123,22 @@ def import_setfit():
     wanted = os.environ.get("TRANSFORMERS_VERBOSITY", "warning").lower()
     setfit_logging.set_verbosity(setfit_logging.get_log_levels_dict().get(wanted, setfit_logging.WARNING))
     return SetFitModel
+
+
+@contextlib.contextmanager
+def trainer_prints_silenced(silenced: bool) -> Iterator[None]:
+    """While `silenced`, what the training libraries print to stdout goes nowhere.
+
+    transformers' Trainer prints its log dictionaries (the loss at the first step, the runtime
+    at the end: ``{'embedding_loss': …}``, ``{'train_runtime': …}``) with ``print`` through its
+    printer or progress callback, whatever the logging settings, into the server's log every
+    round. Nothing there needs anyone's action; the CLI's ``train`` keeps them with its progress bars.
+    """
+    if not silenced:
+        yield
+        return
+    with contextlib.redirect_stdout(io.StringIO()):
+        yield
 
 
 def quiet_training_environment() -> None:

@@ -68,7 +68,8 @@ class ModelFactory:
 
             set_seed(self.settings.seed)
         started = time.perf_counter()
-        model = self.kind.train(list(texts), label_matrix, list(codes), self.settings, show_progress)
+        with compat.trainer_prints_silenced(not show_progress):
+            model = self.kind.train(list(texts), label_matrix, list(codes), self.settings, show_progress)
         log.info(
             "trained %s model on %d segments x %d codes in %.1f s",
             model.kind,

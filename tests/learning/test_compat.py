@@ -117,3 +117,12 @@ def test_setfit_keeps_the_log_level_asked_for():
         verbosity_after("import setfit.data; from backend.learning import compat; compat.import_setfit()")
         == 40
     )
+
+
+def test_training_prints_nothing_without_a_progress_bar(tiny_settings, texts, labels, capfd):
+    from backend.learning.factories import train_model
+    from tests.helpers import CODES
+
+    train_model(texts, labels, CODES, tiny_settings.model)
+    printed = capfd.readouterr()
+    assert "embedding_loss" not in printed.out + printed.err, "the trainer's loss dictionaries"
