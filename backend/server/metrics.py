@@ -28,7 +28,8 @@ def project_view(state: ProjectState, pending: list[str], versions: list[str]) -
         "versions": versions,
         "rounds": [record.model_dump() for record in state.rounds],
         "figures": [figures.model_dump() for figures in state.figures],
-        "progress": state.progress.model_dump() if state.progress and state.fast.status.busy else None,
+        "progress": state.progress.model_dump() if state.progress and state.busy else None,
+        "pool_encoded": state.pool_encoded.model_dump() if state.pool_encoded else None,
         **state.monitoring.model_dump(),
     }
 

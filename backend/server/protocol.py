@@ -12,7 +12,7 @@ from werkzeug.exceptions import BadRequest
 from backend.domain.scheme import parse_label_config
 from backend.server.requests import json_body, project_id
 from backend.server.services import services
-from backend.storage.state import WorkKind
+from backend.storage.state import ProjectState, WorkKind
 
 bp = Blueprint("protocol", __name__)
 
@@ -45,8 +45,18 @@ def setup():
     project = project_id(body.get("project"))
     parse_label_config(body.get("schema") or "")
     services().webhook_auth.ensure_soon(project)
-    current = services().states(project).read().current_version
-    return jsonify(model_version=current or "untrained")
+    state = services().states(project).read()
+    if state.pool_encoded is None:
+        encode_the_pool_early(project, state)
+    return jsonify(model_version=state.current_version or "untrained")
+
+
+def encode_the_pool_early(project: str, state: ProjectState) -> None:
+    """Before the first round of the two-speed loop, ask the background lane to encode the pool, so
+    that round only fits a head (worker/jobs/embed.py). Label Studio calls /setup often: once is
+    enough while the lane is at it."""
+    if services().settings.two_speed and state.current_version is None and not state.body.status.busy:
+        services().queue.request(project, WorkKind.EMBED)
 
 
 @bp.post("/predict")
@@ -80,6 +90,8 @@ def webhook():
     kind = WorkKind.PREDICT if action in PREDICT_ACTIONS else WorkKind.TRAIN
     queue = services().queue
     queue.request(project, kind)
+    if kind is WorkKind.PREDICT:
+        encode_the_pool_early(project, services().states(project).read())
     if action == "START_TRAINING" and services().settings.two_speed:
         queue.request(project, WorkKind.BODY)  # the button also fine-tunes the body now
     return jsonify(status="queued", action=action, project=project, work=kind.value), 202

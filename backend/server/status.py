@@ -91,7 +91,7 @@ def plots(state: ProjectState) -> dict[str, str]:
 
 def page_context(project: str, state: ProjectState, pending: list[str], mlflow_ui: str | None) -> dict:
     """What the template shows (kept apart from rendering, so it is testable without HTML)."""
-    progress = state.progress if state.fast.status.busy else None
+    progress = state.progress if state.busy else None
     eta = eta_seconds(progress.done, progress.total, progress.started_at) if progress else None
     runs = [
         (point.version, f"{mlflow_ui}/#/experiments/{point.mlflow_run.replace('/', '/runs/', 1)}")

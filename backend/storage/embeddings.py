@@ -2,10 +2,11 @@
 
 Encoding dominates every round's cost on a CPU (an 11,656-segment pool takes minutes), while a
 body changes only when it is fine-tuned. So each body keeps the embeddings of every segment it
-has seen under ``<cache dir>/`` as shards (``shard-<n>.npz``: text hashes and vectors); a
-restart, a head refit or an unchanged segment costs nothing, and a new or edited segment is
-encoded once. Shards are written atomically (storage/atomic.py), so readers never see half a
-shard; one left unreadable anyway is set aside and its segments encoded again.
+has seen under ``<cache dir>/`` as shards (``shard-<n>.npz``: text hashes and vectors, one per
+chunk encoded); a restart, a head refit or an unchanged segment costs nothing, a new or edited
+segment is encoded once, and an encoding cut short resumes where it stopped. Shards are written
+atomically (storage/atomic.py), so readers never see half a shard; one left unreadable anyway is
+set aside and its segments encoded again.
 """
 
 from __future__ import annotations
@@ -22,9 +23,11 @@ from pathlib import Path
 import numpy as np
 
 from backend.storage.atomic import write_with
+from backend.storage.locks import file_lock
 
 log = logging.getLogger(__name__)
 ENCODE_CHUNK = 512
+LOCK_NAME = ".encoding.lock"
 
 
 def text_key(text: str) -> str:
@@ -56,21 +59,32 @@ class EmbeddingCache:
         keys = [text_key(text) for text in texts]
         missing = {key: text for key, text in zip(keys, texts, strict=True) if key not in self._rows}
         if missing:
-            self._add(list(missing), self._encode(list(missing.values()), encode, on_progress))
+            self._encode(list(missing.items()), encode, on_progress)
         matrix = self._matrix()
         return matrix[[self._rows[key] for key in keys]] if keys else matrix[:0]
 
-    def _encode(self, texts: list[str], encode: Callable, on_progress: Callable | None) -> np.ndarray:
-        started, parts = time.perf_counter(), []
-        for start in range(0, len(texts), ENCODE_CHUNK):
-            parts.append(np.asarray(encode(texts[start : start + ENCODE_CHUNK]), dtype=np.float32))
-            done = start + len(parts[-1])
+    def _encode(self, missing: list[tuple[str, str]], encode: Callable, on_progress: Callable | None) -> None:
+        """Encode chunk by chunk, each chunk saved as a shard at once and under the cache's lock.
+
+        So an encoding that is interrupted (a killed worker, a restart) resumes where it stopped,
+        and two processes encoding the same texts (the pool's pre-encoding and a round of the fast
+        lane) take turns chunk by chunk instead of encoding any text twice.
+        """
+        started, total = time.perf_counter(), len(missing)
+        for start in range(0, total, ENCODE_CHUNK):
+            chunk = missing[start : start + ENCODE_CHUNK]
+            with file_lock(self.directory / LOCK_NAME):
+                self._load()  # another process may have encoded some of them meanwhile
+                todo = [(key, text) for key, text in chunk if key not in self._rows]
+                if todo:
+                    vectors = np.asarray(encode([text for _, text in todo]), dtype=np.float32)
+                    self._add([key for key, _ in todo], vectors)
+            done = start + len(chunk)
             if on_progress is not None:
-                on_progress(done, len(texts))
-            if len(texts) > ENCODE_CHUNK:
-                left = (time.perf_counter() - started) / done * (len(texts) - done)
-                log.info("encoded %d/%d new segments, about %.0f s left", done, len(texts), left)
-        return np.vstack(parts)
+                on_progress(done, total)
+            if total > ENCODE_CHUNK:
+                left = (time.perf_counter() - started) / done * (total - done)
+                log.info("encoded %d/%d new segments, about %.0f s left", done, total, left)
 
     def _matrix(self) -> np.ndarray:
         if len(self._vectors) > 1:

@@ -39,21 +39,24 @@ class Lane(StrEnum):
 
 
 class WorkKind(StrEnum):
-    """What a request asks for: a round after annotations, predictions for imported tasks, a body."""
+    """What a request asks for: a round after annotations, predictions for imported tasks, a body,
+    or encoding the pool before the first round (in the background, like a body)."""
 
     TRAIN = "train"
     PREDICT = "predict"
     BODY = "body"
+    EMBED = "embed"
 
     @property
     def lane(self) -> Lane:
-        return Lane.BODY if self is WorkKind.BODY else Lane.FAST
+        return Lane.BODY if self in (WorkKind.BODY, WorkKind.EMBED) else Lane.FAST
 
 
-# The kinds of each lane, in the order a worker takes them ('train' before 'predict').
+# The kinds of each lane, in the order a worker takes them ('train' before 'predict'; a new body
+# before encoding the pool: the body encodes the pool itself).
 LANE_KINDS: dict[Lane, tuple[WorkKind, ...]] = {
     Lane.FAST: (WorkKind.TRAIN, WorkKind.PREDICT),
-    Lane.BODY: (WorkKind.BODY,),
+    Lane.BODY: (WorkKind.BODY, WorkKind.EMBED),
 }
 
 
@@ -61,11 +64,12 @@ class LaneStatus(StrEnum):
     IDLE = "idle"
     TRAINING = "training"
     PREDICTING = "predicting"
+    ENCODING = "encoding"
     FAILED = "failed"
 
     @property
     def busy(self) -> bool:
-        return self in (LaneStatus.TRAINING, LaneStatus.PREDICTING)
+        return self in (LaneStatus.TRAINING, LaneStatus.PREDICTING, LaneStatus.ENCODING)
 
 
 class _Record(BaseModel):
@@ -128,6 +132,14 @@ class Progress(_Record):
     started_at: str
 
 
+class PoolEncoding(_Record):
+    """The pool encoded ahead of the first round: with which body, how many segments, when."""
+
+    body: str
+    segments: int
+    finished_at: str
+
+
 class ProjectState(_Record):
     schema_version: int = SCHEMA_VERSION
     updated_at: str | None = None
@@ -142,9 +154,15 @@ class ProjectState(_Record):
     rounds: list[RoundRecord] = Field(default_factory=list)
     figures: list[RoundFigures] = Field(default_factory=list)
     progress: Progress | None = None
+    pool_encoded: PoolEncoding | None = None  # set by the pool's pre-encoding (worker/jobs/embed.py)
 
     def lane(self, lane: Lane) -> LaneState:
         return self.fast if lane is Lane.FAST else self.body
+
+    @property
+    def busy(self) -> bool:
+        """Whether a worker of either lane is at work (its progress is current)."""
+        return self.fast.status.busy or self.body.status.busy
 
     def add_round(self, record: RoundRecord) -> None:
         self.rounds = [*self.rounds, record][-ROUND_HISTORY:]

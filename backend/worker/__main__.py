@@ -7,6 +7,7 @@ lane, then lingers (fast lane) for the next annotation before it exits.
 from __future__ import annotations
 
 import logging
+import os
 import shutil
 import sys
 
@@ -20,6 +21,7 @@ from backend.worker.scheduler import Scheduler
 from backend.worker.wiring import lingering_seconds, project_work
 
 log = logging.getLogger("backend.worker")
+BACKGROUND_NICENESS = 10
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -29,6 +31,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"usage: python -m backend.worker PROJECT [{'|'.join(lanes)}]", file=sys.stderr)
         return 2
     project, lane = args[0], Lane(args[1] if len(args) == 2 else "fast")
+    if lane is Lane.BODY:  # background work: the coders' fast lane gets the CPU first
+        os.setpriority(os.PRIO_PROCESS, 0, BACKGROUND_NICENESS)
     settings = load_settings()
     setup_logging(settings.server.log_level)
     scheduler = Scheduler(settings.server.model_dir, settings.server.max_worker_processes)

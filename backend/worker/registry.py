@@ -18,6 +18,7 @@ from backend.storage.state import Lane, LaneStatus, RoundRecord, StateStore, Wor
 from backend.worker.queue import WorkQueue
 
 log = logging.getLogger(__name__)
+STATUS_OF = {WorkKind.PREDICT: LaneStatus.PREDICTING, WorkKind.EMBED: LaneStatus.ENCODING}
 
 
 class LaneRegistry:
@@ -31,7 +32,7 @@ class LaneRegistry:
 
     def started(self, project: str, kind: WorkKind) -> str:
         """Mark the lane at work; returns the start time for :meth:`finished`."""
-        status = LaneStatus.PREDICTING if kind is WorkKind.PREDICT else LaneStatus.TRAINING
+        status = STATUS_OF.get(kind, LaneStatus.TRAINING)
 
         def start(state) -> None:
             state.lane(kind.lane).status = status
@@ -115,5 +116,5 @@ class LaneRegistry:
 def _kind_of(lane: Lane, status: LaneStatus) -> WorkKind:
     """What a busy lane was doing."""
     if lane is Lane.BODY:
-        return WorkKind.BODY
+        return WorkKind.EMBED if status is LaneStatus.ENCODING else WorkKind.BODY
     return WorkKind.PREDICT if status is LaneStatus.PREDICTING else WorkKind.TRAIN

@@ -22,6 +22,7 @@ from backend.worker.body_policy import BodyPolicy
 from backend.worker.jobs import Job
 from backend.worker.jobs.body import BodyFineTuning
 from backend.worker.jobs.common import VersionSaver
+from backend.worker.jobs.embed import PoolPreEncoding
 from backend.worker.jobs.full import FullRound
 from backend.worker.jobs.head import HeadRefit
 from backend.worker.jobs.imports import ImportedTasks
@@ -118,9 +119,9 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         progress=progress,
     )
     policy = None
+    bodies = Bodies(project, settings.model, store, states)
     if settings.two_speed:
         policy = BodyPolicy(project=project, loop=loop, states=states, queue=queue, registry=registry)
-        bodies = Bodies(project, settings.model, store, states)
         train: Job = HeadRefit(
             **shared,
             loop=loop,
@@ -143,6 +144,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         WorkKind.BODY: BodyFineTuning(
             **shared, loop=loop, factory=factory, store=store, pool=pool, saver=saver, queue=queue
         ),
+        WorkKind.EMBED: PoolPreEncoding(**shared, bodies=bodies, pool=pool, progress=progress),
     }
     return ProjectWork(project, jobs, registry, policy)
 

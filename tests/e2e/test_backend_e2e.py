@@ -104,9 +104,17 @@ class Story:
         return wait_for(authorized, 60, "the webhook to carry basic auth")
 
     @cached_property
+    def encoded_early(self) -> dict:
+        """Connecting the backend has it encode the pool before anyone annotates."""
+        assert self.connected
+        return wait_for(
+            lambda: self.metrics().get("pool_encoded") and self.metrics(), 180, "the pool encoded"
+        )
+
+    @cached_property
     def first_version(self) -> dict:
         """Ten annotations train the first version; what Label Studio showed right after."""
-        assert self.connected
+        assert self.encoded_early
         self.annotate(sorted(self.codes)[:10])
 
         def first_version_done():
@@ -209,6 +217,12 @@ def story(label_studio, model_path, tmp_path_factory):
 
 def test_connecting_the_backend_makes_its_webhook_carry_basic_auth(story):
     assert story.connected
+
+
+def test_connecting_the_backend_encodes_the_pool_before_anyone_annotates(story):
+    metrics = story.encoded_early
+    assert metrics["pool_encoded"]["body"] == "base" and metrics["pool_encoded"]["segments"] == 30
+    assert metrics["current_version"] is None and metrics["body_state"] == "idle"
 
 
 def test_annotations_train_a_version_that_orders_the_queue(story):

@@ -64,7 +64,8 @@ def test_events_request_background_work(client, scheduler, action, kind):
     response = client.post("/webhook", json={"action": action, "project": {"id": 3}})
     assert response.status_code == 202 and response.json["work"] == kind
     body = [("3", "body")] if action == "START_TRAINING" else []  # the button also fine-tunes the body
-    assert scheduler.requests == [("3", kind), *body]
+    early = [("3", "embed")] if action == "TASKS_CREATED" else []  # no round yet: encode the new tasks
+    assert scheduler.requests == [("3", kind), *body, *early]
 
 
 def test_skips_and_unrelated_events_request_nothing(client, scheduler):
@@ -83,6 +84,28 @@ def test_setup_validates_the_label_config(client):
     response = client.post("/setup", json={"project": "5.1700000000", "schema": no_choices})
     assert response.status_code == 422
     assert "no <Choices> tag bound to a <Text>" in response.json["error"]
+
+
+def test_setup_asks_once_for_the_pool_to_be_encoded_before_the_first_round(client, scheduler, tmp_path):
+    setup = {"project": "5.1700000000", "schema": CONFIG}
+    assert client.post("/setup", json=setup).status_code == 200
+    assert scheduler.requests == [("5", "embed")]
+    states = StateStore(ProjectDir(tmp_path, "5"))
+    states.update(lambda state: setattr(state.body, "status", LaneStatus.ENCODING))
+    client.post("/setup", json=setup)
+    assert scheduler.requests == [("5", "embed")], "not again while the lane is at it"
+    states.update(lambda state: setattr(state.body, "status", LaneStatus.IDLE))
+    states.update(lambda state: setattr(state, "current_version", "v1-20261202"))
+    client.post("/setup", json=setup)
+    assert scheduler.requests == [("5", "embed")], "not once a version serves: its rounds encode"
+
+
+def test_the_pool_is_not_encoded_early_without_the_two_speed_loop(tmp_path, scheduler):
+    settings = load_settings(model_dir=tmp_path, allow_unauthenticated=True, fast_loop=False)
+    client = create_app(settings, scheduler).test_client()
+    client.post("/setup", json={"project": "5.1700000000", "schema": CONFIG})
+    client.post("/webhook", json={"action": "TASKS_CREATED", "project": {"id": 5}})
+    assert scheduler.requests == [("5", "predict")]
 
 
 def test_predict_before_any_round_gives_empty_results_in_order(client):

@@ -1,6 +1,7 @@
 """The embedding cache: each text is encoded once per body, across restarts."""
 
 import numpy as np
+import pytest
 
 from backend.storage.embeddings import EmbeddingCache
 
@@ -47,3 +48,43 @@ def test_an_unreadable_shard_is_set_aside_and_its_texts_encoded_again(tmp_path):
     np.testing.assert_array_equal(EmbeddingCache(tmp_path).embed(["kept", "lost"], encode), [[4, 0], [4, 0]])
     assert encode.seen == ["lost"]
     assert (tmp_path / f"broken-{lost.name}").exists() and len(list(tmp_path.glob("shard-*.npz"))) == 2
+
+
+class Interrupted(Exception):
+    pass
+
+
+def test_an_interrupted_encoding_resumes_where_it_stopped(tmp_path, monkeypatch):
+    monkeypatch.setattr("backend.storage.embeddings.ENCODE_CHUNK", 2)
+    texts = ["a", "bb", "ccc", "dddd", "eeeee"]
+    encode = CountingEncoder()
+
+    def killed_after_two_chunks(chunk):
+        if len(encode.seen) >= 4:
+            raise Interrupted
+        return encode(chunk)
+
+    with pytest.raises(Interrupted):
+        EmbeddingCache(tmp_path).embed(texts, killed_after_two_chunks)
+    resumed = CountingEncoder()
+    vectors = EmbeddingCache(tmp_path).embed(texts, resumed)
+    assert resumed.seen == ["eeeee"], "the two chunks done before the kill are kept"
+    np.testing.assert_array_equal(vectors[:, 0], [1, 2, 3, 4, 5])
+
+
+def test_two_processes_encoding_the_same_pool_never_encode_a_text_twice(tmp_path, monkeypatch):
+    import threading
+
+    monkeypatch.setattr("backend.storage.embeddings.ENCODE_CHUNK", 3)
+    texts = [f"segment {n}" for n in range(30)]
+    encoders = [CountingEncoder(), CountingEncoder()]
+    workers = [
+        threading.Thread(target=EmbeddingCache(tmp_path).embed, args=(texts, encode)) for encode in encoders
+    ]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(60)
+    encoded = encoders[0].seen + encoders[1].seen
+    assert sorted(encoded) == sorted(texts), "each text encoded exactly once between the two"
+    assert len(EmbeddingCache(tmp_path)) == 30

@@ -3,6 +3,7 @@
 import pytest
 
 from backend.config import with_overrides
+from backend.learning.setfit_model import SetFitCodingModel
 from backend.storage.layout import ProjectDir
 from backend.storage.state import Lane, LaneStatus, StateStore, WorkKind
 from backend.storage.versions import ModelStore
@@ -216,6 +217,59 @@ def test_the_fast_loop_refits_heads_and_a_body_lane_fine_tunes(segments, setting
     model_dir.rename(moved)  # a new volume, a restored backup
     loaded = ModelStore(moved).load(ModelStore(moved).get("1", head.name))
     assert loaded.predict_proba([segments[0]["text"]]).shape == (1, len(loaded.codes))
+
+
+@pytest.fixture
+def encoded(monkeypatch):
+    """How many texts the model encoded, call by call."""
+    calls = []
+    original = SetFitCodingModel.embed
+
+    def counting(self, texts):
+        calls.append(len(texts))
+        return original(self, texts)
+
+    monkeypatch.setattr(SetFitCodingModel, "embed", counting)
+    return calls
+
+
+def test_the_pool_is_encoded_before_the_first_round_which_then_encodes_nothing(segments, settings, encoded):
+    studio = FakeStudio(segments, annotated=4)
+    state = run_round(settings, studio, kind="embed")
+    distinct = len({s["text"] for s in segments})
+    assert state.pool_encoded.body == "base" and state.pool_encoded.segments == len(segments)
+    assert sum(encoded) == distinct and state.body.status is LaneStatus.IDLE and state.progress is None
+    assert state.current_version is None, "encoding writes nothing to Label Studio"
+
+    studio.add_task("A segment imported while coders were at their first ones.")
+    encoded.clear()
+    run_round(settings, studio, kind="embed")
+    assert encoded == [1], "only the new task"
+
+    for task in range(4, 12):
+        studio.annotate(task, segments[task]["codes"], user=1, when="2")
+    encoded.clear()
+    first = run_round(settings, studio)
+    assert first.current_version is not None and sum(encoded) == 0, "the first round only fits a head"
+
+
+def test_an_interrupted_pre_encoding_resumes_where_it_stopped(segments, settings, encoded, monkeypatch):
+    monkeypatch.setattr("backend.storage.embeddings.ENCODE_CHUNK", 8)
+    counting = SetFitCodingModel.embed
+
+    def killed_after_one_chunk(self, texts):
+        if encoded:
+            raise MemoryError("killed")
+        return counting(self, texts)
+
+    monkeypatch.setattr(SetFitCodingModel, "embed", killed_after_one_chunk)
+    studio = FakeStudio(segments)
+    failed = run_round(settings, studio, kind="embed")
+    assert failed.body.status is LaneStatus.FAILED and failed.pool_encoded is None and encoded == [8]
+    monkeypatch.setattr(SetFitCodingModel, "embed", counting)
+    done = run_round(settings, studio, kind="embed")
+    assert done.pool_encoded is not None
+    assert sum(encoded) == len({s["text"] for s in segments}), "the first chunk was not encoded again"
 
 
 def test_write_back_puts_the_queue_head_live_first_and_stops_for_newer_work(segments, settings):
