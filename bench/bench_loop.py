@@ -1,10 +1,13 @@
 """Benchmark of the feedback loop against a real Label Studio (not a test).
 
-    python bench/bench_loop.py [--annotations 12] [--segments 11656] [--out bench/out]
+    python bench/bench_loop.py [--model bundled|twin] [--imported-before 300] [--annotations 12]
+                               [--segments 11656] [--out bench/out]
 
 Starts Label Studio 1.23.2 (its own virtualenv) and `coding-backend serve` (gunicorn, 1 worker,
 basic auth, the bundled all-MiniLM-L6-v2, default settings: two-speed loop on), creates a project
-with the study's form holding the whole pool of real segments, connects the backend, and then:
+with the study's form holding the whole pool of real segments, connects the backend (which starts
+encoding the pool in the background), waits `--imported-before` seconds as a coder would take to
+open the project, and then:
 
 1. first pre-annotation: 10 coded segments are annotated (codes of coder_b); time from the
    10th submit until every other task has a prediction of the serving version;
@@ -18,7 +21,10 @@ with the study's form holding the whole pool of real segments, connects the back
    torch libraries once per process) and the sum of proportional set sizes (PSS, shared pages
    split between the processes that map them, closer to what a container's limit charges).
 
-Prints a table and writes OUT/loop.json.
+`--model twin` serves a model of the production default's exact shape with random weights
+(bench/twin.py): its times and memory are the production model's, its rankings mean nothing.
+
+Prints a table and writes OUT/loop.json (OUT/loop-twin.json).
 """
 
 from __future__ import annotations
@@ -79,18 +85,27 @@ def main() -> int:
     parser.add_argument("--annotations", type=int, default=12)
     parser.add_argument("--segments", type=int, default=None, help="import only this many (default: all)")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--model", choices=("bundled", "twin"), default="bundled")
+    parser.add_argument(
+        "--imported-before", type=float, default=300.0, help="seconds between connecting and annotating"
+    )
     args = parser.parse_args()
+    model = {}
+    if args.model == "twin":
+        from bench.twin import DEFAULT, build_twin
+
+        model = {"MODEL_NAME": str(build_twin(DEFAULT))}
 
     segments = pool_rows()[: args.segments]
     coded = {row["id"]: row["codes"] for row in coded_rows()}
     workdir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     with label_studio(workdir) as studio:
-        env = backend_env(studio, workdir)
+        env = backend_env(studio, workdir, **model)
         backend = BackendProcess(free_port(), env, AUTH, log_path=workdir / "backend.log").start()
         memory = MemoryWatch(backend.process.pid)
         memory.start()
         try:
-            results = run(studio, backend.url, segments, coded, args.annotations)
+            results = run(studio, backend.url, segments, coded, args.annotations, args.imported_before)
         finally:
             memory.stop.set()
             backend.stop()
@@ -98,11 +113,14 @@ def main() -> int:
         results["peak_memory_pss_gb"] = round(memory.peak_pss, 2)
         results["peak_memory_by_process"] = memory.breakdown
         results["backend_log"] = str(workdir / "backend.log")
-    report(results, args.out)
+        results["model"] = args.model
+    report(results, args.out, "loop.json" if args.model == "bundled" else f"loop-{args.model}.json")
     return 0
 
 
-def run(studio, backend_url: str, segments: list[dict], coded: dict, annotations: int) -> dict:
+def run(
+    studio, backend_url: str, segments: list[dict], coded: dict, annotations: int, imported_before: float
+) -> dict:
     from label_studio_sdk.client import LabelStudio
 
     sdk = LabelStudio(base_url=studio.url, api_key=studio.token, timeout=300)
@@ -133,6 +151,10 @@ def run(studio, backend_url: str, segments: list[dict], coded: dict, annotations
             .get(str(project), {})
         )
 
+    connected = time.time()
+    wait_for(lambda: time.time() - connected >= imported_before, imported_before + 10, "the coders", 1.0)
+    encoded = metrics().get("pool_encoded")
+    print(f"{imported_before:.0f} s after connecting: pool encoded {encoded}", flush=True)
     first = [segment for segment in coded if segment in tasks][:10]
     for segment in first:
         sdk.annotations.create(id=tasks[segment], result=study_form_result(coded[segment]))
@@ -182,20 +204,26 @@ def run(studio, backend_url: str, segments: list[dict], coded: dict, annotations
         "first_complete_seconds": round(first_complete, 1),
         "loop_seconds": [round(x, 2) for x in latencies],
         "loop_median_seconds": round(statistics.median(latencies), 2),
+        "loop_p90_seconds": round(statistics.quantiles(latencies, n=10)[-1], 2),
+        "imported_before_seconds": imported_before,
+        "pool_encoded_before_annotating": encoded,
         "loop_max_seconds": round(max(latencies), 2),
         "body_versions_seen": metrics().get("body_version"),
     }
 
 
-def report(results: dict, out: Path) -> None:
+def report(results: dict, out: Path, name: str) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "loop.json").write_text(json.dumps(results, indent=2))
-    print(f"\n| measure ({results['tasks']} tasks) | value |\n|---|---|")
+    (out / name).write_text(json.dumps(results, indent=2))
+    print(f"\n| measure ({results['tasks']} tasks, model {results['model']}) | value |\n|---|---|")
+    print(f"| tasks imported before the first annotation | {results['imported_before_seconds']:.0f} s |")
     print(f"| first pre-annotation: queue head live | {results['first_head_live_seconds']} s |")
     print(f"| first pre-annotation: every task predicted | {results['first_complete_seconds']} s |")
     runs = len(results["loop_seconds"])
     print(f"| submit -> fresh /next, median of {runs} | {results['loop_median_seconds']} s |")
+    print(f"| submit -> fresh /next, p90 | {results['loop_p90_seconds']} s |")
     print(f"| submit -> fresh /next, max | {results['loop_max_seconds']} s |")
+    print(f"| submit -> fresh /next, each | {', '.join(f'{x:.1f}' for x in results['loop_seconds'])} s |")
     print(f"| first fine-tuned body ready (pool embedded) | {results['first_body_ready_seconds']} s |")
     print(f"| peak backend memory, sum of RSS (all processes) | {results['peak_memory_gb']} GB |")
     print(f"| peak backend memory, sum of PSS (all processes) | {results['peak_memory_pss_gb']} GB |")

@@ -11,6 +11,7 @@ from collections.abc import Callable, Iterator, Sequence
 
 from backend.domain.tasks import Task
 from backend.resources import label_config
+from backend.studio.client import StudioError
 from tests.helpers import study_form_result
 
 STUDY_FORM = label_config("interview_coding")
@@ -19,7 +20,9 @@ STUDY_FORM = label_config("interview_coding")
 class FakeStudio:
     """A Label Studio project in memory: tasks, annotations by users, predictions by version.
 
-    `calls` records every write in order ("import", n) / ("serve", version) / ("delete", version);
+    `calls` records every write in order ("import", n) / ("create", 1) / ("serve", version) /
+    ("delete", version), and every read of the annotated tasks ("read labels", n). A single create
+    for a task it does not hold is refused (400), as is every one while `refuse_creates` is set;
     `drop` makes imports silently lose that many predictions (as Label Studio does with invalid
     ones); `while_listing` runs once a listing of unlabeled tasks is under way (another lane at
     work meanwhile).
@@ -35,6 +38,7 @@ class FakeStudio:
         self.predictions: list[dict] = []
         self.calls: list[tuple[str, object]] = []
         self.drop = 0
+        self.refuse_creates = False
         self.listings = 0  # listings of unlabeled tasks
         self.listed: list[tuple[bool, bool]] = []  # (annotated, data_only) of every listing
         self.while_listing: Callable[[], None] | None = None
@@ -77,7 +81,9 @@ class FakeStudio:
     def tasks(self, project: int, *, annotated: bool, data_only: bool = False) -> Iterator[Task]:
         chosen = [task for task in self.all.values() if bool(task.annotations) == annotated]
         self.listed.append((annotated, data_only))
-        if not annotated:
+        if annotated:
+            self.calls.append(("read labels", len(chosen)))
+        else:
             self.listings += 1
         for number, task in enumerate(chosen):
             if number == 1 and not annotated and self.while_listing:
@@ -95,6 +101,12 @@ class FakeStudio:
         kept = list(predictions)[: len(predictions) - self.drop]
         self.predictions.extend(kept)
         return len(kept)
+
+    def create_prediction(self, project: int, prediction: dict) -> None:
+        self.calls.append(("create", 1))
+        if prediction["task"] not in self.all or self.refuse_creates:
+            raise StudioError(f"Label Studio refused the prediction: no task {prediction['task']}", 400)
+        self.predictions.append(dict(prediction))
 
     def serve_version(self, project: int, version: str) -> None:
         self.calls.append(("serve", version))

@@ -118,7 +118,16 @@ class LoopSettings(BaseSettings):
         1, ge=1, description="CPU threads for fine-tuning the body (the rest stay with the fast loop)."
     )
     write_first: int = Field(
-        100, ge=1, description="Predictions written before a version goes live (the queue head)."
+        1,
+        ge=1,
+        description="Predictions created before a version goes live, one call each (the very head of "
+        "the queue: Label Studio takes a tenth of a second per single create, seconds per import call).",
+    )
+    write_head: int = Field(
+        100,
+        ge=1,
+        description="The queue head: predictions created one by one right after the switch (stopping "
+        "when newer work waits); the rest of the version is imported in bulk when coders pause.",
     )
     write_rest_after_seconds: float = Field(
         10.0, ge=0, description="Write the rest of a version once no annotation came for this long."

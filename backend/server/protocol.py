@@ -12,6 +12,7 @@ from werkzeug.exceptions import BadRequest
 from backend.domain.scheme import parse_label_config
 from backend.server.requests import json_body, project_id
 from backend.server.services import services
+from backend.storage.inbox import AnnotationEvent
 from backend.storage.state import ProjectState, WorkKind
 
 bp = Blueprint("protocol", __name__)
@@ -88,6 +89,8 @@ def webhook():
     if action == "ANNOTATION_CREATED" and isinstance(annotation, dict) and annotation.get("was_cancelled"):
         return jsonify(status="ignored", action=action, reason="skipped task")
     kind = WorkKind.PREDICT if action in PREDICT_ACTIONS else WorkKind.TRAIN
+    if kind is WorkKind.TRAIN and services().settings.two_speed:
+        services().inbox(project).put(annotation_event(body))  # before the request: its round sees it
     queue = services().queue
     queue.request(project, kind)
     if kind is WorkKind.PREDICT:
@@ -95,6 +98,22 @@ def webhook():
     if action == "START_TRAINING" and services().settings.two_speed:
         queue.request(project, WorkKind.BODY)  # the button also fine-tunes the body now
     return jsonify(status="queued", action=action, project=project, work=kind.value), 202
+
+
+def annotation_event(body: dict) -> AnnotationEvent:
+    """What a training webhook tells the fast loop (storage/inbox.py): the annotation and its task when
+    it carries both, else (deleted annotations, the train button, a payload without them) an event
+    that makes the round read every annotation from Label Studio."""
+    annotation, task = body.get("annotation"), body.get("task")
+    if body.get("action") in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED") and isinstance(annotation, dict):
+        data, task_id = (task or {}).get("data"), (task or {}).get("id")
+        if isinstance(data, dict) and isinstance(task_id, int) and isinstance(annotation.get("id"), int):
+            kept = {key: annotation.get(key) for key in ANNOTATION_KEYS}
+            return AnnotationEvent(task_id=task_id, task_data=data, annotation=kept)
+    return AnnotationEvent(task_id=0, task_data={})
+
+
+ANNOTATION_KEYS = ("id", "result", "was_cancelled", "completed_by", "updated_at", "created_at")
 
 
 @bp.get("/versions")

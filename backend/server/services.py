@@ -7,6 +7,7 @@ from flask import current_app
 from backend.config import Settings
 from backend.server.auth import WebhookAuthorizer
 from backend.server.predictor import Predictor
+from backend.storage.inbox import Inbox
 from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore
 from backend.worker.queue import WorkQueue
@@ -24,6 +25,9 @@ class Services:
 
     def states(self, project: str) -> StateStore:
         return StateStore(self.store.layout.project(project))
+
+    def inbox(self, project: str) -> Inbox:
+        return Inbox(self.store.layout.project(project).inbox)
 
     def recently_updated_projects(self) -> list[str]:
         """Projects with a serving version, the most recently updated first (what to load at start)."""

@@ -13,6 +13,7 @@
         .pending-<kind>              requests for work (worker/queue.py)
         .starting-<lane>             a worker was started for the lane and is not at work yet
         pool.json  .pool-lock        the kept listing of unlabeled tasks (storage/listing.py)
+        inbox/                       annotations webhooks brought since the last round (storage/inbox.py)
         .partial-<id>/               a version being written
         v<n>-<timestamp>/            a model version (storage/versions.py):
           version.json  coding_model.json  head.joblib | setfit/ | transformer/
@@ -83,6 +84,10 @@ class ProjectDir:
     @property
     def pool_lock(self) -> Path:
         return self.path / ".pool-lock"
+
+    @property
+    def inbox(self) -> Path:
+        return self.path / "inbox"
 
     def version(self, name: str) -> Path:
         return self.path / name

@@ -1,16 +1,18 @@
 """Writing a model version's predictions to Label Studio, queue head first.
 
-Label Studio needs minutes to take a whole pool's predictions (an 11,656-task project: about a
-minute to import, more to delete an old version), but coders only need the head of the queue to
-be fresh. So a version goes live in two steps:
+Label Studio takes seconds for any import call on a large project (7.6–10.5 s on 11,656 tasks,
+whether it carries 1 prediction or 100) but a tenth of a second for one prediction created on its
+own (docs/benchmarks.md, "Label Studio's write paths"). Coders only need the head of the queue to
+be fresh, so a version goes live in three steps:
 
-1. the `first` most informative tasks are imported and the project is switched to the version
-   (Uncertainty sampling serves those first; tasks without a current prediction come after);
-2. the rest follows in chunks once no new annotation came for `rest_after` seconds; between
-   chunks the writer stops when newer work is waiting (its own version will be written head
-   first, so finishing this one would only delay it). Label Studio takes several seconds per
-   import call on a large project whatever its size, so a chunk in flight when the next
-   annotation arrives would delay that annotation's fresh queue by as much.
+1. the `first` most informative predictions are created one by one and the project is switched
+   to the version (Uncertainty sampling serves those first; tasks without a current prediction
+   come after);
+2. the rest of the queue head, up to `head` predictions, is created one by one, stopping as soon
+   as newer work waits (its own version will be written head first);
+3. the rest of the pool is imported in chunks once no new annotation came for `rest_after`
+   seconds; between chunks the writer stops when newer work is waiting, since a chunk in flight
+   when the next annotation arrives delays that annotation's fresh queue by seconds.
 
 Only when a version is complete are the project's older versions deleted, so Label Studio never
 holds more than one full version for long, and the request rate stays one call per chunk.
@@ -26,7 +28,7 @@ from collections.abc import Callable, Sequence
 from datetime import UTC, datetime
 
 from backend.errors import BackendError
-from backend.studio.client import PREDICTION_CHUNK, StudioAPI
+from backend.studio.client import PREDICTION_CHUNK, StudioAPI, StudioError
 
 log = logging.getLogger(__name__)
 QUIET_POLL_SECONDS = 0.2
@@ -43,7 +45,8 @@ def created_at(version: str) -> datetime:
 
 
 class IncompleteImport(BackendError, RuntimeError):
-    """Label Studio created fewer predictions than it was sent (it drops invalid ones silently)."""
+    """Label Studio created fewer predictions than it was sent (an import drops invalid ones silently;
+    a single create refuses one whose task is gone)."""
 
 
 def write_version(
@@ -54,44 +57,63 @@ def write_version(
     *,
     first: int,
     on_live: Callable[[], None],
+    head: int = 0,
     interrupted: Callable[[], bool] = lambda: False,
     rest_after: float = 0.0,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
     keep_old_for: float = 0.0,
 ) -> bool:
-    """Import `predictions` (most informative first) and switch; returns whether all were written.
+    """Write `predictions` (most informative first) and switch; returns whether all were written.
 
     `on_live` runs right after the switch (the caller records the new serving version), and
-    `on_progress(written, total)` after each import call. Once complete, older versions replaced
-    more than `keep_old_for` seconds ago are deleted. Raises IncompleteImport when Label Studio
-    drops predictions of the queue head (nothing went live).
+    `on_progress(written, total)` after each call. Once complete, older versions replaced more
+    than `keep_old_for` seconds ago are deleted. Raises IncompleteImport when Label Studio refuses
+    or drops a prediction before the switch (nothing went live then).
     """
-    head, rest = list(predictions[:first]), list(predictions[first:])
-    _import(studio, project, version, head)
+    total, head = len(predictions), max(head, first)
+    _create_each(studio, project, version, predictions[:first])
     studio.serve_version(project, version)
     on_live()
-    on_progress(len(head), len(predictions))
-    log.info("project %s: %s is live with the %d most informative tasks", project, version, len(head))
-    quiet_until = time.monotonic() + (rest_after if rest else 0.0)
+    on_progress(min(first, total), total)
+    log.info("project %s: %s is live with the %d most informative tasks", project, version, min(first, total))
+    for written in range(first, min(head, total)):
+        if interrupted():
+            return _stopped(project, version, written, total)
+        _create_each(studio, project, version, predictions[written : written + 1])
+        on_progress(written + 1, total)
+    rest_from = min(head, total)
+    quiet_until = time.monotonic() + (rest_after if rest_from < total else 0.0)
     while time.monotonic() < quiet_until:
         if interrupted():
-            log.info("project %s: newer work waits; the rest of %s is not written", project, version)
-            return False
+            return _stopped(project, version, rest_from, total)
         time.sleep(QUIET_POLL_SECONDS)
-    for start in range(0, len(rest), PREDICTION_CHUNK):
+    for start in range(rest_from, total, PREDICTION_CHUNK):
         if interrupted():
-            log.info(
-                "project %s: newer work waits; %s stops after %d of %d predictions",
-                project,
-                version,
-                len(head) + start,
-                len(predictions),
-            )
-            return False
-        _import(studio, project, version, rest[start : start + PREDICTION_CHUNK])
-        on_progress(len(head) + min(start + PREDICTION_CHUNK, len(rest)), len(predictions))
+            return _stopped(project, version, start, total)
+        _import(studio, project, version, list(predictions[start : start + PREDICTION_CHUNK]))
+        on_progress(min(start + PREDICTION_CHUNK, total), total)
     delete_replaced_versions(studio, project, keep=version, after=keep_old_for)
     return True
+
+
+def _stopped(project: int, version: str, written: int, total: int) -> bool:
+    log.info(
+        "project %s: newer work waits; %s stops after %d of %d predictions", project, version, written, total
+    )
+    return False
+
+
+def _create_each(studio: StudioAPI, project: int, version: str, predictions: Sequence[dict]) -> None:
+    """Create predictions one call each; a refusal (the task is gone) is an incomplete write."""
+    for prediction in predictions:
+        try:
+            studio.create_prediction(project, prediction)
+        except StudioError as exc:
+            if exc.status not in (400, 404):
+                raise
+            raise IncompleteImport(
+                f"Label Studio refused the prediction of {version} for task {prediction.get('task')}: {exc}"
+            ) from None
 
 
 def _import(studio: StudioAPI, project: int, version: str, chunk: list[dict]) -> None:

@@ -1,18 +1,22 @@
 """What a round learns from: the label config and every annotated task, read from Label Studio.
 
-Label Studio is the source of truth: a round always reads all annotated tasks (never an event's
-payload), so a lost webhook never loses a label.
+Label Studio is the source of truth. Most rounds read all annotated tasks; the fast loop may take
+a shortcut (:class:`LabelFeed`): what it read last plus the annotations webhooks brought since,
+followed by a full read once the new version is live that asks for another round when Label
+Studio holds labels the shortcut missed. A lost webhook costs a round, never a label.
 """
 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 
 from backend.config import LoopSettings
 from backend.domain.annotations import LabeledSet, labeled_set, training_examples
 from backend.domain.scheme import CodingScheme, parse_label_config
 from backend.domain.tasks import Task
+from backend.storage.inbox import AnnotationEvent, Inbox
 from backend.studio.client import StudioAPI, StudioError
 
 log = logging.getLogger(__name__)
@@ -36,13 +40,113 @@ def read_labels(studio: StudioAPI, project: str, loop: LoopSettings) -> ProjectL
     """The training examples of the annotated tasks under TRAIN_CODERS and MULTI_CODER_RULE."""
     scheme = parse_label_config(studio.label_config(int(project)))
     annotated = list(studio.tasks(int(project), annotated=True))
-    emails = user_emails(studio, project)
+    return project_labels(project, scheme, annotated, user_emails(studio, project), loop)
+
+
+def project_labels(
+    project: str, scheme: CodingScheme, annotated: list[Task], emails: dict[int, str], loop: LoopSettings
+) -> ProjectLabels:
     examples, blank = training_examples(
         annotated, scheme, emails, rule=loop.multi_coder_rule, coders=loop.train_coders
     )
     if blank:
         log.warning("project %s: left out %d annotated task(s) with an empty text", project, blank)
     return ProjectLabels(scheme, annotated, emails, labeled_set(examples, scheme.codes))
+
+
+class LabelFeed:
+    """A project's labels for the fast loop: the last full read, kept in the worker's memory, plus the
+    annotations webhooks brought since (storage/inbox.py)."""
+
+    def __init__(self, project: str, studio: StudioAPI, loop: LoopSettings, inbox: Inbox):
+        self.project, self.studio, self.loop, self.inbox = project, studio, loop, inbox
+        self._last: ProjectLabels | None = None
+
+    def current(self) -> tuple[ProjectLabels, bool]:
+        """The labels to train on, and whether they were read in full (else a reconcile is due)."""
+        events = self.inbox.take()
+        if self._last is not None and events is not None:
+            annotated = with_events(self._last, events)
+            if annotated is not None:
+                last = self._last
+                self._last = project_labels(self.project, last.scheme, annotated, last.emails, self.loop)
+                log.info(
+                    "project %s: %d annotation(s) from webhooks; a full read follows",
+                    self.project,
+                    len(events),
+                )
+                return self._last, False
+        return self.read(), True
+
+    def read(self) -> ProjectLabels:
+        """Everything from Label Studio (the inbox's events are in it: they are dropped first)."""
+        self.inbox.take()
+        self._last = None
+        self._last = read_labels(self.studio, self.project, self.loop)
+        return self._last
+
+    def reconcile(self, used: ProjectLabels) -> Reconciled:
+        """Read everything and compare it with `used` plus the events that arrived since (their round
+        follows anyway): a webhook lost, an annotation deleted, the codes changed."""
+        self._last = None
+        self._last = read_labels(self.studio, self.project, self.loop)
+        pending = self.inbox.peek()
+        annotated = None if pending is None else with_events(used, pending)
+        if annotated is None:
+            return Reconciled()  # the next round, already asked for, reads everything
+        expected = project_labels(self.project, used.scheme, annotated, used.emails, self.loop)
+        return reconciled(self._last, expected)
+
+    def forget(self) -> None:
+        """The next round reads everything."""
+        self._last = None
+
+
+def with_events(labels: ProjectLabels, events: Sequence[AnnotationEvent]) -> list[Task] | None:
+    """The annotated tasks of `labels` with the events' annotations added or replaced (by annotation
+    id); None when an event cannot be followed: annotations deleted, the train button, a coder the
+    last read did not know."""
+    tasks = {task.id: task for task in labels.annotated}
+    for event in events:
+        annotation = event.annotation
+        if annotation is None:
+            return None
+        if labels.emails and annotation.get("completed_by") not in labels.emails:
+            return None
+        task = tasks.get(event.task_id) or Task(event.task_id, event.task_data)
+        kept = tuple(a for a in task.annotations if a.get("id") != annotation["id"])
+        tasks[event.task_id] = replace(task, annotations=(*kept, annotation))
+    return list(tasks.values())
+
+
+@dataclass(frozen=True)
+class Reconciled:
+    """What a full read holds that a round's labels did not: annotated tasks no webhook brought (yet),
+    and tasks whose training examples differ (an edit or deletion the events missed, new codes)."""
+
+    missing: int = 0
+    differing: int = 0
+
+    def __bool__(self) -> bool:
+        return bool(self.missing or self.differing)
+
+
+def reconciled(full: ProjectLabels, expected: ProjectLabels) -> Reconciled:
+    if full.scheme.codes != expected.scheme.codes:
+        return Reconciled(differing=max(1, len(full.labeled)))
+    have, want = _examples_by_task(full), _examples_by_task(expected)
+    missing = sum(1 for task in have if task not in want)
+    differing = sum(1 for task in have if task in want and have[task] != want[task])
+    return Reconciled(missing, differing + sum(1 for task in want if task not in have))
+
+
+def _examples_by_task(labels: ProjectLabels) -> dict[int, list[tuple]]:
+    labeled, found = labels.labeled, {}
+    for task, coders, text, row in zip(
+        labeled.task_ids, labeled.coders, labeled.texts, labeled.matrix.tolist(), strict=True
+    ):
+        found.setdefault(task, []).append((coders, text, tuple(row)))
+    return {task: sorted(examples) for task, examples in found.items()}
 
 
 def user_emails(studio: StudioAPI, project: str) -> dict[int, str]:

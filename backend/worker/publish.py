@@ -8,6 +8,7 @@ version, its predictions and the queue as they were.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -60,9 +61,16 @@ class Publisher:
     progress: ProgressReporter
 
     def publish(
-        self, labels: ProjectLabels, watch: Monitoring, trained: Trained, pool: list[Task], proba: np.ndarray
+        self,
+        labels: ProjectLabels,
+        watch: Monitoring,
+        trained: Trained,
+        pool: list[Task],
+        proba: np.ndarray,
+        after_live: Callable[[], None] | None = None,
     ) -> None:
-        """Rank `pool` by its probabilities, write the version, switch to it and record the round."""
+        """Rank `pool` by its probabilities, write the version, switch to it and record the round;
+        `after_live` runs once the queue head is live, before the rest is written."""
         model, version, labeled = trained.model, trained.version, labels.labeled
         ranking = rank(
             self.model_settings.query_strategy,
@@ -95,7 +103,8 @@ class Publisher:
                 version.name,
                 predictions,
                 first=self.loop.write_first,
-                on_live=lambda: self._go_live(labels, watch, trained),
+                head=self.loop.write_head,
+                on_live=lambda: self._go_live(labels, watch, trained, after_live),
                 interrupted=self._newer_work_waits,
                 rest_after=self.loop.write_rest_after_seconds,
                 on_progress=self.progress.writing,
@@ -134,7 +143,13 @@ class Publisher:
             )
         self.store.discard(version)
 
-    def _go_live(self, labels: ProjectLabels, watch: Monitoring, trained: Trained) -> None:
+    def _go_live(
+        self,
+        labels: ProjectLabels,
+        watch: Monitoring,
+        trained: Trained,
+        after_live: Callable[[], None] | None,
+    ) -> None:
         def serve(state) -> None:
             state.monitoring = state.monitoring.model_copy(update=watch.model_dump(exclude_none=True))
             state.current_version, state.complete = trained.version.name, False
@@ -142,6 +157,8 @@ class Publisher:
             state.last_training_seconds = round(trained.seconds, 2)
 
         self.states.update(serve)
+        if after_live is not None:
+            after_live()
 
     def _finish(
         self, complete: bool, quality: dict | None, stopping: dict | None, figures: RoundFigures

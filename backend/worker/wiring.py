@@ -10,6 +10,7 @@ from backend.config import Settings
 from backend.domain.coders import shown_settings
 from backend.learning.factories import ModelFactory
 from backend.learning.heads import HeadOptions
+from backend.storage.inbox import Inbox
 from backend.storage.listing import PoolListing
 from backend.storage.secrets import coder_names
 from backend.storage.state import Lane, StateStore, WorkKind
@@ -26,6 +27,7 @@ from backend.worker.jobs.embed import PoolPreEncoding
 from backend.worker.jobs.full import FullRound
 from backend.worker.jobs.head import HeadRefit
 from backend.worker.jobs.imports import ImportedTasks
+from backend.worker.labels import LabelFeed
 from backend.worker.monitoring import Monitor
 from backend.worker.pool import Pool
 from backend.worker.progress import ProgressReporter
@@ -133,6 +135,8 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
             publisher=publisher,
             body_policy=policy,
             progress=progress,
+            labels=LabelFeed(project, studio, loop, Inbox(store.layout.project(project).inbox)),
+            queue=queue,
         )
     else:
         train = FullRound(

@@ -258,6 +258,16 @@ def test_a_burst_of_annotations_never_overlaps_rounds_and_old_versions_go(story)
     assert versions == {current}, "predictions of old versions must be deleted"
 
 
+def test_rounds_after_the_first_train_on_what_the_webhooks_brought(story):
+    """Label Studio's webhooks carry the annotation and its task: the fast loop trains on them without
+    reading every annotation first, and the full read once the version is live finds nothing missed."""
+    seen = story.burst
+    assert seen["metrics"]["labeled"] == 16
+    log = story.backend.log_path.read_text()
+    assert "annotation(s) from webhooks; a full read follows" in log
+    assert "differ from Label Studio" not in log and "labels not reconciled" not in log
+
+
 def test_newly_imported_tasks_get_predictions(story):
     assert story.imported
 

@@ -7,6 +7,7 @@ import pytest
 from backend.config import load_settings
 from backend.resources import label_config
 from backend.server.app import create_app
+from backend.storage.inbox import Inbox
 from backend.storage.layout import ProjectDir
 from backend.storage.state import LaneStatus, StateStore
 from tests.fakes import RecordingQueue
@@ -66,6 +67,22 @@ def test_events_request_background_work(client, scheduler, action, kind):
     body = [("3", "body")] if action == "START_TRAINING" else []  # the button also fine-tunes the body
     early = [("3", "embed")] if action == "TASKS_CREATED" else []  # no round yet: encode the new tasks
     assert scheduler.requests == [("3", kind), *body, *early]
+
+
+def test_an_annotation_webhook_leaves_the_annotation_for_the_fast_loop(client, scheduler, tmp_path):
+    annotation = {"id": 7, "result": [], "completed_by": 2, "was_cancelled": False, "lead_time": 9.5}
+    task = {"id": 40, "data": {"text": "Ich schlafe schlecht."}, "annotations": []}
+    created = {"action": "ANNOTATION_CREATED", "project": {"id": 3}, "annotation": annotation, "task": task}
+    assert client.post("/webhook", json=created).status_code == 202
+    assert (
+        client.post("/webhook", json={"action": "ANNOTATIONS_DELETED", "project": {"id": 3}}).status_code
+        == 202
+    )
+    kept, deleted = Inbox(tmp_path / "3" / "inbox").take()
+    assert kept.task_id == 40 and kept.task_data == task["data"]
+    assert kept.annotation["completed_by"] == 2 and "lead_time" not in kept.annotation
+    assert deleted.annotation is None, "deleted annotations: the round reads everything"
+    assert scheduler.requests == [("3", "train"), ("3", "train")]
 
 
 def test_skips_and_unrelated_events_request_nothing(client, scheduler):

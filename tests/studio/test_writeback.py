@@ -9,10 +9,12 @@ from backend.studio.writeback import IncompleteImport, write_version
 from tests.fakes import FakeStudio
 
 
-def studio_with(versions=()):
-    """A fake Label Studio whose project holds predictions of `versions`."""
+def studio_with(versions=(), tasks=3000):
+    """A fake Label Studio whose project holds `tasks` tasks and predictions of `versions`."""
     studio = FakeStudio()
-    studio.predictions = [{"task": 0, "model_version": version} for version in versions]
+    for i in range(tasks):
+        studio.add_task(f"segment {i}")
+    studio.predictions = [{"task": -1, "model_version": version} for version in versions]
     return studio
 
 
@@ -20,21 +22,43 @@ def predictions(n, version="v2-20260101000001"):
     return [{"task": i, "score": i / n, "model_version": version} for i in range(n)]
 
 
-def test_head_first_then_the_rest_then_old_versions_go():
+def test_head_one_by_one_then_the_rest_in_bulk_then_old_versions_go():
     studio = studio_with(versions=["v1-20260101000000", "v2-20260101000001", "someone-elses"])
     live = []
     n = 50 + PREDICTION_CHUNK + 10
     done = write_version(
-        studio, 1, "v2-20260101000001", predictions(n), first=50, on_live=lambda: live.append(1)
+        studio, 1, "v2-20260101000001", predictions(n), first=2, head=50, on_live=lambda: live.append(1)
     )
     assert done is True and live == [1]
     assert studio.calls == [
-        ("import", 50),
+        ("create", 1),
+        ("create", 1),
         ("serve", "v2-20260101000001"),
+        *[("create", 1)] * 48,
         ("import", PREDICTION_CHUNK),
         ("import", 10),
         ("delete", "v1-20260101000000"),
     ]
+    written = [
+        p["task"] for p in studio.predictions if p["model_version"] == "v2-20260101000001" and "score" in p
+    ]
+    assert sorted(written) == list(range(n)), "every task once, most informative first"
+
+
+def test_newer_work_stops_the_head_between_two_single_creates():
+    studio = studio_with(versions=["v1-20260101000000"])
+    done = write_version(
+        studio,
+        1,
+        "v2-20260101000001",
+        predictions(3000),
+        first=1,
+        head=100,
+        on_live=lambda: None,
+        interrupted=lambda: len(studio.calls) >= 5,
+    )
+    assert done is False
+    assert studio.calls == [("create", 1), ("serve", "v2-20260101000001"), *[("create", 1)] * 3]
 
 
 def test_newer_work_stops_the_rest_and_keeps_old_versions():
@@ -44,27 +68,40 @@ def test_newer_work_stops_the_rest_and_keeps_old_versions():
         1,
         "v2-20260101000001",
         predictions(3000),
-        first=100,
+        first=2,
         on_live=lambda: None,
-        interrupted=lambda: len(studio.calls) >= 3,
+        interrupted=lambda: len(studio.calls) >= 4,
     )
     assert done is False
-    assert studio.calls == [("import", 100), ("serve", "v2-20260101000001"), ("import", PREDICTION_CHUNK)]
+    assert studio.calls == [
+        ("create", 1),
+        ("create", 1),
+        ("serve", "v2-20260101000001"),
+        ("import", PREDICTION_CHUNK),
+    ]
 
 
-def test_a_dropped_prediction_in_the_head_means_nothing_goes_live():
-    studio = studio_with()
-    studio.drop = 1
-    with pytest.raises(IncompleteImport, match="created 9 of 10"):
+def test_a_refused_prediction_before_the_switch_means_nothing_goes_live():
+    studio = studio_with(tasks=5)
+    with pytest.raises(IncompleteImport, match="refused the prediction of v3-20260101000002 for task 7"):
         write_version(
             studio,
             1,
             "v3-20260101000002",
-            predictions(10, "v3-20260101000002"),
-            first=10,
+            [{"task": 7, "score": 0.1, "model_version": "v3-20260101000002"}],
+            first=1,
             on_live=lambda: None,
         )
-    assert ("serve", "v3-20260101000002") not in studio.calls
+    assert studio.calls == [("create", 1)]
+
+
+def test_a_dropped_prediction_of_a_bulk_import_is_reported():
+    studio = studio_with(tasks=5)
+    studio.drop = 1
+    with pytest.raises(IncompleteImport, match="created 4 of 5"):
+        write_version(
+            studio, 1, "v3-20260101000002", predictions(5, "v3-20260101000002"), first=0, on_live=lambda: None
+        )
 
 
 def test_the_rest_waits_for_a_pause_and_yields_to_the_next_annotation():
@@ -79,21 +116,21 @@ def test_the_rest_waits_for_a_pause_and_yields_to_the_next_annotation():
         1,
         "v2-20260101000001",
         predictions(500),
-        first=100,
+        first=1,
         on_live=lambda: None,
         interrupted=next_annotation_arrives,
         rest_after=5.0,
     )
-    assert done is False and studio.calls == [("import", 100), ("serve", "v2-20260101000001")]
+    assert done is False and studio.calls == [("create", 1), ("serve", "v2-20260101000001")]
     quiet = studio_with()
     started = time.monotonic()
     assert (
         write_version(
-            quiet, 1, "v2-20260101000001", predictions(500), first=100, on_live=lambda: None, rest_after=0.5
+            quiet, 1, "v2-20260101000001", predictions(500), first=1, on_live=lambda: None, rest_after=0.5
         )
         is True
     )
-    assert time.monotonic() - started >= 0.5 and ("import", 400) in quiet.calls
+    assert time.monotonic() - started >= 0.5 and ("import", 499) in quiet.calls
 
 
 def test_a_replaced_version_stays_while_a_coder_may_still_have_its_task_open():

@@ -4,6 +4,7 @@ import pytest
 
 from backend.config import with_overrides
 from backend.learning.setfit_model import SetFitCodingModel
+from backend.storage.inbox import AnnotationEvent, Inbox
 from backend.storage.layout import ProjectDir
 from backend.storage.state import Lane, LaneStatus, StateStore, WorkKind
 from backend.storage.versions import ModelStore
@@ -55,9 +56,9 @@ def test_rounds_write_back_switch_and_clean_up(segments, settings):
 def test_a_failed_round_leaves_the_serving_version_untouched(segments, settings):
     studio = FakeStudio(segments, annotated=12)
     serving = run_round(settings, studio).current_version
-    studio.drop = 1  # Label Studio silently drops one prediction
+    studio.refuse_creates = True  # Label Studio refuses the queue head's prediction (its task is gone)
     failed = run_round(settings, studio)
-    assert failed.fast.status is LaneStatus.FAILED and "created 23 of 24 predictions" in failed.fast.error
+    assert failed.fast.status is LaneStatus.FAILED and "refused the prediction of" in failed.fast.error
     assert failed.current_version == serving
     assert studio.served == [serving]
     assert {p["model_version"] for p in studio.predictions} == {serving}
@@ -74,7 +75,7 @@ def test_a_round_that_fails_still_counts_the_labels_it_found(segments, settings)
     waiting = run_round(settings, FakeStudio(segments, annotated=9))
     assert waiting.waiting_for == 10 and waiting.labeled == 9
     studio = FakeStudio(segments, annotated=12)
-    studio.drop = 1  # the write-back fails: Label Studio silently drops one prediction
+    studio.refuse_creates = True  # the write-back fails: Label Studio refuses the queue head
     failed = run_round(settings, studio)
     assert failed.fast.status is LaneStatus.FAILED and failed.current_version is None
     assert failed.labeled == 12 and failed.waiting_for is None, "not the 9 and 'waiting for 10' of before"
@@ -364,3 +365,59 @@ def test_a_round_is_tried_again_while_label_studio_restarts(segments, settings, 
     refused.label_config = lambda project: (_ for _ in ()).throw(StudioError("HTTP 403", status=403))
     state = run_round(with_overrides(settings, model_dir=settings.server.model_dir / "b"), refused)
     assert state.fast.status is LaneStatus.FAILED and "403" in state.fast.error, "a refusal is not retried"
+
+
+def webhook_brings(settings, studio, task_id):
+    """The webhook of the task's newest annotation, as the server keeps it (server/protocol.py)."""
+    task = studio.all[task_id]
+    event = AnnotationEvent(task_id=task_id, task_data=task.data, annotation=task.annotations[-1])
+    Inbox(ProjectDir(settings.server.model_dir, "1").inbox).put(event)
+
+
+def test_the_fast_loop_trains_on_what_the_webhook_brought_and_reads_everything_once_live(segments, settings):
+    studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
+    work = project_work("1", settings, studio, queue)  # one worker, lingering between annotations
+    work.run(WorkKind.TRAIN)
+    studio.annotate(20, segments[20]["codes"], user=1, when="3")
+    webhook_brings(settings, studio, 20)
+    studio.calls.clear()
+    work.run(WorkKind.TRAIN)
+    state = state_of(settings)
+    assert state.labeled == 13 and state.fast.status is LaneStatus.IDLE
+    calls = [call for call, _ in studio.calls]
+    assert calls[:2] == ["create", "serve"], "the new queue head is live before anything is read"
+    assert calls.count("read labels") == 1, "then the full read reconciles"
+    assert ("1", "train") not in queue.requests, "it found nothing the webhook did not bring"
+
+
+def test_a_lost_webhook_costs_a_round_never_a_label(segments, settings):
+    studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
+    work = project_work("1", settings, studio, queue)
+    work.run(WorkKind.TRAIN)
+    studio.annotate(20, segments[20]["codes"], user=1, when="3")  # its webhook timed out
+    studio.annotate(21, segments[21]["codes"], user=1, when="4")
+    webhook_brings(settings, studio, 21)
+    work.run(WorkKind.TRAIN)
+    assert state_of(settings).labeled == 13, "the shortcut knew only what the webhook brought"
+    assert ("1", "train") in queue.requests, "the full read found the lost annotation: another round"
+    work.run(WorkKind.TRAIN)
+    state = state_of(settings)
+    assert state.labeled == 14
+    assert store_of(settings).get("1", state.current_version).metadata["n_labeled"] == 14
+
+
+@pytest.mark.parametrize("change", ["deleted", "new coder"])
+def test_changes_the_shortcut_cannot_follow_are_read_in_full_first(segments, settings, change):
+    studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
+    work = project_work("1", settings, studio, queue)
+    work.run(WorkKind.TRAIN)
+    studio.annotate(20, segments[20]["codes"], user=3 if change == "new coder" else 1, when="3")
+    inbox = Inbox(ProjectDir(settings.server.model_dir, "1").inbox)
+    if change == "deleted":
+        inbox.put(AnnotationEvent(task_id=0, task_data={}))
+    else:
+        webhook_brings(settings, studio, 20)
+    studio.calls.clear()
+    work.run(WorkKind.TRAIN)
+    assert studio.calls[0] == ("read labels", 13) and state_of(settings).labeled == 13
+    assert [call for call, _ in studio.calls].count("read labels") == 1, "read once: no reconcile needed"

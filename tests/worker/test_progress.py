@@ -26,14 +26,18 @@ def test_progress_is_recorded_at_most_once_a_second_and_always_at_the_end(tmp_pa
 def test_write_back_reports_each_import(tmp_path):
     seen = []
     predictions = [{"task": i, "score": i / 1200, "model_version": "v1-20261201000000"} for i in range(1200)]
+    studio = FakeStudio()
+    for i in range(1200):
+        studio.add_task(f"segment {i}")
     write_version(
-        FakeStudio(),
+        studio,
         1,
         "v1-20261201000000",
         predictions,
-        first=100,
+        first=1,
+        head=100,
         on_live=lambda: None,
         on_progress=lambda done, total: seen.append((done, total)),
     )
-    assert seen[0] == (100, 1200) and seen[-1] == (1200, 1200)
+    assert seen[0] == (1, 1200) and (100, 1200) in seen and seen[-1] == (1200, 1200)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)

@@ -1,24 +1,33 @@
 """The fast loop's round after annotations: refit the head on the current body's cached embeddings,
-re-rank the pool and write it back; seconds, where fine-tuning a body takes minutes."""
+re-rank the pool and write it back; seconds, where fine-tuning a body takes minutes.
+
+The labels come from the worker's last full read plus the annotations webhooks brought since
+(worker/labels.py); once the new version is live, a full read reconciles, and asks for another
+round if Label Studio holds labels the webhooks did not bring.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 
 from backend.config import LoopSettings
 from backend.learning.heads import HeadOptions
 from backend.learning.setfit_model import refit_head
-from backend.storage.state import StateStore
+from backend.storage.state import StateStore, WorkKind
 from backend.studio.client import StudioAPI
 from backend.worker.bodies import Bodies
 from backend.worker.body_policy import BodyPolicy
 from backend.worker.jobs.common import VersionSaver, wait_for_examples
-from backend.worker.labels import read_labels
+from backend.worker.labels import LabelFeed, ProjectLabels
 from backend.worker.monitoring import Monitor
 from backend.worker.pool import Pool
 from backend.worker.progress import ProgressReporter
 from backend.worker.publish import Publisher, Trained
+from backend.worker.queue import WorkQueue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -35,9 +44,13 @@ class HeadRefit:
     publisher: Publisher
     body_policy: BodyPolicy
     progress: ProgressReporter
+    labels: LabelFeed
+    queue: WorkQueue
 
     def run(self) -> None:
-        labels = read_labels(self.studio, self.project, self.loop)
+        labels, read_in_full = self.labels.current()
+        if not read_in_full and len(labels.labeled) < self.loop.min_annotations_to_train:
+            labels, read_in_full = self.labels.read(), True  # no round yet: count what Label Studio holds
         watch = self.monitor.watch(labels)
         labeled = labels.labeled
         if wait_for_examples(self.project, labeled, self.loop, self.states, watch):
@@ -56,6 +69,28 @@ class HeadRefit:
         seconds = time.perf_counter() - started
         version = self.saver.save(model, labeled, seconds, "head", body=body.name)
         self.publisher.publish(
-            labels, watch, Trained(model, version, seconds, labeled_embeddings), pool, proba
+            labels,
+            watch,
+            Trained(model, version, seconds, labeled_embeddings),
+            pool,
+            proba,
+            after_live=None if read_in_full else lambda: self.reconcile(labels),
         )
         self.body_policy.ask_if_due(len(labeled))
+
+    def reconcile(self, used: ProjectLabels) -> None:
+        """Read every annotation from Label Studio; another round follows if `used` missed some."""
+        try:
+            missed = self.labels.reconcile(used)
+        except Exception as exc:  # the version is live: a failed read only costs the shortcut
+            self.labels.forget()
+            log.warning(
+                "project %s: labels not reconciled (%s); the next round reads them all", self.project, exc
+            )
+            return
+        if missed:
+            log.info(
+                "project %s: Label Studio holds labels no webhook brought; another round follows",
+                self.project,
+            )
+            self.queue.request(self.project, WorkKind.TRAIN)

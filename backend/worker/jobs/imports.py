@@ -73,7 +73,7 @@ class ImportedTasks:
             int(self.project),
             name,
             predictions,
-            first=len(predictions),
+            first=0,  # the version is live already: the new tasks' predictions go in bulk
             on_live=lambda: None,
             keep_old_for=self.loop.keep_old_predictions_seconds,
         )

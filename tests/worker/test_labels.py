@@ -1,0 +1,44 @@
+"""The fast loop's labels: the last full read plus the webhooks' annotations, and the reconciling read."""
+
+from backend.storage.inbox import AnnotationEvent, Inbox
+from backend.worker.labels import LabelFeed, Reconciled
+from tests.fakes import FakeStudio
+
+
+def event_of(studio: FakeStudio, task_id: int) -> AnnotationEvent:
+    task = studio.all[task_id]
+    return AnnotationEvent(task_id=task_id, task_data=task.data, annotation=task.annotations[-1])
+
+
+def test_the_feed_adds_the_webhooks_annotations_to_its_last_full_read(segments, tiny_settings, tmp_path):
+    studio = FakeStudio(segments, annotated=12)
+    feed = LabelFeed("1", studio, tiny_settings.loop, Inbox(tmp_path / "inbox"))
+    first, read_in_full = feed.current()
+    assert read_in_full and len(first.labeled) == 12, "a new worker reads everything"
+    studio.annotate(20, segments[20]["codes"], user=1, when="3")
+    studio.annotate(0, ["mental_health"], user=1, when="4")  # coder 1 changes an answer
+    feed.inbox.put(event_of(studio, 20))
+    feed.inbox.put(event_of(studio, 0))
+    reads = len(studio.listed)
+    labels, read_in_full = feed.current()
+    assert not read_in_full and len(studio.listed) == reads, "nothing read from Label Studio"
+    assert len(labels.labeled) == 13 and 20 in labels.annotated_ids
+    codes = dict(
+        zip(labels.scheme.codes, labels.labeled.matrix[labels.labeled.task_ids.index(0)], strict=True)
+    )
+    before = dict(zip(first.scheme.codes, first.labeled.matrix[first.labeled.task_ids.index(0)], strict=True))
+    assert codes["mental_health"] == 1 and codes != before, "the edited answer replaced the old one"
+    assert not feed.reconcile(labels), "Label Studio holds the same labels"
+
+
+def test_reconciling_counts_what_no_webhook_brought_and_what_differs(segments, tiny_settings, tmp_path):
+    studio = FakeStudio(segments, annotated=12)
+    feed = LabelFeed("1", studio, tiny_settings.loop, Inbox(tmp_path / "inbox"))
+    used, _ = feed.current()
+    studio.annotate(20, segments[20]["codes"], user=1, when="3")
+    feed.inbox.put(event_of(studio, 20))  # its webhook came: its round follows anyway
+    assert feed.reconcile(used) == Reconciled()
+    studio.annotate(21, segments[21]["codes"], user=1, when="4")  # its webhook was lost
+    assert feed.reconcile(used) == Reconciled(missing=1)
+    studio.annotate(0, [], user=1, when="5")  # an edit whose webhook was lost too
+    assert feed.reconcile(used) == Reconciled(missing=1, differing=1)
