@@ -13,7 +13,8 @@ open the project, and then:
    10th submit until every other task has a prediction of the serving version;
 2. the loop: `--annotations` times, a coder takes the task `/next` serves, submits codes, and
    we time until `/next` serves a task ranked by a version trained with that annotation (the
-   backend's `/metrics` shows the serving version and its labeled count);
+   serving version from `/metrics`, its training-set size from its version.json in MODEL_DIR:
+   `/metrics`' `labeled` counts what a round found when it started, before it is live);
 3. the first fine-tuned body: we wait until the background lane has fine-tuned it and embedded
    the pool with it, so that the memory watch sees every phase;
 4. memory: peak memory of the backend's whole process group (server workers and both lanes of
@@ -89,6 +90,9 @@ def main() -> int:
     parser.add_argument(
         "--imported-before", type=float, default=300.0, help="seconds between connecting and annotating"
     )
+    parser.add_argument(
+        "--no-body", action="store_true", help="end after the loop (no first body: memory misses its peak)"
+    )
     args = parser.parse_args()
     model = {}
     if args.model == "twin":
@@ -105,7 +109,16 @@ def main() -> int:
         memory = MemoryWatch(backend.process.pid)
         memory.start()
         try:
-            results = run(studio, backend.url, segments, coded, args.annotations, args.imported_before)
+            results = run(
+                studio,
+                backend.url,
+                segments,
+                coded,
+                args.annotations,
+                args.imported_before,
+                workdir / "m",
+                wait_for_body=not args.no_body,
+            )
         finally:
             memory.stop.set()
             backend.stop()
@@ -119,7 +132,14 @@ def main() -> int:
 
 
 def run(
-    studio, backend_url: str, segments: list[dict], coded: dict, annotations: int, imported_before: float
+    studio,
+    backend_url: str,
+    segments: list[dict],
+    coded: dict,
+    annotations: int,
+    imported_before: float,
+    model_dir: Path,
+    wait_for_body: bool = True,
 ) -> dict:
     from label_studio_sdk.client import LabelStudio
 
@@ -165,8 +185,16 @@ def run(
     first_complete = time.time() - submitted
     print(f"first version {live}: head live after {first_live:.0f} s, complete after {first_complete:.0f} s")
 
+    def serving_labeled() -> int:
+        """How many examples the serving version was trained on (its version.json in MODEL_DIR):
+        /metrics' `labeled` counts what the running round found, before its version is live."""
+        version = metrics().get("current_version")
+        if not version:
+            return 0
+        return json.loads((model_dir / str(project) / version / "version.json").read_text())["n_labeled"]
+
     headers = {"Authorization": f"Token {studio.token}"}
-    latencies, labeled = [], metrics().get("labeled", 10)
+    latencies, labeled = [], serving_labeled()
     rng = random.Random(0)
     for n in range(annotations):
         task = httpx.get(f"{studio.url}/api/projects/{project}/next", headers=headers, timeout=60).json()
@@ -177,10 +205,7 @@ def run(
         sdk.annotations.create(id=task["id"], result=study_form_result(codes))
         labeled += 1
         wait_for(
-            lambda wanted=labeled: (metrics().get("labeled") or 0) >= wanted,
-            300,
-            "a version with the annotation",
-            0.1,
+            lambda wanted=labeled: serving_labeled() >= wanted, 300, "a version with the annotation", 0.1
         )
         served = httpx.get(f"{studio.url}/api/projects/{project}/next", headers=headers, timeout=60).json()
         latencies.append(time.time() - started)
@@ -190,16 +215,18 @@ def run(
             f"body {state.get('body_version')}, next task {served['id']})",
             flush=True,
         )
-    body = wait_for(
-        lambda: metrics().get("body_state") == "idle" and metrics().get("body_version"),
-        1800,
-        "the first fine-tuned body",
-    )
-    body_live = time.time() - submitted
-    print(f"first fine-tuned body {body} ready {body_live:.0f} s after the 10th submit", flush=True)
+    body_live = None
+    if wait_for_body:
+        body = wait_for(
+            lambda: metrics().get("body_state") == "idle" and metrics().get("body_version"),
+            3600,
+            "the first fine-tuned body",
+        )
+        body_live = round(time.time() - submitted, 1)
+        print(f"first fine-tuned body {body} ready {body_live:.0f} s after the 10th submit", flush=True)
     return {
         "tasks": len(tasks),
-        "first_body_ready_seconds": round(body_live, 1),
+        "first_body_ready_seconds": body_live,
         "first_head_live_seconds": round(first_live, 1),
         "first_complete_seconds": round(first_complete, 1),
         "loop_seconds": [round(x, 2) for x in latencies],

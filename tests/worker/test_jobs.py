@@ -1,5 +1,7 @@
 """The jobs against the in-memory Label Studio of tests/fakes.py (the real one: tests/e2e)."""
 
+import logging
+
 import pytest
 
 from backend.config import with_overrides
@@ -390,7 +392,8 @@ def test_the_fast_loop_trains_on_what_the_webhook_brought_and_reads_everything_o
     assert ("1", "train") not in queue.requests, "it found nothing the webhook did not bring"
 
 
-def test_a_lost_webhook_costs_a_round_never_a_label(segments, settings):
+def test_a_lost_webhook_costs_a_round_never_a_label(segments, settings, caplog):
+    caplog.set_level(logging.INFO, logger="backend.worker.jobs.head")
     studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
     work = project_work("1", settings, studio, queue)
     work.run(WorkKind.TRAIN)
@@ -400,6 +403,7 @@ def test_a_lost_webhook_costs_a_round_never_a_label(segments, settings):
     work.run(WorkKind.TRAIN)
     assert state_of(settings).labeled == 13, "the shortcut knew only what the webhook brought"
     assert ("1", "train") in queue.requests, "the full read found the lost annotation: another round"
+    assert "holds 1 annotated task(s) this round did not have" in caplog.text
     work.run(WorkKind.TRAIN)
     state = state_of(settings)
     assert state.labeled == 14
@@ -421,3 +425,20 @@ def test_changes_the_shortcut_cannot_follow_are_read_in_full_first(segments, set
     work.run(WorkKind.TRAIN)
     assert studio.calls[0] == ("read labels", 13) and state_of(settings).labeled == 13
     assert [call for call, _ in studio.calls].count("read labels") == 1, "read once: no reconcile needed"
+
+
+def test_a_round_whose_successor_already_waits_leaves_the_reconciling_to_it(segments, settings):
+    lanes = FileQueue(settings.server.model_dir)
+    studio, queue = FakeStudio(segments, annotated=12), RecordingQueue(lanes)
+    work = project_work("1", settings, studio, queue)
+    work.run(WorkKind.TRAIN)
+    studio.annotate(20, segments[20]["codes"], user=1, when="3")
+    webhook_brings(settings, studio, 20)
+    lanes.put("1", WorkKind.TRAIN)  # the next annotation came while this round trained
+    studio.calls.clear()
+    work.run(WorkKind.TRAIN)
+    assert state_of(settings).labeled == 13
+    assert "read labels" not in [call for call, _ in studio.calls], "the waiting round reconciles"
+    assert lanes.take("1", Lane.FAST) is WorkKind.TRAIN
+    work.run(WorkKind.TRAIN)
+    assert [call for call, _ in studio.calls].count("read labels") == 1

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 from backend.config import LoopSettings
 from backend.learning.heads import HeadOptions
 from backend.learning.setfit_model import refit_head
-from backend.storage.state import StateStore, WorkKind
+from backend.storage.state import Lane, StateStore, WorkKind
 from backend.studio.client import StudioAPI
 from backend.worker.bodies import Bodies
 from backend.worker.body_policy import BodyPolicy
@@ -79,7 +79,12 @@ class HeadRefit:
         self.body_policy.ask_if_due(len(labeled))
 
     def reconcile(self, used: ProjectLabels) -> None:
-        """Read every annotation from Label Studio; another round follows if `used` missed some."""
+        """Read every annotation from Label Studio; another round follows if `used` missed some.
+
+        When the next annotation's round already waits, that round reconciles instead: this read
+        would only delay it (a coder who submits at once waits for it)."""
+        if WorkKind.TRAIN in self.queue.pending(self.project, Lane.FAST):
+            return
         try:
             missed = self.labels.reconcile(used)
         except Exception as exc:  # the version is live: a failed read only costs the shortcut
@@ -88,9 +93,19 @@ class HeadRefit:
                 "project %s: labels not reconciled (%s); the next round reads them all", self.project, exc
             )
             return
-        if missed:
+        if missed.missing:
             log.info(
-                "project %s: Label Studio holds labels no webhook brought; another round follows",
+                "project %s: Label Studio holds %d annotated task(s) this round did not have (a webhook "
+                "lost or still on its way); another round follows",
                 self.project,
+                missed.missing,
             )
+        if missed.differing:
+            log.warning(
+                "project %s: %d task(s) trained on differ from Label Studio's (an edit whose webhook was "
+                "lost or is on its way, changed codes); another round follows",
+                self.project,
+                missed.differing,
+            )
+        if missed:
             self.queue.request(self.project, WorkKind.TRAIN)
