@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import signal
 import sys
 from pathlib import Path
 
@@ -49,14 +50,16 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         f"{len(corpus.pool)}, test set {len(corpus.test)}, codes {', '.join(corpus.codes)}"
     )
     try:
-        rows = simulate.run_simulation(
-            configs,
-            protocol,
-            corpus,
-            args.out,
-            tracking_uri=tracking_uri(settings.server, args.out),
-            experiment=args.experiment,
-        )
+        with CtrlC() as ctrl_c:
+            rows = simulate.run_simulation(
+                configs,
+                protocol,
+                corpus,
+                args.out,
+                tracking_uri=tracking_uri(settings.server, args.out),
+                experiment=args.experiment,
+                interrupted=lambda: ctrl_c.pressed,
+            )
     except KeyboardInterrupt:
         print(
             f"interrupted: finished runs are kept in {args.out}; run the same command to resume",
@@ -119,3 +122,22 @@ def add_commands(commands) -> None:
     sim.add_argument("--experiment", default="coding-backend-simulate", help="MLflow experiment name")
     sim.add_argument("--out", type=Path, required=True, help="results go here; run again to resume")
     sim.set_defaults(handler=cmd_simulate)
+
+
+class CtrlC:
+    """Ctrl-C that no library can lose: KeyboardInterrupt where the program is, and a flag asked
+    between runs (one pressed while MLflow set up its store was swallowed, and the grid went on)."""
+
+    def __init__(self) -> None:
+        self.pressed = False
+
+    def __enter__(self) -> CtrlC:
+        self._before = signal.signal(signal.SIGINT, self._press)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        signal.signal(signal.SIGINT, self._before)
+
+    def _press(self, signum: int, frame: object) -> None:
+        self.pressed = True
+        raise KeyboardInterrupt

@@ -17,7 +17,7 @@ import io
 import json
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -104,8 +104,11 @@ def run_simulation(
     *,
     tracking_uri: str,
     experiment: str,
+    interrupted: Callable[[], bool] = lambda: False,
 ) -> list[dict]:
-    """Run every (configuration, seed) not finished in OUT yet; return all result rows of this grid."""
+    """Run every (configuration, seed) not finished in OUT yet; return all result rows of this grid.
+
+    `interrupted` is asked before each run: a Ctrl-C that a library swallowed still stops the grid."""
     check_protocol(protocol, corpus)
     open_run(out, protocol, corpus)
     _quiet_training_output()
@@ -122,6 +125,8 @@ def run_simulation(
         disable=not todo,  # all finished before: nothing to show
     ) as bar:
         for config, seed in todo:
+            if interrupted():
+                raise KeyboardInterrupt
             rows = simulate_pair(config, seed, protocol, corpus, bar)
             saved = {"config": config.describe(), "seed": seed, "rounds": rows}
             write_atomically(pair_file(out, config, seed), json.dumps(saved))

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, wait_for
 
 EXECUTABLE = Path(sys.executable).parent / "coding-backend"
 
@@ -164,3 +164,19 @@ def test_demo_names_the_file_and_line_of_bad_data(tiny_env, tmp_path):
     data.write_text('{"text": "fine"}\n{"text": "broken",\n')
     result = run("demo", "--data", str(data), env=tiny_env)
     assert result.returncode == 2 and f"{data}:2: not valid JSON" in result.stderr
+
+
+def test_a_ctrl_c_that_a_library_swallows_still_stops_a_simulation():
+    """Seen in CI: a Ctrl-C while MLflow set up its store was lost, and the grid ran to its end."""
+    import signal
+
+    from backend.cli.simulate import CtrlC
+
+    with CtrlC() as ctrl_c:
+        try:
+            os.kill(os.getpid(), signal.SIGINT)
+            wait_for(lambda: ctrl_c.pressed, 5, "the signal")
+        except KeyboardInterrupt:
+            pass  # what a library that catches BaseException does
+    assert ctrl_c.pressed
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
