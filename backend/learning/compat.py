@@ -109,6 +109,25 @@ def _setfit_num_codes(setfit_model) -> int:
     return int(getattr(head, "out_features", 0))
 
 
+def autocast(precision: str, device_type: str) -> contextlib.AbstractContextManager:
+    """torch's autocast to `precision` ("fp32": none) for inference on `device_type`."""
+    if precision == "fp32":
+        return contextlib.nullcontext()
+    import torch
+
+    return torch.autocast(device_type, dtype={"bf16": torch.bfloat16}[precision])
+
+
+def native_bf16_cpu() -> bool:
+    """Whether this CPU computes bfloat16 natively (AVX-512 BF16 or AMX), where bf16 is fast.
+
+    torch only says so through private helpers; a torch without them counts as no."""
+    import torch
+
+    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
+    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
+
+
 def import_setfit():
     """Import setfit and put its log level back at what TRANSFORMERS_VERBOSITY asks for; returns
     SetFitModel.

@@ -122,10 +122,16 @@ class StoreLayout:
             return []
         return sorted(p.name for p in root.iterdir() if p.is_dir() and PROJECT_PATTERN.match(p.name))
 
-    def base_embeddings(self, model_name: str, max_length: int) -> Path:
-        """The base model's embedding cache, keyed by model and token limit (shared by projects)."""
-        key = hashlib.sha1(f"{model_name}|{max_length}".encode()).hexdigest()[:16]
-        return Path(self.root) / ".embeddings" / key
+    def base_embeddings(self, model_name: str, max_length: int, precision: str = "fp32") -> Path:
+        """The base model's embedding cache, keyed by model, token limit and the precision encoded
+        in (shared by projects)."""
+        key = f"{model_name}|{max_length}" + ("" if precision == "fp32" else f"|{precision}")
+        return Path(self.root) / ".embeddings" / hashlib.sha1(key.encode()).hexdigest()[:16]
+
+    @staticmethod
+    def version_embeddings(version_path: Path, precision: str = "fp32") -> Path:
+        """A fine-tuned body's embedding cache, inside its version directory."""
+        return version_path / (VERSION_EMBEDDINGS + ("" if precision == "fp32" else f"-{precision}"))
 
     @property
     def sweeper_lock(self) -> Path:

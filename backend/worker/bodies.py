@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 from pathlib import Path
 
 import numpy as np
@@ -18,7 +19,6 @@ import numpy as np
 from backend.config import ModelSettings
 from backend.learning.setfit_model import SetFitCodingModel, base_model
 from backend.storage.embeddings import EmbeddingCache
-from backend.storage.layout import VERSION_EMBEDDINGS
 from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore
 
@@ -28,24 +28,27 @@ BASE = "base"
 
 @dataclass
 class Body:
-    """A body: its name (a version or 'base'), model, where it loads from, and its embeddings."""
+    """A body: its name (a version or 'base'), model, where it loads from, its embeddings and the
+    precision they are encoded in."""
 
     name: str
     model: SetFitCodingModel
     source: str
     cache: EmbeddingCache
+    precision: str
 
     def embed(
         self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
-        return self.cache.embed(texts, self.model.embed, on_progress)
+        return self.cache.embed(texts, partial(self.model.embed, precision=self.precision), on_progress)
 
 
 def embeddings_dir(store: ModelStore, project: str, body: str, settings: ModelSettings) -> Path:
-    """Where a body's embeddings are cached."""
+    """Where a body's embeddings are cached (one cache per precision)."""
+    precision = settings.resolved_encode_precision()
     if body == BASE:
-        return store.layout.base_embeddings(settings.model_name, settings.max_length)
-    return store.get(project, body).path / VERSION_EMBEDDINGS
+        return store.layout.base_embeddings(settings.model_name, settings.max_length, precision)
+    return store.layout.version_embeddings(store.get(project, body).path, precision)
 
 
 class Bodies:
@@ -74,4 +77,4 @@ class Bodies:
             assert isinstance(loaded, SetFitCodingModel)
             model, source = loaded, f"../{version.path.name}/setfit"  # beside the head: MODEL_DIR may move
         cache = EmbeddingCache(embeddings_dir(self.store, self.project, name, self.settings))
-        return Body(name, model, source, cache)
+        return Body(name, model, source, cache, self.settings.resolved_encode_precision())

@@ -149,3 +149,22 @@ def test_overrides_are_validated_across_groups_and_keep_secrets(monkeypatch):
     assert (changed.model.query_strategy, changed.loop.write_first) == ("random", 7)
     assert changed.server.api_key() == "tok-very-secret"
     assert changed.server is base.server, "an untouched group is kept as it is"
+
+
+@pytest.mark.parametrize(("native", "device", "expected"), [(True, "cpu", "bf16"), (False, "cpu", "fp32")])
+def test_auto_encode_precision_takes_bf16_only_where_the_cpu_computes_it(
+    monkeypatch, native, device, expected
+):
+    from backend.learning import compat
+
+    monkeypatch.setattr(compat, "native_bf16_cpu", lambda: native)
+    monkeypatch.setenv("DEVICE", device)
+    assert load_settings().model.resolved_encode_precision() == expected
+    monkeypatch.setenv("ENCODE_PRECISION", "fp32")
+    assert load_settings().model.resolved_encode_precision() == "fp32"
+
+
+def test_a_wrong_encode_precision_is_named(monkeypatch):
+    monkeypatch.setenv("ENCODE_PRECISION", "int8")
+    with pytest.raises(ConfigError, match=r"ENCODE_PRECISION='int8'.*'auto', 'fp32' or 'bf16'"):
+        load_settings()

@@ -7,7 +7,7 @@ from backend.config import with_overrides
 from backend.domain.scheme import UnknownCodeError, label_matrix
 from backend.learning.base import TrainingDataError
 from backend.learning.factories import load_model, train_model
-from backend.learning.heads import HeadOptions, tune_thresholds
+from backend.learning.heads import HeadOptions, fit_logistic_head, tune_thresholds
 from backend.learning.setfit_model import contrastive_steps
 from backend.learning.strategies import score_pool
 from backend.storage.versions import ModelStore
@@ -69,6 +69,18 @@ def test_activation_checkpointing_saves_memory_not_model_quality(trained, texts,
     plain = train_model(texts, labels, CODES, without.model)
     assert not plain.setfit_model.model_body[0].auto_model.is_activation_checkpointing
     np.testing.assert_allclose(plain.embed(texts), trained.embed(texts), atol=1e-5)
+
+
+def test_bf16_encoding_moves_probabilities_by_less_than_a_hundredth(trained, texts, labels):
+    """ENCODE_PRECISION=bf16: each lane fits its head on embeddings of the same precision."""
+    options = HeadOptions(tune=False)
+    by_precision = {}
+    for precision in ("fp32", "bf16"):
+        embeddings = trained.embed(texts, precision=precision)
+        assert embeddings.dtype == np.float32
+        by_precision[precision] = fit_logistic_head(embeddings, labels, options).predict_proba(embeddings)
+    assert not np.array_equal(by_precision["fp32"], by_precision["bf16"])  # bf16 really ran
+    np.testing.assert_allclose(by_precision["bf16"], by_precision["fp32"], atol=0.01)
 
 
 def test_a_code_without_any_positive_does_not_break_training(texts, labels, tiny_settings):

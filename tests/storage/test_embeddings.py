@@ -1,9 +1,12 @@
 """The embedding cache: each text is encoded once per body, across restarts."""
 
+import hashlib
+
 import numpy as np
 import pytest
 
 from backend.storage.embeddings import EmbeddingCache
+from backend.storage.layout import StoreLayout
 
 
 class CountingEncoder:
@@ -88,3 +91,15 @@ def test_two_processes_encoding_the_same_pool_never_encode_a_text_twice(tmp_path
     encoded = encoders[0].seen + encoders[1].seen
     assert sorted(encoded) == sorted(texts), "each text encoded exactly once between the two"
     assert len(EmbeddingCache(tmp_path)) == 30
+
+
+def test_each_precision_has_its_own_cache_and_fp32_keeps_the_old_one(tmp_path):
+    """Switching ENCODE_PRECISION never mixes embeddings; caches written before it still count."""
+    layout = StoreLayout(tmp_path)
+    old_key = hashlib.sha1(b"model|128").hexdigest()[:16]
+    assert layout.base_embeddings("model", 128) == tmp_path / ".embeddings" / old_key
+    assert layout.base_embeddings("model", 128, "fp32") == layout.base_embeddings("model", 128)
+    assert layout.base_embeddings("model", 128, "bf16") != layout.base_embeddings("model", 128)
+    version = tmp_path / "p" / "v3-x"
+    assert layout.version_embeddings(version) == version / "embeddings"
+    assert layout.version_embeddings(version, "bf16") == version / "embeddings-bf16"

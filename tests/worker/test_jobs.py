@@ -204,7 +204,10 @@ def test_the_fast_loop_refits_heads_and_a_body_lane_fine_tunes(segments, setting
     assert body.body.status is LaneStatus.IDLE and body.body.labeled == 12
     assert queue.requests[-1] == ("1", "train"), "the fast loop is told to take the new body"
     body_version = store_of(settings).get("1", body.body.version)
-    assert (body_version.path / "embeddings").is_dir() and body.current_version == first.current_version
+    cache = store_of(settings).layout.version_embeddings(
+        body_version.path, settings.model.resolved_encode_precision()
+    )
+    assert cache.is_dir() and body.current_version == first.current_version
 
     studio.annotate(20, segments[20]["codes"], user=1, when="3")
     second = run_round(settings, studio, queue=queue)
@@ -228,9 +231,9 @@ def encoded(monkeypatch):
     calls = []
     original = SetFitCodingModel.embed
 
-    def counting(self, texts):
+    def counting(self, texts, precision="fp32"):
         calls.append(len(texts))
-        return original(self, texts)
+        return original(self, texts, precision)
 
     monkeypatch.setattr(SetFitCodingModel, "embed", counting)
     return calls
@@ -260,10 +263,10 @@ def test_an_interrupted_pre_encoding_resumes_where_it_stopped(segments, settings
     monkeypatch.setattr("backend.storage.embeddings.ENCODE_CHUNK", 8)
     counting = SetFitCodingModel.embed
 
-    def killed_after_one_chunk(self, texts):
+    def killed_after_one_chunk(self, texts, precision="fp32"):
         if encoded:
             raise MemoryError("killed")
-        return counting(self, texts)
+        return counting(self, texts, precision)
 
     monkeypatch.setattr(SetFitCodingModel, "embed", killed_after_one_chunk)
     studio = FakeStudio(segments)

@@ -8,6 +8,7 @@ import ctypes
 import gc
 import time
 from dataclasses import dataclass
+from functools import partial
 
 from backend.config import LoopSettings
 from backend.learning.factories import ModelFactory
@@ -49,7 +50,8 @@ class BodyFineTuning:
         release_memory()
         pool = self.pool.refresh().values()
         cache = EmbeddingCache(embeddings_dir(self.store, self.project, version.name, self.factory.settings))
-        cache.embed([labels.scheme.text_in(data) for data in pool] + labeled.texts, model.embed)
+        encode = partial(model.embed, precision=self.factory.settings.resolved_encode_precision())
+        cache.embed([labels.scheme.text_in(data) for data in pool] + labeled.texts, encode)
 
         def hand_over(state) -> None:
             state.body.version, state.body.labeled = version.name, len(labeled)
