@@ -69,11 +69,11 @@ def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict
             model = body
         else:
             options = HeadOptions.of(settings.model)
-            model = refit_head(body, "body", body.embed(train_texts), train_labels, corpus.codes, options)
+            embeddings = body.embed(train_texts)
+            model = refit_head("body", body.max_length, embeddings, train_labels, corpus.codes, options)
         seconds = time.perf_counter() - started
-        macro = per_code_f1(test_labels, model.decide(model.predict_proba(test_texts)), corpus.codes)[
-            "macro_f1"
-        ]
+        proba = model.head_proba(body.embed(test_texts))
+        macro = per_code_f1(test_labels, model.decide(proba), corpus.codes)["macro_f1"]
         rows.append(
             {
                 "round": round_number,

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
 
@@ -28,19 +28,32 @@ BASE = "base"
 
 @dataclass
 class Body:
-    """A body: its name (a version or 'base'), model, where it loads from, its embeddings and the
-    precision they are encoded in."""
+    """A body: its name (a version or 'base'), where it loads from, its token limit, its embeddings
+    and the precision they are encoded in. The model itself is loaded only when a text is not in
+    the cache: a fast lane whose pool was encoded beforehand never holds the body's weights (0.45
+    GB for the production model)."""
 
     name: str
-    model: SetFitCodingModel
     source: str
+    max_length: int
     cache: EmbeddingCache
     precision: str
+    load: Callable[[], SetFitCodingModel] = field(repr=False)
+    _model: SetFitCodingModel | None = field(default=None, repr=False)
+
+    @property
+    def model(self) -> SetFitCodingModel:
+        if self._model is None:
+            self._model = self.load()
+        return self._model
 
     def embed(
         self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
-        return self.cache.embed(texts, partial(self.model.embed, precision=self.precision), on_progress)
+        return self.cache.embed(texts, self._encode, on_progress)
+
+    def _encode(self, texts: list[str]) -> np.ndarray:
+        return self.model.embed(texts, precision=self.precision)
 
 
 def embeddings_dir(store: ModelStore, project: str, body: str, settings: ModelSettings) -> Path:
@@ -68,13 +81,18 @@ class Bodies:
         return self._body
 
     def _load(self, name: str, codes: Sequence[str]) -> Body:
+        if name == BASE:
+            source = self.settings.model_name
+        else:  # beside the head, relative to it: MODEL_DIR may move
+            source = f"../{self.store.get(self.project, name).path.name}/setfit"
+        cache = EmbeddingCache(embeddings_dir(self.store, self.project, name, self.settings))
+        precision, load = self.settings.resolved_encode_precision(), partial(self._model, name, codes)
+        return Body(name, source, self.settings.max_length, cache, precision, load)
+
+    def _model(self, name: str, codes: Sequence[str]) -> SetFitCodingModel:
         log.info("project %s: loading body %s", self.project, name)
         if name == BASE:
-            model, source = base_model(codes, self.settings), self.settings.model_name
-        else:
-            version = self.store.get(self.project, name)
-            loaded = self.store.load(version, device=self.settings.resolved_device())
-            assert isinstance(loaded, SetFitCodingModel)
-            model, source = loaded, f"../{version.path.name}/setfit"  # beside the head: MODEL_DIR may move
-        cache = EmbeddingCache(embeddings_dir(self.store, self.project, name, self.settings))
-        return Body(name, model, source, cache, self.settings.resolved_encode_precision())
+            return base_model(codes, self.settings)
+        loaded = self.store.load(self.store.get(self.project, name), device=self.settings.resolved_device())
+        assert isinstance(loaded, SetFitCodingModel)
+        return loaded

@@ -10,6 +10,7 @@ from backend.storage.inbox import AnnotationEvent, Inbox
 from backend.storage.layout import ProjectDir
 from backend.storage.state import Lane, LaneStatus, StateStore, WorkKind
 from backend.storage.versions import ModelStore
+from backend.worker.bodies import Bodies
 from backend.worker.queue import FileQueue
 from backend.worker.wiring import project_work
 from tests.fakes import FakeStudio, RecordingQueue
@@ -239,7 +240,9 @@ def encoded(monkeypatch):
     return calls
 
 
-def test_the_pool_is_encoded_before_the_first_round_which_then_encodes_nothing(segments, settings, encoded):
+def test_the_pool_is_encoded_before_the_first_round_which_then_encodes_nothing(
+    segments, settings, encoded, monkeypatch
+):
     studio = FakeStudio(segments, annotated=4)
     state = run_round(settings, studio, kind="embed")
     distinct = len({s["text"] for s in segments})
@@ -255,8 +258,16 @@ def test_the_pool_is_encoded_before_the_first_round_which_then_encodes_nothing(s
     for task in range(4, 12):
         studio.annotate(task, segments[task]["codes"], user=1, when="2")
     encoded.clear()
+    loaded = []
+    monkeypatch.setattr(Bodies, "_model", lambda self, name, codes: loaded.append(name))
     first = run_round(settings, studio)
     assert first.current_version is not None and sum(encoded) == 0, "the first round only fits a head"
+    assert loaded == [], "nor loads the body: the fast lane never holds its weights"
+    head = store_of(settings).get("1", first.current_version)
+    assert store_of(settings).load(head).predict_proba([segments[0]["text"]]).shape == (
+        1,
+        len(head.metadata["codes"]),
+    )
 
 
 def test_an_interrupted_pre_encoding_resumes_where_it_stopped(segments, settings, encoded, monkeypatch):

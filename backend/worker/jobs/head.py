@@ -62,7 +62,7 @@ class HeadRefit:
         pool_texts = [labels.scheme.text_in(task.data) for task in pool]
         pool_embeddings = body.embed(pool_texts, self.progress.encoding)
         model = refit_head(
-            body.model, body.source, labeled_embeddings, labeled.matrix, labels.scheme.codes, self.head
+            body.source, body.max_length, labeled_embeddings, labeled.matrix, labels.scheme.codes, self.head
         )
         proba = model.head_proba(pool_embeddings)
         proba[[i for i, text in enumerate(pool_texts) if not text.strip()]] = 0.0
