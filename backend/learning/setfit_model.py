@@ -214,6 +214,8 @@ def train_setfit(
         classifier.model = classifier.initialize()  # fit() keeps a model it is given
         if settings.activation_checkpointing:
             checkpoint_activations(classifier.model.model_body)
+        if settings.freeze_word_embeddings:
+            freeze_word_embeddings(classifier.model.model_body)
         classifier.fit(compat.multilabel_dataset(texts, label_matrix))
     model = SetFitCodingModel(
         classifier.model, codes, options.default_thresholds(len(codes)), settings.max_length
@@ -221,6 +223,15 @@ def train_setfit(
     if options.tune and not differentiable:
         model.thresholds = head_thresholds(model.embed(texts), label_matrix, options)
     return model
+
+
+def freeze_word_embeddings(body) -> None:
+    """Train every layer but the word-embedding matrix (the trainer skips frozen parameters).
+
+    With a 250,002-token vocabulary the matrix is 96M of the production model's 118M parameters;
+    its gradient and Adam's two moments cost 1.15 GB while fine-tuning, for rows that a few dozen
+    contrastive steps on a few hundred segments barely move (docs/benchmarks.md)."""
+    body[0].auto_model.get_input_embeddings().weight.requires_grad_(False)
 
 
 def checkpoint_activations(body) -> None:

@@ -71,6 +71,25 @@ def test_activation_checkpointing_saves_memory_not_model_quality(trained, texts,
     np.testing.assert_allclose(plain.embed(texts), trained.embed(texts), atol=1e-5)
 
 
+def test_fine_tuning_leaves_the_word_embeddings_and_trains_the_layers(trained, tiny_settings):
+    from backend.learning.setfit_model import base_model
+
+    def weights(model):
+        bert = model.setfit_model.model_body[0].auto_model
+        return bert.get_input_embeddings().weight, bert.encoder.layer[0].attention.self.query.weight
+
+    (tuned_words, tuned_layer), (base_words, base_layer) = (
+        weights(trained),
+        weights(base_model(CODES, tiny_settings.model)),
+    )
+    assert not tuned_words.requires_grad
+    assert torch_equal(tuned_words, base_words) and not torch_equal(tuned_layer, base_layer)
+
+
+def torch_equal(a, b) -> bool:
+    return bool((a == b).all())
+
+
 def test_bf16_encoding_moves_probabilities_by_less_than_a_hundredth(trained, texts, labels):
     """ENCODE_PRECISION=bf16: each lane fits its head on embeddings of the same precision."""
     options = HeadOptions(tune=False)
