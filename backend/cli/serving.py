@@ -11,7 +11,8 @@ from backend.config import Settings, with_overrides
 
 
 def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
-    from backend.server.app import create_app
+    """Run the server. Gunicorn's master imports no more than it needs: each worker imports the app
+    itself (about 0.1 GB the master would hold for nothing)."""
     from backend.server.auth import refuse_open_server
 
     overrides = {
@@ -24,6 +25,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     print(f"serving on http://{args.host}:{server.port} (basic auth {auth}, models in {server.model_dir})")
     print(f"status page: http://{args.host}:{server.port}/status")
     if args.dev:
+        from backend.server.app import create_app
+
         create_app(settings).run(host=args.host, port=server.port, threaded=True)
         return 0
     from gunicorn.app.base import BaseApplication
@@ -41,6 +44,8 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             self.cfg.set("access_log_format", '%(h)s "%(r)s" %(s)s %(D)sus')  # duration in microseconds
 
         def load(self):
+            from backend.server.app import create_app
+
             return create_app(settings)
 
     Gunicorn().run()

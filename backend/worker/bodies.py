@@ -21,6 +21,7 @@ from backend.learning.setfit_model import SetFitCodingModel, base_model
 from backend.storage.embeddings import EmbeddingCache
 from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore
+from backend.worker.memory import encoding_allocations
 
 log = logging.getLogger(__name__)
 BASE = "base"
@@ -50,7 +51,8 @@ class Body:
     def embed(
         self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
-        return self.cache.embed(texts, self._encode, on_progress)
+        with encoding_allocations():
+            return self.cache.embed(texts, self._encode, on_progress)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.model.embed(texts, precision=self.precision)

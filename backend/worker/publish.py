@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass
 
 import numpy as np
@@ -18,7 +19,7 @@ from backend.domain.tasks import Task
 from backend.learning.base import CodingModel
 from backend.learning.strategies import rank
 from backend.storage.ranked_pool import RankedPool, write_ranked_pool
-from backend.storage.state import Lane, Monitoring, RoundFigures, StateStore, WorkKind
+from backend.storage.state import Lane, Monitoring, StateStore, WorkKind
 from backend.storage.versions import ModelStore, ModelVersion
 from backend.studio.client import StudioAPI
 from backend.studio.predictions import build_predictions
@@ -59,6 +60,7 @@ class Publisher:
     model_settings: ModelSettings
     loop: LoopSettings
     progress: ProgressReporter
+    recorder: Executor  # one thread: records stay in order
 
     def publish(
         self,
@@ -118,10 +120,37 @@ class Publisher:
             raise
         finally:
             self.progress.done()
-        quality = self.monitor.quality(model, labeled, trained.embeddings)
+
+        def written(state) -> None:
+            state.complete = complete
+
+        self.states.update(written)
+        recorded = self.recorder.submit(self._record, labels, watch, trained, previous, ranked_ids)
+        if self._newer_work_waits():  # the next annotation's round goes first; this one's record follows
+            recorded.add_done_callback(self._report_failure)
+        else:
+            recorded.result()
+
+    def _record(
+        self,
+        labels: ProjectLabels,
+        watch: Monitoring,
+        trained: Trained,
+        previous: str | None,
+        ranked: list[int],
+    ) -> None:
+        """A live version's quality estimate, stopping signal and figures (state) and its MLflow run:
+        a second or so that a coder who submits again at once need not wait for."""
+        version, labeled = trained.version, labels.labeled
+        quality = self.monitor.quality(trained.model, labeled, trained.embeddings)
         stopping = self.monitor.stopping(previous, version.name)
         figures = round_figures(version.name, len(labeled), watch.label_counts or {}, quality, stopping)
-        self._finish(complete, quality, stopping, figures)
+
+        def finish(state) -> None:
+            state.monitoring.quality, state.monitoring.stopping = quality, stopping
+            state.add_figures(figures)
+
+        self.states.update(finish)
         summary = {
             **watch.model_dump(),
             "labeled": len(labeled),
@@ -129,9 +158,13 @@ class Publisher:
             "quality": quality,
             "stopping": stopping,
         }
-        run = self.tracker.log_round(version.name, summary, ranked_task_ids=ranked_ids)
+        run = self.tracker.log_round(version.name, summary, ranked_task_ids=ranked)
         if run:
             self.states.update(lambda state: state.link_run(version.name, run))
+
+    def _report_failure(self, recorded: Future) -> None:
+        if recorded.exception() is not None:
+            log.error("project %s: a round's record failed", self.project, exc_info=recorded.exception())
 
     def discard(self, version: ModelVersion) -> None:
         """Undo a version that never went live: its predictions in Label Studio and its files."""
@@ -159,16 +192,6 @@ class Publisher:
         self.states.update(serve)
         if after_live is not None:
             after_live()
-
-    def _finish(
-        self, complete: bool, quality: dict | None, stopping: dict | None, figures: RoundFigures
-    ) -> None:
-        def finish(state) -> None:
-            state.complete = complete
-            state.monitoring.quality, state.monitoring.stopping = quality, stopping
-            state.add_figures(figures)
-
-        self.states.update(finish)
 
     def _newer_work_waits(self) -> bool:
         """Whether a newer version is on its way (annotations came): then the rest of this one can go.

@@ -1,6 +1,7 @@
 """The jobs against the in-memory Label Studio of tests/fakes.py (the real one: tests/e2e)."""
 
 import logging
+import threading
 
 import pytest
 
@@ -11,6 +12,7 @@ from backend.storage.layout import ProjectDir
 from backend.storage.state import Lane, LaneStatus, StateStore, WorkKind
 from backend.storage.versions import ModelStore
 from backend.worker.bodies import Bodies
+from backend.worker.monitoring import Monitor
 from backend.worker.queue import FileQueue
 from backend.worker.wiring import project_work
 from tests.fakes import FakeStudio, RecordingQueue
@@ -251,6 +253,7 @@ def test_the_pool_is_encoded_before_the_first_round_which_then_encodes_nothing(
     assert state.current_version is None, "encoding writes nothing to Label Studio"
 
     studio.add_task("A segment imported while coders were at their first ones.")
+    studio.add_task("   ")  # a blank segment: nothing to encode, no code to suggest
     encoded.clear()
     run_round(settings, studio, kind="embed")
     assert encoded == [1], "only the new task"
@@ -456,3 +459,34 @@ def test_a_round_whose_successor_already_waits_leaves_the_reconciling_to_it(segm
     assert lanes.take("1", Lane.FAST) is WorkKind.TRAIN
     work.run(WorkKind.TRAIN)
     assert [call for call, _ in studio.calls].count("read labels") == 1
+
+
+def test_when_the_next_annotation_waits_its_round_goes_before_this_ones_record(
+    segments, settings, monkeypatch
+):
+    """The quality estimate and MLflow run follow in the background; a coder who submits at once
+    does not wait for them, and the record still lands, in order."""
+    lanes = FileQueue(settings.server.model_dir)
+    studio = FakeStudio(segments, annotated=12)
+    run_round(settings, studio)  # nothing waits: recorded before the round ends
+    assert len(state_of(settings).figures) == 1
+
+    release = threading.Event()
+    original = Monitor.quality
+
+    def slow_quality(self, *args):
+        assert release.wait(timeout=60), "the test never released the record"
+        return original(self, *args)
+
+    monkeypatch.setattr(Monitor, "quality", slow_quality)
+    work = project_work("1", settings, studio, RecordingQueue(lanes))
+    studio.annotate(12, segments[12]["codes"], user=1, when="2")
+    lanes.put("1", WorkKind.TRAIN)  # the next annotation's round waits
+    work.run(WorkKind.TRAIN)
+    live = state_of(settings)
+    assert live.labeled == 13 and live.current_version == store_of(settings).versions("1")[-1].name
+    assert len(live.figures) == 1, "its record has not been made yet"
+    release.set()
+    work.jobs[WorkKind.TRAIN].publisher.recorder.shutdown(wait=True)
+    recorded = state_of(settings)
+    assert len(recorded.figures) == 2 and recorded.fast.status is LaneStatus.IDLE

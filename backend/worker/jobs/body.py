@@ -3,9 +3,6 @@ loop is then asked for a round, which takes the new body."""
 
 from __future__ import annotations
 
-import contextlib
-import ctypes
-import gc
 import time
 from dataclasses import dataclass
 from functools import partial
@@ -19,6 +16,7 @@ from backend.studio.client import StudioAPI
 from backend.worker.bodies import embeddings_dir
 from backend.worker.jobs.common import VersionSaver, wait_for_examples
 from backend.worker.labels import read_labels
+from backend.worker.memory import encoding_allocations, release_memory
 from backend.worker.pool import Pool
 from backend.worker.queue import WorkQueue
 
@@ -51,7 +49,8 @@ class BodyFineTuning:
         pool = self.pool.refresh().values()
         cache = EmbeddingCache(embeddings_dir(self.store, self.project, version.name, self.factory.settings))
         encode = partial(model.embed, precision=self.factory.settings.resolved_encode_precision())
-        cache.embed([labels.scheme.text_in(data) for data in pool] + labeled.texts, encode)
+        with encoding_allocations():
+            cache.embed([labels.scheme.text_in(data) for data in pool] + labeled.texts, encode)
 
         def hand_over(state) -> None:
             state.body.version, state.body.labeled = version.name, len(labeled)
@@ -59,10 +58,3 @@ class BodyFineTuning:
 
         self.states.update(hand_over)
         self.queue.request(self.project, WorkKind.TRAIN)  # the fast loop takes the new body
-
-
-def release_memory() -> None:
-    """Hand memory freed after training back to the system (glibc keeps it otherwise)."""
-    gc.collect()
-    with contextlib.suppress(OSError, AttributeError):
-        ctypes.CDLL("libc.so.6").malloc_trim(0)

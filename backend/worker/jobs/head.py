@@ -12,6 +12,8 @@ import logging
 import time
 from dataclasses import dataclass
 
+import numpy as np
+
 from backend.config import LoopSettings
 from backend.learning.heads import HeadOptions
 from backend.learning.setfit_model import refit_head
@@ -60,12 +62,13 @@ class HeadRefit:
         started = time.perf_counter()
         labeled_embeddings = body.embed(labeled.texts)
         pool_texts = [labels.scheme.text_in(task.data) for task in pool]
-        pool_embeddings = body.embed(pool_texts, self.progress.encoding)
+        filled = [i for i, text in enumerate(pool_texts) if text.strip()]  # a blank one carries no code
+        pool_embeddings = body.embed([pool_texts[i] for i in filled], self.progress.encoding)
         model = refit_head(
             body.source, body.max_length, labeled_embeddings, labeled.matrix, labels.scheme.codes, self.head
         )
-        proba = model.head_proba(pool_embeddings)
-        proba[[i for i, text in enumerate(pool_texts) if not text.strip()]] = 0.0
+        proba = np.zeros((len(pool), len(model.codes)))
+        proba[filled] = model.head_proba(pool_embeddings)
         seconds = time.perf_counter() - started
         version = self.saver.save(model, labeled, seconds, "head", body=body.name)
         self.publisher.publish(
