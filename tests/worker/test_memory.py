@@ -42,4 +42,3 @@ def test_glibcs_own_or_a_large_threshold_is_left_alone(libc, monkeypatch, config
     with memory.encoding_allocations():
         pass
     assert libc.calls == []
-
