@@ -2,6 +2,8 @@
 
     python bench/bench_core.py [--parts speed,timing,quality] [--folds 3] [--out bench/out]
     python bench/bench_core.py --model twin --parts speed,timing      (the production model's shape)
+    python bench/bench_core.py --model twin --parts timing --budgets iter5-cap40 --threads 1
+                                           (the default budget on the body lane's one thread)
 
 Parts
 - speed:   encoding throughput (segments/s) on real segments, the whole 11,656-segment pool
@@ -117,19 +119,25 @@ def run_speed(results: dict) -> None:
     }
 
 
-def run_timing(results: dict) -> None:
+def run_timing(results: dict, budgets: list[str], threads: int | None) -> None:
+    """Time a round per labeled count and budget; with `threads`, keyed by them (BODY_THREADS)."""
+    import torch
+
+    if threads:
+        torch.set_num_threads(threads)
     rows = results.setdefault("timing", {})
     for n in (20, 45, 95, 145):
         texts, labels = timing_set(n)
-        for budget, overrides in BUDGETS.items():
-            key = f"{budget}@{n}"
+        for budget in budgets:
+            overrides = BUDGETS[budget]
+            key = f"{budget}@{n}" + (f"/{threads}t" if threads else "")
             if key in rows:
                 continue
             settings = bundled_settings(**overrides)
             steps = contrastive_steps(
                 labels, settings.setfit_num_iterations, settings.setfit_batch_size, settings.setfit_max_steps
             )
-            row = {"labeled": n, "budget": budget, "steps": steps}
+            row = {"labeled": n, "budget": budget, "steps": steps, "threads": torch.get_num_threads()}
             if budget == "uncapped" and steps > 150:
                 # Too long to measure whole: time 10 and 20 steps, extrapolate per step.
                 t10 = timed_training(texts, labels, bundled_settings(**UNCAPPED | {"setfit_max_steps": 10}))
@@ -238,10 +246,13 @@ def print_tables(results: dict) -> None:
         for strategy, seconds in speed["scoring_seconds_145_labeled"].items():
             print(f"| score the whole pool with `{strategy}` (145 labeled) | {seconds:.3f} s |")
     if "timing" in results:
-        print("\n| labeled | budget | contrastive steps | training seconds |\n|---|---|---|---|")
-        for row in sorted(results["timing"].values(), key=lambda r: (r["budget"], r["labeled"])):
+        print("\n| labeled | budget | threads | contrastive steps | training seconds |")
+        print("|---|---|---|---|---|")
+        rows = results["timing"].values()
+        for row in sorted(rows, key=lambda r: (r["budget"], r.get("threads", 0), r["labeled"])):
             mark = " (extrapolated)" if row["extrapolated"] else ""
-            print(f"| {row['labeled']} | {row['budget']} | {row['steps']} | {row['seconds']:.0f}{mark} |")
+            cells = [row["labeled"], row["budget"], row.get("threads", "torch's"), row["steps"]]
+            print("| " + " | ".join(map(str, cells)) + f" | {row['seconds']:.0f}{mark} |")
     if "summary" in results.get("quality", {}):
         print("\n| features | head | macro-F1 | " + " | ".join(CODES) + " |")
         print("|---|---|---|" + "---|" * len(CODES))
@@ -260,7 +271,12 @@ def main() -> None:
     parser.add_argument("--folds", type=int, default=3)
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--model", choices=("bundled", "twin"), default="bundled")
+    parser.add_argument("--budgets", default=",".join(BUDGETS), help="timing: of " + ", ".join(BUDGETS))
+    parser.add_argument("--threads", type=int, help="timing: torch threads (default: torch's own)")
     args = parser.parse_args()
+    budgets = args.budgets.split(",")
+    if unknown := set(budgets) - set(BUDGETS):
+        parser.error(f"unknown budget(s): {', '.join(sorted(unknown))}")
     OUT = args.out
     if args.model == "twin":
         from bench.twin import build_twin
@@ -278,7 +294,7 @@ def main() -> None:
         run_speed(results)
         save(results)
     if "timing" in parts:
-        run_timing(results)
+        run_timing(results, budgets, args.threads)
     if "quality" in parts:
         run_quality(results, args.folds)
         save(results)
