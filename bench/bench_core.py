@@ -2,7 +2,7 @@
 
     python bench/bench_core.py [--parts speed,timing,quality] [--folds 3] [--out bench/out]
     python bench/bench_core.py --model twin --parts speed,timing      (the production model's shape)
-    python bench/bench_core.py --model twin --parts timing --budgets iter5-cap40 --threads 1
+    python bench/bench_core.py --model twin --parts timing --budgets iter5-cap40 --threads 1 [--labeled 145]
                                            (the default budget on the body lane's one thread)
 
 Parts
@@ -119,14 +119,14 @@ def run_speed(results: dict) -> None:
     }
 
 
-def run_timing(results: dict, budgets: list[str], threads: int | None) -> None:
+def run_timing(results: dict, budgets: list[str], threads: int | None, sizes: list[int]) -> None:
     """Time a round per labeled count and budget; with `threads`, keyed by them (BODY_THREADS)."""
     import torch
 
     if threads:
         torch.set_num_threads(threads)
     rows = results.setdefault("timing", {})
-    for n in (20, 45, 95, 145):
+    for n in sizes:
         texts, labels = timing_set(n)
         for budget in budgets:
             overrides = BUDGETS[budget]
@@ -273,6 +273,7 @@ def main() -> None:
     parser.add_argument("--model", choices=("bundled", "twin"), default="bundled")
     parser.add_argument("--budgets", default=",".join(BUDGETS), help="timing: of " + ", ".join(BUDGETS))
     parser.add_argument("--threads", type=int, help="timing: torch threads (default: torch's own)")
+    parser.add_argument("--labeled", default="20,45,95,145", help="timing: labeled counts")
     args = parser.parse_args()
     budgets = args.budgets.split(",")
     if unknown := set(budgets) - set(BUDGETS):
@@ -294,7 +295,7 @@ def main() -> None:
         run_speed(results)
         save(results)
     if "timing" in parts:
-        run_timing(results, budgets, args.threads)
+        run_timing(results, budgets, args.threads, [int(n) for n in args.labeled.split(",")])
     if "quality" in parts:
         run_quality(results, args.folds)
         save(results)
