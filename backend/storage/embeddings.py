@@ -47,6 +47,11 @@ class EmbeddingCache:
         self._load()
         return len(self._rows)
 
+    def lacks_any(self, texts: Sequence[str]) -> bool:
+        """Whether some of `texts` would have to be encoded."""
+        self._load()
+        return any(text_key(text) not in self._rows for text in texts)
+
     def embed(
         self,
         texts: Sequence[str],

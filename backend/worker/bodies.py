@@ -51,6 +51,8 @@ class Body:
     def embed(
         self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
+        if not self.cache.lacks_any(texts):  # the fast loop's case: no allocator tuning, no trim
+            return self.cache.embed(texts, self._encode, on_progress)
         with encoding_allocations():
             return self.cache.embed(texts, self._encode, on_progress)
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from concurrent.futures import Executor, Future
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 
@@ -60,7 +60,7 @@ class Publisher:
     model_settings: ModelSettings
     loop: LoopSettings
     progress: ProgressReporter
-    recorder: Executor  # one thread: records stay in order
+    deferred: list[Callable[[], None]] = field(default_factory=list)  # records left for a pause
 
     def publish(
         self,
@@ -121,29 +121,35 @@ class Publisher:
         finally:
             self.progress.done()
 
+        stopping = self.monitor.stopping(previous, version.name)  # while the previous version exists
+
         def written(state) -> None:
             state.complete = complete
 
         self.states.update(written)
-        recorded = self.recorder.submit(self._record, labels, watch, trained, previous, ranked_ids)
-        if self._newer_work_waits():  # the next annotation's round goes first; this one's record follows
-            recorded.add_done_callback(self._report_failure)
-        else:
-            recorded.result()
+        self.deferred.append(partial(self._record, labels, watch, trained, stopping, ranked_ids))
+        if not self._newer_work_waits():
+            self.record_deferred()
+
+    def record_deferred(self) -> None:
+        """Make the records of rounds that left them for a pause, oldest first."""
+        while self.deferred:
+            self.deferred.pop(0)()
 
     def _record(
         self,
         labels: ProjectLabels,
         watch: Monitoring,
         trained: Trained,
-        previous: str | None,
+        stopping: dict | None,
         ranked: list[int],
     ) -> None:
-        """A live version's quality estimate, stopping signal and figures (state) and its MLflow run:
-        a second or so that a coder who submits again at once need not wait for."""
+        """A live version's quality estimate, figures (state) and MLflow run: a second or so that a
+        coder who submits again at once need not wait for, so a round that finds the next one
+        waiting leaves it for the first round that does not (a thread would slow that next round:
+        both are Python, under one GIL)."""
         version, labeled = trained.version, labels.labeled
         quality = self.monitor.quality(trained.model, labeled, trained.embeddings)
-        stopping = self.monitor.stopping(previous, version.name)
         figures = round_figures(version.name, len(labeled), watch.label_counts or {}, quality, stopping)
 
         def finish(state) -> None:
@@ -161,10 +167,6 @@ class Publisher:
         run = self.tracker.log_round(version.name, summary, ranked_task_ids=ranked)
         if run:
             self.states.update(lambda state: state.link_run(version.name, run))
-
-    def _report_failure(self, recorded: Future) -> None:
-        if recorded.exception() is not None:
-            log.error("project %s: a round's record failed", self.project, exc_info=recorded.exception())
 
     def discard(self, version: ModelVersion) -> None:
         """Undo a version that never went live: its predictions in Label Studio and its files."""

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import logging
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
 from backend.config import Settings
@@ -120,7 +119,6 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         model_settings=settings.model,
         loop=loop,
         progress=progress,
-        recorder=ThreadPoolExecutor(max_workers=1, thread_name_prefix="record"),
     )
     policy = None
     bodies = Bodies(project, settings.model, store, states)

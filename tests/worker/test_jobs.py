@@ -1,7 +1,6 @@
 """The jobs against the in-memory Label Studio of tests/fakes.py (the real one: tests/e2e)."""
 
 import logging
-import threading
 
 import pytest
 
@@ -12,7 +11,6 @@ from backend.storage.layout import ProjectDir
 from backend.storage.state import Lane, LaneStatus, StateStore, WorkKind
 from backend.storage.versions import ModelStore
 from backend.worker.bodies import Bodies
-from backend.worker.monitoring import Monitor
 from backend.worker.queue import FileQueue
 from backend.worker.wiring import project_work
 from tests.fakes import FakeStudio, RecordingQueue
@@ -461,32 +459,25 @@ def test_a_round_whose_successor_already_waits_leaves_the_reconciling_to_it(segm
     assert [call for call, _ in studio.calls].count("read labels") == 1
 
 
-def test_when_the_next_annotation_waits_its_round_goes_before_this_ones_record(
-    segments, settings, monkeypatch
-):
-    """The quality estimate and MLflow run follow in the background; a coder who submits at once
-    does not wait for them, and the record still lands, in order."""
+def test_when_the_next_annotation_waits_the_rounds_record_waits_for_a_pause(segments, settings):
+    """The quality estimate and MLflow run of a round that finds the next one waiting are made by the
+    first round that finds none, oldest first: a coder who submits at once does not wait for them."""
     lanes = FileQueue(settings.server.model_dir)
     studio = FakeStudio(segments, annotated=12)
-    run_round(settings, studio)  # nothing waits: recorded before the round ends
-    assert len(state_of(settings).figures) == 1
-
-    release = threading.Event()
-    original = Monitor.quality
-
-    def slow_quality(self, *args):
-        assert release.wait(timeout=60), "the test never released the record"
-        return original(self, *args)
-
-    monkeypatch.setattr(Monitor, "quality", slow_quality)
     work = project_work("1", settings, studio, RecordingQueue(lanes))
+    work.run(WorkKind.TRAIN)  # nothing waits: recorded before the round ends
+    assert [f.labeled for f in state_of(settings).figures] == [12]
+
     studio.annotate(12, segments[12]["codes"], user=1, when="2")
+    webhook_brings(settings, studio, 12)
     lanes.put("1", WorkKind.TRAIN)  # the next annotation's round waits
     work.run(WorkKind.TRAIN)
     live = state_of(settings)
-    assert live.labeled == 13 and live.current_version == store_of(settings).versions("1")[-1].name
-    assert len(live.figures) == 1, "its record has not been made yet"
-    release.set()
-    work.jobs[WorkKind.TRAIN].publisher.recorder.shutdown(wait=True)
-    recorded = state_of(settings)
-    assert len(recorded.figures) == 2 and recorded.fast.status is LaneStatus.IDLE
+    assert live.labeled == 13 and [f.labeled for f in live.figures] == [12], "its record waits"
+    assert live.fast.status is LaneStatus.IDLE
+
+    studio.annotate(13, segments[13]["codes"], user=1, when="3")
+    webhook_brings(settings, studio, 13)
+    assert lanes.take("1", Lane.FAST) is WorkKind.TRAIN  # taken, as the runner does; nothing else waits
+    work.run(WorkKind.TRAIN)
+    assert [f.labeled for f in state_of(settings).figures] == [12, 13, 14], "both, in order"
