@@ -16,7 +16,7 @@ from backend.studio.client import StudioAPI
 from backend.worker.bodies import embeddings_dir
 from backend.worker.jobs.common import VersionSaver, wait_for_examples
 from backend.worker.labels import read_labels
-from backend.worker.memory import encoding_allocations, release_memory
+from backend.worker.memory import release_memory
 from backend.worker.pool import Pool
 from backend.worker.queue import WorkQueue
 
@@ -49,8 +49,9 @@ class BodyFineTuning:
         pool = self.pool.refresh().values()
         cache = EmbeddingCache(embeddings_dir(self.store, self.project, version.name, self.factory.settings))
         encode = partial(model.embed, precision=self.factory.settings.resolved_encode_precision())
-        with encoding_allocations():
-            cache.embed([labels.scheme.text_in(data) for data in pool] + labeled.texts, encode)
+        # the worker's small mmap threshold kept: this lane's peak is the fast lane's memory plus its own
+        cache.embed([labels.scheme.text_in(data) for data in pool] + labeled.texts, encode)
+        release_memory()
 
         def hand_over(state) -> None:
             state.body.version, state.body.labeled = version.name, len(labeled)
