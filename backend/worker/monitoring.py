@@ -18,7 +18,7 @@ from backend.learning.base import CodingModel
 from backend.learning.heads import HeadOptions
 from backend.learning.quality import cross_validated_report, label_counts, rare_codes
 from backend.learning.stopping import stopping_signal
-from backend.storage.ranked_pool import read_ranked_pool
+from backend.storage.ranked_pool import RankedPool, read_ranked_pool
 from backend.storage.state import Monitoring, RoundFigures, StateStore, now
 from backend.storage.versions import ModelStore
 from backend.tracking.project import ProjectTracker
@@ -76,12 +76,15 @@ class Monitor:
         )
         return report
 
-    def stopping(self, previous: str | None, current: str) -> dict | None:
-        """Did the new version change the code decisions of the unlabeled tasks? (stopping signal)"""
-        if not self.store.has(self.project, previous):
+    def decisions(self, version: str | None) -> RankedPool | None:
+        """A version's code decisions on its pool, for the next version's stopping signal."""
+        if not self.store.has(self.project, version):
             return None
-        before = read_ranked_pool(self.store.get(self.project, previous).path)
-        now = read_ranked_pool(self.store.get(self.project, current).path)
+        return read_ranked_pool(self.store.get(self.project, version).path)
+
+    def stopping(self, before: RankedPool | None, previous: str | None, current: str) -> dict | None:
+        """Did the new version change the code decisions of the unlabeled tasks? (stopping signal)"""
+        now = self.decisions(current)  # gone when newer rounds pruned it before this record was made
         if before is None or now is None:
             return None
         signal = stopping_signal(

@@ -121,13 +121,13 @@ class Publisher:
         finally:
             self.progress.done()
 
-        stopping = self.monitor.stopping(previous, version.name)  # while the previous version exists
+        before = self.monitor.decisions(previous)  # read while the previous version exists
 
         def written(state) -> None:
             state.complete = complete
 
         self.states.update(written)
-        self.deferred.append(partial(self._record, labels, watch, trained, stopping, ranked_ids))
+        self.deferred.append(partial(self._record, labels, watch, trained, (before, previous), ranked_ids))
         if not self._newer_work_waits():
             self.record_deferred()
 
@@ -141,15 +141,17 @@ class Publisher:
         labels: ProjectLabels,
         watch: Monitoring,
         trained: Trained,
-        stopping: dict | None,
+        before: tuple[RankedPool | None, str | None],
         ranked: list[int],
     ) -> None:
         """A live version's quality estimate, figures (state) and MLflow run: a second or so that a
         coder who submits again at once need not wait for, so a round that finds the next one
         waiting leaves it for the first round that does not (a thread would slow that next round:
-        both are Python, under one GIL)."""
+        both are Python, under one GIL). The stopping signal is part of it: small-text's criterion
+        imports torch, ten seconds the first time in a fast lane that otherwise needs none."""
         version, labeled = trained.version, labels.labeled
         quality = self.monitor.quality(trained.model, labeled, trained.embeddings)
+        stopping = self.monitor.stopping(*before, version.name)
         figures = round_figures(version.name, len(labeled), watch.label_counts or {}, quality, stopping)
 
         def finish(state) -> None:

@@ -480,4 +480,6 @@ def test_when_the_next_annotation_waits_the_rounds_record_waits_for_a_pause(segm
     webhook_brings(settings, studio, 13)
     assert lanes.take("1", Lane.FAST) is WorkKind.TRAIN  # taken, as the runner does; nothing else waits
     work.run(WorkKind.TRAIN)
-    assert [f.labeled for f in state_of(settings).figures] == [12, 13, 14], "both, in order"
+    figures = state_of(settings).figures
+    assert [f.labeled for f in figures] == [12, 13, 14], "both, in order"
+    assert figures[1].changed_share is not None, "with the stopping signal against the round before"
