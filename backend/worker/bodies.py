@@ -8,6 +8,7 @@ process, with its embedding cache: inside its version directory for a fine-tuned
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -51,9 +52,9 @@ class Body:
     def embed(
         self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
-        if not self.cache.lacks_any(texts):  # the fast loop's case: no allocator tuning, no trim
-            return self.cache.embed(texts, self._encode, on_progress)
-        with encoding_allocations():
+        # the fast loop's case, all cached: no allocator tuning, no trim
+        tuned = encoding_allocations() if self.cache.lacks_any(texts) else contextlib.nullcontext()
+        with tuned:
             return self.cache.embed(texts, self._encode, on_progress)
 
     def _encode(self, texts: list[str]) -> np.ndarray:

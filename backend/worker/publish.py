@@ -129,9 +129,9 @@ class Publisher:
         self.states.update(written)
         self.deferred.append(partial(self._record, labels, watch, trained, (before, previous), ranked_ids))
         if not self._newer_work_waits():
-            self.record_deferred()
+            self._record_deferred()
 
-    def record_deferred(self) -> None:
+    def _record_deferred(self) -> None:
         """Make the records of rounds that left them for a pause, oldest first."""
         while self.deferred:
             self.deferred.pop(0)()
