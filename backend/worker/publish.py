@@ -98,6 +98,7 @@ class Publisher:
             ),
         )
         previous = self.states.read().current_version
+        before = self.monitor.decisions(previous)  # once this version is live, a body's save may prune it
         try:
             complete = write_version(
                 self.studio,
@@ -120,8 +121,6 @@ class Publisher:
             raise
         finally:
             self.progress.done()
-
-        before = self.monitor.decisions(previous)  # read while the previous version exists
 
         def written(state) -> None:
             state.complete = complete

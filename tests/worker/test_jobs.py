@@ -483,3 +483,25 @@ def test_when_the_next_annotation_waits_the_rounds_record_waits_for_a_pause(segm
     figures = state_of(settings).figures
     assert [f.labeled for f in figures] == [12, 13, 14], "both, in order"
     assert figures[1].changed_share is not None, "with the stopping signal against the round before"
+
+
+def test_the_stopping_signal_survives_a_body_saved_while_the_round_writes_back(segments, settings):
+    """The body lane's save prunes the versions no longer in use: once this round's version is live,
+    that includes the one it replaced, whose decisions the stopping signal compares against."""
+    studio = FakeStudio(segments, annotated=12)
+    run_round(settings, studio)
+    store, create = store_of(settings), studio.create_prediction
+    replaced = state_of(settings).current_version
+
+    def body_lane_saves_once_the_round_is_live(project, prediction):
+        serving = state_of(settings).current_version
+        if serving != replaced and store.has("1", replaced):
+            model = store.load(store.get("1", serving))
+            store.save("1", model, n_labeled=12, training_seconds=1, config={}, keep_also=[serving])
+        return create(project, prediction)
+
+    studio.create_prediction = body_lane_saves_once_the_round_is_live
+    studio.annotate(12, segments[12]["codes"], user=1, when="2")
+    second = run_round(settings, studio)
+    assert not store.has("1", replaced), "pruned while the rest was written"
+    assert second.monitoring.stopping["tasks_compared"] == 23
