@@ -167,20 +167,6 @@ def quiet_training_environment() -> None:
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 
 
-def classification_change_stops(previous: np.ndarray, current: np.ndarray, threshold: float) -> bool:
-    """small-text's ClassificationChange stopping criterion on multi-label decisions (tasks × codes).
-
-    Pitfall: given dense arrays, it compares cell by cell and counts unchanged *cells* against
-    the number of *rows*, so with several codes it signals "stop" although many tasks changed.
-    Given sparse rows it compares each task's whole code set, which is what multi-label means.
-    """
-    from small_text.stopping_criteria import ClassificationChange
-
-    criterion = ClassificationChange(num_classes=previous.shape[1], threshold=threshold)
-    criterion.stop(predictions=csr_matrix(np.asarray(previous, dtype=np.int64)))
-    return bool(criterion.stop(predictions=csr_matrix(np.asarray(current, dtype=np.int64))))
-
-
 def contrastive_pairs_problem(label_matrix: np.ndarray) -> str | None:
     """Why setfit cannot draw contrastive pairs from these labels, or None when it can.
 

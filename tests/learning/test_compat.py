@@ -71,20 +71,6 @@ def test_differentiable_head_gets_one_sigmoid_per_code(model_path, tmp_path):
     assert _differentiable_head(model_path, ours).multitarget is True
 
 
-def test_classification_change_compares_whole_code_sets():
-    from small_text.stopping_criteria import ClassificationChange
-
-    before = np.zeros((10, 5), dtype=int)
-    after = before.copy()
-    after[:5, 0] = 1  # half of the tasks gained a code
-    library = ClassificationChange(num_classes=5, threshold=0.01)
-    library.stop(predictions=before)
-    assert library.stop(predictions=after) is True  # dense: 45 unchanged cells >= 10 rows
-    assert compat.classification_change_stops(before, after, threshold=0.01) is False
-    assert compat.classification_change_stops(before, before.copy(), threshold=0.0) is True
-    assert compat.classification_change_stops(before, after, threshold=0.5) is True
-
-
 def test_setfit_fails_without_negative_pairs_and_we_say_why(model_path, tmp_path):
     import pytest
     from setfit.sampler import ContrastiveDataset

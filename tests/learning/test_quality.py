@@ -41,3 +41,52 @@ def test_stopping_signal_compares_tasks_unlabeled_in_both_rounds():
     }
     assert stopping_signal(before, now, threshold=0.3)["stop"] is False
     assert stopping_signal(before, (np.array([9]), np.array([[1, 0]])), threshold=0.1) is None
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.01, 0.1, 0.25, 0.5])
+def test_the_stop_rule_is_small_texts_classification_change_on_code_sets(threshold):
+    """Given sparse rows, small-text's criterion compares each task's whole code set (dense arrays
+    it compares cell by cell, against the number of rows: 'stop' with half of the tasks changed)."""
+    from scipy.sparse import csr_matrix
+    from small_text.stopping_criteria import ClassificationChange
+
+    rng = np.random.default_rng(int(threshold * 100))
+    ids = np.arange(200)
+    before = rng.integers(0, 2, size=(200, 5))
+    for flipped in (0, 1, 2, 10, 20, 50, 100, 200):
+        now = before.copy()
+        now[:flipped, rng.integers(0, 5)] ^= 1
+        library = ClassificationChange(num_classes=5, threshold=threshold)
+        library.stop(predictions=csr_matrix(before))
+        expected = library.stop(predictions=csr_matrix(now))
+        signal = stopping_signal((ids, before), (ids, now), threshold)
+        assert signal["changed"] == flipped and signal["stop"] is expected, (flipped, threshold)
+
+
+def test_dense_decisions_would_fool_small_texts_criterion():
+    from small_text.stopping_criteria import ClassificationChange
+
+    before = np.zeros((10, 5), dtype=int)
+    after = before.copy()
+    after[:5, 0] = 1  # half of the tasks gained a code
+    library = ClassificationChange(num_classes=5, threshold=0.01)
+    library.stop(predictions=before)
+    assert library.stop(predictions=after) is True  # 45 unchanged cells >= 10 rows
+    assert stopping_signal((np.arange(10), before), (np.arange(10), after), threshold=0.01)["stop"] is False
+
+
+def test_the_stopping_signal_leaves_torch_out_of_the_fast_lane():
+    """The fast lane imports the signal's module with every round's record; torch would cost it
+    0.35 GB and ten seconds the first time."""
+    import subprocess
+    import sys
+
+    check = (
+        "import sys, numpy as np, backend.worker.monitoring, backend.worker.publish\n"
+        "from backend.learning.stopping import stopping_signal\n"
+        "decisions = (np.arange(3), np.eye(3, dtype=int))\n"
+        "assert stopping_signal(decisions, decisions, 0.01)['stop']\n"
+        "print('torch' in sys.modules)"
+    )
+    printed = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
+    assert printed.stdout.strip() == "False"
