@@ -155,6 +155,7 @@ class ProjectState(_Record):
     figures: list[RoundFigures] = Field(default_factory=list)
     progress: Progress | None = None
     pool_encoded: PoolEncoding | None = None  # set by the pool's pre-encoding (worker/jobs/embed.py)
+    encoded_in: str | None = None  # the precision the lane that encodes chose (worker/bodies.py)
 
     def lane(self, lane: Lane) -> LaneState:
         return self.fast if lane is Lane.FAST else self.body

@@ -61,9 +61,10 @@ class Body:
         return self.model.embed(texts, precision=self.precision)
 
 
-def embeddings_dir(store: ModelStore, project: str, body: str, settings: ModelSettings) -> Path:
-    """Where a body's embeddings are cached (one cache per precision)."""
-    precision = settings.resolved_encode_precision()
+def embeddings_dir(
+    store: ModelStore, project: str, body: str, settings: ModelSettings, precision: str
+) -> Path:
+    """Where a body's embeddings in `precision` are cached (one cache per precision)."""
     if body == BASE:
         return store.layout.base_embeddings(settings.model_name, settings.max_length, precision)
     return store.layout.version_embeddings(store.get(project, body).path, precision)
@@ -90,9 +91,19 @@ class Bodies:
             source = self.settings.model_name
         else:  # beside the head, relative to it: MODEL_DIR may move
             source = f"../{self.store.get(self.project, name).path.name}/setfit"
-        cache = EmbeddingCache(embeddings_dir(self.store, self.project, name, self.settings))
-        precision, load = self.settings.resolved_encode_precision(), partial(self._model, name, codes)
-        return Body(name, source, self.settings.max_length, cache, precision, load)
+        precision = self._precision()
+        cache = EmbeddingCache(embeddings_dir(self.store, self.project, name, self.settings, precision))
+        return Body(
+            name, source, self.settings.max_length, cache, precision, partial(self._model, name, codes)
+        )
+
+    def _precision(self) -> str:
+        """ENCODE_PRECISION, with 'auto' taken as the lane that encodes resolved it (the state's
+        `encoded_in`): resolving it imports torch, 0.35 GB and seconds a fast lane whose pool is
+        encoded needs for nothing else, and the cache to read is the one that lane wrote."""
+        if self.settings.encode_precision != "auto":
+            return self.settings.encode_precision
+        return self.states.read().encoded_in or self.settings.resolved_encode_precision()
 
     def _model(self, name: str, codes: Sequence[str]) -> SetFitCodingModel:
         log.info("project %s: loading body %s", self.project, name)

@@ -1,6 +1,9 @@
 """The jobs against the in-memory Label Studio of tests/fakes.py (the real one: tests/e2e)."""
 
 import logging
+import pickle
+import subprocess
+import sys
 
 import pytest
 
@@ -505,3 +508,30 @@ def test_the_stopping_signal_survives_a_body_saved_while_the_round_writes_back(s
     second = run_round(settings, studio)
     assert not store.has("1", replaced), "pruned while the rest was written"
     assert second.monitoring.stopping["tasks_compared"] == 23
+
+
+FAST_ROUND_ALONE = """
+import pickle, sys
+from backend.storage.state import WorkKind
+from backend.worker.wiring import project_work
+from tests.fakes import RecordingQueue
+
+settings, studio = pickle.load(open(sys.argv[1], "rb"))
+project_work("1", settings, studio, RecordingQueue()).run(WorkKind.TRAIN)
+print(sorted(name for name in ("torch", "small_text", "setfit", "transformers") if name in sys.modules))
+"""
+
+
+def test_a_fast_lane_round_after_the_pre_encoding_never_imports_torch(segments, settings, tmp_path):
+    """torch costs a fast lane 0.35 GB and seconds. With the pool encoded it needs none: not to
+    choose the cache (the lane that encoded the pool recorded the precision), nor to fit or rank."""
+    studio = FakeStudio(segments, annotated=4)
+    encoded = run_round(settings, studio, kind="embed")
+    assert encoded.encoded_in in ("fp32", "bf16")
+    for task in range(4, 12):
+        studio.annotate(task, segments[task]["codes"], user=1, when="2")
+    (tmp_path / "round.pickle").write_bytes(pickle.dumps((settings, studio)))
+    command = [sys.executable, "-c", FAST_ROUND_ALONE, str(tmp_path / "round.pickle")]
+    printed = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
+    assert printed.stdout.strip().splitlines()[-1] == "[]"
+    assert state_of(settings).current_version is not None, "and the round made its version"

@@ -47,15 +47,18 @@ class BodyFineTuning:
         version = self.saver.save(model, labeled, seconds, "body")
         release_memory()
         pool = self.pool.refresh().values()
-        cache = EmbeddingCache(embeddings_dir(self.store, self.project, version.name, self.factory.settings))
-        encode = partial(model.embed, precision=self.factory.settings.resolved_encode_precision())
+        precision = self.factory.settings.resolved_encode_precision()
+        directory = embeddings_dir(self.store, self.project, version.name, self.factory.settings, precision)
+        encode = partial(model.embed, precision=precision)
         # the worker's small mmap threshold kept: this lane's peak is the fast lane's memory plus its own
-        cache.embed([labels.scheme.text_in(data) for data in pool] + labeled.texts, encode)
+        EmbeddingCache(directory).embed(
+            [labels.scheme.text_in(data) for data in pool] + labeled.texts, encode
+        )
         release_memory()
 
         def hand_over(state) -> None:
             state.body.version, state.body.labeled = version.name, len(labeled)
-            state.body.seconds = round(seconds, 2)
+            state.body.seconds, state.encoded_in = round(seconds, 2), precision
 
         self.states.update(hand_over)
         self.queue.request(self.project, WorkKind.TRAIN)  # the fast loop takes the new body

@@ -48,5 +48,9 @@ class PoolPreEncoding:
         body.embed(texts, self.progress.encoding)
         self.progress.done()
         encoded = PoolEncoding(body=body.name, segments=len(texts), finished_at=now())
-        self.states.update(lambda state: setattr(state, "pool_encoded", encoded))
+
+        def record(state) -> None:
+            state.pool_encoded, state.encoded_in = encoded, body.precision
+
+        self.states.update(record)
         log.info("project %s: %d segments encoded with body %s", self.project, len(texts), body.name)
