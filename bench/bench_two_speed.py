@@ -98,7 +98,7 @@ def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict
         )
         if round_number < protocol.rounds:
             unlabeled = sorted(set(range(len(texts))) - set(labeled))
-            proba = model.predict_proba([texts[i] for i in unlabeled])
+            proba = model.head_proba(body.embed([texts[i] for i in unlabeled]))
             ranking = rank("cviar", proba, labels[labeled], thresholds=model.thresholds, seed=seed)
             labeled += [unlabeled[i] for i in ranking.top(protocol.batch)]
     return rows
