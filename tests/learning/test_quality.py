@@ -73,20 +73,3 @@ def test_dense_decisions_would_fool_small_texts_criterion():
     library.stop(predictions=before)
     assert library.stop(predictions=after) is True  # 45 unchanged cells >= 10 rows
     assert stopping_signal((np.arange(10), before), (np.arange(10), after), threshold=0.01)["stop"] is False
-
-
-def test_the_stopping_signal_leaves_torch_out_of_the_fast_lane():
-    """The fast lane imports the signal's module with every round's record; torch would cost it
-    0.35 GB and ten seconds the first time."""
-    import subprocess
-    import sys
-
-    check = (
-        "import sys, numpy as np, backend.worker.monitoring, backend.worker.publish\n"
-        "from backend.learning.stopping import stopping_signal\n"
-        "decisions = (np.arange(3), np.eye(3, dtype=int))\n"
-        "assert stopping_signal(decisions, decisions, 0.01)['stop']\n"
-        "print('torch' in sys.modules)"
-    )
-    printed = subprocess.run([sys.executable, "-c", check], capture_output=True, text=True, check=True)
-    assert printed.stdout.strip() == "False"

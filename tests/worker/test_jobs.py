@@ -517,14 +517,18 @@ from backend.worker.wiring import project_work
 from tests.fakes import RecordingQueue
 
 settings, studio = pickle.load(open(sys.argv[1], "rb"))
-project_work("1", settings, studio, RecordingQueue()).run(WorkKind.TRAIN)
+work = project_work("1", settings, studio, RecordingQueue())
+work.run(WorkKind.TRAIN)
+studio.annotate(12, ["physical_health"], user=1, when="3")
+work.run(WorkKind.TRAIN)  # with a version before it: the stopping signal too
 print(sorted(name for name in ("torch", "small_text", "setfit", "transformers") if name in sys.modules))
 """
 
 
 def test_a_fast_lane_round_after_the_pre_encoding_never_imports_torch(segments, settings, tmp_path):
     """torch costs a fast lane 0.35 GB and seconds. With the pool encoded it needs none: not to
-    choose the cache (the lane that encoded the pool recorded the precision), nor to fit or rank."""
+    choose the cache (the lane that encoded the pool recorded the precision), nor to fit, rank or
+    compute the stopping signal (small-text's import would bring torch)."""
     studio = FakeStudio(segments, annotated=4)
     encoded = run_round(settings, studio, kind="embed")
     assert encoded.encoded_in in ("fp32", "bf16")
@@ -534,4 +538,4 @@ def test_a_fast_lane_round_after_the_pre_encoding_never_imports_torch(segments, 
     command = [sys.executable, "-c", FAST_ROUND_ALONE, str(tmp_path / "round.pickle")]
     printed = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
     assert printed.stdout.strip().splitlines()[-1] == "[]"
-    assert state_of(settings).current_version is not None, "and the round made its version"
+    assert state_of(settings).monitoring.stopping is not None, "both rounds made their versions and records"
