@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from backend.tracking.runs import Run, flat_metrics, record_run
+from backend.tracking.runs import Run, flat_metrics, prepare_experiment, record_run
 
 TOP_RANKED = 25
 
@@ -29,6 +29,15 @@ class ProjectTracker:
 
     def __init__(self, uri: str, project: str, public_settings: Mapping[str, object]):
         self.uri, self.project, self.public_settings = uri, str(project), dict(public_settings)
+
+    def prepare(self) -> None:
+        """Create the experiment (and a first local store) before the first round needs it: with
+        SQLite that takes seconds, which a coder would otherwise wait for behind the first record."""
+        prepare_experiment(self.uri, self.experiment, f"project {self.project}")
+
+    @property
+    def experiment(self) -> str:
+        return f"label-studio-project-{self.project}"
 
     def log_round(self, version: str, summary: Mapping, ranked_task_ids: list[int]) -> str | None:
         """Record one training round; `summary` holds its figures (see worker/publish.py). Returns the
@@ -77,6 +86,4 @@ class ProjectTracker:
 
     def _record(self, name: str, kind: str, write) -> str | None:
         tags = {"label_studio_project": self.project, "kind": kind}
-        return record_run(
-            self.uri, f"label-studio-project-{self.project}", name, tags, write, f"project {self.project}"
-        )
+        return record_run(self.uri, self.experiment, name, tags, write, f"project {self.project}")

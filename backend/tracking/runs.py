@@ -100,20 +100,37 @@ def record_run(
 
     Returns ``"<experiment id>/<run id>"`` (for links to the MLflow UI), or None when it failed."""
     try:
-        for variable, value in HTTP_LIMITS.items():
-            os.environ.setdefault(variable, value)
-        from mlflow import MlflowClient
-
-        client = MlflowClient(tracking_uri=uri)
-        found = client.get_experiment_by_name(experiment)
-        if found:
-            experiment_id = found.experiment_id
-        else:
-            experiment_id = client.create_experiment(experiment, artifact_location=artifact_location(uri))
+        client, experiment_id = open_experiment(uri, experiment)
         with Run.start(client, experiment_id, name, tags) as run:
             write(run)
         return f"{experiment_id}/{run.run_id}"
     except Exception as exc:
-        reason = f"{type(exc).__name__}: {exc}".replace(uri, "<MLFLOW_TRACKING_URI>")[:300]
-        log.warning("%s: MLflow tracking failed, work goes on (%s)", what, reason)
+        log.warning("%s: MLflow tracking failed, work goes on (%s)", what, redacted(exc, uri))
         return None
+
+
+def redacted(exc: Exception, uri: str) -> str:
+    """An error's text without the tracking URI (it may carry credentials)."""
+    return f"{type(exc).__name__}: {exc}".replace(uri, "<MLFLOW_TRACKING_URI>")[:300]
+
+
+def open_experiment(uri: str, experiment: str):
+    """A client of the tracking store at `uri` and the id of `experiment` there, created when missing
+    (and with a first SQLite store, its tables: a few seconds)."""
+    for variable, value in HTTP_LIMITS.items():
+        os.environ.setdefault(variable, value)
+    from mlflow import MlflowClient
+
+    client = MlflowClient(tracking_uri=uri)
+    found = client.get_experiment_by_name(experiment)
+    if found:
+        return client, found.experiment_id
+    return client, client.create_experiment(experiment, artifact_location=artifact_location(uri))
+
+
+def prepare_experiment(uri: str, experiment: str, what: str) -> None:
+    """Create the store and the experiment ahead of the first record; errors are logged, never raised."""
+    try:
+        open_experiment(uri, experiment)
+    except Exception as exc:
+        log.warning("%s: MLflow tracking not ready, work goes on (%s)", what, redacted(exc, uri))

@@ -127,12 +127,12 @@ class Publisher:
 
         self.states.update(written)
         self.deferred.append(partial(self._record, labels, watch, trained, (before, previous), ranked_ids))
-        if not self._newer_work_waits():
-            self._record_deferred()
+        self._record_deferred()
 
     def _record_deferred(self) -> None:
-        """Make the records of rounds that left them for a pause, oldest first."""
-        while self.deferred:
+        """Make the records of rounds that left them for a pause, oldest first, each part yielding
+        to a round that became due meanwhile (the first MLflow record in a process takes seconds)."""
+        while self.deferred and not self._newer_work_waits():
             self.deferred.pop(0)()
 
     def _record(
@@ -146,8 +146,8 @@ class Publisher:
         """A live version's quality estimate, figures (state) and MLflow run: a second or so that a
         coder who submits again at once need not wait for, so a round that finds the next one
         waiting leaves it for the first round that does not (a thread would slow that next round:
-        both are Python, under one GIL). The stopping signal is part of it: small-text's criterion
-        imports torch, ten seconds the first time in a fast lane that otherwise needs none."""
+        both are Python, under one GIL). The MLflow run is a part of its own, left for the next
+        pause when a round became due meanwhile: the first in a process imports MLflow (seconds)."""
         version, labeled = trained.version, labels.labeled
         quality = self.monitor.quality(trained.model, labeled, trained.embeddings)
         stopping = self.monitor.stopping(*before, version.name)
@@ -165,9 +165,13 @@ class Publisher:
             "quality": quality,
             "stopping": stopping,
         }
-        run = self.tracker.log_round(version.name, summary, ranked_task_ids=ranked)
+        self.deferred.insert(0, partial(self._track, version.name, summary, ranked))
+
+    def _track(self, version: str, summary: dict, ranked: list[int]) -> None:
+        """A round's MLflow run, linked from its version's figures."""
+        run = self.tracker.log_round(version, summary, ranked_task_ids=ranked)
         if run:
-            self.states.update(lambda state: state.link_run(version.name, run))
+            self.states.update(lambda state: state.link_run(version, run))
 
     def discard(self, version: ModelVersion) -> None:
         """Undo a version that never went live: its predictions in Label Studio and its files."""

@@ -148,7 +148,9 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         WorkKind.BODY: BodyFineTuning(
             **shared, loop=loop, factory=factory, store=store, pool=pool, saver=saver, queue=queue
         ),
-        WorkKind.EMBED: PoolPreEncoding(**shared, bodies=bodies, pool=pool, progress=progress),
+        WorkKind.EMBED: PoolPreEncoding(
+            **shared, bodies=bodies, pool=pool, progress=progress, tracker=tracker
+        ),
     }
     return ProjectWork(project, jobs, registry, policy)
 

@@ -488,6 +488,47 @@ def test_when_the_next_annotation_waits_the_rounds_record_waits_for_a_pause(segm
     assert figures[1].changed_share is not None, "with the stopping signal against the round before"
 
 
+def test_a_rounds_mlflow_run_yields_to_an_annotation_that_came_during_its_figures(
+    segments, settings, monkeypatch
+):
+    """The first MLflow record in a process imports MLflow and opens its store: seconds that a coder
+    who submitted while the round computed its figures need not wait for."""
+    from backend.worker.monitoring import Monitor
+
+    lanes = FileQueue(settings.server.model_dir)
+    studio = FakeStudio(segments, annotated=12)
+    work = project_work("1", settings, studio, RecordingQueue(lanes))
+    quality = Monitor.quality
+
+    def annotation_comes_meanwhile(monitor, *args):
+        lanes.put("1", WorkKind.TRAIN)
+        return quality(monitor, *args)
+
+    monkeypatch.setattr(Monitor, "quality", annotation_comes_meanwhile)
+    work.run(WorkKind.TRAIN)
+    [figures] = state_of(settings).figures
+    assert figures.labeled == 12 and figures.f1, "the figures are made"
+    assert figures.mlflow_run is None, "the run waits"
+
+    monkeypatch.setattr(Monitor, "quality", quality)
+    studio.annotate(12, segments[12]["codes"], user=1, when="2")
+    webhook_brings(settings, studio, 12)
+    assert lanes.take("1", Lane.FAST) is WorkKind.TRAIN
+    work.run(WorkKind.TRAIN)
+    assert [bool(f.mlflow_run) for f in state_of(settings).figures] == [True, True], "both, in order"
+
+
+def test_the_pool_pre_encoding_prepares_the_mlflow_experiment(segments, settings):
+    import mlflow
+
+    work = project_work("1", settings, FakeStudio(segments, annotated=0), RecordingQueue())
+    work.run(WorkKind.EMBED)
+    client = mlflow.MlflowClient(
+        tracking_uri=f"sqlite:///{settings.server.model_dir.resolve() / 'mlflow.db'}"
+    )
+    assert client.get_experiment_by_name("label-studio-project-1") is not None
+
+
 def test_the_stopping_signal_survives_a_body_saved_while_the_round_writes_back(segments, settings):
     """The body lane's save prunes the versions no longer in use: once this round's version is live,
     that includes the one it replaced, whose decisions the stopping signal compares against."""

@@ -6,7 +6,8 @@ their first ten. Now connecting the backend (`/setup`) or importing tasks before
 asks for this job: it encodes every task with the current body into that body's cache, so the
 first round only fits a head and writes. The cache saves each chunk as it goes, so a job cut short
 resumes where it stopped, and a round that starts meanwhile shares the work instead of doing it
-twice (storage/embeddings.py).
+twice (storage/embeddings.py). It also prepares the project's MLflow experiment, so the first
+round's record does not create the tracking store while a coder waits.
 """
 
 from __future__ import annotations
@@ -18,6 +19,7 @@ from dataclasses import dataclass
 from backend.domain.scheme import parse_label_config
 from backend.storage.state import PoolEncoding, StateStore, now
 from backend.studio.client import StudioAPI
+from backend.tracking.project import ProjectTracker
 from backend.worker.bodies import Bodies
 from backend.worker.pool import Pool
 from backend.worker.progress import ProgressReporter
@@ -33,9 +35,12 @@ class PoolPreEncoding:
     bodies: Bodies
     pool: Pool
     progress: ProgressReporter
+    tracker: ProjectTracker
 
     def run(self) -> None:
         import torch
+
+        self.tracker.prepare()
 
         torch.set_num_threads(os.cpu_count() or 1)  # a background lane's process runs at low priority
         scheme = parse_label_config(self.studio.label_config(int(self.project)))
