@@ -13,8 +13,9 @@ configuration (the backend's defaults) learning in two ways:
   refits the logistic head (and thresholds) on the current body's embeddings;
 - full, reseeded: as full, with another training seed (same initial set, same selection seed),
   which measures how far retraining differs from itself: the noise floor of this comparison;
-- full, unfrozen (only with `--modes`): as full, with the word embeddings trained too
-  (FREEZE_WORD_EMBEDDINGS=false, the default before 2026-12-04): what freezing them costs.
+- full, unfrozen (only with `--modes`): as full, with every layer and the word embeddings trained
+  (FREEZE_WORD_EMBEDDINGS=false, FREEZE_LOWER_LAYERS=0: the default before 2026-12-04): what
+  freezing costs.
 
 Small batches are the point: the fast loop refits after every annotation. Prints macro-F1 per
 round for each and the differences from full (mean over seeds, and the worst seed), and writes
@@ -60,6 +61,7 @@ def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict
         settings,
         seed=seed + (RESEED if mode == "full-reseeded" else 0),
         freeze_word_embeddings=settings.model.freeze_word_embeddings and mode != "full-unfrozen",
+        freeze_lower_layers=0.0 if mode == "full-unfrozen" else settings.model.freeze_lower_layers,
     )
     for round_number in range(protocol.rounds + 1):
         started = time.perf_counter()
@@ -180,6 +182,9 @@ def main() -> int:
     )
     summary = {
         "protocol": vars(args) | {"out": str(args.out)},
+        "body_settings": settings.model.model_dump(
+            include={"freeze_word_embeddings", "freeze_lower_layers", "activation_checkpointing"}
+        ),
         "results": results,
         "differences": differences,
         "training_seconds": seconds,

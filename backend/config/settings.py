@@ -72,6 +72,14 @@ class ModelSettings(BaseSettings):
         "default model's 118M parameters, 1.15 GB of gradients and optimizer state for rows a few "
         "contrastive steps barely move.",
     )
+    freeze_lower_layers: float = Field(
+        0.67,
+        ge=0.0,
+        lt=1.0,
+        description="Share of a SetFit body's transformer layers, from the bottom, kept fixed (with the "
+        "embeddings) while fine-tuning: they run once per segment in a round, and no gradient flows "
+        "below the first trained layer (0.67: the upper 2 of 6 layers train, 4 of 12).",
+    )
     encode_precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
         description="Number format for encoding segments (training stays fp32): bf16 is about twice "

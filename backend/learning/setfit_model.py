@@ -180,6 +180,8 @@ def train_setfit(
     """Fine-tune MODEL_NAME contrastively and fit the head (CLASSIFIER_HEAD) with small-text."""
     from small_text.integrations.transformers.classifiers.setfit import SetFitClassification
 
+    from backend.learning.frozen_layers import freeze_lower_layers, lower_layers_once_per_segment
+
     compat.import_setfit()  # small-text imported it: its log level back
     problem = compat.contrastive_pairs_problem(label_matrix)
     if problem:
@@ -216,7 +218,10 @@ def train_setfit(
             checkpoint_activations(classifier.model.model_body)
         if settings.freeze_word_embeddings:
             freeze_word_embeddings(classifier.model.model_body)
-        classifier.fit(compat.multilabel_dataset(texts, label_matrix))
+        body = classifier.model.model_body
+        frozen = freeze_lower_layers(body, settings.freeze_lower_layers)
+        with lower_layers_once_per_segment(body, frozen):
+            classifier.fit(compat.multilabel_dataset(texts, label_matrix))
     model = SetFitCodingModel(
         classifier.model, codes, options.default_thresholds(len(codes)), settings.max_length
     )

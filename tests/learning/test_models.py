@@ -71,12 +71,12 @@ def test_activation_checkpointing_saves_memory_not_model_quality(trained, texts,
     np.testing.assert_allclose(plain.embed(texts), trained.embed(texts), atol=1e-5)
 
 
-def test_fine_tuning_leaves_the_word_embeddings_and_trains_the_layers(trained, tiny_settings):
+def test_fine_tuning_leaves_the_word_embeddings_and_trains_the_upper_layers(trained, tiny_settings):
     from backend.learning.setfit_model import base_model
 
     def weights(model):
         bert = model.setfit_model.model_body[0].auto_model
-        return bert.get_input_embeddings().weight, bert.encoder.layer[0].attention.self.query.weight
+        return bert.get_input_embeddings().weight, bert.encoder.layer[-1].attention.self.query.weight
 
     (tuned_words, tuned_layer), (base_words, base_layer) = (
         weights(trained),
@@ -84,6 +84,28 @@ def test_fine_tuning_leaves_the_word_embeddings_and_trains_the_layers(trained, t
     )
     assert not tuned_words.requires_grad
     assert torch_equal(tuned_words, base_words) and not torch_equal(tuned_layer, base_layer)
+
+
+def test_freezing_the_lower_layers_trains_only_the_upper_ones(texts, labels, tiny_settings):
+    """FREEZE_LOWER_LAYERS=0.5: no gradient below the first trained layer, so the embeddings and the
+    lower half of the layers come out as they went in, and only they."""
+    from backend.learning.setfit_model import base_model
+
+    frozen = with_overrides(tiny_settings, {"freeze_lower_layers": 0.5})
+    tuned = train_model(texts, labels, CODES, frozen.model).setfit_model.model_body[0].auto_model
+    base = base_model(CODES, tiny_settings.model).setfit_model.model_body[0].auto_model
+    layers = len(base.encoder.layer)
+    changed = [
+        not torch_equal(t.attention.self.query.weight, b.attention.self.query.weight)
+        for t, b in zip(tuned.encoder.layer, base.encoder.layer, strict=True)
+    ]
+    assert changed == [False] * (layers // 2) + [True] * (layers - layers // 2)
+    assert torch_equal(
+        tuned.embeddings.position_embeddings.weight, base.embeddings.position_embeddings.weight
+    )
+    assert not any(p.requires_grad for p in tuned.encoder.layer[0].parameters())
+    assert not tuned.encoder.layer[0].gradient_checkpointing, "nothing to recompute below"
+    assert tuned.encoder.layer[-1].gradient_checkpointing
 
 
 def torch_equal(a, b) -> bool:
