@@ -183,7 +183,12 @@ def main() -> int:
     summary = {
         "protocol": vars(args) | {"out": str(args.out)},
         "body_settings": settings.model.model_dump(
-            include={"freeze_word_embeddings", "freeze_lower_layers", "activation_checkpointing"}
+            include={
+                "freeze_word_embeddings",
+                "freeze_lower_layers",
+                "freeze_lower_layers_from_steps",
+                "activation_checkpointing",
+            }
         ),
         "results": results,
         "differences": differences,

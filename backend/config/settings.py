@@ -80,6 +80,13 @@ class ModelSettings(BaseSettings):
         "embeddings) while fine-tuning: they run once per segment in a round, and no gradient flows "
         "below the first trained layer (0.67: the upper 2 of 6 layers train, 4 of 12).",
     )
+    freeze_lower_layers_from_steps: int = Field(
+        20,
+        ge=0,
+        description="Contrastive steps from which a round freezes FREEZE_LOWER_LAYERS; shorter rounds "
+        "train every layer, since they take no longer than a long round frozen and the first bodies "
+        "gain most from it (0: every round freezes).",
+    )
     encode_precision: Literal["auto", "fp32", "bf16"] = Field(
         "auto",
         description="Number format for encoding segments (training stays fp32): bf16 is about twice "

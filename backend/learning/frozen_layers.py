@@ -33,6 +33,8 @@ def freeze_lower_layers(body, share: float) -> int:
     layers this cannot find, which then trains whole).
     """
     encoder, layers = body[0].auto_model, encoder_layers(body)
+    if not share:
+        return 0
     if layers is None:
         log.warning(
             "FREEZE_LOWER_LAYERS: no layers found in %s; training every layer", type(encoder).__name__

@@ -86,26 +86,52 @@ def test_fine_tuning_leaves_the_word_embeddings_and_trains_the_upper_layers(trai
     assert torch_equal(tuned_words, base_words) and not torch_equal(tuned_layer, base_layer)
 
 
-def test_freezing_the_lower_layers_trains_only_the_upper_ones(texts, labels, tiny_settings):
-    """FREEZE_LOWER_LAYERS=0.5: no gradient below the first trained layer, so the embeddings and the
-    lower half of the layers come out as they went in, and only they."""
+def changed_layers(tuned, tiny_settings) -> list[bool]:
+    """For each transformer layer of a trained model, whether fine-tuning changed it."""
     from backend.learning.setfit_model import base_model
 
-    frozen = with_overrides(tiny_settings, {"freeze_lower_layers": 0.5})
-    tuned = train_model(texts, labels, CODES, frozen.model).setfit_model.model_body[0].auto_model
     base = base_model(CODES, tiny_settings.model).setfit_model.model_body[0].auto_model
-    layers = len(base.encoder.layer)
-    changed = [
+    return [
         not torch_equal(t.attention.self.query.weight, b.attention.self.query.weight)
         for t, b in zip(tuned.encoder.layer, base.encoder.layer, strict=True)
     ]
-    assert changed == [False] * (layers // 2) + [True] * (layers - layers // 2)
+
+
+def test_freezing_the_lower_layers_trains_only_the_upper_ones(texts, labels, tiny_settings):
+    """FREEZE_LOWER_LAYERS=0.5 in a round long enough for it: no gradient below the first trained
+    layer, so the embeddings and the lower half of the layers come out as they went in, and only they."""
+    from backend.learning.setfit_model import base_model
+
+    frozen = with_overrides(tiny_settings, {"freeze_lower_layers": 0.5, "freeze_lower_layers_from_steps": 6})
+    tuned = train_model(texts, labels, CODES, frozen.model).setfit_model.model_body[0].auto_model
+    base = base_model(CODES, tiny_settings.model).setfit_model.model_body[0].auto_model
+    layers = len(base.encoder.layer)
+    assert changed_layers(tuned, tiny_settings) == [False] * (layers // 2) + [True] * (layers - layers // 2)
     assert torch_equal(
         tuned.embeddings.position_embeddings.weight, base.embeddings.position_embeddings.weight
     )
     assert not any(p.requires_grad for p in tuned.encoder.layer[0].parameters())
     assert not tuned.encoder.layer[0].gradient_checkpointing, "nothing to recompute below"
     assert tuned.encoder.layer[-1].gradient_checkpointing
+
+
+def test_a_round_shorter_than_freeze_lower_layers_from_steps_trains_every_layer(trained, tiny_settings):
+    """The session model's round has 6 steps, under the default 20: every layer learns."""
+    assert tiny_settings.model.freeze_lower_layers > 0
+    tuned = trained.setfit_model.model_body[0].auto_model
+    assert all(changed_layers(tuned, tiny_settings))
+    assert all(p.requires_grad for p in tuned.encoder.layer[0].parameters())
+
+
+def test_a_round_freezes_from_freeze_lower_layers_from_steps_on(tiny_settings):
+    from backend.learning.setfit_model import frozen_share
+
+    settings = with_overrides(
+        tiny_settings, {"freeze_lower_layers": 0.67, "freeze_lower_layers_from_steps": 20}
+    )
+    assert [frozen_share(steps, settings.model) for steps in (1, 19, 20, 40)] == [0.0, 0.0, 0.67, 0.67]
+    always = with_overrides(tiny_settings, {"freeze_lower_layers_from_steps": 0})
+    assert frozen_share(1, always.model) == always.model.freeze_lower_layers
 
 
 def torch_equal(a, b) -> bool:
