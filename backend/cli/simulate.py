@@ -3,23 +3,33 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backend.cli.errors import UsageError, comma_list, seed_list
 from backend.config import Settings
 
+if TYPE_CHECKING:
+    from backend.research.shards import Shard
+
 
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
+    if args.report:
+        return cmd_report(args)
+    if args.data is None or args.out is None:
+        raise UsageError("--data and --out are required (or --report OUT to merge finished shards)")
     from backend.domain.scheme import parse_label_config
     from backend.research import simulate
     from backend.research.corpus import load_corpus
     from backend.research.grid import read_grid, single_config
     from backend.research.protocol import Protocol, protocol_text
     from backend.research.report import write_report
-    from backend.tracking.runs import tracking_uri
+    from backend.research.shards import WHOLE_GRID, parse_shard, slurm_shard
 
+    shard = parse_shard(args.shard) if args.shard else slurm_shard(os.environ) or WHOLE_GRID
     single = (args.kind, args.model, args.head, args.strategy)
     if args.grid and any(option is not None for option in single):
         raise UsageError("--grid excludes --kind/--model/--head/--strategy: put those settings in the grid")
@@ -45,9 +55,11 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         split_seed=args.split_seed,
     )
     protocol = Protocol(args.initial, args.batch, args.rounds, seed_list(args.seeds))
+    description = protocol_text(protocol, corpus, _data_text(args))
     print(
-        f"simulating {len(configs)} configuration(s) x {len(protocol.seeds)} seed(s): training pool "
-        f"{len(corpus.pool)}, test set {len(corpus.test)}, codes {', '.join(corpus.codes)}"
+        f"simulating {len(configs)} configuration(s) x {len(protocol.seeds)} seed(s)"
+        + ("" if shard.whole else f", shard {shard}: every {shard.count}th run")
+        + f": training pool {len(corpus.pool)}, test set {len(corpus.test)}, codes {', '.join(corpus.codes)}"
     )
     try:
         with CtrlC() as ctrl_c:
@@ -56,8 +68,10 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
                 protocol,
                 corpus,
                 args.out,
-                tracking_uri=tracking_uri(settings.server, args.out),
+                tracking_uri=_tracking_uri(settings, args.out, shard),
                 experiment=args.experiment,
+                description=description,
+                shard=shard,
                 interrupted=lambda: ctrl_c.pressed,
             )
     except KeyboardInterrupt:
@@ -66,9 +80,37 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return 130
-    write_report(args.out, rows, corpus.codes, protocol_text(protocol, corpus, _data_text(args)))
+    if not shard.whole:
+        runs = len(rows) // (protocol.rounds + 1)
+        print(f"shard {shard} finished {runs} run(s) in {args.out}; once every shard has finished,")
+        print(f"merge them: coding-backend simulate --report {args.out}")
+        return 0
+    write_report(args.out, rows, corpus.codes, description)
     print(f"wrote {args.out}/results.csv, summary.md, selections.jsonl and figures")
     return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    """`--report OUT`: the tables and figures of every shard's finished runs, as one run would write them."""
+    from backend.research.report import write_report
+    from backend.research.results import merge_runs, result_rows, write_tables
+
+    pairs, done, codes, description = merge_runs(args.report)
+    write_tables(args.report, pairs, done, codes)
+    write_report(args.report, result_rows(pairs, done), codes, description)
+    print(
+        f"merged {len(pairs)} runs: wrote {args.report}/results.csv, summary.md, selections.jsonl and figures"
+    )
+    return 0
+
+
+def _tracking_uri(settings: Settings, out: Path, shard: Shard) -> str:
+    """MLFLOW_TRACKING_URI, or a local SQLite store in OUT: one per shard, since shards may run on
+    several hosts at once and SQLite's locks do not hold across a network filesystem."""
+    from backend.tracking.runs import tracking_uri
+
+    store = "mlflow.db" if shard.whole else f"mlflow-shard-{shard.index}-of-{shard.count}.db"
+    return tracking_uri(settings.server, out, store)
 
 
 def _data_text(args: argparse.Namespace) -> str:
@@ -91,9 +133,7 @@ def add_commands(commands) -> None:
         "simulate",
         help="replay active learning on coded data for a grid of configurations (the study's protocol)",
     )
-    sim.add_argument(
-        "--data", type=Path, required=True, help="coded segments: JSONL or a Label Studio JSON export"
-    )
+    sim.add_argument("--data", type=Path, help="coded segments: JSONL or a Label Studio JSON export")
     sim.add_argument(
         "--test", type=Path, help="test set in the same formats (default: a held-out split of --data)"
     )
@@ -120,7 +160,19 @@ def add_commands(commands) -> None:
     sim.add_argument("--test-fraction", type=float, default=0.3, help="held out without --test (default 0.3)")
     sim.add_argument("--split-seed", type=int, default=0, help="seed of the held-out split (default 0)")
     sim.add_argument("--experiment", default="coding-backend-simulate", help="MLflow experiment name")
-    sim.add_argument("--out", type=Path, required=True, help="results go here; run again to resume")
+    sim.add_argument("--out", type=Path, help="results go here; run again to resume")
+    sim.add_argument(
+        "--shard",
+        help="I/N: run only every N-th (configuration, seed) pair from the I-th on, into a shared --out "
+        "(default: from SLURM_ARRAY_TASK_ID and _COUNT in a SLURM job array, else the whole grid)",
+    )
+    sim.add_argument(
+        "--report",
+        type=Path,
+        metavar="OUT",
+        help="run nothing: merge the finished runs of every shard in OUT into results.csv, summary.md, "
+        "selections.jsonl and figures",
+    )
     sim.set_defaults(handler=cmd_simulate)
 
 

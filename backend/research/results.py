@@ -2,7 +2,9 @@
 
 Every finished (configuration, seed) is written to ``OUT/runs/`` at once, so an interrupted run
 resumes without redoing it; the tables are rebuilt after each one. ``OUT/run.json`` fixes the
-protocol and data, so a resumption with other ones is refused.
+protocol and data, so a resumption with other ones is refused. ``OUT/plan.json`` lists the grid's
+(configuration, seed) pairs in order and describes the protocol: what merges the runs of shards
+that ran apart (research/shards.py) into the same tables.
 """
 
 from __future__ import annotations
@@ -53,13 +55,13 @@ def open_run(out: Path, protocol: Protocol, corpus: Corpus) -> None:
         write_atomically(stamp, json.dumps(current))
 
 
-def pair_file(out: Path, config: SimConfig, seed: int) -> Path:
-    return out / "runs" / f"{config.name}-seed{seed}.json"
+def pair_file(out: Path, name: str, seed: int) -> Path:
+    return out / "runs" / f"{name}-seed{seed}.json"
 
 
 def finished_rows(out: Path, config: SimConfig, seed: int) -> list[dict] | None:
     """The rounds of a (configuration, seed) finished earlier, or None; refuses other settings."""
-    path = pair_file(out, config, seed)
+    path = pair_file(out, config.name, seed)
     if not path.exists():
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
@@ -72,19 +74,50 @@ def finished_rows(out: Path, config: SimConfig, seed: int) -> list[dict] | None:
     return saved["rounds"]
 
 
-def result_rows(pairs, done: dict) -> list[dict]:
+def result_rows(pairs: Sequence[tuple[str, int]], done: dict) -> list[dict]:
+    """The rows of the finished (configuration name, seed) pairs, in the pairs' order."""
     rows = []
-    for config, seed in pairs:
-        for row in done.get((config.name, seed), []):
-            rows.append({"config": config.name, "seed": seed, **row})
+    for name, seed in pairs:
+        for row in done.get((name, seed), []):
+            rows.append({"config": name, "seed": seed, **row})
     return rows
+
+
+def write_plan(out: Path, pairs: Sequence[tuple[str, int]], description: str) -> None:
+    """Every (configuration, seed) of the grid in order, and the protocol in words for summary.md."""
+    plan = {"pairs": [[name, seed] for name, seed in pairs], "description": description}
+    write_atomically(out / "plan.json", json.dumps(plan, ensure_ascii=False))
+
+
+def merge_runs(out: Path) -> tuple[list[tuple[str, int]], dict, list[str], str]:
+    """The plan's pairs, their finished rows, the codes and the description, read from OUT as
+    the shards left it; names the runs that are missing."""
+    plan_file, stamp = out / "plan.json", out / "run.json"
+    if not plan_file.is_file() or not stamp.is_file():
+        raise SimulationError(f"--report {out}: no simulation there (plan.json or run.json missing)")
+    plan = json.loads(plan_file.read_text(encoding="utf-8"))
+    pairs = [(name, seed) for name, seed in plan["pairs"]]
+    done, missing = {}, []
+    for name, seed in pairs:
+        path = pair_file(out, name, seed)
+        if path.is_file():
+            done[(name, seed)] = json.loads(path.read_text(encoding="utf-8"))["rounds"]
+        else:
+            missing.append(f"{name} seed {seed}")
+    if missing:
+        raise SimulationError(
+            f"--report {out}: {len(missing)} of {len(pairs)} runs not finished yet ({', '.join(missing)}); "
+            "finish their shards (the same command resumes), then report again"
+        )
+    codes = json.loads(stamp.read_text(encoding="utf-8"))["codes"]
+    return pairs, done, codes, plan["description"]
 
 
 def result_columns(codes: Sequence[str]) -> list[str]:
     return ["config", "seed", "round", "n_labeled", "macro_f1", "train_seconds", *[f"f1_{c}" for c in codes]]
 
 
-def write_tables(out: Path, pairs, done: dict, codes: Sequence[str]) -> None:
+def write_tables(out: Path, pairs: Sequence[tuple[str, int]], done: dict, codes: Sequence[str]) -> None:
     """results.csv (one row per config, seed and round) and selections.jsonl (the ids added per round)."""
     import csv
 

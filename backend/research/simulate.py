@@ -29,7 +29,15 @@ from backend.learning.strategies import rank
 from backend.research.corpus import Corpus
 from backend.research.grid import SimConfig
 from backend.research.protocol import Protocol, SimulationError, check_protocol, per_code_f1
-from backend.research.results import finished_rows, open_run, pair_file, result_rows, write_tables
+from backend.research.results import (
+    finished_rows,
+    open_run,
+    pair_file,
+    result_rows,
+    write_plan,
+    write_tables,
+)
+from backend.research.shards import WHOLE_GRID, Shard
 from backend.storage.atomic import write_atomically
 from backend.tracking.simulation import log_simulation
 
@@ -104,23 +112,29 @@ def run_simulation(
     *,
     tracking_uri: str,
     experiment: str,
+    description: str,
+    shard: Shard = WHOLE_GRID,
     interrupted: Callable[[], bool] = lambda: False,
 ) -> list[dict]:
-    """Run every (configuration, seed) not finished in OUT yet; return all result rows of this grid.
+    """Run every (configuration, seed) of the shard not finished in OUT yet; return the result rows
+    of the shard's pairs. Only the whole grid writes the tables; shards leave that to a report.
 
     `interrupted` is asked before each run: a Ctrl-C that a library swallowed still stops the grid."""
     check_protocol(protocol, corpus)
     open_run(out, protocol, corpus)
     _quiet_training_output()
-    pairs = [(config, seed) for config in configs for seed in protocol.seeds]
-    done = {(c.name, s): rows for c, s in pairs if (rows := finished_rows(out, c, s)) is not None}
+    grid = [(config, seed) for config in configs for seed in protocol.seeds]
+    write_plan(out, [(c.name, s) for c, s in grid], description)
+    mine = shard.take(grid)
+    pairs = [(c.name, s) for c, s in mine]
+    done = {(c.name, s): rows for c, s in mine if (rows := finished_rows(out, c, s)) is not None}
     if done:
-        log.info("resuming in %s: %d of %d runs already finished", out, len(done), len(pairs))
-    todo = [(c, s) for c, s in pairs if (c.name, s) not in done]
+        log.info("resuming in %s: %d of %d runs already finished", out, len(done), len(mine))
+    todo = [(c, s) for c, s in mine if (c.name, s) not in done]
     with tqdm(
         total=len(todo) * (protocol.rounds + 1),
         unit="round",
-        desc="simulate",
+        desc="simulate" if shard.whole else f"shard {shard}",
         dynamic_ncols=True,
         disable=not todo,  # all finished before: nothing to show
     ) as bar:
@@ -129,9 +143,10 @@ def run_simulation(
                 raise KeyboardInterrupt
             rows = simulate_pair(config, seed, protocol, corpus, bar)
             saved = {"config": config.describe(), "seed": seed, "rounds": rows}
-            write_atomically(pair_file(out, config, seed), json.dumps(saved))
+            write_atomically(pair_file(out, config.name, seed), json.dumps(saved))
             done[(config.name, seed)] = rows
-            write_tables(out, pairs, done, corpus.codes)
+            if shard.whole:
+                write_tables(out, pairs, done, corpus.codes)
             params = {
                 "config": config.name,
                 "seed": seed,
@@ -141,7 +156,8 @@ def run_simulation(
             log_simulation(
                 tracking_uri, experiment, f"{config.name}-seed{seed}", params, _mlflow_rounds(rows)
             )
-    write_tables(out, pairs, done, corpus.codes)
+    if shard.whole:
+        write_tables(out, pairs, done, corpus.codes)
     return result_rows(pairs, done)
 
 

@@ -24,11 +24,11 @@ HTTP_LIMITS = {
 }
 
 
-def tracking_uri(server: ServerSettings, local_dir: Path | None = None) -> str:
+def tracking_uri(server: ServerSettings, local_dir: Path | None = None, store: str = "mlflow.db") -> str:
     """MLFLOW_TRACKING_URI, or a local SQLite store in `local_dir` (default MODEL_DIR; needs no server)."""
     if server.mlflow_tracking_uri:
         return server.mlflow_tracking_uri.get_secret_value()
-    return f"sqlite:///{Path(local_dir or server.model_dir).resolve() / 'mlflow.db'}"
+    return f"sqlite:///{Path(local_dir or server.model_dir).resolve() / store}"
 
 
 def flat_metrics(prefix: str, figures: Mapping[str, object]) -> dict[str, float]:

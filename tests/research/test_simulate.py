@@ -132,6 +132,57 @@ def check_mlflow_runs(store: Path) -> None:
     assert len(mlflow.artifacts.load_dict(f"{last.info.artifact_uri}/selected.json")["selected"]) == 4
 
 
+# --- a grid in shards ------------------------------------------------------------------------------
+
+TWO_TFIDF = TFIDF_GRID + "- {name: tfidf-random, kind: tfidf, query_strategy: random}\n"
+
+
+def shard_process(out: Path, grid: Path, env: dict, *extra: str) -> subprocess.Popen:
+    command = [str(EXECUTABLE), "simulate", *SMALL, "--seeds", "1,2", "--data", str(SEGMENTS)]
+    command += ["--grid", str(grid), "--out", str(out), *extra]
+    return subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def finish(process: subprocess.Popen) -> str:
+    stdout, stderr = process.communicate(timeout=300)
+    assert process.returncode == 0, stderr
+    return stdout
+
+
+def test_a_grid_run_in_three_shards_reports_the_rows_of_one_run(tmp_path, capsys):
+    """Two configurations x two seeds split three ways, as three processes writing one OUT: by
+    --shard, and by a SLURM array's environment (1-based and 0-based). The merged tables equal
+    an unsharded run's, but for the training seconds."""
+    grid = write_grid(tmp_path / "grid.yaml", TWO_TFIDF)
+    whole = tmp_path / "whole"
+    assert tfidf_run(whole, grid, "--seeds", "1,2") == 0
+    out = tmp_path / "sharded"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI" and not k.startswith("SLURM")}
+    slurm_second = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_MIN": "1", "SLURM_ARRAY_TASK_COUNT": "3"}
+    first, second = (
+        shard_process(out, grid, env, "--shard", "1/3"),
+        shard_process(out, grid, env | slurm_second),
+    )
+    assert "shard 1/3 finished 2 run(s)" in finish(first)
+    assert "shard 2/3 finished 1 run(s)" in finish(second)
+    assert not (out / "results.csv").exists()
+
+    assert simulate("--report", str(out)) == 2  # the third shard has not run
+    assert "1 of 4 runs not finished yet (tfidf-random seed 1)" in capsys.readouterr().err
+    slurm_third = {"SLURM_ARRAY_TASK_ID": "2", "SLURM_ARRAY_TASK_MIN": "0", "SLURM_ARRAY_TASK_COUNT": "3"}
+    assert "shard 3/3 finished 1 run(s)" in finish(shard_process(out, grid, env | slurm_third))
+    assert simulate("--report", str(out)) == 0
+
+    sharded, unsharded = (pd.read_csv(d / "results.csv").drop(columns="train_seconds") for d in (out, whole))
+    pd.testing.assert_frame_equal(sharded, unsharded)
+    assert len(sharded) == 12
+    assert (out / "selections.jsonl").read_text() == (whole / "selections.jsonl").read_text()
+    assert "tfidf-random" in (out / "summary.md").read_text()
+    assert sorted(p.name for p in out.glob("mlflow-shard-*.db")) == [
+        f"mlflow-shard-{i}-of-3.db" for i in (1, 2, 3)
+    ]
+
+
 # --- resume rules ----------------------------------------------------------------------------------
 
 
@@ -298,6 +349,27 @@ GOOD_GRID = "- {name: a, kind: tfidf}\n"
 
 
 @pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--report", "{tmp}"], "no simulation there (plan.json or run.json missing)"),
+        (["--grid", "{tmp}/grid.yaml"], "--data and --out are required (or --report OUT"),
+    ],
+)
+def test_a_report_or_a_run_without_what_it_needs_is_one_clear_message(tmp_path, capsys, options, message):
+    assert simulate(*[option.replace("{tmp}", str(tmp_path)) for option in options]) == 2
+    err = capsys.readouterr().err
+    assert message in err and "Traceback" not in err
+
+
+def test_a_slurm_array_without_its_count_is_refused_by_name(monkeypatch, tmp_path, capsys):
+    monkeypatch.setenv("SLURM_ARRAY_TASK_ID", "1")
+    monkeypatch.delenv("SLURM_ARRAY_TASK_COUNT", raising=False)
+    (tmp_path / "grid.yaml").write_text(GOOD_GRID)
+    assert tfidf_run(tmp_path / "out", tmp_path / "grid.yaml") == 2
+    assert "SLURM_ARRAY_TASK_ID, _COUNT, _MIN and _STEP: expected whole numbers" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
     ("files", "options", "message"),
     [
         ({}, ["--data", "{tmp}/missing.jsonl"], "missing.jsonl: no such file"),
@@ -329,6 +401,8 @@ GOOD_GRID = "- {name: a, kind: tfidf}\n"
         ({}, ["--label-config", "{tmp}/missing.xml"], "missing.xml: no such file"),
         ({}, ["--configs", "b"], "--configs: b not in"),
         ({"out": "a file"}, ["--batch", "4", "--rounds", "1"], "out: exists and is not a directory"),
+        ({}, ["--shard", "two"], "--shard 'two': expected I/N, like 2/3"),
+        ({}, ["--shard", "4/3"], "shard 4/3: expected I/N with 1 <= I <= N"),
     ],
 )
 def test_bad_input_is_one_clear_message(tmp_path, capsys, files, options, message):
