@@ -416,3 +416,14 @@ def test_bad_input_is_one_clear_message(tmp_path, capsys, files, options, messag
     assert simulate(*given, "--out", str(tmp_path / "out")) == 2
     err = capsys.readouterr().err
     assert message in err and "Traceback" not in err
+
+
+def test_the_shipped_study_grid_is_valid_and_trains_whole_bodies():
+    """bench/grid.yaml replays the study, which fine-tuned every layer of the SetFit body."""
+    from backend.config import load_settings
+    from backend.research.grid import read_grid
+
+    configs = read_grid(Path(__file__).parents[2] / "bench" / "grid.yaml", load_settings(), None)
+    setfit = [config for config in configs if config.kind == "setfit"]
+    assert len(configs) == 6 and len(setfit) == 3
+    assert all(config.settings.freeze_lower_layers == 0 for config in setfit)
