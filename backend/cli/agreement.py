@@ -40,7 +40,7 @@ def project_answers(settings: Settings, project: str) -> tuple[list[str], dict]:
     if not project.isdigit():
         raise UsageError(f"--project must be a Label Studio project id (a number), got {project!r}")
     studio = StudioClient(settings.server.label_studio_url, settings.server.api_key())
-    scheme = parse_label_config(studio.label_config(int(project)))
+    scheme = parse_label_config(studio.label_config(int(project)), settings.loop.none_choices)
     answers = answers_by_task(studio.tasks(int(project), annotated=True), scheme, studio.user_emails())
     return scheme.codes, answers
 

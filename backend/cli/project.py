@@ -32,7 +32,7 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     if not server.label_studio_api_key:
         raise UsageError("LABEL_STUDIO_API_KEY is not set: the API token of a Label Studio user")
     config = read_label_config(args.label_config) if args.label_config else shipped_config()
-    scheme = parse_label_config(config)
+    scheme = parse_label_config(config, settings.loop.none_choices)
     segments = read_segments(Path(args.data), require_codes=False) if args.data else []
     blank = [str(row["id"]) for row in segments if not row["text"].strip()]
     if blank:

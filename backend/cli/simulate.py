@@ -43,7 +43,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     if args.label_config:
         if not args.label_config.is_file():
             raise UsageError(f"{args.label_config}: no such file")
-        scheme = parse_label_config(args.label_config.read_text(encoding="utf-8"))
+        scheme = parse_label_config(args.label_config.read_text(encoding="utf-8"), settings.loop.none_choices)
     corpus = load_corpus(
         args.data,
         args.test,

@@ -21,6 +21,7 @@ from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from backend.config.redact import hide_credentials
 from backend.domain.annotations import CODER_RULES
+from backend.domain.scheme import DEFAULT_NONE_CHOICES
 from backend.learning.strategies import STRATEGIES
 
 DEFAULT_MODEL = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
@@ -187,12 +188,26 @@ class LoopSettings(BaseSettings):
     min_positives_per_code: int = Field(
         5, ge=1, description="Codes with fewer labeled positives are flagged as too rare to learn."
     )
+    none_choices: Annotated[list[str], NoDecode] = Field(
+        default_factory=lambda: list(DEFAULT_NONE_CHOICES),
+        description="Choice values or aliases (any case, comma-separated) that mean none of the tag's "
+        "codes: not learned as codes, checked when no code is predicted (off: every option is a code).",
+    )
     stopping_change_threshold: float = Field(
         0.01,
         ge=0.0,
         le=1.0,
         description="Stopping signal: at most this share of unlabeled tasks changed codes since last round.",
     )
+
+    @field_validator("none_choices", mode="before")
+    @classmethod
+    def _none_choices(cls, value: object) -> object:
+        if value is None:  # NONE_CHOICES=none: the environment's "none" is read as no value
+            return ["none"]
+        if isinstance(value, str) and value.strip().lower() == "off":
+            return []
+        return cls._comma_separated(value)
 
     @field_validator("train_coders", mode="before")
     @classmethod

@@ -4,6 +4,10 @@ A label config may hold several ``<Choices>`` tags bound to one ``<Text>``; all 
 form one multi-label problem. A code is the option's value, prefixed with its tag name
 (``tag:option``) only when the same value appears in more than one tag. Predictions are written
 back per tag (see ``studio/predictions.py``).
+
+An option that answers "none of these" (its value or alias among NONE_CHOICES: none, no, none of
+these) is not a code but the absence of the tag's codes: a coder who picks it assigns none, and a
+prediction without any of the tag's codes picks it. A yes/no question is therefore one code.
 """
 
 from __future__ import annotations
@@ -16,6 +20,8 @@ import numpy as np
 
 from backend.errors import BackendError
 
+DEFAULT_NONE_CHOICES = ("none", "no", "none of these")
+
 
 class UnknownCodeError(BackendError, ValueError):
     """A segment carries a code the project does not define."""
@@ -27,13 +33,15 @@ class LabelConfigError(BackendError, ValueError):
 
 @dataclass(frozen=True)
 class ChoiceTag:
-    """One ``<Choices>`` control: its name, the Text it codes, its options and their codes."""
+    """One ``<Choices>`` control: its name, the Text it codes, the options that are codes and their
+    codes, and the option that means none of them (None when it has none)."""
 
     name: str
     to_name: str
     options: tuple[str, ...]
     codes: tuple[str, ...]
     multiple: bool
+    none_option: str | None = None
 
 
 @dataclass(frozen=True)
@@ -70,8 +78,10 @@ class CodingScheme:
         return chosen
 
 
-def parse_label_config(xml: str) -> CodingScheme:
-    """The coding scheme of a label config, or LabelConfigError naming what is missing."""
+def parse_label_config(xml: str, none_choices: Iterable[str] = DEFAULT_NONE_CHOICES) -> CodingScheme:
+    """The coding scheme of a label config, or LabelConfigError naming what is missing.
+
+    `none_choices`: the values or aliases (any case) of options that mean "none of these"."""
     from label_studio_sdk.label_interface import LabelInterface
     from label_studio_sdk.label_interface.control_tags import ChoicesTag
     from label_studio_sdk.label_interface.object_tags import TextTag
@@ -99,15 +109,32 @@ def parse_label_config(xml: str) -> CodingScheme:
         raise LabelConfigError(
             f'<Text name="{to_name}"> must take its value from the task data, like "$text"'
         )
+    negative = {choice.strip().casefold() for choice in none_choices}
     seen = Counter(option for control in usable for option in control.labels)
     tags = []
     for control in usable:
-        options = tuple(control.labels)
-        if not options:
+        if not control.labels:
             raise LabelConfigError(f'<Choices name="{control.name}"> has no <Choice> options')
+        none_option = _none_option(control, negative)
+        options = tuple(option for option in control.labels if option != none_option)
+        if not options:
+            raise LabelConfigError(
+                f'<Choices name="{control.name}"> has only its "none" option {none_option!r} (NONE_CHOICES): '
+                "nothing to code"
+            )
         codes = tuple(f"{control.name}:{o}" if seen[o] > 1 else o for o in options)
-        tags.append(ChoiceTag(control.name, to_name, options, codes, control.is_multiple_choice))
+        tags.append(ChoiceTag(control.name, to_name, options, codes, control.is_multiple_choice, none_option))
     return CodingScheme(tuple(tags), value[1:])
+
+
+def _none_option(control, negative: set[str]) -> str | None:
+    """The first option whose stored name (alias) or shown value is one of `negative`."""
+    for option in control.labels:
+        attributes = getattr(control.labels_attrs.get(option), "attr", None) or {}
+        names = {option, str(attributes.get("value", option)), str(attributes.get("alias", option))}
+        if any(name.strip().casefold() in negative for name in names):
+            return option
+    return None
 
 
 def label_matrix(code_lists: Iterable[Iterable[str]], codes: Sequence[str]) -> np.ndarray:

@@ -44,7 +44,7 @@ def health():
 def setup():
     body = json_body()
     project = project_id(body.get("project"))
-    parse_label_config(body.get("schema") or "")
+    parse_label_config(body.get("schema") or "", services().settings.loop.none_choices)
     services().webhook_auth.ensure_soon(project)
     state = services().states(project).read()
     if state.pool_encoded is None:
@@ -70,7 +70,7 @@ def predict():
     if len(tasks) > limit:
         raise BadRequest(f"at most {limit} tasks per /predict (MAX_PREDICT_TASKS), got {len(tasks)}")
     project = project_id(body.get("project"))
-    scheme = parse_label_config(body.get("label_config") or "")
+    scheme = parse_label_config(body.get("label_config") or "", services().settings.loop.none_choices)
     return jsonify(results=services().predictor.predict(project, scheme, tasks))
 
 

@@ -2,7 +2,8 @@
 
 Used for write-back (with the task id) and for `/predict` answers (without). Each ``<Choices>`` tag
 gets one result item: a multiple-choice tag every option over its threshold, a single-choice tag
-its most probable option.
+its most probable option. A tag with a "none of these" option (domain/scheme.py) gets that option
+when none of its codes is predicted, so a yes/no question is answered either way.
 """
 
 from __future__ import annotations
@@ -17,19 +18,25 @@ from backend.domain.scheme import CodingScheme
 def result_items(scheme: CodingScheme, proba: np.ndarray, thresholds: np.ndarray) -> list[dict]:
     """Label Studio result items for one segment: one per tag, each with its own score.
 
-    A tag's score is the mean confidence of its decisions (max(p, 1 − p) per option for a
-    multiple-choice tag, the chosen option's probability for a single-choice tag).
+    A tag's score is the mean confidence of its decisions: max(p, 1 − p) per option for a
+    multiple-choice tag; for a single-choice tag the chosen option's probability, or with a "none"
+    option the confidence of deciding on the most probable code.
     """
     results, start = [], 0
     for tag in scheme.tags:
         stop = start + len(tag.options)
         p, t = proba[start:stop], thresholds[start:stop]
+        best = int(np.argmax(p))
         if tag.multiple:
             chosen = [tag.options[i] for i in np.flatnonzero(p >= t)]
             score = float(np.maximum(p, 1 - p).mean())
-        else:
-            best = int(np.argmax(p))
+        elif tag.none_option is None:
             chosen, score = [tag.options[best]], float(p[best])
+        else:
+            chosen = [tag.options[best]] if p[best] >= t[best] else []
+            score = float(max(p[best], 1 - p[best]))
+        if not chosen and tag.none_option is not None:
+            chosen = [tag.none_option]
         results.append(
             {
                 "from_name": tag.name,

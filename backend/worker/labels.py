@@ -38,7 +38,7 @@ class ProjectLabels:
 
 def read_labels(studio: StudioAPI, project: str, loop: LoopSettings) -> ProjectLabels:
     """The training examples of the annotated tasks under TRAIN_CODERS and MULTI_CODER_RULE."""
-    scheme = parse_label_config(studio.label_config(int(project)))
+    scheme = parse_label_config(studio.label_config(int(project)), loop.none_choices)
     annotated = list(studio.tasks(int(project), annotated=True))
     return project_labels(project, scheme, annotated, user_emails(studio, project), loop)
 

@@ -149,7 +149,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
             **shared, loop=loop, factory=factory, store=store, pool=pool, saver=saver, queue=queue
         ),
         WorkKind.EMBED: PoolPreEncoding(
-            **shared, bodies=bodies, pool=pool, progress=progress, tracker=tracker
+            **shared, bodies=bodies, pool=pool, progress=progress, tracker=tracker, loop=loop
         ),
     }
     return ProjectWork(project, jobs, registry, policy)

@@ -101,6 +101,22 @@ def test_coder_settings(monkeypatch):
         load_settings()
 
 
+@pytest.mark.parametrize(
+    ("value", "choices"),
+    [
+        (None, ["none", "no", "none of these"]),
+        ("", ["none", "no", "none of these"]),
+        ("None, Nein ,keine", ["none", "nein", "keine"]),
+        ("none", ["none"]),  # the environment's "none" means no value elsewhere; here the word
+        ("off", []),
+    ],
+)
+def test_none_choices(monkeypatch, value, choices):
+    if value is not None:
+        monkeypatch.setenv("NONE_CHOICES", value)
+    assert load_settings().loop.none_choices == choices
+
+
 def test_overrides_are_validated_and_named_as_given(monkeypatch):
     monkeypatch.setenv("QUERY_STRATEGY", "entropy")
     base = load_settings()

@@ -4,6 +4,7 @@ import pytest
 
 from backend.domain.scheme import LabelConfigError, code_lists, label_matrix, parse_label_config
 from backend.resources import label_config
+from tests.helpers import CODES, study_form_result
 
 TWO_TAGS = """<View>
   <Text name="answer" value="$answer"/>
@@ -16,17 +17,38 @@ TWO_TAGS = """<View>
 
 
 def test_the_study_config_gives_the_study_codes():
+    """The study learned five codes: "None of these" and the frequency question's "No" are answers
+    that no code applies, not codes (NONE_CHOICES matches the alias "none" and the value "No")."""
     scheme = parse_label_config(label_config("interview_coding"))
-    assert scheme.codes[:4] == ["physical_health", "mental_health", "daily_functioning", "health_unspecific"]
-    assert "freq_mentioned" in scheme.codes
+    assert scheme.codes == CODES
     assert scheme.text_field == "text"
-    assert [(tag.name, tag.multiple) for tag in scheme.tags] == [("dimension", True), ("frequency", False)]
+    assert [(tag.name, tag.multiple, tag.none_option) for tag in scheme.tags] == [
+        ("dimension", True, "none"),
+        ("frequency", False, "freq_not_mentioned"),
+    ]
+
+
+def test_without_none_choices_every_option_is_a_code():
+    scheme = parse_label_config(label_config("interview_coding"), none_choices=())
+    assert scheme.codes == [*CODES[:4], "none", "freq_mentioned", "freq_not_mentioned"]
+    assert all(tag.none_option is None for tag in scheme.tags)
+
+
+def test_a_none_answer_assigns_no_code():
+    scheme = parse_label_config(label_config("interview_coding"))
+    assert scheme.codes_of(study_form_result([])) == []
+    assert scheme.codes_of(study_form_result(["mental_health", "freq_mentioned"])) == [
+        "mental_health",
+        "freq_mentioned",
+    ]
 
 
 def test_options_shared_by_two_tags_are_prefixed():
     scheme = parse_label_config(TWO_TAGS)
-    assert scheme.codes == ["health", "school", "topic:yes", "mentioned:yes", "no"]
+    assert scheme.codes == ["health", "school", "topic:yes", "mentioned:yes"]  # "no" answers "mentioned"
     assert scheme.text_field == "answer"
+    every_option = parse_label_config(TWO_TAGS, none_choices=[])
+    assert every_option.codes == ["health", "school", "topic:yes", "mentioned:yes", "no"]
 
 
 def test_annotation_results_map_to_codes_and_back():
@@ -45,7 +67,7 @@ def test_annotation_results_map_to_codes_and_back():
     codes = scheme.codes_of(result)
     assert codes == ["health", "topic:yes", "mentioned:yes"]
     matrix = label_matrix([codes, []], scheme.codes)
-    assert matrix.tolist() == [[1, 0, 1, 1, 0], [0, 0, 0, 0, 0]]
+    assert matrix.tolist() == [[1, 0, 1, 1], [0, 0, 0, 0]]
     assert code_lists(matrix, scheme.codes) == [codes, []]
 
 
@@ -65,6 +87,11 @@ def test_task_text_comes_from_the_bound_field():
             "<View><Image name='i' value='$i'/>"
             "<Choices name='c' toName='i'><Choice value='a'/></Choices></View>",
             "no <Choices> tag bound to a <Text>",
+        ),
+        (
+            "<View><Text name='t' value='$t'/>"
+            "<Choices name='c' toName='t'><Choice value='None of these'/></Choices></View>",
+            "has only its \"none\" option 'None of these' \\(NONE_CHOICES\\): nothing to code",
         ),
     ],
 )

@@ -24,7 +24,7 @@ from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
 from backend.resources import label_config
 from tests.e2e.conftest import backend_env
-from tests.helpers import FIXTURES, study_form_result, wait_for
+from tests.helpers import CODES, FIXTURES, study_form_result, wait_for
 
 CONFIG = label_config("interview_coding")
 AUTH = ("lead", "backend-pass")
@@ -236,6 +236,7 @@ def test_annotations_train_a_version_that_orders_the_queue(story):
         mine = [p for p in items if p["model_version"] == version]
         assert len(mine) == 1, f"task {task_id} has {len(mine)} predictions of {version}"
         assert {r["from_name"] for r in mine[0]["result"]} == {"dimension", "frequency"}
+        check_none_of_these(mine[0]["result"])
 
     assert seen["project"].sampling == "Uncertainty sampling"
     assert seen["project"].model_version == version
@@ -244,6 +245,14 @@ def test_annotations_train_a_version_that_orders_the_queue(story):
     most_informative = {task_id for task_id, score in scores.items() if score == min(scores.values())}
     assert seen["next"].status_code == 200
     assert seen["next"].json()["id"] in most_informative
+
+
+def check_none_of_these(result: list[dict]) -> None:
+    """The study form's "None of these" and frequency "No" are answers, not codes: a prediction
+    checks "none" alone or not at all, and answers the frequency question one way or the other."""
+    chosen = {item["from_name"]: item["value"]["choices"] for item in result}
+    assert chosen["dimension"] and ("none" not in chosen["dimension"] or chosen["dimension"] == ["none"])
+    assert chosen["frequency"] in (["freq_mentioned"], ["freq_not_mentioned"])
 
 
 def test_a_burst_of_annotations_never_overlaps_rounds_and_old_versions_go(story):
@@ -293,6 +302,7 @@ def test_a_second_coder_on_overlapping_tasks_gives_agreement_everywhere(story):
     assert (mental["percent_agreement"], mental["krippendorff_alpha"]) == (1.0, 1.0)
     assert metrics["coders"] == {story.ls.username: 16, "coder.b@example.org": 4}
     assert metrics["labeled"] == 16 and metrics["label_counts"]["physical_health"] >= 7
+    assert set(metrics["label_counts"]) == set(CODES)  # "none" and "No" are answers, not codes
     assert metrics["quality"]["codes"]["physical_health"]["f1"] is not None
     assert 14 <= metrics["stopping"]["tasks_compared"] <= 17  # the previous round's pool
 

@@ -10,7 +10,7 @@ from tests.domain.test_scheme import TWO_TAGS
 
 
 def test_predictions_are_written_per_tag():
-    scheme = parse_label_config(TWO_TAGS)
+    scheme = parse_label_config(TWO_TAGS, none_choices=())
     proba = np.array([0.9, 0.2, 0.6, 0.3, 0.4])
     results = result_items(scheme, proba, np.full(5, 0.5))
     assert [r["from_name"] for r in results] == ["topic", "mentioned"]
@@ -19,6 +19,24 @@ def test_predictions_are_written_per_tag():
     assert results[0]["score"] == pytest.approx((0.9 + 0.8 + 0.6) / 3)
     assert results[1]["score"] == pytest.approx(0.4)
     assert all(r["to_name"] == "answer" and r["type"] == "choices" for r in results)
+
+
+@pytest.mark.parametrize(
+    ("proba", "dimension", "frequency"),
+    [
+        ([0.1, 0.2, 0.1, 0.3, 0.2], ["none"], ["freq_not_mentioned"]),
+        ([0.8, 0.2, 0.6, 0.3, 0.7], ["physical_health", "daily_functioning"], ["freq_mentioned"]),
+    ],
+)
+def test_a_prediction_without_a_code_answers_none_of_these(proba, dimension, frequency):
+    """The study form: "None of these" and the frequency question's "No" are checked exactly when
+    none of their tag's codes is predicted, so every question gets an answer and "none" never
+    comes with a code."""
+    scheme = parse_label_config(label_config("interview_coding"))
+    results = result_items(scheme, np.array(proba), np.full(5, 0.5))
+    assert [r["value"]["choices"] for r in results] == [dimension, frequency]
+    assert results[1]["score"] == pytest.approx(max(proba[4], 1 - proba[4]))
+    assert scheme.codes_of(results) == [c for c in [*dimension, *frequency] if c in scheme.codes]
 
 
 def test_per_code_thresholds_decide_multiple_choice():

@@ -40,7 +40,7 @@ class ImportedTasks:
         if not name:
             return
         version = self.store.get(self.project, name)
-        scheme = parse_label_config(self.studio.label_config(int(self.project)))
+        scheme = parse_label_config(self.studio.label_config(int(self.project)), self.loop.none_choices)
         ranked = read_ranked_pool(version.path)
         known = set() if ranked is None else ranked.ids()
         unlabeled = self.studio.tasks(int(self.project), annotated=False, data_only=True)
