@@ -58,7 +58,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     description = protocol_text(protocol, corpus, _data_text(args))
     print(
         f"simulating {len(configs)} configuration(s) x {len(protocol.seeds)} seed(s)"
-        + ("" if shard.whole else f", shard {shard}: every {shard.count}th run")
+        + ("" if shard.whole else f", shard {shard}{_from_slurm(args)}: every {shard.count}th run")
         + f": training pool {len(corpus.pool)}, test set {len(corpus.test)}, codes {', '.join(corpus.codes)}"
     )
     try:
@@ -111,6 +111,11 @@ def _tracking_uri(settings: Settings, out: Path, shard: Shard) -> str:
 
     store = "mlflow.db" if shard.whole else f"mlflow-shard-{shard.index}-of-{shard.count}.db"
     return tracking_uri(settings.server, out, store)
+
+
+def _from_slurm(args: argparse.Namespace) -> str:
+    """Say so when the shard came from a SLURM array's environment, not from --shard."""
+    return "" if args.shard else " (from SLURM_ARRAY_TASK_ID; pass --shard I/N to choose)"
 
 
 def _data_text(args: argparse.Namespace) -> str:

@@ -34,7 +34,8 @@ class LabelConfigError(BackendError, ValueError):
 @dataclass(frozen=True)
 class ChoiceTag:
     """One ``<Choices>`` control: its name, the Text it codes, the options that are codes and their
-    codes, and the option that means none of them (None when it has none)."""
+    codes, and the option a prediction checks for none of them (None when it has no such option;
+    with several, the first)."""
 
     name: str
     to_name: str
@@ -110,31 +111,37 @@ def parse_label_config(xml: str, none_choices: Iterable[str] = DEFAULT_NONE_CHOI
             f'<Text name="{to_name}"> must take its value from the task data, like "$text"'
         )
     negative = {choice.strip().casefold() for choice in none_choices}
-    seen = Counter(option for control in usable for option in control.labels)
-    tags = []
     for control in usable:
         if not control.labels:
             raise LabelConfigError(f'<Choices name="{control.name}"> has no <Choice> options')
-        none_option = _none_option(control, negative)
-        options = tuple(option for option in control.labels if option != none_option)
+    nones = {control.name: _none_options(control, negative) for control in usable}
+    coded = {
+        control.name: tuple(o for o in control.labels if o not in nones[control.name]) for control in usable
+    }
+    seen = Counter(option for options in coded.values() for option in options)
+    tags = []
+    for control in usable:
+        options, none_options = coded[control.name], nones[control.name]
         if not options:
             raise LabelConfigError(
-                f'<Choices name="{control.name}"> has only its "none" option {none_option!r} (NONE_CHOICES): '
-                "nothing to code"
+                f'<Choices name="{control.name}"> has only "none of these" options '
+                f"({', '.join(none_options)}; NONE_CHOICES): nothing to code"
             )
         codes = tuple(f"{control.name}:{o}" if seen[o] > 1 else o for o in options)
+        none_option = none_options[0] if none_options else None  # the one a prediction checks
         tags.append(ChoiceTag(control.name, to_name, options, codes, control.is_multiple_choice, none_option))
     return CodingScheme(tuple(tags), value[1:])
 
 
-def _none_option(control, negative: set[str]) -> str | None:
-    """The first option whose stored name (alias) or shown value is one of `negative`."""
+def _none_options(control, negative: set[str]) -> tuple[str, ...]:
+    """The options whose stored name (alias) or shown value is one of `negative`."""
+    found = []
     for option in control.labels:
         attributes = getattr(control.labels_attrs.get(option), "attr", None) or {}
         names = {option, str(attributes.get("value", option)), str(attributes.get("alias", option))}
         if any(name.strip().casefold() in negative for name in names):
-            return option
-    return None
+            found.append(option)
+    return tuple(found)
 
 
 def label_matrix(code_lists: Iterable[Iterable[str]], codes: Sequence[str]) -> np.ndarray:

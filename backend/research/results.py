@@ -84,9 +84,19 @@ def result_rows(pairs: Sequence[tuple[str, int]], done: dict) -> list[dict]:
 
 
 def write_plan(out: Path, pairs: Sequence[tuple[str, int]], description: str) -> None:
-    """Every (configuration, seed) of the grid in order, and the protocol in words for summary.md."""
-    plan = {"pairs": [[name, seed] for name, seed in pairs], "description": description}
-    write_atomically(out / "plan.json", json.dumps(plan, ensure_ascii=False))
+    """Every (configuration, seed) of the grid in order, and the protocol in words for summary.md.
+
+    Pairs of earlier runs into OUT stay in the plan (a resume with fewer --configs or --seeds must
+    not drop finished runs from the report); new ones are added after them."""
+    path = out / "plan.json"
+    earlier = (
+        [tuple(pair) for pair in json.loads(path.read_text(encoding="utf-8"))["pairs"]]
+        if path.exists()
+        else []
+    )
+    merged = earlier + [pair for pair in pairs if tuple(pair) not in set(earlier)]
+    plan = {"pairs": [[name, seed] for name, seed in merged], "description": description}
+    write_atomically(path, json.dumps(plan, ensure_ascii=False))
 
 
 def merge_runs(out: Path) -> tuple[list[tuple[str, int]], dict, list[str], str]:

@@ -125,7 +125,13 @@ def open_experiment(uri: str, experiment: str):
     found = client.get_experiment_by_name(experiment)
     if found:
         return client, found.experiment_id
-    return client, client.create_experiment(experiment, artifact_location=artifact_location(uri))
+    try:
+        return client, client.create_experiment(experiment, artifact_location=artifact_location(uri))
+    except Exception:
+        found = client.get_experiment_by_name(experiment)  # another process created it meanwhile
+        if found is None:
+            raise
+        return client, found.experiment_id
 
 
 def prepare_experiment(uri: str, experiment: str, what: str) -> None:

@@ -43,6 +43,19 @@ def test_a_none_answer_assigns_no_code():
     ]
 
 
+def test_every_none_option_is_left_out_and_none_makes_a_code_prefixed():
+    """Tag a's "No" is stored as x, tag b's code x then stays plain; b has two none options."""
+    xml = """<View><Text name="t" value="$t"/>
+      <Choices name="a" toName="t"><Choice value="No" alias="x"/><Choice value="y"/></Choices>
+      <Choices name="b" toName="t" choice="multiple">
+        <Choice value="x"/><Choice value="None"/><Choice value="No"/>
+      </Choices></View>"""
+    scheme = parse_label_config(xml)
+    assert scheme.codes == ["y", "x"]
+    assert [(tag.options, tag.none_option) for tag in scheme.tags] == [(("y",), "x"), (("x",), "None")]
+    assert scheme.codes_of([{"from_name": "b", "value": {"choices": ["No", "x"]}}]) == ["x"]
+
+
 def test_options_shared_by_two_tags_are_prefixed():
     scheme = parse_label_config(TWO_TAGS)
     assert scheme.codes == ["health", "school", "topic:yes", "mentioned:yes"]  # "no" answers "mentioned"
@@ -91,7 +104,7 @@ def test_task_text_comes_from_the_bound_field():
         (
             "<View><Text name='t' value='$t'/>"
             "<Choices name='c' toName='t'><Choice value='None of these'/></Choices></View>",
-            "has only its \"none\" option 'None of these' \\(NONE_CHOICES\\): nothing to code",
+            'has only "none of these" options \\(None of these; NONE_CHOICES\\): nothing to code',
         ),
     ],
 )

@@ -202,6 +202,15 @@ def test_more_seeds_later_runs_only_the_new_ones(tmp_path, caplog):
     assert f"**tfidf-cviar**, macro-F1 {expected}" in (out / "summary.md").read_text()
 
 
+def test_a_resume_with_fewer_configurations_keeps_the_others_in_the_report(tmp_path):
+    grid = write_grid(tmp_path / "grid.yaml", TWO_TFIDF)
+    out = tmp_path / "out"
+    assert tfidf_run(out, grid, "--seeds", "1") == 0
+    assert tfidf_run(out, grid, "--seeds", "1", "--configs", "tfidf-random") == 0
+    assert simulate("--report", str(out)) == 0
+    assert set(pd.read_csv(out / "results.csv")["config"]) == {"tfidf-cviar", "tfidf-random"}
+
+
 def test_resuming_with_changed_settings_or_protocol_is_refused(tmp_path, capsys):
     out = tmp_path / "out"
     assert tfidf_run(out, write_grid(tmp_path / "grid.yaml", TFIDF_GRID), "--seeds", "1") == 0
