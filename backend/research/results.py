@@ -89,13 +89,10 @@ def write_plan(out: Path, pairs: Sequence[tuple[str, int]], description: str) ->
     Pairs of earlier runs into OUT stay in the plan (a resume with fewer --configs or --seeds must
     not drop finished runs from the report); new ones are added after them."""
     path = out / "plan.json"
-    earlier = (
-        [tuple(pair) for pair in json.loads(path.read_text(encoding="utf-8"))["pairs"]]
-        if path.exists()
-        else []
-    )
-    merged = earlier + [pair for pair in pairs if tuple(pair) not in set(earlier)]
-    plan = {"pairs": [[name, seed] for name, seed in merged], "description": description}
+    earlier = json.loads(path.read_text(encoding="utf-8"))["pairs"] if path.exists() else []
+    known = {tuple(pair) for pair in earlier}
+    merged = earlier + [[name, seed] for name, seed in pairs if (name, seed) not in known]
+    plan = {"pairs": merged, "description": description}
     write_atomically(path, json.dumps(plan, ensure_ascii=False))
 
 

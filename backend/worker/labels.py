@@ -36,9 +36,14 @@ class ProjectLabels:
         return {task.id for task in self.annotated}
 
 
+def project_scheme(studio: StudioAPI, project: str, loop: LoopSettings) -> CodingScheme:
+    """The project's coding scheme as Label Studio holds its label config now (under NONE_CHOICES)."""
+    return parse_label_config(studio.label_config(int(project)), loop.none_choices)
+
+
 def read_labels(studio: StudioAPI, project: str, loop: LoopSettings) -> ProjectLabels:
     """The training examples of the annotated tasks under TRAIN_CODERS and MULTI_CODER_RULE."""
-    scheme = parse_label_config(studio.label_config(int(project)), loop.none_choices)
+    scheme = project_scheme(studio, project, loop)
     annotated = list(studio.tasks(int(project), annotated=True))
     return project_labels(project, scheme, annotated, user_emails(studio, project), loop)
 

@@ -17,11 +17,11 @@ import os
 from dataclasses import dataclass
 
 from backend.config import LoopSettings
-from backend.domain.scheme import parse_label_config
 from backend.storage.state import PoolEncoding, StateStore, now
 from backend.studio.client import StudioAPI
 from backend.tracking.project import ProjectTracker
 from backend.worker.bodies import Bodies
+from backend.worker.labels import project_scheme
 from backend.worker.pool import Pool
 from backend.worker.progress import ProgressReporter
 
@@ -45,7 +45,7 @@ class PoolPreEncoding:
         self.tracker.prepare()
 
         torch.set_num_threads(os.cpu_count() or 1)  # a background lane's process runs at low priority
-        scheme = parse_label_config(self.studio.label_config(int(self.project)), self.loop.none_choices)
+        scheme = project_scheme(self.studio, self.project, self.loop)
         unlabeled = list(self.pool.refresh().values())  # kept: the first round need not list the pool
         annotated = [
             task.data for task in self.studio.tasks(int(self.project), annotated=True, data_only=True)

@@ -12,7 +12,6 @@ import logging
 from dataclasses import dataclass
 
 from backend.config import LoopSettings, ModelSettings
-from backend.domain.scheme import parse_label_config
 from backend.learning.strategies import rank
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool, write_ranked_pool
 from backend.storage.state import StateStore
@@ -20,6 +19,7 @@ from backend.storage.versions import ModelStore
 from backend.studio.client import StudioAPI
 from backend.studio.predictions import build_predictions
 from backend.studio.writeback import write_version
+from backend.worker.labels import project_scheme
 from backend.worker.pool import Pool
 
 log = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class ImportedTasks:
         if not name:
             return
         version = self.store.get(self.project, name)
-        scheme = parse_label_config(self.studio.label_config(int(self.project)), self.loop.none_choices)
+        scheme = project_scheme(self.studio, self.project, self.loop)
         ranked = read_ranked_pool(version.path)
         known = set() if ranked is None else ranked.ids()
         unlabeled = self.studio.tasks(int(self.project), annotated=False, data_only=True)
