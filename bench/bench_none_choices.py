@@ -29,7 +29,7 @@ import numpy as np
 from backend.config import load_settings
 from backend.domain.scheme import label_matrix, parse_label_config
 from backend.learning.heads import HeadOptions, head_thresholds, out_of_fold_proba
-from backend.learning.quality import cross_validated_report, rare_codes
+from backend.learning.quality import cross_validated_report, out_of_fold_decisions, rare_codes
 from backend.studio.predictions import result_items
 from bench.common import CONFIG, OUT, coded_rows
 from tests.helpers import study_form_result
@@ -46,7 +46,8 @@ def mapping_figures(name: str, none_choices, results, embeddings, options, minim
     scheme = parse_label_config(CONFIG, none_choices)
     matrix = label_matrix([scheme.codes_of(result) for result in results], scheme.codes)
     thresholds = head_thresholds(embeddings, matrix, options)
-    report = cross_validated_report(embeddings, matrix, scheme.codes, thresholds, options)
+    decisions = out_of_fold_decisions(embeddings, matrix, thresholds, options)
+    report = cross_validated_report(matrix, decisions, scheme.codes)
     proba = np.column_stack(
         [out_of_fold(embeddings, matrix[:, j], options) for j in range(len(scheme.codes))]
     )

@@ -12,6 +12,10 @@ Each code is a binary decision per (task, coder): did the coder give the code? F
 count by how often they were decided on. A figure that is undefined (e.g. every coder always
 said "no": kappa and alpha divide by zero) is None. Every figure carries the number of tasks
 behind it.
+
+The model can be one more coder (`model_agreement`): its answers are out-of-fold decisions (see
+learning/quality.py), compared with each human coder on every task both answered, so a lead reads
+"the model agrees with A as well as B does", or that it does not for one code.
 """
 
 from __future__ import annotations
@@ -96,6 +100,40 @@ def agreement(answers_by_task: Mapping[int, Sequence[CoderAnswer]], codes: Seque
     return {"coders": coders, "tasks": tasks, "codes": per_code, "overall": overall}
 
 
+MODEL_CODER = "model"
+
+
+def model_agreement(
+    answers_by_task: Mapping[int, Sequence[CoderAnswer]],
+    model_answers: Mapping[int, Sequence[float]],
+    codes: Sequence[str],
+) -> dict:
+    """The model's Cohen's kappa and Krippendorff's alpha with each human coder, per code and overall.
+
+    `model_answers` holds the model's decision per code (1/0, NaN where it has none) for the tasks
+    it answered out of fold; a coder is compared on the tasks both answered."""
+    tasks = [task for task in answers_by_task if task in model_answers]
+    coders, decisions = decision_array({task: answers_by_task[task] for task in tasks}, codes)
+    model = np.array([model_answers[task] for task in tasks], dtype=float).reshape(len(tasks), len(codes))
+    with_coders = {}
+    for i, coder in enumerate(coders):
+        pair = np.stack([decisions[i], model])  # (coder, model) × tasks × codes
+        answered = ~np.isnan(decisions[i, :, 0])
+        with_coders[coder] = {
+            "tasks": int(answered.sum()),
+            "codes": {code: _pair_figures(pair[:, :, j]) for j, code in enumerate(codes)},
+            "overall": _pair_figures(pair.reshape(2, len(tasks) * len(codes))),
+        }
+    return {"coder": MODEL_CODER, "tasks": len(tasks), "with": with_coders}
+
+
+def _pair_figures(units: np.ndarray) -> dict:
+    """Kappa and alpha of two rows of decisions on the units both made."""
+    both = ~np.isnan(units).any(axis=0)
+    kappa = pairwise_kappa(["a", "b"], units).get("a | b") or {"kappa": None}
+    return {"kappa": kappa["kappa"], "alpha": krippendorff_alpha(units[:, both]), "units": int(both.sum())}
+
+
 def agreement_table(result: Mapping) -> str:
     """A plain-text table of one agreement result, for the terminal."""
     header = f"{'code':<24} {'tasks':>5} {'agree %':>8} {'alpha':>7}  Cohen's kappa per pair (units)"
@@ -117,6 +155,37 @@ def agreement_table(result: Mapping) -> str:
         )
     exact = result["overall"].get("exact_agreement")
     lines.append(f"tasks with identical code sets: {_number(None if exact is None else 100 * exact, 1)} %")
+    return "\n".join(lines)
+
+
+def model_agreement_table(model: Mapping, human: Mapping) -> str:
+    """The model's kappa and alpha with each coder beside the coders' own kappa (mean over their
+    pairs), per code and overall, for the terminal."""
+    columns = [f"model | {coder}" for coder in model["with"]]
+    widths = [max(len(column), 22) for column in columns]
+    lines = [
+        f"the model as a coder: out-of-fold answers on {model['tasks']} task(s); "
+        "Cohen's kappa / Krippendorff's alpha with each coder (units)",
+        f"{'code':<24} {'coders kappa':>12}  "
+        + "  ".join(column.rjust(width) for column, width in zip(columns, widths, strict=True)),
+    ]
+    for name in [*human["codes"], "overall"]:
+        figures = human["overall"] if name == "overall" else human["codes"][name]
+        kappas = [item["kappa"] for item in figures["cohen_kappa"].values() if item["kappa"] is not None]
+        cells = [
+            f"{_number(item['kappa'])} / {_number(item['alpha'])} ({item['units']})".rjust(width)
+            for item, width in zip(
+                (
+                    pair["overall"] if name == "overall" else pair["codes"][name]
+                    for pair in model["with"].values()
+                ),
+                widths,
+                strict=True,
+            )
+        ]
+        label = "overall (task x code)" if name == "overall" else name
+        human_kappa = _number(float(np.mean(kappas)) if kappas else None)
+        lines.append(f"{label:<24} {human_kappa:>12}  {'  '.join(cells) or '-'}")
     return "\n".join(lines)
 
 

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
-from sklearn.model_selection import StratifiedKFold, cross_val_predict
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
 from sklearn.multiclass import OneVsRestClassifier
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
@@ -63,18 +63,38 @@ def head_thresholds(features, label_matrix: np.ndarray, options: HeadOptions) ->
     return options.default_thresholds(label_matrix.shape[1])
 
 
-def out_of_fold_proba(features, target: np.ndarray, options: HeadOptions) -> np.ndarray | None:
+def out_of_fold_proba(
+    features, target: np.ndarray, options: HeadOptions, groups: np.ndarray | None = None
+) -> np.ndarray | None:
     """P(code) for each labeled segment from a fresh logistic head that did not see it.
 
     Stratified k-fold (k ≤ 5, at most the size of the smaller side); None when either side has
-    fewer than two segments, so no fold could hold both.
+    fewer than two segments, so no fold could hold both. Rows that share a group (one task's
+    answers under MULTI_CODER_RULE=per_coder) stay in one fold, so no head sees the segment it
+    predicts through another coder's row.
     """
     smaller_side = int(min(target.sum(), len(target) - target.sum()))
     if smaller_side < 2:
         return None
-    folds = StratifiedKFold(n_splits=min(5, smaller_side), shuffle=True, random_state=options.seed)
+    splits = min(5, smaller_side)
     head = options.logistic_regression()
-    return cross_val_predict(head, features, target, cv=folds, method="predict_proba")[:, 1]
+    if groups is None or len(np.unique(groups)) == len(groups):
+        folds = StratifiedKFold(n_splits=splits, shuffle=True, random_state=options.seed)
+        return cross_val_predict(head, features, target, cv=folds, method="predict_proba")[:, 1]
+    splits = min(splits, _groups_on_smaller_side(target, groups))
+    if splits < 2:
+        return None
+    folds = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=options.seed)
+    try:
+        proba = cross_val_predict(head, features, target, groups=groups, cv=folds, method="predict_proba")
+    except ValueError:  # a training fold left with one side only: the groups are too uneven to split
+        return None
+    return proba[:, 1]
+
+
+def _groups_on_smaller_side(target: np.ndarray, groups: np.ndarray) -> int:
+    """How many groups hold a positive, or a negative, whichever is fewer."""
+    return min(len(np.unique(groups[target == 1])), len(np.unique(groups[target == 0])))
 
 
 def tune_thresholds(features, label_matrix: np.ndarray, options: HeadOptions) -> np.ndarray:

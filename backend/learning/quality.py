@@ -14,7 +14,8 @@ from sklearn.metrics import precision_recall_fscore_support
 from backend.learning.heads import HeadOptions, out_of_fold_proba
 
 CV_METHOD = (
-    "out-of-fold predictions of a fresh logistic head per code (stratified k-fold, k <= 5) on the "
+    "out-of-fold predictions of a fresh logistic head per code (stratified k-fold, k <= 5, a task's "
+    "rows in one fold) on the "
     "round's fine-tuned body's embeddings of the labeled segments, at the model's thresholds; "
     "optimistic, because the body and the thresholds were fitted on the same segments"
 )
@@ -31,25 +32,37 @@ def rare_codes(matrix: np.ndarray, codes: Sequence[str], minimum: int) -> dict[s
     return {code: n for code, n in label_counts(matrix, codes).items() if n < minimum}
 
 
-def cross_validated_report(
+def out_of_fold_decisions(
     embeddings: np.ndarray,
     matrix: np.ndarray,
-    codes: Sequence[str],
     thresholds: np.ndarray,
     options: HeadOptions,
-) -> dict:
-    """Per-code and macro precision/recall/F1 estimated by cross-validation (see CV_METHOD).
+    groups: np.ndarray | None = None,
+) -> np.ndarray:
+    """Each labeled row's code decisions (1/0) from heads that did not see its segment (see
+    CV_METHOD); NaN for a code with fewer than two positives or negatives: no estimate is possible.
 
-    Codes with fewer than two positives or negatives get None: no estimate is possible.
+    They are both the quality estimate's predictions and the model's answers as a coder."""
+    decisions = np.full(matrix.shape, np.nan)
+    for j in range(matrix.shape[1]):
+        proba = out_of_fold_proba(embeddings, matrix[:, j], options, groups)
+        if proba is not None:
+            decisions[:, j] = proba >= thresholds[j]
+    return decisions
+
+
+def cross_validated_report(matrix: np.ndarray, decisions: np.ndarray, codes: Sequence[str]) -> dict:
+    """Per-code and macro precision/recall/F1 of out-of-fold decisions against the labels.
+
+    Codes without decisions (NaN) get None.
     """
     per_code = {}
     for j, code in enumerate(codes):
         target = matrix[:, j]
-        proba = out_of_fold_proba(embeddings, target, options)
         figures = {"precision": None, "recall": None, "f1": None, "positives": int(target.sum())}
-        if proba is not None:
+        if not np.isnan(decisions[:, j]).any():
             precision, recall, f1, _ = precision_recall_fscore_support(
-                target, proba >= thresholds[j], average="binary", zero_division=0
+                target, decisions[:, j].astype(int), average="binary", zero_division=0
             )
             figures.update(precision=float(precision), recall=float(recall), f1=float(f1))
         per_code[code] = figures

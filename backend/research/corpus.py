@@ -275,14 +275,18 @@ def ordered_codes(segments: Sequence[dict], given: Sequence[str] | None) -> list
     return sorted({code for segment in segments for code in segment["codes"]})
 
 
-def file_answers(path: Path) -> tuple[list[str], dict[str, list[CoderAnswer]]]:
-    """Coders' answers from JSONL lines {"id", "coder", "codes"}; a coder's later line for an id wins."""
+def file_answers(path: Path) -> tuple[list[str], dict[str, list[CoderAnswer]], dict[str, str]]:
+    """Coders' answers from JSONL lines {"id", "coder", "codes", "text"}, and each id's text; a
+    coder's later line for an id wins."""
     segments = read_segments(path, require_codes=True)
     answers: dict[str, dict[str, CoderAnswer]] = {}
+    texts: dict[str, str] = {}
     for number, segment in enumerate(segments, start=1):
         if not isinstance(segment.get("coder"), str) or str(segment["id"]).startswith("line-"):
             raise DataError(f'{path}: segment {number} needs an "id" and a "coder" to compare coders')
         coder = segment["coder"].strip().lower()
         by_coder = answers.setdefault(segment["id"], {})
         by_coder[coder] = CoderAnswer(segment["id"], coder, frozenset(segment["codes"]), str(number))
-    return ordered_codes(segments, None), {task: list(by.values()) for task, by in answers.items()}
+        texts[segment["id"]] = segment["text"]
+    answers_by_id = {task: list(by.values()) for task, by in answers.items()}
+    return ordered_codes(segments, None), answers_by_id, texts

@@ -108,6 +108,7 @@ def page_context(project: str, state: ProjectState, pending: list[str], mlflow_u
         "monitoring": state.monitoring,
         "agreement": state.monitoring.agreement or {},
         "quality": state.monitoring.quality or {},
+        "model_agreement": state.monitoring.model_agreement or {},
         "last": state.figures[-1] if state.figures else None,
         "rounds": len(state.figures),
         "runs": runs,

@@ -107,6 +107,7 @@ class Monitoring(_Record):
     quality: dict[str, Any] | None = None
     stopping: dict[str, Any] | None = None
     agreement: dict[str, Any] | None = None
+    model_agreement: dict[str, Any] | None = None  # the model as one more coder (out-of-fold answers)
 
 
 class RoundFigures(_Record):

@@ -10,7 +10,8 @@ TOP_RANKED = 25
 
 
 def round_metrics(summary: Mapping) -> dict[str, float]:
-    """A round's metrics: seconds, counts per code, cross-validated figures per code and macro."""
+    """A round's metrics: seconds, counts per code, cross-validated figures per code and macro, and
+    the model's overall kappa and alpha with each coder (per code in code_report.json)."""
     metrics = {"training_seconds": summary["last_training_seconds"], "n_labeled": summary["labeled"]}
     metrics |= flat_metrics("label_count_", summary["label_counts"])
     quality = summary.get("quality") or {}
@@ -19,6 +20,11 @@ def round_metrics(summary: Mapping) -> dict[str, float]:
             "cv_", {f"{name}_{code}": v for name, v in figures.items() if name != "positives"}
         )
     metrics |= flat_metrics("cv_macro_", quality.get("macro") or {})
+    for coder, figures in ((summary.get("model_agreement") or {}).get("with") or {}).items():
+        overall = figures["overall"]
+        metrics |= flat_metrics(
+            "model_", {f"kappa_{coder}": overall["kappa"], f"alpha_{coder}": overall["alpha"]}
+        )
     stopping = summary.get("stopping") or {}
     metrics |= flat_metrics("stopping_", {"changed_share": stopping.get("changed_share")})
     return metrics
@@ -53,7 +59,7 @@ class ProjectTracker:
         }
         report = {
             name: summary.get(name)
-            for name in ("label_counts", "rare_codes", "coders", "quality", "stopping")
+            for name in ("label_counts", "rare_codes", "coders", "quality", "model_agreement", "stopping")
         }
 
         def write(run: Run) -> None:

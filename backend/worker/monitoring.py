@@ -11,12 +11,12 @@ from dataclasses import dataclass
 import numpy as np
 
 from backend.config import LoopSettings
-from backend.domain.agreement import agreement
-from backend.domain.annotations import LabeledSet, answers_by_task
+from backend.domain.agreement import agreement, model_agreement
+from backend.domain.annotations import CoderAnswer, answers_by_task
 from backend.domain.coders import CoderNames
 from backend.learning.base import CodingModel
 from backend.learning.heads import HeadOptions
-from backend.learning.quality import cross_validated_report, label_counts, rare_codes
+from backend.learning.quality import cross_validated_report, label_counts, out_of_fold_decisions, rare_codes
 from backend.learning.stopping import stopping_signal
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool
 from backend.storage.state import Monitoring, RoundFigures, StateStore, now
@@ -42,8 +42,7 @@ class Monitor:
     def watch(self, labels: ProjectLabels) -> Monitoring:
         """Agreement over all coders (recorded in MLflow whenever it changed) and label counts."""
         scheme = labels.scheme
-        answers = self.names.answers(answers_by_task(labels.annotated, scheme, labels.emails))
-        figures = json.loads(json.dumps(agreement(answers, scheme.codes)))
+        figures = json.loads(json.dumps(agreement(self.answers(labels), scheme.codes)))
         if figures["tasks"] and figures != self.states.read().monitoring.agreement:
             self.tracker.log_agreement(figures)
         labeled = labels.labeled
@@ -63,18 +62,36 @@ class Monitor:
             labeled_tasks=len(set(labeled.task_ids)),
         )
 
-    def quality(self, model: CodingModel, labeled: LabeledSet, embeddings: np.ndarray | None) -> dict | None:
-        """Cross-validated per-code figures (SetFit models only: they need the body's embeddings)."""
+    def answers(self, labels: ProjectLabels) -> dict[int, list[CoderAnswer]]:
+        """Every coder's counted answer per annotated task, coders named as shown."""
+        return self.names.answers(answers_by_task(labels.annotated, labels.scheme, labels.emails))
+
+    def quality(
+        self, model: CodingModel, labels: ProjectLabels, embeddings: np.ndarray | None
+    ) -> tuple[dict | None, dict | None]:
+        """Cross-validated per-code figures and the model's agreement with each coder, both from one
+        set of out-of-fold decisions (SetFit models only: they need the body's embeddings)."""
         if embeddings is None:
-            return None
-        report = cross_validated_report(embeddings, labeled.matrix, model.codes, model.thresholds, self.head)
+            return None, None
+        labeled = labels.labeled
+        groups = np.asarray(labeled.task_ids)
+        decisions = out_of_fold_decisions(embeddings, labeled.matrix, model.thresholds, self.head, groups)
+        report = cross_validated_report(labeled.matrix, decisions, model.codes)
         log.info(
             "project %s: cross-validated macro-F1 %s over %d code(s)",
             self.project,
             report["macro"]["f1"],
             report["codes_estimated"],
         )
-        return report
+        by_task = dict(zip(labeled.task_ids, decisions, strict=True))  # a task's rows share one answer
+        as_coder = json.loads(json.dumps(model_agreement(self.answers(labels), by_task, model.codes)))
+        log.info(  # coders unnamed: the log never carries identities, pseudonyms are in /metrics
+            "project %s: the model as a coder: overall kappa with each of %d coder(s): %s",
+            self.project,
+            len(as_coder["with"]),
+            [figures["overall"]["kappa"] for figures in as_coder["with"].values()],
+        )
+        return report, as_coder
 
     def decisions(self, version: str | None) -> RankedPool | None:
         """A version's code decisions on its pool, for the next version's stopping signal."""

@@ -149,12 +149,13 @@ class Publisher:
         both are Python, under one GIL). The MLflow run is a part of its own, left for the next
         pause when a round became due meanwhile: the first in a process imports MLflow (seconds)."""
         version, labeled = trained.version, labels.labeled
-        quality = self.monitor.quality(trained.model, labeled, trained.embeddings)
+        quality, model_agreement = self.monitor.quality(trained.model, labels, trained.embeddings)
         stopping = self.monitor.stopping(*before, version.name)
         figures = round_figures(version.name, len(labeled), watch.label_counts or {}, quality, stopping)
 
         def finish(state) -> None:
             state.monitoring.quality, state.monitoring.stopping = quality, stopping
+            state.monitoring.model_agreement = model_agreement
             state.add_figures(figures)
 
         self.states.update(finish)
@@ -163,6 +164,7 @@ class Publisher:
             "labeled": len(labeled),
             "last_training_seconds": round(trained.seconds, 2),
             "quality": quality,
+            "model_agreement": model_agreement,
             "stopping": stopping,
         }
         self.deferred.insert(0, partial(self._track, version.name, summary, ranked))

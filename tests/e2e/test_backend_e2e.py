@@ -305,6 +305,10 @@ def test_a_second_coder_on_overlapping_tasks_gives_agreement_everywhere(story):
     assert set(metrics["label_counts"]) == set(CODES)  # "none" and "No" are answers, not codes
     assert metrics["quality"]["codes"]["physical_health"]["f1"] is not None
     assert 14 <= metrics["stopping"]["tasks_compared"] <= 17  # the previous round's pool
+    model = metrics["model_agreement"]  # the model as one more coder, with each coder on what they coded
+    coders = {story.ls.username: 16, "coder.b@example.org": 4}
+    assert {coder: figures["tasks"] for coder, figures in model["with"].items()} == coders
+    assert all(-1 <= figures["overall"]["kappa"] <= 1 for figures in model["with"].values())
 
     command = [sys.executable, "-m", "backend.cli", "agreement", "--project", str(story.project), "--json"]
     env = {
@@ -315,6 +319,11 @@ def test_a_second_coder_on_overlapping_tasks_gives_agreement_everywhere(story):
     }
     printed = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120, check=True)
     assert json.loads(printed.stdout) == metrics["agreement"]
+    env["MODEL_NAME"] = story.backend.env["MODEL_NAME"]
+    printed = subprocess.run([*command, "--with-model"], env=env, capture_output=True, text=True, timeout=300)
+    assert printed.returncode == 0, printed.stderr[-2000:]
+    by_cli = json.loads(printed.stdout)["model"]  # the base body's answers, out of fold as well
+    assert {coder: figures["tasks"] for coder, figures in by_cli["with"].items()} == coders
 
     from mlflow import MlflowClient  # not the fluent API: it keeps process-wide state across stores
 

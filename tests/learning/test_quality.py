@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from backend.learning.heads import HeadOptions
-from backend.learning.quality import cross_validated_report, label_counts, rare_codes
+from backend.learning.quality import cross_validated_report, label_counts, out_of_fold_decisions, rare_codes
 from backend.learning.stopping import stopping_signal
 
 
@@ -21,11 +21,27 @@ def test_cross_validated_report_per_code():
     noise = rng.normal(size=(20, 4))
     embeddings = noise + np.outer(separable, [6, 0, 0, 0])
     matrix = np.column_stack([separable, np.eye(20, dtype=int)[0]])  # code b: one positive only
-    report = cross_validated_report(embeddings, matrix, ["a", "b"], np.array([0.5, 0.5]), HeadOptions(seed=7))
+    decisions = out_of_fold_decisions(embeddings, matrix, np.array([0.5, 0.5]), HeadOptions(seed=7))
+    assert np.isnan(decisions[:, 1]).all() and set(decisions[:, 0]) == {0.0, 1.0}
+    report = cross_validated_report(matrix, decisions, ["a", "b"])
     assert report["codes"]["a"]["f1"] == pytest.approx(1.0) and report["codes"]["a"]["positives"] == 10
     assert report["codes"]["b"] == {"precision": None, "recall": None, "f1": None, "positives": 1}
     assert report["macro"]["f1"] == pytest.approx(1.0) and report["codes_estimated"] == 1
     assert "out-of-fold" in report["method"]
+
+
+def test_a_tasks_rows_share_a_fold_so_no_head_sees_the_segment_it_predicts():
+    """MULTI_CODER_RULE=per_coder: two coders' rows of one task. Each task has a feature of its own,
+    so a head that saw a task's other row would know its label; grouped by task, it cannot."""
+    tasks = np.repeat(np.arange(12), 2)
+    features = np.eye(12)[tasks]
+    target = np.tile([1, 1, 0, 0], 6)  # task 0: both coders 1, task 1: both 0, ...
+    options = HeadOptions(seed=0)
+    leaky = out_of_fold_decisions(features, target[:, None], np.array([0.5]), options)
+    grouped = out_of_fold_decisions(features, target[:, None], np.array([0.5]), options, groups=tasks)
+    assert (leaky[:, 0] == target).mean() >= 0.9  # memorised through the twin row (seed 0: 1.0)
+    assert (grouped[0::2] == grouped[1::2]).all()  # one answer per task
+    assert (grouped[:, 0] == target).mean() <= 0.5  # no better than a coin: nothing to learn from
 
 
 def test_stopping_signal_compares_tasks_unlabeled_in_both_rounds():

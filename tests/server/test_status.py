@@ -57,6 +57,9 @@ def test_the_page_of_a_project_with_100_rounds_has_its_three_plots_and_links(cli
         failed = RoundRecord(kind="train", outcome="failed", started_at="a", finished_at="2026-12-01T10")
         state.add_round(failed)
         state.fast.error = "StudioError: Label Studio answered 502"
+        pair = {"kappa": 0.61, "alpha": 0.6, "units": 40}
+        with_a = {"tasks": 40, "codes": {"mental_health": pair}, "overall": pair}
+        state.monitoring.model_agreement = {"coder": "model", "tasks": 40, "with": {"coder-0a1b": with_a}}
 
     states(tmp_path).update(hundred_rounds)
     response = client.get("/status/4", headers=AUTH)
@@ -66,6 +69,7 @@ def test_the_page_of_a_project_with_100_rounds_has_its_three_plots_and_links(cli
         assert f'<figure id="{plot}"><svg' in html, plot
     assert "optimistic" in html
     assert "mental_health" in html and "Label Studio answered 502" in html
+    assert "<th>model | coder-0a1b</th>" in html and "0.61 / 0.60 (40)" in html, "the model as a coder"
     assert "http://mlflow:5000/#/experiments/3/runs/run99" in html
     assert "pw@" not in html and "user:" not in html, "no credentials of the tracking URI in links"
     assert "<script" not in html and 'href="http' not in html.split("<body>")[0], "nothing from a CDN"

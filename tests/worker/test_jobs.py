@@ -139,6 +139,8 @@ def test_each_round_is_an_mlflow_run_without_secrets(segments, settings):
     report = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/code_report.json")
     assert report["label_counts"]["physical_health"] == 8
     assert set(report["quality"]["codes"]) == set(report["label_counts"]) >= {"mental_health"}
+    [coder] = report["model_agreement"]["with"]  # the model as a coder, with the one coder
+    assert coder.startswith("coder-") and f"model_kappa_{coder}" in run.data.metrics
     ranked = mlflow.artifacts.load_dict(f"{run.info.artifact_uri}/next_segments.json")
     assert set(ranked["most_informative_task_ids"]) <= set(studio.unlabeled_ids())
 
@@ -172,6 +174,14 @@ def test_two_coders_agreement_rules_and_monitoring_reach_the_state(segments, set
     assert watched.label_counts["daily_functioning"] == daily_before + 2
     assert watched.rare_codes == {c: n for c, n in watched.label_counts.items() if n < 3}
     assert watched.quality["labeled"] == 12 and watched.stopping is None
+    model = watched.model_agreement  # the model as a coder: compared with each on the tasks they coded
+    assert model["coder"] == "model" and model["tasks"] == 12
+    assert {coder: figures["tasks"] for coder, figures in model["with"].items()} == {
+        "coder.a@example.org": 12,
+        "coder.b@example.org": 4,
+    }
+    estimated = [code for code, figures in watched.quality["codes"].items() if figures["f1"] is not None]
+    assert model["with"]["coder.a@example.org"]["overall"]["units"] == 12 * len(estimated)
 
     only_b = run_round(
         with_overrides(
