@@ -44,6 +44,8 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         if not args.label_config.is_file():
             raise UsageError(f"{args.label_config}: no such file")
         scheme = parse_label_config(args.label_config.read_text(encoding="utf-8"), settings.loop.none_choices)
+    if args.cross_coders:
+        return cmd_cross_coders(args, configs, scheme)
     corpus = load_corpus(
         args.data,
         args.test,
@@ -87,6 +89,41 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         return 0
     write_report(args.out, rows, corpus.codes, description)
     print(f"wrote {args.out}/results.csv, summary.md, selections.jsonl and figures")
+    return 0
+
+
+def cmd_cross_coders(args: argparse.Namespace, configs: list, scheme) -> int:
+    """`--cross-coders`: a model per coder, tested on every coder's held-out segments (see
+    research/cross_coders.py), beside the coders' own agreement."""
+    from backend.research import cross_coders
+    from backend.research.corpus import DataError, choose_codes, keep_codes, read_examples
+    from backend.research.simulate import quiet_training_output, train
+
+    clashing = [name for name in ("test", "train_coders", "test_coders", "shard") if getattr(args, name)]
+    if clashing:
+        options = ", ".join("--" + name.replace("_", "-") for name in clashing)
+        raise UsageError(f"--cross-coders splits one file by segment and uses every coder: drop {options}")
+    if not 0 < args.test_fraction < 1:
+        raise DataError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
+    examples = read_examples(args.data, scheme)
+    codes = choose_codes(comma_list(args.codes), scheme, examples)
+    examples = keep_codes(examples, codes)
+    seeds = seed_list(args.seeds)
+    coders = cross_coders.coders_of(examples)
+    print(
+        f"cross-coders: {len(configs)} configuration(s) x {len(seeds)} seed(s) x {len(coders)} coders "
+        f"({len({e.id for e in examples})} segments, codes {', '.join(codes)})"
+    )
+    quiet_training_output()
+    transfer = cross_coders.transfer_rows(configs, seeds, examples, codes, args.test_fraction, train)
+    pairs = cross_coders.coder_pair_rows(examples, codes)
+    about = (
+        f"Data: `{args.data}`; coders {', '.join(coders)}. Each seed splits the segments by id "
+        f"({args.test_fraction:.0%} held out, stratified by rarest code) and trains one model per coder "
+        f"on that coder's codes of the training side; seeds {', '.join(map(str, seeds))}."
+    )
+    cross_coders.write_cross_coders(args.out, transfer, pairs, codes, about)
+    print(f"wrote {', '.join(f'{args.out}/{name}' for name in cross_coders.FILES)}")
     return 0
 
 
@@ -170,6 +207,12 @@ def add_commands(commands) -> None:
         "--shard",
         help="I/N: run only every N-th (configuration, seed) pair from the I-th on, into a shared --out "
         "(default: from SLURM_ARRAY_TASK_ID and _COUNT in a SLURM job array, else the whole grid)",
+    )
+    sim.add_argument(
+        "--cross-coders",
+        action="store_true",
+        help="coder by coder: train on each coder's codes, test on every coder's held-out segments, "
+        "beside the coders' agreement (needs two or more coders in --data)",
     )
     sim.add_argument(
         "--report",

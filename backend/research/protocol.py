@@ -65,10 +65,14 @@ def check_protocol(protocol: Protocol, corpus: Corpus) -> None:
         log.warning("no test segment carries %s: F1 of such a code is 0 by convention", ", ".join(missing))
 
 
-def per_code_f1(truth: np.ndarray, predicted: np.ndarray, codes: Sequence[str]) -> dict[str, float]:
-    """macro_f1 and f1_<code> (F1 is 0 for a code neither present nor predicted, as in the study's tables)."""
-    scores = f1_score(truth, predicted, average=None, zero_division=0)
+def per_code_f1(
+    truth: np.ndarray, predicted: np.ndarray, codes: Sequence[str], undefined: float = 0.0
+) -> dict[str, float]:
+    """macro_f1 and f1_<code>. F1 of a code neither present nor predicted is `undefined`: 0 in the
+    study's tables; NaN leaves the code out of the macro mean (where agreeing on its absence is no
+    failure, as between coders)."""
+    scores = f1_score(truth, predicted, average=None, zero_division=undefined)
     return {
-        "macro_f1": float(np.mean(scores)),
+        "macro_f1": float(np.nanmean(scores)) if not np.isnan(scores).all() else float("nan"),
         **{f"f1_{c}": float(s) for c, s in zip(codes, scores, strict=True)},
     }

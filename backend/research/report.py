@@ -90,7 +90,7 @@ def summary_markdown(frame: pd.DataFrame, order: list[str], codes: Sequence[str]
     )
 
 
-def _pyplot():
+def pyplot():
     import matplotlib
 
     matplotlib.use("Agg")  # files only: no display needed
@@ -100,7 +100,7 @@ def _pyplot():
 
 
 def _plot_macro_f1(frame: pd.DataFrame, order: list[str], path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     figure, axes = plt.subplots(figsize=(7, 4.5))
     for name in order:
         stats = frame[frame.config == name].groupby("n_labeled")["macro_f1"].agg(["mean", "std"]).fillna(0)
@@ -116,7 +116,7 @@ def _plot_macro_f1(frame: pd.DataFrame, order: list[str], path: Path) -> None:
 
 
 def _plot_per_code(frame: pd.DataFrame, order: list[str], codes: Sequence[str], path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     columns = min(3, len(codes))
     rows = -(-len(codes) // columns)
     figure, axes = plt.subplots(
@@ -139,7 +139,7 @@ def _plot_per_code(frame: pd.DataFrame, order: list[str], codes: Sequence[str], 
 
 
 def _plot_train_seconds(frame: pd.DataFrame, order: list[str], path: Path) -> None:
-    plt = _pyplot()
+    plt = pyplot()
     table = frame.groupby(["config", "n_labeled"])["train_seconds"].mean().unstack("n_labeled").reindex(order)
     figure, axes = plt.subplots(figsize=(7, 4.5))
     bottom = pd.Series(0.0, index=table.index)

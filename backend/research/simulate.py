@@ -122,7 +122,7 @@ def run_simulation(
     `interrupted` is asked before each run: a Ctrl-C that a library swallowed still stops the grid."""
     check_protocol(protocol, corpus)
     open_run(out, protocol, corpus)
-    _quiet_training_output()
+    quiet_training_output()
     grid = [(config, seed) for config in configs for seed in protocol.seeds]
     write_plan(out, [(c.name, s) for c, s in grid], description)
     mine = shard.take(grid)
@@ -180,7 +180,7 @@ def _metrics_of(row: dict) -> dict:
     return {k: v for k, v in row.items() if k not in ("round", "selected")}
 
 
-def _quiet_training_output() -> None:
+def quiet_training_output() -> None:
     """Our progress bar only: no per-step bars, weight-loading bars or per-round log lines."""
     import datasets
     import setfit
