@@ -41,7 +41,7 @@ from sklearn.model_selection import KFold
 from backend.config import ModelSettings, load_settings
 from backend.domain.scheme import label_matrix
 from backend.learning.factories import train_model
-from backend.learning.heads import HeadOptions, fit_logistic_head, head_thresholds
+from backend.learning.heads import HeadOptions, fit_head, head_thresholds
 from backend.learning.setfit_model import contrastive_steps
 from backend.learning.strategies import STRATEGIES, score_pool
 from backend.learning.tfidf_model import tfidf_vectorizer
@@ -174,7 +174,7 @@ def head_variant_predictions(train_x, train_y, test_x, base: ModelSettings) -> d
         head_options = HeadOptions(
             options["class_weight"], base.prediction_threshold, options["tune_thresholds"], base.seed
         )
-        head = fit_logistic_head(train_x, train_y, head_options)
+        head = fit_head(train_x, train_y, head_options)
         out[name] = head.predict_proba(test_x) >= head_thresholds(train_x, train_y, head_options)
     return out
 

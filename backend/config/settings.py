@@ -40,8 +40,14 @@ class ModelSettings(BaseSettings):
     model_kind: Literal["setfit", "transformer"] = Field(
         "setfit", description="SetFit sentence transformer, or a token-level transformer classifier."
     )
-    classifier_head: Literal["logistic", "differentiable"] = Field(
-        "logistic", description="SetFit head: scikit-learn logistic regression, or a torch linear layer."
+    classifier_head: Literal["logistic", "differentiable", "chain"] = Field(
+        "logistic",
+        description="SetFit head: one logistic regression per code, a torch linear layer, or an "
+        "ensemble of classifier chains of logistic regressions (correlated codes inform each other).",
+    )
+    chains: int = Field(5, ge=1, le=50, description="Classifier chains in the chain head's ensemble.")
+    chain_order: Literal["random", "frequency"] = Field(
+        "random", description="Chain head: a random code order per chain, or most frequent code first."
     )
     end_to_end: bool = Field(False, description="Train body and differentiable head together.")
     class_weight: Literal["balanced", "none"] = Field(
@@ -347,7 +353,7 @@ class Settings(BaseModel):
         return (
             self.loop.fast_loop
             and self.model.model_kind == "setfit"
-            and self.model.classifier_head == "logistic"
+            and self.model.classifier_head in ("logistic", "chain")
         )
 
     def flat(self) -> dict[str, object]:

@@ -104,6 +104,8 @@ def dense_setfit_proba(setfit_model, texts: Sequence[str], batch_size: int = 32)
 
 def _setfit_num_codes(setfit_model) -> int:
     head = setfit_model.model_head
+    if hasattr(head, "n_codes_"):  # the chain head
+        return int(head.n_codes_)
     if hasattr(head, "estimators_"):
         return len(head.estimators_)
     return int(getattr(head, "out_features", 0))

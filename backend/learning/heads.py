@@ -1,8 +1,11 @@
-"""The logistic-regression head on fixed features, and per-code thresholds chosen by cross-validation.
+"""The head on fixed features, and per-code thresholds chosen by cross-validation.
 
-SetFit fits this head after the body; the fast loop refits it alone on a body's cached
-embeddings, the TF-IDF baseline on its own features, and the quality estimate trains fresh ones
-per fold.
+Two heads (CLASSIFIER_HEAD): one logistic regression per code (one-vs-rest, the default), or an
+ensemble of classifier chains, whose links also see the earlier codes' probabilities, so
+correlated codes (physical health, daily functioning and frequency co-occur) can inform each other.
+SetFit fits the head after the body; the fast loop refits it alone on a body's cached embeddings,
+the TF-IDF baseline fits a logistic one on its own features, and the quality estimate trains fresh
+ones per fold.
 """
 
 from __future__ import annotations
@@ -10,10 +13,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
-from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
+from sklearn.model_selection import (
+    GroupKFold,
+    KFold,
+    StratifiedGroupKFold,
+    StratifiedKFold,
+    cross_val_predict,
+)
 from sklearn.multiclass import OneVsRestClassifier
+from sklearn.multioutput import ClassifierChain
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 MIN_EXAMPLES_PER_SIDE_FOR_TUNING = 4
@@ -21,19 +32,28 @@ MIN_EXAMPLES_PER_SIDE_FOR_TUNING = 4
 
 @dataclass(frozen=True)
 class HeadOptions:
-    """What the head and its thresholds depend on: CLASS_WEIGHT, PREDICTION_THRESHOLD, TUNE_THRESHOLDS
-    and SEED."""
+    """What the head and its thresholds depend on: CLASS_WEIGHT, PREDICTION_THRESHOLD, TUNE_THRESHOLDS,
+    SEED, and for CLASSIFIER_HEAD=chain, CHAINS and CHAIN_ORDER."""
 
     class_weight: str = "balanced"
     default_threshold: float = 0.5
     tune: bool = True
     seed: int = 42
+    kind: str = "logistic"  # or "chain"
+    chains: int = 5
+    chain_order: str = "random"  # or "frequency"
 
     @classmethod
     def of(cls, settings) -> HeadOptions:
-        """The options of model settings (anything with those four attributes)."""
+        """The options of model settings (any head but "chain" fits per-code logistic regressions)."""
         return cls(
-            settings.class_weight, settings.prediction_threshold, settings.tune_thresholds, settings.seed
+            settings.class_weight,
+            settings.prediction_threshold,
+            settings.tune_thresholds,
+            settings.seed,
+            "chain" if settings.classifier_head == "chain" else "logistic",
+            settings.chains,
+            settings.chain_order,
         )
 
     def params(self) -> dict:
@@ -51,9 +71,61 @@ class HeadOptions:
         return np.full(num_codes, self.default_threshold)
 
 
-def fit_logistic_head(features, label_matrix: np.ndarray, options: HeadOptions) -> OneVsRestClassifier:
-    """One logistic regression per code on fixed features (embeddings or TF-IDF)."""
-    return OneVsRestClassifier(options.logistic_regression()).fit(features, label_matrix)
+class ChainEnsemble(ClassifierMixin, BaseEstimator):
+    """An ensemble of classifier chains (scikit-learn's ClassifierChain): each link a logistic
+    regression on the features and the earlier codes' probabilities, P(code) the mean over chains.
+
+    Orders are random (one per chain, seeded) or by frequency (most frequent code first, so rare
+    codes condition on frequent ones; one chain, since every chain would be the same). A code that
+    is constant in the training data (no positive yet) keeps that constant: a link cannot learn
+    from one class, where one-vs-rest would give a constant predictor too.
+    """
+
+    def __init__(self, base=None, chains: int = 5, order: str = "random", random_state: int = 0):
+        self.base, self.chains, self.order, self.random_state = base, chains, order, random_state
+
+    def fit(self, features, label_matrix) -> ChainEnsemble:
+        label_matrix = np.asarray(label_matrix)
+        self.n_codes_ = label_matrix.shape[1]
+        constant = (label_matrix == label_matrix[:1]).all(axis=0)
+        self.constant_ = {j: float(label_matrix[0, j]) for j in np.flatnonzero(constant)}
+        self.varying_ = np.flatnonzero(~constant)
+        self.chains_ = []
+        if len(self.varying_):
+            targets = label_matrix[:, self.varying_]
+            for order, seed in self._orders(targets):
+                chain = ClassifierChain(
+                    clone(self.base), order=order, chain_method="predict_proba", random_state=seed
+                )
+                self.chains_.append(chain.fit(features, targets))
+        return self
+
+    def _orders(self, targets: np.ndarray) -> list[tuple[object, int]]:
+        if self.order == "frequency":
+            return [(list(np.argsort(-targets.sum(axis=0), kind="stable")), self.random_state)]
+        return [("random", self.random_state + i) for i in range(self.chains)]
+
+    def predict_proba(self, features) -> np.ndarray:
+        proba = np.zeros((features.shape[0], self.n_codes_))
+        for j, value in self.constant_.items():
+            proba[:, j] = value
+        if self.chains_:
+            proba[:, self.varying_] = np.mean(
+                [chain.predict_proba(features) for chain in self.chains_], axis=0
+            )
+        return proba
+
+
+def fit_head(features, label_matrix: np.ndarray, options: HeadOptions):
+    """The head on fixed features (embeddings or TF-IDF): per-code logistic regressions, or chains."""
+    return new_head(options).fit(features, label_matrix)
+
+
+def new_head(options: HeadOptions):
+    """An unfitted head of the options' kind."""
+    if options.kind == "chain":
+        return ChainEnsemble(options.logistic_regression(), options.chains, options.chain_order, options.seed)
+    return OneVsRestClassifier(options.logistic_regression())
 
 
 def head_thresholds(features, label_matrix: np.ndarray, options: HeadOptions) -> np.ndarray:
@@ -92,13 +164,43 @@ def out_of_fold_proba(
     return proba[:, 1]
 
 
+def out_of_fold_probas(
+    features, label_matrix: np.ndarray, options: HeadOptions, groups: np.ndarray | None = None
+) -> list[np.ndarray | None]:
+    """Each code's out-of-fold P(code), None where no estimate is possible (see out_of_fold_proba):
+    fresh per-code logistic heads, or for the chain head, whole chains that did not see the row."""
+    codes = range(label_matrix.shape[1])
+    if options.kind != "chain":
+        return [out_of_fold_proba(features, label_matrix[:, j], options, groups) for j in codes]
+    estimable = [
+        min(label_matrix[:, j].sum(), len(label_matrix) - label_matrix[:, j].sum()) >= 2 for j in codes
+    ]
+    whole = _chain_out_of_fold(features, label_matrix, options, groups) if any(estimable) else None
+    return [whole[:, j] if estimable[j] else None for j in codes]
+
+
+def _chain_out_of_fold(features, label_matrix: np.ndarray, options: HeadOptions, groups) -> np.ndarray:
+    """P(code) of every row from chains fitted on the other folds (k <= 5; a group in one fold)."""
+    if groups is None:
+        groups = np.arange(len(label_matrix))
+    splits = min(5, len(np.unique(groups)))
+    if len(np.unique(groups)) == len(groups):
+        folds = KFold(n_splits=splits, shuffle=True, random_state=options.seed).split(features)
+    else:
+        folds = GroupKFold(n_splits=splits).split(features, groups=groups)
+    proba = np.zeros(label_matrix.shape)
+    for train, test in folds:
+        proba[test] = fit_head(features[train], label_matrix[train], options).predict_proba(features[test])
+    return proba
+
+
 def _groups_on_smaller_side(target: np.ndarray, groups: np.ndarray) -> int:
     """How many groups hold a positive, or a negative, whichever is fewer."""
     return min(len(np.unique(groups[target == 1])), len(np.unique(groups[target == 0])))
 
 
 def tune_thresholds(features, label_matrix: np.ndarray, options: HeadOptions) -> np.ndarray:
-    """Per-code decision thresholds that maximise out-of-fold F1 of the logistic head.
+    """Per-code decision thresholds that maximise out-of-fold F1 of the head.
 
     For each code, the threshold on the grid 0.05…0.95 with the best out-of-fold F1 wins (ties go
     to the one nearest the default). Codes with fewer than four positives or negatives keep the
@@ -108,11 +210,11 @@ def tune_thresholds(features, label_matrix: np.ndarray, options: HeadOptions) ->
     """
     default = options.default_threshold
     thresholds = options.default_thresholds(label_matrix.shape[1])
-    for code in range(label_matrix.shape[1]):
+    probas = out_of_fold_probas(features, label_matrix, options)
+    for code, proba in enumerate(probas):
         target = label_matrix[:, code]
         if min(target.sum(), len(target) - target.sum()) < MIN_EXAMPLES_PER_SIDE_FOR_TUNING:
             continue
-        proba = out_of_fold_proba(features, target, options)
         scores = [f1_score(target, proba >= t, zero_division=0) for t in THRESHOLD_GRID]
         best = max(scores)
         candidates = THRESHOLD_GRID[np.isclose(scores, best)]

@@ -11,13 +11,13 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
-from backend.learning.heads import HeadOptions, out_of_fold_proba
+from backend.learning.heads import HeadOptions, out_of_fold_probas
 
 CV_METHOD = (
-    "out-of-fold predictions of a fresh logistic head per code (stratified k-fold, k <= 5, a task's "
-    "rows in one fold) on the "
-    "round's fine-tuned body's embeddings of the labeled segments, at the model's thresholds; "
-    "optimistic, because the body and the thresholds were fitted on the same segments"
+    "out-of-fold predictions of a fresh head of the model's kind (k-fold, k <= 5, stratified per code "
+    "for per-code logistic heads; a task's rows in one fold) on the round's fine-tuned body's "
+    "embeddings of the labeled segments, at the model's thresholds; optimistic, because the body "
+    "and the thresholds were fitted on the same segments"
 )
 
 
@@ -44,8 +44,7 @@ def out_of_fold_decisions(
 
     They are both the quality estimate's predictions and the model's answers as a coder."""
     decisions = np.full(matrix.shape, np.nan)
-    for j in range(matrix.shape[1]):
-        proba = out_of_fold_proba(embeddings, matrix[:, j], options, groups)
+    for j, proba in enumerate(out_of_fold_probas(embeddings, matrix, options, groups)):
         if proba is not None:
             decisions[:, j] = proba >= thresholds[j]
     return decisions

@@ -1,7 +1,8 @@
 """SetFit: a sentence-transformer body fine-tuned contrastively, with a multi-label head.
 
 The head is a one-vs-rest logistic regression (or a torch layer with one sigmoid per code),
-trained through small-text's SetFit integration. The fast loop refits only the head on a body's
+trained through small-text's SetFit integration, or an ensemble of classifier chains fitted on the
+fine-tuned body's embeddings after it (learning/heads.py). The fast loop refits only the head on a body's
 cached embeddings (:func:`refit_head`, a :class:`RefittedHead` that holds no body); such a model
 saves its head and loads back with its body from where that was saved before.
 """
@@ -18,7 +19,7 @@ import numpy as np
 
 from backend.learning import compat
 from backend.learning.base import CodingModel, TrainingDataError
-from backend.learning.heads import HeadOptions, fit_logistic_head, head_thresholds
+from backend.learning.heads import HeadOptions, fit_head, head_thresholds
 
 if TYPE_CHECKING:
     from backend.config import ModelSettings
@@ -147,9 +148,9 @@ def refit_head(
     codes: Sequence[str],
     options: HeadOptions,
 ) -> RefittedHead:
-    """Fit the logistic head (and thresholds) on a fixed body's embeddings: seconds, not minutes."""
+    """Fit the head (and thresholds) on a fixed body's embeddings: seconds, not minutes."""
     label_matrix = np.asarray(label_matrix, dtype=np.int64)
-    head = fit_logistic_head(embeddings, label_matrix, options)
+    head = fit_head(embeddings, label_matrix, options)
     thresholds = head_thresholds(embeddings, label_matrix, options)
     return RefittedHead(head, codes, thresholds, max_length, body_source)
 
@@ -238,8 +239,13 @@ def train_setfit(
     model = SetFitCodingModel(
         classifier.model, codes, options.default_thresholds(len(codes)), settings.max_length
     )
-    if options.tune and not differentiable:
-        model.thresholds = head_thresholds(model.embed(texts), label_matrix, options)
+    if differentiable:
+        return model
+    embeddings = model.embed(texts) if options.tune or options.kind == "chain" else None
+    if options.kind == "chain":  # setfit fits per-code heads only: the chains replace its head
+        classifier.model.model_head = fit_head(embeddings, label_matrix, options)
+    if options.tune:
+        model.thresholds = head_thresholds(embeddings, label_matrix, options)
     return model
 
 

@@ -7,6 +7,7 @@ and only the features differ. It is never served, so it cannot be saved.
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -15,7 +16,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.multiclass import OneVsRestClassifier
 
 from backend.learning.base import CodingModel
-from backend.learning.heads import HeadOptions, fit_logistic_head, head_thresholds
+from backend.learning.heads import HeadOptions, fit_head, head_thresholds
 
 if TYPE_CHECKING:
     from backend.config import ModelSettings
@@ -46,9 +47,10 @@ class TfidfCodingModel(CodingModel):
 def train_tfidf(
     texts: list[str], label_matrix: np.ndarray, codes: list[str], settings: ModelSettings, show_progress: bool
 ) -> TfidfCodingModel:
-    """Fit the vectorizer and head on the labeled texts; thresholds as the SetFit head gets them."""
-    options = HeadOptions.of(settings)
+    """Fit the vectorizer and head on the labeled texts; thresholds as the SetFit head gets them. The
+    baseline's head is always one-vs-rest logistic regression (CLASSIFIER_HEAD is SetFit's)."""
+    options = replace(HeadOptions.of(settings), kind="logistic")
     vectorizer = tfidf_vectorizer()
     features = vectorizer.fit_transform(texts)
-    head = fit_logistic_head(features, label_matrix, options)
+    head = fit_head(features, label_matrix, options)
     return TfidfCodingModel(vectorizer, head, codes, head_thresholds(features, label_matrix, options))

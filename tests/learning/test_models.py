@@ -7,7 +7,7 @@ from backend.config import with_overrides
 from backend.domain.scheme import UnknownCodeError, label_matrix
 from backend.learning.base import TrainingDataError
 from backend.learning.factories import load_model, train_model
-from backend.learning.heads import HeadOptions, fit_logistic_head, tune_thresholds
+from backend.learning.heads import HeadOptions, fit_head, tune_thresholds
 from backend.learning.setfit_model import contrastive_steps
 from backend.learning.strategies import score_pool
 from backend.storage.versions import ModelStore
@@ -145,7 +145,7 @@ def test_bf16_encoding_moves_probabilities_by_less_than_a_hundredth(trained, tex
     for precision in ("fp32", "bf16"):
         embeddings = trained.embed(texts, precision=precision)
         assert embeddings.dtype == np.float32
-        by_precision[precision] = fit_logistic_head(embeddings, labels, options).predict_proba(embeddings)
+        by_precision[precision] = fit_head(embeddings, labels, options).predict_proba(embeddings)
     assert not np.array_equal(by_precision["fp32"], by_precision["bf16"])  # bf16 really ran
     np.testing.assert_allclose(by_precision["bf16"], by_precision["fp32"], atol=0.01)
 
@@ -213,3 +213,46 @@ def test_contrastive_steps_match_setfits_pair_sampler(labels, tiny_settings):
     assert contrastive_steps(labels, None, 16, -1) == -(-pairs // 16)
     assert contrastive_steps(labels, None, 16, 5) == 5
     assert contrastive_steps(labels, 2, 16, -1) == -(-(2 * 2 * len(labels)) // 16)
+
+
+def test_the_chain_head_is_multi_label_and_keeps_constant_codes(tmp_path):
+    import joblib
+
+    from backend.learning.heads import ChainEnsemble
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(40, 3))
+    first = (features[:, 0] > 0).astype(int)
+    second = first & (features[:, 1] > 0)  # correlated: only with the first
+    matrix = np.column_stack([first, np.zeros(40, dtype=int), second, np.ones(40, dtype=int)])
+    options = HeadOptions(kind="chain", chains=3, seed=1)
+    head = fit_head(features, matrix, options)
+    assert isinstance(head, ChainEnsemble) and len(head.chains_) == 3
+    proba = head.predict_proba(features)
+    assert proba.shape == (40, 4) and ((proba >= 0) & (proba <= 1)).all()
+    assert (proba[:, 1] == 0).all() and (proba[:, 3] == 1).all(), "no positive (all positive) yet: constant"
+    assert ((proba[:, 0] >= 0.5) == first).mean() > 0.9
+    joblib.dump(head, tmp_path / "head.joblib")
+    np.testing.assert_array_equal(joblib.load(tmp_path / "head.joblib").predict_proba(features), proba)
+    by_frequency = fit_head(features, matrix, HeadOptions(kind="chain", chain_order="frequency"))
+    assert len(by_frequency.chains_) == 1, "one order: every chain would be the same"
+    assert list(by_frequency.chains_[0].order_) == [0, 1]  # of the varying codes: first before second
+    thresholds = tune_thresholds(features, matrix, options)
+    assert thresholds.shape == (4,) and thresholds[1] == thresholds[3] == 0.5
+
+
+def test_a_setfit_model_with_the_chain_head_trains_saves_and_refits(texts, labels, tiny_settings, tmp_path):
+    from backend.learning.heads import ChainEnsemble
+    from backend.learning.setfit_model import refit_head
+
+    settings = with_overrides(tiny_settings, classifier_head="chain", chains=2, setfit_max_steps=2)
+    assert settings.two_speed, "the fast loop refits chains like logistic heads"
+    model = train_model(texts, labels, CODES, settings.model)
+    assert isinstance(model.setfit_model.model_head, ChainEnsemble)
+    proba = model.predict_proba(texts)
+    assert proba.shape == (len(texts), len(CODES))
+    np.testing.assert_allclose(model.head_proba(model.embed(texts)), proba, atol=1e-6)
+    model.save(tmp_path / "m")
+    np.testing.assert_allclose(load_model(tmp_path / "m").predict_proba(texts), proba, atol=1e-6)
+    refitted = refit_head("body", 64, model.embed(texts), labels, CODES, HeadOptions.of(settings.model))
+    assert isinstance(refitted.head, ChainEnsemble) and refitted.thresholds.shape == (len(CODES),)

@@ -30,18 +30,19 @@ def test_cross_validated_report_per_code():
     assert "out-of-fold" in report["method"]
 
 
-def test_a_tasks_rows_share_a_fold_so_no_head_sees_the_segment_it_predicts():
+@pytest.mark.parametrize("kind", ["logistic", "chain"])
+def test_a_tasks_rows_share_a_fold_so_no_head_sees_the_segment_it_predicts(kind):
     """MULTI_CODER_RULE=per_coder: two coders' rows of one task. Each task has a feature of its own,
     so a head that saw a task's other row would know its label; grouped by task, it cannot."""
     tasks = np.repeat(np.arange(12), 2)
     features = np.eye(12)[tasks]
     target = np.tile([1, 1, 0, 0], 6)  # task 0: both coders 1, task 1: both 0, ...
-    options = HeadOptions(seed=0)
+    options = HeadOptions(seed=0, kind=kind)
     leaky = out_of_fold_decisions(features, target[:, None], np.array([0.5]), options)
     grouped = out_of_fold_decisions(features, target[:, None], np.array([0.5]), options, groups=tasks)
-    assert (leaky[:, 0] == target).mean() >= 0.9  # memorised through the twin row (seed 0: 1.0)
     assert (grouped[0::2] == grouped[1::2]).all()  # one answer per task
     assert (grouped[:, 0] == target).mean() <= 0.5  # no better than a coin: nothing to learn from
+    assert (leaky[:, 0] == target).mean() >= 0.75  # memorised through the twin row
 
 
 def test_stopping_signal_compares_tasks_unlabeled_in_both_rounds():
