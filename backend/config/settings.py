@@ -62,7 +62,11 @@ class ModelSettings(BaseSettings):
     setfit_num_iterations: int | None = Field(
         5, ge=1, description="Contrastive pairs per labeled segment and side (none: all pairs)."
     )
-    setfit_max_steps: int = Field(40, ge=-1, description="Cap on contrastive training steps (-1: no cap).")
+    setfit_max_steps: int = Field(
+        40,
+        ge=-1,
+        description="Cap on contrastive training steps (-1: no cap; 0: no fine-tuning, the base body).",
+    )
     setfit_batch_size: int = Field(16, ge=1, description="Pairs per contrastive training step.")
     transformer_epochs: int = Field(10, ge=1, description="Epochs for MODEL_KIND=transformer.")
     max_length: int = Field(128, ge=8, le=8192, description="Tokens per segment; longer text is cut.")
@@ -118,6 +122,8 @@ class ModelSettings(BaseSettings):
     def _end_to_end_needs_differentiable_head(self) -> ModelSettings:
         if self.end_to_end and self.classifier_head != "differentiable":
             raise ValueError("END_TO_END=true needs CLASSIFIER_HEAD=differentiable")
+        if self.setfit_max_steps == 0 and self.classifier_head == "differentiable":
+            raise ValueError("SETFIT_MAX_STEPS=0 (the base body) needs CLASSIFIER_HEAD=logistic or chain")
         return self
 
     def resolved_device(self) -> str:

@@ -200,6 +200,10 @@ def train_setfit(
     steps = contrastive_steps(
         label_matrix, settings.setfit_num_iterations, settings.setfit_batch_size, settings.setfit_max_steps
     )
+    if steps == 0:  # SETFIT_MAX_STEPS=0: no fine-tuning, the head on the base body's embeddings
+        log.info("SetFit round: %d segments, no contrastive steps: the base body", len(texts))
+        model = base_model(codes, settings)
+        return with_head(model, model.embed(texts), label_matrix, options)
     with compat.private_output_dir() as output_dir:
         arguments = compat.setfit_arguments(
             settings.model_name,
@@ -241,11 +245,22 @@ def train_setfit(
     )
     if differentiable:
         return model
-    embeddings = model.embed(texts) if options.tune or options.kind == "chain" else None
-    if options.kind == "chain":  # setfit fits per-code heads only: the chains replace its head
-        classifier.model.model_head = fit_head(embeddings, label_matrix, options)
-    if options.tune:
-        model.thresholds = head_thresholds(embeddings, label_matrix, options)
+    if options.kind == "chain" or options.tune:  # setfit fits per-code heads only: chains replace it
+        return with_head(model, model.embed(texts), label_matrix, options, refit=options.kind == "chain")
+    return model
+
+
+def with_head(
+    model: SetFitCodingModel,
+    embeddings: np.ndarray,
+    label_matrix: np.ndarray,
+    options: HeadOptions,
+    refit=True,
+) -> SetFitCodingModel:
+    """The model with its head fitted on `embeddings` (unless `refit` is off) and its thresholds."""
+    if refit:
+        model.setfit_model.model_head = fit_head(embeddings, label_matrix, options)
+    model.thresholds = head_thresholds(embeddings, label_matrix, options)
     return model
 
 

@@ -1,5 +1,6 @@
 """When the background lane should fine-tune a new body: the first time as soon as there are enough
-examples, then after BODY_RETRAIN_EVERY new ones, or (idle) when the project rests with any new ones."""
+examples, then after BODY_RETRAIN_EVERY new ones, or (idle) when the project rests with any new ones.
+Never with SETFIT_MAX_STEPS=0: heads stay on the base body."""
 
 from __future__ import annotations
 
@@ -21,12 +22,13 @@ class BodyPolicy:
     states: StateStore
     queue: WorkQueue
     registry: LaneRegistry
+    fine_tunes: bool = True
 
     def is_due(self, labeled: int, idle: bool = False) -> bool:
         """Whether `labeled` training examples call for a new body."""
         body = self.states.read().body
         new = labeled - body.labeled
-        if labeled < self.loop.min_annotations_to_train:
+        if labeled < self.loop.min_annotations_to_train or not self.fine_tunes:
             return False
         return not body.version or new >= self.loop.body_retrain_every or (idle and new > 0)
 

@@ -123,7 +123,10 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
     policy = None
     bodies = Bodies(project, settings.model, store, states)
     if settings.two_speed:
-        policy = BodyPolicy(project=project, loop=loop, states=states, queue=queue, registry=registry)
+        fine_tunes = settings.model.setfit_max_steps != 0
+        policy = BodyPolicy(
+            project=project, loop=loop, states=states, queue=queue, registry=registry, fine_tunes=fine_tunes
+        )
         train: Job = HeadRefit(
             **shared,
             loop=loop,

@@ -256,3 +256,19 @@ def test_a_setfit_model_with_the_chain_head_trains_saves_and_refits(texts, label
     np.testing.assert_allclose(load_model(tmp_path / "m").predict_proba(texts), proba, atol=1e-6)
     refitted = refit_head("body", 64, model.embed(texts), labels, CODES, HeadOptions.of(settings.model))
     assert isinstance(refitted.head, ChainEnsemble) and refitted.thresholds.shape == (len(CODES),)
+
+
+def test_no_contrastive_steps_is_a_head_on_the_base_body(texts, labels, tiny_settings, tmp_path):
+    from backend.learning.setfit_model import base_model
+
+    settings = with_overrides(tiny_settings, setfit_max_steps=0, classifier_head="chain", chains=2)
+    model = train_model(texts, labels, CODES, settings.model)
+    base = base_model(CODES, settings.model)
+    np.testing.assert_allclose(model.embed(texts[:3]), base.embed(texts[:3]), atol=1e-6)
+    model.save(tmp_path / "m")  # the head alone: the body is MODEL_NAME's
+    assert not (tmp_path / "m" / "setfit").exists()
+    np.testing.assert_allclose(
+        load_model(tmp_path / "m").predict_proba(texts), model.predict_proba(texts), atol=1e-6
+    )
+    with pytest.raises(Exception, match="SETFIT_MAX_STEPS=0"):
+        with_overrides(tiny_settings, setfit_max_steps=0, classifier_head="differentiable")

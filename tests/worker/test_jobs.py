@@ -206,6 +206,14 @@ def test_per_coder_rule_trains_on_every_coders_answer(segments, settings):
     assert state.labeled == 15 and state.monitoring.labeled_tasks == 12
 
 
+def test_without_fine_tuning_heads_stay_on_the_base_body(segments, settings):
+    """SETFIT_MAX_STEPS=0: the fast loop serves heads on the base body and never asks for a body."""
+    studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
+    state = run_round(with_overrides(settings, setfit_max_steps=0), studio, queue=queue)
+    assert store_of(settings).get("1", state.current_version).metadata["body"] == "base"
+    assert queue.requests == [], "no body is due"
+
+
 def test_the_fast_loop_refits_heads_and_a_body_lane_fine_tunes(segments, settings):
     studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
     first = run_round(settings, studio, queue=queue)
