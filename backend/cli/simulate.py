@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from backend.cli.errors import UsageError, comma_list, seed_list
+from backend.cli.models import usable_model
 from backend.config import Settings
 
 if TYPE_CHECKING:
@@ -56,8 +57,17 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         split_seed=args.split_seed,
     )
-    protocol = Protocol(args.initial, args.batch, args.rounds, seed_list(args.seeds))
+    protocol = Protocol(args.initial, args.batch, args.rounds, seed_list(args.seeds), args.initial_set)
     description = protocol_text(protocol, corpus, _data_text(args))
+    initial = None
+    if args.initial_set == "codebook":
+        if scheme is None:
+            raise UsageError(
+                "--initial-set codebook reads the codes' definitions (hints) from --label-config"
+            )
+        model = usable_model(settings).model
+        print(f"choosing the initial set by the codebook, with {Path(model.model_name).name}'s base body")
+        initial = simulate.codebook_initial_set(corpus, scheme.codebook(), model, args.initial)
     print(
         f"simulating {len(configs)} configuration(s) x {len(protocol.seeds)} seed(s)"
         + ("" if shard.whole else f", shard {shard}{_from_slurm(args)}: every {shard.count}th run")
@@ -75,6 +85,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
                 description=description,
                 shard=shard,
                 interrupted=lambda: ctrl_c.pressed,
+                initial=initial,
             )
     except KeyboardInterrupt:
         print(
@@ -191,6 +202,13 @@ def add_commands(commands) -> None:
     sim.add_argument("--strategy", help="without --grid: QUERY_STRATEGY")
     sim.add_argument(
         "--initial", type=int, default=20, help="random segments labeled at the start (default 20)"
+    )
+    sim.add_argument(
+        "--initial-set",
+        choices=("random", "codebook"),
+        default="random",
+        help="how the initial segments are chosen: at random per seed (default), or the codebook cold "
+        "start: most like each code's definition (the <Choice> hints of --label-config)",
     )
     sim.add_argument(
         "--batch", type=int, default=25, help="segments the strategy adds per round (default 25)"

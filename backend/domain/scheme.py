@@ -43,6 +43,7 @@ class ChoiceTag:
     codes: tuple[str, ...]
     multiple: bool
     none_option: str | None = None
+    descriptions: tuple[str, ...] = ()  # per code: its shown value and `hint` (the codebook's definition)
 
 
 @dataclass(frozen=True)
@@ -55,6 +56,16 @@ class CodingScheme:
     @property
     def codes(self) -> list[str]:
         return [code for tag in self.tags for code in tag.codes]
+
+    def codebook(self) -> dict[str, str]:
+        """Each code's definition from the form ("<shown value>. <hint>") for the codes that have a
+        `hint`: what a codebook says of them, for the cold start (learning/cold_start.py)."""
+        return {
+            code: description
+            for tag in self.tags
+            for code, description in zip(tag.codes, tag.descriptions, strict=False)
+            if description
+        }
 
     def text_of(self, task: dict) -> str:
         """The segment text of a Label Studio task ('' when missing)."""
@@ -129,8 +140,24 @@ def parse_label_config(xml: str, none_choices: Iterable[str] = DEFAULT_NONE_CHOI
             )
         codes = tuple(f"{control.name}:{o}" if seen[o] > 1 else o for o in options)
         none_option = none_options[0] if none_options else None  # the one a prediction checks
-        tags.append(ChoiceTag(control.name, to_name, options, codes, control.is_multiple_choice, none_option))
+        yes_no = not control.is_multiple_choice and none_option is not None and len(options) == 1
+        descriptions = tuple(_description(control, option, named=not yes_no) for option in options)
+        tags.append(
+            ChoiceTag(
+                control.name, to_name, options, codes, control.is_multiple_choice, none_option, descriptions
+            )
+        )
     return CodingScheme(tuple(tags), value[1:])
+
+
+def _description(control, option: str, named: bool) -> str:
+    """ "<shown value>. <hint>" of an option with a `hint` (the hint alone for a yes/no question's
+    "Yes", which means nothing apart from its question), else ''."""
+    attributes = getattr(control.labels_attrs.get(option), "attr", None) or {}
+    hint = str(attributes.get("hint") or "").strip()
+    if not hint or not named:
+        return hint
+    return f"{str(attributes.get('value') or option).strip()}. {hint}"
 
 
 def _none_options(control, negative: set[str]) -> tuple[str, ...]:

@@ -28,6 +28,7 @@ class Protocol:
     batch: int
     rounds: int
     seeds: tuple[int, ...]
+    initial_set: str = "random"  # or "codebook": the segments most like the codes' definitions
 
     @property
     def needed(self) -> int:
@@ -38,11 +39,21 @@ def protocol_text(protocol: Protocol, corpus: Corpus, source: str) -> str:
     """One paragraph for summary.md: data, split and protocol."""
     return (
         f"Data: {source}. Training pool {len(corpus.pool)} segments, test set {len(corpus.test)}; codes "
-        f"{', '.join(corpus.codes)}. Protocol: {protocol.initial} random segments, then {protocol.rounds} "
-        f"round(s) of {protocol.batch} chosen by each configuration's query strategy from its own "
-        f"predictions; after every round a model is trained from scratch and evaluated on the test set. "
+        f"{', '.join(corpus.codes)}. Protocol: {protocol.initial} {_initial_text(protocol)}, then "
+        f"{protocol.rounds} round(s) of {protocol.batch} chosen by each configuration's query "
+        "strategy from its own predictions; after every round a model is trained from scratch and "
+        "evaluated on the test set. "
         f"Seeds: {', '.join(map(str, protocol.seeds))} (a seed fixes the initial set and training)."
     )
+
+
+def _initial_text(protocol: Protocol) -> str:
+    if protocol.initial_set == "codebook":
+        return (
+            "segments chosen by the codebook (the codes' definitions, embedded with the base body; "
+            "the same for every seed)"
+        )
+    return "random segments"
 
 
 def check_protocol(protocol: Protocol, corpus: Corpus) -> None:

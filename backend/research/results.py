@@ -30,6 +30,7 @@ def fingerprint(protocol: Protocol, corpus: Corpus) -> dict:
         "initial": protocol.initial,
         "batch": protocol.batch,
         "rounds": protocol.rounds,
+        "initial_set": protocol.initial_set,
         "codes": list(corpus.codes),
         "pool": listing(corpus.pool),
         "test": listing(corpus.test),
@@ -45,6 +46,7 @@ def open_run(out: Path, protocol: Protocol, corpus: Corpus) -> None:
     current = fingerprint(protocol, corpus)
     if stamp.exists():
         before = json.loads(stamp.read_text(encoding="utf-8"))
+        before.setdefault("initial_set", "random")  # runs from before the codebook cold start
         changed = [key for key in current if before.get(key) != current[key]]
         if changed:
             raise SimulationError(

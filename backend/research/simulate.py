@@ -23,7 +23,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from backend.config import ModelSettings
 from backend.learning.base import TrainingDataError
+from backend.learning.cold_start import codebook_ranking
 from backend.learning.factories import ModelFactory
 from backend.learning.strategies import rank
 from backend.research.corpus import Corpus
@@ -53,16 +55,44 @@ def train(config: SimConfig, seed: int, texts: list[str], labels: np.ndarray, co
     return model, time.perf_counter() - started
 
 
+def codebook_initial_set(
+    corpus: Corpus, codebook: dict[str, str], settings: ModelSettings, size: int
+) -> list[int]:
+    """The pool positions the codebook cold start would have coded first (learning/cold_start.py):
+    the codes' definitions and the pool embedded with MODEL_NAME's base body."""
+    from backend.learning.setfit_model import base_model
+
+    defined = [code for code in corpus.codes if code in codebook]
+    if not defined:
+        raise SimulationError(
+            "--initial-set codebook needs definitions of the codes: `hint`s in the --label-config's <Choice>s"
+        )
+    body = base_model(defined, settings)
+    pool = body.embed([example.text for example in corpus.pool])
+    definitions = body.embed([codebook[code] for code in defined])
+    ranking = codebook_ranking(pool, definitions, per_code=-(-size // len(defined)))
+    return [int(i) for i in ranking.order[:size]]
+
+
 def simulate_pair(
-    config: SimConfig, seed: int, protocol: Protocol, corpus: Corpus, progress: tqdm
+    config: SimConfig,
+    seed: int,
+    protocol: Protocol,
+    corpus: Corpus,
+    progress: tqdm,
+    initial: Sequence[int] | None = None,
 ) -> list[dict]:
-    """All rounds of one configuration and seed: one record per round with metrics and the ids added."""
+    """All rounds of one configuration and seed: one record per round with metrics and the ids added.
+    The initial set is `initial` when given (the codebook's), else drawn at random with the seed."""
     pool_texts = [example.text for example in corpus.pool]
     pool_labels = corpus.matrix(corpus.pool)
     test_labels = corpus.matrix(corpus.test)
     test_texts = [example.text for example in corpus.test]
     keys = corpus.keys(corpus.pool)
-    chosen = list(np.random.default_rng(seed).choice(len(pool_texts), protocol.initial, replace=False))
+    if initial is None:
+        chosen = list(np.random.default_rng(seed).choice(len(pool_texts), protocol.initial, replace=False))
+    else:
+        chosen = list(initial)
     labeled: list[int] = []
     rows = []
     for round_number in range(protocol.rounds + 1):
@@ -115,11 +145,13 @@ def run_simulation(
     description: str,
     shard: Shard = WHOLE_GRID,
     interrupted: Callable[[], bool] = lambda: False,
+    initial: Sequence[int] | None = None,
 ) -> list[dict]:
     """Run every (configuration, seed) of the shard not finished in OUT yet; return the result rows
     of the shard's pairs. Only the whole grid writes the tables; shards leave that to a report.
 
-    `interrupted` is asked before each run: a Ctrl-C that a library swallowed still stops the grid."""
+    `interrupted` is asked before each run: a Ctrl-C that a library swallowed still stops the grid.
+    `initial` is the codebook's initial set (pool positions) when the protocol says so."""
     check_protocol(protocol, corpus)
     open_run(out, protocol, corpus)
     quiet_training_output()
@@ -141,7 +173,7 @@ def run_simulation(
         for config, seed in todo:
             if interrupted():
                 raise KeyboardInterrupt
-            rows = simulate_pair(config, seed, protocol, corpus, bar)
+            rows = simulate_pair(config, seed, protocol, corpus, bar, initial)
             saved = {"config": config.describe(), "seed": seed, "rounds": rows}
             write_atomically(pair_file(out, config.name, seed), json.dumps(saved))
             done[(config.name, seed)] = rows

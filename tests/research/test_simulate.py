@@ -436,3 +436,25 @@ def test_the_shipped_study_grid_is_valid_and_trains_whole_bodies():
     setfit = [config for config in configs if config.kind == "setfit"]
     assert len(configs) == 8 and len(setfit) == 5
     assert all(config.settings.freeze_lower_layers == 0 for config in setfit)
+
+
+def test_the_codebook_chooses_the_initial_set(model_path, tmp_path, monkeypatch, capsys):
+    """--initial-set codebook: the same initial segments for every seed, the most like each code's
+    hint first; refused without a label config to read the hints from, and resumed runs keep it."""
+    monkeypatch.setenv("MODEL_NAME", model_path)
+    grid = write_grid(tmp_path / "grid.yaml", TFIDF_GRID)
+    codebook = ("--initial-set", "codebook", "--label-config", str(INTERVIEW_CONFIG), "--seeds", "1,2")
+    assert tfidf_run(tmp_path / "cb", grid, *codebook) == 0
+    selections = [
+        json.loads(line) for line in (tmp_path / "cb" / "selections.jsonl").read_text().splitlines()
+    ]
+    first = [row["selected"] for row in selections if row["round"] == 0]
+    assert len(first) == 2 and first[0] == first[1] and len(first[0]) == 8, "one codebook set for both seeds"
+    coded = {s["id"]: s["codes"] for s in map(json.loads, SEGMENTS.read_text().splitlines())}
+    covered = {code for segment in first[0] for code in coded[segment]}
+    assert len(covered) >= 4, f"the first eight reach most codes: {covered}"
+    assert "chosen by the codebook" in (tmp_path / "cb" / "summary.md").read_text()
+    assert tfidf_run(tmp_path / "cb", grid, "--label-config", str(INTERVIEW_CONFIG), "--seeds", "1,2") == 2
+    assert "other initial_set" in capsys.readouterr().err, "a random resume of a codebook run is refused"
+    assert tfidf_run(tmp_path / "none", grid, "--initial-set", "codebook") == 2
+    assert "reads the codes' definitions (hints) from --label-config" in capsys.readouterr().err
