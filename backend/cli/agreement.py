@@ -67,6 +67,8 @@ def project_answers(settings: Settings, project: str) -> tuple[list[str], dict, 
 def model_as_coder(settings: Settings, codes: Sequence[str], answers: Mapping, texts: Mapping) -> dict:
     """The model's agreement with each coder (see MODEL_METHOD): a head cross-validated on every
     answered segment with a text, over the base body's embeddings."""
+    from dataclasses import replace
+
     import numpy as np
 
     from backend.cli.models import usable_model
@@ -93,7 +95,7 @@ def model_as_coder(settings: Settings, codes: Sequence[str], answers: Mapping, t
     row_of = {task: i for i, task in enumerate(tasks)}
     embeddings = vectors[[row_of[task] for task, _ in rows]]
     matrix = label_matrix([chosen for _, chosen in rows], codes).reshape(len(rows), len(codes))
-    options = HeadOptions.of(settings.model)
+    options = replace(HeadOptions.of(settings.model), kind="logistic")  # as MODEL_METHOD says
     groups = np.array([row_of[task] for task, _ in rows])
     decisions = out_of_fold_decisions(
         embeddings, matrix, options.default_thresholds(len(codes)), options, groups

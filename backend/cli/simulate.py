@@ -40,6 +40,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         configs = read_grid(args.grid, settings, comma_list(args.configs))
     else:
         configs = [single_config(settings, *single)]
+    check_models(configs)
     scheme = None
     if args.label_config:
         if not args.label_config.is_file():
@@ -103,23 +104,49 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def check_models(configs: list) -> None:
+    """Refuse a configuration whose model cannot be loaded before anything runs, naming it. No
+    fallback to the bundled test model here: it would change the results without saying so."""
+    from backend.cli.models import why_unloadable
+
+    for name in dict.fromkeys(c.settings.model_name for c in configs if c.kind != "tfidf"):
+        problem = why_unloadable(name)
+        if problem:
+            used_by = ", ".join(c.name for c in configs if c.settings.model_name == name)
+            raise UsageError(f"MODEL_NAME={name!r} ({used_by}) cannot be loaded: {problem}")
+
+
 def cmd_cross_coders(args: argparse.Namespace, configs: list, scheme) -> int:
     """`--cross-coders`: a model per coder, tested on every coder's held-out segments (see
     research/cross_coders.py), beside the coders' own agreement."""
     from backend.research import cross_coders
     from backend.research.corpus import DataError, choose_codes, keep_codes, read_examples
+    from backend.research.shards import slurm_shard
     from backend.research.simulate import quiet_training_output, train
 
     clashing = [name for name in ("test", "train_coders", "test_coders", "shard") if getattr(args, name)]
+    clashing += [
+        name
+        for name, default in (("split_seed", 0), ("initial_set", "random"))
+        if getattr(args, name) != default
+    ]
     if clashing:
         options = ", ".join("--" + name.replace("_", "-") for name in clashing)
-        raise UsageError(f"--cross-coders splits one file by segment and uses every coder: drop {options}")
+        raise UsageError(
+            f"--cross-coders splits one file by segment with each seed and uses every coder: drop {options}"
+        )
+    if slurm_shard(os.environ):
+        raise UsageError(
+            "--cross-coders runs as one job: not in a SLURM job array (SLURM_ARRAY_TASK_ID is set)"
+        )
     if not 0 < args.test_fraction < 1:
         raise DataError(f"--test-fraction must be between 0 and 1, got {args.test_fraction}")
     examples = read_examples(args.data, scheme)
     codes = choose_codes(comma_list(args.codes), scheme, examples)
     examples = keep_codes(examples, codes)
     seeds = seed_list(args.seeds)
+    if not seeds:
+        raise UsageError("--seeds: give at least one seed")
     coders = cross_coders.coders_of(examples)
     print(
         f"cross-coders: {len(configs)} configuration(s) x {len(seeds)} seed(s) x {len(coders)} coders "

@@ -10,19 +10,15 @@ ones per fold.
 
 from __future__ import annotations
 
+import warnings
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
-from sklearn.model_selection import (
-    GroupKFold,
-    KFold,
-    StratifiedGroupKFold,
-    StratifiedKFold,
-    cross_val_predict,
-)
+from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.multioutput import ClassifierChain
 
@@ -125,14 +121,38 @@ def new_head(options: HeadOptions):
     """An unfitted head of the options' kind."""
     if options.kind == "chain":
         return ChainEnsemble(options.logistic_regression(), options.chains, options.chain_order, options.seed)
-    return OneVsRestClassifier(options.logistic_regression())
+    return OneVsRestHead(options.logistic_regression())
 
 
-def head_thresholds(features, label_matrix: np.ndarray, options: HeadOptions) -> np.ndarray:
+class OneVsRestHead(OneVsRestClassifier):
+    """scikit-learn's one-vs-rest, with one probability column per code even for a single code.
+
+    Bug worked around: given a label matrix of one column, OneVsRestClassifier takes it for a
+    binary problem and its predict_proba returns two columns (no, yes), so a project with one code
+    (a lone yes/no question) got (n, 2) probabilities for one code."""
+
+    def predict_proba(self, X) -> np.ndarray:
+        proba = super().predict_proba(X)
+        if self.label_binarizer_.y_type_ == "binary" and proba.ndim == 2 and proba.shape[1] == 2:
+            return proba[:, 1:]
+        return proba
+
+
+def head_thresholds(
+    features, label_matrix: np.ndarray, options: HeadOptions, groups: np.ndarray | None = None
+) -> np.ndarray:
     """Tuned thresholds when TUNE_THRESHOLDS is on, else the default for every code."""
     if options.tune:
-        return tune_thresholds(features, label_matrix, options)
+        return tune_thresholds(features, label_matrix, options, groups)
     return options.default_thresholds(label_matrix.shape[1])
+
+
+def duplicate_groups(rows: Sequence[str] | np.ndarray) -> np.ndarray:
+    """A group number per row, shared by identical rows (texts, or embeddings as a 2-d array): one
+    segment coded by several coders (MULTI_CODER_RULE=per_coder) is one group, kept in one fold."""
+    if isinstance(rows, np.ndarray) and rows.ndim == 2:
+        return np.unique(rows, axis=0, return_inverse=True)[1].ravel()
+    return np.unique(np.asarray(list(rows), dtype=str), return_inverse=True)[1]
 
 
 def out_of_fold_proba(
@@ -176,22 +196,38 @@ def out_of_fold_probas(
         min(label_matrix[:, j].sum(), len(label_matrix) - label_matrix[:, j].sum()) >= 2 for j in codes
     ]
     whole = _chain_out_of_fold(features, label_matrix, options, groups) if any(estimable) else None
-    return [whole[:, j] if estimable[j] else None for j in codes]
+    return [whole[:, j] if whole is not None and estimable[j] else None for j in codes]
 
 
-def _chain_out_of_fold(features, label_matrix: np.ndarray, options: HeadOptions, groups) -> np.ndarray:
-    """P(code) of every row from chains fitted on the other folds (k <= 5; a group in one fold)."""
+def _chain_out_of_fold(features, label_matrix: np.ndarray, options: HeadOptions, groups) -> np.ndarray | None:
+    """P(code) of every row from chains fitted on the other folds: k <= 5, stratified by each row's
+    rarest code so a rare code's few positives spread over the folds, a group in one fold. None
+    when fewer than two folds are possible."""
     if groups is None:
         groups = np.arange(len(label_matrix))
-    splits = min(5, len(np.unique(groups)))
+    strata = _rarest_codes(label_matrix)
+    splits = min(5, len(np.unique(groups)), int(np.bincount(strata + 1).max()))
+    if splits < 2:
+        return None
     if len(np.unique(groups)) == len(groups):
-        folds = KFold(n_splits=splits, shuffle=True, random_state=options.seed).split(features)
+        folds = StratifiedKFold(n_splits=splits, shuffle=True, random_state=options.seed)
     else:
-        folds = GroupKFold(n_splits=splits).split(features, groups=groups)
+        folds = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=options.seed)
     proba = np.zeros(label_matrix.shape)
-    for train, test in folds:
-        proba[test] = fit_head(features[train], label_matrix[train], options).predict_proba(features[test])
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", "The least populated class", UserWarning)
+        for train, test in folds.split(features, strata, groups):
+            proba[test] = fit_head(features[train], label_matrix[train], options).predict_proba(
+                features[test]
+            )
     return proba
+
+
+def _rarest_codes(label_matrix: np.ndarray) -> np.ndarray:
+    """Each row's rarest code (its column), -1 for a row without codes."""
+    counts = label_matrix.sum(axis=0)
+    rarity = np.where(label_matrix == 1, counts[np.newaxis, :], np.inf)
+    return np.where(label_matrix.any(axis=1), rarity.argmin(axis=1), -1)
 
 
 def _groups_on_smaller_side(target: np.ndarray, groups: np.ndarray) -> int:
@@ -199,21 +235,24 @@ def _groups_on_smaller_side(target: np.ndarray, groups: np.ndarray) -> int:
     return min(len(np.unique(groups[target == 1])), len(np.unique(groups[target == 0])))
 
 
-def tune_thresholds(features, label_matrix: np.ndarray, options: HeadOptions) -> np.ndarray:
+def tune_thresholds(
+    features, label_matrix: np.ndarray, options: HeadOptions, groups: np.ndarray | None = None
+) -> np.ndarray:
     """Per-code decision thresholds that maximise out-of-fold F1 of the head.
 
     For each code, the threshold on the grid 0.05…0.95 with the best out-of-fold F1 wins (ties go
     to the one nearest the default). Codes with fewer than four positives or negatives keep the
     default threshold: too few examples to choose anything better than chance. The body has
     seen these segments in training, so the estimate is optimistic; it still moves rare codes'
-    thresholds in the right direction (see docs/benchmarks.md).
+    thresholds in the right direction (see docs/benchmarks.md). `groups` (duplicate_groups) keeps
+    one segment's rows in one fold.
     """
     default = options.default_threshold
     thresholds = options.default_thresholds(label_matrix.shape[1])
-    probas = out_of_fold_probas(features, label_matrix, options)
+    probas = out_of_fold_probas(features, label_matrix, options, groups)
     for code, proba in enumerate(probas):
         target = label_matrix[:, code]
-        if min(target.sum(), len(target) - target.sum()) < MIN_EXAMPLES_PER_SIDE_FOR_TUNING:
+        if proba is None or min(target.sum(), len(target) - target.sum()) < MIN_EXAMPLES_PER_SIDE_FOR_TUNING:
             continue
         scores = [f1_score(target, proba >= t, zero_division=0) for t in THRESHOLD_GRID]
         best = max(scores)

@@ -15,9 +15,9 @@ from backend.learning.heads import HeadOptions, out_of_fold_probas
 
 CV_METHOD = (
     "out-of-fold predictions of a fresh head of the model's kind (k-fold, k <= 5, stratified per code "
-    "for per-code logistic heads; a task's rows in one fold) on the round's fine-tuned body's "
-    "embeddings of the labeled segments, at the model's thresholds; optimistic, because the body "
-    "and the thresholds were fitted on the same segments"
+    "for per-code logistic heads and by each segment's rarest code for chains; a task's rows in one "
+    "fold) on the round's body's embeddings of the labeled segments, at the model's thresholds; "
+    "optimistic when the body was fine-tuned on the same segments (the thresholds were, too)"
 )
 
 

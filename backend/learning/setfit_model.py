@@ -19,7 +19,7 @@ import numpy as np
 
 from backend.learning import compat
 from backend.learning.base import CodingModel, TrainingDataError
-from backend.learning.heads import HeadOptions, fit_head, head_thresholds
+from backend.learning.heads import HeadOptions, duplicate_groups, fit_head, head_thresholds
 
 if TYPE_CHECKING:
     from backend.config import ModelSettings
@@ -151,7 +151,7 @@ def refit_head(
     """Fit the head (and thresholds) on a fixed body's embeddings: seconds, not minutes."""
     label_matrix = np.asarray(label_matrix, dtype=np.int64)
     head = fit_head(embeddings, label_matrix, options)
-    thresholds = head_thresholds(embeddings, label_matrix, options)
+    thresholds = head_thresholds(embeddings, label_matrix, options, duplicate_groups(embeddings))
     return RefittedHead(head, codes, thresholds, max_length, body_source)
 
 
@@ -192,9 +192,6 @@ def train_setfit(
     from backend.learning.frozen_layers import freeze_lower_layers, lower_layers_once_per_segment
 
     compat.import_setfit()  # small-text imported it: its log level back
-    problem = compat.contrastive_pairs_problem(label_matrix)
-    if problem:
-        raise TrainingDataError(problem)
     options = HeadOptions.of(settings)
     differentiable = settings.classifier_head == "differentiable"
     steps = contrastive_steps(
@@ -203,7 +200,10 @@ def train_setfit(
     if steps == 0:  # SETFIT_MAX_STEPS=0: no fine-tuning, the head on the base body's embeddings
         log.info("SetFit round: %d segments, no contrastive steps: the base body", len(texts))
         model = base_model(codes, settings)
-        return with_head(model, model.embed(texts), label_matrix, options)
+        return with_head(model, model.embed(texts), label_matrix, options, duplicate_groups(texts))
+    problem = compat.contrastive_pairs_problem(label_matrix)
+    if problem:
+        raise TrainingDataError(problem)
     with compat.private_output_dir() as output_dir:
         arguments = compat.setfit_arguments(
             settings.model_name,
@@ -245,22 +245,16 @@ def train_setfit(
     )
     if differentiable:
         return model
-    if options.kind == "chain" or options.tune:  # setfit fits per-code heads only: chains replace it
-        return with_head(model, model.embed(texts), label_matrix, options, refit=options.kind == "chain")
-    return model
+    # the head as the fast loop fits it (fit_head: one column per code, or chains), on the new body
+    return with_head(model, model.embed(texts), label_matrix, options, duplicate_groups(texts))
 
 
 def with_head(
-    model: SetFitCodingModel,
-    embeddings: np.ndarray,
-    label_matrix: np.ndarray,
-    options: HeadOptions,
-    refit=True,
+    model: SetFitCodingModel, embeddings: np.ndarray, label_matrix: np.ndarray, options: HeadOptions, groups
 ) -> SetFitCodingModel:
-    """The model with its head fitted on `embeddings` (unless `refit` is off) and its thresholds."""
-    if refit:
-        model.setfit_model.model_head = fit_head(embeddings, label_matrix, options)
-    model.thresholds = head_thresholds(embeddings, label_matrix, options)
+    """The model with its head fitted on `embeddings` and its thresholds."""
+    model.setfit_model.model_head = fit_head(embeddings, label_matrix, options)
+    model.thresholds = head_thresholds(embeddings, label_matrix, options, groups)
     return model
 
 

@@ -16,7 +16,7 @@ from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.multiclass import OneVsRestClassifier
 
 from backend.learning.base import CodingModel
-from backend.learning.heads import HeadOptions, fit_head, head_thresholds
+from backend.learning.heads import HeadOptions, duplicate_groups, fit_head, head_thresholds
 
 if TYPE_CHECKING:
     from backend.config import ModelSettings
@@ -53,4 +53,5 @@ def train_tfidf(
     vectorizer = tfidf_vectorizer()
     features = vectorizer.fit_transform(texts)
     head = fit_head(features, label_matrix, options)
-    return TfidfCodingModel(vectorizer, head, codes, head_thresholds(features, label_matrix, options))
+    thresholds = head_thresholds(features, label_matrix, options, duplicate_groups(texts))
+    return TfidfCodingModel(vectorizer, head, codes, thresholds)

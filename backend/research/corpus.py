@@ -286,7 +286,8 @@ def file_answers(path: Path) -> tuple[list[str], dict[str, list[CoderAnswer]], d
             raise DataError(f'{path}: segment {number} needs an "id" and a "coder" to compare coders')
         coder = segment["coder"].strip().lower()
         by_coder = answers.setdefault(segment["id"], {})
-        by_coder[coder] = CoderAnswer(segment["id"], coder, frozenset(segment["codes"]), str(number))
+        by_coder.pop(coder, None)  # re-inserted: each task's answers stay in line order, oldest first
+        by_coder[coder] = CoderAnswer(segment["id"], coder, frozenset(segment["codes"]), f"{number:09d}")
         texts[segment["id"]] = segment["text"]
     answers_by_id = {task: list(by.values()) for task, by in answers.items()}
     return ordered_codes(segments, None), answers_by_id, texts

@@ -13,6 +13,7 @@ tables) and left out of macro-F1: two coders who both never saw a code do not di
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable, Sequence
 from itertools import permutations
 from pathlib import Path
@@ -26,9 +27,10 @@ from backend.domain.scheme import label_matrix
 from backend.learning.base import TrainingDataError
 from backend.research.corpus import DataError, Example, held_out_split
 from backend.research.grid import SimConfig
-from backend.research.protocol import SimulationError, per_code_f1
+from backend.research.protocol import per_code_f1
 from backend.storage.atomic import write_atomically
 
+log = logging.getLogger(__name__)
 FILES = ("cross_coders.csv", "coder_pairs.csv", "cross_coders.md", "cross_coders.png")
 
 Train = Callable[[SimConfig, int, list[str], np.ndarray, Sequence[str]], tuple[object, float]]
@@ -46,7 +48,7 @@ def coders_of(examples: Sequence[Example]) -> list[str]:
         )
     coders = sorted({str(example.coder) for example in examples})
     if len(coders) < 2:
-        raise DataError(f"--cross-coders needs codes by two or more coders; the data has {coders or 'none'}")
+        raise DataError(f"--cross-coders needs codes by two or more coders; the data has {len(coders)}")
     return coders
 
 
@@ -70,6 +72,11 @@ def transfer_rows(
         for config in configs:
             for seed in seeds:
                 pool, test = split(examples, test_fraction, seed)
+                if not pool or not test:
+                    raise DataError(
+                        f"seed {seed}: the split by segment left the {'test' if pool else 'training'} side "
+                        f"empty ({len(pool)} training, {len(test)} test segments); change --test-fraction"
+                    )
                 for trainer in coders:
                     mine = [example for example in pool if example.coder == trainer]
                     model = _trained(train, config, seed, trainer, mine, codes)
@@ -96,13 +103,18 @@ def transfer_rows(
 
 
 def _trained(train: Train, config: SimConfig, seed: int, coder: str, mine: list[Example], codes):
-    """A model on one coder's training side; None when the coder coded nothing there."""
+    """A model on one coder's training side; None (with a warning) when the coder coded nothing
+    there or too little to train on: that row of the table stays empty, the rest goes on."""
     if not mine:
+        log.warning("%s, seed %d: coder %s coded no training segment: no model", config.name, seed, coder)
         return None
     try:
         model, _ = train(config, seed, [example.text for example in mine], _matrix(mine, codes), codes)
     except TrainingDataError as exc:
-        raise SimulationError(f"{config.name}, seed {seed}, trained on {coder}: {exc}") from None
+        log.warning(
+            "%s, seed %d: no model of coder %s's %d segments: %s", config.name, seed, coder, len(mine), exc
+        )
+        return None
     return model
 
 
@@ -171,7 +183,9 @@ def _table(header: Sequence[str], body: list[list[str]]) -> str:
 def cross_coders_markdown(transfer: list[dict], pairs: list[dict], codes: Sequence[str], about: str) -> str:
     """Per configuration: the coder × coder macro-F1 and per-code F1 tables, then the coders' own."""
     frame = pd.DataFrame(transfer)
-    coders = sorted({*frame.get("train_coder", []), *frame.get("test_coder", [])})
+    coders = sorted(
+        {*frame.get("train_coder", []), *frame.get("test_coder", []), *(r["coder"] for r in pairs)}
+    )
     parts = ["# Coder-by-coder transfer", about]
     for config in dict.fromkeys(frame.get("config", [])):
         rows = frame[frame.config == config]
@@ -212,7 +226,9 @@ def _plot(transfer: pd.DataFrame, pairs: pd.DataFrame, path: Path) -> None:
     from backend.research.report import pyplot
 
     plt = pyplot()
-    coders = sorted({*transfer.get("train_coder", []), *transfer.get("test_coder", [])})
+    coders = sorted(
+        {*transfer.get("train_coder", []), *transfer.get("test_coder", []), *pairs.get("coder", [])}
+    )
     panels = [
         (
             config,

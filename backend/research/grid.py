@@ -27,6 +27,7 @@ GRID_KEYS = tuple(
     key for key in ModelSettings.model_fields if key not in ("seed", "activation_checkpointing")
 )
 TFIDF_KEYS = ("query_strategy", "class_weight", "tune_thresholds", "prediction_threshold")
+CHAIN_KEYS = ("chains", "chain_order")  # describe a configuration only with CLASSIFIER_HEAD=chain
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 
 
@@ -45,6 +46,8 @@ class SimConfig:
     def describe(self) -> dict:
         """The settings that define this configuration (what resume compares and MLflow records)."""
         keys = TFIDF_KEYS if self.kind == "tfidf" else GRID_KEYS
+        if self.kind == "tfidf" or self.settings.classifier_head != "chain":
+            keys = tuple(key for key in keys if key not in CHAIN_KEYS)  # runs from before keep resuming
         return {"kind": self.kind, **{key: _plain(getattr(self.settings, key)) for key in keys}}
 
 

@@ -20,8 +20,9 @@ from backend.research.protocol import Protocol, SimulationError
 from backend.storage.atomic import write_atomically
 
 
-def fingerprint(protocol: Protocol, corpus: Corpus) -> dict:
-    """What must not change between a run and its resumption (seeds and configurations may grow)."""
+def fingerprint(protocol: Protocol, corpus: Corpus, initial: Sequence[int] | None = None) -> dict:
+    """What must not change between a run and its resumption (seeds and configurations may grow);
+    a codebook start keeps the segments it chose, which depend on MODEL_NAME and the hints."""
 
     def listing(examples):
         return [[e.id, e.coder, list(e.codes), len(e.text)] for e in examples]
@@ -31,22 +32,25 @@ def fingerprint(protocol: Protocol, corpus: Corpus) -> dict:
         "batch": protocol.batch,
         "rounds": protocol.rounds,
         "initial_set": protocol.initial_set,
+        "initial_segments": None if initial is None else corpus.keys([corpus.pool[i] for i in initial]),
         "codes": list(corpus.codes),
         "pool": listing(corpus.pool),
         "test": listing(corpus.test),
     }
 
 
-def open_run(out: Path, protocol: Protocol, corpus: Corpus) -> None:
-    """Create OUT, or check that the run already in it used the same protocol and data."""
+def open_run(out: Path, protocol: Protocol, corpus: Corpus, initial: Sequence[int] | None = None) -> None:
+    """Create OUT, or check that the run already in it used the same protocol, data and (codebook)
+    initial set."""
     if out.exists() and not out.is_dir():
         raise SimulationError(f"--out {out}: exists and is not a directory")
     (out / "runs").mkdir(parents=True, exist_ok=True)
     stamp = out / "run.json"
-    current = fingerprint(protocol, corpus)
+    current = fingerprint(protocol, corpus, initial)
     if stamp.exists():
         before = json.loads(stamp.read_text(encoding="utf-8"))
         before.setdefault("initial_set", "random")  # runs from before the codebook cold start
+        before.setdefault("initial_segments", None)
         changed = [key for key in current if before.get(key) != current[key]]
         if changed:
             raise SimulationError(

@@ -1,10 +1,11 @@
 """Simulated active learning on coded data: the study's protocol, for a grid of configurations.
 
 Protocol, per configuration and seed: draw `initial` segments of the training pool at random
-(seeded: every configuration starts from the same set for a given seed), train, evaluate on the
-test set; then `rounds` times: the configuration's own model scores the rest of the pool with its
-query strategy, the `batch` highest-scoring segments join the labeled set with their known codes,
-a model is trained again from scratch and evaluated. Round 0 is the random initial set.
+(seeded: every configuration starts from the same set for a given seed), or take the codebook's
+(`--initial-set codebook`: the same for every seed), train, evaluate on the test set; then
+`rounds` times: the configuration's own model scores the rest of the pool with its query strategy,
+the `batch` highest-scoring segments join the labeled set with their known codes, a model is
+trained again from scratch and evaluated. Round 0 is the initial set.
 
 Every finished (configuration, seed) is kept at once (research/results.py), so an interrupted run
 resumes without redoing it.
@@ -153,7 +154,7 @@ def run_simulation(
     `interrupted` is asked before each run: a Ctrl-C that a library swallowed still stops the grid.
     `initial` is the codebook's initial set (pool positions) when the protocol says so."""
     check_protocol(protocol, corpus)
-    open_run(out, protocol, corpus)
+    open_run(out, protocol, corpus, initial)
     quiet_training_output()
     grid = [(config, seed) for config in configs for seed in protocol.seeds]
     write_plan(out, [(c.name, s) for c, s in grid], description)

@@ -151,3 +151,17 @@ def test_cli_agreement_with_the_model_as_a_coder(tmp_path, capsys, monkeypatch, 
     assert main(["agreement", "--data", str(data), "--with-model"]) == 0
     printed = capsys.readouterr()
     assert "model | a@x" in printed.out and "encoding 36 segment(s)" in printed.err
+
+
+def test_a_files_answers_stay_oldest_first(tmp_path):
+    """A coder's later line replaces the earlier one and becomes the newest answer of the segment."""
+    from backend.research.corpus import file_answers
+
+    rows = [
+        {"id": "s", "coder": "a", "codes": ["x"], "text": "t"},
+        {"id": "s", "coder": "b", "codes": [], "text": "t"},
+        {"id": "s", "coder": "a", "codes": [], "text": "t"},
+    ]
+    _, answers, texts = file_answers(write_jsonl(tmp_path / "a.jsonl", rows))
+    assert [(a.coder, sorted(a.codes)) for a in answers["s"]] == [("b", []), ("a", [])]
+    assert texts == {"s": "t"}

@@ -272,3 +272,30 @@ def test_no_contrastive_steps_is_a_head_on_the_base_body(texts, labels, tiny_set
     )
     with pytest.raises(Exception, match="SETFIT_MAX_STEPS=0"):
         with_overrides(tiny_settings, setfit_max_steps=0, classifier_head="differentiable")
+
+
+def test_one_code_gets_one_probability_column():
+    """scikit-learn's one-vs-rest takes a one-column label matrix for a binary problem and answers
+    with two columns; our head keeps one per code (a form with one yes/no question)."""
+    from sklearn.multiclass import OneVsRestClassifier
+
+    from backend.learning.heads import duplicate_groups
+
+    rng = np.random.default_rng(0)
+    features = rng.normal(size=(20, 3))
+    one_code = (features[:, 0] > 0).astype(int)[:, None]
+    assert OneVsRestClassifier(HeadOptions().logistic_regression()).fit(features, one_code).predict_proba(
+        features
+    ).shape == (20, 2), "the library's behaviour this works around"
+    proba = fit_head(features, one_code, HeadOptions()).predict_proba(features)
+    assert proba.shape == (20, 1) and ((proba[:, 0] >= 0.5) == one_code[:, 0]).mean() > 0.8
+    assert list(duplicate_groups(["b", "a", "b"])) == [1, 0, 1]
+    assert list(duplicate_groups(np.array([[1.0, 2.0], [0.0, 1.0], [1.0, 2.0]]))) == [1, 0, 1]
+
+
+def test_chain_folds_need_two_groups():
+    from backend.learning.heads import out_of_fold_probas
+
+    features, matrix = np.eye(4), np.array([[1, 0], [1, 1], [0, 1], [0, 0]])
+    one_segment = np.zeros(4, dtype=int)  # four coders' rows of one segment: nothing to fold
+    assert out_of_fold_probas(features, matrix, HeadOptions(kind="chain"), one_segment) == [None, None]

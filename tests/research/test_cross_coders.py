@@ -138,3 +138,18 @@ def test_cli_cross_coders_end_to_end_with_tfidf(tmp_path, segments, capsys):
         == 2
     )
     assert "two or more coders" in capsys.readouterr().err
+
+
+def test_a_coder_too_few_to_train_on_leaves_an_empty_row_and_an_empty_side_is_refused():
+    from backend.learning.base import TrainingDataError
+
+    def refuse_c(config, seed, texts, labels, codes):
+        if len(texts) < 3:  # c's two training segments
+            raise TrainingDataError("need more")
+        return prior_model(config, seed, texts, labels, codes)
+
+    config = SimConfig("prior", "tfidf", None)
+    rows = transfer_rows([config], [1], EXAMPLES, ["x", "y"], 0.5, refuse_c, split=by_id)
+    assert {r["train_coder"] for r in rows} == {"a", "b"} and len(rows) == 6
+    with pytest.raises(DataError, match="left the test side empty"):
+        transfer_rows([config], [1], EXAMPLES, ["x", "y"], 0.5, prior_model, split=lambda e, f, s: (e, []))

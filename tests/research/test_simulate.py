@@ -458,3 +458,23 @@ def test_the_codebook_chooses_the_initial_set(model_path, tmp_path, monkeypatch,
     assert "other initial_set" in capsys.readouterr().err, "a random resume of a codebook run is refused"
     assert tfidf_run(tmp_path / "none", grid, "--initial-set", "codebook") == 2
     assert "reads the codes' definitions (hints) from --label-config" in capsys.readouterr().err
+
+
+def test_a_logistic_configuration_does_not_depend_on_the_chain_settings():
+    """Runs saved before the chain head resume: CHAINS and CHAIN_ORDER describe chain configurations only."""
+    from backend.config import load_settings, with_overrides
+    from backend.research.grid import single_config
+
+    logistic = single_config(with_overrides(load_settings(), chains=9), "setfit", None, None, None)
+    assert "chains" not in logistic.describe() and "chain_order" not in logistic.describe()
+    chain = single_config(load_settings(), "setfit", None, "chain", None)
+    assert chain.describe()["chains"] == 5
+
+
+def test_a_model_that_cannot_be_loaded_stops_the_grid_before_it_runs(tmp_path, monkeypatch, capsys):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    grid = write_grid(tmp_path / "g.yaml", "- {name: gone, kind: setfit, model_name: /nowhere/model}\n")
+    assert tfidf_run(tmp_path / "out", grid) == 2
+    err = capsys.readouterr().err
+    assert "MODEL_NAME='/nowhere/model' (gone) cannot be loaded: there is no folder" in err
+    assert "Traceback" not in err
