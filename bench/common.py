@@ -30,6 +30,23 @@ def coded_rows() -> list[dict]:
     return read_segments(DATA / "labels_coder_b.jsonl", require_codes=True)
 
 
+def study_corpus(scheme=None):
+    """The harness's split of the 98 coded segments, as `simulate --test-fraction 0.3 --split-seed 0`
+    makes it: a training pool of 68 and a test set of 30."""
+    from backend.research.corpus import load_corpus
+
+    return load_corpus(
+        DATA / "labels_coder_b.jsonl",
+        None,
+        scheme=scheme,
+        codes=None,
+        train_coders=None,
+        test_coders=None,
+        test_fraction=0.3,
+        split_seed=0,
+    )
+
+
 def label_studio(workdir: Path):
     """A local Label Studio with its data in `workdir` (a context manager)."""
     from backend.devtools.local_studio import LocalLabelStudio, ensure_label_studio
