@@ -210,13 +210,17 @@ def _chain_out_of_fold(features, label_matrix: np.ndarray, options: HeadOptions,
     if splits < 2:
         return None
     if len(np.unique(groups)) == len(groups):
-        folds = StratifiedKFold(n_splits=splits, shuffle=True, random_state=options.seed)
+        folds = StratifiedKFold(n_splits=splits, shuffle=True, random_state=options.seed).split(
+            features, strata
+        )
     else:
-        folds = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=options.seed)
+        folds = StratifiedGroupKFold(n_splits=splits, shuffle=True, random_state=options.seed).split(
+            features, strata, groups
+        )
     proba = np.zeros(label_matrix.shape)
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", "The least populated class", UserWarning)
-        for train, test in folds.split(features, strata, groups):
+        for train, test in folds:
             proba[test] = fit_head(features[train], label_matrix[train], options).predict_proba(
                 features[test]
             )
