@@ -69,3 +69,27 @@ def trained(tiny_settings, texts, labels, training_cwd):
         return train_model(texts, labels, CODES, tiny_settings.model)
     finally:
         os.chdir(previous)
+
+
+@pytest.fixture(scope="session")
+def redis_url(tmp_path_factory) -> str:
+    """A real Redis server of this session (Debian's redis-server; .ci/run installs it)."""
+    from backend.devtools.local_redis import LocalRedis
+
+    if not LocalRedis.available():
+        pytest.skip("no redis-server (apt-get install redis-server)")
+    with LocalRedis(tmp_path_factory.mktemp("redis")) as server:
+        yield server.url
+
+
+@pytest.fixture
+def redis_connection(redis_url):
+    """A client of the session's Redis, emptied first; the store's locks are this host's again after."""
+    import redis
+
+    from backend.storage.locks import unshare_locks
+
+    client = redis.Redis.from_url(redis_url)
+    client.flushdb()
+    yield client
+    unshare_locks()

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from backend.cli.errors import UsageError, comma_list
 from backend.cli.models import usable_model
 from backend.config import Settings, with_overrides
 
@@ -52,6 +53,34 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
+    """Run an RQ worker for the named queues: the rounds of every project whose model store this host
+    shares (REDIS_URL; README: When one machine is not enough)."""
+    import os
+
+    from backend.worker.redis_queue import GRID_QUEUE, QUEUES
+    from backend.worker.scheduler import child_env
+
+    if not settings.server.redis_url:
+        raise UsageError("worker takes its work from Redis: set REDIS_URL (like redis://redis:6379/0)")
+    known = (*QUEUES, GRID_QUEUE)
+    queues = comma_list(args.queues) or list(QUEUES)
+    if unknown := [name for name in queues if name not in known]:
+        raise UsageError(f"--queues: unknown queue(s) {', '.join(unknown)}; choose from {', '.join(known)}")
+    if set(queues) - {GRID_QUEUE}:
+        usable_model(settings)
+    from rq import Worker
+
+    from backend.worker.redis_queue import RedisQueue
+
+    os.environ.update(child_env())  # the libraries' banners and progress bars off, as in the embedded workers
+    queue = RedisQueue.from_settings(settings)
+    where = f"device {settings.model.device}, models in {settings.server.model_dir}"
+    print(f"worker on queue(s) {', '.join(queues)} ({where})")
+    Worker(queues, connection=queue.redis).work(burst=args.burst, logging_level=settings.server.log_level)
+    return 0
+
+
 def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:
     """Exit 0 when the local server answers /health (with basic auth when it is on): for Docker."""
     import httpx
@@ -76,7 +105,7 @@ def cmd_healthcheck(settings: Settings, args: argparse.Namespace) -> int:
 def cmd_config(settings: Settings, _args: argparse.Namespace) -> int:
     for name, value in settings.public().items():
         print(f"{name.upper()}={'' if value is None else value}")
-    for name in ("label_studio_api_key", "basic_auth_pass"):
+    for name in ("label_studio_api_key", "basic_auth_pass", "redis_url"):
         print(f"{name.upper()}={'(set)' if getattr(settings.server, name) else ''}")
     return 0
 
@@ -118,6 +147,16 @@ def add_commands(commands) -> None:
     demo.add_argument("--venv", type=Path, help="Label Studio's virtualenv (default: LABEL_STUDIO_VENV)")
     demo.add_argument("--exit-after-setup", action="store_true", help="stop once everything is set up")
     demo.set_defaults(handler=cmd_demo)
+
+    worker = commands.add_parser("worker", help="run rounds from Redis on this host (REDIS_URL)")
+    worker.add_argument(
+        "--queues",
+        default=None,
+        help="comma-separated: fast (rounds after annotations), predict (imported tasks), body (fine-tuning, "
+        "encoding), grid (simulate --queue); default fast,predict,body",
+    )
+    worker.add_argument("--burst", action="store_true", help="exit once the queues are empty")
+    worker.set_defaults(handler=cmd_worker)
 
     health = commands.add_parser("healthcheck", help="exit 0 when the local server answers /health")
     health.add_argument("--timeout", type=float, default=5.0)

@@ -278,6 +278,18 @@ class ServerSettings(BaseSettings):
     max_worker_processes: int = Field(
         4, ge=1, description="Worker processes at once on this host; more requests wait their turn."
     )
+    redis_url: SecretStr | None = Field(
+        None,
+        description="Redis (redis://host:6379/0): rounds run in `coding-backend worker` processes on any "
+        "host that shares MODEL_DIR (README: When one machine is not enough); unset: on this host.",
+    )
+    redis_lock_seconds: int = Field(
+        30,
+        ge=5,
+        le=3600,
+        description="With REDIS_URL: a lock is renewed while its holder lives and expires this long after "
+        "it died (a killed worker's lane is freed).",
+    )
     max_request_bytes: int = Field(10_000_000, ge=1000, description="Largest request body accepted.")
     max_predict_tasks: int = Field(1000, ge=1, description="Most tasks accepted in one /predict call.")
     max_loaded_models: int = Field(4, ge=1, description="Model versions kept loaded per server worker.")
@@ -315,6 +327,13 @@ class ServerSettings(BaseSettings):
             raise ValueError(f"expected an http(s) URL, like {example}")
         return value
 
+    @field_validator("redis_url")
+    @classmethod
+    def _a_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None and urlsplit(value.get_secret_value()).scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("expected a Redis URL, like redis://redis:6379/0 (or rediss:// with TLS)")
+        return value
+
     def mlflow_ui(self) -> str | None:
         """The MLflow UI's address for links, never with credentials (None: no UI to link to)."""
         if self.mlflow_ui_url:
@@ -341,7 +360,7 @@ GROUPS: dict[str, type[BaseSettings]] = {
     "loop": LoopSettings,
     "server": ServerSettings,
 }
-SECRET_FIELDS = ("label_studio_api_key", "basic_auth_pass", "mlflow_tracking_uri")
+SECRET_FIELDS = ("label_studio_api_key", "basic_auth_pass", "mlflow_tracking_uri", "redis_url")
 
 
 class Settings(BaseModel):

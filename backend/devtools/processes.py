@@ -3,11 +3,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import httpx
@@ -24,8 +26,9 @@ class BackendProcess:
         *,
         workers: int = 1,
         log_path: Path | None = None,
+        cwd: Path | None = None,
     ):
-        self.port, self.auth, self.workers, self.log_path = port, auth, workers, log_path
+        self.port, self.auth, self.workers, self.log_path, self.cwd = port, auth, workers, log_path, cwd
         self.url = f"http://127.0.0.1:{port}"
         self.env = {**env, "BACKEND_URL": self.url}  # Label Studio is given this URL: its webhook gets auth
         self.process: subprocess.Popen | None = None
@@ -45,9 +48,12 @@ class BackendProcess:
             str(self.workers),
         ]
         log = open(self.log_path, "a") if self.log_path else None  # noqa: SIM115 - the child writes it
+        if self.cwd is not None:
+            Path(self.cwd).mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
             command,
             env=self.env,
+            cwd=self.cwd,
             stdout=log,
             stderr=subprocess.STDOUT if log else None,
             start_new_session=True,
@@ -76,15 +82,69 @@ class BackendProcess:
 
     def stop(self) -> None:
         """SIGTERM the server and its workers; SIGKILL them when they linger."""
-        if self.process is not None and self.process.poll() is None:
-            os.killpg(self.process.pid, signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                os.killpg(self.process.pid, signal.SIGKILL)
-                self.process.wait(30)
+        terminate(self.process, 30, self.kill)
 
     def kill(self) -> None:
         """SIGKILL the server and every worker it started, as a power cut would."""
         os.killpg(self.process.pid, signal.SIGKILL)
         self.process.wait(30)
+
+
+class WorkerProcess:
+    """`coding-backend worker` (REDIS_URL) as a child process group, in a working directory of its own."""
+
+    def __init__(self, env: dict[str, str], queues: str, cwd: Path, log_path: Path):
+        self.env, self.queues, self.cwd, self.log_path = env, queues, Path(cwd), Path(log_path)
+        self.process: subprocess.Popen | None = None
+
+    def start(self) -> WorkerProcess:
+        self.cwd.mkdir(parents=True, exist_ok=True)
+        with open(self.log_path, "a") as log:
+            self.process = subprocess.Popen(
+                [sys.executable, "-m", "backend.cli", "worker", "--queues", self.queues],
+                env=self.env,
+                cwd=self.cwd,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        return self
+
+    def stop(self) -> None:
+        """SIGTERM: RQ finishes the job at hand (a warm shutdown); SIGKILL when it takes too long."""
+        terminate(self.process, 60, self.kill)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and the job it runs (RQ runs a job in a child of a session of its own),
+        as a crashed host would."""
+        for pid in [*descendants(self.process.pid), self.process.pid]:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+        self.process.wait(30)
+
+
+def terminate(process: subprocess.Popen | None, grace: float, kill: Callable[[], None]) -> None:
+    """SIGTERM a running child's process group; `kill` it when it lingers past `grace` seconds."""
+    if process is not None and process.poll() is None:
+        os.killpg(process.pid, signal.SIGTERM)
+        try:
+            process.wait(grace)
+        except subprocess.TimeoutExpired:
+            kill()
+
+
+def descendants(pid: int) -> list[int]:
+    """The processes started by `pid`, and by them, ... (read from /proc)."""
+    children: dict[int, list[int]] = {}
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        children.setdefault(int(fields[1]), []).append(int(stat.parent.name))
+    found, todo = [], [pid]
+    while todo:
+        for child in children.get(todo.pop(), []):
+            found.append(child)
+            todo.append(child)
+    return found

@@ -23,13 +23,14 @@ log = logging.getLogger(__name__)
 
 
 def create_app(settings: Settings | None = None, queue: WorkQueue | None = None) -> Flask:
-    """Build the app; without a queue, background work runs in child processes of this host."""
+    """Build the app; without a queue, background work runs in child processes of this host (or in
+    `coding-backend worker`s, with REDIS_URL)."""
     settings = settings or load_settings()
     app = Flask(__name__)
     app.config["MAX_CONTENT_LENGTH"] = settings.server.max_request_bytes
     auth.init_app(app, settings.server)
     remove_orphans(settings.server.model_dir)
-    services = app.extensions[EXTENSION] = Services(settings, queue or _embedded_queue(settings))
+    services = app.extensions[EXTENSION] = Services(settings, queue or _background_queue(settings))
     services.predictor.warm_up(services.recently_updated_projects())
     app.register_blueprint(protocol.bp)
     app.register_blueprint(metrics.bp)
@@ -40,11 +41,17 @@ def create_app(settings: Settings | None = None, queue: WorkQueue | None = None)
     return app
 
 
-def _embedded_queue(settings: Settings) -> Scheduler:
-    """Worker processes of this host, with a sweep for requests that wait for a free slot."""
-    scheduler = Scheduler(settings.server.model_dir, settings.server.max_worker_processes)
-    scheduler.start_sweeping()
-    return scheduler
+def _background_queue(settings: Settings) -> WorkQueue:
+    """Worker processes of this host, with a sweep for requests that wait for a free slot; with
+    REDIS_URL, `coding-backend worker`s on any host (the sweep repairs what a dead worker left)."""
+    if settings.server.redis_url:
+        from backend.worker.redis_queue import RedisQueue
+
+        queue = RedisQueue.from_settings(settings)
+    else:
+        queue = Scheduler(settings.server.model_dir, settings.server.max_worker_processes)
+    queue.start_sweeping()
+    return queue
 
 
 def _http_error(error: HTTPException):

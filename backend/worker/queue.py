@@ -8,6 +8,9 @@ marker files (``MODEL_DIR/<project>/.pending-<kind>``) and one ``flock`` per pro
 - a worker holds the lane's lock while it works, so only one worker works a project's lane at a
   time, across every server process; the lock dies with its holder, so "is a worker at it?" is
   always answered truly.
+
+With REDIS_URL the same contract holds across hosts: worker/redis_queue.py keeps the requests and
+locks in Redis and wakes `coding-backend worker` processes through RQ.
 """
 
 from __future__ import annotations
@@ -34,6 +37,28 @@ class WorkQueue(Protocol):
 
     def busy(self, project: str, lane: Lane) -> bool:
         """Whether a worker is at the project's lane right now."""
+
+
+class LaneQueue(Protocol):
+    """What a worker needs of the queue to work off a lane (worker/runner.py): the embedded
+    :class:`FileQueue`, or the RedisQueue across hosts (worker/redis_queue.py)."""
+
+    layout: StoreLayout
+
+    def pending(self, project: str, lane: Lane | None = None) -> list[WorkKind]:
+        """The kinds of work waiting for a project (in one lane, or in all)."""
+
+    def put(self, project: str, kind: WorkKind) -> None:
+        """Leave a request without waking anyone (a round put back)."""
+
+    def take(self, project: str, lane: Lane) -> WorkKind | None:
+        """Remove and return the lane's first pending request."""
+
+    def drop(self, project: str) -> None:
+        """Forget every request of a project."""
+
+    def hold(self, project: str, lane: Lane) -> contextlib.AbstractContextManager[bool]:
+        """Try to take the lane's lock without waiting; yields whether we hold it."""
 
 
 class FileQueue:
@@ -64,6 +89,11 @@ class FileQueue:
                 directory.marker(kind).unlink()
                 return kind
         return None
+
+    def drop(self, project: str) -> None:
+        directory = self.layout.project(project)
+        for kind in WorkKind:
+            directory.marker(kind).unlink(missing_ok=True)
 
     @contextlib.contextmanager
     def hold(self, project: str, lane: Lane) -> Iterator[bool]:

@@ -7,7 +7,7 @@ import time
 from collections.abc import Callable
 
 from backend.storage.state import Lane, WorkKind
-from backend.worker.queue import FileQueue
+from backend.worker.queue import LaneQueue
 
 log = logging.getLogger(__name__)
 LINGER_POLL_SECONDS = 0.2
@@ -29,7 +29,7 @@ class Throttle:
 
 
 def work_off(
-    queue: FileQueue,
+    queue: LaneQueue,
     project: str,
     handle: Callable[[WorkKind], None],
     lane: Lane = Lane.FAST,

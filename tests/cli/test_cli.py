@@ -60,6 +60,21 @@ def test_an_unknown_log_level_is_named_not_a_traceback():
     assert "Traceback" not in result.stderr
 
 
+def test_worker_needs_redis_and_known_queues_and_config_never_shows_the_redis_password():
+    without = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    result = subprocess.run([str(EXECUTABLE), "worker"], capture_output=True, text=True, env=without)
+    assert result.returncode == 2 and "set REDIS_URL" in result.stderr
+    result = run("worker", "--queues", "fast,gpu", env={"REDIS_URL": "redis://127.0.0.1:1/0"})
+    assert (
+        result.returncode == 2
+        and "unknown queue(s) gpu; choose from fast, predict, body, grid" in result.stderr
+    )
+    result = run("config", env={"REDIS_URL": "http://redis:6379"})
+    assert result.returncode == 2 and "expected a Redis URL" in result.stderr
+    result = run("config", env={"REDIS_URL": "redis://:s3cret-pass@redis:6379/0"}, check=True)
+    assert "REDIS_URL=(set)" in result.stdout and "s3cret" not in result.stdout
+
+
 def test_train_then_rank_a_pool(tiny_env, tmp_path):
     trained = run("train", "--data", str(FIXTURES / "segments.jsonl"), "--project", "demo", env=tiny_env)
     assert trained.returncode == 0, trained.stderr

@@ -4,6 +4,11 @@ One project lives through a story: connect → annotate → the first version or
 burst of annotations → imported tasks → a second coder → a restart. Each step runs once, when the
 first test that needs it asks for it, and keeps what it observed; so every test can run alone or
 in any order, and asserts on what its step saw.
+
+The story is told twice: with the embedded queue (worker processes of the server's host), and once
+more with REDIS_URL, where the server and two `coding-backend worker`s run separately, each in a
+working directory of its own, sharing only the model store and a real Redis server; there a worker
+is also killed in the middle of a round.
 """
 
 from __future__ import annotations
@@ -21,7 +26,7 @@ import httpx
 import pytest
 
 from backend.devtools.local_studio import free_port
-from backend.devtools.processes import BackendProcess
+from backend.devtools.processes import BackendProcess, WorkerProcess
 from backend.resources import label_config
 from tests.e2e.conftest import backend_env
 from tests.helpers import CODES, FIXTURES, study_form_result, wait_for
@@ -48,6 +53,7 @@ class Story:
         self.sdk, self.ls, self.backend, self.project = sdk, ls, backend, project
         self.codes, self.segments, self.model_dir = codes, segments, model_dir
         self.annotated: list[int] = []
+        self.workers: list[WorkerProcess] = []  # with REDIS_URL: the hosts' workers
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -67,6 +73,10 @@ class Story:
 
     def metrics(self) -> dict:
         return self.backend.metrics(self.project)
+
+    def logs(self) -> str:
+        """What the server and the workers logged (with REDIS_URL, rounds log in the workers)."""
+        return "".join(process.log_path.read_text() for process in [self.backend, *self.workers])
 
     def train_rounds(self) -> list[dict]:
         return [r for r in self.metrics().get("rounds", []) if r["kind"] == "train"]
@@ -185,14 +195,59 @@ class Story:
         metrics = wait_for(agreement_measured, ROUND_TIMEOUT, "a round that measures agreement")
         return {"overlap": overlap, "metrics": metrics}
 
+    @cached_property
+    def worker_killed(self) -> dict:
+        """With REDIS_URL: the worker that fine-tunes bodies is killed in the middle of a body round, and
+        a new one is started on its host; the round was abandoned, not lost."""
+        assert self.second_coder
+        from backend.storage.state import now
 
-@pytest.fixture(scope="module")
-def story(label_studio, model_path, tmp_path_factory):
+        wait_for(self.settled, ROUND_TIMEOUT, "the work in flight to finish")
+        body = {"action": "START_TRAINING", "project": {"id": self.project}}
+        assert httpx.post(f"{self.backend.url}/webhook", json=body, auth=AUTH, timeout=10).status_code == 202
+        wait_for(
+            lambda: self.metrics()["body_state"] == "training", 120, "a body round to start", interval=0.1
+        )
+        host_b = self.workers[1]
+        host_b.kill()
+        killed_at = now()
+        import redis
+
+        lock = redis.Redis.from_url(self.backend.env["REDIS_URL"]).pttl(
+            f"coding-backend:lane:{self.project}:body"
+        )
+        self.workers[1] = WorkerProcess(host_b.env, host_b.queues, host_b.cwd, host_b.log_path).start()
+
+        def redone():
+            metrics = self.metrics()
+            done = self.body_rounds(since=killed_at) and metrics["body_state"] == "idle"
+            return done and not metrics["pending"] and metrics
+
+        metrics = wait_for(redone, ROUND_TIMEOUT, "the body round to be done again")
+        return {"lock_ttl_ms": lock, "metrics": metrics, "bodies": self.body_rounds(since=killed_at)}
+
+    def body_rounds(self, since: str) -> list[dict]:
+        return [
+            r for r in self.metrics().get("rounds", []) if r["kind"] == "body" and r["started_at"] > since
+        ]
+
+
+@pytest.fixture(scope="module", params=["embedded", "redis"])
+def story(request, label_studio, model_path, tmp_path_factory):
     from label_studio_sdk.client import LabelStudio
 
     sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
     workdir = tmp_path_factory.mktemp("backend")
     port = free_port()
+    extra = {}
+    if request.param == "redis":
+        if label_studio.database != "sqlite":
+            pytest.skip("the story is told once more with REDIS_URL, on SQLite")
+        redis_url = request.getfixturevalue("redis_url")
+        import redis
+
+        redis.Redis.from_url(redis_url).flushdb()
+        extra = {"REDIS_URL": redis_url, "REDIS_LOCK_SECONDS": "6"}
     env = backend_env(
         label_studio,
         model_path,
@@ -201,8 +256,10 @@ def story(label_studio, model_path, tmp_path_factory):
         MIN_ANNOTATIONS_TO_TRAIN="8",
         KEEP_OLD_PREDICTIONS_SECONDS="0",  # the story checks that replaced versions go
         CODER_IDENTITIES="email",  # the assertions name the coders
+        **extra,
     )
-    backend = Backend(port, env, AUTH, workers=2, log_path=workdir / "backend.log").start()
+    backend = Backend(port, env, AUTH, workers=2, log_path=workdir / "backend.log", cwd=workdir / "web")
+    backend.start()
     segments = [json.loads(line) for line in (FIXTURES / "segments.jsonl").read_text().splitlines()]
     project = sdk.projects.create(title="e2e coding", label_config=CONFIG)
     sdk.projects.import_tasks(
@@ -210,9 +267,19 @@ def story(label_studio, model_path, tmp_path_factory):
     )
     tasks = sorted(sdk.tasks.list(project=project.id, page_size=100), key=lambda t: t.id)
     codes = {task.id: segment["codes"] for task, segment in zip(tasks, segments, strict=False)}
-    yield Story(sdk, label_studio, backend, project.id, codes, segments, workdir / "models")
+    story = Story(sdk, label_studio, backend, project.id, codes, segments, workdir / "models")
+    if request.param == "redis":  # a CPU host for the coders' rounds, another that also fine-tunes bodies
+        story.workers = [
+            WorkerProcess(env, "fast,predict", workdir / "host-a", workdir / "worker-a.log").start(),
+            WorkerProcess(env, "body,fast,predict", workdir / "host-b", workdir / "worker-b.log").start(),
+        ]
+    yield story
+    for worker in story.workers:
+        worker.stop()
     backend.stop()
     print(backend.log_path.read_text()[-5000:])
+    for worker in story.workers:
+        print(worker.log_path.read_text()[-3000:])
 
 
 def test_connecting_the_backend_makes_its_webhook_carry_basic_auth(story):
@@ -272,7 +339,7 @@ def test_rounds_after_the_first_train_on_what_the_webhooks_brought(story):
     reading every annotation first, and the full read once the version is live finds nothing missed."""
     seen = story.burst
     assert seen["metrics"]["labeled"] == 16
-    log = story.backend.log_path.read_text()
+    log = story.logs()
     assert "annotation(s) from webhooks; a full read follows" in log
     assert "differ from Label Studio" not in log and "labels not reconciled" not in log
 
@@ -372,3 +439,16 @@ def test_a_webhook_for_a_project_label_studio_does_not_know_leaves_nothing_behin
     directory = Path(story.model_dir) / str(unknown)
     wait_for(lambda: not directory.exists() and not workers_for(unknown), 120, "the request to be dropped")
     assert str(unknown) not in story.backend.metrics_all()
+
+
+def test_a_worker_killed_mid_round_loses_no_request_and_its_lock_expires(story):
+    """With REDIS_URL: the killed worker's lock still stood (nobody can tell a dead holder from a slow
+    one), expired REDIS_LOCK_SECONDS later, and the sweep requested the round again for another worker."""
+    if not story.workers:
+        pytest.skip("a worker of its own is killed with REDIS_URL only")
+    seen = story.worker_killed
+    assert 0 < seen["lock_ttl_ms"] <= 6000
+    assert [r["outcome"] for r in seen["bodies"]] == ["ok"]
+    assert seen["metrics"]["body_version"] and seen["metrics"]["body_error"] is None
+    log = story.logs()
+    assert "the body lane's process ended without finishing" in log and "asking for it again" in log

@@ -1,0 +1,77 @@
+"""A worker at one project's lane, wherever it runs: the embedded worker process
+(``python -m backend.worker``) and the RQ job (worker/rq_jobs.py) both come here."""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import shutil
+from collections.abc import Callable
+
+from backend.config import Settings
+from backend.storage.state import Lane
+from backend.studio.client import StudioClient, StudioError
+from backend.worker.queue import LaneQueue, WorkQueue
+from backend.worker.registry import LaneRegistry
+from backend.worker.runner import work_off
+from backend.worker.wiring import lingering_seconds, project_work
+
+log = logging.getLogger("backend.worker")
+BACKGROUND_NICENESS = 10
+
+
+def run_lane(
+    project: str,
+    lane: Lane,
+    settings: Settings,
+    requests: WorkQueue,
+    queue: LaneQueue,
+    yield_when: Callable[[], bool],
+) -> int:
+    """Work off a project's lane (the embedded worker process's and the RQ job's one way to do it):
+    `requests` is where jobs ask for more work, `queue` what the lane's requests and lock are taken
+    from; `yield_when` ends lingering when others wait for this worker."""
+    if lane is Lane.BODY:  # background work: the coders' fast lane gets the CPU first
+        with contextlib.suppress(OSError):
+            os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), BACKGROUND_NICENESS))
+    try:
+        studio = StudioClient(settings.server.label_studio_url, settings.server.api_key())
+        if not project_exists(studio, project):
+            forget_project(queue, project)
+            return 0
+    except Exception as exc:
+        LaneRegistry(settings.server.model_dir).failed(project, lane, str(exc))
+        return 1
+    work = project_work(project, settings, studio, requests)
+    work_off(
+        queue,
+        project,
+        work.run,
+        lane=lane,
+        linger=lingering_seconds(settings, lane),
+        on_idle=work.when_idle,
+        idle_after=settings.loop.body_retrain_idle_seconds,
+        yield_when=yield_when,
+    )
+    return 0
+
+
+def project_exists(studio: StudioClient, project: str) -> bool:
+    """Whether Label Studio knows the project (a webhook may name any id)."""
+    try:
+        studio.label_config(int(project))
+    except StudioError as exc:
+        if exc.status == 404:
+            return False
+        raise
+    return True
+
+
+def forget_project(queue: LaneQueue, project: str) -> None:
+    """Drop the requests of a project Label Studio does not know, and its directory if nothing was trained."""
+    log.warning("project %s does not exist in Label Studio: its requests are dropped", project)
+    queue.drop(project)
+    directory = queue.layout.project(project)
+    if not directory.version_dirs():
+        shutil.rmtree(directory.path, ignore_errors=True)

@@ -1,0 +1,214 @@
+"""The work queue across hosts (REDIS_URL): requests in Redis, rounds in `coding-backend worker`s.
+
+The same contract as the embedded queue (worker/queue.py), with Redis instead of one host's disk:
+
+- a request is a field of the project's pending hash, so a burst coalesces into one round as the
+  marker files do; it then wakes a worker with an RQ job on the queue named for its kind (``fast``
+  for rounds after annotations, ``predict`` for imported tasks, ``body`` for bodies and encoding),
+  unless a job for that project and queue already waits or a worker is at the lane;
+- the job works off the lane's requests while it holds the lane's Redis lock (storage/locks.py),
+  renewed while the worker lives; a killed worker's lock expires REDIS_LOCK_SECONDS later, and the
+  sweep (the server's, as on one host) records its round as abandoned and requests it again
+  (worker/registry.py).
+
+Workers may run on any host that mounts the same MODEL_DIR; every lock of the model store is then
+taken in Redis too (:func:`~backend.storage.locks.share_locks`), never with ``flock``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from backend.config import Settings
+from backend.errors import BackendError
+from backend.storage.layout import StoreLayout
+from backend.storage.locks import redis_lock, share_locks
+from backend.storage.state import LANE_KINDS, Lane, WorkKind
+from backend.worker.registry import LaneRegistry
+
+log = logging.getLogger(__name__)
+PREFIX = "coding-backend"
+QUEUE_OF = {
+    WorkKind.TRAIN: "fast",
+    WorkKind.PREDICT: "predict",
+    WorkKind.BODY: "body",
+    WorkKind.EMBED: "body",
+}
+LANE_OF = {"fast": Lane.FAST, "predict": Lane.FAST, "body": Lane.BODY}
+QUEUES = tuple(LANE_OF)
+GRID_QUEUE = "grid"  # simulate --queue: shards of a research grid (cli/grid_jobs.py)
+JOB = "backend.worker.rq_jobs.work_lane"
+JOB_TIMEOUT = 6 * 3600  # a body round on a CPU takes minutes; a job still at it after hours is stuck
+WOKEN_SECONDS = 24 * 3600  # a wake-up job's mark outlives any wait in a queue; the sweep repairs a lost one
+SWEEP_SECONDS = 2.0
+
+
+def connect(url: str) -> Any:
+    """A Redis client for REDIS_URL (the `scale` extra: pip install 'label-studio-coding-backend[scale]')."""
+    try:
+        import redis
+    except ImportError:
+        raise BackendError(
+            "REDIS_URL needs the scale extra: pip install 'label-studio-coding-backend[scale]'"
+        ) from None
+    return redis.Redis.from_url(url)
+
+
+class RedisQueue:
+    """Requests, lane locks and wake-up jobs in Redis; the model store on a path every host shares."""
+
+    def __init__(self, connection: Any, root: Path, lock_seconds: int = 30):
+        self.redis, self.lock_seconds = connection, lock_seconds
+        self.layout = StoreLayout(Path(root))
+        self.registry = LaneRegistry(Path(root))
+        share_locks(connection, Path(root), lock_seconds)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> RedisQueue:
+        server = settings.server
+        return cls(connect(server.redis_url.get_secret_value()), server.model_dir, server.redis_lock_seconds)
+
+    # --- the work queue's contract ----------------------------------------------------------------
+
+    def request(self, project: str, kind: WorkKind) -> None:
+        """Record the request and wake a worker for it, unless one is at the lane: that one takes it
+        (worker/runner.py looks again after it lets the lane go), and keeps its model loaded for it.
+        Returns at once."""
+        kind = WorkKind(kind)
+        self.put(project, kind)
+        if not self.busy(project, kind.lane):
+            self.wake(project, QUEUE_OF[kind])
+
+    def put(self, project: str, kind: WorkKind) -> None:
+        with self.redis.pipeline() as pipe:
+            pipe.hset(self._pending(project), str(kind), time.time())
+            pipe.sadd(self._projects(), str(project))
+            pipe.execute()
+
+    def pending(self, project: str, lane: Lane | None = None) -> list[WorkKind]:
+        waiting = {field.decode() for field in self.redis.hkeys(self._pending(project))}
+        kinds = LANE_KINDS[lane] if lane else tuple(WorkKind)
+        return [kind for kind in kinds if kind.value in waiting]
+
+    def take(self, project: str, lane: Lane) -> WorkKind | None:
+        """Remove and return the lane's first pending request (as FileQueue.take: one at a time)."""
+        for kind in LANE_KINDS[lane]:
+            if self.redis.hdel(self._pending(project), str(kind)):
+                return kind
+        return None
+
+    def drop(self, project: str) -> None:
+        """Forget every request of a project."""
+        self.redis.delete(self._pending(project))
+        self.redis.srem(self._projects(), str(project))
+
+    @contextlib.contextmanager
+    def hold(self, project: str, lane: Lane) -> Iterator[bool]:
+        """Try to take the lane's lock without waiting; yields whether we hold it."""
+        with redis_lock(self.redis, self._lane(project, lane), self.lock_seconds, wait=False) as held:
+            yield held
+
+    def busy(self, project: str, lane: Lane) -> bool:
+        return bool(self.redis.exists(self._lane(project, lane)))
+
+    def projects(self) -> list[str]:
+        """Projects with a directory in the store or a request in Redis."""
+        requested = {member.decode() for member in self.redis.smembers(self._projects())}
+        return sorted(set(self.layout.projects()) | requested)
+
+    # --- waking workers ---------------------------------------------------------------------------
+
+    def wake(self, project: str, queue: str) -> bool:
+        """Enqueue a job for the project on `queue` unless one waits there already; returns whether
+        one was enqueued."""
+        from rq import Queue
+
+        mark = self._woken(project, queue)
+        job_id = f"{project}-{queue}-{time.time_ns()}"
+        if not self.redis.set(mark, job_id, nx=True, ex=WOKEN_SECONDS):
+            return False
+        Queue(queue, connection=self.redis).enqueue(
+            JOB, str(project), queue, job_id=job_id, job_timeout=JOB_TIMEOUT, result_ttl=0, failure_ttl=86400
+        )
+        return True
+
+    def woke(self, project: str, queue: str, job_id: str) -> None:
+        """A job started: requests from now on need another job (the mark is cleared if it is ours)."""
+        mark = self._woken(project, queue)
+        with contextlib.suppress(Exception):
+            if (self.redis.get(mark) or b"").decode() == job_id:
+                self.redis.delete(mark)
+
+    def others_wait(self, queues: tuple[str, ...]) -> bool:
+        """Whether jobs wait in any of `queues` (a lingering worker yields to them)."""
+        from rq import Queue
+
+        return any(Queue(name, connection=self.redis).count for name in queues)
+
+    # --- repairing --------------------------------------------------------------------------------
+
+    def start_sweeping(self, every: float = SWEEP_SECONDS) -> None:
+        """Sweep every `every` seconds in a daemon thread (one process of all sweeps at a time)."""
+        threading.Thread(target=self._sweep_forever, args=(every,), daemon=True).start()
+
+    def sweep(self) -> int:
+        """Record rounds whose worker died (its lock expired) and request them again, then wake a
+        worker for every request no job waits for (its job was lost); returns how many of those."""
+        woken = 0
+        for project in self.projects():
+            for lane in Lane:
+                self.registry.cleanup(project, lane, self)
+            for kind in self.pending(project):
+                queue = QUEUE_OF[kind]
+                if not self.busy(project, kind.lane) and not self._job_waits(project, queue):
+                    self.redis.delete(self._woken(project, queue))
+                    woken += self.wake(project, queue)
+        return woken
+
+    def _job_waits(self, project: str, queue: str) -> bool:
+        """Whether the job the mark names is queued or at work (not failed, lost or finished)."""
+        from rq.exceptions import NoSuchJobError
+        from rq.job import Job, JobStatus
+
+        job_id = self.redis.get(self._woken(project, queue))
+        if job_id is None:
+            return False
+        try:
+            status = Job.fetch(job_id.decode(), connection=self.redis).get_status()
+        except NoSuchJobError:
+            return False
+        return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
+
+    def _sweep_forever(self, every: float) -> None:
+        while True:
+            time.sleep(every)
+            try:
+                with redis_lock(self.redis, f"{PREFIX}:sweeper", max(5, int(every * 3)), wait=False) as held:
+                    if held:
+                        self.sweep()
+            except Exception:  # a sweep must never stop sweeping (Redis away for a moment, say)
+                log.exception("sweeping for waiting work failed")
+
+    # --- keys -------------------------------------------------------------------------------------
+
+    @staticmethod
+    def _pending(project: str) -> str:
+        return f"{PREFIX}:pending:{project}"
+
+    @staticmethod
+    def _projects() -> str:
+        return f"{PREFIX}:projects"
+
+    @staticmethod
+    def _lane(project: str, lane: Lane) -> str:
+        return f"{PREFIX}:lane:{project}:{lane}"
+
+    @staticmethod
+    def _woken(project: str, queue: str) -> str:
+        return f"{PREFIX}:woken:{project}:{queue}"
