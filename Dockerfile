@@ -48,7 +48,7 @@ RUN pip install --find-links /tmp/wheels --index-url "${TORCH_INDEX_URL}" --extr
 # Dependencies first (a layer that survives code changes), then the package itself.
 COPY pyproject.toml README.md ./
 RUN mkdir backend && touch backend/__init__.py \
-    && pip install --index-url "${PIP_INDEX_URL}" . && pip uninstall -y label-studio-coding-backend \
+    && pip install --index-url "${PIP_INDEX_URL}" ".[scale]" && pip uninstall -y label-studio-coding-backend \
     && rm -rf backend build *.egg-info
 COPY backend ./backend
 RUN pip install --no-deps . && rm -rf build *.egg-info

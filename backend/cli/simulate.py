@@ -22,6 +22,8 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         return cmd_report(args)
     if args.data is None or args.out is None:
         raise UsageError("--data and --out are required (or --report OUT to merge finished shards)")
+    if args.queue is not None:
+        return cmd_enqueue(settings, args)
     from backend.domain.scheme import parse_label_config
     from backend.research import simulate
     from backend.research.corpus import load_corpus
@@ -193,6 +195,39 @@ def _from_slurm(args: argparse.Namespace) -> str:
     return "" if args.shard else " (from SLURM_ARRAY_TASK_ID; pass --shard I/N to choose)"
 
 
+def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
+    """`--queue N`: the grid as N shards on the RQ queue `grid`, for `coding-backend worker`s."""
+    from backend.cli.grid_jobs import enqueue_shards
+    from backend.worker.redis_queue import connect
+
+    if not settings.server.redis_url:
+        raise UsageError("--queue puts the grid's shards in Redis: set REDIS_URL (or use --shard I/N)")
+    if args.queue < 1:
+        raise UsageError(f"--queue {args.queue}: expected the number of shards, 1 or more")
+    if args.shard or args.cross_coders:
+        raise UsageError("--queue splits the whole grid itself: leave out --shard and --cross-coders")
+    argv = shard_argv(args)
+    ids = enqueue_shards(connect(settings.server.redis_url.get_secret_value()), argv, args.queue)
+    print(f"put {len(ids)} shard(s) of the grid on the queue 'grid' ({args.out.resolve()})")
+    print("run them on hosts that see --data and --out: coding-backend worker --queues grid")
+    print(f"then merge them: coding-backend simulate --report {args.out.resolve()}")
+    return 0
+
+
+def shard_argv(args: argparse.Namespace) -> list[str]:
+    """The options of this `simulate` as a worker elsewhere runs them: paths absolute, no --queue."""
+    argv: list[str] = []
+    for action in args.command_parser._actions:
+        value = getattr(args, action.dest, None)
+        if not action.option_strings or action.dest in ("queue", "help") or value == action.default:
+            continue
+        if isinstance(value, bool):
+            argv.append(action.option_strings[-1])
+        else:
+            argv += [action.option_strings[-1], str(value.resolve() if isinstance(value, Path) else value)]
+    return argv
+
+
 def _data_text(args: argparse.Namespace) -> str:
     """Where the pool and test set came from, for summary.md."""
     if args.test:
@@ -266,7 +301,14 @@ def add_commands(commands) -> None:
         help="run nothing: merge the finished runs of every shard in OUT into results.csv, summary.md, "
         "selections.jsonl and figures",
     )
-    sim.set_defaults(handler=cmd_simulate)
+    sim.add_argument(
+        "--queue",
+        type=int,
+        metavar="N",
+        help="with REDIS_URL: run nothing here, put the grid as N shards on the queue 'grid' for "
+        "`coding-backend worker --queues grid` on hosts that see --data and --out",
+    )
+    sim.set_defaults(handler=cmd_simulate, command_parser=sim)
 
 
 class CtrlC:

@@ -58,7 +58,7 @@ def dockerfile_env() -> set[str]:
 
 @pytest.mark.parametrize("name", COMPOSE_FILES)
 def test_every_variable_compose_gives_the_backend_is_read_by_it(name):
-    for service in ("backend", "init"):
+    for service in ("backend", "worker", "init"):
         environment = compose(name)["services"].get(service, {}).get("environment", {})
         assert set(environment) <= READ_BY_THE_BACKEND, set(environment) - READ_BY_THE_BACKEND
 
@@ -75,8 +75,12 @@ def test_compose_config_is_valid_with_both_compose_tools(tool, tmp_path):
     env_file = tmp_path / ".env"
     secrets = {name: "a-secret-value-123" for name in SECRETS}
     env_file.write_text("".join(f"{k}={secrets.get(k, v)}\n" for k, v in env_example().items()))
-    for files in (["docker-compose.yml"], ["docker-compose.yml", "docker-compose.gpu.yml"]):
-        arguments = [argument for name in files for argument in ("-f", name)]
+    scale = ["--profile", "scale", "-f", "docker-compose.yml"]
+    for arguments in (
+        ["-f", "docker-compose.yml"],
+        ["-f", "docker-compose.yml", "-f", "docker-compose.gpu.yml"],
+        scale,
+    ):
         result = subprocess.run(
             [*command, "--env-file", str(env_file), *arguments, "config", "-q"], cwd=REPO, capture_output=True
         )
@@ -197,3 +201,17 @@ def test_services_start_in_order_of_health_and_postgres_is_only_on_label_studios
     env = services["label-studio"]["environment"]
     assert env["DJANGO_DB"] == "default" and env["POSTGRE_HOST"] == "db"
     assert env["SENTRY_DSN"] == "" and env["FRONTEND_SENTRY_DSN"] == ""
+
+
+def test_the_scale_profile_runs_workers_on_the_backends_store_through_an_unpublished_redis():
+    services = compose("docker-compose.yml")["services"]
+    assert services["redis"]["profiles"] == services["worker"]["profiles"] == ["scale"]
+    assert "ports" not in services["redis"] and "ports" not in services["worker"]
+    assert services["worker"]["environment"] == services["backend"]["environment"]  # one configuration
+    assert services["worker"]["volumes"] == services["backend"]["volumes"]  # one model store
+    command = services["worker"]["command"].replace(
+        "${WORKER_QUEUES:-fast,predict,body}", "fast,predict,body"
+    )
+    assert build_parser().parse_args(command.split()[1:]).command == "worker"
+    offline = compose("docker/compose.offline.yml")["services"]
+    assert offline["redis"]["build"]["dockerfile"] == "redis.Dockerfile"

@@ -32,6 +32,7 @@ IMAGES = {
     "BACKEND_IMAGE": "coding-stack/backend:test",
     "LABEL_STUDIO_IMAGE": "coding-stack/label-studio:1.23.2",
     "POSTGRES_IMAGE": "coding-stack/postgres:15",
+    "REDIS_IMAGE": "coding-stack/redis:7",
 }
 STAGE = REPO / "build" / "stack"  # build context folders of this test (git-ignored)
 CHOICES = [["physical_health"], ["mental_health"], ["daily_functioning", "freq_mentioned"], ["none"], []]
@@ -157,7 +158,7 @@ def built(tmp_path_factory):
     build_args = stage_context()
     tool = next(tool for tool in COMPOSE_TOOLS if installed(tool))
     builder = Stack(tool, build_args, tmp_path_factory.mktemp("build"))
-    timed("all images", timings["build"], lambda: builder("build"))
+    timed("all images", timings["build"], lambda: builder("--profile", "scale", "build"))
     yield build_args, timings
     sizes = {name: image_size(image) for name, image in IMAGES.items()}
     TIMINGS.write_text(json.dumps({"seconds": timings, "image_bytes": sizes}, indent=2))
@@ -250,3 +251,40 @@ def test_compose_up_sets_up_the_project_and_annotations_give_a_model_version(sta
         "runs = mlflow.search_runs(search_all_experiments=True); print(list(runs['tags.kind']))",
     ).stdout
     assert "training" in runs, f"no training run on the MLflow service: {runs}"
+
+
+def test_the_scale_profile_trains_in_a_worker_container_through_redis(stack):
+    """The same stack switched to the profile `scale` (REDIS_URL in .env): the backend is recreated,
+    Redis and a worker container start, and the next annotations' round runs in the worker."""
+    from label_studio_sdk.client import LabelStudio
+
+    stack, timings = stack
+    sdk = LabelStudio(base_url=f"http://127.0.0.1:{stack.ls_port}", api_key=stack.token)
+    (project,) = [p.id for p in sdk.projects.list() if p.title == "Interview coding"]
+    with stack.env_file.open("a") as env:
+        env.write("REDIS_URL=redis://redis:6379/0\n")
+    timed("scale profile up", timings, lambda: stack("--profile", "scale", "up", "-d", "backend", "worker"))
+
+    def serving() -> bool:
+        try:
+            return bool(stack.metrics(project).get("current_version"))  # the version it had
+        except httpx.HTTPError:
+            return False  # the recreated backend is starting
+
+    wait_for(serving, 300, "the recreated backend to serve its version")
+    tasks = sorted(t.id for t in sdk.tasks.list(project=project, fields="task_only"))
+    for n, task in enumerate(tasks[10:15]):
+        sdk.annotations.create(id=task, result=study_form_result(CHOICES[n % len(CHOICES)]))
+
+    def trained_all() -> dict | None:
+        metrics = stack.metrics(project)
+        done = metrics.get("labeled") == 15 and metrics["state"] == "idle" and not metrics["pending"]
+        return metrics if done else None
+
+    timed(
+        "5 annotations to a version by the worker", timings, lambda: wait_for(trained_all, 600, "15 labeled")
+    )
+    worker_log = stack("--profile", "scale", "logs", "--no-color", "worker").stdout
+    assert "work_lane" in worker_log and "train round ok" in worker_log, worker_log[-3000:]
+    backend_log = stack("logs", "--no-color", "backend").stdout  # the recreated container's only
+    assert "train round ok" not in backend_log, "with REDIS_URL the backend runs no round itself"

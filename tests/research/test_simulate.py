@@ -183,6 +183,50 @@ def test_a_grid_run_in_three_shards_reports_the_rows_of_one_run(tmp_path, capsys
     ]
 
 
+def test_a_grid_through_rq_workers_reports_the_rows_of_one_run(tmp_path, redis_url, redis_connection):
+    """`--queue 3` puts three shards on the `grid` queue; two `coding-backend worker --queues grid`
+    processes run them (each in a working directory of its own) into one OUT, as hosts would."""
+    grid = write_grid(tmp_path / "grid.yaml", TWO_TFIDF)
+    whole = tmp_path / "whole"
+    assert tfidf_run(whole, grid, "--seeds", "1,2") == 0
+    out = tmp_path / "queued"
+    env = {k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI" and not k.startswith("SLURM")}
+    env["REDIS_URL"] = redis_url
+    enqueued = shard_process(out, grid, env, "--queue", "3")
+    assert "put 3 shard(s) of the grid on the queue 'grid'" in finish(enqueued)
+    assert not out.exists()  # nothing ran here
+    workers = []
+    for name in ("host-a", "host-b"):
+        (tmp_path / name).mkdir()
+        command = [str(EXECUTABLE), "worker", "--queues", "grid", "--burst"]
+        workers.append(
+            subprocess.Popen(
+                command,
+                env=env,
+                cwd=tmp_path / name,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.STDOUT,
+                text=True,
+            )
+        )
+    for worker in workers:
+        finish(worker)
+    assert simulate("--report", str(out)) == 0
+    queued, unsharded = (pd.read_csv(d / "results.csv").drop(columns="train_seconds") for d in (out, whole))
+    pd.testing.assert_frame_equal(queued, unsharded)
+
+
+def test_queue_needs_redis_and_the_whole_grid(tmp_path, capsys, monkeypatch):
+    monkeypatch.delenv("REDIS_URL", raising=False)
+    grid = write_grid(tmp_path / "grid.yaml", TFIDF_GRID)
+    common = ("--data", str(SEGMENTS), "--grid", str(grid), "--out", str(tmp_path / "out"))
+    assert simulate(*common, "--queue", "3") == 2
+    assert "--queue puts the grid's shards in Redis: set REDIS_URL" in capsys.readouterr().err
+    monkeypatch.setenv("REDIS_URL", "redis://127.0.0.1:1/0")
+    assert simulate(*common, "--queue", "3", "--shard", "1/3") == 2
+    assert "leave out --shard" in capsys.readouterr().err
+
+
 # --- resume rules ----------------------------------------------------------------------------------
 
 
