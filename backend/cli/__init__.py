@@ -2,6 +2,7 @@
 
 Subcommands:
   serve        run the ML backend for Label Studio (gunicorn; --dev for Flask's server)
+  worker       run rounds from Redis on this host (REDIS_URL; any number of hosts)
   demo         Label Studio + backend + a coding project on this machine, without Docker
   init         set up a coding project in a running Label Studio, connected to this backend
   healthcheck  exit 0 when the local server answers /health (the container's HEALTHCHECK)

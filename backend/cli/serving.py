@@ -58,26 +58,28 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     shares (REDIS_URL; README: When one machine is not enough)."""
     import os
 
-    from backend.worker.redis_queue import GRID_QUEUE, QUEUES
-    from backend.worker.scheduler import child_env
+    from backend.worker.redis_queue import GRID_QUEUE, QUEUES, connect
+    from backend.worker.scheduler import MALLOC_DEFAULTS, child_env
 
     if not settings.server.redis_url:
-        raise UsageError("worker takes its work from Redis: set REDIS_URL (like redis://redis:6379/0)")
+        raise UsageError(
+            "worker takes its work from Redis: set REDIS_URL (like redis://:password@redis:6379/0)"
+        )
     known = (*QUEUES, GRID_QUEUE)
     queues = comma_list(args.queues) or list(QUEUES)
     if unknown := [name for name in queues if name not in known]:
         raise UsageError(f"--queues: unknown queue(s) {', '.join(unknown)}; choose from {', '.join(known)}")
     if set(queues) - {GRID_QUEUE}:
         usable_model(settings)
+    if any(name not in os.environ for name in MALLOC_DEFAULTS):  # glibc reads them at start only
+        os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], child_env())
+    os.environ.update(child_env())  # the libraries' banners and progress bars off, as in embedded workers
     from rq import Worker
 
-    from backend.worker.redis_queue import RedisQueue
-
-    os.environ.update(child_env())  # the libraries' banners and progress bars off, as in the embedded workers
-    queue = RedisQueue.from_settings(settings)
     where = f"device {settings.model.device}, models in {settings.server.model_dir}"
-    print(f"worker on queue(s) {', '.join(queues)} ({where})")
-    Worker(queues, connection=queue.redis).work(burst=args.burst, logging_level=settings.server.log_level)
+    print(f"worker on queue(s) {', '.join(queues)} ({where})", flush=True)
+    connection = connect(settings.server.redis_url.get_secret_value())  # RQ sets its own socket timeout
+    Worker(queues, connection=connection).work(burst=args.burst, logging_level=settings.server.log_level)
     return 0
 
 

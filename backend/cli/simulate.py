@@ -22,8 +22,6 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         return cmd_report(args)
     if args.data is None or args.out is None:
         raise UsageError("--data and --out are required (or --report OUT to merge finished shards)")
-    if args.queue is not None:
-        return cmd_enqueue(settings, args)
     from backend.domain.scheme import parse_label_config
     from backend.research import simulate
     from backend.research.corpus import load_corpus
@@ -48,6 +46,8 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         if not args.label_config.is_file():
             raise UsageError(f"{args.label_config}: no such file")
         scheme = parse_label_config(args.label_config.read_text(encoding="utf-8"), settings.loop.none_choices)
+    if args.queue is not None:  # the grid and its models checked here, not in N failed shards
+        return cmd_enqueue(settings, args)
     if args.cross_coders:
         return cmd_cross_coders(args, configs, scheme)
     corpus = load_corpus(
@@ -206,6 +206,8 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError(f"--queue {args.queue}: expected the number of shards, 1 or more")
     if args.shard or args.cross_coders:
         raise UsageError("--queue splits the whole grid itself: leave out --shard and --cross-coders")
+    if not args.data.is_file():
+        raise UsageError(f"--data {args.data}: no such file")
     argv = shard_argv(args)
     ids = enqueue_shards(connect(settings.server.redis_url.get_secret_value()), argv, args.queue)
     print(f"put {len(ids)} shard(s) of the grid on the queue 'grid' ({args.out.resolve()})")
@@ -215,7 +217,8 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def shard_argv(args: argparse.Namespace) -> list[str]:
-    """The options of this `simulate` as a worker elsewhere runs them: paths absolute, no --queue."""
+    """The options of this `simulate` as a worker elsewhere runs them: paths absolute, no --queue
+    (settings not in the options or the grid are the worker's own environment's, like DEVICE)."""
     argv: list[str] = []
     for action in args.command_parser._actions:
         value = getattr(args, action.dest, None)
@@ -224,7 +227,9 @@ def shard_argv(args: argparse.Namespace) -> list[str]:
         if isinstance(value, bool):
             argv.append(action.option_strings[-1])
         else:
-            argv += [action.option_strings[-1], str(value.resolve() if isinstance(value, Path) else value)]
+            argv.append(
+                f"{action.option_strings[-1]}={value.resolve() if isinstance(value, Path) else value}"
+            )
     return argv
 
 

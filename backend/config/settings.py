@@ -329,9 +329,23 @@ class ServerSettings(BaseSettings):
 
     @field_validator("redis_url")
     @classmethod
-    def _a_redis_url(cls, value: SecretStr | None) -> SecretStr | None:
-        if value is not None and urlsplit(value.get_secret_value()).scheme not in ("redis", "rediss", "unix"):
-            raise ValueError("expected a Redis URL, like redis://redis:6379/0 (or rediss:// with TLS)")
+    def _a_redis_url_with_a_password(cls, value: SecretStr | None) -> SecretStr | None:
+        """Whoever can write to Redis runs code in the workers (RQ's jobs are pickled): a password is
+        required unless Redis is on this machine only."""
+        if value is None:
+            return value
+        url = urlsplit(value.get_secret_value())
+        if url.scheme not in ("redis", "rediss", "unix"):
+            raise ValueError("expected a Redis URL, like redis://:password@redis:6379/0 (rediss:// with TLS)")
+        if (
+            url.scheme != "unix"
+            and not url.password
+            and url.hostname not in ("localhost", "127.0.0.1", "::1")
+        ):
+            raise ValueError(
+                "no password: whoever reaches this Redis could run code in the workers; set requirepass "
+                "and give it in the URL, like redis://:password@redis:6379/0"
+            )
         return value
 
     def mlflow_ui(self) -> str | None:

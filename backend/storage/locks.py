@@ -16,7 +16,7 @@ import contextlib
 import fcntl
 import logging
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,10 +92,13 @@ def is_locked(path: Path) -> bool:
 
 
 @contextlib.contextmanager
-def redis_lock(connection: Any, name: str, seconds: int, *, wait: bool = True) -> Iterator[bool]:
+def redis_lock(
+    connection: Any, name: str, seconds: int, *, wait: bool = True, on_lost: Callable[[], None] | None = None
+) -> Iterator[bool]:
     """Hold the Redis lock `name`, renewed every third of `seconds` while the block runs; yields
     whether we got it (``wait=False`` only tries). A holder that dies stops renewing it, and the
-    lock expires `seconds` later."""
+    lock expires `seconds` later. `on_lost` runs (in the renewing thread) when the lock expired
+    while held, so a holder that others now take for dead can stop."""
     from redis.exceptions import LockError
 
     lock = connection.lock(name, timeout=seconds, thread_local=False)
@@ -103,7 +106,7 @@ def redis_lock(connection: Any, name: str, seconds: int, *, wait: bool = True) -
         yield False
         return
     stop = threading.Event()
-    renewal = threading.Thread(target=_renew, args=(lock, name, seconds, stop), daemon=True)
+    renewal = threading.Thread(target=_renew, args=(lock, name, seconds, stop, on_lost), daemon=True)
     renewal.start()
     try:
         yield True
@@ -114,7 +117,9 @@ def redis_lock(connection: Any, name: str, seconds: int, *, wait: bool = True) -
             lock.release()
 
 
-def _renew(lock: Any, name: str, seconds: int, stop: threading.Event) -> None:
+def _renew(
+    lock: Any, name: str, seconds: int, stop: threading.Event, on_lost: Callable[[], None] | None
+) -> None:
     from redis.exceptions import LockError, RedisError
 
     while not stop.wait(seconds / 3):
@@ -124,6 +129,8 @@ def _renew(lock: Any, name: str, seconds: int, stop: threading.Event) -> None:
             log.error(
                 "the lock %s expired while held (a pause over %d s?): another may take it", name, seconds
             )
+            if on_lost is not None:
+                on_lost()
             return
         except RedisError as exc:  # Redis away for a moment: the next renewal may reach it
             log.warning("renewing the lock %s failed: %s", name, exc)

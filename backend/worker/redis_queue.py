@@ -17,11 +17,13 @@ taken in Redis too (:func:`~backend.storage.locks.share_locks`), never with ``fl
 
 from __future__ import annotations
 
+import _thread
 import contextlib
 import logging
 import threading
 import time
 from collections.abc import Iterator
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -47,6 +49,8 @@ JOB = "backend.worker.rq_jobs.work_lane"
 JOB_TIMEOUT = 6 * 3600  # a body round on a CPU takes minutes; a job still at it after hours is stuck
 WOKEN_SECONDS = 24 * 3600  # a wake-up job's mark outlives any wait in a queue; the sweep repairs a lost one
 SWEEP_SECONDS = 2.0
+SWEEP_BACKOFF_SECONDS = 30  # the sweep wakes a worker for a request at most this often (no failure loop)
+STARTUP_GRACE_SECONDS = 60  # a started job takes its lane within this (imports, a look at Label Studio)
 
 
 def connect(url: str) -> Any:
@@ -57,7 +61,8 @@ def connect(url: str) -> Any:
         raise BackendError(
             "REDIS_URL needs the scale extra: pip install 'label-studio-coding-backend[scale]'"
         ) from None
-    return redis.Redis.from_url(url)
+    # A half-open connection fails a command instead of hanging it (a lock's renewal, say).
+    return redis.Redis.from_url(url, socket_timeout=30, socket_connect_timeout=10, health_check_interval=30)
 
 
 class RedisQueue:
@@ -111,7 +116,14 @@ class RedisQueue:
     @contextlib.contextmanager
     def hold(self, project: str, lane: Lane) -> Iterator[bool]:
         """Try to take the lane's lock without waiting; yields whether we hold it."""
-        with redis_lock(self.redis, self._lane(project, lane), self.lock_seconds, wait=False) as held:
+        lane_lock = redis_lock(
+            self.redis,
+            self._lane(project, lane),
+            self.lock_seconds,
+            wait=False,
+            on_lost=_thread.interrupt_main,
+        )
+        with lane_lock as held:  # a worker whose lock expired (others take it for dead) stops its round
             yield held
 
     def busy(self, project: str, lane: Lane) -> bool:
@@ -166,13 +178,16 @@ class RedisQueue:
                 self.registry.cleanup(project, lane, self)
             for kind in self.pending(project):
                 queue = QUEUE_OF[kind]
-                if not self.busy(project, kind.lane) and not self._job_waits(project, queue):
-                    self.redis.delete(self._woken(project, queue))
+                if self.busy(project, kind.lane) or self._job_waits(project, queue):
+                    continue
+                if self.redis.set(self._swept(project, queue), 1, nx=True, ex=SWEEP_BACKOFF_SECONDS):
+                    self.redis.delete(self._woken(project, queue))  # not after a failure in a loop
                     woken += self.wake(project, queue)
         return woken
 
     def _job_waits(self, project: str, queue: str) -> bool:
-        """Whether the job the mark names is queued or at work (not failed, lost or finished)."""
+        """Whether the job the mark names is queued, or started moments ago and not at its lane yet
+        (not failed, finished, lost, or started by a worker that died before it took the lane)."""
         from rq.exceptions import NoSuchJobError
         from rq.job import Job, JobStatus
 
@@ -180,10 +195,14 @@ class RedisQueue:
         if job_id is None:
             return False
         try:
-            status = Job.fetch(job_id.decode(), connection=self.redis).get_status()
+            job = Job.fetch(job_id.decode(), connection=self.redis)
         except NoSuchJobError:
             return False
-        return status in (JobStatus.QUEUED, JobStatus.STARTED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
+        status = job.get_status()
+        if status is JobStatus.STARTED:
+            started = job.started_at.replace(tzinfo=UTC) if job.started_at else datetime.now(UTC)
+            return (datetime.now(UTC) - started).total_seconds() < STARTUP_GRACE_SECONDS
+        return status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
 
     def _sweep_forever(self, every: float) -> None:
         while True:
@@ -212,3 +231,7 @@ class RedisQueue:
     @staticmethod
     def _woken(project: str, queue: str) -> str:
         return f"{PREFIX}:woken:{project}:{queue}"
+
+    @staticmethod
+    def _swept(project: str, queue: str) -> str:
+        return f"{PREFIX}:swept:{project}:{queue}"

@@ -10,14 +10,14 @@ from __future__ import annotations
 import logging
 
 from backend.config import load_settings
-from backend.worker.redis_queue import LANE_OF, RedisQueue
+from backend.worker.redis_queue import LANE_OF, QUEUES, RedisQueue
 
 log = logging.getLogger("backend.worker")
 
 
 def work_lane(project: str, queue_name: str) -> int:
-    """Work off the project's lane that `queue_name` wakes; lingering (fast lane) ends when jobs wait
-    in the queues of that lane."""
+    """Work off the project's lane that `queue_name` wakes; lingering (fast lane) ends as soon as a job
+    waits in any queue this worker takes (another project's round, this project's body)."""
     from rq import get_current_job
 
     from backend.worker.lane import run_lane
@@ -27,6 +27,15 @@ def work_lane(project: str, queue_name: str) -> int:
     job = get_current_job()
     if job is not None:
         queue.woke(project, queue_name, job.id)
-    lane = LANE_OF[queue_name]
-    lane_queues = tuple(name for name, of in LANE_OF.items() if of is lane)
-    return run_lane(project, lane, settings, queue, queue, lambda: queue.others_wait(lane_queues))
+    taken = worker_queues(queue, job.worker_name if job else None) or QUEUES
+    return run_lane(project, LANE_OF[queue_name], settings, queue, queue, lambda: queue.others_wait(taken))
+
+
+def worker_queues(queue: RedisQueue, worker_name: str | None) -> tuple[str, ...]:
+    """The queues the RQ worker `worker_name` takes (empty when it cannot be told)."""
+    from rq import Worker
+
+    if not worker_name:
+        return ()
+    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=queue.redis)
+    return tuple(worker.queue_names()) if worker else ()

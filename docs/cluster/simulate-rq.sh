@@ -10,13 +10,15 @@
 # --burst makes a worker exit once the queue is empty; without it, it waits for the next grid. A
 # shard that failed (its job is in RQ's failed registry, its error in the worker's log) resumes
 # with its finished runs kept: run this script again, or `coding-backend simulate ... --shard I/N`
-# by hand. Set MLFLOW_TRACKING_URI to a tracking server to see every shard in one experiment.
+# by hand. Set MLFLOW_TRACKING_URI (on the workers) to a tracking server to see every shard in one
+# experiment.
 set -euo pipefail
 SHARDS=${SHARDS:-6}                  # more shards than workers: a fast worker takes another one
 OUT=${OUT:-$HOME/coding-grid/out}
 DATA=${DATA:-$HOME/coding-grid/labels_coder_b.jsonl}
 : "${REDIS_URL:?set REDIS_URL to the Redis every worker reaches}"
-export MODEL_NAME=${MODEL_NAME:-sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2}
+# Settings that neither these options nor the grid set (MODEL_NAME, DEVICE, ...) are each worker's
+# own: export them where the workers start, the same on every host but DEVICE.
 
 coding-backend simulate --data "$DATA" \
     --codes physical_health,mental_health,daily_functioning,health_unspecific,freq_mentioned \

@@ -71,6 +71,8 @@ def test_worker_needs_redis_and_known_queues_and_config_never_shows_the_redis_pa
     )
     result = run("config", env={"REDIS_URL": "http://redis:6379"})
     assert result.returncode == 2 and "expected a Redis URL" in result.stderr
+    result = run("config", env={"REDIS_URL": "redis://redis:6379/0"})  # another host, no password
+    assert result.returncode == 2 and "no password: whoever reaches this Redis" in result.stderr
     result = run("config", env={"REDIS_URL": "redis://:s3cret-pass@redis:6379/0"}, check=True)
     assert "REDIS_URL=(set)" in result.stdout and "s3cret" not in result.stdout
 

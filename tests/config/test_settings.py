@@ -70,10 +70,11 @@ def test_secrets_never_appear_in_public_settings_or_their_repr(monkeypatch):
     monkeypatch.setenv("LABEL_STUDIO_API_KEY", "tok-very-secret")
     monkeypatch.setenv("BASIC_AUTH_USER", "coder")
     monkeypatch.setenv("BASIC_AUTH_PASS", "pw-very-secret")
+    monkeypatch.setenv("REDIS_URL", "redis://:pw-very-secret@redis:6379/0")
     settings = load_settings()
     assert settings.server.label_studio_api_key.get_secret_value() == "tok-very-secret"
     shown = repr(settings) + str(settings.public())
-    assert "very-secret" not in shown
+    assert "very-secret" not in shown and "redis_url" not in settings.public()
     assert settings.public()["basic_auth_user"] == "coder"
 
 

@@ -261,8 +261,9 @@ def test_the_scale_profile_trains_in_a_worker_container_through_redis(stack):
     stack, timings = stack
     sdk = LabelStudio(base_url=f"http://127.0.0.1:{stack.ls_port}", api_key=stack.token)
     (project,) = [p.id for p in sdk.projects.list() if p.title == "Interview coding"]
+    password = secrets.token_urlsafe(16)
     with stack.env_file.open("a") as env:
-        env.write("REDIS_URL=redis://redis:6379/0\n")
+        env.write(f"REDIS_PASSWORD={password}\nREDIS_URL=redis://:{password}@redis:6379/0\n")
     timed("scale profile up", timings, lambda: stack("--profile", "scale", "up", "-d", "backend", "worker"))
 
     def serving() -> bool:

@@ -439,6 +439,14 @@ def test_a_webhook_for_a_project_label_studio_does_not_know_leaves_nothing_behin
     directory = Path(story.model_dir) / str(unknown)
     wait_for(lambda: not directory.exists() and not workers_for(unknown), 120, "the request to be dropped")
     assert str(unknown) not in story.backend.metrics_all()
+    if story.workers:  # with REDIS_URL: its requests are gone from Redis too
+        import redis
+
+        client = redis.Redis.from_url(story.backend.env["REDIS_URL"])
+        wait_for(
+            lambda: not client.sismember("coding-backend:projects", str(unknown)), 60, "it to be forgotten"
+        )
+        assert not client.exists(f"coding-backend:pending:{unknown}")
 
 
 def test_a_worker_killed_mid_round_loses_no_request_and_its_lock_expires(story):

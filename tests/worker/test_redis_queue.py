@@ -134,3 +134,17 @@ def test_the_stores_locks_are_redis_locks_once_shared(queue, tmp_path):
     outside = tmp_path / "elsewhere.lock"
     with file_lock(outside) as held:  # not under the shared store: this host's flock
         assert held and not queue.redis.keys("*elsewhere*")
+
+
+def test_a_holder_whose_lock_expired_is_told_so_it_can_stop(redis_connection):
+    """A holder paused past the expiry (others took it for dead): its renewal fails and `on_lost` runs;
+    the lane's holder then stops its round (RedisQueue.hold interrupts the worker's main thread)."""
+    import threading
+
+    from backend.storage.locks import redis_lock
+
+    lost = threading.Event()
+    with redis_lock(redis_connection, "coding-backend:lane:7:fast", 5, wait=False, on_lost=lost.set) as held:
+        assert held
+        redis_connection.delete("coding-backend:lane:7:fast")  # as an expiry would
+        assert lost.wait(10)
