@@ -230,6 +230,7 @@ def test_compose_up_sets_up_the_project_and_annotations_give_a_model_version(sta
         f"{studio}/api/tasks/",
         params={"project": project, "page_size": 100, "fields": "all"},
         headers=headers,
+        timeout=60,  # Label Studio takes seconds for this on a loaded machine (httpx's default: 5 s)
     ).json()["tasks"]
     unlabeled = {t["id"]: t for t in listing if not t["annotations"]}
     current = {
