@@ -7,7 +7,7 @@ from backend.config import with_overrides
 from backend.domain.scheme import UnknownCodeError, label_matrix
 from backend.learning.base import TrainingDataError
 from backend.learning.factories import load_model, train_model
-from backend.learning.heads import HeadOptions, fit_head, tune_thresholds
+from backend.learning.heads import THRESHOLD_GRID, HeadOptions, f1_per_threshold, fit_head, tune_thresholds
 from backend.learning.setfit_model import contrastive_steps
 from backend.learning.strategies import score_pool
 from backend.storage.versions import ModelStore
@@ -303,3 +303,20 @@ def test_chain_folds_need_two_groups():
     features, matrix = np.eye(4), np.array([[1, 0], [1, 1], [0, 1], [0, 0]])
     one_segment = np.zeros(4, dtype=int)  # four coders' rows of one segment: nothing to fold
     assert out_of_fold_probas(features, matrix, HeadOptions(kind="chain"), one_segment) == [None, None]
+
+
+def test_f1_per_threshold_equals_one_f1_score_per_threshold():
+    """The one-call F1 over every threshold of the tuning grid gives what a call per threshold gives,
+    on edge cases too: no positives, all positives, no decision above any threshold."""
+    from sklearn.metrics import f1_score
+
+    rng = np.random.default_rng(3)
+    cases = [(rng.integers(0, 2, 40), rng.random(40)) for _ in range(30)]
+    cases += [
+        (np.zeros(10, int), rng.random(10)),
+        (np.ones(10, int), rng.random(10)),
+        (np.ones(5, int), np.zeros(5)),
+    ]
+    for target, proba in cases:
+        expected = [f1_score(target, proba >= t, zero_division=0) for t in THRESHOLD_GRID]
+        assert f1_per_threshold(target, proba, THRESHOLD_GRID) == pytest.approx(expected)
