@@ -54,9 +54,13 @@ STARTUP_GRACE_SECONDS = 60  # a started job takes its lane within this (imports,
 
 
 def connect(url: str) -> Any:
-    """A Redis client for REDIS_URL (the `scale` extra: pip install 'label-studio-coding-backend[scale]')."""
+    """A Redis client for REDIS_URL (the `scale` extra: pip install 'label-studio-coding-backend[scale]').
+
+    RQ is imported here too, at start: imported by the first request instead, it made Label Studio's
+    3-second call to /setup time out on a loaded machine."""
     try:
         import redis
+        import rq  # noqa: F401
     except ImportError:
         raise BackendError(
             "REDIS_URL needs the scale extra: pip install 'label-studio-coding-backend[scale]'"

@@ -62,6 +62,11 @@ class Story:
             self.sdk.annotations.create(id=task_id, result=study_form_result(self.codes[task_id]))
             self.annotated.append(task_id)
 
+    def user(self, email: str, username: str, password: str):
+        """A Label Studio user: made once per Label Studio (the story is told twice on SQLite's)."""
+        found = [user for user in self.sdk.users.list() if user.email == email]
+        return found[0] if found else self.sdk.users.create(email=email, username=username, password=password)
+
     def current_predictions(self) -> dict[int, list[dict]]:
         """Unlabeled task id → its predictions, straight from Label Studio."""
         tasks = self.sdk.tasks.list(project=self.project, page_size=200, fields="all")
@@ -178,9 +183,7 @@ class Story:
     def second_coder(self) -> dict:
         """Coder B re-codes four of coder A's tasks and drops physical_health on one of them."""
         assert self.imported
-        coder_b = self.sdk.users.create(
-            email="coder.b@example.org", username="coder_b", password="coder-b-pass-1"
-        )
+        coder_b = self.user("coder.b@example.org", "coder_b", "coder-b-pass-1")
         overlap = [sorted(self.codes)[i] for i in (0, 1, 8, 9)]
         before = len(self.train_rounds())
         for task_id in overlap:
