@@ -7,12 +7,8 @@ lane held or empty returns at once.
 
 from __future__ import annotations
 
-import logging
-
 from backend.config import load_settings
 from backend.worker.redis_queue import LANE_OF, QUEUES, RedisQueue
-
-log = logging.getLogger("backend.worker")
 
 
 def work_lane(project: str, queue_name: str) -> int:
