@@ -16,7 +16,7 @@ from backend.config import Settings
 
 
 def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
-    from backend.domain.scheme import parse_label_config
+    from backend.domain.scheme import parse_label_config, with_evidence_tag
     from backend.research.corpus import read_segments
     from backend.resources import label_config as shipped_config
     from backend.studio.client import StudioClient
@@ -33,6 +33,13 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError("LABEL_STUDIO_API_KEY is not set: the API token of a Label Studio user")
     config = read_label_config(args.label_config) if args.label_config else shipped_config()
     scheme = parse_label_config(config, settings.loop.none_choices)
+    if args.evidence:  # the study form's evidence variant, or a tag added to the given form
+        config = (
+            with_evidence_tag(config, scheme)
+            if args.label_config
+            else shipped_config("interview_coding_evidence")
+        )
+        scheme = parse_label_config(config, settings.loop.none_choices)
     segments = read_segments(Path(args.data), require_codes=False) if args.data else []
     blank = [str(row["id"]) for row in segments if not row["text"].strip()]
     if blank:
@@ -78,10 +85,17 @@ def backend_auth(settings: Settings) -> tuple[str, str] | None:
 
 
 def read_label_config(path: str) -> str:
+    """A label config file, or a shipped one by name (interview_coding_evidence, ...)."""
+    from backend.resources import LABEL_CONFIGS, label_config
+
+    if path in LABEL_CONFIGS and not Path(path).exists():
+        return label_config(path)
     try:
         return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise UsageError(f"--label-config {path}: {exc.strerror}") from None
+        raise UsageError(
+            f"--label-config {path}: {exc.strerror} (or a shipped form: {', '.join(LABEL_CONFIGS)})"
+        ) from None
 
 
 def wait_for_label_studio(client, seconds: float) -> None:
@@ -115,7 +129,15 @@ def add_commands(commands) -> None:
         "--title", default="Interview coding", help="the project's title (default: %(default)s)"
     )
     init.add_argument(
-        "--label-config", help="label config XML file (default: the study's coding form); empty: the default"
+        "--label-config",
+        help="label config XML file, or a shipped form by name: interview_coding (the default), "
+        "interview_coding_evidence, generic_multilabel; empty: the default",
+    )
+    init.add_argument(
+        "--evidence",
+        action="store_true",
+        help="let predictions highlight why each code is suggested: an evidence <Labels> tag on the "
+        "segment (the study form's evidence variant, or added to --label-config's form)",
     )
     init.add_argument("--data", help="segments to import: JSONL (text, id?, question?) or CSV; empty: none")
     init.add_argument("--public-url", help="Label Studio's address in your browser, for the printed link")

@@ -102,6 +102,12 @@ class ModelSettings(BaseSettings):
         "0.01; auto takes it there, fp32 elsewhere.",
     )
     query_strategy: str = Field("cviar", description="How the pool is ranked: " + ", ".join(STRATEGIES) + ".")
+    evidence_tasks: int = Field(
+        10,
+        ge=0,
+        description="With an evidence <Labels> tag in the form: the queue head's tasks whose predictions "
+        "mark why each code is suggested, per round (and every /predict); 0: none.",
+    )
 
     @field_validator("model_name", mode="before")
     @classmethod
@@ -159,6 +165,11 @@ class LoopSettings(BaseSettings):
     body_retrain_idle_seconds: int = Field(
         120, ge=10, description="... or when no annotation arrived for this long and there are new ones."
     )
+    body_selection: Literal["held_out", "off"] = Field(
+        "held_out",
+        description="Keep a fine-tuned body only if a head on it beats one on the base body on held-out "
+        "segments its fine-tuning never saw (from 32 labeled; off: always keep it).",
+    )
     body_threads: int = Field(
         1, ge=1, description="CPU threads for fine-tuning the body (the rest stay with the fast loop)."
     )
@@ -202,6 +213,19 @@ class LoopSettings(BaseSettings):
         description="Choice values or aliases (any case, comma-separated) that mean none of the tag's "
         "codes: not learned as codes, checked when no code is predicted (off: every option is a code).",
     )
+    cold_start: Literal["codebook", "none"] = Field(
+        "none",
+        description="Before the first round: codebook ranks the queue by the codes' hints (docs/results.md: "
+        "not better on the study's data with the test model, so not the default); none keeps Label "
+        "Studio's order.",
+    )
+    cold_start_check_similarity: float = Field(
+        0.7,
+        ge=0.0,
+        le=1.0,
+        description="The codebook start pre-checks a code only when a segment's similarity to its hint "
+        "reaches this (cosine).",
+    )
     stopping_change_threshold: float = Field(
         0.01,
         ge=0.0,
@@ -217,6 +241,16 @@ class LoopSettings(BaseSettings):
         if isinstance(value, str) and value.strip().lower() == "off":
             return []
         return cls._comma_separated(value)
+
+    @field_validator("body_selection", mode="before")
+    @classmethod
+    def _off(cls, value: object) -> object:
+        return "off" if value is False else value  # BODY_SELECTION=off may arrive as a boolean
+
+    @field_validator("cold_start", mode="before")
+    @classmethod
+    def _cold_start(cls, value: object) -> object:
+        return "none" if value is None else value  # COLD_START=none: the environment's "none" is no value
 
     @field_validator("train_coders", mode="before")
     @classmethod

@@ -175,6 +175,15 @@ class LabeledSet:
     def __len__(self) -> int:
         return len(self.texts)
 
+    def subset(self, positions: Sequence[int]) -> LabeledSet:
+        """The examples at `positions`, in that order."""
+        return LabeledSet(
+            [self.task_ids[i] for i in positions],
+            [self.texts[i] for i in positions],
+            self.matrix[np.asarray(positions, dtype=np.int64)],
+            [self.coders[i] for i in positions],
+        )
+
     def coder_counts(self) -> dict[str, int]:
         """Training examples each coder's annotations contributed to."""
         return dict(Counter(coder for coders in self.coders for coder in coders).most_common())

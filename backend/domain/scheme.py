@@ -12,9 +12,11 @@ prediction without any of the tag's codes picks it. A yes/no question is therefo
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
+from html import escape
 
 import numpy as np
 
@@ -44,18 +46,35 @@ class ChoiceTag:
     multiple: bool
     none_option: str | None = None
     descriptions: tuple[str, ...] = ()  # per code: its shown value and `hint` (the codebook's definition)
+    shown: tuple[str, ...] = ()  # per code: the option's value as coders see it
+
+
+@dataclass(frozen=True)
+class EvidenceTag:
+    """A ``<Labels>`` tag on the coded text whose labels name codes: predictions mark each suggested
+    code's evidence with it (learning/evidence.py). `labels` maps a code to its label."""
+
+    name: str
+    labels: dict[str, str]
 
 
 @dataclass(frozen=True)
 class CodingScheme:
-    """The usable ``<Choices>`` tags of a label config, and the task field holding the text."""
+    """The usable ``<Choices>`` tags of a label config, the task field holding the text, and the
+    evidence tag when the form has one."""
 
     tags: tuple[ChoiceTag, ...]
     text_field: str
+    evidence: EvidenceTag | None = None
 
     @property
     def codes(self) -> list[str]:
         return [code for tag in self.tags for code in tag.codes]
+
+    def evidence_mask(self) -> np.ndarray:
+        """Per code, whether the evidence tag has a label for it (all False without the tag)."""
+        labels = self.evidence.labels if self.evidence else {}
+        return np.array([code in labels for code in self.codes], dtype=bool)
 
     def codebook(self) -> dict[str, str]:
         """Each code's definition from the form ("<shown value>. <hint>") for the codes that have a
@@ -95,7 +114,7 @@ def parse_label_config(xml: str, none_choices: Iterable[str] = DEFAULT_NONE_CHOI
 
     `none_choices`: the values or aliases (any case) of options that mean "none of these"."""
     from label_studio_sdk.label_interface import LabelInterface
-    from label_studio_sdk.label_interface.control_tags import ChoicesTag
+    from label_studio_sdk.label_interface.control_tags import ChoicesTag, LabelsTag
     from label_studio_sdk.label_interface.object_tags import TextTag
 
     if not isinstance(xml, str) or not xml.strip():
@@ -142,12 +161,44 @@ def parse_label_config(xml: str, none_choices: Iterable[str] = DEFAULT_NONE_CHOI
         none_option = none_options[0] if none_options else None  # the one a prediction checks
         yes_no = not control.is_multiple_choice and none_option is not None and len(options) == 1
         descriptions = tuple(_description(control, option, named=not yes_no) for option in options)
+        shown = tuple(_shown(control, option) for option in options)
         tags.append(
             ChoiceTag(
-                control.name, to_name, options, codes, control.is_multiple_choice, none_option, descriptions
+                control.name,
+                to_name,
+                options,
+                codes,
+                control.is_multiple_choice,
+                none_option,
+                descriptions,
+                shown,
             )
         )
-    return CodingScheme(tuple(tags), value[1:])
+    labels_tags = [c for c in interface.controls if isinstance(c, LabelsTag) and to_name in (c.to_name or [])]
+    return CodingScheme(tuple(tags), value[1:], _evidence_tag(tags, labels_tags))
+
+
+def _evidence_tag(tags: list[ChoiceTag], labels_tags: list) -> EvidenceTag | None:
+    """The first ``<Labels>`` tag on the coded text with a label named like a code, its option's
+    stored name (alias, else value) or its shown value, mapping those codes to their labels."""
+    for control in labels_tags:
+        names = set(control.labels)
+        labels = {
+            code: name
+            for tag in tags
+            for option, code, shown in zip(tag.options, tag.codes, tag.shown, strict=True)
+            for name in (option, code, shown)
+            if name in names
+        }
+        if labels:
+            return EvidenceTag(control.name, labels)
+    return None
+
+
+def _shown(control, option: str) -> str:
+    """The option's value as coders see it (its stored name is the alias, when it has one)."""
+    attributes = getattr(control.labels_attrs.get(option), "attr", None) or {}
+    return str(attributes.get("value") or option).strip()
 
 
 def _description(control, option: str, named: bool) -> str:
@@ -157,7 +208,7 @@ def _description(control, option: str, named: bool) -> str:
     hint = str(attributes.get("hint") or "").strip()
     if not hint or not named:
         return hint
-    return f"{str(attributes.get('value') or option).strip()}. {hint}"
+    return f"{_shown(control, option)}. {hint}"
 
 
 def _none_options(control, negative: set[str]) -> tuple[str, ...]:
@@ -189,3 +240,26 @@ def label_matrix(code_lists: Iterable[Iterable[str]], codes: Sequence[str]) -> n
 def code_lists(matrix: np.ndarray, codes: Sequence[str]) -> list[list[str]]:
     """The inverse of :func:`label_matrix`: the codes set in each row, in code order."""
     return [[codes[j] for j in np.flatnonzero(row)] for row in np.asarray(matrix)]
+
+
+def with_evidence_tag(xml: str, scheme: CodingScheme, name: str = "evidence") -> str:
+    """The label config with an evidence ``<Labels>`` tag on the coded text, a label per code (shown
+    as its option is, stored as the option is), placed right before that ``<Text>``; unchanged
+    when it has one."""
+    if scheme.evidence is not None:
+        return xml
+    to_name = scheme.tags[0].to_name
+    text_tag = re.search(rf"<Text\b[^>]*\bname=[\"']{re.escape(to_name)}[\"']", xml)
+    if text_tag is None:
+        raise LabelConfigError(f'no <Text name="{to_name}"> to put the evidence <Labels> before')
+    named = {  # a yes/no question's "Yes" is shown as the question's name
+        option: tag.name if len(tag.options) == 1 and tag.none_option else shown
+        for tag in scheme.tags
+        for option, shown in zip(tag.options, tag.shown, strict=True)
+    }
+    labels = "".join(
+        f'<Label value="{escape(shown, quote=True)}" alias="{escape(option, quote=True)}"/>'
+        for option, shown in named.items()
+    )
+    tag = f'<Labels name="{name}" toName="{to_name}" showInline="true">{labels}</Labels>\n  '
+    return xml[: text_tag.start()] + tag + xml[text_tag.start() :]

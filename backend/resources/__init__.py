@@ -10,7 +10,7 @@ from collections.abc import Iterator
 from importlib.resources import as_file, files
 from pathlib import Path
 
-LABEL_CONFIGS = ("interview_coding", "generic_multilabel")
+LABEL_CONFIGS = ("interview_coding", "interview_coding_evidence", "generic_multilabel")
 
 
 def label_config(name: str = "interview_coding") -> str:

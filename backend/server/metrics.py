@@ -30,6 +30,8 @@ def project_view(state: ProjectState, pending: list[str], versions: list[str]) -
         "figures": [figures.model_dump() for figures in state.figures],
         "progress": state.progress.model_dump() if state.progress and state.busy else None,
         "pool_encoded": state.pool_encoded.model_dump() if state.pool_encoded else None,
+        "body_choice": state.body.choice.model_dump() if state.body.choice else None,
+        "codebook_start": state.codebook_start.model_dump() if state.codebook_start else None,
         **state.monitoring.model_dump(),
     }
 

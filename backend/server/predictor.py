@@ -14,11 +14,12 @@ from dataclasses import dataclass
 from backend.config import ModelSettings
 from backend.domain.scheme import CodingScheme
 from backend.learning.base import CodingModel
+from backend.learning.evidence import spans_of_all
 from backend.learning.strategies import rank
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool
 from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore, ModelVersion
-from backend.studio.predictions import build_predictions, empty_predictions
+from backend.studio.predictions import WithEvidence, build_predictions, empty_predictions
 
 log = logging.getLogger(__name__)
 
@@ -132,7 +133,8 @@ class Predictor:
         if model.codes != scheme.codes:
             log.warning("project %s: label config changed since %s; predictions skipped", project, name)
             return empty_predictions(name, len(tasks))
-        proba = model.predict_proba([scheme.text_of(task) for task in tasks])
+        texts = [scheme.text_of(task) for task in tasks]
+        proba = model.predict_proba(texts)
         ranking = rank(
             self.settings.query_strategy,
             proba,
@@ -141,4 +143,10 @@ class Predictor:
             seed=self.settings.seed,
             ranked_before=serving.pool.proba,
         )
-        return build_predictions(scheme, model.thresholds, name, proba, ranking.scores)
+        predictions = build_predictions(scheme, model.thresholds, name, proba, ranking.scores)
+        if scheme.evidence is None or not self.settings.evidence_tasks:
+            return predictions
+        head = slice(0, self.settings.evidence_tasks)
+        suggested = model.decide(proba[head]) & scheme.evidence_mask()
+        spans_of = spans_of_all(texts[head], proba[head], suggested, model.predict_proba)
+        return list(WithEvidence(scheme, predictions, spans_of, self.settings.evidence_tasks))

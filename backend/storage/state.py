@@ -82,12 +82,26 @@ class LaneState(_Record):
     retried: bool = False  # the work in progress is already a second attempt (worker/registry.py)
 
 
+class BodyChoice(_Record):
+    """Whether the last fine-tuned body was kept: its head's held-out macro-F1 against the base
+    body's (learning/body_choice.py)."""
+
+    fine_tuned_f1: float
+    base_f1: float
+    held_out: int
+    kept: bool
+    judged_at: str
+
+
 class BodyLaneState(LaneState):
     """The body lane, and the newest body it fine-tuned (the fast loop refits heads on it)."""
 
     version: str | None = None
     labeled: int = 0
     seconds: float | None = None
+    choice: BodyChoice | None = (
+        None  # None: the body was not judged (too few segments, or BODY_SELECTION=off)
+    )
 
 
 class RoundRecord(_Record):
@@ -141,6 +155,16 @@ class PoolEncoding(_Record):
     finished_at: str
 
 
+class CodebookStart(_Record):
+    """The codebook's queue before the first round (worker/cold_start.py): its version in Label
+    Studio, how many tasks it ranked, how many codes it pre-checked, when it went live."""
+
+    version: str
+    tasks: int
+    checked: int
+    live_at: str
+
+
 class ProjectState(_Record):
     schema_version: int = SCHEMA_VERSION
     updated_at: str | None = None
@@ -157,6 +181,7 @@ class ProjectState(_Record):
     progress: Progress | None = None
     pool_encoded: PoolEncoding | None = None  # set by the pool's pre-encoding (worker/jobs/embed.py)
     encoded_in: str | None = None  # the precision the lane that encodes chose (worker/bodies.py)
+    codebook_start: CodebookStart | None = None  # COLD_START=codebook's queue until the first round
 
     def lane(self, lane: Lane) -> LaneState:
         return self.fast if lane is Lane.FAST else self.body

@@ -3,16 +3,32 @@
 Used for write-back (with the task id) and for `/predict` answers (without). Each ``<Choices>`` tag
 gets one result item: a multiple-choice tag every option over its threshold, a single-choice tag
 its most probable option. A tag with a "none of these" option (domain/scheme.py) gets that option
-when none of its codes is predicted, so a yes/no question is answered either way.
+when none of its codes is predicted, so a yes/no question is answered either way. With a form's
+evidence tag, each code's evidence span (learning/evidence.py) becomes a region labelled with it.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Callable, Collection, Sequence
+from typing import Protocol
 
 import numpy as np
 
 from backend.domain.scheme import CodingScheme
+
+log = logging.getLogger(__name__)
+
+
+class Span(Protocol):
+    """A code's evidence in a segment (learning/evidence.py): characters [start, end), the code's
+    position in the scheme, and how much removing them drops its probability."""
+
+    start: int
+    end: int
+    text: str
+    code: int
+    drop: float
 
 
 def result_items(scheme: CodingScheme, proba: np.ndarray, thresholds: np.ndarray) -> list[dict]:
@@ -50,6 +66,32 @@ def result_items(scheme: CodingScheme, proba: np.ndarray, thresholds: np.ndarray
     return results
 
 
+def evidence_items(scheme: CodingScheme, spans: Sequence[Span], chosen: Collection[str]) -> list[dict]:
+    """Label Studio regions for a segment's evidence spans, each labelled with its code, for the
+    codes its prediction `chosen` (none without an evidence tag, or for a code it has no label for)."""
+    tag, codes = scheme.evidence, scheme.codes
+    if tag is None:
+        return []
+    to_name = scheme.tags[0].to_name
+    shown = [span for span in spans if codes[span.code] in chosen and codes[span.code] in tag.labels]
+    return [
+        {
+            "id": f"evidence-{number}",
+            "from_name": tag.name,
+            "to_name": to_name,
+            "type": "labels",
+            "value": {
+                "start": span.start,
+                "end": span.end,
+                "text": span.text,
+                "labels": [tag.labels[codes[span.code]]],
+            },
+            "score": span.drop,
+        }
+        for number, span in enumerate(shown)
+    ]
+
+
 def build_predictions(
     scheme: CodingScheme,
     thresholds: np.ndarray,
@@ -72,6 +114,80 @@ def build_predictions(
         if task_ids is not None:
             item["task"] = int(task_ids[i])
         built.append(item)
+    return built
+
+
+class WithEvidence(Sequence[dict]):
+    """Predictions whose first `count` get their evidence regions when first read. A version goes
+    live once its first `WRITE_FIRST` predictions are written (studio/writeback.py): only their
+    evidence is found before, the rest of the queue head's while coders already work."""
+
+    def __init__(
+        self,
+        scheme: CodingScheme,
+        predictions: list[dict],
+        spans_of: Callable[[int], Sequence[Span]],
+        count: int,
+    ):
+        self._scheme, self._predictions, self._spans_of = scheme, predictions, spans_of
+        self._count, self._explained = count, set()
+
+    def __len__(self) -> int:
+        return len(self._predictions)
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self))[index]
+        prediction = self._predictions[index]
+        if index < self._count and index not in self._explained:
+            self._explained.add(index)
+            chosen = set(self._scheme.codes_of(prediction["result"]))
+            prediction["result"] = prediction["result"] + evidence_items(
+                self._scheme, self._spans(index), chosen
+            )
+        return prediction
+
+    def _spans(self, index: int) -> Sequence[Span]:
+        """A task's spans; none when finding them fails (a prediction without highlights is still one)."""
+        try:
+            return self._spans_of(index)
+        except Exception as exc:
+            log.warning("evidence for the prediction at position %d not found: %s", index, exc)
+            return ()
+
+
+def codebook_predictions(
+    scheme: CodingScheme, similarity: np.ndarray, check_at: float, version: str, task_ids: Sequence[int]
+) -> list[dict]:
+    """The codebook start's predictions, rows in queue order (scored by position: first lowest).
+    A code is checked only where its similarity to its definition reaches `check_at`; nothing
+    else is, not even a "none" option: no model has decided anything yet."""
+    built = []
+    for position, (row, task_id) in enumerate(zip(similarity, task_ids, strict=True)):
+        result, start = [], 0
+        for tag in scheme.tags:
+            stop = start + len(tag.options)
+            chosen = [tag.options[i] for i in np.flatnonzero(row[start:stop] >= check_at)]
+            if chosen and not tag.multiple:
+                chosen = [tag.options[int(np.argmax(row[start:stop]))]]
+            result.append(
+                {
+                    "from_name": tag.name,
+                    "to_name": tag.to_name,
+                    "type": "choices",
+                    "value": {"choices": chosen},
+                }
+            )
+            start = stop
+        built.append(
+            {
+                "task": int(task_id),
+                "result": result,
+                "score": round(position / len(task_ids), 6),
+                "model_version": version,
+            }
+        )
     return built
 
 

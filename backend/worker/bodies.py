@@ -86,6 +86,10 @@ class Bodies:
             self._body = self._load(name, codes)
         return self._body
 
+    def base(self, codes: Sequence[str]) -> Body:
+        """The base body, which a fine-tuned one is judged against (its embeddings are cached)."""
+        return self._load(BASE, codes)
+
     def _load(self, name: str, codes: Sequence[str]) -> Body:
         if name == BASE:
             source = self.settings.model_name

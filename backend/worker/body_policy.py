@@ -30,7 +30,8 @@ class BodyPolicy:
         new = labeled - body.labeled
         if labeled < self.loop.min_annotations_to_train or not self.fine_tunes:
             return False
-        return not body.version or new >= self.loop.body_retrain_every or (idle and new > 0)
+        first = not body.version and body.choice is None  # a body that lost its judging counts as one
+        return first or new >= self.loop.body_retrain_every or (idle and new > 0)
 
     def ask_if_due(self, labeled: int, idle: bool = False) -> bool:
         """Request a body when one is due and none is waiting or being fine-tuned; returns whether due."""

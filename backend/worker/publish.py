@@ -8,21 +8,23 @@ version, its predictions and the queue as they were.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 
 import numpy as np
 
 from backend.config import LoopSettings, ModelSettings
+from backend.domain.scheme import CodingScheme
 from backend.domain.tasks import Task
 from backend.learning.base import CodingModel
+from backend.learning.evidence import ScoreTexts, spans_of_each
 from backend.learning.strategies import rank
 from backend.storage.ranked_pool import RankedPool, write_ranked_pool
 from backend.storage.state import Lane, Monitoring, StateStore, WorkKind
 from backend.storage.versions import ModelStore, ModelVersion
 from backend.studio.client import StudioAPI
-from backend.studio.predictions import build_predictions
+from backend.studio.predictions import WithEvidence, build_predictions
 from backend.studio.writeback import IncompleteImport, write_version
 from backend.tracking.project import ProjectTracker
 from backend.worker.labels import ProjectLabels
@@ -36,13 +38,15 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class Trained:
-    """What a round trained: the model, its saved version, how long it took, and the labeled
-    segments' embeddings (SetFit models; for the quality estimate)."""
+    """What a round trained: the model, its saved version, how long it took, the labeled
+    segments' embeddings (SetFit models; for the quality estimate), and how it scores new texts
+    (for evidence spans)."""
 
     model: CodingModel
     version: ModelVersion
     seconds: float
     embeddings: np.ndarray | None = None
+    score_texts: ScoreTexts | None = None
 
 
 @dataclass(frozen=True)
@@ -91,6 +95,9 @@ class Publisher:
             ranking.scores[order],
             task_ids=ranked_ids,
         )
+        predictions = self._with_evidence(
+            labels.scheme, trained, [pool[i] for i in order], proba[order], predictions
+        )
         write_ranked_pool(
             version.path,
             RankedPool(
@@ -128,6 +135,26 @@ class Publisher:
         self.states.update(written)
         self.deferred.append(partial(self._record, labels, watch, trained, (before, previous), ranked_ids))
         self._record_deferred()
+
+    def _with_evidence(
+        self,
+        scheme: CodingScheme,
+        trained: Trained,
+        ranked: list[Task],
+        proba: np.ndarray,
+        predictions: list[dict],
+    ) -> Sequence[dict]:
+        """The predictions, the queue head's (EVIDENCE_TASKS) with the evidence of their suggested
+        codes when the form has an evidence tag: coders look there, and each task costs a batch of
+        shortened texts, found as it is written."""
+        count = min(self.model_settings.evidence_tasks, len(ranked))
+        if scheme.evidence is None or not count or trained.score_texts is None:
+            return predictions
+        texts = [scheme.text_in(task.data) for task in ranked[:count]]
+        head = proba[:count]
+        suggested = trained.model.decide(head) & scheme.evidence_mask()
+        spans_of = spans_of_each(texts, head, suggested, trained.score_texts)
+        return WithEvidence(scheme, predictions, spans_of, count)
 
     def _record_deferred(self) -> None:
         """Make the records of rounds that left them for a pause, oldest first, each part yielding

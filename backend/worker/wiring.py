@@ -149,10 +149,18 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         WorkKind.TRAIN: train,
         WorkKind.PREDICT: ImportedTasks(**shared, settings=settings.model, loop=loop, store=store, pool=pool),
         WorkKind.BODY: BodyFineTuning(
-            **shared, loop=loop, factory=factory, store=store, pool=pool, saver=saver, queue=queue
+            **shared,
+            loop=loop,
+            factory=factory,
+            store=store,
+            pool=pool,
+            saver=saver,
+            queue=queue,
+            bodies=bodies,
+            head=head,
         ),
         WorkKind.EMBED: PoolPreEncoding(
-            **shared, bodies=bodies, pool=pool, progress=progress, tracker=tracker, loop=loop
+            **shared, bodies=bodies, pool=pool, progress=progress, tracker=tracker, loop=loop, queue=queue
         ),
     }
     return ProjectWork(project, jobs, registry, policy)

@@ -111,3 +111,46 @@ def test_task_text_comes_from_the_bound_field():
 def test_unusable_configs_are_refused_with_the_reason(xml, problem):
     with pytest.raises(LabelConfigError, match=problem):
         parse_label_config(xml)
+
+
+def test_the_evidence_form_maps_each_code_to_its_label_and_the_plain_form_has_none():
+    scheme = parse_label_config(label_config("interview_coding_evidence"))
+    assert scheme.codes == CODES and scheme.evidence.name == "evidence"
+    assert scheme.evidence.labels == {code: code for code in CODES}, "labels named by the codes' aliases"
+    assert parse_label_config(label_config("interview_coding")).evidence is None
+
+
+def test_an_evidence_tag_must_be_on_the_coded_text_and_name_codes():
+    def evidence_of(labels_tag: str):
+        return parse_label_config(
+            TWO_TAGS.replace("<TextArea", labels_tag + "<TextArea"), none_choices=()
+        ).evidence
+
+    assert evidence_of(
+        '<Labels name="why" toName="answer"><Label value="school"/><Label value="x"/></Labels>'
+    )
+    assert evidence_of('<Labels name="why" toName="answer"><Label value="school"/></Labels>').labels == {
+        "school": "school"
+    }
+    assert evidence_of('<Labels name="why" toName="answer"><Label value="other"/></Labels>') is None
+    other_text = (
+        '<Text name="note" value="$note"/><Labels name="why" toName="note"><Label value="school"/></Labels>'
+    )
+    assert evidence_of(other_text) is None
+
+
+def test_an_evidence_tag_is_added_on_request_before_the_coded_text():
+    from backend.domain.scheme import with_evidence_tag
+
+    plain = label_config("interview_coding")
+    added = with_evidence_tag(plain, parse_label_config(plain))
+    scheme = parse_label_config(added)
+    assert scheme.codes == CODES and scheme.evidence.labels == {code: code for code in CODES}
+    assert added.index('<Labels name="evidence"') < added.index('<Text name="text"')
+    assert '<Label value="Physical health" alias="physical_health"/>' in added, (
+        "shown as coders see the option"
+    )
+    assert '<Label value="frequency" alias="freq_mentioned"/>' in added, "a yes/no question by its name"
+    shown_values = added.replace(' alias="physical_health"/>', "/>", 1)
+    assert parse_label_config(shown_values).evidence.labels["physical_health"] == "Physical health"
+    assert with_evidence_tag(added, scheme) == added, "a form with one keeps it"

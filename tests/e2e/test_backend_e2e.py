@@ -293,6 +293,7 @@ def test_connecting_the_backend_encodes_the_pool_before_anyone_annotates(story):
     metrics = story.encoded_early
     assert metrics["pool_encoded"]["body"] == "base" and metrics["pool_encoded"]["segments"] == 30
     assert metrics["current_version"] is None and metrics["body_state"] == "idle"
+    assert metrics["codebook_start"] is None, "COLD_START=none (the default) keeps Label Studio's order"
 
 
 def test_annotations_train_a_version_that_orders_the_queue(story):
@@ -306,6 +307,7 @@ def test_annotations_train_a_version_that_orders_the_queue(story):
         mine = [p for p in items if p["model_version"] == version]
         assert len(mine) == 1, f"task {task_id} has {len(mine)} predictions of {version}"
         assert {r["from_name"] for r in mine[0]["result"]} == {"dimension", "frequency"}
+        assert {r["type"] for r in mine[0]["result"]} == {"choices"}, "no evidence tag: no regions"
         check_none_of_these(mine[0]["result"])
 
     assert seen["project"].sampling == "Uncertainty sampling"

@@ -157,3 +157,19 @@ def test_missing_ssrf_flags_are_named_with_their_fix(label_studio, backend, tmp_
         result = init(guarded, backend.url)
     assert result.returncode == 1
     assert "SSRF_PROTECTION_ENABLED=false and ML_BLOCK_LOCAL_IP=false" in result.stderr, result.stderr
+
+
+def test_evidence_on_request_a_shipped_form_by_name_with_a_labels_tag_added(label_studio, backend):
+    from label_studio_sdk.client import LabelStudio
+
+    from backend.domain.scheme import parse_label_config
+
+    sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
+    title = "Init with evidence"
+    done = init(
+        label_studio, backend.url, "--title", title, "--label-config", "generic_multilabel", "--evidence"
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    (project,) = project_of(sdk, title)
+    evidence = parse_label_config(project.label_config).evidence
+    assert evidence is not None and set(evidence.labels) == {"code_a", "code_b", "code_c"}

@@ -77,3 +77,25 @@ def test_a_version_pruned_while_it_loads_gives_way_to_the_one_that_replaced_it(
     predictor = Predictor(with_overrides(tiny_settings, model_dir=tmp_path).model, store)
     answers = predictor.predict("1", SCHEME, [{"id": 1, "data": {"text": "My knee hurts."}}])
     assert answers[0]["model_version"] == second.name
+
+
+def test_predict_marks_evidence_with_an_evidence_form_for_the_first_evidence_tasks(
+    trained, texts, tiny_settings, tmp_path
+):
+    store = ModelStore(tmp_path)
+    version = store.save("1", trained, n_labeled=len(texts), training_seconds=1, config={})
+    StateStore(ProjectDir(tmp_path, "1")).update(lambda s: setattr(s, "current_version", version.name))
+    settings = with_overrides(tiny_settings, model_dir=tmp_path, evidence_tasks=1).model
+    predictor = Predictor(settings, store)
+    text = "My knee hurts when I run, and I worry about school every day, my tummy aches too."
+    tasks = [{"id": i, "data": {"text": text}} for i in (1, 2)]
+    first, second = predictor.predict(
+        "1", parse_label_config(label_config("interview_coding_evidence")), tasks
+    )
+    regions = [r for r in first["result"] if r["type"] == "labels"]
+    chosen = {c for r in first["result"] if r["type"] == "choices" for c in r["value"]["choices"]}
+    assert regions and all(r["value"]["labels"][0] in chosen for r in regions)
+    assert all(text[r["value"]["start"] : r["value"]["end"]] == r["value"]["text"] for r in regions)
+    assert not any(r["type"] == "labels" for r in second["result"]), "EVIDENCE_TASKS=1"
+    plain = predictor.predict("1", SCHEME, tasks[:1])[0]
+    assert {r["type"] for r in plain["result"]} == {"choices"}

@@ -119,3 +119,22 @@ def test_a_project_without_rounds_renders_without_plots(client, tmp_path):
     states(tmp_path, "5").update(lambda state: setattr(state, "waiting_for", 10))
     html = client.get("/status/5", headers=AUTH).get_data(as_text=True)
     assert "training starts at 10" in html and "<svg" not in html
+
+
+def test_the_codebook_queue_and_the_body_choice_show_on_the_page_and_in_metrics(client, tmp_path):
+    from backend.storage.state import BodyChoice, CodebookStart
+
+    def started(state):
+        state.codebook_start = CodebookStart(
+            version="v0-codebook-20261205000000", tasks=30, checked=0, live_at="x"
+        )
+        state.body.choice = BodyChoice(
+            fine_tuned_f1=0.61, base_f1=0.68, held_out=9, kept=False, judged_at="x"
+        )
+
+    states(tmp_path).update(started)
+    html = " ".join(client.get("/status/4", headers=AUTH).get_data(as_text=True).split())
+    assert "the queue follows the codebook (v0-codebook-20261205000000: 30 tasks" in html
+    assert "was not kept: held-out macro-F1 0.61 against the base body's 0.68 (9 segments held out)" in html
+    metrics = client.get("/metrics", headers=AUTH).json["projects"]["4"]
+    assert metrics["codebook_start"]["tasks"] == 30 and metrics["body_choice"]["kept"] is False

@@ -61,3 +61,53 @@ def test_predictions_name_their_task_for_import_and_not_for_predict():
     assert (
         empty_predictions("untrained", 2) == [{"result": [], "score": 0.0, "model_version": "untrained"}] * 2
     )
+
+
+def test_evidence_spans_become_regions_labelled_with_their_code_only_with_an_evidence_tag():
+    from backend.learning.evidence import Span
+    from backend.studio.predictions import WithEvidence
+
+    text = "Mir tut der Bauch weh, aber ich bin froh."
+    spans = [Span(0, 22, text[:22], 0, 0.4), Span(23, 41, text[23:], 1, 0.2)]
+    proba = np.array([[0.9, 0.8, 0.1, 0.1, 0.1]] * 3)
+    asked = []
+
+    def spans_of(i):
+        asked.append(i)
+        return spans
+
+    def built(scheme):
+        return build_predictions(scheme, np.full(5, 0.5), "v1", proba, np.array([0.1, 0.2, 0.3]))
+
+    with_tag = parse_label_config(label_config("interview_coding_evidence"))
+    predictions = WithEvidence(with_tag, built(with_tag), spans_of, count=2)
+    assert len(predictions) == 3 and asked == [], "found when read, not before"
+    first = predictions[0]
+    assert predictions[:1] == [first] and asked == [0], "once per task"
+    regions = [r for r in first["result"] if r["type"] == "labels"]
+    assert [r["value"] for r in regions] == [
+        {"start": 0, "end": 22, "text": "Mir tut der Bauch weh,", "labels": ["physical_health"]},
+        {"start": 23, "end": 41, "text": "aber ich bin froh.", "labels": ["mental_health"]},
+    ]
+    assert all(r["from_name"] == "evidence" and r["to_name"] == "text" for r in regions)
+    assert [r["score"] for r in regions] == [0.4, 0.2] and len({r["id"] for r in regions}) == 2
+    rest = predictions[1:]
+    assert asked == [0, 1] and not any(r["type"] == "labels" for r in rest[1]["result"]), "the head only"
+    plain = parse_label_config(label_config("interview_coding"))
+    without = WithEvidence(plain, built(plain), spans_of, count=2)[0]
+    assert {r["type"] for r in without["result"]} == {"choices"}
+
+
+def test_the_codebook_start_checks_only_codes_very_like_their_definition():
+    from backend.studio.predictions import codebook_predictions
+
+    scheme = parse_label_config(label_config("interview_coding"))
+    similarity = np.array([[0.8, 0.75, 0.2, 0.1, 0.9], [0.3, 0.2, 0.1, 0.1, 0.2]])
+    first, second = codebook_predictions(scheme, similarity, 0.7, "v0-codebook-1", [7, 3])
+    assert [r["value"]["choices"] for r in first["result"]] == [
+        ["physical_health", "mental_health"],
+        ["freq_mentioned"],
+    ]
+    assert [r["value"]["choices"] for r in second["result"]] == [[], []], "no 'none' checked either"
+    assert (first["task"], first["score"]) == (7, 0.0) and (second["task"], second["score"]) == (3, 0.5)
+    assert first["model_version"] == "v0-codebook-1"

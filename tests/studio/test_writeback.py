@@ -146,3 +146,23 @@ def test_a_replaced_version_stays_while_a_coder_may_still_have_its_task_open():
     deleted = delete_replaced_versions(studio, 1, keep="v4-20261201113000", after=1800, now=now)
     assert deleted == ["v1-20261201100000"], "v2 was replaced by v3 only a minute ago, v3 by v4 just now"
     assert delete_replaced_versions(studio, 1, keep="v4-20261201113000", after=0, now=now) == versions[1:3]
+
+
+def test_codebook_queues_are_ours_and_replaced_in_the_order_they_were_made():
+    from datetime import UTC, datetime
+
+    from backend.studio.writeback import delete_replaced_versions
+
+    versions = ["v0-codebook-20261201100500", "v0-codebook-20261201100000", "v1-20261201101000"]
+    studio = studio_with(versions=versions)
+    now = datetime(2026, 12, 1, 10, 20, 0, tzinfo=UTC)
+    deleted = delete_replaced_versions(studio, 1, keep="v1-20261201101000", after=900, now=now)
+    assert deleted == ["v0-codebook-20261201100000"], "replaced by the later codebook queue 15 min ago"
+    assert delete_replaced_versions(studio, 1, keep="v1-20261201101000", after=0, now=now) == [versions[0]]
+
+
+def test_a_version_made_after_the_one_kept_is_never_deleted():
+    from backend.studio.writeback import delete_replaced_versions
+
+    studio = studio_with(versions=["v0-codebook-20261201100000", "v1-20261201101000"])
+    assert delete_replaced_versions(studio, 1, keep="v0-codebook-20261201100000") == []

@@ -1,24 +1,36 @@
-"""The background lane: fine-tune a SetFit body on all labels and embed the pool with it. The fast
-loop is then asked for a round, which takes the new body."""
+"""The background lane: fine-tune a SetFit body and embed the pool with it. The fast loop is then
+asked for a round, which takes the new body.
+
+From 32 labeled segments (BODY_SELECTION=held_out) a quarter is held out of the fine-tuning, and
+the body is kept only if a head on it beats a head on the base body there
+(learning/body_choice.py); otherwise heads go back to (or stay on) the base body.
+"""
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass
 from functools import partial
 
 from backend.config import LoopSettings
+from backend.domain.annotations import LabeledSet
+from backend.learning.body_choice import BodyVerdict, HeldOut, held_out_split, judge_bodies
 from backend.learning.factories import ModelFactory
+from backend.learning.heads import HeadOptions
+from backend.learning.setfit_model import SetFitCodingModel
 from backend.storage.embeddings import EmbeddingCache
-from backend.storage.state import StateStore, WorkKind
+from backend.storage.state import BodyChoice, StateStore, WorkKind, now
 from backend.storage.versions import ModelStore
 from backend.studio.client import StudioAPI
-from backend.worker.bodies import embeddings_dir
+from backend.worker.bodies import Bodies, embeddings_dir
 from backend.worker.jobs.common import VersionSaver, wait_for_examples
 from backend.worker.labels import read_labels
 from backend.worker.memory import release_memory
 from backend.worker.pool import Pool
 from backend.worker.queue import WorkQueue
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -32,19 +44,38 @@ class BodyFineTuning:
     pool: Pool
     saver: VersionSaver
     queue: WorkQueue
+    bodies: Bodies
+    head: HeadOptions
 
     def run(self) -> None:
         import torch
 
         torch.set_num_threads(self.loop.body_threads)
         labels = read_labels(self.studio, self.project, self.loop)
-        labeled = labels.labeled
+        labeled, codes = labels.labeled, labels.scheme.codes
         if wait_for_examples(self.project, labeled, self.loop, self.states):
             return
+        split = None
+        if self.loop.body_selection == "held_out":
+            split = held_out_split(labeled.matrix, self.factory.settings.seed, labeled.task_ids)
+        tuned_on = labeled if split is None else labeled.subset(split.train)
         started = time.perf_counter()
-        model = self.factory.new(labeled.texts, labeled.matrix, labels.scheme.codes)
+        model = self.factory.new(tuned_on.texts, tuned_on.matrix, codes)
         seconds = time.perf_counter() - started
-        version = self.saver.save(model, labeled, seconds, "body")
+        choice = None
+        if split is not None:
+            verdict = self.judge(model, labeled, split, codes)
+            choice = BodyChoice(
+                fine_tuned_f1=round(verdict.fine_tuned_f1, 4),
+                base_f1=round(verdict.base_f1, 4),
+                held_out=verdict.held_out,
+                kept=verdict.kept,
+                judged_at=now(),
+            )
+            if not verdict.kept:
+                self.keep_base(choice, len(labeled))
+                return
+        version = self.saver.save(model, tuned_on, seconds, "body")
         release_memory()
         pool = self.pool.refresh().values()
         precision = self.factory.settings.resolved_encode_precision()
@@ -59,6 +90,32 @@ class BodyFineTuning:
         def hand_over(state) -> None:
             state.body.version, state.body.labeled = version.name, len(labeled)
             state.body.seconds, state.encoded_in = round(seconds, 2), precision
+            state.body.choice = choice
 
         self.states.update(hand_over)
         self.queue.request(self.project, WorkKind.TRAIN)  # the fast loop takes the new body
+
+    def judge(self, model: SetFitCodingModel, labeled: LabeledSet, split: HeldOut, codes) -> BodyVerdict:
+        """Heads on the fine-tuned and the base body's embeddings, scored on the held-out segments."""
+        base = self.bodies.base(codes).embed(labeled.texts)  # cached since the pool's encoding
+        verdict = judge_bodies(model.embed(labeled.texts), base, labeled.matrix, split, self.head)
+        log.info(
+            "project %s: fine-tuned body %s: held-out macro-F1 %.3f, base body %.3f (%d held out)",
+            self.project,
+            "kept" if verdict.kept else "not kept",
+            verdict.fine_tuned_f1,
+            verdict.base_f1,
+            verdict.held_out,
+        )
+        return verdict
+
+    def keep_base(self, choice: BodyChoice, labeled: int) -> None:
+        """The fine-tuned body lost: heads go back to the base body (a new round if they were not)."""
+        previous = self.states.read().body.version
+
+        def on_base(state) -> None:
+            state.body.version, state.body.labeled, state.body.choice = None, labeled, choice
+
+        self.states.update(on_base)
+        if previous:
+            self.queue.request(self.project, WorkKind.TRAIN)

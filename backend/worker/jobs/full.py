@@ -51,4 +51,6 @@ class FullRound:
             self.publisher.discard(version)
             raise
         embeddings = model.embed(labeled.texts) if isinstance(model, SetFitCodingModel) else None
-        self.publisher.publish(labels, watch, Trained(model, version, seconds, embeddings), pool, proba)
+        self.publisher.publish(
+            labels, watch, Trained(model, version, seconds, embeddings, model.predict_proba), pool, proba
+        )

@@ -11,15 +11,16 @@ from __future__ import annotations
 import logging
 import time
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 
 from backend.config import LoopSettings
 from backend.learning.heads import HeadOptions
-from backend.learning.setfit_model import refit_head
+from backend.learning.setfit_model import RefittedHead, refit_head
 from backend.storage.state import Lane, StateStore, WorkKind
 from backend.studio.client import StudioAPI
-from backend.worker.bodies import Bodies
+from backend.worker.bodies import Bodies, Body
 from backend.worker.body_policy import BodyPolicy
 from backend.worker.jobs.common import VersionSaver, wait_for_examples
 from backend.worker.labels import LabelFeed, ProjectLabels
@@ -74,7 +75,7 @@ class HeadRefit:
         self.publisher.publish(
             labels,
             watch,
-            Trained(model, version, seconds, labeled_embeddings),
+            Trained(model, version, seconds, labeled_embeddings, partial(score_texts, body, model)),
             pool,
             proba,
             after_live=None if read_in_full else lambda: self.reconcile(labels),
@@ -112,3 +113,9 @@ class HeadRefit:
             )
         if missed:
             self.queue.request(self.project, WorkKind.TRAIN)
+
+
+def score_texts(body: Body, model: RefittedHead, texts: list[str]) -> np.ndarray:
+    """The round's probabilities for texts outside the pool (evidence's shortened segments): encoded
+    with the body itself, not through its cache, which keeps the pool's segments only."""
+    return model.head_proba(body.model.embed(texts, precision=body.precision))

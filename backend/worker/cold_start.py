@@ -1,0 +1,110 @@
+"""COLD_START=codebook: the queue before the first round, ranked by the codes' definitions.
+
+Once the pool is encoded (worker/jobs/embed.py), the codes' `hint`s are embedded with the same base
+body and rank the pool (learning/cold_start.py). The ranking is written to Label Studio as version
+`v0-codebook-<time>`, queue head first, like a round's; Uncertainty sampling then serves the
+segments most like each code's definition, code after code. The first round replaces it as it
+would replace any version. A code is pre-checked only where a segment is very like its definition
+(COLD_START_CHECK_SIMILARITY).
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import UTC, datetime
+
+import numpy as np
+
+from backend.config import LoopSettings
+from backend.domain.scheme import CodingScheme
+from backend.domain.tasks import Task
+from backend.learning.cold_start import codebook_ranking
+from backend.storage.state import CodebookStart, Lane, StateStore, WorkKind, now
+from backend.studio.client import StudioAPI
+from backend.studio.predictions import codebook_predictions
+from backend.studio.writeback import write_version
+from backend.worker.bodies import Body
+from backend.worker.queue import WorkQueue
+
+log = logging.getLogger(__name__)
+
+
+def codebook_version() -> str:
+    return "v0-codebook-" + datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+
+
+def write_codebook_start(
+    project: str,
+    scheme: CodingScheme,
+    body: Body,
+    pool: list[Task],
+    studio: StudioAPI,
+    states: StateStore,
+    queue: WorkQueue,
+    loop: LoopSettings,
+) -> CodebookStart | None:
+    """Write the codebook's queue when COLD_START=codebook, the form defines codes and no round has
+    made a version yet; None when it does not apply."""
+    definitions = scheme.codebook()
+    if loop.cold_start != "codebook" or not definitions or states.read().current_version:
+        return None
+    pool = [task for task in pool if scheme.text_in(task.data).strip()]
+    if not pool:
+        return None
+    embeddings = body.embed([scheme.text_in(task.data) for task in pool])  # cached by the encoding
+    defined = [code for code in scheme.codes if code in definitions]
+    meanings = body.model.embed([definitions[code] for code in defined], precision=body.precision)
+    per_code = -(-2 * loop.min_annotations_to_train // len(defined))  # the first rounds' segments
+    ranking = codebook_ranking(embeddings, meanings, per_code=per_code)
+    similarity = np.full((len(pool), len(scheme.codes)), -1.0)
+    similarity[:, [scheme.codes.index(code) for code in defined]] = ranking.similarity
+    order = ranking.order
+    version = codebook_version()
+    predictions = codebook_predictions(
+        scheme, similarity[order], loop.cold_start_check_similarity, version, [pool[i].id for i in order]
+    )
+    checked = int((similarity >= loop.cold_start_check_similarity).sum())
+    started = CodebookStart(version=version, tasks=len(pool), checked=checked, live_at=now())
+
+    def modelled() -> bool:
+        """Whether a model's round serves, waits or runs: its queue wins (a round at work is about
+        to switch Label Studio to its version)."""
+        state = states.read()
+        return (
+            bool(state.current_version)
+            or state.fast.status.busy
+            or WorkKind.TRAIN in queue.pending(project, Lane.FAST)
+        )
+
+    def live() -> None:
+        def record(state) -> None:
+            state.codebook_start = started.model_copy(update={"live_at": now()})
+
+        states.update(record)
+        serving = states.read().current_version
+        if serving:  # a round went live while this was written: the model's queue wins
+            studio.serve_version(int(project), serving)
+
+    if modelled():
+        return None
+    write_version(
+        studio,
+        int(project),
+        version,
+        predictions,
+        first=loop.write_first,
+        head=loop.write_head,
+        on_live=live,
+        interrupted=modelled,
+        rest_after=0.0,
+        keep_old_for=loop.keep_old_predictions_seconds,  # an earlier codebook queue's open tasks
+    )
+    log.info(
+        "project %s: the codebook's queue (%d definitions, %d tasks, %d codes pre-checked) is %s",
+        project,
+        len(defined),
+        len(pool),
+        checked,
+        version,
+    )
+    return started

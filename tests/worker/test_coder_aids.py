@@ -1,0 +1,131 @@
+"""What coders see beyond the codes: evidence spans in a round's queue head, and the codebook's
+queue before the first round (against the in-memory Label Studio of tests/fakes.py)."""
+
+import pytest
+
+from backend.config import with_overrides
+from backend.resources import label_config
+from backend.storage.state import WorkKind
+from tests.fakes import FakeStudio, RecordingQueue
+from tests.worker.test_jobs import run_round, store_of
+
+EVIDENCE_FORM = label_config("interview_coding_evidence")
+
+
+@pytest.fixture
+def settings(tiny_settings, tmp_path):
+    return with_overrides(
+        tiny_settings,
+        model_dir=tmp_path,
+        min_annotations_to_train=10,
+        keep_old_predictions_seconds=0,
+        evidence_tasks=3,
+        write_first=1,
+        write_head=5,
+    )
+
+
+def regions(prediction: dict) -> list[dict]:
+    return [r for r in prediction["result"] if r["type"] == "labels"]
+
+
+def test_a_round_marks_the_evidence_of_the_queue_heads_suggested_codes(segments, settings):
+    studio = FakeStudio(segments, annotated=12, config=EVIDENCE_FORM)
+    state = run_round(settings, studio)
+    written = [p for p in studio.predictions if p["model_version"] == state.current_version]
+    texts = {task.id: task.data["text"] for task in studio.all.values()}
+    marked = [p for p in written if regions(p)]
+    assert marked, "the queue head has evidence"
+    assert all(written.index(p) < 3 for p in marked), "only EVIDENCE_TASKS tasks: the first written"
+    for prediction in marked:
+        chosen = {c for r in prediction["result"] if r["type"] == "choices" for c in r["value"]["choices"]}
+        for region in regions(prediction):
+            value = region["value"]
+            assert texts[prediction["task"]][value["start"] : value["end"]] == value["text"]
+            assert value["labels"][0] in chosen and region["from_name"] == "evidence"
+
+
+def test_a_form_without_an_evidence_tag_gets_no_regions(segments, settings):
+    studio = FakeStudio(segments, annotated=12)
+    run_round(settings, studio)
+    assert studio.predictions and not any(regions(p) for p in studio.predictions)
+
+
+def test_the_codebook_orders_the_queue_before_the_first_round_which_replaces_it(segments, settings):
+    settings = with_overrides(settings, cold_start="codebook")
+    studio = FakeStudio(segments, annotated=4)
+    queue = RecordingQueue()
+    state = run_round(settings, studio, kind="embed", queue=queue)
+    start = state.codebook_start
+    assert start is not None and start.version.startswith("v0-codebook-") and state.current_version is None
+    assert studio.served == [start.version] and start.tasks == len(studio.unlabeled_ids())
+    written = [p for p in studio.predictions if p["model_version"] == start.version]
+    assert sorted(p["task"] for p in written) == studio.unlabeled_ids()
+    scores = [p["score"] for p in written]
+    assert scores == sorted(scores) and len(set(scores)) == len(scores), "written in queue order"
+    for task in range(4, 12):
+        studio.annotate(task, segments[task]["codes"], user=1, when="2")
+    first = run_round(settings, studio, queue=queue)
+    assert studio.served[-1] == first.current_version and start.version in studio.deleted
+
+
+@pytest.mark.parametrize("cold_start", ["none", "codebook"])
+def test_no_codebook_queue_without_cold_start_or_once_a_model_serves(segments, settings, cold_start):
+    settings = with_overrides(settings, cold_start=cold_start)
+    studio = FakeStudio(segments, annotated=12)
+    if cold_start == "codebook":
+        run_round(settings, studio)  # a model serves
+    served = list(studio.served)
+    state = run_round(settings, studio, kind="embed")
+    assert state.codebook_start is None and studio.served == served
+
+
+def test_a_form_without_hints_has_no_codebook_queue(segments, settings):
+    settings = with_overrides(settings, cold_start="codebook")
+    plain = label_config("interview_coding").replace("hint=", "data-hint=")
+    studio = FakeStudio(segments, annotated=4, config=plain)
+    assert run_round(settings, studio, kind=WorkKind.EMBED.value).codebook_start is None
+    assert studio.served == []
+
+
+def test_a_fine_tuned_body_is_judged_on_held_out_segments_and_kept_only_if_it_wins(
+    segments, settings, monkeypatch
+):
+    """From 32 labeled: the verdict is recorded either way; a body that loses is not saved, and
+    heads that were on an earlier body go back to the base body."""
+    from backend.learning.body_choice import BodyVerdict
+
+    studio = FakeStudio(segments, annotated=34)
+    queue = RecordingQueue()
+    judged = run_round(settings, studio, kind="body", queue=queue)
+    choice = judged.body.choice
+    assert choice is not None and choice.held_out == 9 and 0 <= choice.base_f1 <= 1
+    assert (judged.body.version is not None) == choice.kept and judged.body.labeled == 34
+
+    monkeypatch.setattr("backend.worker.jobs.body.judge_bodies", lambda *args: BodyVerdict(0.5, 0.6, 9))
+    if judged.body.version is None:  # an earlier body to go back from
+        run_round(with_overrides(settings, body_selection="off"), studio, kind="body", queue=queue)
+    versions = len(store_of(settings).versions("1"))
+    queue.requests.clear()
+    lost = run_round(settings, studio, kind="body", queue=queue)
+    assert lost.body.version is None and lost.body.choice.kept is False and lost.body.choice.base_f1 == 0.6
+    assert len(store_of(settings).versions("1")) == versions, "the losing body is not saved"
+    assert ("1", "train") in queue.requests, "heads go back to the base body"
+    from backend.worker.wiring import project_work
+
+    policy = project_work("1", settings, studio, queue).on_idle
+    assert not policy.is_due(35), "a body that lost counts: the next one after BODY_RETRAIN_EVERY more"
+    assert policy.is_due(34 + settings.loop.body_retrain_every)
+
+
+def test_no_codebook_queue_while_a_models_round_is_at_work(segments, settings):
+    """The round is about to switch Label Studio to its version: the codebook must not switch after."""
+    from backend.storage.layout import ProjectDir
+    from backend.storage.state import LaneStatus, StateStore
+
+    settings = with_overrides(settings, cold_start="codebook")
+    StateStore(ProjectDir(settings.server.model_dir, "1")).update(
+        lambda state: setattr(state.fast, "status", LaneStatus.TRAINING)
+    )
+    studio = FakeStudio(segments, annotated=4)
+    assert run_round(settings, studio, kind="embed").codebook_start is None and studio.served == []
