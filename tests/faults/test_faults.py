@@ -218,7 +218,9 @@ class Campaign:
             if len(mine) != 1:
                 wrong.append(f"task {task.id} has {len(mine)} predictions of {current}")
                 break
-        if expect_body and (metrics.get("body_state") != "idle" or not metrics.get("body_version")):
+        # a body: kept, or judged and not kept (BODY_SELECTION, from 32 labeled: heads on the base body)
+        body = metrics.get("body_version") or metrics.get("body_choice")
+        if expect_body and (metrics.get("body_state") != "idle" or not body):
             wrong.append(f"body lane {metrics.get('body_state')}")
         return wrong
 
