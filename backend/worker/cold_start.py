@@ -42,15 +42,15 @@ def write_codebook_start(
     states: StateStore,
     queue: WorkQueue,
     loop: LoopSettings,
-) -> CodebookStart | None:
+) -> None:
     """Write the codebook's queue when COLD_START=codebook, the form defines codes and no round has
-    made a version yet; None when it does not apply."""
+    made a version yet (recorded in the state's `codebook_start` once live)."""
     definitions = scheme.codebook()
     if loop.cold_start != "codebook" or not definitions or states.read().current_version:
-        return None
+        return
     pool = [task for task in pool if scheme.text_in(task.data).strip()]
     if not pool:
-        return None
+        return
     embeddings = body.embed([scheme.text_in(task.data) for task in pool])  # cached by the encoding
     defined = [code for code in scheme.codes if code in definitions]
     meanings = body.model.embed([definitions[code] for code in defined], precision=body.precision)
@@ -64,7 +64,6 @@ def write_codebook_start(
         scheme, similarity[order], loop.cold_start_check_similarity, version, [pool[i].id for i in order]
     )
     checked = int((similarity >= loop.cold_start_check_similarity).sum())
-    started = CodebookStart(version=version, tasks=len(pool), checked=checked, live_at=now())
 
     def modelled() -> bool:
         """Whether a model's round serves, waits or runs: its queue wins (a round at work is about
@@ -78,7 +77,9 @@ def write_codebook_start(
 
     def live() -> None:
         def record(state) -> None:
-            state.codebook_start = started.model_copy(update={"live_at": now()})
+            state.codebook_start = CodebookStart(
+                version=version, tasks=len(pool), checked=checked, live_at=now()
+            )
 
         states.update(record)
         serving = states.read().current_version
@@ -86,7 +87,7 @@ def write_codebook_start(
             studio.serve_version(int(project), serving)
 
     if modelled():
-        return None
+        return
     write_version(
         studio,
         int(project),
@@ -107,4 +108,3 @@ def write_codebook_start(
         checked,
         version,
     )
-    return started
