@@ -8,12 +8,16 @@ fine-tunes on the rest, fits the same head on both bodies' embeddings of the res
 fine-tuned body only if its head scores a higher macro-F1 on the held-out segments than the base
 body's. Below `MIN_TO_JUDGE` segments the held-out share is too small to tell, and the body is
 fine-tuned on everything, unjudged.
+
+When several coders coded the held-out segments, the body must also win on each coder's own answers
+(those with at least `MIN_PER_CODER` held-out segments): a body that learned one coder's habits
+scores higher on that coder's segments and lower on the next coder's, and is not kept.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 
 import numpy as np
 from sklearn.metrics import f1_score
@@ -24,6 +28,7 @@ from backend.learning.setfit_model import refit_head
 
 HELD_OUT_SHARE = 0.25
 MIN_TO_JUDGE = 32  # at least 8 held out, 24 to fine-tune on
+MIN_PER_CODER = 5  # held-out segments of one coder's for a verdict on that coder's answers
 
 
 @dataclass(frozen=True)
@@ -35,16 +40,39 @@ class HeldOut:
 
 
 @dataclass(frozen=True)
-class BodyVerdict:
-    """The held-out macro-F1 of a head on each body, over the codes with held-out positives."""
+class CoderTruth:
+    """One coder's own answers on held-out segments: rows of the labeled set (one per segment) and
+    the coder's codes there (segments × codes)."""
+
+    rows: np.ndarray
+    matrix: np.ndarray
+
+
+@dataclass(frozen=True)
+class CoderVerdict:
+    """The held-out macro-F1 of a head on each body, against one coder's answers."""
 
     fine_tuned_f1: float
     base_f1: float
     held_out: int
 
+
+@dataclass(frozen=True)
+class BodyVerdict:
+    """The held-out macro-F1 of a head on each body, over the codes with held-out positives, and
+    per coder when several coded the held-out segments."""
+
+    fine_tuned_f1: float
+    base_f1: float
+    held_out: int
+    by_coder: Mapping[str, CoderVerdict] = field(default_factory=dict)
+
     @property
     def kept(self) -> bool:
-        return self.fine_tuned_f1 > self.base_f1
+        """Higher on the held-out segments, and on each judged coder's own answers."""
+        return self.fine_tuned_f1 > self.base_f1 and all(
+            coder.fine_tuned_f1 > coder.base_f1 for coder in self.by_coder.values()
+        )
 
 
 def held_out_split(matrix: np.ndarray, seed: int, groups: Sequence[object] | None = None) -> HeldOut | None:
@@ -75,24 +103,46 @@ def _rarest(row: np.ndarray, counts: np.ndarray) -> int:
 
 
 def judge_bodies(
-    fine_tuned: np.ndarray, base: np.ndarray, matrix: np.ndarray, split: HeldOut, options: HeadOptions
+    fine_tuned: np.ndarray,
+    base: np.ndarray,
+    matrix: np.ndarray,
+    split: HeldOut,
+    options: HeadOptions,
+    coders: Mapping[str, CoderTruth] | None = None,
 ) -> BodyVerdict:
     """Compare heads fit on each body's embeddings of `split.train` (rows of `fine_tuned` and `base`
-    are the segments of `matrix`) on the held-out segments."""
+    are the segments of `matrix`) on the held-out segments, and on each coder's answers there
+    (`coders`, for a project with several; those with fewer than `MIN_PER_CODER` are not judged)."""
     matrix = np.asarray(matrix, dtype=np.int64)
-    return BodyVerdict(
-        _held_out_f1(fine_tuned, matrix, split, options),
-        _held_out_f1(base, matrix, split, options),
-        len(split.held_out),
-    )
+    tuned = _held_out_decisions(fine_tuned, matrix, split, options)
+    on_base = _held_out_decisions(base, matrix, split, options)
+    truth = matrix[split.held_out]
+    by_coder = {}
+    for name, coder in (coders or {}).items():
+        if len(coder.rows) < MIN_PER_CODER or not np.asarray(coder.matrix).any():
+            continue
+        if not np.isin(coder.rows, split.held_out).all():
+            raise ValueError("a coder's rows must be held-out rows")
+        at = np.searchsorted(split.held_out, coder.rows)
+        by_coder[name] = CoderVerdict(
+            _macro_f1(coder.matrix, tuned[at]), _macro_f1(coder.matrix, on_base[at]), len(coder.rows)
+        )
+    return BodyVerdict(_macro_f1(truth, tuned), _macro_f1(truth, on_base), len(split.held_out), by_coder)
 
 
-def _held_out_f1(embeddings: np.ndarray, matrix: np.ndarray, split: HeldOut, options: HeadOptions) -> float:
+def _held_out_decisions(
+    embeddings: np.ndarray, matrix: np.ndarray, split: HeldOut, options: HeadOptions
+) -> np.ndarray:
+    """A head fit on the training rows' embeddings decides the held-out rows (in `split.held_out`'s order)."""
     codes = [str(j) for j in range(matrix.shape[1])]
     head = refit_head("", 0, embeddings[split.train], matrix[split.train], codes, options)
-    truth = matrix[split.held_out]
-    decided = head.decide(head.head_proba(embeddings[split.held_out]))
-    present = [j for j in range(matrix.shape[1]) if truth[:, j].any()]
+    return head.decide(head.head_proba(embeddings[split.held_out]))
+
+
+def _macro_f1(truth: np.ndarray, decided: np.ndarray) -> float:
+    """Macro-F1 over the codes with positives in `truth` (0 when it has none)."""
+    truth = np.asarray(truth, dtype=np.int64)
+    present = [j for j in range(truth.shape[1]) if truth[:, j].any()]
     if not present:
         return 0.0
     return float(f1_score(truth, decided, labels=present, average="macro", zero_division=0))

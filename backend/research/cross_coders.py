@@ -33,7 +33,8 @@ from backend.storage.atomic import write_atomically
 log = logging.getLogger(__name__)
 FILES = ("cross_coders.csv", "coder_pairs.csv", "cross_coders.md", "cross_coders.png")
 
-Train = Callable[[SimConfig, int, list[str], np.ndarray, Sequence[str]], tuple[object, float]]
+# simulate.train: the model, its training seconds, and whether a judged fine-tuned body was kept
+Train = Callable[[SimConfig, int, list[str], np.ndarray, Sequence[str]], tuple[object, float, bool | None]]
 UNDEFINED = float("nan")  # F1 of a code neither present nor predicted
 Split = Callable[[Sequence[Example], float, int], tuple[list[Example], list[Example]]]
 
@@ -109,7 +110,7 @@ def _trained(train: Train, config: SimConfig, seed: int, coder: str, mine: list[
         log.warning("%s, seed %d: coder %s coded no training segment: no model", config.name, seed, coder)
         return None
     try:
-        model, _ = train(config, seed, [example.text for example in mine], _matrix(mine, codes), codes)
+        model, *_ = train(config, seed, [example.text for example in mine], _matrix(mine, codes), codes)
     except TrainingDataError as exc:
         log.warning(
             "%s, seed %d: no model of coder %s's %d segments: %s", config.name, seed, coder, len(mine), exc

@@ -28,6 +28,8 @@ GRID_KEYS = tuple(
 )
 TFIDF_KEYS = ("query_strategy", "class_weight", "tune_thresholds", "prediction_threshold")
 CHAIN_KEYS = ("chains", "chain_order")  # describe a configuration only with CLASSIFIER_HEAD=chain
+# BODY_SELECTION for SetFit: each round's body is judged as the body lane judges it (off unless set)
+JUDGE_KEY = "body_selection"
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.+-]*\Z")
 
 
@@ -38,6 +40,7 @@ class SimConfig:
     name: str
     kind: str
     settings: ModelSettings
+    body_selection: str = "off"
 
     def with_seed(self, seed: int) -> ModelSettings:
         """The configuration's settings with another seed (one run per seed)."""
@@ -48,7 +51,10 @@ class SimConfig:
         keys = TFIDF_KEYS if self.kind == "tfidf" else GRID_KEYS
         if self.kind == "tfidf" or self.settings.classifier_head != "chain":
             keys = tuple(key for key in keys if key not in CHAIN_KEYS)  # runs from before keep resuming
-        return {"kind": self.kind, **{key: _plain(getattr(self.settings, key)) for key in keys}}
+        described = {"kind": self.kind, **{key: _plain(getattr(self.settings, key)) for key in keys}}
+        if self.body_selection != "off":  # runs from before keep resuming
+            described[JUDGE_KEY] = self.body_selection
+        return described
 
 
 def _plain(value: object) -> object:
@@ -69,17 +75,24 @@ def make_config(entry: object, base: Settings, where: str) -> SimConfig:
         raise GridError(f"{where}: kind={kind!r} contradicts model_kind={entry['model_kind']!r}")
     if kind not in KINDS:
         raise GridError(f"{where}: kind={kind!r}: choose one of {', '.join(KINDS)}")
-    allowed = TFIDF_KEYS if kind == "tfidf" else GRID_KEYS
+    allowed = TFIDF_KEYS if kind == "tfidf" else (*GRID_KEYS, JUDGE_KEY) if kind == "setfit" else GRID_KEYS
     for key in entry:
         if key not in allowed:
-            hint = "it has no effect on the TF-IDF baseline" if key in GRID_KEYS else "not a setting"
-            raise GridError(f"{where}: unknown key {key!r} ({hint}; allowed: {', '.join(allowed)})")
+            raise GridError(f"{where}: unknown key {key!r} ({_hint(key)}; allowed: {', '.join(allowed)})")
     if kind != "tfidf":
         entry["model_kind"] = kind
     try:
-        return SimConfig(name, kind, with_overrides(base, entry).model)
+        settings = with_overrides(base, entry)
     except ConfigError as exc:
         raise GridError(f"{where}: {exc}") from None
+    judged = settings.loop.body_selection if JUDGE_KEY in entry else "off"
+    return SimConfig(name, kind, settings.model, judged)
+
+
+def _hint(key: str) -> str:
+    if key == JUDGE_KEY:
+        return "only SetFit configurations fine-tune a body to judge"
+    return "it has no effect on the TF-IDF baseline" if key in GRID_KEYS else "not a setting"
 
 
 def read_grid(path: Path, base: Settings, only: Sequence[str] | None = None) -> list[SimConfig]:

@@ -26,8 +26,11 @@ from tqdm import tqdm
 
 from backend.config import ModelSettings
 from backend.learning.base import TrainingDataError
+from backend.learning.body_choice import HeldOut, held_out_split, judge_bodies
 from backend.learning.cold_start import codebook_ranking
 from backend.learning.factories import ModelFactory
+from backend.learning.heads import HeadOptions, duplicate_groups
+from backend.learning.setfit_model import SetFitCodingModel, base_model, with_head
 from backend.learning.strategies import rank
 from backend.research.corpus import Corpus
 from backend.research.grid import SimConfig
@@ -48,12 +51,31 @@ log = logging.getLogger(__name__)
 
 
 def train(config: SimConfig, seed: int, texts: list[str], labels: np.ndarray, codes: Sequence[str]):
-    """A fresh model of the configuration's kind, and its training seconds."""
+    """A fresh model of the configuration's kind, its training seconds, and whether a judged
+    fine-tuned body was kept (None when no body was judged)."""
     factory = ModelFactory(config.with_seed(seed), kind=config.kind)
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the trainers print their loss per step
-        model = factory.new(texts, labels, codes)
-    return model, time.perf_counter() - started
+        split = held_out_split(labels, seed) if config.body_selection == "held_out" else None
+        if split is None:
+            model, kept = factory.new(texts, labels, codes), None
+        else:
+            model, kept = judged_model(factory, split, texts, labels, codes)
+    return model, time.perf_counter() - started, kept
+
+
+def judged_model(
+    factory: ModelFactory, split: HeldOut, texts: list[str], labels: np.ndarray, codes: Sequence[str]
+) -> tuple[SetFitCodingModel, bool]:
+    """BODY_SELECTION=held_out as the body lane does it (worker/jobs/body.py): fine-tune on the
+    training share, keep the body only if a head on it beats one on the base body on the held-out
+    share; then the head, as the fast loop fits it, on the chosen body's embeddings of all labels."""
+    fine_tuned = factory.new([texts[i] for i in split.train], labels[split.train], codes)
+    base = base_model(codes, factory.settings)
+    options = HeadOptions.of(factory.settings)
+    verdict = judge_bodies(fine_tuned.embed(texts), base.embed(texts), labels, split, options)
+    chosen = fine_tuned if verdict.kept else base
+    return with_head(chosen, chosen.embed(texts), labels, options, duplicate_groups(texts)), verdict.kept
 
 
 def codebook_initial_set(
@@ -61,8 +83,6 @@ def codebook_initial_set(
 ) -> list[int]:
     """The pool positions the codebook cold start would have coded first (learning/cold_start.py):
     the codes' definitions and the pool embedded with MODEL_NAME's base body."""
-    from backend.learning.setfit_model import base_model
-
     defined = [code for code in corpus.codes if code in codebook]
     if not defined:
         raise SimulationError(
@@ -99,7 +119,7 @@ def simulate_pair(
     for round_number in range(protocol.rounds + 1):
         labeled += chosen
         try:
-            model, seconds = train(
+            model, seconds, body_kept = train(
                 config, seed, [pool_texts[i] for i in labeled], pool_labels[labeled], corpus.codes
             )
         except TrainingDataError as exc:
@@ -112,6 +132,7 @@ def simulate_pair(
                 "train_seconds": round(seconds, 2),
                 **scores,
                 "selected": [keys[i] for i in chosen],
+                **({} if body_kept is None else {"body_kept": body_kept}),
             }
         )
         progress.set_postfix_str(

@@ -82,15 +82,24 @@ class LaneState(_Record):
     retried: bool = False  # the work in progress is already a second attempt (worker/registry.py)
 
 
+class CoderChoice(_Record):
+    """A fine-tuned body's head against the base body's on one coder's held-out answers."""
+
+    fine_tuned_f1: float
+    base_f1: float
+    held_out: int
+
+
 class BodyChoice(_Record):
     """Whether the last fine-tuned body was kept: its head's held-out macro-F1 against the base
-    body's (learning/body_choice.py)."""
+    body's, overall and per coder (named as shown) when several coded (learning/body_choice.py)."""
 
     fine_tuned_f1: float
     base_f1: float
     held_out: int
     kept: bool
     judged_at: str
+    by_coder: dict[str, CoderChoice] = {}
 
 
 class BodyLaneState(LaneState):

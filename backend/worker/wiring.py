@@ -158,6 +158,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
             queue=queue,
             bodies=bodies,
             head=head,
+            names=names,
         ),
         WorkKind.EMBED: PoolPreEncoding(
             **shared, bodies=bodies, pool=pool, progress=progress, tracker=tracker, loop=loop, queue=queue

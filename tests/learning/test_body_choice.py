@@ -1,8 +1,17 @@
 """A fine-tuned body is kept only if a head on it beats one on the base body on held-out segments."""
 
 import numpy as np
+import pytest
 
-from backend.learning.body_choice import MIN_TO_JUDGE, held_out_split, judge_bodies
+from backend.learning.body_choice import (
+    MIN_PER_CODER,
+    MIN_TO_JUDGE,
+    BodyVerdict,
+    CoderTruth,
+    CoderVerdict,
+    held_out_split,
+    judge_bodies,
+)
 from backend.learning.heads import HeadOptions
 
 OPTIONS = HeadOptions(tune=False)
@@ -49,3 +58,40 @@ def test_many_codes_are_held_out_unstratified_and_a_tasks_rows_stay_together():
     assert (
         held_out_split(np.repeat(labels(31), 2, axis=0), seed=1, groups=np.repeat(np.arange(31), 2)) is None
     )
+
+
+def test_each_coder_is_judged_on_their_own_answers():
+    """A body that decides the held-out segments exactly as labeled: F1 1 against a coder who agrees;
+    against one who codes the first code the other way round, that code scores 0 and the others 1."""
+    matrix = labels(48)
+    rng = np.random.default_rng(3)
+    plain = matrix * 3.0 + rng.normal(0, 0.1, matrix.shape)
+    noise = rng.normal(0, 1, (48, 3))
+    split = held_out_split(matrix, seed=2)
+    agrees, differs = split.held_out[:6], split.held_out[6:]
+    other_way = matrix[differs].copy()
+    other_way[:, 0] = 1 - other_way[:, 0]
+    few = split.held_out[: MIN_PER_CODER - 1]
+    coders = {
+        "a": CoderTruth(agrees, matrix[agrees]),
+        "b": CoderTruth(differs, other_way),
+        "c": CoderTruth(few, matrix[few]),
+    }
+    verdict = judge_bodies(plain, noise, matrix, split, OPTIONS, coders)
+    assert verdict.fine_tuned_f1 == 1.0 and verdict.by_coder["a"] == CoderVerdict(
+        1.0, verdict.by_coder["a"].base_f1, 6
+    )
+    present = [j for j in range(3) if other_way[:, j].any()]
+    assert 0 in present and len(present) > 1
+    assert verdict.by_coder["b"].fine_tuned_f1 == pytest.approx((len(present) - 1) / len(present))
+    assert "c" not in verdict.by_coder, f"fewer than {MIN_PER_CODER} held-out segments: not judged alone"
+    with pytest.raises(ValueError, match="held-out rows"):
+        judge_bodies(plain, noise, matrix, split, OPTIONS, {"d": CoderTruth(split.train[:6], matrix[:6])})
+
+
+def test_a_body_is_kept_only_if_it_wins_overall_and_for_every_coder_judged():
+    wins, loses = CoderVerdict(0.9, 0.8, 6), CoderVerdict(0.6, 0.62, 6)
+    assert BodyVerdict(0.8, 0.7, 12).kept
+    assert BodyVerdict(0.8, 0.7, 12, {"a": wins, "b": wins}).kept
+    assert not BodyVerdict(0.8, 0.7, 12, {"a": wins, "b": loses}).kept, "it learned one coder's habits"
+    assert not BodyVerdict(0.7, 0.8, 12, {"a": wins, "b": wins}).kept

@@ -36,7 +36,7 @@ class PriorModel:
 
 
 def prior_model(config, seed, texts, labels, codes):
-    return PriorModel(labels), 0.0
+    return PriorModel(labels), 0.0, None
 
 
 def by_id(examples, fraction, seed):

@@ -442,6 +442,12 @@ def test_a_slurm_array_without_its_count_is_refused_by_name(monkeypatch, tmp_pat
         ({"grid.yaml": "- {name: a, kind: setfit, setfit_max_steps: -5}\n"}, [], "setfit_max_steps=-5"),
         ({"grid.yaml": "- {name: a, kind: tfidf, max_length: 64}\n"}, [], "no effect on the TF-IDF baseline"),
         ({"grid.yaml": "- {name: a, kind: forest}\n"}, [], "kind='forest'"),
+        (
+            {"grid.yaml": "- {name: a, kind: tfidf, body_selection: held_out}\n"},
+            [],
+            "only SetFit configurations",
+        ),
+        ({"grid.yaml": "- {name: a, kind: setfit, body_selection: maybe}\n"}, [], "body_selection='maybe'"),
         ({"grid.yaml": "- {name: a, kind: setfit, model_kind: transformer}\n"}, [], "contradicts model_kind"),
         ({"grid.yaml": "- {name: a/b, kind: tfidf}\n"}, [], "needs a name of letters"),
         ({"grid.yaml": GOOD_GRID + GOOD_GRID}, [], "names must be unique, repeated: a"),
@@ -478,7 +484,7 @@ def test_the_shipped_study_grid_is_valid_and_trains_whole_bodies():
 
     configs = read_grid(Path(__file__).parents[2] / "bench" / "grid.yaml", load_settings(), None)
     setfit = [config for config in configs if config.kind == "setfit"]
-    assert len(configs) == 8 and len(setfit) == 5
+    assert len(configs) == 12 and len(setfit) == 8
     assert all(config.settings.freeze_lower_layers == 0 for config in setfit)
 
 
@@ -522,3 +528,36 @@ def test_a_model_that_cannot_be_loaded_stops_the_grid_before_it_runs(tmp_path, m
     err = capsys.readouterr().err
     assert "MODEL_NAME='/nowhere/model' (gone) cannot be loaded: there is no folder" in err
     assert "Traceback" not in err
+
+
+def test_a_judged_configuration_keeps_a_fine_tuned_body_only_if_it_wins(
+    model_path, texts, labels, monkeypatch
+):
+    """body_selection: held_out in a grid: each round's body is judged as the body lane judges it; a
+    body that loses leaves the head on the base body; below 32 segments nothing is judged."""
+    import numpy as np
+
+    from backend.config import load_settings
+    from backend.learning.body_choice import MIN_TO_JUDGE, BodyVerdict
+    from backend.learning.setfit_model import base_model
+    from backend.research.grid import make_config
+    from backend.research.simulate import train
+
+    entry = {"name": "judged", "kind": "setfit", "model_name": model_path, "setfit_num_iterations": 1}
+    entry |= {"setfit_max_steps": 2, "max_length": 32, "body_selection": "held_out"}
+    config = make_config(entry, load_settings(), "test")
+    assert config.describe()["body_selection"] == "held_out"
+    assert (
+        "body_selection"
+        not in make_config({"name": "plain", "kind": "setfit"}, load_settings(), "t").describe()
+    )
+    assert len(texts) >= MIN_TO_JUDGE
+    model, seconds, kept = train(config, 1, texts, labels, CODES)
+    assert kept in (True, False) and seconds > 0
+    assert model.decide(model.predict_proba(texts[:3])).shape == (3, len(CODES))
+
+    monkeypatch.setattr("backend.research.simulate.judge_bodies", lambda *args: BodyVerdict(0.5, 0.6, 9))
+    model, _, kept = train(config, 1, texts, labels, CODES)
+    base = base_model(CODES, config.settings).embed(texts[:2])
+    assert kept is False and np.allclose(model.embed(texts[:2]), base), "the head sits on the base body"
+    assert train(config, 1, texts[:20], labels[:20], CODES)[2] is None, "too few to judge"

@@ -122,19 +122,26 @@ def test_a_project_without_rounds_renders_without_plots(client, tmp_path):
 
 
 def test_the_codebook_queue_and_the_body_choice_show_on_the_page_and_in_metrics(client, tmp_path):
-    from backend.storage.state import BodyChoice, CodebookStart
+    from backend.storage.state import BodyChoice, CodebookStart, CoderChoice
 
     def started(state):
         state.codebook_start = CodebookStart(
             version="v0-codebook-20261205000000", tasks=30, checked=0, live_at="x"
         )
         state.body.choice = BodyChoice(
-            fine_tuned_f1=0.61, base_f1=0.68, held_out=9, kept=False, judged_at="x"
+            fine_tuned_f1=0.61,
+            base_f1=0.68,
+            held_out=9,
+            kept=False,
+            judged_at="x",
+            by_coder={"coder-0a1b": CoderChoice(fine_tuned_f1=0.7, base_f1=0.65, held_out=6)},
         )
 
     states(tmp_path).update(started)
     html = " ".join(client.get("/status/4", headers=AUTH).get_data(as_text=True).split())
     assert "the queue follows the codebook (v0-codebook-20261205000000: 30 tasks" in html
     assert "was not kept: held-out macro-F1 0.61 against the base body's 0.68 (9 segments held out)" in html
+    assert "(9 segments held out); on coder-0a1b's 6: 0.70 against 0.65" in html
     metrics = client.get("/metrics", headers=AUTH).json["projects"]["4"]
     assert metrics["codebook_start"]["tasks"] == 30 and metrics["body_choice"]["kept"] is False
+    assert metrics["body_choice"]["by_coder"]["coder-0a1b"]["base_f1"] == 0.65

@@ -118,6 +118,19 @@ def test_a_fine_tuned_body_is_judged_on_held_out_segments_and_kept_only_if_it_wi
     assert policy.is_due(34 + settings.loop.body_retrain_every)
 
 
+def test_with_two_coders_the_body_is_judged_on_each_ones_answers_named_as_shown(segments, settings):
+    studio = FakeStudio(segments, annotated=34)
+    for task in range(34):
+        studio.annotate(task, segments[task]["codes"][:1], user=2, when="2")  # B codes fewer codes
+    judged = run_round(settings, studio, kind="body", queue=RecordingQueue())
+    choice = judged.body.choice
+    assert len(choice.by_coder) == 2 and all(name.startswith("coder-") for name in choice.by_coder)
+    assert {figures.held_out for figures in choice.by_coder.values()} == {choice.held_out}
+    wins = all(f.fine_tuned_f1 > f.base_f1 for f in choice.by_coder.values())
+    assert choice.kept == (choice.fine_tuned_f1 > choice.base_f1 and wins)
+    assert "example.org" not in judged.model_dump_json(), "coders are shown by pseudonym"
+
+
 def test_no_codebook_queue_while_a_models_round_is_at_work(segments, settings):
     """The round is about to switch Label Studio to its version: the codebook must not switch after."""
     from backend.storage.layout import ProjectDir

@@ -2,8 +2,9 @@
 asked for a round, which takes the new body.
 
 From 32 labeled segments (BODY_SELECTION=held_out) a quarter is held out of the fine-tuning, and
-the body is kept only if a head on it beats a head on the base body there
-(learning/body_choice.py); otherwise heads go back to (or stay on) the base body.
+the body is kept only if a head on it beats a head on the base body there, and on each coder's own
+answers when several coded them (learning/body_choice.py); otherwise heads go back to (or stay on)
+the base body.
 """
 
 from __future__ import annotations
@@ -13,19 +14,23 @@ import time
 from dataclasses import dataclass
 from functools import partial
 
+import numpy as np
+
 from backend.config import LoopSettings
-from backend.domain.annotations import LabeledSet
-from backend.learning.body_choice import BodyVerdict, HeldOut, held_out_split, judge_bodies
+from backend.domain.agreement import decision_array
+from backend.domain.annotations import answers_by_task
+from backend.domain.coders import CoderNames
+from backend.learning.body_choice import BodyVerdict, CoderTruth, HeldOut, held_out_split, judge_bodies
 from backend.learning.factories import ModelFactory
 from backend.learning.heads import HeadOptions
 from backend.learning.setfit_model import SetFitCodingModel
 from backend.storage.embeddings import EmbeddingCache
-from backend.storage.state import BodyChoice, StateStore, WorkKind, now
+from backend.storage.state import BodyChoice, CoderChoice, StateStore, WorkKind, now
 from backend.storage.versions import ModelStore
 from backend.studio.client import StudioAPI
 from backend.worker.bodies import Bodies, embeddings_dir
 from backend.worker.jobs.common import VersionSaver, wait_for_examples
-from backend.worker.labels import read_labels
+from backend.worker.labels import ProjectLabels, read_labels
 from backend.worker.memory import release_memory
 from backend.worker.pool import Pool
 from backend.worker.queue import WorkQueue
@@ -46,6 +51,7 @@ class BodyFineTuning:
     queue: WorkQueue
     bodies: Bodies
     head: HeadOptions
+    names: CoderNames
 
     def run(self) -> None:
         import torch
@@ -64,13 +70,21 @@ class BodyFineTuning:
         seconds = time.perf_counter() - started
         choice = None
         if split is not None:
-            verdict = self.judge(model, labeled, split, codes)
+            verdict = self.judge(model, labels, split)
             choice = BodyChoice(
                 fine_tuned_f1=round(verdict.fine_tuned_f1, 4),
                 base_f1=round(verdict.base_f1, 4),
                 held_out=verdict.held_out,
                 kept=verdict.kept,
                 judged_at=now(),
+                by_coder={
+                    name: CoderChoice(
+                        fine_tuned_f1=round(coder.fine_tuned_f1, 4),
+                        base_f1=round(coder.base_f1, 4),
+                        held_out=coder.held_out,
+                    )
+                    for name, coder in verdict.by_coder.items()
+                },
             )
             if not verdict.kept:
                 self.keep_base(choice, len(labeled))
@@ -95,17 +109,23 @@ class BodyFineTuning:
         self.states.update(hand_over)
         self.queue.request(self.project, WorkKind.TRAIN)  # the fast loop takes the new body
 
-    def judge(self, model: SetFitCodingModel, labeled: LabeledSet, split: HeldOut, codes) -> BodyVerdict:
-        """Heads on the fine-tuned and the base body's embeddings, scored on the held-out segments."""
-        base = self.bodies.base(codes).embed(labeled.texts)  # cached since the pool's encoding
-        verdict = judge_bodies(model.embed(labeled.texts), base, labeled.matrix, split, self.head)
-        log.info(
-            "project %s: fine-tuned body %s: held-out macro-F1 %.3f, base body %.3f (%d held out)",
+    def judge(self, model: SetFitCodingModel, labels: ProjectLabels, split: HeldOut) -> BodyVerdict:
+        """Heads on the fine-tuned and the base body's embeddings, scored on the held-out segments
+        and on each coder's answers there."""
+        labeled = labels.labeled
+        base = self.bodies.base(labels.scheme.codes).embed(labeled.texts)  # cached since the pool's encoding
+        coders = coder_truths(labels, split, self.names, self.loop.train_coders)
+        verdict = judge_bodies(model.embed(labeled.texts), base, labeled.matrix, split, self.head, coders)
+        log.info(  # coders unnamed: the log never carries identities, pseudonyms are in /metrics
+            "project %s: fine-tuned body %s: held-out macro-F1 %.3f, base body %.3f (%d held out); "
+            "higher for %d of %d coder(s) judged apart",
             self.project,
             "kept" if verdict.kept else "not kept",
             verdict.fine_tuned_f1,
             verdict.base_f1,
             verdict.held_out,
+            sum(c.fine_tuned_f1 > c.base_f1 for c in verdict.by_coder.values()),
+            len(verdict.by_coder),
         )
         return verdict
 
@@ -119,3 +139,28 @@ class BodyFineTuning:
         self.states.update(on_base)
         if previous:
             self.queue.request(self.project, WorkKind.TRAIN)
+
+
+def coder_truths(
+    labels: ProjectLabels, split: HeldOut, names: CoderNames, train_coders: list[str]
+) -> dict[str, CoderTruth]:
+    """Each coder's own answers on the held-out tasks (coders named as shown, those of TRAIN_CODERS
+    when it is set); empty when fewer than two coders coded them."""
+    labeled, allowed = labels.labeled, {coder.lower() for coder in train_coders}
+    row_of_task: dict[int, int] = {}
+    for row in split.held_out:
+        row_of_task.setdefault(labeled.task_ids[row], int(row))
+    annotated = [task for task in labels.annotated if task.id in row_of_task]
+    answers = {
+        task: [answer for answer in task_answers if not allowed or answer.coder in allowed]
+        for task, task_answers in answers_by_task(annotated, labels.scheme, labels.emails).items()
+    }
+    coders, decisions = decision_array(names.answers(answers), labels.scheme.codes)
+    if len(coders) < 2:
+        return {}
+    rows = np.array([row_of_task[task] for task in answers], dtype=np.int64)
+    truths = {}
+    for coder, coded in zip(coders, decisions, strict=True):
+        answered = ~np.isnan(coded[:, 0])
+        truths[coder] = CoderTruth(rows[answered], coded[answered].astype(np.int64))
+    return truths
