@@ -57,7 +57,10 @@ def paired_table(frame: pd.DataFrame, first: str, second: str) -> str:
     by_round = difference.groupby(level="n_labeled").agg(["mean", "std", "count"])
     ahead = (difference > 0).groupby(level="n_labeled").sum()
     seeds = sorted(difference.index.get_level_values("seed").unique())
-    spread = [f"{row['mean']:+.3f} ± {row['std']:.3f}" for _, row in by_round.iterrows()]
+    spread = [
+        f"{row['mean']:+.3f}" + (f" ± {row['std']:.3f}" if row["count"] > 1 else "")
+        for _, row in by_round.iterrows()
+    ]
     counts = [f"{ahead[n]} of {int(row['count'])}" for n, row in by_round.iterrows()]
     return "\n".join(
         [
@@ -89,7 +92,10 @@ def main() -> int:
     frame.to_csv(args.out / "results.csv", index=False)
     protocol = PROTOCOL.format(files=", ".join(f"`{path}`" for path in args.files), seeds=seeds)
     write_report(args.out, frame.to_dict("records"), codes, protocol)
-    paired = [paired_table(frame, *pair.split(":", 1)) for pair in args.paired]
+    for pair in args.paired:
+        if pair.count(":") != 1 or not all(pair.split(":")):
+            parser.error(f"--paired {pair!r}: expected A:B, two configuration names")
+    paired = [paired_table(frame, *pair.split(":")) for pair in args.paired]
     summary = args.out / "summary.md"
     if paired:
         summary.write_text(

@@ -168,7 +168,7 @@ class LoopSettings(BaseSettings):
     body_selection: Literal["held_out", "off"] = Field(
         "held_out",
         description="Keep a fine-tuned body only if a head on it beats one on the base body on held-out "
-        "segments its fine-tuning never saw, on each coder's answers when several coded them (from 32 "
+        "segments its fine-tuning never saw, and no worse on any coder's answers (from 32 "
         "labeled; off: always keep it).",
     )
     body_threads: int = Field(

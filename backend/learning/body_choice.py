@@ -9,9 +9,10 @@ fine-tuned body only if its head scores a higher macro-F1 on the held-out segmen
 body's. Below `MIN_TO_JUDGE` segments the held-out share is too small to tell, and the body is
 fine-tuned on everything, unjudged.
 
-When several coders coded the held-out segments, the body must also win on each coder's own answers
-(those with at least `MIN_PER_CODER` held-out segments): a body that learned one coder's habits
-scores higher on that coder's segments and lower on the next coder's, and is not kept.
+When several coders coded the held-out segments, the body must also not lose on any coder's own
+answers (those with at least `MIN_PER_CODER` held-out segments): a body that learned one coder's
+habits scores higher on that coder's segments and lower on the next coder's, and is not kept. A tie
+on one coder's few segments (both heads right on all of them) does not block it.
 """
 
 from __future__ import annotations
@@ -69,9 +70,9 @@ class BodyVerdict:
 
     @property
     def kept(self) -> bool:
-        """Higher on the held-out segments, and on each judged coder's own answers."""
+        """Higher on the held-out segments, and lower on no judged coder's own answers."""
         return self.fine_tuned_f1 > self.base_f1 and all(
-            coder.fine_tuned_f1 > coder.base_f1 for coder in self.by_coder.values()
+            coder.fine_tuned_f1 >= coder.base_f1 for coder in self.by_coder.values()
         )
 
 

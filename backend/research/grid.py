@@ -86,7 +86,17 @@ def make_config(entry: object, base: Settings, where: str) -> SimConfig:
     except ConfigError as exc:
         raise GridError(f"{where}: {exc}") from None
     judged = settings.loop.body_selection if JUDGE_KEY in entry else "off"
+    if judged != "off" and not _judges_bodies(settings.model):
+        raise GridError(
+            f"{where}: {JUDGE_KEY}={judged!r} judges a fine-tuned body under a refitted head: it needs "
+            "classifier_head logistic or chain and setfit_max_steps other than 0"
+        )
     return SimConfig(name, kind, settings.model, judged)
+
+
+def _judges_bodies(settings: ModelSettings) -> bool:
+    """Bodies are fine-tuned and heads refitted on them, as in the two-speed loop."""
+    return settings.classifier_head in ("logistic", "chain") and settings.setfit_max_steps != 0
 
 
 def _hint(key: str) -> str:

@@ -66,6 +66,7 @@ def summary_markdown(frame: pd.DataFrame, order: list[str], codes: Sequence[str]
         [name, *_per_round(frame, name, labeled, "train_seconds", _mean_seconds), _seconds(run_seconds[name])]
         for name in order
     ]
+    kept = _bodies_kept(frame, order)
     best = last.groupby("config")["macro_f1"].mean().idxmax()
     best_line = (
         f"Best configuration at {labeled[-1]} labeled: **{best}**, macro-F1 "
@@ -83,11 +84,26 @@ def summary_markdown(frame: pd.DataFrame, order: list[str], codes: Sequence[str]
                 _table(["config", *codes], per_code),
                 "## Training seconds per round (mean over seeds) and per run",
                 _table(["config", *map(str, labeled), "total"], seconds),
+                *kept,
                 "Figures: " + ", ".join(f"![{name}]({name})" for name in FIGURES),
             ]
         )
         + "\n"
     )
+
+
+def _bodies_kept(frame: pd.DataFrame, order: list[str]) -> list[str]:
+    """How often each judged configuration kept its fine-tuned body (body_selection: held_out)."""
+    if "body_kept" not in frame:
+        return []
+    judged = frame.dropna(subset=["body_kept"])
+    counts = [
+        f"{name}: {int(judged[judged.config == name]['body_kept'].astype(bool).sum())} of "
+        f"{int((judged.config == name).sum())} judged rounds"
+        for name in order
+        if (judged.config == name).any()
+    ]
+    return ["Fine-tuned bodies kept over the base body: " + "; ".join(counts) + "."] if counts else []
 
 
 def pyplot():

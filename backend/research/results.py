@@ -72,7 +72,8 @@ def finished_rows(out: Path, config: SimConfig, seed: int) -> list[dict] | None:
         return None
     saved = json.loads(path.read_text(encoding="utf-8"))
     if saved["config"] != config.describe():
-        changed = sorted(k for k in config.describe() if saved["config"].get(k) != config.describe()[k])
+        now = config.describe()
+        changed = sorted(k for k in {*now, *saved["config"]} if saved["config"].get(k) != now.get(k))
         raise SimulationError(
             f"{path}: configuration {config.name!r} was run with other settings ({', '.join(changed)}): "
             "rename it, or delete the file to run it again"
@@ -126,8 +127,18 @@ def merge_runs(out: Path) -> tuple[list[tuple[str, int]], dict, list[str], str]:
     return pairs, done, codes, plan["description"]
 
 
-def result_columns(codes: Sequence[str]) -> list[str]:
-    return ["config", "seed", "round", "n_labeled", "macro_f1", "train_seconds", *[f"f1_{c}" for c in codes]]
+def result_columns(codes: Sequence[str], judged: bool = False) -> list[str]:
+    """The columns of results.csv; `body_kept` when a configuration judged its bodies."""
+    columns = [
+        "config",
+        "seed",
+        "round",
+        "n_labeled",
+        "macro_f1",
+        "train_seconds",
+        *[f"f1_{c}" for c in codes],
+    ]
+    return [*columns, "body_kept"] if judged else columns
 
 
 def write_tables(out: Path, pairs: Sequence[tuple[str, int]], done: dict, codes: Sequence[str]) -> None:
@@ -137,7 +148,10 @@ def write_tables(out: Path, pairs: Sequence[tuple[str, int]], done: dict, codes:
     rows = result_rows(pairs, done)
     buffer = io.StringIO()
     writer = csv.DictWriter(
-        buffer, fieldnames=result_columns(codes), extrasaction="ignore", lineterminator="\n"
+        buffer,
+        fieldnames=result_columns(codes, any("body_kept" in row for row in rows)),
+        extrasaction="ignore",
+        lineterminator="\n",
     )
     writer.writeheader()
     writer.writerows(rows)

@@ -56,7 +56,8 @@ def train(config: SimConfig, seed: int, texts: list[str], labels: np.ndarray, co
     factory = ModelFactory(config.with_seed(seed), kind=config.kind)
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the trainers print their loss per step
-        split = held_out_split(labels, seed) if config.body_selection == "held_out" else None
+        judged = config.body_selection == "held_out"
+        split = held_out_split(labels, seed, texts) if judged else None  # a text's rows on one side
         if split is None:
             model, kept = factory.new(texts, labels, codes), None
         else:
@@ -69,13 +70,18 @@ def judged_model(
 ) -> tuple[SetFitCodingModel, bool]:
     """BODY_SELECTION=held_out as the body lane does it (worker/jobs/body.py): fine-tune on the
     training share, keep the body only if a head on it beats one on the base body on the held-out
-    share; then the head, as the fast loop fits it, on the chosen body's embeddings of all labels."""
+    share; then the head, as the fast loop fits it, on the chosen body's embeddings of all labels.
+
+    Unlike the body lane, every round fine-tunes (the protocol trains from scratch each round, the
+    lane every BODY_RETRAIN_EVERY labels), and the verdict is overall only: no per-coder figures."""
     fine_tuned = factory.new([texts[i] for i in split.train], labels[split.train], codes)
     base = base_model(codes, factory.settings)
     options = HeadOptions.of(factory.settings)
-    verdict = judge_bodies(fine_tuned.embed(texts), base.embed(texts), labels, split, options)
-    chosen = fine_tuned if verdict.kept else base
-    return with_head(chosen, chosen.embed(texts), labels, options, duplicate_groups(texts)), verdict.kept
+    embedded = {"fine_tuned": fine_tuned.embed(texts), "base": base.embed(texts)}
+    verdict = judge_bodies(embedded["fine_tuned"], embedded["base"], labels, split, options)
+    chosen = "fine_tuned" if verdict.kept else "base"
+    model = fine_tuned if verdict.kept else base
+    return with_head(model, embedded[chosen], labels, options, duplicate_groups(texts)), verdict.kept
 
 
 def codebook_initial_set(

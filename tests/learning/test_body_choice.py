@@ -89,9 +89,12 @@ def test_each_coder_is_judged_on_their_own_answers():
         judge_bodies(plain, noise, matrix, split, OPTIONS, {"d": CoderTruth(split.train[:6], matrix[:6])})
 
 
-def test_a_body_is_kept_only_if_it_wins_overall_and_for_every_coder_judged():
-    wins, loses = CoderVerdict(0.9, 0.8, 6), CoderVerdict(0.6, 0.62, 6)
+def test_a_body_is_kept_only_if_it_wins_overall_and_loses_for_no_coder_judged():
+    wins, loses, ties = CoderVerdict(0.9, 0.8, 6), CoderVerdict(0.6, 0.62, 6), CoderVerdict(1.0, 1.0, 5)
     assert BodyVerdict(0.8, 0.7, 12).kept
     assert BodyVerdict(0.8, 0.7, 12, {"a": wins, "b": wins}).kept
+    assert BodyVerdict(0.8, 0.7, 12, {"a": wins, "b": ties}).kept, (
+        "a tie on a coder's few segments does not block"
+    )
     assert not BodyVerdict(0.8, 0.7, 12, {"a": wins, "b": loses}).kept, "it learned one coder's habits"
     assert not BodyVerdict(0.7, 0.8, 12, {"a": wins, "b": wins}).kept

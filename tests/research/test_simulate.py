@@ -448,6 +448,19 @@ def test_a_slurm_array_without_its_count_is_refused_by_name(monkeypatch, tmp_pat
             "only SetFit configurations",
         ),
         ({"grid.yaml": "- {name: a, kind: setfit, body_selection: maybe}\n"}, [], "body_selection='maybe'"),
+        (
+            {"grid.yaml": "- {name: a, kind: setfit, body_selection: held_out, setfit_max_steps: 0}\n"},
+            [],
+            "needs classifier_head logistic or chain and setfit_max_steps other than 0",
+        ),
+        (
+            {
+                "grid.yaml": "- {name: a, kind: setfit, body_selection: held_out,"
+                " classifier_head: differentiable}\n"
+            },
+            [],
+            "judges a fine-tuned body under a refitted head",
+        ),
         ({"grid.yaml": "- {name: a, kind: setfit, model_kind: transformer}\n"}, [], "contradicts model_kind"),
         ({"grid.yaml": "- {name: a/b, kind: tfidf}\n"}, [], "needs a name of letters"),
         ({"grid.yaml": GOOD_GRID + GOOD_GRID}, [], "names must be unique, repeated: a"),
@@ -561,3 +574,28 @@ def test_a_judged_configuration_keeps_a_fine_tuned_body_only_if_it_wins(
     base = base_model(CODES, config.settings).embed(texts[:2])
     assert kept is False and np.allclose(model.embed(texts[:2]), base), "the head sits on the base body"
     assert train(config, 1, texts[:20], labels[:20], CODES)[2] is None, "too few to judge"
+
+
+def test_judged_rounds_add_a_body_kept_column_and_the_summary_counts_them(tmp_path):
+    from backend.research.report import write_report
+    from backend.research.results import write_tables
+
+    def rounds(kept):
+        return [
+            {"round": i, "n_labeled": n, "macro_f1": 0.5, "train_seconds": 1.0, "f1_x": 0.5, "selected": []}
+            | ({} if k is None else {"body_kept": k})
+            for i, (n, k) in enumerate(zip((20, 40), kept, strict=True))
+        ]
+
+    done = {
+        ("plain", 1): rounds([None, None]),
+        ("judged", 1): rounds([None, True]),
+        ("judged", 2): rounds([None, False]),
+    }
+    write_tables(tmp_path, list(done), done, ["x"])
+    results = pd.read_csv(tmp_path / "results.csv")
+    assert list(results.columns)[-1] == "body_kept" and results["body_kept"].notna().sum() == 2
+    write_report(tmp_path, results.to_dict("records"), ["x"], "protocol")
+    assert "judged: 1 of 2 judged rounds" in (tmp_path / "summary.md").read_text()
+    write_tables(tmp_path, [("plain", 1)], done, ["x"])
+    assert "body_kept" not in pd.read_csv(tmp_path / "results.csv").columns, "no column without judged rounds"

@@ -2,9 +2,9 @@
 asked for a round, which takes the new body.
 
 From 32 labeled segments (BODY_SELECTION=held_out) a quarter is held out of the fine-tuning, and
-the body is kept only if a head on it beats a head on the base body there, and on each coder's own
-answers when several coded them (learning/body_choice.py); otherwise heads go back to (or stay on)
-the base body.
+the body is kept only if a head on it beats a head on the base body there, and does no worse on
+each coder's own answers when several coded them (learning/body_choice.py); otherwise heads go
+back to (or stay on) the base body.
 """
 
 from __future__ import annotations
@@ -118,13 +118,13 @@ class BodyFineTuning:
         verdict = judge_bodies(model.embed(labeled.texts), base, labeled.matrix, split, self.head, coders)
         log.info(  # coders unnamed: the log never carries identities, pseudonyms are in /metrics
             "project %s: fine-tuned body %s: held-out macro-F1 %.3f, base body %.3f (%d held out); "
-            "higher for %d of %d coder(s) judged apart",
+            "lower for %d of %d coder(s) judged apart",
             self.project,
             "kept" if verdict.kept else "not kept",
             verdict.fine_tuned_f1,
             verdict.base_f1,
             verdict.held_out,
-            sum(c.fine_tuned_f1 > c.base_f1 for c in verdict.by_coder.values()),
+            sum(c.fine_tuned_f1 < c.base_f1 for c in verdict.by_coder.values()),
             len(verdict.by_coder),
         )
         return verdict
