@@ -77,11 +77,10 @@ def judged_model(
     fine_tuned = factory.new([texts[i] for i in split.train], labels[split.train], codes)
     base = base_model(codes, factory.settings)
     options = HeadOptions.of(factory.settings)
-    embedded = {"fine_tuned": fine_tuned.embed(texts), "base": base.embed(texts)}
-    verdict = judge_bodies(embedded["fine_tuned"], embedded["base"], labels, split, options)
-    chosen = "fine_tuned" if verdict.kept else "base"
-    model = fine_tuned if verdict.kept else base
-    return with_head(model, embedded[chosen], labels, options, duplicate_groups(texts)), verdict.kept
+    tuned, on_base = fine_tuned.embed(texts), base.embed(texts)
+    verdict = judge_bodies(tuned, on_base, labels, split, options)
+    model, embeddings = (fine_tuned, tuned) if verdict.kept else (base, on_base)
+    return with_head(model, embeddings, labels, options, duplicate_groups(texts)), verdict.kept
 
 
 def codebook_initial_set(
