@@ -90,7 +90,8 @@ def main() -> int:
     )
     args.out.mkdir(parents=True, exist_ok=True)
     frame.to_csv(args.out / "results.csv", index=False)
-    protocol = PROTOCOL.format(files=", ".join(f"`{path}`" for path in args.files), seeds=seeds)
+    named = ", ".join(f"`{path.parent.name}/{path.name}`" for path in args.files)  # no local paths
+    protocol = PROTOCOL.format(files=named, seeds=seeds)
     write_report(args.out, frame.to_dict("records"), codes, protocol)
     for pair in args.paired:
         if pair.count(":") != 1 or not all(pair.split(":")):
