@@ -55,7 +55,7 @@ def paired_table(frame: pd.DataFrame, first: str, second: str) -> str:
     if difference.empty:
         raise SystemExit(f"--paired {first}:{second}: no seed ran both")
     by_round = difference.groupby(level="n_labeled").agg(["mean", "std", "count"])
-    ahead = (difference > 0).groupby(level="n_labeled").sum()
+    ahead = (difference > 1e-9).groupby(level="n_labeled").sum()  # equal scores are not ahead
     seeds = sorted(difference.index.get_level_values("seed").unique())
     spread = [
         f"{row['mean']:+.3f}" + (f" ± {row['std']:.3f}" if row["count"] > 1 else "")

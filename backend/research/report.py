@@ -56,7 +56,6 @@ def summary_markdown(frame: pd.DataFrame, order: list[str], codes: Sequence[str]
     """Mean ± sd macro-F1 per configuration and labeled count, per-code F1, times, the best config."""
     labeled = sorted(frame["n_labeled"].unique())
     last = frame[frame["n_labeled"] == labeled[-1]]
-    seeds = frame["seed"].nunique()
     macro = [[name, *_per_round(frame, name, labeled, "macro_f1", _mean_sd)] for name in order]
     per_code = [
         [name, *[f"{last[last.config == name][f'f1_{code}'].mean():.2f}" for code in codes]] for name in order
@@ -68,6 +67,7 @@ def summary_markdown(frame: pd.DataFrame, order: list[str], codes: Sequence[str]
     ]
     kept = _bodies_kept(frame, order)
     best = last.groupby("config")["macro_f1"].mean().idxmax()
+    seeds = last[last.config == best]["seed"].nunique()  # merged reports: configurations may differ
     best_line = (
         f"Best configuration at {labeled[-1]} labeled: **{best}**, macro-F1 "
         f"{_mean_sd(last[last.config == best]['macro_f1'])} (mean ± sd over {seeds} seed(s))."
