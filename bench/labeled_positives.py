@@ -12,16 +12,21 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 
 import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from backend.research.report import markdown_table
 
 
 def positives(out: Path, codes: list[str] | None) -> pd.DataFrame:
     """One row per (config, seed, labeled count): the positives of each code labeled so far."""
     run = json.loads((out / "run.json").read_text(encoding="utf-8"))
     codes = codes or run["codes"]
-    coded = {f"{key}": set(chosen) for key, _coder, chosen, *_ in run["pool"]}
+    coded = {key: set(chosen) for key, _coder, chosen, *_ in run["pool"]}
     coded |= {f"{key}@{coder}": set(chosen) for key, coder, chosen, *_ in run["pool"]}
     rows, labeled = [], {}
     for line in (out / "selections.jsonl").read_text(encoding="utf-8").splitlines():
@@ -37,13 +42,10 @@ def table(frame: pd.DataFrame, code: str) -> str:
     """Markdown: configurations × labeled counts, the code's labeled positives (mean ± sd over seeds)."""
     stats = frame.groupby(["config", "n_labeled"], sort=False)[code].agg(["mean", "std"]).fillna(0)
     counts = sorted(frame["n_labeled"].unique())
-    lines = [f"| {code} | " + " | ".join(map(str, counts)) + " |", "|---" * (len(counts) + 1) + "|"]
-    for config in dict.fromkeys(frame["config"]):
-        cells = [
-            f"{stats.loc[(config, n), 'mean']:.1f} ± {stats.loc[(config, n), 'std']:.1f}" for n in counts
-        ]
-        lines.append(f"| {config} | " + " | ".join(cells) + " |")
-    return "\n".join(lines)
+    cell = "{0[mean]:.1f} ± {0[std]:.1f}".format
+    configs = dict.fromkeys(frame["config"])
+    body = [[config, *[cell(stats.loc[(config, n)]) for n in counts]] for config in configs]
+    return markdown_table([code, *map(str, counts)], body)
 
 
 def main() -> int:

@@ -21,7 +21,7 @@ import pandas as pd
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from backend.research.report import write_report
+from backend.research.report import markdown_table, write_report
 
 PROTOCOL = (
     "Merged from {files}. Each row's protocol is its simulation's (see docs/results.md); "
@@ -62,16 +62,9 @@ def paired_table(frame: pd.DataFrame, first: str, second: str) -> str:
         for _, row in by_round.iterrows()
     ]
     counts = [f"{ahead[n]} of {int(row['count'])}" for n, row in by_round.iterrows()]
-    return "\n".join(
-        [
-            f"### {first} − {second}, paired by seed (seeds {', '.join(map(str, seeds))})",
-            "",
-            "| | " + " | ".join(str(n) for n in by_round.index) + " |",
-            "|---" * (len(by_round) + 1) + "|",
-            "| macro-F1 difference, mean ± sd | " + " | ".join(spread) + " |",
-            f"| seeds where {first} is ahead | " + " | ".join(counts) + " |",
-        ]
-    )
+    title = f"### {first} − {second}, paired by seed (seeds {', '.join(map(str, seeds))})"
+    rows = [["macro-F1 difference, mean ± sd", *spread], [f"seeds where {first} is ahead", *counts]]
+    return title + "\n\n" + markdown_table(["", *map(str, by_round.index)], rows)
 
 
 def main() -> int:

@@ -28,6 +28,7 @@ from backend.learning.base import TrainingDataError
 from backend.research.corpus import DataError, Example, held_out_split
 from backend.research.grid import SimConfig
 from backend.research.protocol import per_code_f1
+from backend.research.report import markdown_table
 from backend.storage.atomic import write_atomically
 
 log = logging.getLogger(__name__)
@@ -176,11 +177,6 @@ def _grid(frame: pd.DataFrame, coders: list[str], column: str) -> list[list[str]
     ]
 
 
-def _table(header: Sequence[str], body: list[list[str]]) -> str:
-    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    return "\n".join(lines + ["| " + " | ".join(cells) + " |" for cells in body])
-
-
 def cross_coders_markdown(transfer: list[dict], pairs: list[dict], codes: Sequence[str], about: str) -> str:
     """Per configuration: the coder × coder macro-F1 and per-code F1 tables, then the coders' own."""
     frame = pd.DataFrame(transfer)
@@ -193,15 +189,16 @@ def cross_coders_markdown(transfer: list[dict], pairs: list[dict], codes: Sequen
         header = ["trained on ↓ / tested on →", *coders]
         parts += [
             f"## {config}: macro-F1 (mean ± sd over {rows.seed.nunique()} seed(s))",
-            _table(header, _grid(rows, coders, "macro_f1")),
+            markdown_table(header, _grid(rows, coders, "macro_f1")),
         ]
         for code in codes:
-            parts += [f"### {config}: F1 of {code}", _table(header, _grid(rows, coders, f"f1_{code}"))]
+            per_code = markdown_table(header, _grid(rows, coders, f"f1_{code}"))
+            parts += [f"### {config}: F1 of {code}", per_code]
     parts += [
         "## The coders against each other, on the segments both coded",
         "Macro-F1 of one coder's codes scored against the other's (symmetric), pooled Cohen's kappa "
         "over (segment, code) decisions, and the number of shared segments.",
-        _table(["coders", "shared", "macro-F1", "kappa", *codes], _pair_cells(pairs, codes)),
+        markdown_table(["coders", "shared", "macro-F1", "kappa", *codes], _pair_cells(pairs, codes)),
     ]
     return "\n\n".join(parts) + "\n"
 

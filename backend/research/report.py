@@ -40,7 +40,8 @@ def _mean_seconds(values: pd.Series) -> str:
     return _seconds(values.mean())
 
 
-def _table(header: Sequence[str], body: list[list[str]]) -> str:
+def markdown_table(header: Sequence[str], body: list[list[str]]) -> str:
+    """A Markdown table: one header row, then a row per list of cells."""
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(cells) + " |" for cells in body]
     return "\n".join(lines)
@@ -79,11 +80,11 @@ def summary_markdown(frame: pd.DataFrame, order: list[str], codes: Sequence[str]
                 protocol,
                 best_line,
                 "## Macro-F1 by labeled segments (mean ± sd over seeds)",
-                _table(["config", *map(str, labeled)], macro),
+                markdown_table(["config", *map(str, labeled)], macro),
                 f"## F1 per code at {labeled[-1]} labeled (mean over seeds)",
-                _table(["config", *codes], per_code),
+                markdown_table(["config", *codes], per_code),
                 "## Training seconds per round (mean over seeds) and per run",
-                _table(["config", *map(str, labeled), "total"], seconds),
+                markdown_table(["config", *map(str, labeled), "total"], seconds),
                 *kept,
                 "Figures: " + ", ".join(f"![{name}]({name})" for name in FIGURES),
             ]

@@ -127,17 +127,12 @@ def merge_runs(out: Path) -> tuple[list[tuple[str, int]], dict, list[str], str]:
     return pairs, done, codes, plan["description"]
 
 
+FIXED_COLUMNS = ("config", "seed", "round", "n_labeled", "macro_f1", "train_seconds")
+
+
 def result_columns(codes: Sequence[str], judged: bool = False) -> list[str]:
     """The columns of results.csv; `body_kept` when a configuration judged its bodies."""
-    columns = [
-        "config",
-        "seed",
-        "round",
-        "n_labeled",
-        "macro_f1",
-        "train_seconds",
-        *[f"f1_{c}" for c in codes],
-    ]
+    columns = [*FIXED_COLUMNS, *[f"f1_{c}" for c in codes]]
     return [*columns, "body_kept"] if judged else columns
 
 
