@@ -65,7 +65,10 @@ class ModelSettings(BaseSettings):
         description="Cap on contrastive training steps (-1: no cap; 0: no fine-tuning, the base body).",
     )
     setfit_batch_size: int = Field(16, ge=1, description="Pairs per contrastive training step.")
-    transformer_epochs: int = Field(10, ge=1, description="Epochs for MODEL_KIND=transformer.")
+    transformer_epochs: int = Field(30, ge=1, description="Epochs for MODEL_KIND=transformer.")
+    transformer_learning_rate: float = Field(
+        1e-4, gt=0, le=1, description="AdamW's learning rate for MODEL_KIND=transformer (decays linearly)."
+    )
     max_length: int = Field(128, ge=8, le=8192, description="Tokens per segment; longer text is cut.")
     seed: int = Field(42, ge=0, description="Random seed for training and the random strategy.")
     device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where torch runs.")

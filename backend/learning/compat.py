@@ -187,3 +187,41 @@ def contrastive_pairs_problem(label_matrix: np.ndarray) -> str | None:
             "least one pair without a common code (label a segment with different codes)"
         )
     return None
+
+
+def balanced_transformer_classification(*args, **kwargs):
+    """small-text's TransformerBasedClassification whose ``class_weight='balanced'`` means, for
+    multi-label, each code's negatives over its positives (BCE's ``pos_weight``).
+
+    Bug: small-text computes the multi-label weights as if the codes were exclusive classes,
+    (all positives of all codes − this code's) / this code's, divided by the smallest when that
+    is above 1. A code on three segments in four then weighs its positives at 1 or more instead of
+    1/3, and the transformer learns to give every frequent code to every segment. (The subclass
+    is made here, not at import, to keep small-text's import lazy; only its trained Hugging Face
+    model is kept, so it is never pickled.)
+    """
+    import torch
+    from small_text.integrations.transformers.classifiers.classification import (
+        TransformerBasedClassification,
+    )
+
+    class BalancedTransformerClassification(TransformerBasedClassification):
+        def initialize_class_weights(self, sub_train):
+            if self.class_weight != "balanced" or not self.multi_label:
+                return super().initialize_class_weights(sub_train)
+            matrix = sub_train.y.toarray()  # as wide as the highest target label: pad to every code
+            matrix = np.pad(matrix, ((0, 0), (0, self.num_classes - matrix.shape[1])))
+            return torch.tensor(multilabel_pos_weight(matrix), dtype=torch.float).to(self.device)
+
+    return BalancedTransformerClassification(*args, **kwargs)
+
+
+def multilabel_pos_weight(label_matrix: np.ndarray) -> np.ndarray:
+    """Each code's negatives over its positives: what makes BCE weigh both sides alike. A code with
+    no positive (or no negative) yet gets 1: there is nothing to balance."""
+    positives = np.asarray(label_matrix).sum(axis=0).astype(np.float64)
+    negatives = len(label_matrix) - positives
+    weights = np.ones_like(positives)
+    both = (positives > 0) & (negatives > 0)
+    weights[both] = negatives[both] / positives[both]
+    return weights

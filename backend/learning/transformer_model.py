@@ -67,10 +67,7 @@ def train_transformer(
     texts: list[str], label_matrix: np.ndarray, codes: list[str], settings: ModelSettings, show_progress: bool
 ) -> TransformerCodingModel:
     """Fine-tune MODEL_NAME as a sequence classifier for TRANSFORMER_EPOCHS."""
-    from small_text.integrations.transformers.classifiers.classification import (
-        TransformerBasedClassification,
-        TransformerModelArguments,
-    )
+    from small_text.integrations.transformers.classifiers.classification import TransformerModelArguments
     from small_text.integrations.transformers.datasets import TransformersDataset
     from transformers import AutoTokenizer
 
@@ -80,11 +77,12 @@ def train_transformer(
         texts, label_matrix, TransformersDataset, tokenizer=tokenizer, max_length=settings.max_length
     )
     with compat.private_output_dir() as cache_dir:
-        classifier = TransformerBasedClassification(
+        classifier = compat.balanced_transformer_classification(
             TransformerModelArguments(settings.model_name, show_progress_bar=show_progress),
             num_classes=len(codes),
             multi_label=True,
             num_epochs=settings.transformer_epochs,
+            lr=settings.transformer_learning_rate,
             class_weight="balanced" if settings.class_weight == "balanced" else None,
             device=device,
             cache_dir=cache_dir,

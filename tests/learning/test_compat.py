@@ -39,6 +39,28 @@ def test_datasets_know_codes_without_positives():
     assert compat.multilabel_dataset(["a", "b"], labels).target_labels.tolist() == [0, 1, 2]
 
 
+def test_multi_label_class_weights_are_each_codes_negatives_over_positives(model_path):
+    from small_text.integrations.pytorch.utils.data import get_class_weights
+
+    # 8 segments: code 0 on 6 (negatives/positives 2/6), code 1 on 2 (6/2), code 2 on 4 (4/4)
+    labels = np.array([[1, 0, 1]] * 2 + [[1, 1, 1]] * 2 + [[1, 0, 0]] * 2 + [[0, 0, 0]] * 2)
+    library = get_class_weights(csr_matrix(labels), 3).numpy()
+    # the library: (all codes' positives − this code's) / this code's, so a code on three segments
+    # in four is weighed up, not down
+    np.testing.assert_allclose(library, [(12 - 6) / 6, (12 - 2) / 2, (12 - 4) / 4])
+    np.testing.assert_allclose(compat.multilabel_pos_weight(labels), [2 / 6, 6 / 2, 1.0])
+    assert compat.multilabel_pos_weight(np.array([[0, 1], [0, 1]])).tolist() == [1.0, 1.0]
+
+    from small_text.integrations.transformers.classifiers.classification import TransformerModelArguments
+
+    classifier = compat.balanced_transformer_classification(
+        TransformerModelArguments(model_path), num_classes=3, multi_label=True, class_weight="balanced"
+    )
+    dataset = compat.multilabel_dataset([f"t{i}" for i in range(8)], labels)
+    weights = classifier.initialize_class_weights(dataset).numpy()
+    np.testing.assert_allclose(weights, [2 / 6, 6 / 2, 1.0], rtol=1e-6)  # what fit() puts into the loss
+
+
 def _differentiable_head(model_path, arguments):
     from small_text.integrations.transformers.classifiers.setfit import SetFitClassification
 
