@@ -7,6 +7,8 @@ and imports this module as ``bench.common``.
 
 from __future__ import annotations
 
+import contextlib
+import multiprocessing
 import os
 from pathlib import Path
 
@@ -70,3 +72,24 @@ def backend_env(studio, workdir: Path, **extra: str) -> dict[str, str]:
         "HF_HUB_OFFLINE": "1",
         **extra,
     }
+
+
+def spin(stop) -> None:
+    while not stop.is_set():
+        pass
+
+
+@contextlib.contextmanager
+def busy_core(busy: bool):
+    """A process spinning on one core while the block runs (or nothing)."""
+    if not busy:
+        yield
+        return
+    stop = multiprocessing.Event()
+    spinner = multiprocessing.Process(target=spin, args=(stop,), daemon=True)
+    spinner.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        spinner.join()

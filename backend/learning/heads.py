@@ -10,9 +10,11 @@ ones per fold.
 
 from __future__ import annotations
 
+import functools
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import ParamSpec, TypeVar
 
 import numpy as np
 from sklearn.base import BaseEstimator, ClassifierMixin, clone
@@ -21,9 +23,30 @@ from sklearn.metrics import f1_score
 from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross_val_predict
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.multioutput import ClassifierChain
+from threadpoolctl import threadpool_limits
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 MIN_EXAMPLES_PER_SIDE_FOR_TUNING = 4
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+def one_blas_thread(function: Callable[P, R]) -> Callable[P, R]:
+    """Run `function` with one BLAS thread.
+
+    A head's matrices are small (labeled segments × features), so a second BLAS thread has
+    little to share, and it spin-waits whenever the other core is busy (Label Studio, the server,
+    a body round): a refit with its thresholds and quality estimate took 1.5–8× as long that way
+    (docs/benchmarks.md). Encoding (torch's own threads) is not affected. The limit is
+    process-wide, so heads are fitted by one thread at a time (a worker's jobs run in turn)."""
+
+    @functools.wraps(function)
+    def single_threaded(*args: P.args, **kwargs: P.kwargs) -> R:
+        with threadpool_limits(limits=1, user_api="blas"):
+            return function(*args, **kwargs)
+
+    return single_threaded
 
 
 @dataclass(frozen=True)
@@ -112,6 +135,7 @@ class ChainEnsemble(ClassifierMixin, BaseEstimator):
         return proba
 
 
+@one_blas_thread
 def fit_head(features, label_matrix: np.ndarray, options: HeadOptions):
     """The head on fixed features (embeddings or TF-IDF): per-code logistic regressions, or chains."""
     return new_head(options).fit(features, label_matrix)
@@ -184,6 +208,7 @@ def out_of_fold_proba(
     return proba[:, 1]
 
 
+@one_blas_thread
 def out_of_fold_probas(
     features, label_matrix: np.ndarray, options: HeadOptions, groups: np.ndarray | None = None
 ) -> list[np.ndarray | None]:

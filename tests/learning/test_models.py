@@ -320,3 +320,35 @@ def test_f1_per_threshold_equals_one_f1_score_per_threshold():
     for target, proba in cases:
         expected = [f1_score(target, proba >= t, zero_division=0) for t in THRESHOLD_GRID]
         assert f1_per_threshold(target, proba, THRESHOLD_GRID) == pytest.approx(expected)
+
+
+def test_heads_fit_with_one_blas_thread_and_give_the_threads_back(monkeypatch):
+    from threadpoolctl import threadpool_info, threadpool_limits
+
+    import backend.learning.heads as heads
+
+    def blas_threads() -> list[int]:
+        return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
+
+    with threadpool_limits(limits=2, user_api="blas"):  # two, even on a one-core machine
+        check_one_thread_within(heads, blas_threads, monkeypatch)
+
+
+def check_one_thread_within(heads, blas_threads, monkeypatch) -> None:
+    before = blas_threads()
+    assert before and all(threads == 2 for threads in before), "numpy has a BLAS"
+    assert heads.one_blas_thread(blas_threads)() == [1] * len(before)
+    assert blas_threads() == before
+    seen = []
+    fit = heads.LogisticRegression.fit
+
+    def spying_fit(self, *args, **kwargs):
+        seen.append(blas_threads())
+        return fit(self, *args, **kwargs)
+
+    monkeypatch.setattr(heads.LogisticRegression, "fit", spying_fit)
+    rng = np.random.default_rng(0)
+    features, matrix = rng.normal(size=(20, 3)), (rng.random((20, 2)) < 0.5).astype(int)
+    fit_head(features, matrix, HeadOptions())
+    tune_thresholds(features, matrix, HeadOptions())
+    assert len(seen) > 2 and all(threads == [1] * len(before) for threads in seen)
