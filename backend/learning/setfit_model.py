@@ -275,4 +275,9 @@ def checkpoint_activations(body) -> None:
     bundled MiniLM). The random state is replayed in the recomputation, so dropout masks, and
     with them the trained body, are those of a run without checkpointing.
     """
-    body[0].auto_model.activation_checkpointing_enable({"use_reentrant": False})
+    encoder = body[0].auto_model
+    encoder.activation_checkpointing_enable({"use_reentrant": False})
+    # transformers then also makes the word embeddings' output require a gradient (for PEFT and
+    # reentrant checkpoints, neither ours). A frozen body then still ran its whole backward pass:
+    # 57 % of a differentiable head's training (setfit freezes the body for it).
+    encoder.disable_input_require_grads()

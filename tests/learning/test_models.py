@@ -196,6 +196,23 @@ def test_differentiable_head_is_really_multi_label(texts, labels, tiny_settings)
     assert not np.allclose(proba.sum(axis=1), 1.0)  # independent sigmoids, not a softmax
 
 
+def test_a_frozen_checkpointed_body_runs_no_backward_pass(tiny_settings):
+    from backend.learning.setfit_model import base_model, checkpoint_activations
+
+    body = base_model(CODES, tiny_settings.model).setfit_model.model_body
+    checkpoint_activations(body)
+    body.requires_grad_(False)  # what setfit does to train a differentiable head alone
+    body.train()
+    features = body.tokenize(["My knee hurts.", "I sleep badly."])
+    assert not body(features)["sentence_embedding"].requires_grad
+    body[0].auto_model.enable_input_require_grads()  # what activation_checkpointing_enable leaves on
+    assert body(features)["sentence_embedding"].requires_grad  # a backward pass through every layer
+    body[0].auto_model.disable_input_require_grads()
+    body[0].auto_model.encoder.layer[-1].requires_grad_(True)  # a trained top layer still learns
+    body(features)["sentence_embedding"].sum().backward()
+    assert body[0].auto_model.encoder.layer[-1].output.dense.weight.grad is not None
+
+
 def test_transformer_kind_has_the_same_interface(texts, labels, tiny_settings, tmp_path):
     settings = with_overrides(tiny_settings, model_kind="transformer", transformer_epochs=1)
     model = train_model(texts, labels, CODES, settings.model)
