@@ -369,3 +369,18 @@ def check_one_thread_within(heads, blas_threads, monkeypatch) -> None:
     fit_head(features, matrix, HeadOptions())
     tune_thresholds(features, matrix, HeadOptions())
     assert len(seen) > 2 and all(threads == [1] * len(before) for threads in seen)
+
+
+def test_torch_threads_sleep_while_they_wait_unless_told_otherwise():
+    import os
+    import subprocess
+    import sys
+
+    ask = "import backend, torch, os; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {key: value for key, value in os.environ.items() if key != "OMP_WAIT_POLICY"}
+    # unset; empty (compose's way of passing an unset variable); set
+    for given, expected in ((None, "PASSIVE"), ("", "PASSIVE"), ("ACTIVE", "ACTIVE")):
+        if given is not None:
+            env["OMP_WAIT_POLICY"] = given
+        found = subprocess.run([sys.executable, "-c", ask], env=env, capture_output=True, text=True)
+        assert found.stdout.strip() == expected, (given, found.stderr[-500:])
