@@ -347,15 +347,6 @@ def test_heads_fit_with_one_blas_thread_and_give_the_threads_back(monkeypatch):
     def blas_threads() -> list[int]:
         return [pool["num_threads"] for pool in threadpool_info() if pool["user_api"] == "blas"]
 
-    with threadpool_limits(limits=2, user_api="blas"):  # two, even on a one-core machine
-        check_one_thread_within(heads, blas_threads, monkeypatch)
-
-
-def check_one_thread_within(heads, blas_threads, monkeypatch) -> None:
-    before = blas_threads()
-    assert before and all(threads == 2 for threads in before), "numpy has a BLAS"
-    assert heads.one_blas_thread(blas_threads)() == [1] * len(before)
-    assert blas_threads() == before
     seen = []
     fit = heads.LogisticRegression.fit
 
@@ -366,8 +357,13 @@ def check_one_thread_within(heads, blas_threads, monkeypatch) -> None:
     monkeypatch.setattr(heads.LogisticRegression, "fit", spying_fit)
     rng = np.random.default_rng(0)
     features, matrix = rng.normal(size=(20, 3)), (rng.random((20, 2)) < 0.5).astype(int)
-    fit_head(features, matrix, HeadOptions())
-    tune_thresholds(features, matrix, HeadOptions())
+    with threadpool_limits(limits=2, user_api="blas"):  # two, even on a one-core machine
+        before = blas_threads()
+        assert before and all(threads == 2 for threads in before), "numpy has a BLAS"
+        assert heads.one_blas_thread(blas_threads)() == [1] * len(before)
+        assert blas_threads() == before
+        fit_head(features, matrix, HeadOptions())
+        tune_thresholds(features, matrix, HeadOptions())
     assert len(seen) > 2 and all(threads == [1] * len(before) for threads in seen)
 
 
