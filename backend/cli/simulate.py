@@ -263,7 +263,9 @@ def add_commands(commands) -> None:
     sim.add_argument("--codes", help="comma-separated codes to learn, in column order (others are dropped)")
     sim.add_argument("--grid", type=Path, help="YAML list of configurations: {name, kind?, <setting>: value}")
     sim.add_argument("--configs", help="run only these configurations of the grid (comma-separated names)")
-    sim.add_argument("--kind", help="without --grid: setfit, transformer or tfidf (default: MODEL_KIND)")
+    sim.add_argument(
+        "--kind", help="without --grid: setfit, transformer, tfidf or tfidf-embeddings (default: MODEL_KIND)"
+    )
     sim.add_argument("--model", help="without --grid: MODEL_NAME")
     sim.add_argument("--head", help="without --grid: CLASSIFIER_HEAD (logistic, differentiable, chain)")
     sim.add_argument("--strategy", help="without --grid: QUERY_STRATEGY")

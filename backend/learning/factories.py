@@ -17,7 +17,7 @@ import numpy as np
 from backend.learning import compat
 from backend.learning.base import STATE_FILE, CodingModel, ModelFormatError, validate_training_data
 from backend.learning.setfit_model import SetFitCodingModel, train_setfit
-from backend.learning.tfidf_model import train_tfidf
+from backend.learning.tfidf_model import train_tfidf, train_tfidf_embeddings
 from backend.learning.transformer_model import TransformerCodingModel, train_transformer
 
 if TYPE_CHECKING:
@@ -41,6 +41,7 @@ KINDS: dict[str, ModelKind] = {
     "setfit": ModelKind("setfit", train_setfit, SetFitCodingModel.load),
     "transformer": ModelKind("transformer", train_transformer, TransformerCodingModel.load),
     "tfidf": ModelKind("tfidf", train_tfidf, None),
+    "tfidf-embeddings": ModelKind("tfidf-embeddings", train_tfidf_embeddings, None),
 }
 
 

@@ -1,8 +1,9 @@
-"""TF-IDF + logistic regression: the cheap baseline every model of the backend must beat.
+"""TF-IDF + logistic regression: the cheap baseline every model of the backend must beat, and the
+same with the base body's sentence embeddings beside the TF-IDF (lexical + semantic features).
 
-It has the same interface as the backend's models and the same head, class weights and per-code
-thresholds as the SetFit model, so in a simulation its own probabilities drive the query strategy
-and only the features differ. It is never served, so it cannot be saved.
+Both have the same interface as the backend's models and the same head, class weights and per-code
+thresholds as the SetFit model, so in a simulation their own probabilities drive the query strategy
+and only the features differ. They exist for simulations and are never saved.
 """
 
 from __future__ import annotations
@@ -12,11 +13,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import numpy as np
+from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.multiclass import OneVsRestClassifier
+from sklearn.preprocessing import normalize
 
 from backend.learning.base import CodingModel
 from backend.learning.heads import HeadOptions, duplicate_groups, fit_head, head_thresholds
+from backend.learning.setfit_model import SetFitCodingModel, base_model
 
 if TYPE_CHECKING:
     from backend.config import ModelSettings
@@ -27,21 +31,38 @@ def tfidf_vectorizer() -> TfidfVectorizer:
     return TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1)
 
 
+class LexicalFeatures:
+    """A segment's TF-IDF row, and with a body its sentence embedding beside it.
+
+    Both parts have unit length (TF-IDF rows are normalized by the vectorizer, the embedding here),
+    so neither outweighs the other by scale alone; a production body need not normalize its own.
+    """
+
+    def __init__(self, vectorizer: TfidfVectorizer, body: SetFitCodingModel | None = None):
+        self.vectorizer, self.body = vectorizer, body
+
+    def __call__(self, texts: list[str]) -> sparse.csr_matrix:
+        lexical = self.vectorizer.transform(texts)
+        if self.body is None:
+            return lexical
+        semantic = normalize(self.body.embed(texts))
+        return sparse.hstack([lexical, sparse.csr_matrix(semantic)], format="csr")
+
+
 class TfidfCodingModel(CodingModel):
-    """TF-IDF features and a one-vs-rest logistic-regression head."""
+    """TF-IDF features (kind ``tfidf``), or TF-IDF beside a body's embeddings (``tfidf-embeddings``),
+    and a one-vs-rest logistic-regression head."""
 
-    kind = "tfidf"
-
-    def __init__(self, vectorizer: TfidfVectorizer, head: OneVsRestClassifier, codes, thresholds):
+    def __init__(self, features: LexicalFeatures, head: OneVsRestClassifier, codes, thresholds):
         super().__init__(codes, thresholds)
-        self.vectorizer = vectorizer
-        self.head = head
+        self.features, self.head = features, head
+        self.kind = "tfidf" if features.body is None else "tfidf-embeddings"
 
     def _proba(self, texts: list[str]) -> np.ndarray:
-        return np.asarray(self.head.predict_proba(self.vectorizer.transform(texts)), dtype=np.float64)
+        return np.asarray(self.head.predict_proba(self.features(texts)), dtype=np.float64)
 
     def _save_weights(self, directory: Path) -> None:
-        raise NotImplementedError("the TF-IDF baseline exists for simulations only and is never saved")
+        raise NotImplementedError("the TF-IDF baselines exist for simulations only and are never saved")
 
 
 def train_tfidf(
@@ -49,9 +70,28 @@ def train_tfidf(
 ) -> TfidfCodingModel:
     """Fit the vectorizer and head on the labeled texts; thresholds as the SetFit head gets them. The
     baseline's head is always one-vs-rest logistic regression (CLASSIFIER_HEAD is SetFit's)."""
+    features = LexicalFeatures(tfidf_vectorizer().fit(texts))
+    return _with_head(features, texts, label_matrix, codes, settings)
+
+
+def train_tfidf_embeddings(
+    texts: list[str], label_matrix: np.ndarray, codes: list[str], settings: ModelSettings, show_progress: bool
+) -> TfidfCodingModel:
+    """As :func:`train_tfidf`, with MODEL_NAME's base body (never fine-tuned) embedding each segment
+    beside its TF-IDF row: does meaning add to the words where the labels are few (issue 20 item 6)?"""
+    features = LexicalFeatures(tfidf_vectorizer().fit(texts), base_model(codes, settings))
+    return _with_head(features, texts, label_matrix, codes, settings)
+
+
+def _with_head(
+    features: LexicalFeatures,
+    texts: list[str],
+    label_matrix: np.ndarray,
+    codes: list[str],
+    settings: ModelSettings,
+) -> TfidfCodingModel:
     options = replace(HeadOptions.of(settings), kind="logistic")
-    vectorizer = tfidf_vectorizer()
-    features = vectorizer.fit_transform(texts)
-    head = fit_head(features, label_matrix, options)
-    thresholds = head_thresholds(features, label_matrix, options, duplicate_groups(texts))
-    return TfidfCodingModel(vectorizer, head, codes, thresholds)
+    matrix = features(texts)
+    head = fit_head(matrix, label_matrix, options)
+    thresholds = head_thresholds(matrix, label_matrix, options, duplicate_groups(texts))
+    return TfidfCodingModel(features, head, codes, thresholds)

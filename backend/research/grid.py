@@ -1,6 +1,7 @@
 """What a simulation compares: named configurations from a YAML grid or the command line.
 
-A configuration is a model kind (``setfit``, ``transformer`` or the ``tfidf`` baseline) plus
+A configuration is a model kind (``setfit``, ``transformer``, or a baseline: ``tfidf``, or
+``tfidf-embeddings`` with the base body's sentence embeddings beside the TF-IDF) plus
 settings overrides, validated exactly like the environment settings before anything runs, so a
 wrong key or value stops a long run at once with a message naming it.
 """
@@ -20,13 +21,15 @@ class GridError(BackendError, ValueError):
     """A configuration cannot be used; the message names the entry, key and value."""
 
 
-KINDS = ("setfit", "transformer", "tfidf")
+KINDS = ("setfit", "transformer", "tfidf", "tfidf-embeddings")
 # The settings a grid may vary: the model group, but for what a run sets itself (its seed) and what
 # changes memory, not results.
 GRID_KEYS = tuple(
     key for key in ModelSettings.model_fields if key not in ("seed", "activation_checkpointing")
 )
 TFIDF_KEYS = ("query_strategy", "class_weight", "tune_thresholds", "prediction_threshold")
+# The baselines: kinds the backend never serves (no MODEL_KIND), each with the settings it reads
+BASELINE_KEYS = {"tfidf": TFIDF_KEYS, "tfidf-embeddings": (*TFIDF_KEYS, "model_name", "max_length")}
 CHAIN_KEYS = ("chains", "chain_order")  # describe a configuration only with CLASSIFIER_HEAD=chain
 # BODY_SELECTION for SetFit: each round's body is judged as the body lane judges it (off unless set)
 JUDGE_KEY = "body_selection"
@@ -48,8 +51,8 @@ class SimConfig:
 
     def describe(self) -> dict:
         """The settings that define this configuration (what resume compares and MLflow records)."""
-        keys = TFIDF_KEYS if self.kind == "tfidf" else GRID_KEYS
-        if self.kind == "tfidf" or self.settings.classifier_head != "chain":
+        keys = BASELINE_KEYS.get(self.kind, GRID_KEYS)
+        if self.kind in BASELINE_KEYS or self.settings.classifier_head != "chain":
             keys = tuple(key for key in keys if key not in CHAIN_KEYS)  # runs from before keep resuming
         described = {"kind": self.kind, **{key: _plain(getattr(self.settings, key)) for key in keys}}
         if self.body_selection != "off":  # runs from before keep resuming
@@ -75,11 +78,11 @@ def make_config(entry: object, base: Settings, where: str) -> SimConfig:
         raise GridError(f"{where}: kind={kind!r} contradicts model_kind={entry['model_kind']!r}")
     if kind not in KINDS:
         raise GridError(f"{where}: kind={kind!r}: choose one of {', '.join(KINDS)}")
-    allowed = TFIDF_KEYS if kind == "tfidf" else (*GRID_KEYS, JUDGE_KEY) if kind == "setfit" else GRID_KEYS
+    allowed = BASELINE_KEYS.get(kind) or ((*GRID_KEYS, JUDGE_KEY) if kind == "setfit" else GRID_KEYS)
     for key in entry:
         if key not in allowed:
             raise GridError(f"{where}: unknown key {key!r} ({_hint(key)}; allowed: {', '.join(allowed)})")
-    if kind != "tfidf":
+    if kind not in BASELINE_KEYS:
         entry["model_kind"] = kind
     try:
         settings = with_overrides(base, entry)
@@ -102,7 +105,7 @@ def _judges_bodies(settings: ModelSettings) -> bool:
 def _hint(key: str) -> str:
     if key == JUDGE_KEY:
         return "only SetFit configurations fine-tune a body to judge"
-    return "it has no effect on the TF-IDF baseline" if key in GRID_KEYS else "not a setting"
+    return "it has no effect on a TF-IDF baseline" if key in GRID_KEYS else "not a setting"
 
 
 def read_grid(path: Path, base: Settings, only: Sequence[str] | None = None) -> list[SimConfig]:

@@ -31,3 +31,24 @@ def test_the_baseline_tunes_thresholds_like_the_setfit_head(tiny_settings, texts
 def test_the_baseline_refuses_unusable_data(tiny_settings):
     with pytest.raises(TrainingDataError, match="empty or whitespace"):
         train_tfidf(["fine", " "], np.zeros((2, len(CODES))), CODES, tiny_settings)
+
+
+def test_the_base_embeddings_sit_beside_the_tfidf_words(tiny_settings, texts, labels):
+    """kind tfidf-embeddings: each row is the segment's TF-IDF row, then its base-body embedding scaled to
+    unit length (the body is never fine-tuned), and one head learns from both."""
+    from sklearn.preprocessing import normalize
+
+    from backend.learning.setfit_model import base_model
+
+    model = ModelFactory(tiny_settings.model, kind="tfidf-embeddings").new(texts, labels, CODES)
+    assert model.kind == "tfidf-embeddings"
+    features = model.features(texts[:4]).toarray()
+    words = len(model.features.vectorizer.vocabulary_)
+    embedding = base_model(CODES, tiny_settings.model).embed(texts[:4])
+    assert features.shape == (4, words + embedding.shape[1])
+    np.testing.assert_allclose(features[:, :words], model.features.vectorizer.transform(texts[:4]).toarray())
+    np.testing.assert_allclose(features[:, words:], normalize(embedding), atol=1e-5)
+    assert np.linalg.norm(features[:, words:], axis=1) == pytest.approx(1, abs=1e-5)
+    proba = model.predict_proba(texts)
+    for j, code in enumerate(CODES):
+        assert proba[labels[:, j] == 1, j].mean() > proba[labels[:, j] == 0, j].mean(), code

@@ -440,7 +440,12 @@ def test_a_slurm_array_without_its_count_is_refused_by_name(monkeypatch, tmp_pat
         ({"grid.yaml": "- {name: a, kind: setfit, learning_rate: 0.1}\n"}, [], "unknown key 'learning_rate'"),
         ({"grid.yaml": "- {name: a, kind: setfit, query_strategy: fancy}\n"}, [], "query_strategy='fancy'"),
         ({"grid.yaml": "- {name: a, kind: setfit, setfit_max_steps: -5}\n"}, [], "setfit_max_steps=-5"),
-        ({"grid.yaml": "- {name: a, kind: tfidf, max_length: 64}\n"}, [], "no effect on the TF-IDF baseline"),
+        ({"grid.yaml": "- {name: a, kind: tfidf, max_length: 64}\n"}, [], "no effect on a TF-IDF baseline"),
+        (
+            {"grid.yaml": "- {name: a, kind: tfidf-embeddings, classifier_head: chain}\n"},
+            [],
+            "no effect on a TF-IDF baseline",
+        ),
         ({"grid.yaml": "- {name: a, kind: forest}\n"}, [], "kind='forest'"),
         (
             {"grid.yaml": "- {name: a, kind: tfidf, body_selection: held_out}\n"},
@@ -497,7 +502,7 @@ def test_the_shipped_study_grid_is_valid_and_trains_whole_bodies():
 
     configs = read_grid(Path(__file__).parents[2] / "bench" / "grid.yaml", load_settings(), None)
     setfit = [config for config in configs if config.kind == "setfit"]
-    assert len(configs) == 13 and len(setfit) == 8
+    assert len(configs) == 14 and len(setfit) == 8
     assert all(config.settings.freeze_lower_layers == 0 for config in setfit)
 
 
@@ -599,3 +604,19 @@ def test_judged_rounds_add_a_body_kept_column_and_the_summary_counts_them(tmp_pa
     assert "judged: 1 of 2 judged rounds" in (tmp_path / "summary.md").read_text()
     write_tables(tmp_path, [("plain", 1)], done, ["x"])
     assert "body_kept" not in pd.read_csv(tmp_path / "results.csv").columns, "no column without judged rounds"
+
+
+def test_the_lexical_and_semantic_baseline_is_described_by_its_body(model_path, texts, labels):
+    """A tfidf-embeddings configuration resumes only on the same body (MODEL_NAME, MAX_LENGTH) and
+    trains in a simulation like any other kind."""
+    from backend.config import load_settings
+    from backend.research.grid import make_config
+    from backend.research.simulate import train
+
+    entry = {"name": "both", "kind": "tfidf-embeddings", "model_name": model_path, "max_length": 32}
+    config = make_config(entry, load_settings(), "test")
+    described = config.describe()
+    assert described["kind"] == "tfidf-embeddings" and described["model_name"] == model_path
+    assert described["max_length"] == 32 and "classifier_head" not in described
+    model, seconds, kept = train(config, 1, texts, labels, CODES)
+    assert model.kind == "tfidf-embeddings" and seconds > 0 and kept is None
