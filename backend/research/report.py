@@ -116,17 +116,32 @@ def pyplot():
     return plt
 
 
+def line_styles(order: list[str]) -> dict[str, dict]:
+    """One look per configuration: ten colours, then the same colours dashed, then dotted, so that a
+    merged report of more than ten configurations draws no two alike."""
+    return {
+        name: {
+            "color": f"C{i % 10}",
+            "linestyle": ("-", "--", ":")[i // 10 % 3],
+            "marker": "os^"[i // 10 % 3],
+        }
+        for i, name in enumerate(order)
+    }
+
+
 def _plot_macro_f1(frame: pd.DataFrame, order: list[str], path: Path) -> None:
     plt = pyplot()
-    figure, axes = plt.subplots(figsize=(7, 4.5))
-    for name in order:
+    figure, axes = plt.subplots(figsize=(9, 4.5))
+    for name, style in line_styles(order).items():
         stats = frame[frame.config == name].groupby("n_labeled")["macro_f1"].agg(["mean", "std"]).fillna(0)
-        (line,) = axes.plot(stats.index, stats["mean"], marker="o", label=name)
+        axes.plot(stats.index, stats["mean"], label=name, **style)
         low, high = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
-        axes.fill_between(stats.index, low, high, color=line.get_color(), alpha=0.15)
+        axes.fill_between(stats.index, low, high, color=style["color"], alpha=0.1)
     axes.set(xlabel="labeled segments", ylabel="macro-F1 (test set)", title="Macro-F1 per round (mean ± sd)")
     axes.grid(alpha=0.3)
-    axes.legend(fontsize="small")
+    axes.legend(
+        fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5)
+    )  # beside, not over, the lines
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
@@ -139,10 +154,11 @@ def _plot_per_code(frame: pd.DataFrame, order: list[str], codes: Sequence[str], 
     figure, axes = plt.subplots(
         rows, columns, figsize=(4.2 * columns, 3.2 * rows), squeeze=False, sharey=True
     )
+    styles = line_styles(order)
     for ax, code in zip(axes.flat, codes, strict=False):
-        for name in order:
+        for name, style in styles.items():
             stats = frame[frame.config == name].groupby("n_labeled")[f"f1_{code}"].mean()
-            ax.plot(stats.index, stats.values, marker=".", label=name)
+            ax.plot(stats.index, stats.values, label=name, markersize=4, **style)
         ax.set(title=code, xlabel="labeled segments", ylim=(0, 1))
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(codes) :]:
@@ -150,7 +166,8 @@ def _plot_per_code(frame: pd.DataFrame, order: list[str], codes: Sequence[str], 
     axes.flat[0].set_ylabel("F1 (mean over seeds)")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=min(4, len(order)), fontsize="small")
-    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    legend_rows = -(-len(order) // 4)
+    figure.tight_layout(rect=(0, 0.02 + 0.035 * legend_rows, 1, 1))
     figure.savefig(path, dpi=110)
     plt.close(figure)
 

@@ -620,3 +620,13 @@ def test_the_lexical_and_semantic_baseline_is_described_by_its_body(model_path, 
     assert described["max_length"] == 32 and "classifier_head" not in described
     model, seconds, kept = train(config, 1, texts, labels, CODES)
     assert model.kind == "tfidf-embeddings" and seconds > 0 and kept is None
+
+
+def test_a_merged_report_draws_no_two_configurations_alike():
+    """Past ten configurations matplotlib's colours repeat; the dash and marker then tell them apart."""
+    from backend.research.report import line_styles
+
+    styles = line_styles([f"config-{i}" for i in range(25)])
+    looks = {(s["color"], s["linestyle"], s["marker"]) for s in styles.values()}
+    assert len(looks) == 25
+    assert styles["config-0"]["color"] == styles["config-10"]["color"] != styles["config-1"]["color"]
