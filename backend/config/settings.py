@@ -48,7 +48,7 @@ class ModelSettings(BaseSettings):
     )
     end_to_end: bool = Field(False, description="Train body and differentiable head together.")
     class_weight: Literal["balanced", "none"] = Field(
-        "balanced", description="Weight each code's positives by their rarity in the logistic head."
+        "balanced", description="Weight each code's positives by their rarity in the head (any head)."
     )
     tune_thresholds: bool = Field(
         True, description="Choose a decision threshold per code by cross-validation on the labeled data."

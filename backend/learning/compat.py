@@ -216,6 +216,27 @@ def balanced_transformer_classification(*args, **kwargs):
     return BalancedTransformerClassification(*args, **kwargs)
 
 
+@contextlib.contextmanager
+def balanced_head_loss(head, label_matrix: np.ndarray) -> Iterator[None]:
+    """While it lasts, setfit's differentiable head trains with each code's negatives over its
+    positives as BCE's ``pos_weight`` (CLASS_WEIGHT=balanced, as the logistic heads have it).
+
+    Limitation: setfit's head loss is an unweighted BCE and small-text passes no weights, so with
+    20–60 labels a code on a quarter of the segments never reached 0.5 (mental health: F1 0 at 60
+    labeled on five seeds of five, docs/results.md). The loss is an attribute of the head only
+    during training: a saved head pickles no closure.
+    """
+    import torch
+
+    device = next(head.parameters()).device
+    weight = torch.tensor(multilabel_pos_weight(label_matrix), dtype=torch.float, device=device)
+    head.get_loss_fn = lambda: torch.nn.BCEWithLogitsLoss(pos_weight=weight)
+    try:
+        yield
+    finally:
+        del head.get_loss_fn
+
+
 def multilabel_pos_weight(label_matrix: np.ndarray) -> np.ndarray:
     """Each code's negatives over its positives: what makes BCE weigh both sides alike. A code with
     no positive (or no negative) yet gets 1: there is nothing to balance."""

@@ -9,6 +9,7 @@ saves its head and loads back with its body from where that was saved before.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
@@ -238,7 +239,10 @@ def train_setfit(
             steps,
             frozen,
         )
-        with lower_layers_once_per_segment(body, frozen):
+        weighs_codes = differentiable and options.class_weight == "balanced"
+        head = classifier.model.model_head
+        loss = compat.balanced_head_loss(head, label_matrix) if weighs_codes else contextlib.nullcontext()
+        with lower_layers_once_per_segment(body, frozen), loss:
             classifier.fit(compat.multilabel_dataset(texts, label_matrix))
     model = SetFitCodingModel(
         classifier.model, codes, options.default_thresholds(len(codes)), settings.max_length

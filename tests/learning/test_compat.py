@@ -134,3 +134,33 @@ def test_training_prints_nothing_without_a_progress_bar(tiny_settings, texts, la
     train_model(texts, labels, CODES, tiny_settings.model)
     printed = capfd.readouterr()
     assert "embedding_loss" not in printed.out + printed.err, "the trainer's loss dictionaries"
+
+
+def test_the_differentiable_head_weighs_each_codes_positives_only_while_it_trains(model_path, tmp_path):
+    """setfit's head loss is an unweighted BCE (the limitation); balanced_head_loss gives it each code's
+    negatives / positives and takes it back, so the trained head still pickles."""
+    import pickle
+
+    import torch
+
+    arguments = compat.setfit_arguments(
+        model_path,
+        seed=1,
+        num_iterations=1,
+        max_steps=1,
+        batch_size=4,
+        max_length=32,
+        end_to_end=False,
+        head_params={},
+        show_progress_bar=False,
+        output_dir=str(tmp_path),
+    )
+    head = _differentiable_head(model_path, arguments)
+    assert head.get_loss_fn().pos_weight is None  # the library's loss
+    labels = np.array([[1, 0, 1], [1, 1, 0], [1, 0, 1], [0, 0, 1]])
+    with compat.balanced_head_loss(head, labels):
+        loss = head.get_loss_fn()
+        assert isinstance(loss, torch.nn.BCEWithLogitsLoss)
+        np.testing.assert_allclose(loss.pos_weight.numpy(), [1 / 3, 3, 1 / 3], rtol=1e-6)
+    assert head.get_loss_fn().pos_weight is None
+    pickle.dumps(head)

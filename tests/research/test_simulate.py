@@ -502,7 +502,7 @@ def test_the_shipped_study_grid_is_valid_and_trains_whole_bodies():
 
     configs = read_grid(Path(__file__).parents[2] / "bench" / "grid.yaml", load_settings(), None)
     setfit = [config for config in configs if config.kind == "setfit"]
-    assert len(configs) == 14 and len(setfit) == 8
+    assert len(configs) == 15 and len(setfit) == 9
     assert all(config.settings.freeze_lower_layers == 0 for config in setfit)
 
 
