@@ -61,6 +61,22 @@ def test_multi_label_class_weights_are_each_codes_negatives_over_positives(model
     np.testing.assert_allclose(weights, [2 / 6, 6 / 2, 1.0], rtol=1e-6)  # what fit() puts into the loss
 
 
+def _our_arguments(model_path, tmp_path):
+    """The arguments train_setfit passes, for a one-step run."""
+    return compat.setfit_arguments(
+        model_path,
+        seed=1,
+        num_iterations=1,
+        max_steps=1,
+        batch_size=4,
+        max_length=32,
+        end_to_end=False,
+        head_params={},
+        show_progress_bar=False,
+        output_dir=str(tmp_path),
+    )
+
+
 def _differentiable_head(model_path, arguments):
     from small_text.integrations.transformers.classifiers.setfit import SetFitClassification
 
@@ -78,19 +94,7 @@ def test_differentiable_head_gets_one_sigmoid_per_code(model_path, tmp_path):
     )
     assert library_default.multitarget is False  # softmax: codes would compete
 
-    ours = compat.setfit_arguments(
-        model_path,
-        seed=1,
-        num_iterations=1,
-        max_steps=1,
-        batch_size=4,
-        max_length=32,
-        end_to_end=False,
-        head_params={},
-        show_progress_bar=False,
-        output_dir=str(tmp_path),
-    )
-    assert _differentiable_head(model_path, ours).multitarget is True
+    assert _differentiable_head(model_path, _our_arguments(model_path, tmp_path)).multitarget is True
 
 
 def test_setfit_fails_without_negative_pairs_and_we_say_why(model_path, tmp_path):
@@ -143,19 +147,7 @@ def test_the_differentiable_head_weighs_each_codes_positives_only_while_it_train
 
     import torch
 
-    arguments = compat.setfit_arguments(
-        model_path,
-        seed=1,
-        num_iterations=1,
-        max_steps=1,
-        batch_size=4,
-        max_length=32,
-        end_to_end=False,
-        head_params={},
-        show_progress_bar=False,
-        output_dir=str(tmp_path),
-    )
-    head = _differentiable_head(model_path, arguments)
+    head = _differentiable_head(model_path, _our_arguments(model_path, tmp_path))
     assert head.get_loss_fn().pos_weight is None  # the library's loss
     labels = np.array([[1, 0, 1], [1, 1, 0], [1, 0, 1], [0, 0, 1]])
     with compat.balanced_head_loss(head, labels):
