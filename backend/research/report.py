@@ -139,9 +139,8 @@ def _plot_macro_f1(frame: pd.DataFrame, order: list[str], path: Path) -> None:
         axes.fill_between(stats.index, low, high, color=style["color"], alpha=0.1)
     axes.set(xlabel="labeled segments", ylabel="macro-F1 (test set)", title="Macro-F1 per round (mean ± sd)")
     axes.grid(alpha=0.3)
-    axes.legend(
-        fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5)
-    )  # beside, not over, the lines
+    # the legend beside the lines, not over them
+    axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
     figure.savefig(path, dpi=110)
     plt.close(figure)
