@@ -119,14 +119,12 @@ def pyplot():
 def line_styles(order: list[str]) -> dict[str, dict]:
     """One look per configuration: ten colours, then the same colours dashed, then dotted, so that a
     merged report of more than ten configurations draws no two alike."""
-    return {
-        name: {
-            "color": f"C{i % 10}",
-            "linestyle": ("-", "--", ":")[i // 10 % 3],
-            "marker": "os^"[i // 10 % 3],
-        }
-        for i, name in enumerate(order)
-    }
+    looks = [("-", "o"), ("--", "s"), (":", "^")]  # one per ten configurations
+    styles = {}
+    for i, name in enumerate(order):
+        linestyle, marker = looks[i // 10 % len(looks)]
+        styles[name] = {"color": f"C{i % 10}", "linestyle": linestyle, "marker": marker}
+    return styles
 
 
 def _plot_macro_f1(frame: pd.DataFrame, order: list[str], path: Path) -> None:
