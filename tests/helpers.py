@@ -38,3 +38,15 @@ def connect_backend(studio, project: int, backend_url: str, auth: tuple[str, str
 
     setter = ProjectSetter(StudioClient(studio.url, studio.token))
     return setter.connect(project, backend_url, auth).webhook_authorized
+
+
+def project_context(studio, settings, model_dir, queue=None, project: str = "1"):
+    """A project's context as a worker builds it, on a fake Label Studio and a throwaway MODEL_DIR."""
+    from backend.storage.state import StateStore
+    from backend.storage.versions import ModelStore
+    from backend.worker.context import ProjectContext
+    from tests.fakes import RecordingQueue
+
+    store = ModelStore(model_dir)
+    states = StateStore(store.layout.project(project))
+    return ProjectContext(project, studio, states, store, queue or RecordingQueue(), settings.loop)

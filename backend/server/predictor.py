@@ -14,12 +14,11 @@ from dataclasses import dataclass
 from backend.config import ModelSettings
 from backend.domain.scheme import CodingScheme
 from backend.learning.base import CodingModel
-from backend.learning.evidence import spans_of_all
-from backend.learning.strategies import rank
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool
 from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore, ModelVersion
-from backend.studio.predictions import WithEvidence, build_predictions, empty_predictions
+from backend.studio.predictions import empty_predictions
+from backend.worker.ranking import Scored, ranker_of
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +44,7 @@ class Predictor:
 
     def __init__(self, settings: ModelSettings, store: ModelStore, keep: int = 4):
         self.settings = settings
+        self.ranker = ranker_of(settings)
         self.store = store
         self.keep = keep
         self._loaded: OrderedDict[str, Serving] = OrderedDict()
@@ -134,19 +134,5 @@ class Predictor:
             log.warning("project %s: label config changed since %s; predictions skipped", project, name)
             return empty_predictions(name, len(tasks))
         texts = [scheme.text_of(task) for task in tasks]
-        proba = model.predict_proba(texts)
-        ranking = rank(
-            self.settings.query_strategy,
-            proba,
-            serving.pool.labeled,
-            thresholds=model.thresholds,
-            seed=self.settings.seed,
-            ranked_before=serving.pool.proba,
-        )
-        predictions = build_predictions(scheme, model.thresholds, name, proba, ranking.scores)
-        if scheme.evidence is None or not self.settings.evidence_tasks:
-            return predictions
-        head = slice(0, self.settings.evidence_tasks)
-        suggested = model.decide(proba[head]) & scheme.evidence_mask()
-        spans_of = spans_of_all(texts[head], proba[head], suggested, model.predict_proba)
-        return list(WithEvidence(scheme, predictions, spans_of, self.settings.evidence_tasks))
+        scored = Scored(texts, model.predict_proba(texts), score_texts=model.predict_proba)
+        return list(self.ranker.predictions(scheme, model, name, scored, serving.pool).predictions)

@@ -27,9 +27,10 @@ class RankedPool:
     labeled: np.ndarray
 
     @classmethod
-    def empty(cls, num_codes: int) -> RankedPool:
+    def empty(cls, num_codes: int, labeled: np.ndarray | None = None) -> RankedPool:
+        """No task ranked yet (against `labeled` vectors, if given)."""
         nothing = np.zeros((0, num_codes))
-        return cls(np.zeros(0, dtype=np.int64), nothing, nothing, nothing)
+        return cls(np.zeros(0, dtype=np.int64), nothing, nothing, nothing if labeled is None else labeled)
 
     def ids(self) -> set[int]:
         return {int(task_id) for task_id in self.task_ids}

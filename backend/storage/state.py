@@ -132,6 +132,10 @@ class Monitoring(_Record):
     agreement: dict[str, Any] | None = None
     model_agreement: dict[str, Any] | None = None  # the model as one more coder (out-of-fold answers)
 
+    def merged(self, newer: Monitoring) -> Monitoring:
+        """These figures with what `newer` measured (its unset figures keep ours)."""
+        return self.model_copy(update=newer.model_dump(exclude_none=True))
+
 
 class RoundFigures(_Record):
     """What one version measured when it went live: a point of the status page's plots."""

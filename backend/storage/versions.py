@@ -21,6 +21,7 @@ from backend.learning.factories import load_model
 from backend.storage.atomic import publish_directory
 from backend.storage.cleanup import remove_orphans
 from backend.storage.layout import VERSION_METADATA, ProjectDir, StoreLayout, version_number
+from backend.storage.ranked_pool import RankedPool, read_ranked_pool
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,10 @@ class ModelStore:
 
     def has(self, project: str, name: str | None) -> bool:
         return bool(name) and any(version.name == name for version in self.versions(project))
+
+    def ranked_pool(self, project: str, name: str | None) -> RankedPool | None:
+        """The pool a version ranked, with its decisions (None when the version or its pool is gone)."""
+        return read_ranked_pool(self.get(project, name).path) if self.has(project, name) else None
 
     def load(self, version: ModelVersion, device: str = "cpu") -> CodingModel:
         return load_model(version.path, device=device)

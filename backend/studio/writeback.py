@@ -3,16 +3,16 @@
 Label Studio takes seconds for any import call on a large project (7.6–10.5 s on 11,656 tasks,
 whether it carries 1 prediction or 100) but a tenth of a second for one prediction created on its
 own (docs/benchmarks.md, "Label Studio's write paths"). Coders only need the head of the queue to
-be fresh, so a version goes live in three steps:
+be fresh, so a version is written in two steps, each a function that returns what the next takes:
 
-1. the `first` most informative predictions are created one by one and the project is switched
-   to the version (Uncertainty sampling serves those first; tasks without a current prediction
-   come after);
-2. the rest of the queue head, up to `head` predictions, is created one by one, stopping as soon
-   as newer work waits (its own version will be written head first);
-3. the rest of the pool is imported in chunks once no new annotation came for `rest_after`
-   seconds; between chunks the writer stops when newer work is waiting, since a chunk in flight
-   when the next annotation arrives delays that annotation's fresh queue by seconds.
+1. `go_live`: the `first` most informative predictions are created one by one and the project is
+   switched to the version (Uncertainty sampling serves those first; tasks without a current
+   prediction come after); it returns the `Live` version;
+2. `write_rest`: the rest of the queue's front, up to `front` predictions, is created one by one,
+   stopping as soon as newer work waits (its own version will be written front first); then the
+   rest of the pool is imported in chunks once no new annotation came for `rest_after` seconds;
+   between chunks the writer stops when newer work is waiting, since a chunk in flight when the
+   next annotation arrives delays that annotation's fresh queue by seconds.
 
 Only when a version is complete are the project's older versions deleted, so Label Studio never
 holds more than one full version for long, and the request rate stays one call per chunk.
@@ -25,6 +25,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from backend.errors import BackendError
@@ -54,40 +55,72 @@ class IncompleteImport(BackendError, RuntimeError):
     a single create refuses one whose task is gone)."""
 
 
-def write_version(
-    studio: StudioAPI,
-    project: int,
-    version: str,
-    predictions: Sequence[dict],
-    *,
-    first: int,
-    on_live: Callable[[], None],
-    head: int = 0,
-    interrupted: Callable[[], bool] = lambda: False,
-    rest_after: float = 0.0,
-    on_progress: Callable[[int, int], None] = lambda done, total: None,
-    keep_old_for: float = 0.0,
-) -> bool:
-    """Write `predictions` (most informative first) and switch; returns whether all were written.
+@dataclass(frozen=True)
+class WritePlan:
+    """How a version is written: `first` predictions before the switch, the queue's `front` (up to
+    that many, the first included) one by one after it, the rest in bulk once coders paused for
+    `rest_after` seconds; replaced versions are deleted `keep_old_for` seconds after their
+    replacement."""
 
-    `on_live` runs right after the switch (the caller records the new serving version), and
-    `on_progress(written, total)` after each call. Once complete, older versions replaced more
-    than `keep_old_for` seconds ago are deleted. Raises IncompleteImport when Label Studio refuses
-    or drops a prediction before the switch (nothing went live then).
-    """
-    total, head = len(predictions), max(head, first)
+    first: int = 0
+    front: int = 0
+    rest_after: float = 0.0
+    keep_old_for: float = 0.0
+
+
+@dataclass(frozen=True)
+class Live:
+    """A version Label Studio serves, with its predictions (most informative first) and how many of
+    them are written."""
+
+    project: int
+    version: str
+    predictions: Sequence[dict]
+    written: int
+
+    @property
+    def total(self) -> int:
+        return len(self.predictions)
+
+
+def go_live(studio: StudioAPI, project: int, version: str, predictions: Sequence[dict], first: int) -> Live:
+    """Create the `first` predictions one call each and switch the project to `version`.
+
+    Raises IncompleteImport when Label Studio refuses one of them: nothing went live then."""
     _create_each(studio, project, version, predictions[:first])
     studio.serve_version(project, version)
-    on_live()
-    on_progress(min(first, total), total)
-    log.info("project %s: %s is live with the %d most informative tasks", project, version, min(first, total))
-    for written in range(first, min(head, total)):
+    written = min(first, len(predictions))
+    log.info("project %s: %s is live with the %d most informative tasks", project, version, written)
+    return Live(project, version, predictions, written)
+
+
+def already_live(project: int, version: str, predictions: Sequence[dict]) -> Live:
+    """More predictions of the version Label Studio serves already (tasks imported since its round)."""
+    return Live(project, version, predictions, 0)
+
+
+def write_rest(
+    studio: StudioAPI,
+    live: Live,
+    plan: WritePlan,
+    interrupted: Callable[[], bool] = lambda: False,
+    on_progress: Callable[[int, int], None] = lambda done, total: None,
+) -> bool:
+    """Write what `live` has not written yet; returns whether all of it was written.
+
+    `interrupted()` is asked before each call (newer work waits: stop), `on_progress(written,
+    total)` told after each. Once complete, older versions replaced more than `plan.keep_old_for`
+    seconds ago are deleted."""
+    project, version, predictions, total = live.project, live.version, live.predictions, live.total
+    on_progress(live.written, total)
+    front = min(max(plan.front, plan.first), total)
+    for written in range(live.written, front):
         if interrupted():
             return _stopped(project, version, written, total)
         _create_each(studio, project, version, predictions[written : written + 1])
         on_progress(written + 1, total)
-    rest_from = min(head, total)
-    quiet_until = time.monotonic() + (rest_after if rest_from < total else 0.0)
+    rest_from = max(front, live.written)
+    quiet_until = time.monotonic() + (plan.rest_after if rest_from < total else 0.0)
     while time.monotonic() < quiet_until:
         if interrupted():
             return _stopped(project, version, rest_from, total)
@@ -97,7 +130,7 @@ def write_version(
             return _stopped(project, version, start, total)
         _import(studio, project, version, list(predictions[start : start + PREDICTION_CHUNK]))
         on_progress(min(start + PREDICTION_CHUNK, total), total)
-    delete_replaced_versions(studio, project, keep=version, after=keep_old_for)
+    delete_replaced_versions(studio, project, keep=version, after=plan.keep_old_for)
     return True
 
 

@@ -7,9 +7,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from backend.config import LoopSettings
-from backend.storage.state import Lane, StateStore, WorkKind
-from backend.worker.queue import WorkQueue
+from backend.storage.state import Lane, WorkKind
+from backend.worker.context import ProjectContext
 from backend.worker.registry import LaneRegistry
 
 log = logging.getLogger(__name__)
@@ -17,37 +16,36 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class BodyPolicy:
-    project: str
-    loop: LoopSettings
-    states: StateStore
-    queue: WorkQueue
+    ctx: ProjectContext
     registry: LaneRegistry
     fine_tunes: bool = True
 
     def is_due(self, labeled: int, idle: bool = False) -> bool:
         """Whether `labeled` training examples call for a new body."""
-        body = self.states.read().body
+        body = self.ctx.states.read().body
         new = labeled - body.labeled
-        if labeled < self.loop.min_annotations_to_train or not self.fine_tunes:
+        if labeled < self.ctx.loop.min_annotations_to_train or not self.fine_tunes:
             return False
         first = not body.version and body.choice is None  # a body that lost its judging counts as one
-        return first or new >= self.loop.body_retrain_every or (idle and new > 0)
+        return first or new >= self.ctx.loop.body_retrain_every or (idle and new > 0)
 
     def ask_if_due(self, labeled: int, idle: bool = False) -> bool:
         """Request a body when one is due and none is waiting or being fine-tuned; returns whether due."""
         due = self.is_due(labeled, idle)
         if (
             due
-            and not self.registry.cleanup(self.project, Lane.BODY, self.queue)
-            and WorkKind.BODY not in self.queue.pending(self.project, Lane.BODY)
+            and not self.registry.cleanup(self.ctx.project, Lane.BODY, self.ctx.queue)
+            and WorkKind.BODY not in self.ctx.queue.pending(self.ctx.project, Lane.BODY)
         ):
-            new = labeled - self.states.read().body.labeled
-            log.info("project %s: %d new example(s) since the last body: fine-tuning one", self.project, new)
-            self.queue.request(self.project, WorkKind.BODY)
+            new = labeled - self.ctx.states.read().body.labeled
+            log.info(
+                "project %s: %d new example(s) since the last body: fine-tuning one", self.ctx.project, new
+            )
+            self.ctx.queue.request(self.ctx.project, WorkKind.BODY)
         return due
 
     def when_idle(self) -> None:
         """Called by a lingering worker when no annotation came for BODY_RETRAIN_IDLE_SECONDS."""
-        labeled = self.states.read().labeled
+        labeled = self.ctx.states.read().labeled
         if isinstance(labeled, int):
             self.ask_if_due(labeled, idle=True)

@@ -15,16 +15,14 @@ from datetime import UTC, datetime
 
 import numpy as np
 
-from backend.config import LoopSettings
 from backend.domain.scheme import CodingScheme
 from backend.domain.tasks import Task
 from backend.learning.cold_start import codebook_ranking
-from backend.storage.state import CodebookStart, Lane, StateStore, WorkKind, now
-from backend.studio.client import StudioAPI
+from backend.storage.state import CodebookStart, ProjectState, now
 from backend.studio.predictions import codebook_predictions
-from backend.studio.writeback import write_version
+from backend.studio.writeback import WritePlan, go_live, write_rest
 from backend.worker.bodies import Body
-from backend.worker.queue import WorkQueue
+from backend.worker.context import ProjectContext
 
 log = logging.getLogger(__name__)
 
@@ -33,18 +31,10 @@ def codebook_version() -> str:
     return "v0-codebook-" + datetime.now(UTC).strftime("%Y%m%d%H%M%S")
 
 
-def write_codebook_start(
-    project: str,
-    scheme: CodingScheme,
-    body: Body,
-    pool: list[Task],
-    studio: StudioAPI,
-    states: StateStore,
-    queue: WorkQueue,
-    loop: LoopSettings,
-) -> None:
+def write_codebook_start(ctx: ProjectContext, scheme: CodingScheme, body: Body, pool: list[Task]) -> None:
     """Write the codebook's queue when COLD_START=codebook, the form defines codes and no round has
     made a version yet (recorded in the state's `codebook_start` once live)."""
+    loop, states, studio = ctx.loop, ctx.states, ctx.studio
     definitions = scheme.codebook()
     if loop.cold_start != "codebook" or not definitions or states.read().current_version:
         return
@@ -69,40 +59,26 @@ def write_codebook_start(
         """Whether a model's round serves, waits or runs: its queue wins (a round at work is about
         to switch Label Studio to its version)."""
         state = states.read()
-        return (
-            bool(state.current_version)
-            or state.fast.status.busy
-            or WorkKind.TRAIN in queue.pending(project, Lane.FAST)
-        )
-
-    def live() -> None:
-        def record(state) -> None:
-            state.codebook_start = CodebookStart(
-                version=version, tasks=len(pool), checked=checked, live_at=now()
-            )
-
-        states.update(record)
-        serving = states.read().current_version
-        if serving:  # a round went live while this was written: the model's queue wins
-            studio.serve_version(int(project), serving)
+        return bool(state.current_version) or state.fast.status.busy or ctx.round_waits()
 
     if modelled():
         return
-    write_version(
-        studio,
-        int(project),
-        version,
-        predictions,
-        first=loop.write_first,
-        head=loop.write_head,
-        on_live=live,
-        interrupted=modelled,
-        rest_after=0.0,
-        keep_old_for=loop.keep_old_predictions_seconds,  # an earlier codebook queue's open tasks
-    )
+    plan = WritePlan(loop.write_first, loop.write_head, 0.0, loop.keep_old_predictions_seconds)
+    live = go_live(studio, ctx.project_id, version, predictions, loop.write_first)
+
+    def record(state: ProjectState) -> None:
+        state.codebook_start = CodebookStart(version=version, tasks=len(pool), checked=checked, live_at=now())
+
+    states.update(record)
+    serving = states.read().current_version
+    if serving:  # a round went live while this was written: the model's queue wins
+        studio.serve_version(ctx.project_id, serving)
+    write_rest(
+        studio, live, plan, interrupted=modelled
+    )  # keep_old_for: an earlier codebook queue's open tasks
     log.info(
         "project %s: the codebook's queue (%d definitions, %d tasks, %d codes pre-checked) is %s",
-        project,
+        ctx.project,
         len(defined),
         len(pool),
         checked,

@@ -17,7 +17,9 @@ from backend.domain.annotations import LabeledSet, labeled_set, training_example
 from backend.domain.scheme import CodingScheme, parse_label_config
 from backend.domain.tasks import Task
 from backend.storage.inbox import AnnotationEvent, Inbox
+from backend.storage.state import WorkKind
 from backend.studio.client import StudioAPI, StudioError
+from backend.worker.context import ProjectContext
 
 log = logging.getLogger(__name__)
 
@@ -36,16 +38,32 @@ class ProjectLabels:
         return {task.id for task in self.annotated}
 
 
-def project_scheme(studio: StudioAPI, project: str, loop: LoopSettings) -> CodingScheme:
+def project_scheme(ctx: ProjectContext) -> CodingScheme:
     """The project's coding scheme as Label Studio holds its label config now (under NONE_CHOICES)."""
-    return parse_label_config(studio.label_config(int(project)), loop.none_choices)
+    return parse_label_config(ctx.studio.label_config(ctx.project_id), ctx.loop.none_choices)
 
 
-def read_labels(studio: StudioAPI, project: str, loop: LoopSettings) -> ProjectLabels:
+def read_labels(ctx: ProjectContext) -> ProjectLabels:
     """The training examples of the annotated tasks under TRAIN_CODERS and MULTI_CODER_RULE."""
-    scheme = project_scheme(studio, project, loop)
-    annotated = list(studio.tasks(int(project), annotated=True))
-    return project_labels(project, scheme, annotated, user_emails(studio, project), loop)
+    scheme = project_scheme(ctx)
+    annotated = list(ctx.studio.tasks(ctx.project_id, annotated=True))
+    return project_labels(ctx.project, scheme, annotated, user_emails(ctx.studio, ctx.project), ctx.loop)
+
+
+@dataclass(frozen=True)
+class FullReads:
+    """A project's labels read in full for every round (full rounds and the background lane)."""
+
+    ctx: ProjectContext
+
+    def current(self) -> tuple[ProjectLabels, bool]:
+        return self.read(), True
+
+    def read(self) -> ProjectLabels:
+        return read_labels(self.ctx)
+
+    def reconcile(self, used: ProjectLabels) -> None:
+        """Nothing to do: the round read everything."""
 
 
 def project_labels(
@@ -63,8 +81,8 @@ class LabelFeed:
     """A project's labels for the fast loop: the last full read, kept in the worker's memory, plus the
     annotations webhooks brought since (storage/inbox.py)."""
 
-    def __init__(self, project: str, studio: StudioAPI, loop: LoopSettings, inbox: Inbox):
-        self.project, self.studio, self.loop, self.inbox = project, studio, loop, inbox
+    def __init__(self, ctx: ProjectContext, inbox: Inbox):
+        self.ctx, self.inbox = ctx, inbox
         self._last: ProjectLabels | None = None
 
     def current(self) -> tuple[ProjectLabels, bool]:
@@ -74,10 +92,12 @@ class LabelFeed:
             annotated = with_events(self._last, events)
             if annotated is not None:
                 last = self._last
-                self._last = project_labels(self.project, last.scheme, annotated, last.emails, self.loop)
+                self._last = project_labels(
+                    self.ctx.project, last.scheme, annotated, last.emails, self.ctx.loop
+                )
                 log.info(
                     "project %s: %d annotation(s) from webhooks; a full read follows",
-                    self.project,
+                    self.ctx.project,
                     len(events),
                 )
                 return self._last, False
@@ -87,23 +107,49 @@ class LabelFeed:
         """Everything from Label Studio (the inbox's events are in it: they are dropped first)."""
         self.inbox.take()
         self._last = None
-        self._last = read_labels(self.studio, self.project, self.loop)
+        self._last = read_labels(self.ctx)
         return self._last
 
-    def reconcile(self, used: ProjectLabels) -> Reconciled:
+    def reconcile(self, used: ProjectLabels) -> None:
+        """Read every annotation from Label Studio once the version is live; another round follows
+        if `used` missed some. When the next annotation's round already waits, that round
+        reconciles instead: this read would only delay it (a coder who submits at once waits)."""
+        project = self.ctx.project
+        if self.ctx.round_waits():
+            return
+        try:
+            missed = self.missed(used)
+        except Exception as exc:  # the version is live: a failed read only costs the shortcut
+            self._last = None
+            log.warning("project %s: labels not reconciled (%s); the next round reads them all", project, exc)
+            return
+        if missed.missing:
+            log.info(
+                "project %s: Label Studio holds %d annotated task(s) this round did not have (a webhook "
+                "lost or still on its way); another round follows",
+                project,
+                missed.missing,
+            )
+        if missed.differing:
+            log.warning(
+                "project %s: %d task(s) trained on differ from Label Studio's (an edit whose webhook was "
+                "lost or is on its way, changed codes); another round follows",
+                project,
+                missed.differing,
+            )
+        if missed:
+            self.ctx.queue.request(project, WorkKind.TRAIN)
+
+    def missed(self, used: ProjectLabels) -> Reconciled:
         """Read everything and compare it with `used`: a webhook lost, an annotation deleted, the codes
         changed. Tasks of events that arrived since are left out: their round follows anyway, and
         Label Studio may send a webhook before its annotation can be read."""
         self._last = None
-        self._last = read_labels(self.studio, self.project, self.loop)
+        self._last = read_labels(self.ctx)
         pending = self.inbox.peek()
         if pending is None or any(event.annotation is None for event in pending):
             return Reconciled()  # the next round, already asked for, reads everything
         return reconciled(self._last, used, besides={event.task_id for event in pending})
-
-    def forget(self) -> None:
-        """The next round reads everything."""
-        self._last = None
 
 
 def with_events(labels: ProjectLabels, events: Sequence[AnnotationEvent]) -> list[Task] | None:

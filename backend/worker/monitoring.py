@@ -10,7 +10,6 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from backend.config import LoopSettings
 from backend.domain.agreement import agreement, model_agreement
 from backend.domain.annotations import CoderAnswer, answers_by_task
 from backend.domain.coders import CoderNames
@@ -18,10 +17,10 @@ from backend.learning.base import CodingModel
 from backend.learning.heads import HeadOptions
 from backend.learning.quality import cross_validated_report, label_counts, out_of_fold_decisions, rare_codes
 from backend.learning.stopping import stopping_signal
-from backend.storage.ranked_pool import RankedPool, read_ranked_pool
-from backend.storage.state import Monitoring, RoundFigures, StateStore, now
-from backend.storage.versions import ModelStore
+from backend.storage.ranked_pool import RankedPool
+from backend.storage.state import Monitoring, RoundFigures, now
 from backend.tracking.project import ProjectTracker
+from backend.worker.context import ProjectContext
 from backend.worker.labels import ProjectLabels
 
 log = logging.getLogger(__name__)
@@ -31,27 +30,26 @@ log = logging.getLogger(__name__)
 class Monitor:
     """Measures one project's rounds."""
 
-    project: str
-    loop: LoopSettings
-    head: HeadOptions
+    ctx: ProjectContext
+    head_options: HeadOptions
     tracker: ProjectTracker
-    states: StateStore
-    store: ModelStore
     names: CoderNames
 
-    def watch(self, labels: ProjectLabels) -> Monitoring:
-        """Agreement over all coders (recorded in MLflow whenever it changed) and label counts."""
-        scheme = labels.scheme
+    @property
+    def project(self) -> str:
+        return self.ctx.project
+
+    def measure(self, labels: ProjectLabels) -> Monitoring:
+        """Agreement over all coders, label counts and the codes too rare to learn."""
+        scheme, min_positives = labels.scheme, self.ctx.loop.min_positives_per_code
         figures = json.loads(json.dumps(agreement(self.answers(labels), scheme.codes)))
-        if figures["tasks"] and figures != self.states.read().monitoring.agreement:
-            self.tracker.log_agreement(figures)
         labeled = labels.labeled
-        rare = rare_codes(labeled.matrix, scheme.codes, self.loop.min_positives_per_code)
+        rare = rare_codes(labeled.matrix, scheme.codes, min_positives)
         if rare:
             log.warning(
                 "project %s: too few positives to learn (fewer than %d): %s",
                 self.project,
-                self.loop.min_positives_per_code,
+                min_positives,
                 rare,
             )
         return Monitoring(
@@ -61,6 +59,12 @@ class Monitor:
             coders=self.names.counts(labeled.coder_counts()),
             labeled_tasks=len(set(labeled.task_ids)),
         )
+
+    def track_agreement(self, measured: Monitoring) -> None:
+        """Record the coders' agreement in MLflow when it changed since the state's."""
+        figures = measured.agreement or {}
+        if figures.get("tasks") and figures != self.ctx.states.read().monitoring.agreement:
+            self.tracker.log_agreement(figures)
 
     def answers(self, labels: ProjectLabels) -> dict[int, list[CoderAnswer]]:
         """Every coder's counted answer per annotated task, coders named as shown."""
@@ -75,7 +79,9 @@ class Monitor:
             return None, None
         labeled = labels.labeled
         groups = np.asarray(labeled.task_ids)
-        decisions = out_of_fold_decisions(embeddings, labeled.matrix, model.thresholds, self.head, groups)
+        decisions = out_of_fold_decisions(
+            embeddings, labeled.matrix, model.thresholds, self.head_options, groups
+        )
         report = cross_validated_report(labeled.matrix, decisions, model.codes)
         log.info(
             "project %s: cross-validated macro-F1 %s over %d code(s)",
@@ -93,21 +99,17 @@ class Monitor:
         )
         return report, as_coder
 
-    def decisions(self, version: str | None) -> RankedPool | None:
-        """A version's code decisions on its pool, for the next version's stopping signal."""
-        if not self.store.has(self.project, version):
-            return None
-        return read_ranked_pool(self.store.get(self.project, version).path)
-
     def stopping(self, before: RankedPool | None, previous: str | None, current: str) -> dict | None:
         """Did the new version change the code decisions of the unlabeled tasks? (stopping signal)"""
-        now = self.decisions(current)  # gone when newer rounds pruned it before this record was made
+        now = self.ctx.store.ranked_pool(
+            self.project, current
+        )  # gone when newer rounds pruned it before this record was made
         if before is None or now is None:
             return None
         signal = stopping_signal(
             (before.task_ids, before.decisions),
             (now.task_ids, now.decisions),
-            self.loop.stopping_change_threshold,
+            self.ctx.loop.stopping_change_threshold,
         )
         if signal and signal["stop"]:
             log.info(

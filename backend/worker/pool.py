@@ -22,10 +22,10 @@ MAX_AGE_SECONDS = 3600
 class Pool:
     """The unlabeled tasks of one project."""
 
-    def __init__(self, project: str, studio: StudioAPI, listing: PoolListing):
-        self.project, self.studio, self.listing = project, studio, listing
+    def __init__(self, project_id: int, studio: StudioAPI, listing: PoolListing):
+        self.project_id, self.studio, self.listing = project_id, studio, listing
 
-    def tasks(self, annotated_ids: Iterable[int]) -> list[Task]:
+    def unlabeled(self, annotated_ids: Iterable[int]) -> list[Task]:
         """Unlabeled tasks: the kept listing (listed again when missing or old) minus annotated ones."""
         kept = self.listing.read()
         tasks = self.refresh() if kept is None or kept.age > MAX_AGE_SECONDS else kept.tasks
@@ -35,7 +35,7 @@ class Pool:
     def refresh(self) -> dict[int, dict]:
         """List the unlabeled tasks from Label Studio and keep the listing (id → data)."""
         started = time.time()
-        tasks = self.studio.tasks(int(self.project), annotated=False, data_only=True)
+        tasks = self.studio.tasks(self.project_id, annotated=False, data_only=True)
         return self.listing.replace({task.id: task.data for task in tasks}, started).tasks
 
     def add(self, tasks: Iterable[Task]) -> None:

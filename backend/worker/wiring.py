@@ -11,7 +11,6 @@ from backend.domain.coders import shown_settings
 from backend.learning.factories import ModelFactory
 from backend.learning.heads import HeadOptions
 from backend.storage.inbox import Inbox
-from backend.storage.listing import PoolListing
 from backend.storage.secrets import coder_names
 from backend.storage.state import Lane, StateStore, WorkKind
 from backend.storage.versions import ModelStore
@@ -20,19 +19,21 @@ from backend.tracking.project import ProjectTracker
 from backend.tracking.runs import tracking_uri
 from backend.worker.bodies import Bodies
 from backend.worker.body_policy import BodyPolicy
+from backend.worker.context import ProjectContext
 from backend.worker.jobs import Job
 from backend.worker.jobs.body import BodyFineTuning
-from backend.worker.jobs.common import VersionSaver
+from backend.worker.jobs.common import RoundSteps, VersionSaver
 from backend.worker.jobs.embed import PoolPreEncoding
-from backend.worker.jobs.full import FullRound
-from backend.worker.jobs.head import HeadRefit
+from backend.worker.jobs.full import ModelFitter
+from backend.worker.jobs.head import HeadFitter
 from backend.worker.jobs.imports import ImportedTasks
-from backend.worker.labels import LabelFeed
+from backend.worker.jobs.training import TrainingRound
+from backend.worker.labels import FullReads, LabelFeed
 from backend.worker.monitoring import Monitor
-from backend.worker.pool import Pool
-from backend.worker.progress import ProgressReporter
 from backend.worker.publish import Publisher
 from backend.worker.queue import WorkQueue
+from backend.worker.ranking import ranker_of
+from backend.worker.recorder import Recorder
 from backend.worker.registry import LaneRegistry
 
 log = logging.getLogger(__name__)
@@ -93,76 +94,32 @@ class ProjectWork:
 
 def project_work(project: str, settings: Settings, studio: StudioAPI, queue: WorkQueue) -> ProjectWork:
     """Every job of one project, wired to one Label Studio client, model store and queue."""
-    project = str(project)
-    loop, root = settings.loop, settings.server.model_dir
+    project, loop, root = str(project), settings.loop, settings.server.model_dir
     store = ModelStore(root, settings.server.keep_versions)
-    states = StateStore(store.layout.project(project))
+    directory = store.layout.project(project)
+    ctx = ProjectContext(project, studio, StateStore(directory), store, queue, loop)
     registry = LaneRegistry(root)
-    head, factory = HeadOptions.of(settings.model), ModelFactory(settings.model)
+    head_options, factory = HeadOptions.of(settings.model), ModelFactory(settings.model)
     names = coder_names(root, settings.server.coder_identities)
     shown = shown_settings(settings.public(), names, loop.train_coders)
     tracker = ProjectTracker(tracking_uri(settings.server), project, shown)
-    pool = Pool(project, studio, PoolListing(store.layout.project(project)))
-    saver = VersionSaver(project, store, states, shown)
-    monitor = Monitor(
-        project=project, loop=loop, head=head, tracker=tracker, states=states, store=store, names=names
-    )
-    shared = {"project": project, "studio": studio, "states": states}
-    progress = ProgressReporter(project, states)
-    publisher = Publisher(
-        **shared,
-        store=store,
-        queue=queue,
-        pool=pool,
-        monitor=monitor,
-        tracker=tracker,
-        model_settings=settings.model,
-        loop=loop,
-        progress=progress,
-    )
+    ranker = ranker_of(settings.model)
+    saver = VersionSaver(ctx, shown)
+    monitor = Monitor(ctx, head_options, tracker, names)
+    steps = RoundSteps(monitor, saver, Publisher(ctx, ranker), Recorder(ctx, monitor, tracker))
+    bodies = Bodies(project, settings.model, store, ctx.states)
     policy = None
-    bodies = Bodies(project, settings.model, store, states)
     if settings.two_speed:
-        fine_tunes = settings.model.setfit_max_steps != 0
-        policy = BodyPolicy(
-            project=project, loop=loop, states=states, queue=queue, registry=registry, fine_tunes=fine_tunes
-        )
-        train: Job = HeadRefit(
-            **shared,
-            loop=loop,
-            head=head,
-            bodies=bodies,
-            pool=pool,
-            saver=saver,
-            monitor=monitor,
-            publisher=publisher,
-            body_policy=policy,
-            progress=progress,
-            labels=LabelFeed(project, studio, loop, Inbox(store.layout.project(project).inbox)),
-            queue=queue,
-        )
+        policy = BodyPolicy(ctx, registry, fine_tunes=settings.model.setfit_max_steps != 0)
+        feed = LabelFeed(ctx, Inbox(directory.inbox))
+        train = TrainingRound(ctx, feed, HeadFitter(ctx, head_options, bodies), steps, policy)
     else:
-        train = FullRound(
-            **shared, loop=loop, factory=factory, pool=pool, saver=saver, monitor=monitor, publisher=publisher
-        )
+        train = TrainingRound(ctx, FullReads(ctx), ModelFitter(ctx, factory), steps)
     jobs: dict[WorkKind, Job] = {
         WorkKind.TRAIN: train,
-        WorkKind.PREDICT: ImportedTasks(**shared, settings=settings.model, loop=loop, store=store, pool=pool),
-        WorkKind.BODY: BodyFineTuning(
-            **shared,
-            loop=loop,
-            factory=factory,
-            store=store,
-            pool=pool,
-            saver=saver,
-            queue=queue,
-            bodies=bodies,
-            head=head,
-            names=names,
-        ),
-        WorkKind.EMBED: PoolPreEncoding(
-            **shared, bodies=bodies, pool=pool, progress=progress, tracker=tracker, loop=loop, queue=queue
-        ),
+        WorkKind.PREDICT: ImportedTasks(ctx, ranker, settings.model.resolved_device),
+        WorkKind.BODY: BodyFineTuning(ctx, factory, saver, bodies, head_options, names),
+        WorkKind.EMBED: PoolPreEncoding(ctx, bodies, tracker),
     }
     return ProjectWork(project, jobs, registry, policy)
 

@@ -5,7 +5,7 @@ import time
 import pytest
 
 from backend.studio.client import PREDICTION_CHUNK
-from backend.studio.writeback import IncompleteImport, write_version
+from backend.studio.writeback import IncompleteImport, WritePlan, already_live, go_live, write_rest
 from tests.fakes import FakeStudio
 
 
@@ -22,14 +22,18 @@ def predictions(n, version="v2-20260101000001"):
     return [{"task": i, "score": i / n, "model_version": version} for i in range(n)]
 
 
+def write(studio, version, predictions, plan, interrupted=lambda: False):
+    """Go live with the plan's first predictions, then write the rest: a round's two steps."""
+    return write_rest(studio, go_live(studio, 1, version, predictions, plan.first), plan, interrupted)
+
+
 def test_head_one_by_one_then_the_rest_in_bulk_then_old_versions_go():
     studio = studio_with(versions=["v1-20260101000000", "v2-20260101000001", "someone-elses"])
-    live = []
     n = 50 + PREDICTION_CHUNK + 10
-    done = write_version(
-        studio, 1, "v2-20260101000001", predictions(n), first=2, head=50, on_live=lambda: live.append(1)
-    )
-    assert done is True and live == [1]
+    live = go_live(studio, 1, "v2-20260101000001", predictions(n), first=2)
+    assert live.written == 2 and studio.calls[-1] == ("serve", "v2-20260101000001")
+    done = write_rest(studio, live, WritePlan(first=2, front=50))
+    assert done is True
     assert studio.calls == [
         ("create", 1),
         ("create", 1),
@@ -47,14 +51,11 @@ def test_head_one_by_one_then_the_rest_in_bulk_then_old_versions_go():
 
 def test_newer_work_stops_the_head_between_two_single_creates():
     studio = studio_with(versions=["v1-20260101000000"])
-    done = write_version(
+    done = write(
         studio,
-        1,
         "v2-20260101000001",
         predictions(3000),
-        first=1,
-        head=100,
-        on_live=lambda: None,
+        WritePlan(first=1, front=100),
         interrupted=lambda: len(studio.calls) >= 5,
     )
     assert done is False
@@ -63,13 +64,11 @@ def test_newer_work_stops_the_head_between_two_single_creates():
 
 def test_newer_work_stops_the_rest_and_keeps_old_versions():
     studio = studio_with(versions=["v1-20260101000000"])
-    done = write_version(
+    done = write(
         studio,
-        1,
         "v2-20260101000001",
         predictions(3000),
-        first=2,
-        on_live=lambda: None,
+        WritePlan(first=2),
         interrupted=lambda: len(studio.calls) >= 4,
     )
     assert done is False
@@ -84,13 +83,12 @@ def test_newer_work_stops_the_rest_and_keeps_old_versions():
 def test_a_refused_prediction_before_the_switch_means_nothing_goes_live():
     studio = studio_with(tasks=5)
     with pytest.raises(IncompleteImport, match="refused the prediction of v3-20260101000002 for task 7"):
-        write_version(
+        go_live(
             studio,
             1,
             "v3-20260101000002",
             [{"task": 7, "score": 0.1, "model_version": "v3-20260101000002"}],
-            first=1,
-            on_live=lambda: None,
+            1,
         )
     assert studio.calls == [("create", 1)]
 
@@ -99,8 +97,8 @@ def test_a_dropped_prediction_of_a_bulk_import_is_reported():
     studio = studio_with(tasks=5)
     studio.drop = 1
     with pytest.raises(IncompleteImport, match="created 4 of 5"):
-        write_version(
-            studio, 1, "v3-20260101000002", predictions(5, "v3-20260101000002"), first=0, on_live=lambda: None
+        write_rest(
+            studio, already_live(1, "v3-20260101000002", predictions(5, "v3-20260101000002")), WritePlan()
         )
 
 
@@ -111,25 +109,17 @@ def test_the_rest_waits_for_a_pause_and_yields_to_the_next_annotation():
         polls.append(1)
         return len(polls) >= 3
 
-    done = write_version(
+    done = write(
         studio,
-        1,
         "v2-20260101000001",
         predictions(500),
-        first=1,
-        on_live=lambda: None,
+        WritePlan(first=1, rest_after=5.0),
         interrupted=next_annotation_arrives,
-        rest_after=5.0,
     )
     assert done is False and studio.calls == [("create", 1), ("serve", "v2-20260101000001")]
     quiet = studio_with()
     started = time.monotonic()
-    assert (
-        write_version(
-            quiet, 1, "v2-20260101000001", predictions(500), first=1, on_live=lambda: None, rest_after=0.5
-        )
-        is True
-    )
+    assert write(quiet, "v2-20260101000001", predictions(500), WritePlan(first=1, rest_after=0.5)) is True
     assert time.monotonic() - started >= 0.5 and ("import", 499) in quiet.calls
 
 

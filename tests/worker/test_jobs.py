@@ -429,7 +429,7 @@ def test_the_fast_loop_trains_on_what_the_webhook_brought_and_reads_everything_o
 
 
 def test_a_lost_webhook_costs_a_round_never_a_label(segments, settings, caplog):
-    caplog.set_level(logging.INFO, logger="backend.worker.jobs.head")
+    caplog.set_level(logging.INFO, logger="backend.worker.labels")
     studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
     work = project_work("1", settings, studio, queue)
     work.run(WorkKind.TRAIN)

@@ -3,7 +3,7 @@
 from backend.storage.inbox import AnnotationEvent, Inbox
 from backend.worker.labels import LabelFeed, Reconciled
 from tests.fakes import FakeStudio
-from tests.helpers import study_form_result
+from tests.helpers import project_context, study_form_result
 
 
 def event_of(studio: FakeStudio, task_id: int) -> AnnotationEvent:
@@ -13,7 +13,7 @@ def event_of(studio: FakeStudio, task_id: int) -> AnnotationEvent:
 
 def test_the_feed_adds_the_webhooks_annotations_to_its_last_full_read(segments, tiny_settings, tmp_path):
     studio = FakeStudio(segments, annotated=12)
-    feed = LabelFeed("1", studio, tiny_settings.loop, Inbox(tmp_path / "inbox"))
+    feed = LabelFeed(project_context(studio, tiny_settings, tmp_path), Inbox(tmp_path / "inbox"))
     first, read_in_full = feed.current()
     assert read_in_full and len(first.labeled) == 12, "a new worker reads everything"
     studio.annotate(20, segments[20]["codes"], user=1, when="3")
@@ -29,28 +29,28 @@ def test_the_feed_adds_the_webhooks_annotations_to_its_last_full_read(segments, 
     )
     before = dict(zip(first.scheme.codes, first.labeled.matrix[first.labeled.task_ids.index(0)], strict=True))
     assert codes["mental_health"] == 1 and codes != before, "the edited answer replaced the old one"
-    assert not feed.reconcile(labels), "Label Studio holds the same labels"
+    assert not feed.missed(labels), "Label Studio holds the same labels"
 
 
 def test_reconciling_counts_what_no_webhook_brought_and_what_differs(segments, tiny_settings, tmp_path):
     studio = FakeStudio(segments, annotated=12)
-    feed = LabelFeed("1", studio, tiny_settings.loop, Inbox(tmp_path / "inbox"))
+    feed = LabelFeed(project_context(studio, tiny_settings, tmp_path), Inbox(tmp_path / "inbox"))
     used, _ = feed.current()
     studio.annotate(20, segments[20]["codes"], user=1, when="3")
     feed.inbox.put(event_of(studio, 20))  # its webhook came: its round follows anyway
-    assert feed.reconcile(used) == Reconciled()
+    assert feed.missed(used) == Reconciled()
     studio.annotate(21, segments[21]["codes"], user=1, when="4")  # its webhook was lost
-    assert feed.reconcile(used) == Reconciled(missing=1)
+    assert feed.missed(used) == Reconciled(missing=1)
     studio.annotate(0, [], user=1, when="5")  # an edit whose webhook was lost too
-    assert feed.reconcile(used) == Reconciled(missing=1, differing=1)
+    assert feed.missed(used) == Reconciled(missing=1, differing=1)
 
 
 def test_a_webhook_ahead_of_its_annotation_is_no_difference(segments, tiny_settings, tmp_path):
     """Label Studio sends the webhook inside the submit's transaction: a read in between does not show
     the annotation yet (seen in bench_loop)."""
     studio = FakeStudio(segments, annotated=12)
-    feed = LabelFeed("1", studio, tiny_settings.loop, Inbox(tmp_path / "inbox"))
+    feed = LabelFeed(project_context(studio, tiny_settings, tmp_path), Inbox(tmp_path / "inbox"))
     used, _ = feed.current()
     annotation = {"id": 999, "result": study_form_result(["mental_health"]), "completed_by": 1}
     feed.inbox.put(AnnotationEvent(task_id=3, task_data=studio.all[3].data, annotation=annotation))
-    assert feed.reconcile(used) == Reconciled(), "task 3's own round follows"
+    assert feed.missed(used) == Reconciled(), "task 3's own round follows"

@@ -18,14 +18,14 @@ def studio_with(texts: list[str]) -> FakeStudio:
 
 
 def pool_of(tmp_path, studio) -> Pool:
-    return Pool("5", studio, PoolListing(ProjectDir(tmp_path, "5")))
+    return Pool(5, studio, PoolListing(ProjectDir(tmp_path, "5")))
 
 
 def test_the_listing_is_kept_and_annotated_tasks_leave_it(tmp_path):
     studio = studio_with(["a", "b", "c"])
     pool = pool_of(tmp_path, studio)
-    assert [t.id for t in pool.tasks(annotated_ids=[])] == [0, 1, 2]
-    assert [t.id for t in pool.tasks(annotated_ids=[1])] == [0, 2]
+    assert [t.id for t in pool.unlabeled(annotated_ids=[])] == [0, 1, 2]
+    assert [t.id for t in pool.unlabeled(annotated_ids=[1])] == [0, 2]
     assert studio.listings == 1
     assert studio.listed == [(False, True)], "the pool is listed without annotations and predictions"
 
@@ -37,7 +37,7 @@ def test_tasks_added_while_the_pool_is_listed_are_kept(tmp_path):
     studio.add_task("b")
     studio.while_listing = lambda: other_lane.add([Task(9, {"text": "new"})])
     assert sorted(pool.refresh()) == [0, 1, 9]
-    assert sorted(t.id for t in pool.tasks([])) == [0, 1, 9] and studio.listings == 2
+    assert sorted(t.id for t in pool.unlabeled([])) == [0, 1, 9] and studio.listings == 2
 
 
 def test_an_old_listing_is_refreshed_however_recently_tasks_were_added(tmp_path):
@@ -49,7 +49,7 @@ def test_an_old_listing_is_refreshed_however_recently_tasks_were_added(tmp_path)
     pool.add([Task(7, {"text": "b"})])
     studio.all[0] = Task(0, {"text": "a edited"})
     studio.add_task("c")
-    tasks = pool.tasks([])
+    tasks = pool.unlabeled([])
     assert studio.listings == 2 and {t.id: t.data["text"] for t in tasks} == {0: "a edited", 1: "c"}
 
 
@@ -58,4 +58,4 @@ def test_a_listing_in_an_older_format_is_listed_afresh(tmp_path):
     pool = pool_of(tmp_path, studio)
     pool.listing.path.parent.mkdir(parents=True)
     pool.listing.path.write_text(json.dumps({"1": {"text": "a"}}))
-    assert [t.id for t in pool.tasks([])] == [0, 1] and studio.listings == 1
+    assert [t.id for t in pool.unlabeled([])] == [0, 1] and studio.listings == 1

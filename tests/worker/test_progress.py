@@ -2,7 +2,7 @@
 
 from backend.storage.layout import ProjectDir
 from backend.storage.state import StateStore
-from backend.studio.writeback import write_version
+from backend.studio.writeback import WritePlan, go_live, write_rest
 from backend.worker.progress import ProgressReporter
 from tests.fakes import FakeStudio
 
@@ -29,14 +29,11 @@ def test_write_back_reports_each_import(tmp_path):
     studio = FakeStudio()
     for i in range(1200):
         studio.add_task(f"segment {i}")
-    write_version(
+    live = go_live(studio, 1, "v1-20261201000000", predictions, first=1)
+    write_rest(
         studio,
-        1,
-        "v1-20261201000000",
-        predictions,
-        first=1,
-        head=100,
-        on_live=lambda: None,
+        live,
+        WritePlan(first=1, front=100),
         on_progress=lambda done, total: seen.append((done, total)),
     )
     assert seen[0] == (1, 1200) and (100, 1200) in seen and seen[-1] == (1200, 1200)

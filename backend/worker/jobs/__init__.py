@@ -1,8 +1,11 @@
-"""The kinds of background work, each a class handed its collaborators (worker/wiring.py builds them):
+"""The kinds of background work, each a class handed the project's context and what is its own
+(worker/wiring.py builds them):
 
-- ``head.HeadRefit``: after annotations, refit the head on the current body's cached embeddings;
+- ``training.TrainingRound``: after annotations, the round's pipeline, with one of two fitters:
+  ``head.HeadFitter`` refits the head on the current body's cached embeddings (the fast loop),
+  ``full.ModelFitter`` trains a whole model (MODEL_KIND=transformer, a differentiable head,
+  FAST_LOOP=false);
 - ``body.BodyFineTuning``: fine-tune a body in the background lane and embed the pool with it;
-- ``full.FullRound``: train a whole model (MODEL_KIND=transformer, a differentiable head, FAST_LOOP=false);
 - ``imports.ImportedTasks``: predict tasks imported since the serving version's round;
 - ``embed.PoolPreEncoding``: encode the pool before the first round (background lane).
 """

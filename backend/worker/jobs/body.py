@@ -16,7 +16,6 @@ from functools import partial
 
 import numpy as np
 
-from backend.config import LoopSettings
 from backend.domain.agreement import decision_array
 from backend.domain.annotations import answers_by_task
 from backend.domain.coders import CoderNames
@@ -25,44 +24,36 @@ from backend.learning.factories import ModelFactory
 from backend.learning.heads import HeadOptions
 from backend.learning.setfit_model import SetFitCodingModel
 from backend.storage.embeddings import EmbeddingCache
-from backend.storage.state import BodyChoice, CoderChoice, StateStore, WorkKind, now
-from backend.storage.versions import ModelStore
-from backend.studio.client import StudioAPI
+from backend.storage.state import BodyChoice, CoderChoice, WorkKind, now
 from backend.worker.bodies import Bodies, embeddings_dir
-from backend.worker.jobs.common import VersionSaver, wait_for_examples
+from backend.worker.context import ProjectContext
+from backend.worker.jobs.common import VersionSaver, too_few_examples
 from backend.worker.labels import ProjectLabels, read_labels
 from backend.worker.memory import release_memory
-from backend.worker.pool import Pool
-from backend.worker.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class BodyFineTuning:
-    project: str
-    loop: LoopSettings
+    ctx: ProjectContext
     factory: ModelFactory
-    studio: StudioAPI
-    states: StateStore
-    store: ModelStore
-    pool: Pool
     saver: VersionSaver
-    queue: WorkQueue
     bodies: Bodies
-    head: HeadOptions
+    head_options: HeadOptions
     names: CoderNames
 
     def run(self) -> None:
         import torch
 
-        torch.set_num_threads(self.loop.body_threads)
-        labels = read_labels(self.studio, self.project, self.loop)
+        ctx = self.ctx
+        torch.set_num_threads(ctx.loop.body_threads)
+        labels = read_labels(ctx)
         labeled, codes = labels.labeled, labels.scheme.codes
-        if wait_for_examples(self.project, labeled, self.loop, self.states):
+        if too_few_examples(ctx, labeled):
             return
         split = None
-        if self.loop.body_selection == "held_out":
+        if ctx.loop.body_selection == "held_out":
             split = held_out_split(labeled.matrix, self.factory.settings.seed, labeled.task_ids)
         tuned_on = labeled if split is None else labeled.subset(split.train)
         started = time.perf_counter()
@@ -91,13 +82,13 @@ class BodyFineTuning:
                 return
         version = self.saver.save(model, tuned_on, seconds, "body")
         release_memory()
-        pool = self.pool.refresh().values()
+        unlabeled = ctx.pool.refresh().values()
         precision = self.factory.settings.resolved_encode_precision()
-        directory = embeddings_dir(self.store, self.project, version.name, self.factory.settings, precision)
+        directory = embeddings_dir(ctx.store, ctx.project, version.name, self.factory.settings, precision)
         encode = partial(model.embed, precision=precision)
         # the worker's small mmap threshold kept: this lane's peak is the fast lane's memory plus its own
         EmbeddingCache(directory).embed(
-            [labels.scheme.text_in(data) for data in pool] + labeled.texts, encode
+            [labels.scheme.text_in(data) for data in unlabeled] + labeled.texts, encode
         )
         release_memory()
 
@@ -106,20 +97,22 @@ class BodyFineTuning:
             state.body.seconds, state.encoded_in = round(seconds, 2), precision
             state.body.choice = choice
 
-        self.states.update(hand_over)
-        self.queue.request(self.project, WorkKind.TRAIN)  # the fast loop takes the new body
+        ctx.states.update(hand_over)
+        ctx.queue.request(ctx.project, WorkKind.TRAIN)  # the fast loop takes the new body
 
     def judge(self, model: SetFitCodingModel, labels: ProjectLabels, split: HeldOut) -> BodyVerdict:
         """Heads on the fine-tuned and the base body's embeddings, scored on the held-out segments
         and on each coder's answers there."""
         labeled = labels.labeled
         base = self.bodies.base(labels.scheme.codes).embed(labeled.texts)  # cached since the pool's encoding
-        coders = coder_truths(labels, split, self.names, self.loop.train_coders)
-        verdict = judge_bodies(model.embed(labeled.texts), base, labeled.matrix, split, self.head, coders)
+        coders = coder_truths(labels, split, self.names, self.ctx.loop.train_coders)
+        verdict = judge_bodies(
+            model.embed(labeled.texts), base, labeled.matrix, split, self.head_options, coders
+        )
         log.info(  # coders unnamed: the log never carries identities, pseudonyms are in /metrics
             "project %s: fine-tuned body %s: held-out macro-F1 %.3f, base body %.3f (%d held out); "
             "lower for %d of %d coder(s) judged apart",
-            self.project,
+            self.ctx.project,
             "kept" if verdict.kept else "not kept",
             verdict.fine_tuned_f1,
             verdict.base_f1,
@@ -131,14 +124,15 @@ class BodyFineTuning:
 
     def keep_base(self, choice: BodyChoice, labeled: int) -> None:
         """The fine-tuned body lost: heads go back to the base body (a new round if they were not)."""
-        previous = self.states.read().body.version
+        ctx = self.ctx
+        previous = ctx.states.read().body.version
 
         def on_base(state) -> None:
             state.body.version, state.body.labeled, state.body.choice = None, labeled, choice
 
-        self.states.update(on_base)
+        ctx.states.update(on_base)
         if previous:
-            self.queue.request(self.project, WorkKind.TRAIN)
+            ctx.queue.request(ctx.project, WorkKind.TRAIN)
 
 
 def coder_truths(

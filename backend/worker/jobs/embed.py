@@ -17,62 +17,49 @@ import logging
 import os
 from dataclasses import dataclass
 
-from backend.config import LoopSettings
 from backend.domain.tasks import Task
-from backend.storage.state import PoolEncoding, StateStore, now
-from backend.studio.client import StudioAPI
+from backend.storage.state import PoolEncoding, now
 from backend.tracking.project import ProjectTracker
 from backend.worker.bodies import Bodies
 from backend.worker.cold_start import write_codebook_start
+from backend.worker.context import ProjectContext
 from backend.worker.labels import project_scheme
-from backend.worker.pool import Pool
-from backend.worker.progress import ProgressReporter
-from backend.worker.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class PoolPreEncoding:
-    project: str
-    studio: StudioAPI
-    states: StateStore
+    ctx: ProjectContext
     bodies: Bodies
-    pool: Pool
-    progress: ProgressReporter
     tracker: ProjectTracker
-    loop: LoopSettings
-    queue: WorkQueue
 
     def run(self) -> None:
         import torch
 
+        ctx = self.ctx
         self.tracker.prepare()
 
         torch.set_num_threads(os.cpu_count() or 1)  # a background lane's process runs at low priority
-        scheme = project_scheme(self.studio, self.project, self.loop)
-        unlabeled = [Task(i, data) for i, data in self.pool.refresh().items()]  # kept for the first round
-        annotated = [
-            task.data for task in self.studio.tasks(int(self.project), annotated=True, data_only=True)
-        ]
+        scheme = project_scheme(ctx)
+        unlabeled = [Task(i, data) for i, data in ctx.pool.refresh().items()]  # kept for the first round
+        annotated = [task.data for task in ctx.studio.tasks(ctx.project_id, annotated=True, data_only=True)]
         texts = [
             text
             for text in (scheme.text_in(data) for data in [t.data for t in unlabeled] + annotated)
             if text.strip()
         ]
         body = self.bodies.current(scheme.codes)
-        body.embed(texts, self.progress.encoding)
-        self.progress.done()
+        body.embed(texts, ctx.progress.encoding)
+        ctx.progress.done()
         encoded = PoolEncoding(body=body.name, segments=len(texts), finished_at=now())
 
         def record(state) -> None:
             state.pool_encoded, state.encoded_in = encoded, body.precision
 
-        self.states.update(record)
-        log.info("project %s: %d segments encoded with body %s", self.project, len(texts), body.name)
+        ctx.states.update(record)
+        log.info("project %s: %d segments encoded with body %s", ctx.project, len(texts), body.name)
         try:
-            write_codebook_start(
-                self.project, scheme, body, unlabeled, self.studio, self.states, self.queue, self.loop
-            )
+            write_codebook_start(ctx, scheme, body, unlabeled)
         except Exception as exc:  # the pool is encoded: that is this job's work; the queue stays as it was
-            log.warning("project %s: the codebook's queue was not written: %s", self.project, exc)
+            log.warning("project %s: the codebook's queue was not written: %s", ctx.project, exc)

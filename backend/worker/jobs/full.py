@@ -1,7 +1,7 @@
-"""A full round: train a whole model on all labels, predict the pool and write it back.
+"""The full round's fitter: a whole model trained on all labels, then the pool predicted.
 
 For MODEL_KIND=transformer, a differentiable head, or FAST_LOOP=false: whatever the fast loop
-cannot refit from cached embeddings.
+cannot refit from cached embeddings. Its round (jobs/training.py) reads the labels in full.
 """
 
 from __future__ import annotations
@@ -9,48 +9,31 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass
 
-from backend.config import LoopSettings
 from backend.learning.factories import ModelFactory
 from backend.learning.setfit_model import SetFitCodingModel
-from backend.storage.state import StateStore
-from backend.studio.client import StudioAPI
-from backend.worker.jobs.common import VersionSaver, wait_for_examples
-from backend.worker.labels import read_labels
-from backend.worker.monitoring import Monitor
-from backend.worker.pool import Pool
-from backend.worker.publish import Publisher, Trained
+from backend.worker.context import ProjectContext
+from backend.worker.jobs.training import Fitted
+from backend.worker.labels import ProjectLabels
+from backend.worker.ranking import Scored
 
 
 @dataclass(frozen=True)
-class FullRound:
-    project: str
-    loop: LoopSettings
+class ModelFitter:
+    ctx: ProjectContext
     factory: ModelFactory
-    studio: StudioAPI
-    states: StateStore
-    pool: Pool
-    saver: VersionSaver
-    monitor: Monitor
-    publisher: Publisher
 
-    def run(self) -> None:
-        labels = read_labels(self.studio, self.project, self.loop)
-        watch = self.monitor.watch(labels)
+    def fit(self, labels: ProjectLabels) -> Fitted:
+        """A whole model and its probabilities for the unlabeled tasks (listed afresh: a full round
+        may take its time)."""
         labeled, scheme = labels.labeled, labels.scheme
-        if wait_for_examples(self.project, labeled, self.loop, self.states, watch):
-            return
         started = time.perf_counter()
         model = self.factory.new(labeled.texts, labeled.matrix, scheme.codes)
         seconds = time.perf_counter() - started
-        version = self.saver.save(model, labeled, seconds, "full")
-        try:
-            self.pool.refresh()
-            pool = self.pool.tasks(labels.annotated_ids)
-            proba = model.predict_proba([scheme.text_in(task.data) for task in pool])
-        except Exception:
-            self.publisher.discard(version)
-            raise
-        embeddings = model.embed(labeled.texts) if isinstance(model, SetFitCodingModel) else None
-        self.publisher.publish(
-            labels, watch, Trained(model, version, seconds, embeddings, model.predict_proba), pool, proba
+        self.ctx.pool.refresh()
+        unlabeled = self.ctx.pool.unlabeled(labels.annotated_ids)
+        texts = [scheme.text_in(task.data) for task in unlabeled]
+        scored = Scored(
+            texts, model.predict_proba(texts), [task.id for task in unlabeled], model.predict_proba
         )
+        embeddings = model.embed(labeled.texts) if isinstance(model, SetFitCodingModel) else None
+        return Fitted(model, seconds, scored, embeddings)

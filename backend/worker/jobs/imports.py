@@ -9,73 +9,51 @@ here join its pool, so they are predicted once.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
-from backend.config import LoopSettings, ModelSettings
-from backend.learning.strategies import rank
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool, write_ranked_pool
-from backend.storage.state import StateStore
-from backend.storage.versions import ModelStore
-from backend.studio.client import StudioAPI
-from backend.studio.predictions import build_predictions
-from backend.studio.writeback import write_version
+from backend.studio.writeback import WritePlan, already_live, write_rest
+from backend.worker.context import ProjectContext
 from backend.worker.labels import project_scheme
-from backend.worker.pool import Pool
+from backend.worker.ranking import Ranker, Scored
 
 log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
 class ImportedTasks:
-    project: str
-    settings: ModelSettings
-    loop: LoopSettings
-    studio: StudioAPI
-    states: StateStore
-    store: ModelStore
-    pool: Pool
+    ctx: ProjectContext
+    ranker: Ranker
+    device: Callable[[], str]  # resolved when a model loads: choosing it imports torch
 
     def run(self) -> None:
-        name = self.states.read().current_version
+        ctx = self.ctx
+        name = ctx.states.read().current_version
         if not name:
             return
-        version = self.store.get(self.project, name)
-        scheme = project_scheme(self.studio, self.project, self.loop)
+        version = ctx.store.get(ctx.project, name)
+        scheme = project_scheme(ctx)
         ranked = read_ranked_pool(version.path)
         known = set() if ranked is None else ranked.ids()
-        unlabeled = self.studio.tasks(int(self.project), annotated=False, data_only=True)
+        unlabeled = ctx.studio.tasks(ctx.project_id, annotated=False, data_only=True)
         missing = [task for task in unlabeled if task.id not in known]
         if not missing:
             return
-        self.pool.add(missing)
-        model = self.store.load(version, device=self.settings.resolved_device())
+        ctx.pool.add(missing)
+        model = ctx.store.load(version, device=self.device())
         if model.codes != scheme.codes:
             log.warning(
-                "project %s: the codes changed since %s; new tasks wait for the next round",
-                self.project,
-                name,
+                "project %s: the codes changed since %s; new tasks wait for the next round", ctx.project, name
             )
             return
         ranked = ranked or RankedPool.empty(len(model.codes))
-        proba = model.predict_proba([scheme.text_in(task.data) for task in missing])
-        ranking = rank(
-            self.settings.query_strategy,
-            proba,
-            ranked.labeled,
-            thresholds=model.thresholds,
-            seed=self.settings.seed,
-            ranked_before=ranked.proba,
-        )
+        texts = [scheme.text_in(task.data) for task in missing]
         ids = [task.id for task in missing]
-        predictions = build_predictions(scheme, model.thresholds, name, proba, ranking.scores, task_ids=ids)
-        write_version(
-            self.studio,
-            int(self.project),
-            name,
-            predictions,
-            first=0,  # the version is live already: the new tasks' predictions go in bulk
-            on_live=lambda: None,
-            keep_old_for=self.loop.keep_old_predictions_seconds,
-        )
-        write_ranked_pool(version.path, ranked.with_tasks(ids, proba, model.decide(proba)))
-        log.info("project %s: predicted %d new task(s) with %s", self.project, len(missing), name)
+        scored = Scored(texts, model.predict_proba(texts), ids)
+        predictions = self.ranker.predictions(scheme, model, name, scored, ranked).predictions
+        # the version is live already: the new tasks' predictions go in bulk
+        plan = WritePlan(keep_old_for=ctx.loop.keep_old_predictions_seconds)
+        write_rest(ctx.studio, already_live(ctx.project_id, name, predictions), plan)
+        write_ranked_pool(version.path, ranked.with_tasks(ids, scored.proba, model.decide(scored.proba)))
+        log.info("project %s: predicted %d new task(s) with %s", ctx.project, len(missing), name)

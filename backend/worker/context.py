@@ -1,0 +1,46 @@
+"""What every job of one project shares, built once per worker (worker/wiring.py)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from functools import cached_property
+
+from backend.config import LoopSettings
+from backend.storage.listing import PoolListing
+from backend.storage.state import Lane, StateStore, WorkKind
+from backend.storage.versions import ModelStore
+from backend.studio.client import StudioAPI
+from backend.worker.pool import Pool
+from backend.worker.progress import ProgressReporter
+from backend.worker.queue import WorkQueue
+
+
+@dataclass(frozen=True)
+class ProjectContext:
+    """One project: its id (`project` as on disk and in the queue, `project_id` for Label Studio),
+    the Label Studio client, its state, its versions, the queue and the loop's settings; with the
+    project's unlabeled pool and progress reporter, one of each per worker."""
+
+    project: str
+    studio: StudioAPI
+    states: StateStore
+    store: ModelStore
+    queue: WorkQueue
+    loop: LoopSettings
+
+    @property
+    def project_id(self) -> int:
+        return int(self.project)
+
+    @cached_property
+    def pool(self) -> Pool:
+        return Pool(self.project_id, self.studio, PoolListing(self.store.layout.project(self.project)))
+
+    @cached_property
+    def progress(self) -> ProgressReporter:
+        return ProgressReporter(self.project, self.states)
+
+    def round_waits(self) -> bool:
+        """Whether annotations asked for a newer round (then a round's leftover work can go: the
+        next version is on its way)."""
+        return WorkKind.TRAIN in self.queue.pending(self.project, Lane.FAST)

@@ -1,0 +1,90 @@
+"""Rank → predictions → evidence: the one way a model's probabilities become Label Studio
+predictions, for a round's pool, for tasks imported since, and for `/predict` answers."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from backend.config import ModelSettings
+from backend.domain.scheme import CodingScheme
+from backend.learning.base import CodingModel
+from backend.learning.evidence import ScoreTexts, spans_of_all, spans_of_each
+from backend.learning.strategies import rank
+from backend.storage.ranked_pool import RankedPool
+from backend.studio.predictions import WithEvidence, build_predictions
+
+
+@dataclass(frozen=True)
+class Scored:
+    """A model's probabilities for some tasks; `task_ids` for predictions written to Label Studio
+    (none for a `/predict` answer), `score_texts` to find evidence (none: no evidence)."""
+
+    texts: list[str]
+    proba: np.ndarray
+    task_ids: list[int] | None = None
+    score_texts: ScoreTexts | None = None
+
+
+@dataclass(frozen=True)
+class RankedPredictions:
+    """The tasks' positions, most informative first, and their predictions: in that order for a
+    round's queue, else in the order the tasks came."""
+
+    order: np.ndarray
+    predictions: Sequence[dict]
+
+
+@dataclass(frozen=True)
+class Ranker:
+    """QUERY_STRATEGY with its seed, and EVIDENCE_TASKS: how many of the first predictions carry
+    the evidence of their suggested codes (where the form has an evidence tag)."""
+
+    strategy: str
+    seed: int
+    evidence_tasks: int
+
+    def predictions(
+        self,
+        scheme: CodingScheme,
+        model: CodingModel,
+        version: str,
+        scored: Scored,
+        against: RankedPool,
+        *,
+        queue_order: bool = False,
+    ) -> RankedPredictions:
+        """Rank `scored` together with the pool a round ranked (`against`: its labeled vectors, and
+        its probabilities for tasks predicted after it, so their scores mean what the round's mean).
+
+        With `queue_order` (a round's own pool, written one task at a time) the predictions come
+        most informative first and each task's evidence is found as it is written; otherwise (an
+        answer sent at once) in the tasks' order, the evidence found in one scoring call."""
+        ranking = rank(
+            self.strategy,
+            scored.proba,
+            against.labeled,
+            thresholds=model.thresholds,
+            seed=self.seed,
+            ranked_before=against.proba,
+        )
+        positions = ranking.order if queue_order else np.arange(len(scored.proba))
+        proba = scored.proba[positions]
+        ids = None if scored.task_ids is None else [scored.task_ids[i] for i in positions]
+        predictions = build_predictions(
+            scheme, model.thresholds, version, proba, ranking.scores[positions], task_ids=ids
+        )
+        count = min(self.evidence_tasks, len(positions))
+        if scheme.evidence is None or not count or scored.score_texts is None:
+            return RankedPredictions(ranking.order, predictions)
+        texts = [scored.texts[i] for i in positions[:count]]
+        suggested = model.decide(proba[:count]) & scheme.evidence_mask()
+        find = spans_of_each if queue_order else spans_of_all
+        spans_of = find(texts, proba[:count], suggested, scored.score_texts)
+        return RankedPredictions(ranking.order, WithEvidence(scheme, predictions, spans_of, count))
+
+
+def ranker_of(settings: ModelSettings) -> Ranker:
+    return Ranker(settings.query_strategy, settings.seed, settings.evidence_tasks)
