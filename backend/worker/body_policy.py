@@ -8,9 +8,11 @@ import logging
 from dataclasses import dataclass
 
 from backend.config import LoopSettings
-from backend.storage.state import Lane, StateStore, WorkKind
-from backend.worker.queue import WorkQueue
-from backend.worker.registry import LaneRegistry
+from backend.queue.interface import WorkQueue
+from backend.queue.registry import LaneRegistry
+from backend.queue.sweep import repair
+from backend.queue.work import Lane, WorkKind
+from backend.storage.state import StateStore
 
 log = logging.getLogger(__name__)
 
@@ -36,11 +38,10 @@ class BodyPolicy:
     def ask_if_due(self, labeled: int, idle: bool = False) -> bool:
         """Request a body when one is due and none is waiting or being fine-tuned; returns whether due."""
         due = self.is_due(labeled, idle)
-        if (
-            due
-            and not self.registry.cleanup(self.project, Lane.BODY, self.queue)
-            and WorkKind.BODY not in self.queue.pending(self.project, Lane.BODY)
-        ):
+        if not due or self.queue.busy(self.project, Lane.BODY):
+            return due
+        repair(self.queue, self.registry, self.project, Lane.BODY)  # what a dead worker left, asked again
+        if WorkKind.BODY not in self.queue.pending(self.project, Lane.BODY):
             new = labeled - self.states.read().body.labeled
             log.info("project %s: %d new example(s) since the last body: fine-tuning one", self.project, new)
             self.queue.request(self.project, WorkKind.BODY)

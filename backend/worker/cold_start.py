@@ -19,12 +19,13 @@ from backend.config import LoopSettings
 from backend.domain.scheme import CodingScheme
 from backend.domain.tasks import Task
 from backend.learning.cold_start import codebook_ranking
-from backend.storage.state import CodebookStart, Lane, StateStore, WorkKind, now
+from backend.queue.interface import WorkQueue
+from backend.queue.work import Lane, WorkKind
+from backend.storage.state import CodebookStart, StateStore, now
 from backend.studio.client import StudioAPI
 from backend.studio.predictions import codebook_predictions
 from backend.studio.writeback import write_version
 from backend.worker.bodies import Body
-from backend.worker.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 

@@ -20,8 +20,10 @@ from backend.domain.tasks import Task
 from backend.learning.base import CodingModel
 from backend.learning.evidence import ScoreTexts, spans_of_each
 from backend.learning.strategies import rank
+from backend.queue.interface import WorkQueue
+from backend.queue.work import Lane, WorkKind
 from backend.storage.ranked_pool import RankedPool, write_ranked_pool
-from backend.storage.state import Lane, Monitoring, StateStore, WorkKind
+from backend.storage.state import Monitoring, StateStore
 from backend.storage.versions import ModelStore, ModelVersion
 from backend.studio.client import StudioAPI
 from backend.studio.predictions import WithEvidence, build_predictions
@@ -31,7 +33,6 @@ from backend.worker.labels import ProjectLabels
 from backend.worker.monitoring import Monitor, round_figures
 from backend.worker.pool import Pool
 from backend.worker.progress import ProgressReporter
-from backend.worker.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 

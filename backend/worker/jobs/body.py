@@ -24,8 +24,10 @@ from backend.learning.body_choice import BodyVerdict, CoderTruth, HeldOut, held_
 from backend.learning.factories import ModelFactory
 from backend.learning.heads import HeadOptions
 from backend.learning.setfit_model import SetFitCodingModel
+from backend.queue.interface import WorkQueue
+from backend.queue.work import WorkKind
 from backend.storage.embeddings import EmbeddingCache
-from backend.storage.state import BodyChoice, CoderChoice, StateStore, WorkKind, now
+from backend.storage.state import BodyChoice, CoderChoice, StateStore, now
 from backend.storage.versions import ModelStore
 from backend.studio.client import StudioAPI
 from backend.worker.bodies import Bodies, embeddings_dir
@@ -33,7 +35,6 @@ from backend.worker.jobs.common import VersionSaver, wait_for_examples
 from backend.worker.labels import ProjectLabels, read_labels
 from backend.worker.memory import release_memory
 from backend.worker.pool import Pool
-from backend.worker.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 

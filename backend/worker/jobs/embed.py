@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 from backend.config import LoopSettings
 from backend.domain.tasks import Task
+from backend.queue.interface import WorkQueue
 from backend.storage.state import PoolEncoding, StateStore, now
 from backend.studio.client import StudioAPI
 from backend.tracking.project import ProjectTracker
@@ -27,7 +28,6 @@ from backend.worker.cold_start import write_codebook_start
 from backend.worker.labels import project_scheme
 from backend.worker.pool import Pool
 from backend.worker.progress import ProgressReporter
-from backend.worker.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 

@@ -18,7 +18,9 @@ import numpy as np
 from backend.config import LoopSettings
 from backend.learning.heads import HeadOptions
 from backend.learning.setfit_model import RefittedHead, refit_head
-from backend.storage.state import Lane, StateStore, WorkKind
+from backend.queue.interface import WorkQueue
+from backend.queue.work import Lane, WorkKind
+from backend.storage.state import StateStore
 from backend.studio.client import StudioAPI
 from backend.worker.bodies import Bodies, Body
 from backend.worker.body_policy import BodyPolicy
@@ -28,7 +30,6 @@ from backend.worker.monitoring import Monitor
 from backend.worker.pool import Pool
 from backend.worker.progress import ProgressReporter
 from backend.worker.publish import Publisher, Trained
-from backend.worker.queue import WorkQueue
 
 log = logging.getLogger(__name__)
 
