@@ -42,7 +42,7 @@ import psutil
 
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
-from backend.worker.slots import WorkerSlots
+from backend.queue.slots import WorkerSlots
 from bench.bench_loop import MemoryWatch
 from bench.common import AUTH, CONFIG, OUT, backend_env, coded_rows, label_studio, pool_rows
 from tests.helpers import connect_backend, study_form_result, wait_for

@@ -16,6 +16,7 @@ FORBIDDEN = {
     "domain": {
         "storage",
         "studio",
+        "queue",
         "worker",
         "server",
         "learning",
@@ -27,6 +28,7 @@ FORBIDDEN = {
     "learning": {
         "storage",
         "studio",
+        "queue",
         "worker",
         "server",
         "domain",
@@ -35,13 +37,14 @@ FORBIDDEN = {
         "devtools",
         "cli",
     },
-    "storage": {"studio", "worker", "server", "tracking", "research", "devtools", "cli"},
-    "studio": {"storage", "worker", "server", "learning", "tracking", "research", "devtools", "cli"},
-    "tracking": {"storage", "studio", "worker", "server", "research", "devtools", "cli"},
+    "storage": {"studio", "queue", "worker", "server", "tracking", "research", "devtools", "cli"},
+    "studio": {"storage", "queue", "worker", "server", "learning", "tracking", "research", "devtools", "cli"},
+    "tracking": {"storage", "studio", "queue", "worker", "server", "research", "devtools", "cli"},
+    "queue": {"worker", "server", "research", "devtools", "cli"},
     "worker": {"server", "research", "devtools", "cli"},
     "server": {"research", "devtools", "cli"},
-    "research": {"studio", "worker", "server", "devtools", "cli"},
-    "config": {"storage", "studio", "worker", "server", "tracking", "research", "devtools", "cli"},
+    "research": {"studio", "queue", "worker", "server", "devtools", "cli"},
+    "config": {"storage", "studio", "queue", "worker", "server", "tracking", "research", "devtools", "cli"},
 }
 
 

@@ -4,9 +4,9 @@ import inspect
 
 import pytest
 
+from backend.queue.interface import WorkQueue
+from backend.queue.scheduler import Scheduler
 from backend.studio.client import StudioAPI, StudioClient
-from backend.worker.queue import WorkQueue
-from backend.worker.scheduler import Scheduler
 from tests.fakes import FakeStudio, RecordingQueue
 
 

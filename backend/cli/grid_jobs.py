@@ -14,7 +14,7 @@ def enqueue_shards(connection: Any, argv: Sequence[str], count: int) -> list[str
     """One job per shard of the grid `simulate argv` runs; returns their ids."""
     from rq import Queue
 
-    from backend.worker.redis_queue import GRID_QUEUE
+    from backend.queue.redis_queue import GRID_QUEUE
 
     queue = Queue(GRID_QUEUE, connection=connection)
     jobs = [

@@ -58,8 +58,8 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     shares (REDIS_URL; README: When one machine is not enough)."""
     import os
 
-    from backend.worker.redis_queue import GRID_QUEUE, QUEUES, connect
-    from backend.worker.scheduler import MALLOC_DEFAULTS, child_env
+    from backend.queue.redis_queue import GRID_QUEUE, QUEUES, connect
+    from backend.queue.scheduler import MALLOC_DEFAULTS, child_env
 
     if not settings.server.redis_url:
         raise UsageError(

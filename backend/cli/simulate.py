@@ -198,7 +198,7 @@ def _from_slurm(args: argparse.Namespace) -> str:
 def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
     """`--queue N`: the grid as N shards on the RQ queue `grid`, for `coding-backend worker`s."""
     from backend.cli.grid_jobs import enqueue_shards
-    from backend.worker.redis_queue import connect
+    from backend.queue.redis_queue import connect
 
     if not settings.server.redis_url:
         raise UsageError("--queue puts the grid's shards in Redis: set REDIS_URL (or use --shard I/N)")

@@ -19,7 +19,7 @@ QUIET_LIBRARIES = (
     "filelock",
 )
 # Read by the libraries when they are imported: a worker process gets them in its environment
-# (worker/scheduler.py), so they hold before any library is loaded.
+# (queue/scheduler.py), so they hold before any library is loaded.
 QUIET_ENV = {
     "TRANSFORMERS_VERBOSITY": "error",  # transformers and setfit: banners, "model_head.pkl not found"
     "TRANSFORMERS_NO_ADVISORY_WARNINGS": "1",

@@ -13,11 +13,11 @@ from werkzeug.exceptions import HTTPException
 
 from backend.config import Settings, load_settings
 from backend.domain.scheme import LabelConfigError
+from backend.queue.interface import WorkQueue
+from backend.queue.scheduler import Scheduler
 from backend.server import auth, metrics, protocol, status
 from backend.server.services import EXTENSION, Services
 from backend.storage.cleanup import remove_orphans
-from backend.worker.queue import WorkQueue
-from backend.worker.scheduler import Scheduler
 
 log = logging.getLogger(__name__)
 
@@ -45,7 +45,7 @@ def _background_queue(settings: Settings) -> WorkQueue:
     """Worker processes of this host, with a sweep for requests that wait for a free slot; with
     REDIS_URL, `coding-backend worker`s on any host (the sweep repairs what a dead worker left)."""
     if settings.server.redis_url:
-        from backend.worker.redis_queue import RedisQueue
+        from backend.queue.redis_queue import RedisQueue
 
         queue = RedisQueue.from_settings(settings)
     else:

@@ -10,10 +10,11 @@ from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest
 
 from backend.domain.scheme import parse_label_config
+from backend.queue.work import WorkKind
 from backend.server.requests import json_body, project_id
 from backend.server.services import services
 from backend.storage.inbox import AnnotationEvent
-from backend.storage.state import ProjectState, WorkKind
+from backend.storage.state import ProjectState
 
 bp = Blueprint("protocol", __name__)
 

@@ -5,12 +5,12 @@ from __future__ import annotations
 from flask import current_app
 
 from backend.config import Settings
+from backend.queue.interface import WorkQueue
 from backend.server.auth import WebhookAuthorizer
 from backend.server.predictor import Predictor
 from backend.storage.inbox import Inbox
 from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore
-from backend.worker.queue import WorkQueue
 
 EXTENSION = "coding_backend"
 

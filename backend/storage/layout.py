@@ -5,12 +5,12 @@
     MODEL_DIR/
       mlflow.db                      local MLflow store (without MLFLOW_TRACKING_URI)
       .coder-key                     the key of coders' pseudonyms (storage/secrets.py)
-      .slots/  .sweeper              the worker-process cap and the one sweeping server (worker/)
+      .slots/  .sweeper              the worker-process cap and the one sweeping server (queue/)
       .embeddings/<key>/             embeddings of the base model (shared by projects)
       <project>/
         state.json  .state-lock      the project's state (storage/state.py)
         .lock  .lock-body            one lock per lane: held while a worker works it
-        .pending-<kind>              requests for work (worker/queue.py)
+        .pending-<kind>              requests for work (queue/files.py)
         .starting-<lane>             a worker was started for the lane and is not at work yet
         pool.json  .pool-lock        the kept listing of unlabeled tasks (storage/listing.py)
         inbox/                       annotations webhooks brought since the last round (storage/inbox.py)

@@ -16,7 +16,7 @@ import time
 from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 from enum import StrEnum
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
@@ -30,37 +30,10 @@ FIGURE_HISTORY = 500  # rounds of figures kept for the status page's plots
 SCHEMA_VERSION = 1
 
 
-class Lane(StrEnum):
-    """Two lanes of work per project, each with its own lock, so fine-tuning a body never holds up
-    the head refits that keep the queue fresh."""
-
-    FAST = "fast"
-    BODY = "body"
-
-
-class WorkKind(StrEnum):
-    """What a request asks for: a round after annotations, predictions for imported tasks, a body,
-    or encoding the pool before the first round (in the background, like a body)."""
-
-    TRAIN = "train"
-    PREDICT = "predict"
-    BODY = "body"
-    EMBED = "embed"
-
-    @property
-    def lane(self) -> Lane:
-        return Lane.BODY if self in (WorkKind.BODY, WorkKind.EMBED) else Lane.FAST
-
-
-# The kinds of each lane, in the order a worker takes them ('train' before 'predict'; a new body
-# before encoding the pool: the body encodes the pool itself).
-LANE_KINDS: dict[Lane, tuple[WorkKind, ...]] = {
-    Lane.FAST: (WorkKind.TRAIN, WorkKind.PREDICT),
-    Lane.BODY: (WorkKind.BODY, WorkKind.EMBED),
-}
-
-
 class LaneStatus(StrEnum):
+    """A lane's status as state.json records it and the status page shows it: idle, failed, or at work
+    in the words of the work under way."""
+
     IDLE = "idle"
     TRAINING = "training"
     PREDICTING = "predicting"
@@ -77,9 +50,42 @@ class _Record(BaseModel):
 
 
 class LaneState(_Record):
+    """A lane's record. The queue (queue/registry.py) only starts, finishes and fails work by its kind
+    (a WorkKind of queue/work.py, as a string); the record says it in the status page's words."""
+
+    # The words of the lane's kinds of work while at it (the body lane's are BodyLaneState's).
+    AT_WORK: ClassVar[dict[str, LaneStatus]] = {
+        "train": LaneStatus.TRAINING,
+        "predict": LaneStatus.PREDICTING,
+    }
+
     status: LaneStatus = LaneStatus.IDLE
     error: str | None = None
-    retried: bool = False  # the work in progress is already a second attempt (worker/registry.py)
+    retried: bool = False  # the work in progress is already a second attempt (queue/registry.py)
+
+    @property
+    def busy(self) -> bool:
+        return self.status.busy
+
+    def start(self, kind: str) -> None:
+        self.status = self.AT_WORK[kind]
+
+    def at_work_on(self) -> str | None:
+        """The kind of work the lane is at (its first kind if the word is not its own); None when idle
+        or failed."""
+        if not self.busy:
+            return None
+        kinds = [kind for kind, status in self.AT_WORK.items() if status is self.status]
+        return (kinds or list(self.AT_WORK))[0]
+
+    def finish(self, error: str | None) -> None:
+        """Idle again, or failed with `error`; a success ends the second attempt's watch."""
+        self.status, self.error = (LaneStatus.FAILED, error) if error else (LaneStatus.IDLE, None)
+        if not error:
+            self.retried = False
+
+    def fail(self, reason: str) -> None:
+        self.status, self.error = LaneStatus.FAILED, reason
 
 
 class CoderChoice(_Record):
@@ -104,6 +110,8 @@ class BodyChoice(_Record):
 
 class BodyLaneState(LaneState):
     """The body lane, and the newest body it fine-tuned (the fast loop refits heads on it)."""
+
+    AT_WORK: ClassVar[dict[str, LaneStatus]] = {"body": LaneStatus.TRAINING, "embed": LaneStatus.ENCODING}
 
     version: str | None = None
     labeled: int = 0
@@ -196,13 +204,14 @@ class ProjectState(_Record):
     encoded_in: str | None = None  # the precision the lane that encodes chose (worker/bodies.py)
     codebook_start: CodebookStart | None = None  # COLD_START=codebook's queue until the first round
 
-    def lane(self, lane: Lane) -> LaneState:
-        return self.fast if lane is Lane.FAST else self.body
+    def lane(self, lane: str) -> LaneState:
+        """The record of lane `lane` (a Lane of queue/work.py: "fast" or "body")."""
+        return self.fast if lane == "fast" else self.body
 
     @property
     def busy(self) -> bool:
         """Whether a worker of either lane is at work (its progress is current)."""
-        return self.fast.status.busy or self.body.status.busy
+        return self.fast.busy or self.body.busy
 
     def add_round(self, record: RoundRecord) -> None:
         self.rounds = [*self.rounds, record][-ROUND_HISTORY:]

@@ -10,9 +10,9 @@ import sys
 
 from backend.config import load_settings
 from backend.config.logs import setup_logging
-from backend.storage.state import Lane
+from backend.queue.scheduler import Scheduler
+from backend.queue.work import Lane
 from backend.worker.lane import run_lane
-from backend.worker.scheduler import Scheduler
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -25,9 +25,7 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     setup_logging(settings.server.log_level)
     scheduler = Scheduler(settings.server.model_dir, settings.server.max_worker_processes)
-    return run_lane(
-        project, lane, settings, scheduler, scheduler.queue, lambda: scheduler.others_wait_for_a_slot(project)
-    )
+    return run_lane(project, lane, settings, scheduler, lambda: scheduler.others_wait_for_a_slot(project))
 
 
 if __name__ == "__main__":

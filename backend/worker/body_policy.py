@@ -7,9 +7,10 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
-from backend.storage.state import Lane, WorkKind
+from backend.queue.registry import LaneRegistry
+from backend.queue.sweep import repair
+from backend.queue.work import Lane, WorkKind
 from backend.worker.context import ProjectContext
-from backend.worker.registry import LaneRegistry
 
 log = logging.getLogger(__name__)
 
@@ -32,16 +33,14 @@ class BodyPolicy:
     def ask_if_due(self, labeled: int, idle: bool = False) -> bool:
         """Request a body when one is due and none is waiting or being fine-tuned; returns whether due."""
         due = self.is_due(labeled, idle)
-        if (
-            due
-            and not self.registry.cleanup(self.ctx.project, Lane.BODY, self.ctx.queue)
-            and WorkKind.BODY not in self.ctx.queue.pending(self.ctx.project, Lane.BODY)
-        ):
-            new = labeled - self.ctx.states.read().body.labeled
-            log.info(
-                "project %s: %d new example(s) since the last body: fine-tuning one", self.ctx.project, new
-            )
-            self.ctx.queue.request(self.ctx.project, WorkKind.BODY)
+        ctx = self.ctx
+        if not due or ctx.queue.busy(ctx.project, Lane.BODY):
+            return due
+        repair(ctx.queue, self.registry, ctx.project, Lane.BODY)  # what a dead worker left, asked again
+        if WorkKind.BODY not in ctx.queue.pending(ctx.project, Lane.BODY):
+            new = labeled - ctx.states.read().body.labeled
+            log.info("project %s: %d new example(s) since the last body: fine-tuning one", ctx.project, new)
+            ctx.queue.request(ctx.project, WorkKind.BODY)
         return due
 
     def when_idle(self) -> None:

@@ -6,13 +6,14 @@ from dataclasses import dataclass
 from functools import cached_property
 
 from backend.config import LoopSettings
+from backend.queue.interface import WorkQueue
+from backend.queue.work import Lane, WorkKind
 from backend.storage.listing import PoolListing
-from backend.storage.state import Lane, StateStore, WorkKind
+from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore
 from backend.studio.client import StudioAPI
 from backend.worker.pool import Pool
 from backend.worker.progress import ProgressReporter
-from backend.worker.queue import WorkQueue
 
 
 @dataclass(frozen=True)

@@ -16,8 +16,8 @@ from backend.config import LoopSettings
 from backend.domain.annotations import LabeledSet, labeled_set, training_examples
 from backend.domain.scheme import CodingScheme, parse_label_config
 from backend.domain.tasks import Task
+from backend.queue.work import WorkKind
 from backend.storage.inbox import AnnotationEvent, Inbox
-from backend.storage.state import WorkKind
 from backend.studio.client import StudioAPI, StudioError
 from backend.worker.context import ProjectContext
 

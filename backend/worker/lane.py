@@ -10,11 +10,11 @@ import shutil
 from collections.abc import Callable
 
 from backend.config import Settings
-from backend.storage.state import Lane
+from backend.queue.interface import LaneQueue
+from backend.queue.registry import LaneRegistry
+from backend.queue.runner import work_off
+from backend.queue.work import Lane
 from backend.studio.client import StudioClient, StudioError
-from backend.worker.queue import LaneQueue, WorkQueue
-from backend.worker.registry import LaneRegistry
-from backend.worker.runner import work_off
 from backend.worker.wiring import lingering_seconds, project_work
 
 log = logging.getLogger("backend.worker")
@@ -25,13 +25,12 @@ def run_lane(
     project: str,
     lane: Lane,
     settings: Settings,
-    requests: WorkQueue,
     queue: LaneQueue,
     yield_when: Callable[[], bool],
 ) -> int:
     """Work off a project's lane (the embedded worker process's and the RQ job's one way to do it):
-    `requests` is where jobs ask for more work, `queue` what the lane's requests and lock are taken
-    from; `yield_when` ends lingering when others wait for this worker."""
+    `queue` is what the lane's requests and lock are taken from, and where jobs ask for more work;
+    `yield_when` ends lingering when others wait for this worker."""
     if lane is Lane.BODY:  # background work: the coders' fast lane gets the CPU first
         with contextlib.suppress(OSError):
             os.setpriority(os.PRIO_PROCESS, 0, max(os.getpriority(os.PRIO_PROCESS, 0), BACKGROUND_NICENESS))
@@ -43,7 +42,7 @@ def run_lane(
     except Exception as exc:
         LaneRegistry(settings.server.model_dir).failed(project, lane, str(exc))
         return 1
-    work = project_work(project, settings, studio, requests)
+    work = project_work(project, settings, studio, queue)
     work_off(
         queue,
         project,

@@ -1,6 +1,6 @@
 """glibc malloc inside a worker: freed memory handed back, and room for encoding batches.
 
-Workers start with a small fixed mmap threshold (worker/scheduler.py: MALLOC_MMAP_THRESHOLD_), which
+Workers start with a small fixed mmap threshold (queue/scheduler.py: MALLOC_MMAP_THRESHOLD_), which
 keeps a fine-tuning's peak 0.4 GB lower. Encoding pays for it: every batch's large buffers are
 mapped and unmapped again, and bfloat16 encoding ran at 47 instead of 69 segments/s (the production
 model's shape, 2 threads). So encoding lifts the threshold for its duration and trims afterwards.

@@ -1,14 +1,14 @@
 """What an RQ worker runs (`coding-backend worker`, REDIS_URL): the jobs are imported by name.
 
 A job is a wake-up call, never the work itself: it works off whatever its project's lane has pending
-at the time (worker/redis_queue.py), so a burst of requests is one round, and a job that finds the
-lane held or empty returns at once.
+at the time (queue/redis_queue.py enqueues it by its name, JOB), so a burst of requests is one round,
+and a job that finds the lane held or empty returns at once.
 """
 
 from __future__ import annotations
 
 from backend.config import load_settings
-from backend.worker.redis_queue import LANE_OF, QUEUES, RedisQueue
+from backend.queue.redis_queue import LANE_OF, QUEUES, RedisQueue
 
 
 def work_lane(project: str, queue_name: str) -> int:
@@ -23,15 +23,5 @@ def work_lane(project: str, queue_name: str) -> int:
     job = get_current_job()
     if job is not None:
         queue.woke(project, queue_name, job.id)
-    taken = worker_queues(queue, job.worker_name if job else None) or QUEUES
-    return run_lane(project, LANE_OF[queue_name], settings, queue, queue, lambda: queue.others_wait(taken))
-
-
-def worker_queues(queue: RedisQueue, worker_name: str | None) -> tuple[str, ...]:
-    """The queues the RQ worker `worker_name` takes (empty when it cannot be told)."""
-    from rq import Worker
-
-    if not worker_name:
-        return ()
-    worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=queue.redis)
-    return tuple(worker.queue_names()) if worker else ()
+    taken = queue.queues_of(job.worker_name if job else None) or QUEUES
+    return run_lane(project, LANE_OF[queue_name], settings, queue, lambda: queue.others_wait(taken))

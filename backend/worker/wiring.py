@@ -10,9 +10,12 @@ from backend.config import Settings
 from backend.domain.coders import shown_settings
 from backend.learning.factories import ModelFactory
 from backend.learning.heads import HeadOptions
+from backend.queue.interface import WorkQueue
+from backend.queue.registry import LaneRegistry
+from backend.queue.work import Lane, WorkKind
 from backend.storage.inbox import Inbox
 from backend.storage.secrets import coder_names
-from backend.storage.state import Lane, StateStore, WorkKind
+from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore
 from backend.studio.client import StudioAPI, StudioError
 from backend.tracking.project import ProjectTracker
@@ -31,10 +34,8 @@ from backend.worker.jobs.training import TrainingRound
 from backend.worker.labels import FullReads, LabelFeed
 from backend.worker.monitoring import Monitor
 from backend.worker.publish import Publisher
-from backend.worker.queue import WorkQueue
 from backend.worker.ranking import ranker_of
 from backend.worker.recorder import Recorder
-from backend.worker.registry import LaneRegistry
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = (5.0, 15.0, 45.0)  # when Label Studio is unreachable or fails: about a minute in all

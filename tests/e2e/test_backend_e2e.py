@@ -330,7 +330,7 @@ def check_none_of_these(result: list[dict]) -> None:
 def test_a_burst_of_annotations_never_overlaps_rounds_and_old_versions_go(story):
     seen = story.burst
     # never more rounds than annotations; how many coalesce depends on how fast Label Studio takes
-    # them against a round's second (tests/worker/test_scheduler.py shows coalescing itself)
+    # them against a round's second (tests/queue/test_scheduler.py shows coalescing itself)
     assert 1 <= len(seen["burst"]) <= 6, seen["burst"]
     spans = sorted((r["started_at"], r["finished_at"]) for r in seen["rounds"])
     assert all(end <= next_start for (_, end), (next_start, _) in itertools.pairwise(spans))

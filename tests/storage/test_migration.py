@@ -11,11 +11,12 @@ import numpy as np
 import pytest
 
 from backend.config import load_settings
+from backend.queue.work import WorkKind
 from backend.storage.embeddings import EmbeddingCache
 from backend.storage.layout import StoreLayout
 from backend.storage.listing import PoolListing
 from backend.storage.ranked_pool import read_ranked_pool
-from backend.storage.state import LaneStatus, StateStore, WorkKind
+from backend.storage.state import LaneStatus, StateStore
 from backend.storage.versions import ModelStore
 from backend.worker.wiring import project_work
 from tests.fakes import FakeStudio, RecordingQueue

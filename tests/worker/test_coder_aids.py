@@ -4,8 +4,8 @@ queue before the first round (against the in-memory Label Studio of tests/fakes.
 import pytest
 
 from backend.config import with_overrides
+from backend.queue.work import WorkKind
 from backend.resources import label_config
-from backend.storage.state import WorkKind
 from tests.fakes import FakeStudio, RecordingQueue
 from tests.worker.test_jobs import run_round, store_of
 

@@ -9,12 +9,13 @@ import pytest
 
 from backend.config import with_overrides
 from backend.learning.setfit_model import SetFitCodingModel
+from backend.queue.files import FileQueue
+from backend.queue.work import Lane, WorkKind
 from backend.storage.inbox import AnnotationEvent, Inbox
 from backend.storage.layout import ProjectDir
-from backend.storage.state import Lane, LaneStatus, StateStore, WorkKind
+from backend.storage.state import LaneStatus, StateStore
 from backend.storage.versions import ModelStore
 from backend.worker.bodies import Bodies
-from backend.worker.queue import FileQueue
 from backend.worker.wiring import project_work
 from tests.fakes import FakeStudio, RecordingQueue
 
@@ -571,7 +572,7 @@ def test_the_stopping_signal_survives_a_body_saved_while_the_round_writes_back(s
 
 FAST_ROUND_ALONE = """
 import pickle, sys
-from backend.storage.state import WorkKind
+from backend.queue.work import WorkKind
 from backend.worker.wiring import project_work
 from tests.fakes import RecordingQueue
 

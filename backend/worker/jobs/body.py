@@ -23,8 +23,9 @@ from backend.learning.body_choice import BodyVerdict, CoderTruth, HeldOut, held_
 from backend.learning.factories import ModelFactory
 from backend.learning.heads import HeadOptions
 from backend.learning.setfit_model import SetFitCodingModel
+from backend.queue.work import WorkKind
 from backend.storage.embeddings import EmbeddingCache
-from backend.storage.state import BodyChoice, CoderChoice, WorkKind, now
+from backend.storage.state import BodyChoice, CoderChoice, now
 from backend.worker.bodies import Bodies, embeddings_dir
 from backend.worker.context import ProjectContext
 from backend.worker.jobs.common import VersionSaver, too_few_examples

@@ -1,6 +1,6 @@
 """The work queue across hosts (REDIS_URL): requests in Redis, rounds in `coding-backend worker`s.
 
-The same contract as the embedded queue (worker/queue.py), with Redis instead of one host's disk:
+The same contract as the embedded queue (files.py, scheduler.py), with Redis instead of one host's disk:
 
 - a request is a field of the project's pending hash, so a burst coalesces into one round as the
   marker files do; it then wakes a worker with an RQ job on the queue named for its kind (``fast``
@@ -8,8 +8,11 @@ The same contract as the embedded queue (worker/queue.py), with Redis instead of
   unless a job for that project and queue already waits or a worker is at the lane;
 - the job works off the lane's requests while it holds the lane's Redis lock (storage/locks.py),
   renewed while the worker lives; a killed worker's lock expires REDIS_LOCK_SECONDS later, and the
-  sweep (the server's, as on one host) records its round as abandoned and requests it again
-  (worker/registry.py).
+  sweep (the server's, as on one host: sweep.py) records its round as abandoned and requests it
+  again.
+
+A job runs the round by its function path (JOB, in worker/rq_jobs.py): the queue never imports the
+round.
 
 Workers may run on any host that mounts the same MODEL_DIR; every lock of the model store is then
 taken in Redis too (:func:`~backend.storage.locks.share_locks`), never with ``flock``.
@@ -20,7 +23,6 @@ from __future__ import annotations
 import _thread
 import contextlib
 import logging
-import threading
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime
@@ -29,10 +31,11 @@ from typing import Any
 
 from backend.config import Settings
 from backend.errors import BackendError
+from backend.queue.registry import LaneRegistry
+from backend.queue.sweep import SWEEP_SECONDS, Sweeper
+from backend.queue.work import LANE_KINDS, Lane, WorkKind
 from backend.storage.layout import StoreLayout
 from backend.storage.locks import redis_lock, share_locks
-from backend.storage.state import LANE_KINDS, Lane, WorkKind
-from backend.worker.registry import LaneRegistry
 
 log = logging.getLogger(__name__)
 PREFIX = "coding-backend"
@@ -48,7 +51,6 @@ GRID_QUEUE = "grid"  # simulate --queue: shards of a research grid (cli/grid_job
 JOB = "backend.worker.rq_jobs.work_lane"
 JOB_TIMEOUT = 6 * 3600  # a body round on a CPU takes minutes; a job still at it after hours is stuck
 WOKEN_SECONDS = 24 * 3600  # a wake-up job's mark outlives any wait in a queue; the sweep repairs a lost one
-SWEEP_SECONDS = 2.0
 SWEEP_BACKOFF_SECONDS = 30  # the sweep wakes a worker for a request at most this often (no failure loop)
 STARTUP_GRACE_SECONDS = 60  # a started job takes its lane within this (imports, a look at Label Studio)
 
@@ -76,6 +78,7 @@ class RedisQueue:
         self.redis, self.lock_seconds = connection, lock_seconds
         self.layout = StoreLayout(Path(root))
         self.registry = LaneRegistry(Path(root))
+        self.sweeper = Sweeper(self, self.registry)
         share_locks(connection, Path(root), lock_seconds)
 
     @classmethod
@@ -87,7 +90,7 @@ class RedisQueue:
 
     def request(self, project: str, kind: WorkKind) -> None:
         """Record the request and wake a worker for it, unless one is at the lane: that one takes it
-        (worker/runner.py looks again after it lets the lane go), and keeps its model loaded for it.
+        (runner.py looks again after it lets the lane go), and keeps its model loaded for it.
         Returns at once."""
         kind = WorkKind(kind)
         self.put(project, kind)
@@ -167,26 +170,38 @@ class RedisQueue:
 
         return any(Queue(name, connection=self.redis).count for name in queues)
 
-    # --- repairing --------------------------------------------------------------------------------
+    def queues_of(self, worker_name: str | None) -> tuple[str, ...]:
+        """The queues the RQ worker `worker_name` takes (empty when it cannot be told)."""
+        from rq import Worker
+
+        if not worker_name:
+            return ()
+        worker = Worker.find_by_key(Worker.redis_worker_namespace_prefix + worker_name, connection=self.redis)
+        return tuple(worker.queue_names()) if worker else ()
+
+    # --- sweeping (sweep.py) ----------------------------------------------------------------------
 
     def start_sweeping(self, every: float = SWEEP_SECONDS) -> None:
         """Sweep every `every` seconds in a daemon thread (one process of all sweeps at a time)."""
-        threading.Thread(target=self._sweep_forever, args=(every,), daemon=True).start()
+        self.sweeper.start(every)
 
     def sweep(self) -> int:
-        """Record rounds whose worker died (its lock expired) and request them again, then wake a
-        worker for every request no job waits for (its job was lost); returns how many of those."""
+        return self.sweeper.sweep()
+
+    def sweeping(self, every: float) -> contextlib.AbstractContextManager[bool]:
+        """The sweeper's lock, taken for one sweep (it expires if this process dies mid-sweep)."""
+        return redis_lock(self.redis, f"{PREFIX}:sweeper", max(5, int(every * 3)), wait=False)
+
+    def start_waiting(self, project: str, lane: Lane) -> int:
+        """Wake a worker for each of the lane's requests whose job was lost, at most every
+        SWEEP_BACKOFF_SECONDS (not after a failure in a loop); returns how many were woken."""
         woken = 0
-        for project in self.projects():
-            for lane in Lane:
-                self.registry.cleanup(project, lane, self)
-            for kind in self.pending(project):
-                queue = QUEUE_OF[kind]
-                if self.busy(project, kind.lane) or self._job_waits(project, queue):
-                    continue
-                if self.redis.set(self._swept(project, queue), 1, nx=True, ex=SWEEP_BACKOFF_SECONDS):
-                    self.redis.delete(self._woken(project, queue))  # not after a failure in a loop
-                    woken += self.wake(project, queue)
+        for queue in dict.fromkeys(QUEUE_OF[kind] for kind in self.pending(project, lane)):
+            if self._job_waits(project, queue):
+                continue
+            if self.redis.set(self._swept(project, queue), 1, nx=True, ex=SWEEP_BACKOFF_SECONDS):
+                self.redis.delete(self._woken(project, queue))
+                woken += self.wake(project, queue)
         return woken
 
     def _job_waits(self, project: str, queue: str) -> bool:
@@ -207,16 +222,6 @@ class RedisQueue:
             started = job.started_at.replace(tzinfo=UTC) if job.started_at else datetime.now(UTC)
             return (datetime.now(UTC) - started).total_seconds() < STARTUP_GRACE_SECONDS
         return status in (JobStatus.QUEUED, JobStatus.DEFERRED, JobStatus.SCHEDULED)
-
-    def _sweep_forever(self, every: float) -> None:
-        while True:
-            time.sleep(every)
-            try:
-                with redis_lock(self.redis, f"{PREFIX}:sweeper", max(5, int(every * 3)), wait=False) as held:
-                    if held:
-                        self.sweep()
-            except Exception:  # a sweep must never stop sweeping (Redis away for a moment, say)
-                log.exception("sweeping for waiting work failed")
 
     # --- keys -------------------------------------------------------------------------------------
 

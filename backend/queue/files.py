@@ -1,7 +1,7 @@
-"""The work queue: what the HTTP layer asks for, and what a worker takes.
+"""The embedded work queue's requests and locks, on one host's disk.
 
-:class:`WorkQueue` is the interface the server sees. The embedded implementation keeps requests as
-marker files (``MODEL_DIR/<project>/.pending-<kind>``) and one ``flock`` per project and lane:
+Requests are marker files (``MODEL_DIR/<project>/.pending-<kind>``), with one ``flock`` per project
+and lane:
 
 - a request leaves a marker; requests that arrive while one waits leave the same marker, so a
   burst coalesces into one round;
@@ -9,8 +9,9 @@ marker files (``MODEL_DIR/<project>/.pending-<kind>``) and one ``flock`` per pro
   time, across every server process; the lock dies with its holder, so "is a worker at it?" is
   always answered truly.
 
-With REDIS_URL the same contract holds across hosts: worker/redis_queue.py keeps the requests and
-locks in Redis and wakes `coding-backend worker` processes through RQ.
+The Scheduler (scheduler.py) starts the worker processes that take them. With REDIS_URL the same
+contract holds across hosts: redis_queue.py keeps the requests and locks in Redis and wakes
+`coding-backend worker` processes through RQ.
 """
 
 from __future__ import annotations
@@ -19,46 +20,10 @@ import contextlib
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Protocol
 
+from backend.queue.work import LANE_KINDS, Lane, WorkKind
 from backend.storage.layout import StoreLayout
 from backend.storage.locks import file_lock, is_locked
-from backend.storage.state import LANE_KINDS, Lane, WorkKind
-
-
-class WorkQueue(Protocol):
-    """What the HTTP layer and the jobs need of the queue."""
-
-    def request(self, project: str, kind: WorkKind) -> None:
-        """Ask for work; returns at once."""
-
-    def pending(self, project: str, lane: Lane | None = None) -> list[WorkKind]:
-        """The kinds of work waiting for a project (in one lane, or in all)."""
-
-    def busy(self, project: str, lane: Lane) -> bool:
-        """Whether a worker is at the project's lane right now."""
-
-
-class LaneQueue(Protocol):
-    """What a worker needs of the queue to work off a lane (worker/runner.py): the embedded
-    :class:`FileQueue`, or the RedisQueue across hosts (worker/redis_queue.py)."""
-
-    layout: StoreLayout
-
-    def pending(self, project: str, lane: Lane | None = None) -> list[WorkKind]:
-        """The kinds of work waiting for a project (in one lane, or in all)."""
-
-    def put(self, project: str, kind: WorkKind) -> None:
-        """Leave a request without waking anyone (a round put back)."""
-
-    def take(self, project: str, lane: Lane) -> WorkKind | None:
-        """Remove and return the lane's first pending request."""
-
-    def drop(self, project: str) -> None:
-        """Forget every request of a project."""
-
-    def hold(self, project: str, lane: Lane) -> contextlib.AbstractContextManager[bool]:
-        """Try to take the lane's lock without waiting; yields whether we hold it."""
 
 
 class FileQueue:

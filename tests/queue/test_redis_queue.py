@@ -12,10 +12,11 @@ import textwrap
 import pytest
 from rq import Queue
 
+from backend.queue.redis_queue import RedisQueue
+from backend.queue.registry import LaneRegistry
+from backend.queue.work import Lane, WorkKind
 from backend.storage.locks import file_lock, is_locked
-from backend.storage.state import Lane, LaneStatus, StateStore, WorkKind
-from backend.worker.redis_queue import RedisQueue
-from backend.worker.registry import LaneRegistry
+from backend.storage.state import LaneStatus, StateStore
 from tests.helpers import wait_for
 
 
@@ -85,8 +86,8 @@ def test_one_holder_per_lane_and_the_lock_is_renewed_while_held(queue):
 HOLDER = textwrap.dedent(
     """
     import sys, time, redis
-    from backend.storage.state import Lane
-    from backend.worker.redis_queue import RedisQueue
+    from backend.queue.work import Lane
+    from backend.queue.redis_queue import RedisQueue
     queue = RedisQueue(redis.Redis.from_url(sys.argv[1]), sys.argv[2], lock_seconds=5)
     with queue.hold("7", Lane.FAST) as held:
         print("held" if held else "refused", flush=True)

@@ -10,9 +10,9 @@ import sys
 import time
 from pathlib import Path
 
-from backend.storage.state import Lane
-from backend.worker.queue import FileQueue
-from backend.worker.runner import work_off
+from backend.queue.files import FileQueue
+from backend.queue.runner import work_off
+from backend.queue.work import Lane
 
 
 def main() -> None:

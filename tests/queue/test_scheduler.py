@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from backend.queue.files import FileQueue
+from backend.queue.runner import work_off
+from backend.queue.scheduler import Scheduler, child_env
+from backend.queue.work import Lane, WorkKind
 from backend.storage.layout import ProjectDir
-from backend.storage.state import Lane, LaneStatus, StateStore, WorkKind
-from backend.worker.queue import FileQueue
-from backend.worker.runner import work_off
-from backend.worker.scheduler import Scheduler, child_env
+from backend.storage.state import LaneStatus, StateStore
 from tests.helpers import wait_for
 
 STUB = str(Path(__file__).parent / "round_stub.py")
@@ -208,8 +209,9 @@ def test_work_killed_mid_round_is_requested_once_more_and_then_left_for_the_next
     code = "; ".join([
         "import os, signal; from pathlib import Path",
         "from backend.storage.layout import ProjectDir",
-        "from backend.storage.state import Lane, LaneStatus, StateStore",
-        "from backend.worker.queue import FileQueue",
+        "from backend.queue.work import Lane",
+        "from backend.storage.state import LaneStatus, StateStore",
+        "from backend.queue.files import FileQueue",
         f"root = Path({str(tmp_path)!r}); open({str(spawned)!r}, 'a').write('x')",
         "FileQueue(root).take('3', Lane.FAST)",  # as a real worker takes the request it works on
         "StateStore(ProjectDir(root, '3')).update(lambda s: setattr(s.fast, 'status', LaneStatus.TRAINING))",
@@ -244,7 +246,7 @@ def test_a_request_whose_round_could_not_even_start_stays_on_disk(tmp_path):
 
 def test_body_rounds_never_take_the_last_slot(tmp_path):
     """Fine-tuning takes minutes: with every slot but one busy with it, annotations still get rounds."""
-    from backend.worker.slots import WorkerSlots
+    from backend.queue.slots import WorkerSlots
 
     slots = WorkerSlots(tmp_path, 3)
     bodies = [slots.take(Lane.BODY), slots.take(Lane.BODY)]

@@ -3,7 +3,7 @@
 One lock file per slot under ``MODEL_DIR/.slots/``. The scheduler takes a free slot before it
 starts a worker and hands the locked file to the child, which holds it for as long as it lives: the
 kernel releases it when the child exits, however it exits. With no slot free the request stays on
-disk and is started when one frees up (worker/scheduler.py sweeps for it).
+disk and is started when one frees up (the sweep of sweep.py starts it).
 
 Body rounds take minutes and fast rounds seconds, so body rounds never take the last slot: with
 every project fine-tuning at once, the coders' queues still follow them (measured in the load test:
@@ -18,7 +18,7 @@ import fcntl
 from pathlib import Path
 from typing import IO
 
-from backend.storage.state import Lane
+from backend.queue.work import Lane
 
 
 class WorkerSlots:

@@ -6,8 +6,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from backend.storage.state import Lane, WorkKind
-from backend.worker.queue import LaneQueue
+from backend.queue.interface import LaneQueue
+from backend.queue.work import Lane, WorkKind
 
 log = logging.getLogger(__name__)
 LINGER_POLL_SECONDS = 0.2

@@ -1,13 +1,14 @@
 """The embedded work queue of one host: requests on disk, and a worker process per project and lane.
 
-The HTTP layer only *requests* work: :meth:`Scheduler.request` leaves a marker (worker/queue.py)
+The HTTP layer only *requests* work: :meth:`Scheduler.request` leaves a marker (files.py)
 and starts a child process (``python -m backend.worker PROJECT LANE``) that works off the lane's
 markers while it holds the lane's lock. Training in a child process means an out-of-memory kill or
 a crash never takes a server worker down, and other projects run in their own children.
 
-At most MAX_WORKER_PROCESSES children run at once on the host (worker/slots.py). A request that
-finds no free slot stays on disk; the server's sweep starts it when a slot frees up, and also
-starts requests left from before a restart.
+At most MAX_WORKER_PROCESSES children run at once on the host (slots.py). A request that finds no
+free slot stays on disk; the server's sweep (sweep.py) starts it when a slot frees up, and also
+starts requests left from before a restart. The child's command line is the one thing the queue
+knows of the round (worker/__main__.py).
 """
 
 from __future__ import annotations
@@ -22,16 +23,18 @@ import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO
 
 from backend.config.logs import QUIET_ENV
-from backend.storage.state import Lane, WorkKind
-from backend.worker.queue import FileQueue
-from backend.worker.registry import LaneRegistry
-from backend.worker.slots import WorkerSlots
+from backend.queue.files import FileQueue
+from backend.queue.registry import LaneRegistry
+from backend.queue.slots import WorkerSlots
+from backend.queue.sweep import SWEEP_SECONDS, Sweeper, logged, repair, waiting
+from backend.queue.work import Lane, WorkKind
+from backend.storage.layout import StoreLayout
 
 log = logging.getLogger(__name__)
 MALLOC_DEFAULTS = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
-SWEEP_SECONDS = 2.0
 STARTUP_GRACE_SECONDS = 30.0  # a worker imports its libraries before it takes the lane's lock
 CRASH_BACKOFF_SECONDS = 30.0
 
@@ -51,63 +54,22 @@ def child_env() -> dict[str, str]:
 
 
 class Scheduler:
-    """Requests background work for projects and watches the child processes that do it."""
+    """Requests background work for projects and watches the child processes that do it; a worker
+    process takes its lane's requests from it too (interface.LaneQueue)."""
 
     def __init__(self, model_dir: Path, max_workers: int = 4, command: list[str] | None = None):
         self.queue = FileQueue(Path(model_dir))
         self.registry = LaneRegistry(Path(model_dir))
         self.slots = WorkerSlots(Path(model_dir), max_workers)
+        self.sweeper = Sweeper(self, self.registry)
         self.command = command or [sys.executable, "-m", "backend.worker"]
         self._children: dict[tuple[str, Lane], subprocess.Popen] = {}
         self._failed_at: dict[tuple[str, Lane], float] = {}
         self._told_to_wait: set[tuple[str, Lane]] = set()
         self._guard = threading.Lock()
-        self._sweeping = False
+        self._sweeper_lock: IO | None = None
 
-    def start_sweeping(self, every: float = SWEEP_SECONDS) -> None:
-        """Look for requests that wait for a worker every `every` seconds, in a daemon thread."""
-        if not self._sweeping:
-            self._sweeping = True
-            threading.Thread(target=self._sweep_forever, args=(every,), daemon=True).start()
-
-    def sweep(self) -> int:
-        """Repair work whose worker died unseen (a restart), then start a worker for every lane with a
-        request and no worker, as slots allow; returns how many were started."""
-        for project in self.queue.layout.projects():
-            for lane in Lane:
-                with self._logged(f"project {project}: repairing the {lane} lane's state"):
-                    self.registry.cleanup(project, lane, self)
-        started = 0
-        for project, lane in self.waiting():
-            if time.monotonic() - self._failed_at.get((project, lane), -1e9) < CRASH_BACKOFF_SECONDS:
-                continue  # it just crashed: do not restart it in a loop
-            with self._logged(f"project {project}: starting a {lane} worker"):
-                started += self._start_worker(project, lane)
-        return started
-
-    @staticmethod
-    @contextlib.contextmanager
-    def _logged(what: str) -> Iterator[None]:
-        """One project's failure (a full disk, say) is logged and does not hold up the others."""
-        try:
-            yield
-        except OSError as exc:
-            log.error("%s failed: %s", what, exc)
-
-    def waiting(self, besides: str | None = None) -> list[tuple[str, Lane]]:
-        """(project, lane) pairs with a request that no worker is at (other than project `besides`)."""
-        found = []
-        for project in self.queue.layout.projects():
-            if project == besides:
-                continue
-            for lane in Lane:
-                if self.queue.pending(project, lane) and not self.queue.busy(project, lane):
-                    found.append((project, lane))
-        return found
-
-    def others_wait_for_a_slot(self, project: str) -> bool:
-        """Whether every slot is taken while another project's request waits (a lingering worker yields)."""
-        return self.slots.free() == 0 and bool(self.waiting(besides=project))
+    # --- the work queue's contract ----------------------------------------------------------------
 
     def request(self, project: str, kind: WorkKind) -> None:
         """Leave a marker and make sure a child process works it off. Returns at once."""
@@ -120,6 +82,64 @@ class Scheduler:
 
     def busy(self, project: str, lane: Lane) -> bool:
         return self.queue.busy(project, lane)
+
+    # --- a worker at a lane (the child process takes its work from here) ---------------------------
+
+    @property
+    def layout(self) -> StoreLayout:
+        return self.queue.layout
+
+    def put(self, project: str, kind: WorkKind) -> None:
+        self.queue.put(project, kind)
+
+    def take(self, project: str, lane: Lane) -> WorkKind | None:
+        return self.queue.take(project, lane)
+
+    def drop(self, project: str) -> None:
+        self.queue.drop(project)
+
+    def hold(self, project: str, lane: Lane) -> contextlib.AbstractContextManager[bool]:
+        return self.queue.hold(project, lane)
+
+    def others_wait_for_a_slot(self, project: str) -> bool:
+        """Whether every slot is taken while another project's request waits (a lingering worker yields)."""
+        if self.slots.free() != 0:
+            return False
+        return bool(waiting(self, [name for name in self.projects() if name != project]))
+
+    # --- sweeping (sweep.py) ----------------------------------------------------------------------
+
+    def start_sweeping(self, every: float = SWEEP_SECONDS) -> None:
+        """Look for requests that wait for a worker every `every` seconds, in a daemon thread."""
+        self.sweeper.start(every)
+
+    def sweep(self) -> int:
+        return self.sweeper.sweep()
+
+    def projects(self) -> list[str]:
+        return self.queue.layout.projects()
+
+    @contextlib.contextmanager
+    def sweeping(self, every: float) -> Iterator[bool]:
+        """One server process sweeps at a time: the first to take the sweeper lock keeps it for good."""
+        if self._sweeper_lock is None:
+            lock = self.queue.layout.sweeper_lock
+            lock.parent.mkdir(parents=True, exist_ok=True)
+            self._sweeper_lock = open(lock, "a")  # noqa: SIM115 - held for the process's life
+        try:
+            fcntl.flock(self._sweeper_lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            held = True
+        except BlockingIOError:
+            held = False
+        yield held
+
+    def start_waiting(self, project: str, lane: Lane) -> int:
+        """Start a child for the lane's waiting requests unless it just crashed (no restart loop)."""
+        if time.monotonic() - self._failed_at.get((project, lane), -1e9) < CRASH_BACKOFF_SECONDS:
+            return 0
+        return int(self._start_worker(project, lane))
+
+    # --- the children -----------------------------------------------------------------------------
 
     def running(self) -> list[tuple[str, Lane]]:
         """The (project, lane) pairs this scheduler has a live child for."""
@@ -158,22 +178,6 @@ class Scheduler:
         threading.Thread(target=self._reap, args=(project, lane, child), daemon=True).start()
         return True
 
-    def _sweep_forever(self, every: float) -> None:
-        """One server process sweeps at a time (it holds the sweeper lock); the others stand by."""
-        lock = self.queue.layout.sweeper_lock
-        lock.parent.mkdir(parents=True, exist_ok=True)
-        with open(lock, "a") as handle:
-            while True:
-                time.sleep(every)
-                try:
-                    fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)  # kept for good once taken
-                except BlockingIOError:
-                    continue
-                try:
-                    self.sweep()
-                except Exception:  # a sweep must never stop sweeping
-                    log.exception("sweeping for waiting work failed")
-
     def _reap(self, project: str, lane: Lane, child: subprocess.Popen) -> None:
         """After a child ends: record a death it could not record itself, and start another child if
         a request arrived too late for it to see."""
@@ -187,11 +191,13 @@ class Scheduler:
             self._failed_at[(project, lane)] = time.monotonic()
         if code == 0 and self.queue.pending(project, lane):
             self._start_worker(project, lane)
-        with self._logged(f"project {project}: recording how the {lane} worker ended"):
+        with logged(f"project {project}: recording how the {lane} worker ended"):
             if code < 0:
                 reason = f"the {lane} lane's process was killed by signal {-code} after "
                 reason += f"{time.monotonic() - started:.0f} s" + (" (out of memory?)" if -code == 9 else "")
-                if self.registry.abandoned(project, lane, reason, self) is None:
+                if repair(self, self.registry, project, lane, reason) is None:
                     self.registry.failed(project, lane, reason)
             elif code > 0:  # it may have ended before it could record why
-                self.registry.exited(project, lane, code, self)
+                reason = f"the {lane} lane's process exited with status {code} (see the backend's log)"
+                if repair(self, self.registry, project, lane, reason) is None:
+                    self.registry.exited(project, lane, reason)
