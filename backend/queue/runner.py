@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from backend.queue.interface import LaneQueue
 from backend.queue.work import Lane, WorkKind
@@ -28,29 +29,37 @@ class Throttle:
         return True
 
 
+@dataclass(frozen=True)
+class Lingering:
+    """How long a worker stays at its lane once the requests are done (`seconds` idle: the next
+    annotation's round starts at once, without a new process loading a model); `on_idle` runs once
+    per quiet spell of `idle_after` seconds; lingering ends early when `yield_when` says others
+    wait for the worker's slot."""
+
+    seconds: float = 0.0
+    on_idle: Callable[[], None] | None = None
+    idle_after: float = float("inf")
+    yield_when: Callable[[], bool] | None = None
+
+
 def work_off(
     queue: LaneQueue,
     project: str,
     handle: Callable[[WorkKind], None],
     lane: Lane = Lane.FAST,
-    linger: float = 0.0,
-    on_idle: Callable[[], None] | None = None,
-    idle_after: float = float("inf"),
-    yield_when: Callable[[], bool] | None = None,
+    lingering: Lingering = Lingering(),
 ) -> int:
     """Run `handle(kind)` for the lane's pending requests while we hold its lock; returns rounds run.
 
-    With `linger`, the worker keeps the lock (and whatever `handle` keeps in memory) and polls for
-    new requests until it has been idle that many seconds: the next annotation's round starts at
-    once, without a new process loading a model. `on_idle` runs once per quiet spell of
-    `idle_after` seconds; lingering ends early when `yield_when` says others wait for our worker
-    slot. After releasing the lock we look again: a request that arrived just as we finished (its
-    own child found the lock still held and gave up) is picked up here, not lost.
+    While `lingering`, the worker keeps the lock (and whatever `handle` keeps in memory) and polls
+    for new requests. After releasing the lock we look again: a request that arrived just as we
+    finished (its own child found the lock still held and gave up) is picked up here, not lost.
     """
     rounds, look = 0, Throttle(YIELD_CHECK_SECONDS)
+    linger, on_idle, idle_after = lingering.seconds, lingering.on_idle, lingering.idle_after
 
     def others_wait() -> bool:
-        return yield_when is not None and look.due() and yield_when()
+        return lingering.yield_when is not None and look.due() and lingering.yield_when()
 
     while queue.pending(project, lane):
         with queue.hold(project, lane) as held:

@@ -12,7 +12,7 @@ from collections.abc import Callable
 from backend.config import Settings
 from backend.queue.interface import LaneQueue
 from backend.queue.registry import LaneRegistry
-from backend.queue.runner import work_off
+from backend.queue.runner import Lingering, work_off
 from backend.queue.work import Lane
 from backend.studio.client import StudioClient, StudioError
 from backend.worker.wiring import lingering_seconds, project_work
@@ -43,16 +43,10 @@ def run_lane(
         LaneRegistry(settings.server.model_dir).failed(project, lane, str(exc))
         return 1
     work = project_work(project, settings, studio, queue)
-    work_off(
-        queue,
-        project,
-        work.run,
-        lane=lane,
-        linger=lingering_seconds(settings, lane),
-        on_idle=work.when_idle,
-        idle_after=settings.loop.body_retrain_idle_seconds,
-        yield_when=yield_when,
+    lingering = Lingering(
+        lingering_seconds(settings, lane), work.when_idle, settings.loop.body_retrain_idle_seconds, yield_when
     )
+    work_off(queue, project, work.run, lane, lingering)
     return 0
 
 

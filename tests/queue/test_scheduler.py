@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backend.queue.files import FileQueue
-from backend.queue.runner import work_off
+from backend.queue.runner import Lingering, work_off
 from backend.queue.scheduler import Scheduler, child_env
 from backend.queue.work import Lane, WorkKind
 from backend.storage.layout import ProjectDir
@@ -148,7 +148,9 @@ def test_a_lingering_worker_takes_new_work_and_notices_quiet_spells(tmp_path):
     queue.put("8", TRAIN)
     later = threading.Timer(0.6, lambda: queue.put("8", PREDICT))
     later.start()
-    done = work_off(queue, "8", handled.append, linger=2.0, on_idle=lambda: idle.append(1), idle_after=1.0)
+    done = work_off(
+        queue, "8", handled.append, lingering=Lingering(2.0, lambda: idle.append(1), idle_after=1.0)
+    )
     assert done == 2 and handled == [TRAIN, PREDICT]
     assert idle == [1], "one quiet spell, one call"
 
@@ -193,7 +195,9 @@ def test_a_lingering_worker_gives_its_slot_to_a_project_that_waits(tmp_path):
 
     def linger_for_ever():
         yielding = lambda: scheduler.others_wait_for_a_slot("1")  # noqa: E731
-        done.append(work_off(queue, "1", lambda kind: None, linger=float("inf"), yield_when=yielding))
+        done.append(
+            work_off(queue, "1", lambda kind: None, lingering=Lingering(float("inf"), yield_when=yielding))
+        )
 
     worker = threading.Thread(target=linger_for_ever, daemon=True)
     worker.start()
