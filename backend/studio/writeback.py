@@ -53,6 +53,8 @@ class IncompleteImport(BackendError, RuntimeError):
     """Label Studio created fewer predictions than it was sent (an import drops invalid ones silently;
     a single create refuses one whose task is gone)."""
 
+    http_status = 424  # Failed Dependency, as for StudioError: Label Studio did not do its part
+
 
 def write_version(
     studio: StudioAPI,
