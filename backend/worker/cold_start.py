@@ -18,6 +18,7 @@ import numpy as np
 from backend.config import LoopSettings
 from backend.domain.scheme import CodingScheme
 from backend.domain.tasks import Task
+from backend.domain.versions import codebook_version_name
 from backend.learning.cold_start import codebook_ranking
 from backend.storage.state import CodebookStart, Lane, StateStore, WorkKind, now
 from backend.studio.client import StudioAPI
@@ -30,7 +31,7 @@ log = logging.getLogger(__name__)
 
 
 def codebook_version() -> str:
-    return "v0-codebook-" + datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    return codebook_version_name(datetime.now(UTC))
 
 
 def write_codebook_start(
