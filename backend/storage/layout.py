@@ -131,7 +131,3 @@ class StoreLayout:
     @property
     def sweeper_lock(self) -> Path:
         return Path(self.root) / ".sweeper"
-
-    @property
-    def mlflow_db(self) -> Path:
-        return Path(self.root).resolve() / "mlflow.db"

@@ -22,6 +22,23 @@ def predictions(n, version="v2-20260101000001"):
     return [{"task": i, "score": i / n, "model_version": version} for i in range(n)]
 
 
+def write_until_newer_work(studio, calls: int, **options) -> bool:
+    """Write v2 (3000 predictions) to a project where newer work waits once `calls` calls were made."""
+
+    def newer_work_waits() -> bool:
+        return len(studio.calls) >= calls
+
+    return write_version(
+        studio,
+        1,
+        "v2-20260101000001",
+        predictions(3000),
+        on_live=lambda: None,
+        interrupted=newer_work_waits,
+        **options,
+    )
+
+
 def test_head_one_by_one_then_the_rest_in_bulk_then_old_versions_go():
     studio = studio_with(versions=["v1-20260101000000", "v2-20260101000001", "someone-elses"])
     live = []
@@ -47,31 +64,14 @@ def test_head_one_by_one_then_the_rest_in_bulk_then_old_versions_go():
 
 def test_newer_work_stops_the_head_between_two_single_creates():
     studio = studio_with(versions=["v1-20260101000000"])
-    done = write_version(
-        studio,
-        1,
-        "v2-20260101000001",
-        predictions(3000),
-        first=1,
-        head=100,
-        on_live=lambda: None,
-        interrupted=lambda: len(studio.calls) >= 5,
-    )
+    done = write_until_newer_work(studio, 5, first=1, head=100)
     assert done is False
     assert studio.calls == [("create", 1), ("serve", "v2-20260101000001"), *[("create", 1)] * 3]
 
 
 def test_newer_work_stops_the_rest_and_keeps_old_versions():
     studio = studio_with(versions=["v1-20260101000000"])
-    done = write_version(
-        studio,
-        1,
-        "v2-20260101000001",
-        predictions(3000),
-        first=2,
-        on_live=lambda: None,
-        interrupted=lambda: len(studio.calls) >= 4,
-    )
+    done = write_until_newer_work(studio, 4, first=2)
     assert done is False
     assert studio.calls == [
         ("create", 1),
