@@ -46,11 +46,12 @@ COPY docker/wheels/ /tmp/wheels/
 RUN pip install --find-links /tmp/wheels --index-url "${TORCH_INDEX_URL}" --extra-index-url "${PIP_INDEX_URL}" \
         "${TORCH_SPEC}" && rm -rf /tmp/wheels
 # Dependencies first (a layer that survives code changes), then the package itself.
-COPY pyproject.toml README.md ./
-RUN mkdir backend && touch backend/__init__.py \
+COPY pyproject.toml setup.py README.md ./
+RUN mkdir backend label_config && touch backend/__init__.py label_config/__init__.py \
     && pip install --index-url "${PIP_INDEX_URL}" ".[scale]" && pip uninstall -y label-studio-coding-backend \
-    && rm -rf backend build *.egg-info
+    && rm -rf backend label_config build *.egg-info
 COPY backend ./backend
+COPY label_config ./label_config
 RUN pip install --no-deps . && rm -rf build *.egg-info
 
 # The model: a saved folder from the build context, or MODEL_NAME from the hub, saved to /opt/model.

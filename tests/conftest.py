@@ -12,7 +12,18 @@ import pytest
 
 from backend.config import load_settings
 from backend.domain.scheme import label_matrix
+from tests.folder_times import folder_table, seconds_per_folder, timings_of
 from tests.helpers import CODES, FIXTURES
+
+
+@pytest.hookimpl(trylast=True)  # after the slowest durations, just before the result line
+def pytest_terminal_summary(terminalreporter) -> None:
+    """End every run with its wall time per test folder (what .ci/run shows: docs/benchmarks.md)."""
+    timings = timings_of(terminalreporter.stats)
+    if timings:
+        terminalreporter.write_sep("=", "test suite time per folder (setup + call + teardown)")
+        for line in folder_table(seconds_per_folder(timings)):
+            terminalreporter.write_line(line)
 
 
 @pytest.fixture(scope="session")

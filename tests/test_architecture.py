@@ -95,3 +95,91 @@ def test_every_folder_says_what_it_is_for():
     for folder in (p for p in PACKAGE.iterdir() if p.is_dir() and p.name != "__pycache__"):
         init = folder / "__init__.py"
         assert init.exists() and ast.get_docstring(ast.parse(init.read_text())), folder.name
+
+
+MAX_FIELDS = 6  # a job and its collaborators take the project's context plus what is theirs
+MAX_PARAMETERS = 6
+# Wider on purpose, each with its reason; everything else stays within the bounds above.
+WIDE = {
+    "worker/bodies.py:Body": "a body's identity and its lazily loaded model, one record",
+    "learning/compat.py:setfit_arguments": "mirrors setfit's TrainingArguments (the one place for quirks)",
+    "storage/versions.py:save": "the metadata a version is saved with, each a keyword",
+    "studio/setup.py:set_up": "a project's whole set-up for `init` and the demo, keywords past the fifth",
+}
+PLUMBING = ("cli", "devtools")  # command-line arguments handed through as they were given
+
+
+def _qualified(path: Path, name: str) -> str:
+    where = path.relative_to(PACKAGE) if path.is_relative_to(PACKAGE) else path.name
+    return f"{where}:{name}"
+
+
+def wide_classes(path: Path) -> dict[str, int]:
+    """Dataclasses of `path` with more than MAX_FIELDS fields (ClassVars are not fields)."""
+    found = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.ClassDef) or not any(
+            "dataclass" in ast.unparse(decorator) for decorator in node.decorator_list
+        ):
+            continue
+        fields = [
+            item
+            for item in node.body
+            if isinstance(item, ast.AnnAssign) and not ast.unparse(item.annotation).startswith("ClassVar")
+        ]
+        if len(fields) > MAX_FIELDS:
+            found[_qualified(path, node.name)] = len(fields)
+    return found
+
+
+def wide_functions(path: Path) -> dict[str, int]:
+    """Functions and methods of `path` with more than MAX_PARAMETERS parameters (self and cls aside)."""
+    found = {}
+    for node in ast.walk(ast.parse(path.read_text())):
+        if not isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef):
+            continue
+        arguments = node.args.posonlyargs + node.args.args + node.args.kwonlyargs
+        names = [argument.arg for argument in arguments if argument.arg not in ("self", "cls")]
+        if len(names) > MAX_PARAMETERS:
+            found[_qualified(path, node.name)] = len(names)
+    return found
+
+
+def test_jobs_and_their_collaborators_take_few_fields():
+    roles = ("worker", "queue")
+    wide = {
+        name: n
+        for p in modules()
+        if p.relative_to(PACKAGE).parts[0] in roles
+        for name, n in wide_classes(p).items()
+    }
+    assert {name: n for name, n in wide.items() if name not in WIDE} == {}
+
+
+def test_functions_take_few_parameters_outside_command_line_plumbing():
+    wide = {
+        name: n
+        for p in modules()
+        if p.relative_to(PACKAGE).parts[0] not in PLUMBING
+        for name, n in wide_functions(p).items()
+    }
+    assert {name: n for name, n in wide.items() if name not in WIDE} == {}
+
+
+def test_every_wide_exception_still_exists_and_is_still_wide():
+    wide = {}
+    for p in modules():
+        wide |= wide_classes(p) | wide_functions(p)
+    assert sorted(name for name in WIDE if name not in wide) == []
+
+
+def test_the_width_checks_see_what_they_must_refuse(tmp_path):
+    module = tmp_path / "m.py"
+    module.write_text(
+        "from dataclasses import dataclass\n"
+        "@dataclass(frozen=True)\nclass Job:\n    a: int\n    b: int\n    c: int\n    d: int\n    e: int\n"
+        "    f: int\n    g: int\n"
+        "def f(self, a, b, c, d, e, f, *, g=1): ...\n"
+    )
+    assert wide_classes(module) == {_qualified(module, "Job"): 7}
+    assert wide_functions(module) == {_qualified(module, "f"): 7}

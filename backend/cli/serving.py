@@ -131,22 +131,37 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         return run_demo(shipped, **options)
 
 
+# Each command's options that take a value: the type it is read as, and the help.
+SERVE_OPTIONS = {
+    "--port": (int, "port (default: PORT or 9090)"),
+    "--workers": (int, "gunicorn worker processes (default: WORKERS or 1)"),
+    "--threads": (int, "threads per worker (default: THREADS or 4)"),
+}
+DEMO_OPTIONS = {
+    "--data": (Path, "segments (JSONL with text, question?) (default: shipped)"),
+    "--limit": (int, "import at most this many segments"),
+    "--port": (int, "Label Studio's port (default: a free one)"),
+    "--backend-port": (int, "the backend's port (default: a free one)"),
+    "--data-dir": (Path, "keep Label Studio's data and the models here"),
+    "--venv": (Path, "Label Studio's virtualenv (default: LABEL_STUDIO_VENV)"),
+}
+
+
+def add_typed(parser: argparse.ArgumentParser, options: dict[str, tuple[type, str]]) -> None:
+    """Add options that each take one value of a type (a table above), in the table's order."""
+    for flag, (kind, text) in options.items():
+        parser.add_argument(flag, type=kind, help=text)
+
+
 def add_commands(commands) -> None:
     serve = commands.add_parser("serve", help="run the ML backend for Label Studio")
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
-    serve.add_argument("--port", type=int, help="port (default: PORT or 9090)")
-    serve.add_argument("--workers", type=int, help="gunicorn worker processes (default: WORKERS or 1)")
-    serve.add_argument("--threads", type=int, help="threads per worker (default: THREADS or 4)")
+    add_typed(serve, SERVE_OPTIONS)
     serve.add_argument("--dev", action="store_true", help="run Flask's development server instead")
     serve.set_defaults(handler=cmd_serve)
 
     demo = commands.add_parser("demo", help="Label Studio + backend + a coding project on this machine")
-    demo.add_argument("--data", type=Path, help="segments (JSONL with text, question?) (default: shipped)")
-    demo.add_argument("--limit", type=int, help="import at most this many segments")
-    demo.add_argument("--port", type=int, help="Label Studio's port (default: a free one)")
-    demo.add_argument("--backend-port", type=int, help="the backend's port (default: a free one)")
-    demo.add_argument("--data-dir", type=Path, help="keep Label Studio's data and the models here")
-    demo.add_argument("--venv", type=Path, help="Label Studio's virtualenv (default: LABEL_STUDIO_VENV)")
+    add_typed(demo, DEMO_OPTIONS)
     demo.add_argument("--exit-after-setup", action="store_true", help="stop once everything is set up")
     demo.set_defaults(handler=cmd_demo)
 

@@ -122,7 +122,8 @@ def cmd_cross_coders(args: argparse.Namespace, configs: list, scheme) -> int:
     """`--cross-coders`: a model per coder, tested on every coder's held-out segments (see
     research/cross_coders.py), beside the coders' own agreement."""
     from backend.research import cross_coders
-    from backend.research.corpus import DataError, choose_codes, keep_codes, read_examples
+    from backend.research.corpus import choose_codes, keep_codes, read_examples
+    from backend.research.errors import DataError
     from backend.research.shards import slurm_shard
     from backend.research.simulate import quiet_training_output, train
 

@@ -28,9 +28,13 @@ DEFAULT_NONE_CHOICES = ("none", "no", "none of these")
 class UnknownCodeError(BackendError, ValueError):
     """A segment carries a code the project does not define."""
 
+    http_status = 422  # well-formed, but not coded with the project's codes
+
 
 class LabelConfigError(BackendError, ValueError):
     """The label config cannot be used for coding; the message says why."""
+
+    http_status = 422  # well-formed JSON whose label config cannot be coded with
 
 
 @dataclass(frozen=True)

@@ -20,13 +20,9 @@ import numpy as np
 
 from backend.domain.annotations import CoderAnswer
 from backend.domain.scheme import CodingScheme, label_matrix
-from backend.errors import BackendError
+from backend.research.errors import DataError
 
 log = logging.getLogger(__name__)
-
-
-class DataError(BackendError, ValueError):
-    """An input file cannot be used; the message names the file and the problem."""
 
 
 @dataclass(frozen=True)

@@ -25,7 +25,8 @@ from tqdm import tqdm
 from backend.domain.agreement import pairwise_kappa
 from backend.domain.scheme import label_matrix
 from backend.learning.base import TrainingDataError
-from backend.research.corpus import DataError, Example, held_out_split
+from backend.research.corpus import Example, held_out_split
+from backend.research.errors import DataError
 from backend.research.grid import SimConfig
 from backend.research.protocol import per_code_f1
 from backend.research.report import markdown_table

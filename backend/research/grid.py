@@ -14,12 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from backend.config import ConfigError, ModelSettings, Settings, with_overrides
-from backend.errors import BackendError
-
-
-class GridError(BackendError, ValueError):
-    """A configuration cannot be used; the message names the entry, key and value."""
-
+from backend.research.errors import GridError
 
 KINDS = ("setfit", "transformer", "tfidf", "tfidf-embeddings")
 # The settings a grid may vary: the model group, but for what a run sets itself (its seed) and what

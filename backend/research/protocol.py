@@ -10,14 +10,10 @@ from dataclasses import dataclass
 import numpy as np
 from sklearn.metrics import f1_score
 
-from backend.errors import BackendError
 from backend.research.corpus import Corpus
+from backend.research.errors import SimulationError
 
 log = logging.getLogger(__name__)
-
-
-class SimulationError(BackendError, ValueError):
-    """The protocol or data cannot be simulated; the message names the problem."""
 
 
 @dataclass(frozen=True)

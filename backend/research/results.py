@@ -15,8 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from backend.research.corpus import Corpus
+from backend.research.errors import SimulationError
 from backend.research.grid import SimConfig
-from backend.research.protocol import Protocol, SimulationError
+from backend.research.protocol import Protocol
 from backend.storage.atomic import write_atomically
 
 

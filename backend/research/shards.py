@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TypeVar
 
-from backend.research.protocol import SimulationError
+from backend.research.errors import SimulationError
 
 T = TypeVar("T")
 SHARD_PATTERN = re.compile(r"\s*(\d+)\s*/\s*(\d+)\s*\Z")

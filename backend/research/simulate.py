@@ -33,8 +33,9 @@ from backend.learning.heads import HeadOptions, duplicate_groups
 from backend.learning.setfit_model import SetFitCodingModel, base_model, with_head
 from backend.learning.strategies import rank
 from backend.research.corpus import Corpus
+from backend.research.errors import SimulationError
 from backend.research.grid import SimConfig
-from backend.research.protocol import Protocol, SimulationError, check_protocol, per_code_f1
+from backend.research.protocol import Protocol, check_protocol, per_code_f1
 from backend.research.results import (
     finished_rows,
     open_run,

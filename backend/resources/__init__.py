@@ -1,6 +1,9 @@
 """Files shipped inside the package (they are in the wheel): the label configs and the demo segments.
 
-Read through :mod:`importlib.resources`, so they are found wherever the package is installed.
+Read through :mod:`importlib.resources`, so they are found wherever the package is installed. The
+label configs live in the checkout's top-level `label_config/` folder, where a lead looks for the
+form to paste into Label Studio; the wheel (and an editable install) holds them as the package
+`backend.resources.label_configs` (setup.py).
 """
 
 from __future__ import annotations
@@ -17,7 +20,7 @@ def label_config(name: str = "interview_coding") -> str:
     """A shipped label config (XML): the study's form, or the smallest one the backend works with."""
     if name not in LABEL_CONFIGS:
         raise ValueError(f"no shipped label config {name!r}; there are {', '.join(LABEL_CONFIGS)}")
-    return files(__name__).joinpath("label_configs", f"{name}.xml").read_text(encoding="utf-8")
+    return files(f"{__name__}.label_configs").joinpath(f"{name}.xml").read_text(encoding="utf-8")
 
 
 @contextlib.contextmanager

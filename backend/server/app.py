@@ -1,7 +1,8 @@
 """The app factory: settings and the work queue in, a Flask app with its blueprints out.
 
 Nothing happens at import time; tests build their own app with their own settings and queue.
-Errors become JSON: a 4xx naming the problem for bad input, a 500 (logged) for a bug.
+Errors become JSON: a 4xx naming the problem for bad input and for every BackendError (each class
+carries its status), a 500 (logged) for a bug.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from backend.config import Settings, load_settings
-from backend.domain.scheme import LabelConfigError
+from backend.errors import BackendError
 from backend.queue.interface import WorkQueue
 from backend.queue.scheduler import Scheduler
 from backend.server import auth, metrics, protocol, status
@@ -36,7 +37,7 @@ def create_app(settings: Settings | None = None, queue: WorkQueue | None = None)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(status.bp)
     app.register_error_handler(HTTPException, _http_error)
-    app.register_error_handler(LabelConfigError, _config_error)
+    app.register_error_handler(BackendError, _user_error)
     app.register_error_handler(Exception, _unexpected_error)
     return app
 
@@ -58,8 +59,9 @@ def _http_error(error: HTTPException):
     return jsonify(error=error.description), error.code
 
 
-def _config_error(error: LabelConfigError):
-    return jsonify(error=str(error)), 422
+def _user_error(error: BackendError):
+    """Every error meant for a user, in one place: its own 4xx (errors.py), its message."""
+    return jsonify(error=str(error)), error.http_status
 
 
 def _unexpected_error(error: Exception):

@@ -38,7 +38,8 @@ IGNORED_ACTIONS = {
 @bp.get("/")
 @bp.get("/health")
 def health():
-    return jsonify(status="UP", model_class="SetFitCodingBackend")
+    """Up, and the kind of model every project's rounds train and /predict serves (MODEL_KIND)."""
+    return jsonify(status="UP", model_kind=services().settings.model.model_kind)
 
 
 @bp.post("/setup")

@@ -29,10 +29,10 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 
+from backend.domain.versions import is_numbered
 from backend.errors import BackendError
 
 PROJECT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
-VERSION_PATTERN = re.compile(r"^v(\d+)-")
 VERSION_METADATA = "version.json"
 VERSION_POOL = "pool.npz"
 VERSION_EMBEDDINGS = "embeddings"
@@ -99,12 +99,7 @@ class ProjectDir:
         """Directories named like versions (complete or not: see storage/versions.py)."""
         if not self.path.is_dir():
             return []
-        return [p for p in self.path.iterdir() if VERSION_PATTERN.match(p.name)]
-
-
-def version_number(name: str) -> int:
-    match = VERSION_PATTERN.match(name)
-    return int(match.group(1)) if match else 0
+        return [p for p in self.path.iterdir() if is_numbered(p.name)]
 
 
 @dataclass(frozen=True)
@@ -136,7 +131,3 @@ class StoreLayout:
     @property
     def sweeper_lock(self) -> Path:
         return Path(self.root) / ".sweeper"
-
-    @property
-    def mlflow_db(self) -> Path:
-        return Path(self.root).resolve() / "mlflow.db"

@@ -20,8 +20,9 @@ from typing import Any, ClassVar, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
+from backend.domain.versions import version_number
 from backend.storage.atomic import write_atomically
-from backend.storage.layout import VERSION_METADATA, ProjectDir, version_number
+from backend.storage.layout import VERSION_METADATA, ProjectDir
 from backend.storage.locks import file_lock
 
 log = logging.getLogger(__name__)

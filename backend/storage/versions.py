@@ -16,11 +16,12 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
+from backend.domain.versions import version_name, version_number
 from backend.learning.base import CodingModel
 from backend.learning.factories import load_model
 from backend.storage.atomic import publish_directory
 from backend.storage.cleanup import remove_orphans
-from backend.storage.layout import VERSION_METADATA, ProjectDir, StoreLayout, version_number
+from backend.storage.layout import VERSION_METADATA, ProjectDir, StoreLayout
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool
 
 log = logging.getLogger(__name__)
@@ -85,7 +86,7 @@ class ModelStore:
             model.save(partial)
             while True:
                 created = datetime.now(UTC)
-                name = f"v{self._next_number(directory)}-{created:%Y%m%d%H%M%S}"
+                name = version_name(self._next_number(directory), created)
                 full = {**metadata, "version": name, "created_at": created.isoformat(), "codes": model.codes}
                 (partial / VERSION_METADATA).write_text(json.dumps(full, indent=2, default=str))
                 try:

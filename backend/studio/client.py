@@ -51,6 +51,8 @@ def _reason(body: object) -> str:
 class StudioError(BackendError, RuntimeError):
     """Label Studio refused or failed a call; the message says which and why (never the key)."""
 
+    http_status = 424  # Failed Dependency: our answer depended on Label Studio's, which failed
+
     def __init__(self, message: str, status: int | None = None):
         super().__init__(message)
         self.status = status  # the HTTP status Label Studio answered with, when it answered

@@ -22,37 +22,24 @@ from __future__ import annotations
 
 import itertools
 import logging
-import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
+from backend.domain.versions import created_at, is_ours, made_order
 from backend.errors import BackendError
 from backend.studio.client import PREDICTION_CHUNK, StudioAPI, StudioError
 
 log = logging.getLogger(__name__)
 QUIET_POLL_SECONDS = 0.2
-OUR_VERSION = re.compile(r"^v\d+-(codebook-)?\d{14}$")  # v0-codebook-…: the cold start's
-
-
-def _number(version: str) -> int:
-    return int(version[1:].split("-", 1)[0])
-
-
-def _age(version: str) -> tuple[int, str]:
-    """Versions in the order they were made (codebook versions are all v0: by their time)."""
-    return _number(version), version.rsplit("-", 1)[1]
-
-
-def created_at(version: str) -> datetime:
-    """When one of our versions was made (its name ends in the UTC time: v<n>-<YYYYmmddHHMMSS>)."""
-    return datetime.strptime(version.rsplit("-", 1)[1], "%Y%m%d%H%M%S").replace(tzinfo=UTC)
 
 
 class IncompleteImport(BackendError, RuntimeError):
     """Label Studio created fewer predictions than it was sent (an import drops invalid ones silently;
     a single create refuses one whose task is gone)."""
+
+    http_status = 424  # Failed Dependency, as for StudioError: Label Studio did not do its part
 
 
 @dataclass(frozen=True)
@@ -174,7 +161,7 @@ def delete_replaced_versions(
     takes, far less than a coder may keep a task open, so replaced versions stay for a while.
     """
     now = now or datetime.now(UTC)
-    ours = sorted((v for v in studio.model_versions(project) if OUR_VERSION.match(v)), key=_age)
+    ours = sorted(filter(is_ours, studio.model_versions(project)), key=made_order)
     if keep in ours:  # never one made after `keep` (a round that went live meanwhile)
         ours = ours[: ours.index(keep) + 1]
     replaced_at = {older: created_at(newer) for older, newer in itertools.pairwise(ours)}

@@ -17,6 +17,7 @@ import numpy as np
 
 from backend.domain.scheme import CodingScheme
 from backend.domain.tasks import Task
+from backend.domain.versions import codebook_version_name
 from backend.learning.cold_start import codebook_ranking
 from backend.storage.state import CodebookStart, ProjectState, now
 from backend.studio.predictions import codebook_predictions
@@ -28,7 +29,7 @@ log = logging.getLogger(__name__)
 
 
 def codebook_version() -> str:
-    return "v0-codebook-" + datetime.now(UTC).strftime("%Y%m%d%H%M%S")
+    return codebook_version_name(datetime.now(UTC))
 
 
 def write_codebook_start(ctx: ProjectContext, scheme: CodingScheme, body: Body, pool: list[Task]) -> None:

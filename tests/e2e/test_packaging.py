@@ -22,8 +22,9 @@ import pytest
 from backend.devtools.local_studio import free_port
 from tests.helpers import FIXTURES, REPO, wait_for
 
-RESOURCES = (
+RESOURCES = (  # the label configs come from the checkout's label_config/
     "backend/resources/label_configs/interview_coding.xml",
+    "backend/resources/label_configs/interview_coding_evidence.xml",
     "backend/resources/label_configs/generic_multilabel.xml",
     "backend/resources/demo/segments.jsonl",
 )
@@ -35,9 +36,10 @@ def installed(tmp_path_factory) -> dict:
     root = tmp_path_factory.mktemp("installed")
     source, wheels = root / "source", root / "wheels"  # a copy: building in the checkout leaves build/ there
     source.mkdir()
-    for name in ("pyproject.toml", "README.md"):
+    for name in ("pyproject.toml", "setup.py", "README.md"):
         shutil.copy(REPO / name, source)
-    shutil.copytree(REPO / "backend", source / "backend", ignore=shutil.ignore_patterns("__pycache__"))
+    for folder in ("backend", "label_config"):  # label_config/: the wheel's backend.resources.label_configs
+        shutil.copytree(REPO / folder, source / folder, ignore=shutil.ignore_patterns("__pycache__"))
     subprocess.run(
         [sys.executable, "-m", "pip", "wheel", "--quiet", "--no-deps", "-w", str(wheels), str(source)],
         check=True,

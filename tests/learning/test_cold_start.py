@@ -26,7 +26,7 @@ def test_one_per_code_then_by_similarity():
 
 
 def test_the_study_forms_hints_are_its_codebook():
-    xml = (REPO / "backend" / "resources" / "label_configs" / "interview_coding.xml").read_text()
+    xml = (REPO / "label_config" / "interview_coding.xml").read_text()
     codebook = parse_label_config(xml).codebook()
     assert list(codebook) == [
         "physical_health",

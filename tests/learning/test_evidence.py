@@ -16,19 +16,19 @@ def keyword_model(words_by_code: list[str], calls: list[int] | None = None):
     return score
 
 
+def units(text: str) -> list[str]:
+    """The units of a text, as text."""
+    return [text[a:b] for a, b in text_units(text)]
+
+
 def test_units_are_clauses_and_a_long_clause_is_cut_into_pieces():
     text = "Ich bin oft müde, weil ich schlecht schlafe.\nDann spiele ich."
-    assert [text[a:b] for a, b in text_units(text)] == [
-        "Ich bin oft müde,",
-        "weil ich schlecht schlafe.",
-        "Dann spiele ich.",
-    ]
+    assert units(text) == ["Ich bin oft müde,", "weil ich schlecht schlafe.", "Dann spiele ich."]
     long = " ".join(f"w{i}" for i in range(20))
-    pieces = [long[a:b] for a, b in text_units(long)]
+    pieces = units(long)
     assert len(pieces) == 3 and " ".join(pieces) == long and all(len(p.split()) <= 8 for p in pieces)
     assert text_units("   ") == [] and text_units("Ein Satz.") == [(0, 9)]
-    short = "I had a bad cough and a fever last winter."
-    assert [short[a:b] for a, b in text_units(short)] == [
+    assert units("I had a bad cough and a fever last winter.") == [
         "I had a",
         "bad cough and a",
         "fever last winter.",
@@ -73,9 +73,4 @@ def test_offsets_count_as_label_studios_do():
 
 def test_ordinals_and_one_letter_abbreviations_do_not_end_a_clause():
     text = "Ich war z.B. am 1. Mai krank, dann ging es. Ende… Gut."
-    assert [text[a:b] for a, b in text_units(text)] == [
-        "Ich war z.B. am 1. Mai krank,",
-        "dann ging es.",
-        "Ende…",
-        "Gut.",
-    ]
+    assert units(text) == ["Ich war z.B. am 1. Mai krank,", "dann ging es.", "Ende…", "Gut."]

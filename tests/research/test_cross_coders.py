@@ -5,8 +5,9 @@ import pandas as pd
 import pytest
 
 from backend.cli import main
-from backend.research.corpus import DataError, Example
+from backend.research.corpus import Example
 from backend.research.cross_coders import coder_pair_rows, coders_of, cross_coders_markdown, transfer_rows
+from backend.research.errors import DataError
 from backend.research.grid import SimConfig
 from tests.helpers import FIXTURES
 

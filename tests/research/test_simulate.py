@@ -11,15 +11,14 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-import backend.resources
 from backend.cli import main
 from backend.domain.scheme import parse_label_config
 from backend.research.corpus import load_corpus, read_examples
-from tests.helpers import CODES, FIXTURES, study_form_result, wait_for
+from tests.helpers import CODES, FIXTURES, REPO, study_form_result, wait_for
 
 EXECUTABLE = Path(sys.executable).parent / "coding-backend"
 SEGMENTS = FIXTURES / "segments.jsonl"
-INTERVIEW_CONFIG = Path(backend.resources.__file__).parent / "label_configs" / "interview_coding.xml"
+INTERVIEW_CONFIG = REPO / "label_config" / "interview_coding.xml"
 STUDY_CODES = ",".join(CODES)
 SMALL = ("--initial", "8", "--batch", "4", "--rounds", "2")  # a protocol the 25-segment pool can carry
 

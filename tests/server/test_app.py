@@ -30,6 +30,7 @@ def test_health(client):
     for path in ("/", "/health"):
         response = client.get(path)
         assert response.status_code == 200 and response.json["status"] == "UP"
+        assert response.json["model_kind"] == "setfit"
 
 
 @pytest.mark.parametrize(

@@ -13,16 +13,9 @@ EVIDENCE_FORM = label_config("interview_coding_evidence")
 
 
 @pytest.fixture
-def settings(tiny_settings, tmp_path):
-    return with_overrides(
-        tiny_settings,
-        model_dir=tmp_path,
-        min_annotations_to_train=10,
-        keep_old_predictions_seconds=0,
-        evidence_tasks=3,
-        write_first=1,
-        write_head=5,
-    )
+def settings(settings):
+    """The jobs' settings (tests/worker/conftest.py), with evidence in a short queue head."""
+    return with_overrides(settings, evidence_tasks=3, write_first=1, write_head=5)
 
 
 def regions(prediction: dict) -> list[dict]:

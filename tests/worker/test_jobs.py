@@ -20,14 +20,6 @@ from backend.worker.wiring import project_work
 from tests.fakes import FakeStudio, RecordingQueue
 
 
-@pytest.fixture
-def settings(tiny_settings, tmp_path):
-    # replaced versions are deleted at once: these tests check what Label Studio keeps
-    return with_overrides(
-        tiny_settings, model_dir=tmp_path, min_annotations_to_train=10, keep_old_predictions_seconds=0
-    )
-
-
 def run_round(settings, studio, kind="train", queue=None):
     project_work("1", settings, studio, queue or RecordingQueue()).run(WorkKind(kind))
     return state_of(settings)
