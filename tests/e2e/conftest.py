@@ -106,13 +106,13 @@ def label_studio(request, tmp_path_factory):
         yield server
 
 
-def backend_env(label_studio, model_path: str, model_dir: Path, auth: tuple[str, str], **extra: str) -> dict:
-    """The environment of a backend under test: the bundled model with tiny budgets, basic auth,
-    this Label Studio; `extra` adds or overrides settings."""
+def backend_env(label_studio, model_path: str, workdir: Path, auth: tuple[str, str], **extra: str) -> dict:
+    """The environment of a backend under test: the bundled model with tiny budgets, its MODEL_DIR
+    in `workdir`, basic auth, this Label Studio; `extra` adds or overrides settings."""
     return {
         **os.environ,
         "MODEL_NAME": model_path,
-        "MODEL_DIR": str(model_dir),
+        "MODEL_DIR": str(workdir / "models"),
         "SETFIT_NUM_ITERATIONS": "2",
         "SETFIT_MAX_STEPS": "4",
         "MAX_LENGTH": "64",

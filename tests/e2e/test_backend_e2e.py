@@ -254,7 +254,7 @@ def story(request, label_studio, model_path, tmp_path_factory):
     env = backend_env(
         label_studio,
         model_path,
-        workdir / "models",
+        workdir,
         AUTH,
         MIN_ANNOTATIONS_TO_TRAIN="8",
         KEEP_OLD_PREDICTIONS_SECONDS="0",  # the story checks that replaced versions go

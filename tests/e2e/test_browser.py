@@ -130,7 +130,7 @@ def project(label_studio, model_path, tmp_path_factory):
     env = backend_env(
         label_studio,
         model_path,
-        workdir / "models",
+        workdir,
         AUTH,
         MIN_ANNOTATIONS_TO_TRAIN=str(FIRST),
         WRITE_REST_AFTER_SECONDS="0",

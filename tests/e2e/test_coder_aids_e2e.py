@@ -115,7 +115,7 @@ def project(label_studio, model_path, tmp_path_factory):
     env = backend_env(
         label_studio,
         model_path,
-        workdir / "models",
+        workdir,
         AUTH,
         MIN_ANNOTATIONS_TO_TRAIN="8",
         COLD_START="codebook",

@@ -26,7 +26,7 @@ TITLE = "Init test"
 @pytest.fixture(scope="module")
 def backend(label_studio, model_path, tmp_path_factory):
     workdir = tmp_path_factory.mktemp("init-backend")
-    env = backend_env(label_studio, model_path, workdir / "models", AUTH)
+    env = backend_env(label_studio, model_path, workdir, AUTH)
     server = BackendProcess(free_port(), env, AUTH, log_path=workdir / "backend.log").start()
     yield server
     server.stop()
