@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from backend.config import ModelSettings
 from backend.domain.scheme import CodingScheme
 from backend.learning.base import CodingModel
+from backend.learning.devices import resolved_device
 from backend.learning.evidence import spans_of_all
 from backend.learning.strategies import rank
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool
@@ -113,7 +114,7 @@ class Predictor:
     def _load(self, project: str, name: str) -> Serving:
         version = self.store.get(project, name)
         log.info("project %s: loading model version %s", project, name)
-        model = self.store.load(version, device=self.settings.resolved_device())
+        model = self.store.load(version, device=resolved_device(self.settings.device))
         pool = read_ranked_pool(version.path) or RankedPool.empty(len(model.codes))
         serving = Serving(version, model, pool)
         with self._guard:
@@ -136,11 +137,10 @@ class Predictor:
         texts = [scheme.text_of(task) for task in tasks]
         proba = model.predict_proba(texts)
         ranking = rank(
-            self.settings.query_strategy,
+            self.settings.strategy_options(),
             proba,
             serving.pool.labeled,
             thresholds=model.thresholds,
-            seed=self.settings.seed,
             ranked_before=serving.pool.proba,
         )
         predictions = build_predictions(scheme, model.thresholds, name, proba, ranking.scores)

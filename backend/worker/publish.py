@@ -79,11 +79,7 @@ class Publisher:
         `after_live` runs once the queue head is live, before the rest is written."""
         model, version, labeled = trained.model, trained.version, labels.labeled
         ranking = rank(
-            self.model_settings.query_strategy,
-            proba,
-            labeled.matrix,
-            thresholds=model.thresholds,
-            seed=self.model_settings.seed,
+            self.model_settings.strategy_options(), proba, labeled.matrix, thresholds=model.thresholds
         )
         order = ranking.order
         ranked_ids = [pool[i].id for i in order]

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from backend.config import Settings
 from backend.domain.coders import shown_settings
 from backend.learning.factories import ModelFactory
-from backend.learning.heads import HeadOptions
 from backend.storage.inbox import Inbox
 from backend.storage.listing import PoolListing
 from backend.storage.secrets import coder_names
@@ -98,7 +97,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
     store = ModelStore(root, settings.server.keep_versions)
     states = StateStore(store.layout.project(project))
     registry = LaneRegistry(root)
-    head, factory = HeadOptions.of(settings.model), ModelFactory(settings.model)
+    head, factory = settings.model.head_options(), ModelFactory(settings.model.model_options())
     names = coder_names(root, settings.server.coder_identities)
     shown = shown_settings(settings.public(), names, loop.train_coders)
     tracker = ProjectTracker(tracking_uri(settings.server), project, shown)
@@ -121,7 +120,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         progress=progress,
     )
     policy = None
-    bodies = Bodies(project, settings.model, store, states)
+    bodies = Bodies(project, settings.model.encoder_options(), store, states)
     if settings.two_speed:
         fine_tunes = settings.model.setfit_max_steps != 0
         policy = BodyPolicy(

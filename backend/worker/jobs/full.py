@@ -40,7 +40,7 @@ class FullRound:
         if wait_for_examples(self.project, labeled, self.loop, self.states, watch):
             return
         started = time.perf_counter()
-        model = self.factory.new(labeled.texts, labeled.matrix, scheme.codes)
+        model = self.factory.train(labeled.texts, labeled.matrix, scheme.codes)
         seconds = time.perf_counter() - started
         version = self.saver.save(model, labeled, seconds, "full")
         try:

@@ -12,6 +12,7 @@ import logging
 from dataclasses import dataclass
 
 from backend.config import LoopSettings, ModelSettings
+from backend.learning.devices import resolved_device
 from backend.learning.strategies import rank
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool, write_ranked_pool
 from backend.storage.state import StateStore
@@ -48,7 +49,7 @@ class ImportedTasks:
         if not missing:
             return
         self.pool.add(missing)
-        model = self.store.load(version, device=self.settings.resolved_device())
+        model = self.store.load(version, device=resolved_device(self.settings.device))
         if model.codes != scheme.codes:
             log.warning(
                 "project %s: the codes changed since %s; new tasks wait for the next round",
@@ -59,11 +60,10 @@ class ImportedTasks:
         ranked = ranked or RankedPool.empty(len(model.codes))
         proba = model.predict_proba([scheme.text_in(task.data) for task in missing])
         ranking = rank(
-            self.settings.query_strategy,
+            self.settings.strategy_options(),
             proba,
             ranked.labeled,
             thresholds=model.thresholds,
-            seed=self.settings.seed,
             ranked_before=ranked.proba,
         )
         ids = [task.id for task in missing]
