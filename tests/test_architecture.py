@@ -5,6 +5,8 @@ queue, no HTTP. The layers above may use the ones below, never the reverse.
 """
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -25,6 +27,7 @@ FORBIDDEN = {
         "cli",
     },
     "learning": {
+        "config",
         "storage",
         "studio",
         "worker",
@@ -77,6 +80,27 @@ def test_the_import_check_sees_an_import_it_must_refuse(tmp_path):
     module = tmp_path / "m.py"
     module.write_text("def f():\n    from backend.storage.state import StateStore\n")
     assert imported(module) == {"storage"}
+
+
+# Read the settings and build every option the ML core gets from them; print what got loaded.
+READ_SETTINGS = """
+import sys
+import backend.config, backend.config.settings
+model = backend.config.load_settings().model
+for name, member in vars(type(model)).items():
+    if callable(member) and not name.startswith("_"):
+        getattr(model, name)()
+print(*sorted(name for name in sys.modules if name == "torch" or name.startswith("backend.learning.")))
+"""
+
+
+def test_settings_are_read_and_turned_into_options_without_torch():
+    """`config` takes only the names and option types of `learning` (learning/options.py): a process
+    that reads settings (the server's, the CLI's) never pays for torch."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", READ_SETTINGS], capture_output=True, text=True, check=True, cwd=PACKAGE.parent
+    )
+    assert loaded.stdout.split() == ["backend.learning.options"]
 
 
 def test_no_module_is_longer_than_a_few_screens():
