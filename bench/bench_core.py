@@ -40,7 +40,7 @@ from sklearn.model_selection import KFold
 
 from backend.config import ModelSettings, load_settings
 from backend.domain.scheme import label_matrix
-from backend.learning.factories import train_model
+from backend.learning.factories import ModelFactory
 from backend.learning.heads import HeadOptions, fit_head, head_thresholds
 from backend.learning.setfit_model import contrastive_steps
 from backend.learning.strategies import STRATEGIES, score_pool
@@ -86,7 +86,7 @@ def timing_set(n: int, seed: int = 0) -> tuple[list[str], np.ndarray]:
 
 def timed_training(texts, labels, settings: ModelSettings) -> float:
     started = time.perf_counter()
-    train_model(texts, labels, CODES, settings)
+    ModelFactory(settings.model_options()).train(texts, labels, CODES)
     return time.perf_counter() - started
 
 
@@ -96,7 +96,8 @@ def timed_training(texts, labels, settings: ModelSettings) -> float:
 def run_speed(results: dict) -> None:
     pool = [row["text"] for row in pool_rows()]
     texts, labels = timing_set(20)
-    model = train_model(texts, labels, CODES, bundled_settings(setfit_max_steps=2, tune_thresholds=False))
+    settings = bundled_settings(setfit_max_steps=2, tune_thresholds=False)
+    model = ModelFactory(settings.model_options()).train(texts, labels, CODES)
     sample = [pool[i] for i in np.random.default_rng(0).choice(len(pool), 1000, replace=False)]
     started = time.perf_counter()
     model.embed(sample)
@@ -197,12 +198,8 @@ def run_quality(results: dict, folds: int) -> None:
                 train_x = vectorizer.fit_transform(texts[train])
                 test_x = vectorizer.transform(texts[test])
             else:
-                model = train_model(
-                    list(texts[train]),
-                    truth[train],
-                    CODES,
-                    bundled_settings(**overrides, class_weight="none", tune_thresholds=False),
-                )
+                settings = bundled_settings(**overrides, class_weight="none", tune_thresholds=False)
+                model = ModelFactory(settings.model_options()).train(list(texts[train]), truth[train], CODES)
                 train_x, test_x = model.embed(list(texts[train])), model.embed(list(texts[test]))
             predictions = head_variant_predictions(train_x, truth[train], test_x, base)
             quality["partial"][key] = {

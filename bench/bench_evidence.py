@@ -50,7 +50,6 @@ from sklearn.model_selection import KFold
 from backend.config import load_settings, with_overrides
 from backend.domain.scheme import label_matrix, parse_label_config
 from backend.learning.evidence import WORD, find_evidence, text_units, without
-from backend.learning.heads import HeadOptions
 from backend.learning.setfit_model import base_model, refit_head
 from backend.learning.tfidf_model import train_tfidf
 from bench.common import CONFIG, OUT, coded_rows
@@ -112,7 +111,7 @@ class FittedModel:
 def setfit_fold(body: BodyCache, texts, labels, train, codes, settings) -> tuple[FittedModel, FittedModel]:
     """The head refitted on the training folds' base embeddings (as the fast loop refits it); the
     second model scores texts freshly encoded (find_evidence timed as the product runs it)."""
-    options = HeadOptions.of(settings)
+    options = settings.head_options()
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         head = refit_head(
@@ -139,7 +138,9 @@ def setfit_fold(body: BodyCache, texts, labels, train, codes, settings) -> tuple
 def tfidf_fold(texts, labels, train, codes, settings) -> tuple[FittedModel, FittedModel]:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        model = train_tfidf([texts[i] for i in train], labels[train], codes, settings, False)
+        model = train_tfidf(
+            [texts[i] for i in train], labels[train], codes, settings.model_options("tfidf"), False
+        )
     fitted = FittedModel(lambda batch: model.predict_proba(list(batch)), model.thresholds)
     return fitted, fitted
 
@@ -368,7 +369,7 @@ def main() -> None:
     names = [name for name in args.models.split(",") if name]
     body = None
     if "setfit" in names:
-        body = BodyCache(base_model(codes, settings))
+        body = BodyCache(base_model(codes, settings.encoder_options()))
         body.embed(texts)  # the full texts once: the body is the same in every fold
     runs, started = [], time.perf_counter()
     for name in names:

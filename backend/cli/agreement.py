@@ -75,7 +75,6 @@ def model_as_coder(settings: Settings, codes: Sequence[str], answers: Mapping, t
     from backend.domain.agreement import model_agreement
     from backend.domain.annotations import combine
     from backend.domain.scheme import label_matrix
-    from backend.learning.heads import HeadOptions
     from backend.learning.quality import out_of_fold_decisions
     from backend.learning.setfit_model import base_model
 
@@ -91,11 +90,11 @@ def model_as_coder(settings: Settings, codes: Sequence[str], answers: Mapping, t
     settings = usable_model(settings)
     tasks = list(dict.fromkeys(task for task, _ in rows))
     print(f"encoding {len(tasks)} segment(s) with {settings.model.model_name}", file=sys.stderr)
-    vectors = base_model(codes, settings.model).embed([texts[task] for task in tasks])
+    vectors = base_model(codes, settings.model.encoder_options()).embed([texts[task] for task in tasks])
     row_of = {task: i for i, task in enumerate(tasks)}
     embeddings = vectors[[row_of[task] for task, _ in rows]]
     matrix = label_matrix([chosen for _, chosen in rows], codes).reshape(len(rows), len(codes))
-    options = replace(HeadOptions.of(settings.model), kind="logistic")  # as MODEL_METHOD says
+    options = replace(settings.model.head_options(), kind="logistic")  # as MODEL_METHOD says
     groups = np.array([row_of[task] for task, _ in rows])
     decisions = out_of_fold_decisions(
         embeddings, matrix, options.default_thresholds(len(codes)), options, groups

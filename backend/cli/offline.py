@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import time
+from dataclasses import replace
 from pathlib import Path
 
 from backend.cli.errors import UsageError, comma_list
@@ -27,7 +28,8 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
     labels = label_matrix([segment["codes"] for segment in segments], codes)
     print(f"training {settings.model.model_kind} on {len(segments)} segments, codes: {', '.join(codes)}")
     started = time.perf_counter()
-    model = ModelFactory(settings.model).new([s["text"] for s in segments], labels, codes, show_progress=True)
+    factory = ModelFactory(settings.model.model_options())
+    model = factory.train([s["text"] for s in segments], labels, codes, show_progress=True)
     seconds = time.perf_counter() - started
     store = ModelStore(settings.server.model_dir, settings.server.keep_versions)
     version = store.save(
@@ -44,6 +46,7 @@ def cmd_train(settings: Settings, args: argparse.Namespace) -> int:
 
 def cmd_rank(settings: Settings, args: argparse.Namespace) -> int:
     from backend.domain.scheme import code_lists, label_matrix
+    from backend.learning.devices import resolved_device
     from backend.learning.strategies import rank
     from backend.research.corpus import read_segments
     from backend.storage.versions import ModelStore
@@ -57,13 +60,14 @@ def cmd_rank(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError(
             f"project {args.project} has no model version in {settings.server.model_dir}; train first"
         )
-    model = store.load(version, device=settings.model.resolved_device())
+    model = store.load(version, device=resolved_device(settings.model.device))
     pool = read_segments(args.data, require_codes=False)
     labeled = read_segments(args.labeled, require_codes=True) if args.labeled else []
     labels = label_matrix([s["codes"] for s in labeled], model.codes).reshape(-1, len(model.codes))
     proba = model.predict_proba([segment["text"] for segment in pool])
     strategy = args.strategy or settings.model.query_strategy
-    ranking = rank(strategy, proba, labels, thresholds=model.thresholds, seed=settings.model.seed)
+    options = replace(settings.model.strategy_options(), name=strategy)
+    ranking = rank(options, proba, labels, thresholds=model.thresholds)
     predicted = code_lists(model.decide(proba), model.codes)
     records = [
         {

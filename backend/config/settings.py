@@ -23,31 +23,45 @@ from backend.config.redact import hide_credentials
 from backend.config.server import FROM_ENVIRONMENT, ServerSettings
 from backend.domain.annotations import CODER_RULES
 from backend.domain.scheme import DEFAULT_NONE_CHOICES
-from backend.learning.strategies import STRATEGIES
+from backend.learning.options import (
+    CHAIN_ORDERS,
+    CLASS_WEIGHTS,
+    DEVICES,
+    HEADS,
+    MODEL_KINDS,
+    PRECISIONS,
+    STRATEGIES,
+    EncoderOptions,
+    FineTuneOptions,
+    HeadOptions,
+    ModelOptions,
+    StrategyOptions,
+)
 
 DEFAULT_MODEL = "sentence-transformers/paraphrase-multilingual-MiniLM-L12-v2"
 
 
 class ModelSettings(BaseSettings):
-    """The model, its training budget and the query strategy."""
+    """The model, its training budget and the query strategy; the ML core gets them as its options
+    (learning/options.py), built here and nowhere else."""
 
     model_config = FROM_ENVIRONMENT
 
     model_name: str = Field(DEFAULT_MODEL, description="Hugging Face hub id or a local model directory.")
-    model_kind: Literal["setfit", "transformer"] = Field(
+    model_kind: Literal[MODEL_KINDS] = Field(
         "setfit", description="SetFit sentence transformer, or a token-level transformer classifier."
     )
-    classifier_head: Literal["logistic", "differentiable", "chain"] = Field(
+    classifier_head: Literal[HEADS] = Field(
         "logistic",
         description="SetFit head: one logistic regression per code, a torch linear layer, or an "
         "ensemble of classifier chains of logistic regressions (correlated codes inform each other).",
     )
     chains: int = Field(5, ge=1, le=50, description="Classifier chains in the chain head's ensemble.")
-    chain_order: Literal["random", "frequency"] = Field(
+    chain_order: Literal[CHAIN_ORDERS] = Field(
         "random", description="Chain head: a random code order per chain, or most frequent code first."
     )
     end_to_end: bool = Field(False, description="Train body and differentiable head together.")
-    class_weight: Literal["balanced", "none"] = Field(
+    class_weight: Literal[CLASS_WEIGHTS] = Field(
         "balanced", description="Weight each code's positives by their rarity in the head (any head)."
     )
     tune_thresholds: bool = Field(
@@ -71,7 +85,7 @@ class ModelSettings(BaseSettings):
     )
     max_length: int = Field(128, ge=8, le=8192, description="Tokens per segment; longer text is cut.")
     seed: int = Field(42, ge=0, description="Random seed for training and the random strategy.")
-    device: Literal["auto", "cpu", "cuda"] = Field("auto", description="Where torch runs.")
+    device: Literal[DEVICES] = Field("auto", description="Where torch runs.")
     activation_checkpointing: bool = Field(
         True,
         description="Recompute activations while fine-tuning a SetFit body: about 1 GB less memory "
@@ -98,13 +112,15 @@ class ModelSettings(BaseSettings):
         "train every layer, since they take no longer than a long round frozen and the first bodies "
         "gain most from it (0: every round freezes).",
     )
-    encode_precision: Literal["auto", "fp32", "bf16"] = Field(
+    encode_precision: Literal[PRECISIONS] = Field(
         "auto",
         description="Number format for encoding segments (training stays fp32): bf16 is about twice "
         "as fast on a CPU with native bfloat16 (AVX-512 BF16, AMX) and moves probabilities by under "
         "0.01; auto takes it there, fp32 elsewhere.",
     )
-    query_strategy: str = Field("cviar", description="How the pool is ranked: " + ", ".join(STRATEGIES) + ".")
+    query_strategy: Literal[STRATEGIES] = Field(
+        "cviar", description="How the pool is ranked: " + ", ".join(STRATEGIES) + "."
+    )
     evidence_tasks: int = Field(
         10,
         ge=0,
@@ -117,13 +133,6 @@ class ModelSettings(BaseSettings):
     def _path_as_text(cls, value: object) -> object:
         return str(value) if isinstance(value, Path) else value
 
-    @field_validator("query_strategy")
-    @classmethod
-    def _known_strategy(cls, value: str) -> str:
-        if value not in STRATEGIES:
-            raise ValueError("Input should be " + _choices(STRATEGIES))
-        return value
-
     @model_validator(mode="after")
     def _end_to_end_needs_differentiable_head(self) -> ModelSettings:
         if self.end_to_end and self.classifier_head != "differentiable":
@@ -132,21 +141,48 @@ class ModelSettings(BaseSettings):
             raise ValueError("SETFIT_MAX_STEPS=0 (the base body) needs CLASSIFIER_HEAD=logistic or chain")
         return self
 
-    def resolved_device(self) -> str:
-        """The torch device to use: 'auto' picks CUDA when it is there."""
-        if self.device != "auto":
-            return self.device
-        import torch
+    def encoder_options(self) -> EncoderOptions:
+        """The body's model and how it encodes ("auto" stays for learning to resolve: no torch here)."""
+        return EncoderOptions(self.model_name, self.max_length, self.device, self.encode_precision)
 
-        return "cuda" if torch.cuda.is_available() else "cpu"
+    def fine_tune_options(self) -> FineTuneOptions:
+        """How a body is trained (SetFit's or the transformer's)."""
+        return FineTuneOptions(
+            seed=self.seed,
+            num_iterations=self.setfit_num_iterations,
+            max_steps=self.setfit_max_steps,
+            batch_size=self.setfit_batch_size,
+            differentiable_head=self.classifier_head == "differentiable",
+            end_to_end=self.end_to_end,
+            activation_checkpointing=self.activation_checkpointing,
+            freeze_word_embeddings=self.freeze_word_embeddings,
+            freeze_lower_layers=self.freeze_lower_layers,
+            freeze_lower_layers_from_steps=self.freeze_lower_layers_from_steps,
+            epochs=self.transformer_epochs,
+            learning_rate=self.transformer_learning_rate,
+        )
 
-    def resolved_encode_precision(self) -> str:
-        """The precision to encode in: 'auto' picks bf16 on a CPU that computes it natively."""
-        if self.encode_precision != "auto":
-            return self.encode_precision
-        from backend.learning import compat
+    def head_options(self) -> HeadOptions:
+        """Any head but "chain" is refitted as per-code logistic regressions (the differentiable one
+        trains with the body, FineTuneOptions)."""
+        return HeadOptions(
+            self.class_weight,
+            self.prediction_threshold,
+            self.tune_thresholds,
+            self.seed,
+            "chain" if self.classifier_head == "chain" else "logistic",
+            self.chains,
+            self.chain_order,
+        )
 
-        return "bf16" if self.resolved_device() == "cpu" and compat.native_bf16_cpu() else "fp32"
+    def strategy_options(self) -> StrategyOptions:
+        """How the pool is ranked."""
+        return StrategyOptions(self.query_strategy, self.seed)
+
+    def model_options(self, kind: str | None = None) -> ModelOptions:
+        """What a model factory of `kind` (MODEL_KIND unless given: a simulation's baseline) trains with."""
+        kind = kind or self.model_kind
+        return ModelOptions(kind, self.encoder_options(), self.fine_tune_options(), self.head_options())
 
 
 class LoopSettings(BaseSettings):
@@ -205,7 +241,7 @@ class LoopSettings(BaseSettings):
         default_factory=list,
         description="Train only on annotations by these coders (comma-separated emails; empty: all).",
     )
-    multi_coder_rule: str = Field(
+    multi_coder_rule: Literal[tuple(CODER_RULES)] = Field(
         "majority",
         description="Several coders on one task: majority (ties: latest), latest, union, per_coder.",
     )
@@ -265,13 +301,6 @@ class LoopSettings(BaseSettings):
             return [str(item).strip().lower() for item in value if str(item).strip()]
         return value
 
-    @field_validator("multi_coder_rule")
-    @classmethod
-    def _known_rule(cls, value: str) -> str:
-        if value not in CODER_RULES:
-            raise ValueError("Input should be " + _choices(CODER_RULES))
-        return value
-
 
 GROUPS: dict[str, type[BaseSettings]] = {
     "model": ModelSettings,
@@ -320,8 +349,3 @@ def field_group(name: str) -> str | None:
 def all_fields() -> list[str]:
     """Every setting's name (lower case), in group order."""
     return [name for cls in GROUPS.values() for name in cls.model_fields]
-
-
-def _choices(names: tuple[str, ...] | list[str]) -> str:
-    quoted = [repr(name) for name in names]
-    return ", ".join(quoted[:-1]) + " or " + quoted[-1]

@@ -24,7 +24,7 @@ import numpy as np
 from sklearn.metrics import f1_score
 from sklearn.model_selection import train_test_split
 
-from backend.learning.heads import HeadOptions
+from backend.learning.options import HeadOptions
 from backend.learning.setfit_model import refit_head
 
 HELD_OUT_SHARE = 0.25

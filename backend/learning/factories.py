@@ -1,6 +1,6 @@
 """One factory per model kind: what trains new models and loads saved ones (as small-text's
-``AbstractClassifierFactory.new()``). Jobs and simulations are handed a factory; they never
-choose a model class themselves."""
+``AbstractClassifierFactory.new()``, here ``train()``: it trains). Jobs and simulations are handed a
+factory; they never choose a model class themselves."""
 
 from __future__ import annotations
 
@@ -10,21 +10,18 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from backend.learning import compat
 from backend.learning.base import STATE_FILE, CodingModel, ModelFormatError, validate_training_data
+from backend.learning.options import ModelOptions
 from backend.learning.setfit_model import SetFitCodingModel, train_setfit
 from backend.learning.tfidf_model import train_tfidf, train_tfidf_embeddings
 from backend.learning.transformer_model import TransformerCodingModel, train_transformer
 
-if TYPE_CHECKING:
-    from backend.config import ModelSettings
-
 log = logging.getLogger(__name__)
-Trainer = Callable[[list[str], np.ndarray, list[str], "ModelSettings", bool], CodingModel]
+Trainer = Callable[[list[str], np.ndarray, list[str], ModelOptions, bool], CodingModel]
 Loader = Callable[[Path, dict, str], CodingModel]
 
 
@@ -46,13 +43,13 @@ KINDS: dict[str, ModelKind] = {
 
 
 class ModelFactory:
-    """Trains models of one kind with fixed settings; `new()` is deterministic for SEED."""
+    """Trains models of one kind with fixed options; `train()` is deterministic for SEED."""
 
-    def __init__(self, settings: ModelSettings, kind: str | None = None):
-        self.settings = settings
-        self.kind = KINDS[kind or settings.model_kind]
+    def __init__(self, options: ModelOptions):
+        self.options = options
+        self.kind = KINDS[options.kind]
 
-    def new(
+    def train(
         self,
         texts: Sequence[str],
         label_matrix: np.ndarray,
@@ -67,10 +64,10 @@ class ModelFactory:
         if self.kind.name != "tfidf":
             from transformers import set_seed
 
-            set_seed(self.settings.seed)
+            set_seed(self.options.fine_tune.seed)
         started = time.perf_counter()
         with compat.trainer_prints_silenced(not show_progress):
-            model = self.kind.train(list(texts), label_matrix, list(codes), self.settings, show_progress)
+            model = self.kind.train(list(texts), label_matrix, list(codes), self.options, show_progress)
         log.info(
             "trained %s model on %d segments x %d codes in %.1f s",
             model.kind,
@@ -79,18 +76,6 @@ class ModelFactory:
             time.perf_counter() - started,
         )
         return model
-
-
-def train_model(
-    texts: Sequence[str],
-    label_matrix: np.ndarray,
-    codes: Sequence[str],
-    settings: ModelSettings,
-    *,
-    show_progress: bool = False,
-) -> CodingModel:
-    """A new model of MODEL_KIND (a shortcut for ``ModelFactory(settings).new(...)``)."""
-    return ModelFactory(settings).new(texts, label_matrix, codes, show_progress=show_progress)
 
 
 def load_model(directory: Path, device: str = "cpu") -> CodingModel:

@@ -13,7 +13,6 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 import numpy as np
@@ -24,6 +23,8 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.multioutput import ClassifierChain
 from threadpoolctl import threadpool_limits
+
+from backend.learning.options import HeadOptions
 
 THRESHOLD_GRID = np.round(np.arange(0.05, 0.951, 0.05), 2)
 MIN_EXAMPLES_PER_SIDE_FOR_TUNING = 4
@@ -49,45 +50,9 @@ def one_blas_thread(function: Callable[P, R]) -> Callable[P, R]:
     return single_threaded
 
 
-@dataclass(frozen=True)
-class HeadOptions:
-    """What the head and its thresholds depend on: CLASS_WEIGHT, PREDICTION_THRESHOLD, TUNE_THRESHOLDS,
-    SEED, and for CLASSIFIER_HEAD=chain, CHAINS and CHAIN_ORDER."""
-
-    class_weight: str = "balanced"
-    default_threshold: float = 0.5
-    tune: bool = True
-    seed: int = 42
-    kind: str = "logistic"  # or "chain"
-    chains: int = 5
-    chain_order: str = "random"  # or "frequency"
-
-    @classmethod
-    def of(cls, settings) -> HeadOptions:
-        """The options of model settings (any head but "chain" fits per-code logistic regressions)."""
-        return cls(
-            settings.class_weight,
-            settings.prediction_threshold,
-            settings.tune_thresholds,
-            settings.seed,
-            "chain" if settings.classifier_head == "chain" else "logistic",
-            settings.chains,
-            settings.chain_order,
-        )
-
-    def params(self) -> dict:
-        """Options of each code's logistic regression (also handed to setfit for its own head)."""
-        params: dict = {"max_iter": 1000}
-        if self.class_weight == "balanced":
-            params["class_weight"] = "balanced"
-        return params
-
-    def logistic_regression(self) -> LogisticRegression:
-        """One binary model per code: balanced class weights unless CLASS_WEIGHT=none."""
-        return LogisticRegression(**self.params())
-
-    def default_thresholds(self, num_codes: int) -> np.ndarray:
-        return np.full(num_codes, self.default_threshold)
+def logistic_regression(options: HeadOptions) -> LogisticRegression:
+    """One binary model per code: balanced class weights unless CLASS_WEIGHT=none."""
+    return LogisticRegression(**options.params())
 
 
 class ChainEnsemble(ClassifierMixin, BaseEstimator):
@@ -144,8 +109,8 @@ def fit_head(features, label_matrix: np.ndarray, options: HeadOptions):
 def new_head(options: HeadOptions):
     """An unfitted head of the options' kind."""
     if options.kind == "chain":
-        return ChainEnsemble(options.logistic_regression(), options.chains, options.chain_order, options.seed)
-    return OneVsRestHead(options.logistic_regression())
+        return ChainEnsemble(logistic_regression(options), options.chains, options.chain_order, options.seed)
+    return OneVsRestHead(logistic_regression(options))
 
 
 class OneVsRestHead(OneVsRestClassifier):
@@ -193,7 +158,7 @@ def out_of_fold_proba(
     if smaller_side < 2:
         return None
     splits = min(5, smaller_side)
-    head = options.logistic_regression()
+    head = logistic_regression(options)
     if groups is None or len(np.unique(groups)) == len(groups):
         folds = StratifiedKFold(n_splits=splits, shuffle=True, random_state=options.seed)
         return cross_val_predict(head, features, target, cv=folds, method="predict_proba")[:, 1]

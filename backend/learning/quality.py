@@ -11,7 +11,8 @@ from collections.abc import Sequence
 import numpy as np
 from sklearn.metrics import precision_recall_fscore_support
 
-from backend.learning.heads import HeadOptions, out_of_fold_probas
+from backend.learning.heads import out_of_fold_probas
+from backend.learning.options import HeadOptions
 
 CV_METHOD = (
     "out-of-fold predictions of a fresh head of the model's kind (k-fold, k <= 5, stratified per code "

@@ -13,17 +13,15 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import joblib
 import numpy as np
 
 from backend.learning import compat
 from backend.learning.base import CodingModel, TrainingDataError
-from backend.learning.heads import HeadOptions, duplicate_groups, fit_head, head_thresholds
-
-if TYPE_CHECKING:
-    from backend.config import ModelSettings
+from backend.learning.devices import resolved_device
+from backend.learning.heads import duplicate_groups, fit_head, head_thresholds
+from backend.learning.options import EncoderOptions, FineTuneOptions, HeadOptions, ModelOptions
 
 log = logging.getLogger(__name__)
 HEAD_FILE = "head.joblib"
@@ -131,14 +129,15 @@ def head_proba(head, embeddings: np.ndarray, n_codes: int) -> np.ndarray:
     return np.asarray(head.predict_proba(embeddings), dtype=np.float64)
 
 
-def base_model(codes: Sequence[str], settings: ModelSettings) -> SetFitCodingModel:
-    """MODEL_NAME's body before any fine-tuning, for the fast loop's first versions (head to be fitted)."""
+def base_model(codes: Sequence[str], encoder: EncoderOptions) -> SetFitCodingModel:
+    """MODEL_NAME's body before any fine-tuning, for the fast loop's first versions (its head and
+    thresholds to be fitted: until then 0.5 for every code)."""
     SetFitModel = compat.import_setfit()
 
     compat.quiet_training_environment()
-    setfit_model = SetFitModel.from_pretrained(settings.model_name, device=settings.resolved_device())
-    fallback = np.full(len(codes), settings.prediction_threshold)
-    return SetFitCodingModel(setfit_model, codes, fallback, settings.max_length, settings.model_name)
+    setfit_model = SetFitModel.from_pretrained(encoder.model_name, device=resolved_device(encoder.device))
+    fallback = np.full(len(codes), 0.5)
+    return SetFitCodingModel(setfit_model, codes, fallback, encoder.max_length, encoder.model_name)
 
 
 def refit_head(
@@ -176,16 +175,16 @@ def contrastive_steps(
     return steps if max_steps < 0 else min(steps, max_steps)
 
 
-def frozen_share(steps: int, settings: ModelSettings) -> float:
+def frozen_share(steps: int, options: FineTuneOptions) -> float:
     """The share of layers a round of `steps` keeps fixed: FREEZE_LOWER_LAYERS once the round is long
     (FREEZE_LOWER_LAYERS_FROM_STEPS), none before. Training every layer gives the first bodies 0.03
     macro-F1 more, and a short round takes no longer that way than a long one frozen
     (docs/benchmarks.md)."""
-    return settings.freeze_lower_layers if steps >= settings.freeze_lower_layers_from_steps else 0.0
+    return options.freeze_lower_layers if steps >= options.freeze_lower_layers_from_steps else 0.0
 
 
 def train_setfit(
-    texts: list[str], label_matrix: np.ndarray, codes: list[str], settings: ModelSettings, show_progress: bool
+    texts: list[str], label_matrix: np.ndarray, codes: list[str], options: ModelOptions, show_progress: bool
 ) -> SetFitCodingModel:
     """Fine-tune MODEL_NAME contrastively and fit the head (CLASSIFIER_HEAD) with small-text."""
     from small_text.integrations.transformers.classifiers.setfit import SetFitClassification
@@ -193,28 +192,25 @@ def train_setfit(
     from backend.learning.frozen_layers import freeze_lower_layers, lower_layers_once_per_segment
 
     compat.import_setfit()  # small-text imported it: its log level back
-    options = HeadOptions.of(settings)
-    differentiable = settings.classifier_head == "differentiable"
-    steps = contrastive_steps(
-        label_matrix, settings.setfit_num_iterations, settings.setfit_batch_size, settings.setfit_max_steps
-    )
+    encoder, tuning, head = options.encoder, options.fine_tune, options.head
+    steps = contrastive_steps(label_matrix, tuning.num_iterations, tuning.batch_size, tuning.max_steps)
     if steps == 0:  # SETFIT_MAX_STEPS=0: no fine-tuning, the head on the base body's embeddings
         log.info("SetFit round: %d segments, no contrastive steps: the base body", len(texts))
-        model = base_model(codes, settings)
-        return with_head(model, model.embed(texts), label_matrix, options, duplicate_groups(texts))
+        model = base_model(codes, encoder)
+        return with_head(model, model.embed(texts), label_matrix, head, duplicate_groups(texts))
     problem = compat.contrastive_pairs_problem(label_matrix)
     if problem:
         raise TrainingDataError(problem)
     with compat.private_output_dir() as output_dir:
         arguments = compat.setfit_arguments(
-            settings.model_name,
-            seed=settings.seed,
-            num_iterations=settings.setfit_num_iterations,
+            encoder.model_name,
+            seed=tuning.seed,
+            num_iterations=tuning.num_iterations,
             max_steps=steps,
-            batch_size=settings.setfit_batch_size,
-            max_length=settings.max_length,
-            end_to_end=settings.end_to_end,
-            head_params={} if differentiable else options.params(),
+            batch_size=tuning.batch_size,
+            max_length=encoder.max_length,
+            end_to_end=tuning.end_to_end,
+            head_params={} if tuning.differentiable_head else head.params(),
             show_progress_bar=show_progress,
             output_dir=output_dir,
         )
@@ -222,35 +218,37 @@ def train_setfit(
             arguments,
             num_classes=len(codes),
             multi_label=True,
-            max_length=settings.max_length,
-            use_differentiable_head=differentiable,
-            device=settings.resolved_device(),
+            max_length=encoder.max_length,
+            use_differentiable_head=tuning.differentiable_head,
+            device=resolved_device(encoder.device),
         )
         classifier.model = classifier.initialize()  # fit() keeps a model it is given
-        if settings.activation_checkpointing:
+        if tuning.activation_checkpointing:
             checkpoint_activations(classifier.model.model_body)
-        if settings.freeze_word_embeddings:
+        if tuning.freeze_word_embeddings:
             freeze_word_embeddings(classifier.model.model_body)
         body = classifier.model.model_body
-        frozen = freeze_lower_layers(body, frozen_share(steps, settings))
+        frozen = freeze_lower_layers(body, frozen_share(steps, tuning))
         log.info(
             "SetFit round: %d segments, %d contrastive steps, %d lower layers frozen",
             len(texts),
             steps,
             frozen,
         )
-        weighs_codes = differentiable and options.class_weight == "balanced"
-        head = classifier.model.model_head
-        loss = compat.balanced_head_loss(head, label_matrix) if weighs_codes else contextlib.nullcontext()
+        weighs_codes = tuning.differentiable_head and head.class_weight == "balanced"
+        torch_head = classifier.model.model_head
+        loss = (
+            compat.balanced_head_loss(torch_head, label_matrix) if weighs_codes else contextlib.nullcontext()
+        )
         with lower_layers_once_per_segment(body, frozen), loss:
             classifier.fit(compat.multilabel_dataset(texts, label_matrix))
     model = SetFitCodingModel(
-        classifier.model, codes, options.default_thresholds(len(codes)), settings.max_length
+        classifier.model, codes, head.default_thresholds(len(codes)), encoder.max_length
     )
-    if differentiable:
+    if tuning.differentiable_head:
         return model
     # the head as the fast loop fits it (fit_head: one column per code, or chains), on the new body
-    return with_head(model, model.embed(texts), label_matrix, options, duplicate_groups(texts))
+    return with_head(model, model.embed(texts), label_matrix, head, duplicate_groups(texts))
 
 
 def with_head(

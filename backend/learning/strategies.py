@@ -20,8 +20,8 @@ from scipy.sparse import csr_matrix
 from scipy.stats import rankdata
 
 from backend.errors import BackendError
+from backend.learning.options import STRATEGIES, StrategyOptions
 
-STRATEGIES = ("cviar", "entropy", "random", "lci", "adaptive")  # QUERY_STRATEGY
 _EPS = 1e-12
 
 
@@ -200,15 +200,14 @@ class Ranking:
 
 
 def rank(
-    strategy: str,
+    strategy: StrategyOptions,
     proba: np.ndarray,
     labeled: np.ndarray,
     *,
     thresholds: np.ndarray | float = 0.5,
-    seed: int = 0,
     ranked_before: np.ndarray | None = None,
 ) -> Ranking:
-    """Rank pool items by `strategy` from their probabilities.
+    """Rank pool items by `strategy` (QUERY_STRATEGY and its seed) from their probabilities.
 
     With `ranked_before` (the probabilities of the pool a round ranked), the items are ranked
     together with that pool and only their own part of the ranking is returned: so the scores of
@@ -216,5 +215,5 @@ def rank(
     """
     before = 0 if ranked_before is None else len(ranked_before)
     together = proba if not before else np.vstack([ranked_before, proba])
-    informativeness = score_pool(strategy, together, labeled, thresholds=thresholds, seed=seed)
+    informativeness = score_pool(strategy.name, together, labeled, thresholds=thresholds, seed=strategy.seed)
     return Ranking(informativeness[before:], to_prediction_scores(informativeness)[before:])

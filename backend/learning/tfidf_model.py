@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from dataclasses import replace
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 from scipy import sparse
@@ -19,11 +18,9 @@ from sklearn.multiclass import OneVsRestClassifier
 from sklearn.preprocessing import normalize
 
 from backend.learning.base import CodingModel
-from backend.learning.heads import HeadOptions, duplicate_groups, fit_head, head_thresholds
+from backend.learning.heads import duplicate_groups, fit_head, head_thresholds
+from backend.learning.options import HeadOptions, ModelOptions
 from backend.learning.setfit_model import SetFitCodingModel, base_model
-
-if TYPE_CHECKING:
-    from backend.config import ModelSettings
 
 
 def tfidf_vectorizer() -> TfidfVectorizer:
@@ -66,21 +63,21 @@ class TfidfCodingModel(CodingModel):
 
 
 def train_tfidf(
-    texts: list[str], label_matrix: np.ndarray, codes: list[str], settings: ModelSettings, show_progress: bool
+    texts: list[str], label_matrix: np.ndarray, codes: list[str], options: ModelOptions, show_progress: bool
 ) -> TfidfCodingModel:
     """Fit the vectorizer and head on the labeled texts; thresholds as the SetFit head gets them. The
     baseline's head is always one-vs-rest logistic regression (CLASSIFIER_HEAD is SetFit's)."""
     features = LexicalFeatures(tfidf_vectorizer().fit(texts))
-    return _with_head(features, texts, label_matrix, codes, settings)
+    return _with_head(features, texts, label_matrix, codes, options.head)
 
 
 def train_tfidf_embeddings(
-    texts: list[str], label_matrix: np.ndarray, codes: list[str], settings: ModelSettings, show_progress: bool
+    texts: list[str], label_matrix: np.ndarray, codes: list[str], options: ModelOptions, show_progress: bool
 ) -> TfidfCodingModel:
     """As :func:`train_tfidf`, with MODEL_NAME's base body (never fine-tuned) embedding each segment
     beside its TF-IDF row: does meaning add to the words where the labels are few (issue 20 item 6)?"""
-    features = LexicalFeatures(tfidf_vectorizer().fit(texts), base_model(codes, settings))
-    return _with_head(features, texts, label_matrix, codes, settings)
+    features = LexicalFeatures(tfidf_vectorizer().fit(texts), base_model(codes, options.encoder))
+    return _with_head(features, texts, label_matrix, codes, options.head)
 
 
 def _with_head(
@@ -88,9 +85,9 @@ def _with_head(
     texts: list[str],
     label_matrix: np.ndarray,
     codes: list[str],
-    settings: ModelSettings,
+    head: HeadOptions,
 ) -> TfidfCodingModel:
-    options = replace(HeadOptions.of(settings), kind="logistic")
+    options = replace(head, kind="logistic")
     matrix = features(texts)
     head = fit_head(matrix, label_matrix, options)
     thresholds = head_thresholds(matrix, label_matrix, options, duplicate_groups(texts))

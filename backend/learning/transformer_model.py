@@ -7,15 +7,13 @@ little weaker with few labels according to the study.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 import numpy as np
 
 from backend.learning import compat
 from backend.learning.base import CodingModel
-
-if TYPE_CHECKING:
-    from backend.config import ModelSettings
+from backend.learning.devices import resolved_device
+from backend.learning.options import ModelOptions
 
 
 class TransformerCodingModel(CodingModel):
@@ -64,29 +62,30 @@ class TransformerCodingModel(CodingModel):
 
 
 def train_transformer(
-    texts: list[str], label_matrix: np.ndarray, codes: list[str], settings: ModelSettings, show_progress: bool
+    texts: list[str], label_matrix: np.ndarray, codes: list[str], options: ModelOptions, show_progress: bool
 ) -> TransformerCodingModel:
     """Fine-tune MODEL_NAME as a sequence classifier for TRANSFORMER_EPOCHS."""
     from small_text.integrations.transformers.classifiers.classification import TransformerModelArguments
     from small_text.integrations.transformers.datasets import TransformersDataset
     from transformers import AutoTokenizer
 
-    device = settings.resolved_device()
-    tokenizer = AutoTokenizer.from_pretrained(settings.model_name)
+    encoder, tuning, head = options.encoder, options.fine_tune, options.head
+    device = resolved_device(encoder.device)
+    tokenizer = AutoTokenizer.from_pretrained(encoder.model_name)
     dataset = compat.multilabel_dataset(
-        texts, label_matrix, TransformersDataset, tokenizer=tokenizer, max_length=settings.max_length
+        texts, label_matrix, TransformersDataset, tokenizer=tokenizer, max_length=encoder.max_length
     )
     with compat.private_output_dir() as cache_dir:
         classifier = compat.balanced_transformer_classification(
-            TransformerModelArguments(settings.model_name, show_progress_bar=show_progress),
+            TransformerModelArguments(encoder.model_name, show_progress_bar=show_progress),
             num_classes=len(codes),
             multi_label=True,
-            num_epochs=settings.transformer_epochs,
-            lr=settings.transformer_learning_rate,
-            class_weight="balanced" if settings.class_weight == "balanced" else None,
+            num_epochs=tuning.epochs,
+            lr=tuning.learning_rate,
+            class_weight="balanced" if head.class_weight == "balanced" else None,
             device=device,
             cache_dir=cache_dir,
         )
         classifier.fit(dataset)
-    thresholds = np.full(len(codes), settings.prediction_threshold)
-    return TransformerCodingModel(classifier.model, tokenizer, codes, thresholds, settings.max_length, device)
+    thresholds = head.default_thresholds(len(codes))
+    return TransformerCodingModel(classifier.model, tokenizer, codes, thresholds, encoder.max_length, device)

@@ -19,6 +19,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +30,7 @@ from backend.learning.base import TrainingDataError
 from backend.learning.body_choice import HeldOut, held_out_split, judge_bodies
 from backend.learning.cold_start import codebook_ranking
 from backend.learning.factories import ModelFactory
-from backend.learning.heads import HeadOptions, duplicate_groups
+from backend.learning.heads import duplicate_groups
 from backend.learning.setfit_model import SetFitCodingModel, base_model, with_head
 from backend.learning.strategies import rank
 from backend.research.corpus import Corpus
@@ -54,13 +55,13 @@ log = logging.getLogger(__name__)
 def train(config: SimConfig, seed: int, texts: list[str], labels: np.ndarray, codes: Sequence[str]):
     """A fresh model of the configuration's kind, its training seconds, and whether a judged
     fine-tuned body was kept (None when no body was judged)."""
-    factory = ModelFactory(config.with_seed(seed), kind=config.kind)
+    factory = ModelFactory(config.with_seed(seed).model_options(config.kind))
     started = time.perf_counter()
     with contextlib.redirect_stdout(io.StringIO()):  # the trainers print their loss per step
         judged = config.body_selection == "held_out"
         split = held_out_split(labels, seed, texts) if judged else None  # a text's rows on one side
         if split is None:
-            model, kept = factory.new(texts, labels, codes), None
+            model, kept = factory.train(texts, labels, codes), None
         else:
             model, kept = judged_model(factory, split, texts, labels, codes)
     return model, time.perf_counter() - started, kept
@@ -75,9 +76,9 @@ def judged_model(
 
     Unlike the body lane, every round fine-tunes (the protocol trains from scratch each round, the
     lane every BODY_RETRAIN_EVERY labels), and the verdict is overall only: no per-coder figures."""
-    fine_tuned = factory.new([texts[i] for i in split.train], labels[split.train], codes)
-    base = base_model(codes, factory.settings)
-    options = HeadOptions.of(factory.settings)
+    fine_tuned = factory.train([texts[i] for i in split.train], labels[split.train], codes)
+    base = base_model(codes, factory.options.encoder)
+    options = factory.options.head
     tuned, on_base = fine_tuned.embed(texts), base.embed(texts)
     verdict = judge_bodies(tuned, on_base, labels, split, options)
     model, embeddings = (fine_tuned, tuned) if verdict.kept else (base, on_base)
@@ -94,7 +95,7 @@ def codebook_initial_set(
         raise SimulationError(
             "--initial-set codebook needs definitions of the codes: `hint`s in the --label-config's <Choice>s"
         )
-    body = base_model(defined, settings)
+    body = base_model(defined, settings.encoder_options())
     pool = body.embed([example.text for example in corpus.pool])
     definitions = body.embed([codebook[code] for code in defined])
     ranking = codebook_ranking(pool, definitions, per_code=-(-size // len(defined)))
@@ -146,20 +147,17 @@ def simulate_pair(
         )
         progress.update()
         if round_number < protocol.rounds:
-            chosen = _query(
-                config, model, seed * 1000 + round_number, pool_texts, pool_labels, labeled, protocol
-            )
+            strategy = replace(config.settings.strategy_options(), seed=seed * 1000 + round_number)
+            chosen = _query(model, strategy, pool_texts, pool_labels, labeled, protocol.batch)
     return rows
 
 
-def _query(config, model, seed, pool_texts, pool_labels, labeled, protocol) -> list[int]:
-    """The `batch` unlabeled pool segments the configuration's strategy ranks highest."""
+def _query(model, strategy, pool_texts, pool_labels, labeled, batch: int) -> list[int]:
+    """The `batch` unlabeled pool segments the strategy ranks highest."""
     unlabeled = sorted(set(range(len(pool_texts))) - set(labeled))
     proba = model.predict_proba([pool_texts[i] for i in unlabeled])
-    ranking = rank(
-        config.settings.query_strategy, proba, pool_labels[labeled], thresholds=model.thresholds, seed=seed
-    )
-    return [unlabeled[i] for i in ranking.top(protocol.batch)]
+    ranking = rank(strategy, proba, pool_labels[labeled], thresholds=model.thresholds)
+    return [unlabeled[i] for i in ranking.top(batch)]
 
 
 def run_simulation(

@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from backend.config import ModelSettings
 from backend.domain.scheme import CodingScheme
 from backend.learning.base import CodingModel
+from backend.learning.devices import resolved_device
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool
 from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore, ModelVersion
@@ -113,7 +114,7 @@ class Predictor:
     def _load(self, project: str, name: str) -> Serving:
         version = self.store.get(project, name)
         log.info("project %s: loading model version %s", project, name)
-        model = self.store.load(version, device=self.settings.resolved_device())
+        model = self.store.load(version, device=resolved_device(self.settings.device))
         pool = read_ranked_pool(version.path) or RankedPool.empty(len(model.codes))
         serving = Serving(version, model, pool)
         with self._guard:

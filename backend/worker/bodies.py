@@ -17,7 +17,8 @@ from pathlib import Path
 
 import numpy as np
 
-from backend.config import ModelSettings
+from backend.learning.devices import resolved_device, resolved_precision
+from backend.learning.options import EncoderOptions
 from backend.learning.setfit_model import SetFitCodingModel, base_model
 from backend.storage.embeddings import EmbeddingCache
 from backend.storage.state import StateStore
@@ -62,19 +63,19 @@ class Body:
 
 
 def embeddings_dir(
-    store: ModelStore, project: str, body: str, settings: ModelSettings, precision: str
+    store: ModelStore, project: str, body: str, encoder: EncoderOptions, precision: str
 ) -> Path:
     """Where a body's embeddings in `precision` are cached (one cache per precision)."""
     if body == BASE:
-        return store.layout.base_embeddings(settings.model_name, settings.max_length, precision)
+        return store.layout.base_embeddings(encoder.model_name, encoder.max_length, precision)
     return store.layout.version_embeddings(store.get(project, body).path, precision)
 
 
 class Bodies:
     """The project's current body, loaded once per process."""
 
-    def __init__(self, project: str, settings: ModelSettings, store: ModelStore, states: StateStore):
-        self.project, self.settings, self.store, self.states = project, settings, store, states
+    def __init__(self, project: str, encoder: EncoderOptions, store: ModelStore, states: StateStore):
+        self.project, self.encoder, self.store, self.states = project, encoder, store, states
         self._body: Body | None = None
 
     def current(self, codes: Sequence[str]) -> Body:
@@ -92,27 +93,31 @@ class Bodies:
 
     def _load(self, name: str, codes: Sequence[str]) -> Body:
         if name == BASE:
-            source = self.settings.model_name
+            source = self.encoder.model_name
         else:  # beside the head, relative to it: MODEL_DIR may move
             source = f"../{self.store.get(self.project, name).path.name}/setfit"
         precision = self._precision()
-        cache = EmbeddingCache(embeddings_dir(self.store, self.project, name, self.settings, precision))
+        cache = EmbeddingCache(embeddings_dir(self.store, self.project, name, self.encoder, precision))
         return Body(
-            name, source, self.settings.max_length, cache, precision, partial(self._model, name, codes)
+            name, source, self.encoder.max_length, cache, precision, partial(self._model, name, codes)
         )
 
     def _precision(self) -> str:
         """ENCODE_PRECISION, with 'auto' taken as the lane that encodes resolved it (the state's
         `encoded_in`): resolving it imports torch, 0.35 GB and seconds a fast lane whose pool is
         encoded needs for nothing else, and the cache to read is the one that lane wrote."""
-        if self.settings.encode_precision != "auto":
-            return self.settings.encode_precision
-        return self.states.read().encoded_in or self.settings.resolved_encode_precision()
+        if self.encoder.precision != "auto":
+            return self.encoder.precision
+        return self.states.read().encoded_in or resolved_precision(
+            self.encoder.precision, self.encoder.device
+        )
 
     def _model(self, name: str, codes: Sequence[str]) -> SetFitCodingModel:
         log.info("project %s: loading body %s", self.project, name)
         if name == BASE:
-            return base_model(codes, self.settings)
-        loaded = self.store.load(self.store.get(self.project, name), device=self.settings.resolved_device())
+            return base_model(codes, self.encoder)
+        loaded = self.store.load(
+            self.store.get(self.project, name), device=resolved_device(self.encoder.device)
+        )
         assert isinstance(loaded, SetFitCodingModel)
         return loaded

@@ -12,6 +12,7 @@ from backend.config import ModelSettings
 from backend.domain.scheme import CodingScheme
 from backend.learning.base import CodingModel
 from backend.learning.evidence import ScoreTexts, spans_of_all, spans_of_each
+from backend.learning.options import StrategyOptions
 from backend.learning.strategies import rank
 from backend.storage.ranked_pool import RankedPool
 from backend.studio.predictions import WithEvidence, build_predictions
@@ -42,8 +43,7 @@ class Ranker:
     """QUERY_STRATEGY with its seed, and EVIDENCE_TASKS: how many of the first predictions carry
     the evidence of their suggested codes (where the form has an evidence tag)."""
 
-    strategy: str
-    seed: int
+    strategy: StrategyOptions
     evidence_tasks: int
 
     def predictions(
@@ -67,7 +67,6 @@ class Ranker:
             scored.proba,
             against.labeled,
             thresholds=model.thresholds,
-            seed=self.seed,
             ranked_before=against.proba,
         )
         positions = ranking.order if queue_order else np.arange(len(scored.proba))
@@ -87,4 +86,4 @@ class Ranker:
 
 
 def ranker_of(settings: ModelSettings) -> Ranker:
-    return Ranker(settings.query_strategy, settings.seed, settings.evidence_tasks)
+    return Ranker(settings.strategy_options(), settings.evidence_tasks)

@@ -9,7 +9,6 @@ from dataclasses import dataclass
 from backend.config import Settings
 from backend.domain.coders import shown_settings
 from backend.learning.factories import ModelFactory
-from backend.learning.heads import HeadOptions
 from backend.queue.interface import WorkQueue
 from backend.queue.registry import LaneRegistry
 from backend.queue.work import Lane, WorkKind
@@ -100,7 +99,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
     directory = store.layout.project(project)
     ctx = ProjectContext(project, studio, StateStore(directory), store, queue, loop)
     registry = LaneRegistry(root)
-    head_options, factory = HeadOptions.of(settings.model), ModelFactory(settings.model)
+    head_options, factory = settings.model.head_options(), ModelFactory(settings.model.model_options())
     names = coder_names(root, settings.server.coder_identities)
     shown = shown_settings(settings.public(), names, loop.train_coders)
     tracker = ProjectTracker(tracking_uri(settings.server), project, shown)
@@ -108,7 +107,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
     saver = VersionSaver(ctx, shown)
     monitor = Monitor(ctx, head_options, tracker, names)
     steps = RoundSteps(monitor, saver, Publisher(ctx, ranker), Recorder(ctx, monitor, tracker))
-    bodies = Bodies(project, settings.model, store, ctx.states)
+    bodies = Bodies(project, settings.model.encoder_options(), store, ctx.states)
     policy = None
     if settings.two_speed:
         policy = BodyPolicy(ctx, registry, fine_tunes=settings.model.setfit_max_steps != 0)
@@ -118,7 +117,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         train = TrainingRound(ctx, FullReads(ctx), ModelFitter(ctx, factory), steps)
     jobs: dict[WorkKind, Job] = {
         WorkKind.TRAIN: train,
-        WorkKind.PREDICT: ImportedTasks(ctx, ranker, settings.model.resolved_device),
+        WorkKind.PREDICT: ImportedTasks(ctx, ranker, settings.model.device),
         WorkKind.BODY: BodyFineTuning(ctx, factory, saver, bodies, head_options, names),
         WorkKind.EMBED: PoolPreEncoding(ctx, bodies, tracker),
     }

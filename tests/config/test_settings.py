@@ -3,6 +3,7 @@ from pathlib import Path
 import pytest
 
 from backend.config import DEFAULT_MODEL, ConfigError, load_settings, with_overrides
+from backend.learning.devices import resolved_device, resolved_precision
 
 
 def test_defaults_are_the_production_setup(monkeypatch):
@@ -25,7 +26,7 @@ def test_values_come_from_the_environment(monkeypatch, tmp_path):
     settings = load_settings()
     assert (settings.model.query_strategy, settings.model.setfit_max_steps) == ("entropy", 12)
     assert settings.model.model_name == str(tmp_path)
-    assert settings.model.resolved_device() == "cpu"
+    assert resolved_device(settings.model.device) == "cpu"
 
 
 def test_a_wrong_value_names_the_variable_and_the_choices(monkeypatch):
@@ -176,9 +177,11 @@ def test_auto_encode_precision_takes_bf16_only_where_the_cpu_computes_it(
 
     monkeypatch.setattr(compat, "native_bf16_cpu", lambda: native)
     monkeypatch.setenv("DEVICE", device)
-    assert load_settings().model.resolved_encode_precision() == expected
+    model = load_settings().model
+    assert resolved_precision(model.encode_precision, model.device) == expected
     monkeypatch.setenv("ENCODE_PRECISION", "fp32")
-    assert load_settings().model.resolved_encode_precision() == "fp32"
+    model = load_settings().model
+    assert resolved_precision(model.encode_precision, model.device) == "fp32"
 
 
 def test_a_wrong_encode_precision_is_named(monkeypatch):

@@ -132,10 +132,10 @@ def test_setfit_keeps_the_log_level_asked_for():
 
 
 def test_training_prints_nothing_without_a_progress_bar(tiny_settings, texts, labels, capfd):
-    from backend.learning.factories import train_model
+    from backend.learning.factories import ModelFactory
     from tests.helpers import CODES
 
-    train_model(texts, labels, CODES, tiny_settings.model)
+    ModelFactory(tiny_settings.model.model_options()).train(texts, labels, CODES)
     printed = capfd.readouterr()
     assert "embedding_loss" not in printed.out + printed.err, "the trainer's loss dictionaries"
 

@@ -15,7 +15,7 @@ SHORT, LONG, OTHER = "My leg hurts.", "I cannot sleep, I worry all night and I a
 
 @pytest.fixture()
 def body(tiny_settings):
-    return base_model(CODES, tiny_settings.model).setfit_model.model_body
+    return base_model(CODES, tiny_settings.model.encoder_options()).setfit_model.model_body
 
 
 def lower_output(body, texts: list[str], layers: int):

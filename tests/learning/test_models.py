@@ -6,8 +6,15 @@ import pytest
 from backend.config import with_overrides
 from backend.domain.scheme import UnknownCodeError, label_matrix
 from backend.learning.base import TrainingDataError
-from backend.learning.factories import load_model, train_model
-from backend.learning.heads import THRESHOLD_GRID, HeadOptions, f1_per_threshold, fit_head, tune_thresholds
+from backend.learning.factories import ModelFactory, load_model
+from backend.learning.heads import (
+    THRESHOLD_GRID,
+    HeadOptions,
+    f1_per_threshold,
+    fit_head,
+    logistic_regression,
+    tune_thresholds,
+)
 from backend.learning.setfit_model import contrastive_steps
 from backend.learning.strategies import score_pool
 from backend.storage.versions import ModelStore
@@ -58,7 +65,7 @@ def test_save_and_load_round_trip_to_identical_probabilities(trained, texts, tin
 
 
 def test_training_is_deterministic_for_a_seed(trained, texts, labels, tiny_settings):
-    again = train_model(texts, labels, CODES, tiny_settings.model)
+    again = ModelFactory(tiny_settings.model.model_options()).train(texts, labels, CODES)
     np.testing.assert_allclose(again.predict_proba(texts), trained.predict_proba(texts), atol=1e-6)
 
 
@@ -66,7 +73,7 @@ def test_activation_checkpointing_saves_memory_not_model_quality(trained, texts,
     """The body is fine-tuned with checkpointing by default; without it the same body comes out."""
     assert trained.setfit_model.model_body[0].auto_model.is_activation_checkpointing
     without = with_overrides(tiny_settings, {"activation_checkpointing": False})
-    plain = train_model(texts, labels, CODES, without.model)
+    plain = ModelFactory(without.model.model_options()).train(texts, labels, CODES)
     assert not plain.setfit_model.model_body[0].auto_model.is_activation_checkpointing
     np.testing.assert_allclose(plain.embed(texts), trained.embed(texts), atol=1e-5)
 
@@ -80,7 +87,7 @@ def test_fine_tuning_leaves_the_word_embeddings_and_trains_the_upper_layers(trai
 
     (tuned_words, tuned_layer), (base_words, base_layer) = (
         weights(trained),
-        weights(base_model(CODES, tiny_settings.model)),
+        weights(base_model(CODES, tiny_settings.model.encoder_options())),
     )
     assert not tuned_words.requires_grad
     assert torch_equal(tuned_words, base_words) and not torch_equal(tuned_layer, base_layer)
@@ -90,7 +97,7 @@ def changed_layers(tuned, tiny_settings) -> list[bool]:
     """For each transformer layer of a trained model, whether fine-tuning changed it."""
     from backend.learning.setfit_model import base_model
 
-    base = base_model(CODES, tiny_settings.model).setfit_model.model_body[0].auto_model
+    base = base_model(CODES, tiny_settings.model.encoder_options()).setfit_model.model_body[0].auto_model
     return [
         not torch_equal(t.attention.self.query.weight, b.attention.self.query.weight)
         for t, b in zip(tuned.encoder.layer, base.encoder.layer, strict=True)
@@ -103,8 +110,13 @@ def test_freezing_the_lower_layers_trains_only_the_upper_ones(texts, labels, tin
     from backend.learning.setfit_model import base_model
 
     frozen = with_overrides(tiny_settings, {"freeze_lower_layers": 0.5, "freeze_lower_layers_from_steps": 6})
-    tuned = train_model(texts, labels, CODES, frozen.model).setfit_model.model_body[0].auto_model
-    base = base_model(CODES, tiny_settings.model).setfit_model.model_body[0].auto_model
+    tuned = (
+        ModelFactory(frozen.model.model_options())
+        .train(texts, labels, CODES)
+        .setfit_model.model_body[0]
+        .auto_model
+    )
+    base = base_model(CODES, tiny_settings.model.encoder_options()).setfit_model.model_body[0].auto_model
     layers = len(base.encoder.layer)
     assert changed_layers(tuned, tiny_settings) == [False] * (layers // 2) + [True] * (layers - layers // 2)
     assert torch_equal(
@@ -129,9 +141,14 @@ def test_a_round_freezes_from_freeze_lower_layers_from_steps_on(tiny_settings):
     settings = with_overrides(
         tiny_settings, {"freeze_lower_layers": 0.67, "freeze_lower_layers_from_steps": 20}
     )
-    assert [frozen_share(steps, settings.model) for steps in (1, 19, 20, 40)] == [0.0, 0.0, 0.67, 0.67]
+    assert [frozen_share(steps, settings.model.fine_tune_options()) for steps in (1, 19, 20, 40)] == [
+        0.0,
+        0.0,
+        0.67,
+        0.67,
+    ]
     always = with_overrides(tiny_settings, {"freeze_lower_layers_from_steps": 0})
-    assert frozen_share(1, always.model) == always.model.freeze_lower_layers
+    assert frozen_share(1, always.model.fine_tune_options()) == always.model.freeze_lower_layers
 
 
 def torch_equal(a, b) -> bool:
@@ -153,7 +170,8 @@ def test_bf16_encoding_moves_probabilities_by_less_than_a_hundredth(trained, tex
 def test_a_code_without_any_positive_does_not_break_training(texts, labels, tiny_settings):
     codes = [*CODES, "never_used"]
     with_unused = np.hstack([labels, np.zeros((len(texts), 1), dtype=int)])
-    model = train_model(texts, with_unused, codes, with_overrides(tiny_settings, setfit_max_steps=2).model)
+    settings = with_overrides(tiny_settings, setfit_max_steps=2)
+    model = ModelFactory(settings.model.model_options()).train(texts, with_unused, codes)
     proba = model.predict_proba(texts)
     assert proba.shape == (len(texts), len(codes))
     assert not model.predict(texts)[:, -1].any()
@@ -163,12 +181,12 @@ def test_empty_training_text_is_refused_by_position(texts, labels, tiny_settings
     broken = list(texts)
     broken[3] = "  "
     with pytest.raises(TrainingDataError, match=r"empty or whitespace \(positions \[3\]\)"):
-        train_model(broken, labels, CODES, tiny_settings.model)
+        ModelFactory(tiny_settings.model.model_options()).train(broken, labels, CODES)
 
 
 def test_mismatched_label_matrix_is_refused(texts, labels, tiny_settings):
     with pytest.raises(TrainingDataError, match="label matrix has shape"):
-        train_model(texts[:-1], labels, CODES, tiny_settings.model)
+        ModelFactory(tiny_settings.model.model_options()).train(texts[:-1], labels, CODES)
 
 
 def test_an_unknown_code_is_named():
@@ -190,7 +208,7 @@ def test_tuned_thresholds_lower_the_bar_for_a_rare_code(tiny_settings):
 
 def test_differentiable_head_is_really_multi_label(texts, labels, tiny_settings):
     settings = with_overrides(tiny_settings, classifier_head="differentiable", setfit_max_steps=2)
-    model = train_model(texts, labels, CODES, settings.model)
+    model = ModelFactory(settings.model.model_options()).train(texts, labels, CODES)
     proba = model.predict_proba(texts)
     assert proba.shape == (len(texts), len(CODES))
     assert not np.allclose(proba.sum(axis=1), 1.0)  # independent sigmoids, not a softmax
@@ -199,7 +217,7 @@ def test_differentiable_head_is_really_multi_label(texts, labels, tiny_settings)
 def test_a_frozen_checkpointed_body_runs_no_backward_pass(tiny_settings):
     from backend.learning.setfit_model import base_model, checkpoint_activations
 
-    body = base_model(CODES, tiny_settings.model).setfit_model.model_body
+    body = base_model(CODES, tiny_settings.model.encoder_options()).setfit_model.model_body
     checkpoint_activations(body)
     body.requires_grad_(False)  # what setfit does to train a differentiable head alone
     body.train()
@@ -215,7 +233,7 @@ def test_a_frozen_checkpointed_body_runs_no_backward_pass(tiny_settings):
 
 def test_transformer_kind_has_the_same_interface(texts, labels, tiny_settings, tmp_path):
     settings = with_overrides(tiny_settings, model_kind="transformer", transformer_epochs=1)
-    model = train_model(texts, labels, CODES, settings.model)
+    model = ModelFactory(settings.model.model_options()).train(texts, labels, CODES)
     proba = model.predict_proba(texts)
     assert proba.shape == (len(texts), len(CODES)) and model.kind == "transformer"
     model.save(tmp_path / "m")
@@ -268,14 +286,14 @@ def test_a_setfit_model_with_the_chain_head_trains_saves_and_refits(texts, label
 
     settings = with_overrides(tiny_settings, classifier_head="chain", chains=2, setfit_max_steps=2)
     assert settings.two_speed, "the fast loop refits chains like logistic heads"
-    model = train_model(texts, labels, CODES, settings.model)
+    model = ModelFactory(settings.model.model_options()).train(texts, labels, CODES)
     assert isinstance(model.setfit_model.model_head, ChainEnsemble)
     proba = model.predict_proba(texts)
     assert proba.shape == (len(texts), len(CODES))
     np.testing.assert_allclose(model.head_proba(model.embed(texts)), proba, atol=1e-6)
     model.save(tmp_path / "m")
     np.testing.assert_allclose(load_model(tmp_path / "m").predict_proba(texts), proba, atol=1e-6)
-    refitted = refit_head("body", 64, model.embed(texts), labels, CODES, HeadOptions.of(settings.model))
+    refitted = refit_head("body", 64, model.embed(texts), labels, CODES, settings.model.head_options())
     assert isinstance(refitted.head, ChainEnsemble) and refitted.thresholds.shape == (len(CODES),)
 
 
@@ -283,8 +301,8 @@ def test_no_contrastive_steps_is_a_head_on_the_base_body(texts, labels, tiny_set
     from backend.learning.setfit_model import base_model
 
     settings = with_overrides(tiny_settings, setfit_max_steps=0, classifier_head="chain", chains=2)
-    model = train_model(texts, labels, CODES, settings.model)
-    base = base_model(CODES, settings.model)
+    model = ModelFactory(settings.model.model_options()).train(texts, labels, CODES)
+    base = base_model(CODES, settings.model.encoder_options())
     np.testing.assert_allclose(model.embed(texts[:3]), base.embed(texts[:3]), atol=1e-6)
     model.save(tmp_path / "m")  # the head alone: the body is MODEL_NAME's
     assert not (tmp_path / "m" / "setfit").exists()
@@ -305,7 +323,7 @@ def test_one_code_gets_one_probability_column():
     rng = np.random.default_rng(0)
     features = rng.normal(size=(20, 3))
     one_code = (features[:, 0] > 0).astype(int)[:, None]
-    assert OneVsRestClassifier(HeadOptions().logistic_regression()).fit(features, one_code).predict_proba(
+    assert OneVsRestClassifier(logistic_regression(HeadOptions())).fit(features, one_code).predict_proba(
         features
     ).shape == (20, 2), "the library's behaviour this works around"
     proba = fit_head(features, one_code, HeadOptions()).predict_proba(features)

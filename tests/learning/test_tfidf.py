@@ -10,7 +10,7 @@ from tests.helpers import CODES
 
 
 def train_tfidf(texts, labels, codes, settings):
-    return ModelFactory(settings.model, kind="tfidf").new(texts, labels, codes)
+    return ModelFactory(settings.model.model_options("tfidf")).train(texts, labels, codes)
 
 
 def test_the_baseline_learns_the_fixture_codes(tiny_settings, texts, labels):
@@ -40,11 +40,11 @@ def test_the_base_embeddings_sit_beside_the_tfidf_words(tiny_settings, texts, la
 
     from backend.learning.setfit_model import base_model
 
-    model = ModelFactory(tiny_settings.model, kind="tfidf-embeddings").new(texts, labels, CODES)
+    model = ModelFactory(tiny_settings.model.model_options("tfidf-embeddings")).train(texts, labels, CODES)
     assert model.kind == "tfidf-embeddings"
     features = model.features(texts[:4]).toarray()
     words = len(model.features.vectorizer.vocabulary_)
-    embedding = base_model(CODES, tiny_settings.model).embed(texts[:4])
+    embedding = base_model(CODES, tiny_settings.model.encoder_options()).embed(texts[:4])
     assert features.shape == (4, words + embedding.shape[1])
     np.testing.assert_allclose(features[:, :words], model.features.vectorizer.transform(texts[:4]).toarray())
     np.testing.assert_allclose(features[:, words:], normalize(embedding), atol=1e-5)

@@ -575,7 +575,7 @@ def test_a_judged_configuration_keeps_a_fine_tuned_body_only_if_it_wins(
 
     monkeypatch.setattr("backend.research.simulate.judge_bodies", lambda *args: BodyVerdict(0.5, 0.6, 9))
     model, _, kept = train(config, 1, texts, labels, CODES)
-    base = base_model(CODES, config.settings).embed(texts[:2])
+    base = base_model(CODES, config.settings.encoder_options()).embed(texts[:2])
     assert kept is False and np.allclose(model.embed(texts[:2]), base), "the head sits on the base body"
     assert train(config, 1, texts[:20], labels[:20], CODES)[2] is None, "too few to judge"
 

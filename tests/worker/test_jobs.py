@@ -8,6 +8,7 @@ import sys
 import pytest
 
 from backend.config import with_overrides
+from backend.learning.devices import resolved_precision
 from backend.learning.setfit_model import SetFitCodingModel
 from backend.queue.files import FileQueue
 from backend.queue.work import Lane, WorkKind
@@ -220,7 +221,7 @@ def test_the_fast_loop_refits_heads_and_a_body_lane_fine_tunes(segments, setting
     assert queue.requests[-1] == ("1", "train"), "the fast loop is told to take the new body"
     body_version = store_of(settings).get("1", body.body.version)
     cache = store_of(settings).layout.version_embeddings(
-        body_version.path, settings.model.resolved_encode_precision()
+        body_version.path, resolved_precision(settings.model.encode_precision, settings.model.device)
     )
     assert cache.is_dir() and body.current_version == first.current_version
 

@@ -20,6 +20,7 @@ from backend.domain.agreement import decision_array
 from backend.domain.annotations import answers_by_task
 from backend.domain.coders import CoderNames
 from backend.learning.body_choice import BodyVerdict, CoderTruth, HeldOut, held_out_split, judge_bodies
+from backend.learning.devices import resolved_precision
 from backend.learning.factories import ModelFactory
 from backend.learning.heads import HeadOptions
 from backend.learning.setfit_model import SetFitCodingModel
@@ -55,10 +56,10 @@ class BodyFineTuning:
             return
         split = None
         if ctx.loop.body_selection == "held_out":
-            split = held_out_split(labeled.matrix, self.factory.settings.seed, labeled.task_ids)
+            split = held_out_split(labeled.matrix, self.head_options.seed, labeled.task_ids)
         tuned_on = labeled if split is None else labeled.subset(split.train)
         started = time.perf_counter()
-        model = self.factory.new(tuned_on.texts, tuned_on.matrix, codes)
+        model = self.factory.train(tuned_on.texts, tuned_on.matrix, codes)
         seconds = time.perf_counter() - started
         choice = None
         if split is not None:
@@ -84,8 +85,9 @@ class BodyFineTuning:
         version = self.saver.save(model, tuned_on, seconds, "body")
         release_memory()
         unlabeled = ctx.pool.refresh().values()
-        precision = self.factory.settings.resolved_encode_precision()
-        directory = embeddings_dir(ctx.store, ctx.project, version.name, self.factory.settings, precision)
+        encoder = self.factory.options.encoder
+        precision = resolved_precision(encoder.precision, encoder.device)
+        directory = embeddings_dir(ctx.store, ctx.project, version.name, encoder, precision)
         encode = partial(model.embed, precision=precision)
         # the worker's small mmap threshold kept: this lane's peak is the fast lane's memory plus its own
         EmbeddingCache(directory).embed(

@@ -27,7 +27,7 @@ class ModelFitter:
         may take its time)."""
         labeled, scheme = labels.labeled, labels.scheme
         started = time.perf_counter()
-        model = self.factory.new(labeled.texts, labeled.matrix, scheme.codes)
+        model = self.factory.train(labeled.texts, labeled.matrix, scheme.codes)
         seconds = time.perf_counter() - started
         self.ctx.pool.refresh()
         unlabeled = self.ctx.pool.unlabeled(labels.annotated_ids)

@@ -9,9 +9,9 @@ here join its pool, so they are predicted once.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
 from dataclasses import dataclass
 
+from backend.learning.devices import resolved_device
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool, write_ranked_pool
 from backend.studio.writeback import WritePlan, already_live, write_rest
 from backend.worker.context import ProjectContext
@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 class ImportedTasks:
     ctx: ProjectContext
     ranker: Ranker
-    device: Callable[[], str]  # resolved when a model loads: choosing it imports torch
+    device: str  # DEVICE, resolved when a model loads: deciding 'auto' imports torch
 
     def run(self) -> None:
         ctx = self.ctx
@@ -41,7 +41,7 @@ class ImportedTasks:
         if not missing:
             return
         ctx.pool.add(missing)
-        model = ctx.store.load(version, device=self.device())
+        model = ctx.store.load(version, device=resolved_device(self.device))
         if model.codes != scheme.codes:
             log.warning(
                 "project %s: the codes changed since %s; new tasks wait for the next round", ctx.project, name
