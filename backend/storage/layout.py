@@ -7,7 +7,7 @@
       .coder-key                     the key of coders' pseudonyms (storage/secrets.py)
       .slots/  .sweeper              the worker-process cap and the one sweeping server (queue/)
       .embeddings/<key>/             embeddings of the base model (shared by projects)
-      <project>/
+      <project>/                     a Label Studio project id (is_project_id); nothing else is a project
         state.json  .state-lock      the project's state (storage/state.py)
         .lock  .lock-body            one lock per lane: held while a worker works it
         .pending-<kind>              requests for work (queue/files.py)
@@ -32,6 +32,7 @@ from pathlib import Path
 from backend.errors import BackendError
 
 PROJECT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+PROJECT_ID = re.compile(r"[0-9]{1,12}")  # ASCII digits only: "١٢٣" and "９" are not 123 and 9
 VERSION_PATTERN = re.compile(r"^v(\d+)-")
 VERSION_METADATA = "version.json"
 VERSION_POOL = "pool.npz"
@@ -102,6 +103,13 @@ class ProjectDir:
         return [p for p in self.path.iterdir() if VERSION_PATTERN.match(p.name)]
 
 
+def is_project_id(name: str) -> bool:
+    """Whether `name` is a project's directory under MODEL_DIR: a Label Studio project id as the server
+    writes it (ASCII digits, no leading zero). MLflow's `mlartifacts`, `.embeddings`, `mlflow.db` and
+    whatever else lives there are not projects."""
+    return PROJECT_ID.fullmatch(name) is not None and str(int(name)) == name
+
+
 def version_number(name: str) -> int:
     match = VERSION_PATTERN.match(name)
     return int(match.group(1)) if match else 0
@@ -120,7 +128,7 @@ class StoreLayout:
         root = Path(self.root)
         if not root.is_dir():
             return []
-        return sorted(p.name for p in root.iterdir() if p.is_dir() and PROJECT_PATTERN.match(p.name))
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and is_project_id(p.name))
 
     def base_embeddings(self, model_name: str, max_length: int, precision: str = "fp32") -> Path:
         """The base model's embedding cache, keyed by model, token limit and the precision encoded
