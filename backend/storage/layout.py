@@ -6,6 +6,7 @@
       mlflow.db                      local MLflow store (without MLFLOW_TRACKING_URI)
       .coder-key                     the key of coders' pseudonyms (storage/secrets.py)
       .slots/  .sweeper              the worker-process cap and the one sweeping server (queue/)
+      .inbox-lock                    held while a webhook's event is weighed against the inbox caps
       .embeddings/<key>/             embeddings of the base model (shared by projects)
       <project>/                     a Label Studio project id (is_project_id); nothing else is a project
         state.json  .state-lock      the project's state (storage/state.py)
@@ -13,7 +14,8 @@
         .pending-<kind>              requests for work (queue/files.py)
         .starting-<lane>             a worker was started for the lane and is not at work yet
         pool.json  .pool-lock        the kept listing of unlabeled tasks (storage/listing.py)
-        inbox/                       annotations webhooks brought since the last round (storage/inbox.py)
+        inbox/                       annotations webhooks brought since the last round (storage/inbox.py);
+                                     inbox/.dropped: some were not kept, the next round reads everything
         .partial-<id>/               a version being written
         v<n>-<timestamp>/            a model version (storage/versions.py):
           version.json  coding_model.json  head.joblib | setfit/ | transformer/
@@ -140,6 +142,10 @@ class StoreLayout:
     def version_embeddings(version_path: Path, precision: str = "fp32") -> Path:
         """A fine-tuned body's embedding cache, inside its version directory."""
         return version_path / (VERSION_EMBEDDINGS + ("" if precision == "fp32" else f"-{precision}"))
+
+    @property
+    def inbox_lock(self) -> Path:
+        return Path(self.root) / ".inbox-lock"
 
     @property
     def sweeper_lock(self) -> Path:
