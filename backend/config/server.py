@@ -69,6 +69,17 @@ class ServerSettings(BaseSettings):
         "it died (a killed worker's lane is freed).",
     )
     max_request_bytes: int = Field(10_000_000, ge=1000, description="Largest request body accepted.")
+    inbox_max_bytes_per_project: int = Field(
+        5_000_000,
+        ge=100_000,
+        description="Disk the annotations webhooks brought may take per project until its next round (each "
+        "in whole 4 KiB blocks); beyond it they are dropped and the round reads every annotation.",
+    )
+    inbox_max_bytes: int = Field(
+        50_000_000,
+        ge=100_000,
+        description="The same across all projects: the most the webhooks' annotations take of MODEL_DIR.",
+    )
     max_predict_tasks: int = Field(1000, ge=1, description="Most tasks accepted in one /predict call.")
     max_loaded_models: int = Field(4, ge=1, description="Model versions kept loaded per server worker.")
     port: int = Field(9090, ge=1, le=65535, description="HTTP port of `serve`.")
@@ -86,6 +97,12 @@ class ServerSettings(BaseSettings):
     def _basic_auth_needs_both(self) -> ServerSettings:
         if bool(self.basic_auth_user) != bool(self.basic_auth_pass):
             raise ValueError("set both BASIC_AUTH_USER and BASIC_AUTH_PASS, or neither")
+        return self
+
+    @model_validator(mode="after")
+    def _inbox_caps_in_order(self) -> ServerSettings:
+        if self.inbox_max_bytes < self.inbox_max_bytes_per_project:
+            raise ValueError("INBOX_MAX_BYTES (all projects) is below INBOX_MAX_BYTES_PER_PROJECT")
         return self
 
     @field_validator("basic_auth_pass", "label_studio_api_key")

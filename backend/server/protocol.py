@@ -9,7 +9,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify, request
 from werkzeug.exceptions import BadRequest
 
-from backend.domain.scheme import parse_label_config
+from backend.domain.scheme import LabelConfigError, parse_label_config
 from backend.queue.work import WorkKind
 from backend.server.requests import json_body, project_id
 from backend.server.services import services
@@ -92,7 +92,7 @@ def webhook():
         return jsonify(status="ignored", action=action, reason="skipped task")
     kind = WorkKind.PREDICT if action in PREDICT_ACTIONS else WorkKind.TRAIN
     if kind is WorkKind.TRAIN and services().settings.two_speed:
-        services().inbox(project).put(annotation_event(body))  # before the request: its round sees it
+        services().inboxes.put(project, annotation_event(body))  # before the request: its round sees it
     queue = services().queue
     queue.request(project, kind)
     if kind is WorkKind.PREDICT:
@@ -103,19 +103,25 @@ def webhook():
 
 
 def annotation_event(body: dict) -> AnnotationEvent:
-    """What a training webhook tells the fast loop (storage/inbox.py): the annotation and its task when
-    it carries both, else (deleted annotations, the train button, a payload without them) an event
-    that makes the round read every annotation from Label Studio."""
+    """What a training webhook tells the fast loop (storage/inbox.py): the annotation and the text of its
+    task when it carries both, else (deleted annotations, the train button, a payload without them) an
+    event that makes the round read every annotation from Label Studio."""
     annotation, task = body.get("annotation"), body.get("task")
     if body.get("action") in ("ANNOTATION_CREATED", "ANNOTATION_UPDATED") and isinstance(annotation, dict):
         data, task_id = (task or {}).get("data"), (task or {}).get("id")
         if isinstance(data, dict) and isinstance(task_id, int) and isinstance(annotation.get("id"), int):
-            kept = {key: annotation.get(key) for key in ANNOTATION_KEYS}
-            return AnnotationEvent(task_id=task_id, task_data=data, annotation=kept)
+            return AnnotationEvent.of(task_id, data, annotation, coded_field(body.get("project")))
     return AnnotationEvent(task_id=0, task_data={})
 
 
-ANNOTATION_KEYS = ("id", "result", "was_cancelled", "completed_by", "updated_at", "created_at")
+def coded_field(project: object) -> str | None:
+    """The task field the project's form codes, from the label config Label Studio sends with the
+    project; None when it sends none this backend can code."""
+    config = project.get("label_config") if isinstance(project, dict) else None
+    try:
+        return parse_label_config(config, services().settings.loop.none_choices).text_field
+    except LabelConfigError:
+        return None
 
 
 @bp.get("/versions")

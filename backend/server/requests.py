@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import re
-
 from flask import request
 from werkzeug.exceptions import BadRequest
 
-PROJECT_ID = re.compile(r"[0-9]{1,12}")  # ASCII digits only: "١٢٣" and "９" are not 123 and 9
+from backend.storage.layout import PROJECT_ID
 
 
 def json_body() -> dict:

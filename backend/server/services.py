@@ -8,7 +8,7 @@ from backend.config import Settings
 from backend.queue.interface import WorkQueue
 from backend.server.auth import WebhookAuthorizer
 from backend.server.predictor import Predictor
-from backend.storage.inbox import Inbox
+from backend.storage.inbox import Inboxes
 from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore
 
@@ -22,12 +22,11 @@ class Services:
         self.queue = queue
         self.predictor = Predictor(settings.model, self.store, settings.server.max_loaded_models)
         self.webhook_auth = WebhookAuthorizer(settings.server)
+        server = settings.server
+        self.inboxes = Inboxes(self.store.layout, server.inbox_max_bytes_per_project, server.inbox_max_bytes)
 
     def states(self, project: str) -> StateStore:
         return StateStore(self.store.layout.project(project))
-
-    def inbox(self, project: str) -> Inbox:
-        return Inbox(self.store.layout.project(project).inbox)
 
     def recently_updated_projects(self) -> list[str]:
         """Projects with a serving version, the most recently updated first (what to load at start)."""

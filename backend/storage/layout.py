@@ -6,14 +6,16 @@
       mlflow.db                      local MLflow store (without MLFLOW_TRACKING_URI)
       .coder-key                     the key of coders' pseudonyms (storage/secrets.py)
       .slots/  .sweeper              the worker-process cap and the one sweeping server (queue/)
+      .inbox-lock                    held while a webhook's event is weighed against the inbox caps
       .embeddings/<key>/             embeddings of the base model (shared by projects)
-      <project>/
+      <project>/                     a Label Studio project id (is_project_id); nothing else is a project
         state.json  .state-lock      the project's state (storage/state.py)
         .lock  .lock-body            one lock per lane: held while a worker works it
         .pending-<kind>              requests for work (queue/files.py)
         .starting-<lane>             a worker was started for the lane and is not at work yet
         pool.json  .pool-lock        the kept listing of unlabeled tasks (storage/listing.py)
-        inbox/                       annotations webhooks brought since the last round (storage/inbox.py)
+        inbox/                       annotations webhooks brought since the last round (storage/inbox.py);
+                                     inbox/.dropped: some were not kept, the next round reads everything
         .partial-<id>/               a version being written
         v<n>-<timestamp>/            a model version (storage/versions.py):
           version.json  coding_model.json  head.joblib | setfit/ | transformer/
@@ -33,6 +35,7 @@ from backend.domain.versions import is_numbered
 from backend.errors import BackendError
 
 PROJECT_PATTERN = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+PROJECT_ID = re.compile(r"[0-9]{1,12}")  # ASCII digits only: "١٢٣" and "９" are not 123 and 9
 VERSION_METADATA = "version.json"
 VERSION_POOL = "pool.npz"
 VERSION_EMBEDDINGS = "embeddings"
@@ -102,6 +105,13 @@ class ProjectDir:
         return [p for p in self.path.iterdir() if is_numbered(p.name)]
 
 
+def is_project_id(name: str) -> bool:
+    """Whether `name` is a project's directory under MODEL_DIR: a Label Studio project id as the server
+    writes it (ASCII digits, no leading zero). MLflow's `mlartifacts`, `.embeddings`, `mlflow.db` and
+    whatever else lives there are not projects."""
+    return PROJECT_ID.fullmatch(name) is not None and str(int(name)) == name
+
+
 @dataclass(frozen=True)
 class StoreLayout:
     """MODEL_DIR: its projects and the files shared between them."""
@@ -115,7 +125,7 @@ class StoreLayout:
         root = Path(self.root)
         if not root.is_dir():
             return []
-        return sorted(p.name for p in root.iterdir() if p.is_dir() and PROJECT_PATTERN.match(p.name))
+        return sorted(p.name for p in root.iterdir() if p.is_dir() and is_project_id(p.name))
 
     def base_embeddings(self, model_name: str, max_length: int, precision: str = "fp32") -> Path:
         """The base model's embedding cache, keyed by model, token limit and the precision encoded
@@ -127,6 +137,10 @@ class StoreLayout:
     def version_embeddings(version_path: Path, precision: str = "fp32") -> Path:
         """A fine-tuned body's embedding cache, inside its version directory."""
         return version_path / (VERSION_EMBEDDINGS + ("" if precision == "fp32" else f"-{precision}"))
+
+    @property
+    def inbox_lock(self) -> Path:
+        return Path(self.root) / ".inbox-lock"
 
     @property
     def sweeper_lock(self) -> Path:

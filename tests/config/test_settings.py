@@ -85,6 +85,16 @@ def test_basic_auth_needs_user_and_password(monkeypatch):
         load_settings()
 
 
+def test_the_inbox_caps_are_bounded_and_in_order(monkeypatch):
+    monkeypatch.setenv("INBOX_MAX_BYTES_PER_PROJECT", "2000000")
+    assert load_settings().server.inbox_max_bytes == 50_000_000
+    monkeypatch.setenv("INBOX_MAX_BYTES", "1000000")
+    with pytest.raises(ConfigError, match=r"INBOX_MAX_BYTES .* is below INBOX_MAX_BYTES_PER_PROJECT"):
+        load_settings()
+    with pytest.raises(ConfigError, match="INBOX_MAX_BYTES_PER_PROJECT"):
+        load_settings(inbox_max_bytes_per_project=10)
+
+
 def test_coder_settings(monkeypatch):
     monkeypatch.setenv("TRAIN_CODERS", " Ann@Example.org, bob@example.org ,")
     monkeypatch.setenv("MULTI_CODER_RULE", "union")

@@ -152,6 +152,19 @@ def test_metrics_and_versions_report_each_project(client, tmp_path):
     assert client.get("/versions").json == {"versions": []}
 
 
+def test_only_projects_are_listed_never_what_else_lives_in_model_dir(client, tmp_path):
+    """Issue 40: /status and /metrics listed MLflow's artifact folder as a project called "mlartifacts"."""
+    StateStore(ProjectDir(tmp_path, "9")).update(lambda state: setattr(state, "labeled", 3))
+    (tmp_path / "mlartifacts" / "1" / "abc").mkdir(parents=True)
+    for folder in (".embeddings/0123abcd", ".slots", "0123", "12a", "lost+found"):
+        (tmp_path / folder).mkdir(parents=True)
+    (tmp_path / "mlflow.db").write_bytes(b"SQLite format 3\0")
+    assert list(client.get("/metrics").json["projects"]) == ["9"]
+    page = client.get("/status").get_data(as_text=True)
+    assert "/status/9" in page
+    assert not any(name in page for name in ("mlartifacts", "embeddings", "0123", "12a", "lost+found"))
+
+
 def test_basic_auth_protects_every_route_but_health(tmp_path, scheduler):
     settings = load_settings(model_dir=tmp_path, basic_auth_user="lead", basic_auth_pass="s3cret")
     client = create_app(settings, scheduler).test_client()

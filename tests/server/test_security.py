@@ -9,6 +9,7 @@ from backend.config import ConfigError, load_settings
 from backend.resources import label_config
 from backend.server.app import create_app
 from backend.server.auth import AuthConfigError, WebhookAuthorizer
+from backend.storage.inbox import AnnotationEvent, Inbox, blocks
 from backend.storage.layout import ProjectDir
 from backend.storage.state import StateStore
 from tests.fakes import FakeStudio, RecordingQueue
@@ -157,3 +158,30 @@ def test_half_written_files_a_crash_left_are_removed_at_start_and_fresh_ones_kep
         os.utime(path, (an_hour_and_more, an_hour_and_more))
     app_with(tmp_path)
     assert not old_file.exists() and not old_dir.exists() and fresh.exists()
+
+
+def model_dir_bytes(root) -> int:
+    """What MODEL_DIR's files take on disk, each at least a block (as the inbox caps count)."""
+    return sum(blocks(path.stat().st_size) for path in root.rglob("*") if path.is_file())
+
+
+def test_a_webhook_flood_for_many_projects_keeps_model_dir_within_the_inbox_caps(tmp_path):
+    """Issue 40: 150 webhooks of 0.9 MB task data each, for a project whose rounds could not run, grew
+    MODEL_DIR by 129 MB in seconds. Now the inboxes hold at most INBOX_MAX_BYTES in all."""
+    caps = {"inbox_max_bytes_per_project": 200_000, "inbox_max_bytes": 1_000_000}
+    client = app_with(tmp_path, **caps)  # the queue records: no round runs
+    text = "Ich schlafe schlecht 😴 " * 2000  # 50 KB: the coded text itself is long
+    for n in range(100):
+        project = {"id": 100 + n % 20} | ({"label_config": CONFIG} if n // 20 % 2 == 0 else {})
+        task = {"id": n, "data": {"text": text, "html": "<p>" + "x" * 900_000}}
+        annotation = {"id": n, "result": [], "completed_by": 1}
+        body = {"action": "ANNOTATION_CREATED", "project": project, "task": task, "annotation": annotation}
+        assert client.post("/webhook", json=body, headers=AUTH).status_code == 202
+    assert model_dir_bytes(tmp_path) <= caps["inbox_max_bytes"]
+    projects = [tmp_path / str(100 + n) for n in range(20)]
+    assert all(model_dir_bytes(project) <= caps["inbox_max_bytes_per_project"] for project in projects)
+    kept = [
+        AnnotationEvent.model_validate_json(path.read_bytes()) for path in tmp_path.glob("*/inbox/*.json")
+    ]
+    assert kept and all(event.task_data == {"text": text} for event in kept), "the coded text, no more"
+    assert all(Inbox(project / "inbox").take() is None for project in projects), "dropped: rounds read all"

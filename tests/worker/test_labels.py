@@ -1,6 +1,7 @@
 """The fast loop's labels: the last full read plus the webhooks' annotations, and the reconciling read."""
 
-from backend.storage.inbox import AnnotationEvent, Inbox
+from backend.storage.inbox import BLOCK, AnnotationEvent, Inbox, Inboxes
+from backend.storage.layout import StoreLayout
 from backend.worker.labels import LabelFeed, Reconciled
 from tests.fakes import FakeStudio
 from tests.helpers import project_context, study_form_result
@@ -54,3 +55,22 @@ def test_a_webhook_ahead_of_its_annotation_is_no_difference(segments, tiny_setti
     annotation = {"id": 999, "result": study_form_result(["mental_health"]), "completed_by": 1}
     feed.inbox.put(AnnotationEvent(task_id=3, task_data=studio.all[3].data, annotation=annotation))
     assert feed.missed(used) == Reconciled(), "task 3's own round follows"
+
+
+def test_events_dropped_over_a_cap_make_the_next_round_read_everything(segments, tiny_settings, tmp_path):
+    studio = FakeStudio(segments, annotated=12)
+    layout = StoreLayout(tmp_path)
+    feed = LabelFeed(project_context(studio, tiny_settings, tmp_path), Inbox(layout.project("1").inbox))
+    feed.current()
+    inboxes = Inboxes(layout, project_bytes=2 * BLOCK, total_bytes=100 * BLOCK)
+    for task_id in (20, 21, 22):  # the third is over the cap
+        studio.annotate(task_id, segments[task_id]["codes"], user=1, when=str(task_id))
+        inboxes.put("1", event_of(studio, task_id))
+    assert feed.inbox.peek() is None, "a reconcile leaves it to the round that follows"
+    reads = len(studio.listed)
+    labels, read_in_full = feed.current()
+    assert read_in_full and len(studio.listed) == reads + 1 and len(labels.labeled) == 15, "no label lost"
+    studio.annotate(23, segments[23]["codes"], user=1, when="23")
+    inboxes.put("1", event_of(studio, 23))
+    labels, read_in_full = feed.current()
+    assert not read_in_full and len(labels.labeled) == 16, "then the shortcut again"
