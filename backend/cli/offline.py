@@ -101,7 +101,9 @@ def add_commands(commands) -> None:
         "rank", help="pre-annotate a pool (JSONL) and rank it, most informative first"
     )
     ranked.add_argument("--data", type=Path, required=True, help='JSONL lines {"text", "id"?}')
-    ranked.add_argument("--project", required=True)
+    ranked.add_argument(
+        "--project", required=True, help="project name: its versions are in MODEL_DIR/<project>/"
+    )
     ranked.add_argument("--version", help="model version (default: the newest)")
     ranked.add_argument("--labeled", type=Path, help="the coded segments (JSONL), used by cviar/lci/adaptive")
     ranked.add_argument("--strategy", help="override QUERY_STRATEGY")

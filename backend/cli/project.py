@@ -23,14 +23,9 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     from backend.studio.setup import ProjectSetter, segment_tasks
 
     server = settings.server
+    if missing := missing_settings(settings):
+        raise UsageError("init needs what the environment does not say:\n  " + "\n  ".join(missing))
     auth = backend_auth(settings)
-    if not server.backend_url:
-        raise UsageError(
-            "BACKEND_URL is not set: the address Label Studio reaches the backend at "
-            "(in compose: http://backend:9090)"
-        )
-    if not server.label_studio_api_key:
-        raise UsageError("LABEL_STUDIO_API_KEY is not set: the API token of a Label Studio user")
     config = read_label_config(args.label_config) if args.label_config else shipped_config()
     scheme = parse_label_config(config, settings.loop.none_choices)
     if args.evidence:  # the study form's evidence variant, or a tag added to the given form
@@ -74,14 +69,34 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def missing_settings(settings: Settings) -> list[str]:
+    """Each variable `init` needs and the environment lacks, with what it is: all at once, so that a
+    first run names everything to set."""
+    server = settings.server
+    missing = []
+    if not server.label_studio_api_key:
+        missing.append(
+            f"LABEL_STUDIO_API_KEY: the API token of a user of the Label Studio at LABEL_STUDIO_URL "
+            f"(now {settings.public()['label_studio_url']})"
+        )
+    if not server.backend_url:
+        missing.append(
+            "BACKEND_URL: the address Label Studio reaches the backend at (in compose: http://backend:9090)"
+        )
+    if not server.basic_auth_user and not server.allow_unauthenticated:
+        missing.append(
+            "BASIC_AUTH_USER and BASIC_AUTH_PASS: the backend's credentials (or ALLOW_UNAUTHENTICATED=true "
+            "where nobody else can reach the backend)"
+        )
+    return missing
+
+
 def backend_auth(settings: Settings) -> tuple[str, str] | None:
-    """The backend's basic auth, which Label Studio is given; None only where auth was waived."""
+    """The backend's basic auth, which Label Studio is given; None where auth was waived."""
     server = settings.server
     if server.basic_auth_user and server.basic_auth_pass:
         return server.basic_auth_user, server.basic_auth_pass.get_secret_value()
-    if server.allow_unauthenticated:
-        return None
-    raise UsageError("BASIC_AUTH_USER and BASIC_AUTH_PASS are not set: the backend's credentials")
+    return None
 
 
 def read_label_config(path: str) -> str:
@@ -123,7 +138,8 @@ def add_commands(commands) -> None:
         help="set up a coding project in Label Studio, connected to this backend (can run again)",
         description="Create (or reuse) a project, import segments it does not hold yet, connect the "
         "backend with basic auth and check that annotations reach it. Reads LABEL_STUDIO_URL, "
-        "LABEL_STUDIO_API_KEY, BACKEND_URL, BASIC_AUTH_USER and BASIC_AUTH_PASS.",
+        "LABEL_STUDIO_API_KEY, BACKEND_URL, BASIC_AUTH_USER and BASIC_AUTH_PASS (or "
+        "ALLOW_UNAUTHENTICATED=true).",
     )
     init.add_argument(
         "--title", default="Interview coding", help="the project's title (default: %(default)s)"

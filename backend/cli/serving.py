@@ -153,8 +153,32 @@ def add_typed(parser: argparse.ArgumentParser, options: dict[str, tuple[type, st
         parser.add_argument(flag, type=kind, help=text)
 
 
+SERVE_ENVIRONMENT = """environment (`coding-backend config` shows every setting):
+  BASIC_AUTH_USER, BASIC_AUTH_PASS  required: the credentials every call must carry (give Label
+                                    Studio the same); or ALLOW_UNAUTHENTICATED=true where nobody
+                                    else can reach the backend
+  LABEL_STUDIO_URL                  where Label Studio is (default http://localhost:8080)
+  LABEL_STUDIO_API_KEY              needed for rounds: they read the labels from Label Studio and
+                                    write the predictions back
+  BACKEND_URL                       how Label Studio reaches this backend (like
+                                    http://backend:9090); without it the project's webhook gets no
+                                    basic auth, and annotations start no round
+  MODEL_DIR                         where model versions and state live (default ./data/models)
+  MODEL_NAME                        the model: a Hugging Face hub id or a local directory
+                                    (checked before starting)
+  REDIS_URL                         optional: rounds in `coding-backend worker`s on other hosts
+"""
+
+
 def add_commands(commands) -> None:
-    serve = commands.add_parser("serve", help="run the ML backend for Label Studio")
+    serve = commands.add_parser(
+        "serve",
+        help="run the ML backend for Label Studio",
+        description="Run the ML backend that Label Studio connects to (in its model settings: this\n"
+        "backend's URL and the basic auth below).",
+        epilog=SERVE_ENVIRONMENT,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     serve.add_argument("--host", default="0.0.0.0", help="address to listen on (default 0.0.0.0)")
     add_typed(serve, SERVE_OPTIONS)
     serve.add_argument("--dev", action="store_true", help="run Flask's development server instead")
@@ -176,7 +200,9 @@ def add_commands(commands) -> None:
     worker.set_defaults(handler=cmd_worker)
 
     health = commands.add_parser("healthcheck", help="exit 0 when the local server answers /health")
-    health.add_argument("--timeout", type=float, default=5.0)
+    health.add_argument(
+        "--timeout", type=float, default=5.0, help="seconds to wait for the answer (default 5)"
+    )
     health.set_defaults(handler=cmd_healthcheck)
 
     show = commands.add_parser("config", help="show the effective configuration and exit")

@@ -80,6 +80,10 @@ class CodingScheme:
         labels = self.evidence.labels if self.evidence else {}
         return np.array([code in labels for code in self.codes], dtype=bool)
 
+    def names(self) -> dict[str, str]:
+        """Each code as coders see it in the form (its option's value), for pages that name codes."""
+        return {code: shown for tag in self.tags for code, shown in zip(tag.codes, tag.shown, strict=False)}
+
     def codebook(self) -> dict[str, str]:
         """Each code's definition from the form ("<shown value>. <hint>") for the codes that have a
         `hint`: what a codebook says of them, for the cold start (learning/cold_start.py)."""

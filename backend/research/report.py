@@ -20,9 +20,15 @@ def write_report(out: Path, rows: list[dict], codes: Sequence[str], protocol: st
     frame = pd.DataFrame(rows)
     order = list(dict.fromkeys(frame["config"]))
     (out / "summary.md").write_text(summary_markdown(frame, order, codes, protocol), encoding="utf-8")
-    _plot_macro_f1(frame, order, out / FIGURES[0])
-    _plot_per_code(frame, order, codes, out / FIGURES[1])
-    _plot_train_seconds(frame, order, out / FIGURES[2])
+    figures = (
+        macro_f1_figure(frame, order),
+        per_code_figure(frame, order, codes),
+        seconds_figure(frame, order),
+    )
+    plt = pyplot()
+    for figure, name in zip(figures, FIGURES, strict=True):
+        figure.savefig(out / name, dpi=110)
+        plt.close(figure)
 
 
 def _mean_sd(values: pd.Series) -> str:
@@ -116,6 +122,23 @@ def pyplot():
     return plt
 
 
+def over_seeds(frame: pd.DataFrame, what: str = "mean ± sd") -> str:
+    """What a figure's values summarise: "1 seed" (no mean, no sd), or "mean ± sd over 3 seeds"
+    (over 2–3 seeds in a merged report whose configurations ran different seeds)."""
+    seeds = frame.groupby("config")["seed"].nunique()
+    if seeds.max() == 1:
+        return "1 seed"
+    count = f"{seeds.max()}" if seeds.min() == seeds.max() else f"{seeds.min()}–{seeds.max()}"
+    return f"{what} over {count} seeds"
+
+
+def integer_ticks(axis) -> None:
+    """Whole numbers only on an axis of counts (labeled segments): no tick at 22.5."""
+    from matplotlib.ticker import MaxNLocator
+
+    axis.set_major_locator(MaxNLocator(integer=True))
+
+
 def line_styles(order: list[str]) -> dict[str, dict]:
     """One look per configuration: ten colours, then the same colours dashed, then dotted, so that a
     merged report of more than ten configurations draws no two alike."""
@@ -127,24 +150,28 @@ def line_styles(order: list[str]) -> dict[str, dict]:
     return styles
 
 
-def _plot_macro_f1(frame: pd.DataFrame, order: list[str], path: Path) -> None:
+def macro_f1_figure(frame: pd.DataFrame, order: list[str]):
+    """Macro-F1 over labeled segments, a line per configuration (with its sd band over seeds)."""
     plt = pyplot()
     figure, axes = plt.subplots(figsize=(9, 4.5))
     for name, style in line_styles(order).items():
-        stats = frame[frame.config == name].groupby("n_labeled")["macro_f1"].agg(["mean", "std"]).fillna(0)
+        stats = frame[frame.config == name].groupby("n_labeled")["macro_f1"].agg(["mean", "std"])
         axes.plot(stats.index, stats["mean"], label=name, **style)
-        low, high = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
-        axes.fill_between(stats.index, low, high, color=style["color"], alpha=0.1)
-    axes.set(xlabel="labeled segments", ylabel="macro-F1 (test set)", title="Macro-F1 per round (mean ± sd)")
+        if stats["std"].notna().any():  # one seed has no sd: no band
+            low, high = stats["mean"] - stats["std"], stats["mean"] + stats["std"]
+            axes.fill_between(stats.index, low, high, color=style["color"], alpha=0.1)
+    title = f"Macro-F1 per round ({over_seeds(frame)})"
+    axes.set(xlabel="labeled segments", ylabel="macro-F1 (test set)", title=title)
+    integer_ticks(axes.xaxis)
     axes.grid(alpha=0.3)
     # the legend beside the lines, not over them
     axes.legend(fontsize="small", loc="center left", bbox_to_anchor=(1.01, 0.5))
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
-def _plot_per_code(frame: pd.DataFrame, order: list[str], codes: Sequence[str], path: Path) -> None:
+def per_code_figure(frame: pd.DataFrame, order: list[str], codes: Sequence[str]):
+    """F1 over labeled segments, one panel per code, a line per configuration (mean over seeds)."""
     plt = pyplot()
     columns = min(3, len(codes))
     rows = -(-len(codes) // columns)
@@ -157,19 +184,20 @@ def _plot_per_code(frame: pd.DataFrame, order: list[str], codes: Sequence[str], 
             stats = frame[frame.config == name].groupby("n_labeled")[f"f1_{code}"].mean()
             ax.plot(stats.index, stats.values, label=name, markersize=4, **style)
         ax.set(title=code, xlabel="labeled segments", ylim=(0, 1))
+        integer_ticks(ax.xaxis)
         ax.grid(alpha=0.3)
     for ax in list(axes.flat)[len(codes) :]:
         ax.axis("off")
-    axes.flat[0].set_ylabel("F1 (mean over seeds)")
+    axes.flat[0].set_ylabel(f"F1 ({over_seeds(frame, 'mean')})")
     handles, labels = axes.flat[0].get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=min(4, len(order)), fontsize="small")
     legend_rows = -(-len(order) // 4)
     figure.tight_layout(rect=(0, 0.02 + 0.035 * legend_rows, 1, 1))
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure
 
 
-def _plot_train_seconds(frame: pd.DataFrame, order: list[str], path: Path) -> None:
+def seconds_figure(frame: pd.DataFrame, order: list[str]):
+    """Training seconds per run, a bar per configuration stacked by round (mean over seeds)."""
     plt = pyplot()
     table = frame.groupby(["config", "n_labeled"])["train_seconds"].mean().unstack("n_labeled").reindex(order)
     figure, axes = plt.subplots(figsize=(7, 4.5))
@@ -177,9 +205,9 @@ def _plot_train_seconds(frame: pd.DataFrame, order: list[str], path: Path) -> No
     for n_labeled in table.columns:
         axes.bar(table.index, table[n_labeled], bottom=bottom, label=f"{n_labeled} labeled")
         bottom += table[n_labeled]
-    axes.set(ylabel="training seconds (mean over seeds)", title="Training time per run, stacked by round")
+    ylabel = f"training seconds ({over_seeds(frame, 'mean')})"
+    axes.set(ylabel=ylabel, title="Training time per run, stacked by round")
     axes.tick_params(axis="x", labelrotation=20)
     axes.legend(fontsize="small")
     figure.tight_layout()
-    figure.savefig(path, dpi=110)
-    plt.close(figure)
+    return figure

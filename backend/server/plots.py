@@ -16,15 +16,18 @@ Point = tuple[float, float | None]
 COLORS = ("#1f77b4", "#ff7f0e", "#2ca02c", "#d62728", "#9467bd", "#8c564b", "#e377c2", "#7f7f7f")
 WIDTH, HEIGHT = 640, 240
 LEFT, RIGHT, TOP, BOTTOM = 52, 170, 12, 40  # margins: axis labels left and below, legend right
+LEGEND_PAD, CHAR_WIDTH = 40, 6.2  # a legend entry: its line and gaps, then its name (11 px sans-serif)
 
 
-def nice_ticks(low: float, high: float, count: int = 5) -> list[float]:
-    """About `count` round tick values covering [low, high] (1, 2 or 5 times a power of ten apart)."""
+def nice_ticks(low: float, high: float, count: int = 5, *, integer: bool = False) -> list[float]:
+    """About `count` round tick values covering [low, high] (1, 2 or 5 times a power of ten apart);
+    whole numbers only when `integer` (an axis of counts has no tick at 22.5)."""
     if high <= low:
         high = low + 1
     raw = (high - low) / count
     power = 10 ** math.floor(math.log10(raw))
     step = next(m * power for m in (1, 2, 5, 10) if m * power >= raw)
+    step = max(step, 1) if integer else step
     first = math.floor(low / step) * step
     return [first + i * step for i in range(math.ceil((high - first) / step) + 1)]
 
@@ -40,17 +43,21 @@ def line_chart(
     ylabel: str,
     ylim: tuple[float, float] | None = None,
     threshold: float | None = None,
+    counts: bool = False,
 ) -> str:
     """One SVG chart with a line per series (a None value is a gap) and, optionally, a dashed
-    horizontal threshold."""
+    horizontal threshold. The x axis counts (labeled segments); so does the y axis when `counts`.
+    The legend is as wide as its longest name."""
     points = [(x, y) for line in series.values() for x, y in line if y is not None]
     xs = [x for x, _ in points] or [0.0, 1.0]
     ys = [y for _, y in points] + ([threshold] if threshold is not None else [])
-    y_ticks = nice_ticks(*(ylim or (min([0.0, *ys]), max([0.0, *ys]) or 1.0)))
-    x_ticks = [t for t in nice_ticks(min(xs), max(xs)) if float(t).is_integer()] or [min(xs)]
+    y_ticks = nice_ticks(*(ylim or (min([0.0, *ys]), max([0.0, *ys]) or 1.0)), integer=counts)
+    x_ticks = nice_ticks(min(xs), max(xs), integer=True)
     x_low, x_high = min(x_ticks[0], min(xs)), max(x_ticks[-1], max(xs))
     y_low, y_high = y_ticks[0], y_ticks[-1]
     inner_w, inner_h = WIDTH - LEFT - RIGHT, HEIGHT - TOP - BOTTOM
+    legend = LEGEND_PAD + CHAR_WIDTH * max(map(len, [*series, "threshold"]))
+    width = WIDTH - RIGHT + max(RIGHT, math.ceil(legend))
 
     def px(x: float) -> float:
         return LEFT + (x - x_low) / ((x_high - x_low) or 1) * inner_w
@@ -59,7 +66,7 @@ def line_chart(
         return TOP + inner_h - (y - y_low) / ((y_high - y_low) or 1) * inner_h
 
     parts = [
-        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {WIDTH} {HEIGHT}" width="{WIDTH}" '
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {HEIGHT}" width="{width}" '
         f'height="{HEIGHT}" font-family="sans-serif" font-size="11" role="img">',
         f'<rect x="{LEFT}" y="{TOP}" width="{inner_w}" height="{inner_h}" fill="none" stroke="#888"/>',
     ]

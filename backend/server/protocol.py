@@ -46,12 +46,20 @@ def health():
 def setup():
     body = json_body()
     project = project_id(body.get("project"))
-    parse_label_config(body.get("schema") or "", services().settings.loop.none_choices)
+    scheme = parse_label_config(body.get("schema") or "", services().settings.loop.none_choices)
     services().webhook_auth.ensure_soon(project)
-    state = services().states(project).read()
+    state = remember_code_names(project, services().states(project).read(), scheme.names())
     if state.pool_encoded is None:
         encode_the_pool_early(project, state)
     return jsonify(model_version=state.current_version or "untrained")
+
+
+def remember_code_names(project: str, state: ProjectState, names: dict[str, str]) -> ProjectState:
+    """The state, holding how coders see each code: the status page is built from the state alone,
+    with no label config at hand. Written only when the form changed them (/setup comes often)."""
+    if state.code_names == names:
+        return state
+    return services().states(project).update(lambda changed: setattr(changed, "code_names", names))
 
 
 def encode_the_pool_early(project: str, state: ProjectState) -> None:

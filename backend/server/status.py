@@ -8,13 +8,14 @@ from __future__ import annotations
 
 import threading
 from collections import OrderedDict
+from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import cache
 
 from flask import Blueprint, Response, url_for
 from werkzeug.exceptions import NotFound
 
-from backend.server.plots import line_chart
+from backend.server.plots import Point, line_chart
 from backend.server.requests import project_id
 from backend.server.services import services
 from backend.storage.state import ProjectState
@@ -61,27 +62,37 @@ def eta_seconds(done: int, total: int, started_at: str, moment: datetime | None 
     return max(elapsed, 0.0) / done * (total - done)
 
 
+def one_per_count(points: Iterable[Point]) -> list[Point]:
+    """One point per labeled count, the last round's (rounds in order), by count: two rounds at one
+    count (a body round after a head round, say) never draw a vertical jump."""
+    return sorted({x: y for x, y in points}.items())
+
+
+def named(code: str, names: Mapping[str, str]) -> str:
+    """A code as coders see it in the form, with its id beside ("Physical health (physical_health)");
+    the id alone where the form shows the id itself or the state holds no names (written before)."""
+    shown = names.get(code)
+    return f"{shown} ({code})" if shown and shown != code else code
+
+
 def plots(state: ProjectState) -> dict[str, str]:
     """The charts over rounds (x: labeled segments), one SVG each; none before the first round."""
     figures = state.figures
     if not figures:
         return {}
     codes = list(dict.fromkeys(code for point in figures for code in point.label_counts))
-    charts = {
-        "counts": line_chart(
-            {code: [(p.labeled, p.label_counts.get(code)) for p in figures] for code in codes},
-            xlabel="labeled segments",
-            ylabel="positives",
-        )
-    }
+    names = {code: named(code, state.code_names) for code in codes}
+    counts = {names[c]: one_per_count((p.labeled, p.label_counts.get(c)) for p in figures) for c in codes}
+    charts = {"counts": line_chart(counts, xlabel="labeled segments", ylabel="positives", counts=True)}
     if any(p.f1 for p in figures):
-        f1 = {code: [(p.labeled, p.f1.get(code)) for p in figures] for code in codes}
-        f1["macro"] = [(p.labeled, p.macro_f1) for p in figures]
+        f1 = {names[c]: one_per_count((p.labeled, p.f1.get(c)) for p in figures) for c in codes}
+        f1["macro"] = one_per_count((p.labeled, p.macro_f1) for p in figures)
         charts["f1"] = line_chart(f1, xlabel="labeled segments", ylabel="F1 (cross-validated)", ylim=(0, 1))
-    if any(p.changed_share is not None for p in figures):
+    changed = [(p.labeled, p.changed_share) for p in figures if p.changed_share is not None]
+    if changed:  # a round without the signal (the first; no ranked pool to compare) is left out
         threshold = services().settings.loop.stopping_change_threshold
         charts["stopping"] = line_chart(
-            {"changed": [(p.labeled, p.changed_share) for p in figures]},
+            {"changed": one_per_count(changed)},
             xlabel="labeled segments",
             ylabel="share changed",
             threshold=threshold,
@@ -114,6 +125,7 @@ def page_context(project: str, state: ProjectState, pending: list[str], mlflow_u
         "runs": runs,
         "failed_rounds": failed,
         "plots": plots(state),
+        "name": lambda code: named(code, state.code_names),
     }
 
 

@@ -204,6 +204,7 @@ class ProjectState(_Record):
     pool_encoded: PoolEncoding | None = None  # set by the pool's pre-encoding (worker/jobs/embed.py)
     encoded_in: str | None = None  # the precision the lane that encodes chose (worker/bodies.py)
     codebook_start: CodebookStart | None = None  # COLD_START=codebook's queue until the first round
+    code_names: dict[str, str] = Field(default_factory=dict)  # code → as coders see it (set by /setup)
 
     def lane(self, lane: str) -> LaneState:
         """The record of lane `lane` (a Lane of queue/work.py: "fast" or "body")."""

@@ -58,6 +58,31 @@ class StudioError(BackendError, RuntimeError):
         self.status = status  # the HTTP status Label Studio answered with, when it answered
 
 
+def up_to_the_last_page(first, page_size: int) -> Iterator:
+    """The items of an SDK listing, from its `first` page to the last, never asking for the next.
+
+    The SDK asks for one more page after every page that was not empty, and Label Studio answers a
+    page past the end with 404 "Invalid page" and a traceback in its log (one per listing, and the
+    fast loop lists every round). So the listing stops at a short page or once the count it gave is
+    reached. A 404 still ends it (tasks deleted while it read): what the SDK made of it.
+    """
+    from label_studio_sdk.core.api_error import ApiError
+
+    read = 0
+    try:
+        for page in first.iter_pages():
+            items = page.items or []
+            yield from items
+            read += len(items)
+            count = getattr(page.response, "total", None)  # tasks say `total`, projects `count`
+            count = getattr(page.response, "count", None) if count is None else count
+            if len(items) < page_size or (isinstance(count, int) and read >= count):
+                return
+    except ApiError as exc:
+        if exc.status_code != 404:
+            raise
+
+
 def _filter(total_annotations_operator: str) -> str:
     items = [
         {
@@ -114,7 +139,7 @@ class StudioClient:
 
         `data_only` leaves out annotations and predictions: much faster on a large project.
         """
-        pages = self.call(
+        first = self.call(
             "list tasks",
             lambda: self._sdk.tasks.list(
                 project=project,
@@ -124,7 +149,7 @@ class StudioClient:
             ),
         )
         try:
-            for task in pages:
+            for task in up_to_the_last_page(first, TASK_PAGE):
                 raw = task.model_dump() if hasattr(task, "model_dump") else dict(task)
                 yield Task(
                     int(raw["id"]),

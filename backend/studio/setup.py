@@ -15,12 +15,13 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from backend.studio.client import StudioClient, StudioError, basic_auth_header
+from backend.studio.client import StudioClient, StudioError, basic_auth_header, up_to_the_last_page
 
 log = logging.getLogger(__name__)
 
 BACKEND_TITLE = "coding-backend"
 IMPORT_CHUNK = 2000
+PAGE = 100  # projects per page of a listing
 CONNECTION_STATES = {
     "CO": "connected",
     "DI": "disconnected",
@@ -102,7 +103,10 @@ class ProjectSetter:
     def project(self, title: str, label_config: str) -> tuple[int, bool]:
         """The id of the project called `title` (the oldest, if several), or of a new one; and whether
         it is new. An existing project keeps its label config: coders may have annotated with it."""
-        projects = self._call("list projects", lambda: list(self.sdk.projects.list(title=title)))
+        projects = self._call(
+            "list projects",
+            lambda: list(up_to_the_last_page(self.sdk.projects.list(title=title, page_size=PAGE), PAGE)),
+        )
         same = sorted(int(p.id) for p in projects if p.title == title)
         if same:
             existing = self._call("read the project", lambda: self.sdk.projects.get(id=same[0]))

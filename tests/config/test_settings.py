@@ -1,4 +1,5 @@
 from pathlib import Path
+from types import SimpleNamespace
 
 import pytest
 
@@ -140,7 +141,9 @@ def test_overrides_are_validated_and_named_as_given(monkeypatch):
 
 
 def test_a_password_in_the_label_studio_url_is_never_shown(monkeypatch):
-    from backend.studio.client import StudioClient, StudioError
+    from label_studio_sdk.core.pagination import SyncPager
+
+    from backend.studio.client import TASK_PAGE, StudioClient, StudioError
 
     monkeypatch.setenv("LABEL_STUDIO_URL", "http://coder:url-very-secret@127.0.0.1:9")
     settings = load_settings()
@@ -150,9 +153,14 @@ def test_a_password_in_the_label_studio_url_is_never_shown(monkeypatch):
         client.label_config(1)
     assert "very-secret" not in str(error.value)
 
-    def pages(**_query):  # the second page fails, with the URL in the library's message
-        yield {"id": 1, "data": {}}
-        raise RuntimeError(f"Server error for url '{settings.server.label_studio_url}/api/tasks?page=2'")
+    def pages(**_query):  # a full first page; the second fails, with the URL in the library's message
+        def second():
+            raise RuntimeError(f"Server error for url '{settings.server.label_studio_url}/api/tasks?page=2'")
+
+        full = [{"id": i, "data": {}} for i in range(1, TASK_PAGE + 1)]
+        return SyncPager(
+            get_next=second, has_next=True, items=full, response=SimpleNamespace(total=TASK_PAGE + 1)
+        )
 
     client._sdk.tasks.list = pages
     with pytest.raises(StudioError, match="failed while listing tasks") as error:

@@ -181,3 +181,13 @@ def test_basic_auth_protects_every_route_but_health(tmp_path, scheduler):
     right = {"Authorization": "Basic " + base64.b64encode(b"lead:s3cret").decode()}
     assert client.get("/metrics", headers=right).status_code == 200
     assert scheduler.requests == []
+
+
+def test_setup_keeps_how_coders_see_each_code_for_the_status_page(client, tmp_path):
+    config = label_config("interview_coding")
+    assert client.post("/setup", json={"project": "5.1700000000", "schema": config}).status_code == 200
+    names = StateStore(ProjectDir(tmp_path, "5")).read().code_names
+    assert names["physical_health"] == "Physical health" and names["freq_mentioned"] == "Yes"
+    written = ProjectDir(tmp_path, "5").state.stat().st_mtime_ns
+    client.post("/setup", json={"project": "5.1700000000", "schema": config})
+    assert ProjectDir(tmp_path, "5").state.stat().st_mtime_ns == written, "written only when they change"

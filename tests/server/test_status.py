@@ -1,5 +1,7 @@
 """`/status`: the lead's page renders the state's figures as SVG plots, with progress and ETA."""
 
+import json
+import xml.etree.ElementTree as ET
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -12,6 +14,7 @@ from backend.storage.state import LaneStatus, Progress, RoundFigures, RoundRecor
 from tests.fakes import RecordingQueue
 
 CODES = ["physical_health", "mental_health", "daily_functioning"]
+SVG = "{http://www.w3.org/2000/svg}"
 
 
 def rounds_of_figures(count: int) -> list[RoundFigures]:
@@ -145,3 +148,58 @@ def test_the_codebook_queue_and_the_body_choice_show_on_the_page_and_in_metrics(
     metrics = client.get("/metrics", headers=AUTH).json["projects"]["4"]
     assert metrics["codebook_start"]["tasks"] == 30 and metrics["body_choice"]["kept"] is False
     assert metrics["body_choice"]["by_coder"]["coder-0a1b"]["base_f1"] == 0.65
+
+
+def figures_at(*rounds) -> list[RoundFigures]:
+    """Rounds of (labeled, positives of physical_health, changed share)."""
+    return [
+        RoundFigures(
+            version=f"v{i}-20261201000000",
+            finished_at="2026-12-01T00:00:00+00:00",
+            labeled=labeled,
+            label_counts={"physical_health": positives, "mental_health": 1},
+            changed_share=changed,
+        )
+        for i, (labeled, positives, changed) in enumerate(rounds)
+    ]
+
+
+def chart(html: str, plot: str) -> ET.Element:
+    start = html.index(f'<figure id="{plot}">') + len(f'<figure id="{plot}">')
+    return ET.fromstring(html[start : html.index("</figure>", start)])
+
+
+def test_a_label_count_is_one_point_the_last_rounds_and_the_stopping_line_has_no_gaps(client, tmp_path):
+    rounds = figures_at((10, 3, None), (12, 4, 0.5), (12, 6, None), (14, 7, 0.2), (16, 8, None), (18, 8, 0.1))
+    states(tmp_path).update(lambda state: setattr(state, "figures", rounds))
+    html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
+    lines = chart(html, "plot-counts").findall(f"{SVG}polyline")
+    xs = [[point.split(",")[0] for point in line.get("points").split()] for line in lines]
+    assert [len(x) for x in xs] == [5, 5] and all(len(set(x)) == len(x) for x in xs), "no jump at one x"
+    stopping = chart(html, "plot-stopping")
+    (line,) = stopping.findall(f"{SVG}polyline")
+    assert len(line.get("points").split()) == 3, "one line through the rounds that have the signal"
+    assert not stopping.findall(f"{SVG}circle"), "no stretch cut off by a gap"
+
+
+def test_codes_are_named_as_coders_see_them_with_the_id_beside(client, tmp_path):
+    def named(state):
+        state.figures = figures_at((10, 3, None), (12, 4, 0.5))
+        state.monitoring.rare_codes = {"mental_health": 1}
+        state.code_names = {"physical_health": "Physical health", "mental_health": "Mental health"}
+
+    states(tmp_path).update(named)
+    html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
+    legend = [t.text for t in chart(html, "plot-counts").iter(f"{SVG}text")]
+    assert "Physical health (physical_health)" in legend and "Mental health (mental_health)" in legend
+    assert "<td>Mental health (mental_health)</td>" in html, "the rare codes' table"
+
+
+def test_a_state_written_before_the_names_still_renders_with_ids(client, tmp_path):
+    project = ProjectDir(tmp_path, "4")
+    project.path.mkdir(parents=True)
+    old = {"schema_version": 1, "figures": [f.model_dump() for f in figures_at((10, 3, None), (12, 4, 0.5))]}
+    project.state.write_text(json.dumps(old))
+    html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
+    legend = [t.text for t in chart(html, "plot-counts").iter(f"{SVG}text")]
+    assert "physical_health" in legend and "Physical health" not in html
