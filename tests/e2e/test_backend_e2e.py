@@ -251,16 +251,12 @@ def story(request, label_studio, model_path, tmp_path_factory):
 
         redis.Redis.from_url(redis_url).flushdb()
         extra = {"REDIS_URL": redis_url, "REDIS_LOCK_SECONDS": "6"}
-    env = backend_env(
-        label_studio,
-        model_path,
-        workdir,
-        AUTH,
-        MIN_ANNOTATIONS_TO_TRAIN="8",
-        KEEP_OLD_PREDICTIONS_SECONDS="0",  # the story checks that replaced versions go
-        CODER_IDENTITIES="email",  # the assertions name the coders
-        **extra,
-    )
+    story_settings = {
+        "MIN_ANNOTATIONS_TO_TRAIN": "8",
+        "KEEP_OLD_PREDICTIONS_SECONDS": "0",  # the story checks that replaced versions go
+        "CODER_IDENTITIES": "email",  # the assertions name the coders
+    }
+    env = backend_env(label_studio, model_path, workdir, AUTH, **story_settings, **extra)
     backend = Backend(port, env, AUTH, workers=2, log_path=workdir / "backend.log", cwd=workdir / "web")
     backend.start()
     segments = [json.loads(line) for line in (FIXTURES / "segments.jsonl").read_text().splitlines()]

@@ -127,14 +127,8 @@ def project(label_studio, model_path, tmp_path_factory):
 
     sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
     workdir = tmp_path_factory.mktemp("browser-backend")
-    env = backend_env(
-        label_studio,
-        model_path,
-        workdir,
-        AUTH,
-        MIN_ANNOTATIONS_TO_TRAIN=str(FIRST),
-        WRITE_REST_AFTER_SECONDS="0",
-    )
+    rounds = {"MIN_ANNOTATIONS_TO_TRAIN": str(FIRST), "WRITE_REST_AFTER_SECONDS": "0"}
+    env = backend_env(label_studio, model_path, workdir, AUTH, **rounds)
     backend = BackendProcess(free_port(), env, AUTH, workers=2, log_path=workdir / "backend.log").start()
     segments = [json.loads(line) for line in (FIXTURES / "segments.jsonl").read_text().splitlines()][:24]
     created = sdk.projects.create(title="browser coding", label_config=CONFIG).id

@@ -112,16 +112,13 @@ def project(label_studio, model_path, tmp_path_factory):
 
     sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
     workdir = tmp_path_factory.mktemp("coder-aids")
-    env = backend_env(
-        label_studio,
-        model_path,
-        workdir,
-        AUTH,
-        MIN_ANNOTATIONS_TO_TRAIN="8",
-        COLD_START="codebook",
-        EVIDENCE_TASKS="5",
-        FAST_LOOP="true",
-    )
+    aids = {
+        "MIN_ANNOTATIONS_TO_TRAIN": "8",
+        "COLD_START": "codebook",
+        "EVIDENCE_TASKS": "5",
+        "FAST_LOOP": "true",
+    }
+    env = backend_env(label_studio, model_path, workdir, AUTH, **aids)
     backend = Backend(free_port(), env, AUTH, workers=2, log_path=workdir / "backend.log", cwd=workdir)
     backend.start()
     segments = [json.loads(line) for line in (FIXTURES / "segments.jsonl").read_text().splitlines()][:30]
