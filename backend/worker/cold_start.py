@@ -11,6 +11,7 @@ would replace any version. A code is pre-checked only where a segment is very li
 from __future__ import annotations
 
 import logging
+from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -21,7 +22,7 @@ from backend.domain.versions import codebook_version_name
 from backend.learning.cold_start import codebook_ranking
 from backend.storage.state import CodebookStart, ProjectState, now
 from backend.studio.predictions import codebook_predictions
-from backend.studio.writeback import WritePlan, go_live, write_rest
+from backend.studio.writeback import go_live, write_rest
 from backend.worker.bodies import Body
 from backend.worker.context import ProjectContext
 
@@ -64,8 +65,8 @@ def write_codebook_start(ctx: ProjectContext, scheme: CodingScheme, body: Body, 
 
     if modelled():
         return
-    plan = WritePlan(loop.write_first, loop.write_head, 0.0, loop.keep_old_predictions_seconds)
-    live = go_live(studio, ctx.project_id, version, predictions, loop.write_first)
+    plan = replace(ctx.write_plan, rest_after=0.0)  # keeps an earlier codebook queue for its open tasks
+    live = go_live(studio, ctx.project_id, version, predictions, plan.first)
 
     def record(state: ProjectState) -> None:
         state.codebook_start = CodebookStart(version=version, tasks=len(pool), checked=checked, live_at=now())
@@ -74,9 +75,7 @@ def write_codebook_start(ctx: ProjectContext, scheme: CodingScheme, body: Body, 
     serving = states.read().current_version
     if serving:  # a round went live while this was written: the model's queue wins
         studio.serve_version(ctx.project_id, serving)
-    write_rest(
-        studio, live, plan, interrupted=modelled
-    )  # keep_old_for: an earlier codebook queue's open tasks
+    write_rest(studio, live, plan, interrupted=modelled)
     log.info(
         "project %s: the codebook's queue (%d definitions, %d tasks, %d codes pre-checked) is %s",
         ctx.project,

@@ -12,6 +12,7 @@ from backend.storage.listing import PoolListing
 from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore
 from backend.studio.client import StudioAPI
+from backend.studio.writeback import WritePlan
 from backend.worker.pool import Pool
 from backend.worker.progress import ProgressReporter
 
@@ -40,6 +41,18 @@ class ProjectContext:
     @cached_property
     def progress(self) -> ProgressReporter:
         return ProgressReporter(self.project, self.states)
+
+    @property
+    def write_plan(self) -> WritePlan:
+        """How the loop writes a version (WRITE_FIRST, WRITE_HEAD, WRITE_REST_AFTER_SECONDS,
+        KEEP_OLD_PREDICTIONS_SECONDS)."""
+        loop = self.loop
+        return WritePlan(
+            loop.write_first,
+            loop.write_head,
+            loop.write_rest_after_seconds,
+            loop.keep_old_predictions_seconds,
+        )
 
     def round_waits(self) -> bool:
         """Whether annotations asked for a newer round (then a round's leftover work can go: the

@@ -22,7 +22,7 @@ from backend.storage.ranked_pool import RankedPool, write_ranked_pool
 from backend.storage.state import Monitoring, ProjectState
 from backend.storage.versions import ModelVersion
 from backend.studio import writeback
-from backend.studio.writeback import IncompleteImport, Live, WritePlan
+from backend.studio.writeback import IncompleteImport, Live
 from backend.worker.context import ProjectContext
 from backend.worker.labels import ProjectLabels
 from backend.worker.ranking import Ranker, Scored
@@ -91,10 +91,8 @@ class Publisher:
         as the serving version. On failure nothing of it stays."""
         ctx, version, trained = self.ctx, ranked.trained.version, ranked.trained
         write_ranked_pool(version.path, ranked.pool)
-        previous = ctx.states.read().current_version
-        replaced = Replaced(
-            previous, ctx.store.ranked_pool(ctx.project, previous)
-        )  # once live, a body's save may prune it
+        previous = ctx.states.read().current_version  # read now: once live, a body's save may prune it
+        replaced = Replaced(previous, ctx.store.ranked_pool(ctx.project, previous))
 
         def serve(state: ProjectState) -> None:
             state.monitoring = state.monitoring.merged(measured)
@@ -114,16 +112,10 @@ class Publisher:
 
     def write_rest(self, live_round: LiveRound) -> bool:
         """Write the rest of the version, unless a newer round waits; returns whether it is complete."""
-        ctx, loop = self.ctx, self.ctx.loop
-        plan = WritePlan(
-            loop.write_first,
-            loop.write_head,
-            loop.write_rest_after_seconds,
-            loop.keep_old_predictions_seconds,
-        )
+        ctx = self.ctx
         try:
             complete = writeback.write_rest(
-                ctx.studio, live_round.live, plan, ctx.round_waits, ctx.progress.writing
+                ctx.studio, live_round.live, ctx.write_plan, ctx.round_waits, ctx.progress.writing
             )
         except Exception as exc:
             self._failed(exc, live_round.ranked.trained.version)

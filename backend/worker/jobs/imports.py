@@ -52,7 +52,7 @@ class ImportedTasks:
         ids = [task.id for task in missing]
         scored = Scored(texts, model.predict_proba(texts), ids)
         predictions = self.ranker.predictions(scheme, model, name, scored, ranked).predictions
-        # the version is live already: the new tasks' predictions go in bulk
+        # the version is live already: the new tasks' predictions go in bulk, at once
         plan = WritePlan(keep_old_for=ctx.loop.keep_old_predictions_seconds)
         write_rest(ctx.studio, already_live(ctx.project_id, name, predictions), plan)
         write_ranked_pool(version.path, ranked.with_tasks(ids, scored.proba, model.decide(scored.proba)))
