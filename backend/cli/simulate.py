@@ -17,11 +17,28 @@ if TYPE_CHECKING:
     from backend.research.shards import Shard
 
 
+# The study's protocol by default; the shipped example's smaller one fits its 80 segments (56 in the pool).
+PROTOCOL_DEFAULTS = {"initial": 20, "batch": 25, "rounds": 5, "seeds": "1,2,3"}
+EXAMPLE_DEFAULTS = {"initial": 10, "batch": 10, "rounds": 3, "seeds": "1", "out": Path("simulate-example")}
+EXAMPLE_CODER = "coder-a"
+
+
 def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     if args.report:
         return cmd_report(args)
+    if args.example:
+        return cmd_example(settings, args)
+    for name, default in PROTOCOL_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
     if args.data is None or args.out is None:
-        raise UsageError("--data and --out are required (or --report OUT to merge finished shards)")
+        raise UsageError(
+            "--data and --out are required (or --example to try the shipped sample, or --report OUT to "
+            "merge finished shards)"
+        )
+    check_inputs(args)
+    if not args.grid and args.model is None and args.kind != "tfidf":
+        settings = usable_model(settings)  # like serve and demo: the bundled test model, said so
     from backend.domain.scheme import parse_label_config
     from backend.research import simulate
     from backend.research.corpus import load_corpus
@@ -43,8 +60,6 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     check_models(configs)
     scheme = None
     if args.label_config:
-        if not args.label_config.is_file():
-            raise UsageError(f"{args.label_config}: no such file")
         scheme = parse_label_config(args.label_config.read_text(encoding="utf-8"), settings.loop.none_choices)
     if args.queue is not None:  # the grid and its models checked here, not in N failed shards
         return cmd_enqueue(settings, args)
@@ -106,9 +121,41 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_example(settings: Settings, args: argparse.Namespace) -> int:
+    """`--example`: the shipped made-up sample and the study's form, with a protocol that fits it;
+    coder-a's codes unless coders are chosen (the sample codes 16 segments twice)."""
+    from backend.resources import example_inputs
+
+    if args.data or args.label_config or args.test:
+        raise UsageError(
+            "--example brings its own segments and form: leave out --data, --test and --label-config"
+        )
+    for name, default in EXAMPLE_DEFAULTS.items():
+        if getattr(args, name) is None:
+            setattr(args, name, default)
+    if not args.cross_coders:
+        args.train_coders = args.train_coders or EXAMPLE_CODER
+        args.test_coders = args.test_coders or EXAMPLE_CODER
+    with example_inputs() as (data, form):
+        args.data, args.label_config, args.example = data, form, False
+        print(
+            f"the shipped example: made-up segments ({data.name}) and the study's form; results in {args.out}"
+        )
+        return cmd_simulate(settings, args)
+
+
+def check_inputs(args: argparse.Namespace) -> None:
+    """The files a user named, in the order they read them, before any model is loaded."""
+    for option in ("data", "test", "label_config", "grid"):
+        path = getattr(args, option)
+        if path is not None and not path.is_file():
+            raise UsageError(f"--{option.replace('_', '-')} {path}: no such file")
+
+
 def check_models(configs: list) -> None:
-    """Refuse a configuration whose model cannot be loaded before anything runs, naming it. No
-    fallback to the bundled test model here: it would change the results without saying so."""
+    """Refuse a configuration whose model cannot be loaded before anything runs, naming it: a model a
+    grid or --model names is never replaced (MODEL_NAME itself falls back as in every command, and
+    the results name the model used)."""
     from backend.cli.models import why_unloadable
 
     for name in dict.fromkeys(c.settings.model_name for c in configs if c.kind != "tfidf"):
@@ -207,8 +254,6 @@ def cmd_enqueue(settings: Settings, args: argparse.Namespace) -> int:
         raise UsageError(f"--queue {args.queue}: expected the number of shards, 1 or more")
     if args.shard or args.cross_coders:
         raise UsageError("--queue splits the whole grid itself: leave out --shard and --cross-coders")
-    if not args.data.is_file():
-        raise UsageError(f"--data {args.data}: no such file")
     argv = shard_argv(args)
     ids = enqueue_shards(connect(settings.server.redis_url.get_secret_value()), argv, args.queue)
     print(f"put {len(ids)} shard(s) of the grid on the queue 'grid' ({args.out.resolve()})")
@@ -271,7 +316,13 @@ def add_commands(commands) -> None:
     sim.add_argument("--head", help="without --grid: CLASSIFIER_HEAD (logistic, differentiable, chain)")
     sim.add_argument("--strategy", help="without --grid: QUERY_STRATEGY")
     sim.add_argument(
-        "--initial", type=int, default=20, help="random segments labeled at the start (default 20)"
+        "--example",
+        action="store_true",
+        help="try it: the shipped made-up sample (80 segments coded for the study's form) with a small "
+        f"protocol, results in {EXAMPLE_DEFAULTS['out']} (other options still apply)",
+    )
+    sim.add_argument(
+        "--initial", type=int, help="random segments labeled at the start (default 20; --example: 10)"
     )
     sim.add_argument(
         "--initial-set",
@@ -281,10 +332,12 @@ def add_commands(commands) -> None:
         "start: most like each code's definition (the <Choice> hints of --label-config)",
     )
     sim.add_argument(
-        "--batch", type=int, default=25, help="segments the strategy adds per round (default 25)"
+        "--batch", type=int, help="segments the strategy adds per round (default 25; --example: 10)"
     )
-    sim.add_argument("--rounds", type=int, default=5, help="query rounds after the initial one (default 5)")
-    sim.add_argument("--seeds", default="1,2,3", help="comma-separated seeds, one run each (default 1,2,3)")
+    sim.add_argument(
+        "--rounds", type=int, help="query rounds after the initial one (default 5; --example: 3)"
+    )
+    sim.add_argument("--seeds", help="comma-separated seeds, one run each (default 1,2,3; --example: 1)")
     sim.add_argument("--train-coders", help="train only on codes by these coders (comma-separated)")
     sim.add_argument("--test-coders", help="test only on codes by these coders (comma-separated)")
     sim.add_argument("--test-fraction", type=float, default=0.3, help="held out without --test (default 0.3)")

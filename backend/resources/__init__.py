@@ -1,4 +1,5 @@
-"""Files shipped inside the package (they are in the wheel): the label configs and the demo segments.
+"""Files shipped inside the package (they are in the wheel): the label configs, the demo segments and
+the research harness's example (made-up coded segments for `simulate --example`).
 
 Read through :mod:`importlib.resources`, so they are found wherever the package is installed. The
 label configs live in the checkout's top-level `label_config/` folder, where a lead looks for the
@@ -28,3 +29,12 @@ def demo_segments() -> Iterator[Path]:
     """The demo's sample segments (JSONL) as a file on disk, for as long as the block runs."""
     with as_file(files(__name__).joinpath("demo", "segments.jsonl")) as path:
         yield Path(path)
+
+
+@contextlib.contextmanager
+def example_inputs() -> Iterator[tuple[Path, Path]]:
+    """`simulate --example`'s coded segments (JSONL: 80 made up for the study's form, coded by
+    coder-a, 16 of them again by coder-b) and the study's form, as files for as long as the block runs."""
+    form = files(f"{__name__}.label_configs").joinpath("interview_coding.xml")
+    with as_file(files(__name__).joinpath("example", "coded.jsonl")) as data, as_file(form) as config:
+        yield Path(data), Path(config)

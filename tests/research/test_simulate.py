@@ -629,3 +629,33 @@ def test_a_merged_report_draws_no_two_configurations_alike():
     looks = {(s["color"], s["linestyle"], s["marker"]) for s in styles.values()}
     assert len(looks) == 25
     assert styles["config-0"]["color"] == styles["config-10"]["color"] != styles["config-1"]["color"]
+
+
+# --- a newcomer's first simulation ------------------------------------------------------------------
+
+
+def test_the_shipped_example_runs_out_of_the_box_on_the_bundled_model(tmp_path):
+    """`coding-backend simulate --example` on a fresh clone, offline: the made-up sample and the study's
+    form ship with the package, and MODEL_NAME's default (not in the cache here) falls back to the
+    bundled test model, saying so."""
+    env = {
+        key: value for key, value in os.environ.items() if key not in ("MODEL_NAME", "MLFLOW_TRACKING_URI")
+    }
+    env |= {"HF_HUB_OFFLINE": "1", "SETFIT_NUM_ITERATIONS": "1", "SETFIT_MAX_STEPS": "4", "MAX_LENGTH": "64"}
+    command = [str(EXECUTABLE), "simulate", "--example"]
+    done = subprocess.run(command, env=env, cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    assert done.returncode == 0, done.stderr
+    assert "using the small English test model" in done.stderr
+    assert "the shipped example" in done.stdout and "training pool 56, test set 24" in done.stdout
+    results = pd.read_csv(tmp_path / "simulate-example" / "results.csv")
+    assert sorted(results["n_labeled"].unique()) == [10, 20, 30, 40], "10 random, then 3 rounds of 10"
+    assert "coder-a" in (tmp_path / "simulate-example" / "summary.md").read_text()
+
+
+def test_inputs_are_checked_in_the_order_a_user_reads_them(tmp_path, capsys, monkeypatch):
+    monkeypatch.setenv("MODEL_NAME", str(tmp_path / "no-model-here"))
+    assert simulate("--data", str(tmp_path / "coded.jsonl"), "--out", str(tmp_path / "out")) == 2
+    error = capsys.readouterr().err
+    assert f"--data {tmp_path / 'coded.jsonl'}: no such file" in error and "MODEL_NAME" not in error
+    assert simulate("--example", "--data", str(SEGMENTS)) == 2
+    assert "--example brings its own segments and form" in capsys.readouterr().err
