@@ -99,7 +99,9 @@ class Stack:
     """One compose project of the stack, with its own ports, secrets and volumes."""
 
     def __init__(self, tool: str, build_args: dict[str, str], directory: Path):
-        self.name = f"codingtest{os.getpid()}{tool.replace(' ', '').replace('-', '')}"
+        # one project per tool: "docker compose" and "docker-compose" once shared a name, and with it the
+        # first stack's volumes (its models, with a pool listing of the other Label Studio's tasks)
+        self.name = f"codingtest{os.getpid()}{'v2' if tool == 'docker compose' else 'v1'}"
         self.ls_port, self.backend_port = free_port(), free_port()
         self.token = secrets.token_hex(20)
         self.auth = ("backend", secrets.token_urlsafe(16))
@@ -180,14 +182,15 @@ def stack(request, built, tmp_path_factory):
         yield stack, steps
     finally:
         logs = subprocess.run(
-            [*stack.command, "logs", "--no-color"],
+            [*stack.command, "--profile", "scale", "logs", "--no-color"],
             capture_output=True,
             text=True,
             cwd=REPO,
             env=stack.environ,
         )
         (STAGE / f"stack-{stack.name}.log").write_text(logs.stdout + logs.stderr)
-        subprocess.run([*stack.command, "down", "-v"], capture_output=True, cwd=REPO, env=stack.environ)
+        down = [*stack.command, "--profile", "scale", "down", "-v"]  # the profile's worker holds volumes too
+        subprocess.run(down, capture_output=True, cwd=REPO, env=stack.environ)
 
 
 def image_size(image: str) -> int | None:
