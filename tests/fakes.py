@@ -43,6 +43,7 @@ class FakeStudio:
         self.listed: list[tuple[bool, bool]] = []  # (annotated, data_only) of every listing
         self.while_listing: Callable[[], None] | None = None
         self.emails = {1: "Coder.A@example.org", 2: "coder.b@example.org"}
+        self.ml_backends: list[tuple[str, str | None]] = []  # (url, basic-auth user) connected
 
     # --- test set-up -------------------------------------------------------------------------
 
@@ -114,6 +115,9 @@ class FakeStudio:
     def delete_version(self, project: int, version: str) -> None:
         self.calls.append(("delete", version))
         self.predictions = [p for p in self.predictions if p["model_version"] != version]
+
+    def backend_urls(self, project: int, user: str | None) -> list[str]:
+        return [url for url, by in self.ml_backends if user is None or by == user]
 
     def authorize_webhooks(self, project: int, backend_host: str, authorization: str) -> int:
         self.calls.append(("authorize", backend_host))

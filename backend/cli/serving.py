@@ -22,9 +22,12 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
     settings = usable_model(with_overrides(settings, overrides))
     server = settings.server
     refuse_open_server(server)  # before forking: each gunicorn worker builds its own app (and threads)
+    say_how_label_studio_answers(server)
     auth = "on" if server.basic_auth_user else "off"
-    print(f"serving on http://{args.host}:{server.port} (basic auth {auth}, models in {server.model_dir})")
-    print(f"status page: http://{args.host}:{server.port}/status")
+    where = f"http://{args.host}:{server.port}"
+    # flushed here, in the master: a line left in the buffer is written again by each forked worker
+    print(f"serving on {where} (basic auth {auth}, models in {server.model_dir})", flush=True)
+    print(f"status page: {where}/status", flush=True)
     if args.dev:
         from backend.server.app import create_app
 
@@ -51,6 +54,20 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
 
     Gunicorn().run()
     return 0
+
+
+def say_how_label_studio_answers(server) -> None:
+    """Check Label Studio and the token once at start: a refused token stops `serve` (every round
+    would fail), Label Studio down only warns (it may come up later; /status shows when it does)."""
+    from backend.server.connection import check_connection
+
+    connection = check_connection(server)
+    if connection.state == "refused":
+        raise UsageError(connection.detail)
+    if connection.ok:
+        print(connection.detail, flush=True)
+    else:
+        print(f"warning: {connection.detail}; starting anyway (see /status)", file=sys.stderr, flush=True)
 
 
 def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
@@ -159,10 +176,11 @@ SERVE_ENVIRONMENT = """environment (`coding-backend config` shows every setting)
                                     else can reach the backend
   LABEL_STUDIO_URL                  where Label Studio is (default http://localhost:8080)
   LABEL_STUDIO_API_KEY              needed for rounds: they read the labels from Label Studio and
-                                    write the predictions back
+                                    write the predictions back (checked at start: a token Label
+                                    Studio refuses stops serve)
   BACKEND_URL                       how Label Studio reaches this backend (like
-                                    http://backend:9090); without it the project's webhook gets no
-                                    basic auth, and annotations start no round
+                                    http://backend:9090); without it, the URL of Label Studio's
+                                    record of the project's model with our basic-auth user
   MODEL_DIR                         where model versions and state live (default ./data/models)
   MODEL_NAME                        the model: a Hugging Face hub id or a local directory
                                     (checked before starting)

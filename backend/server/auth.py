@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 from flask import Flask, current_app, jsonify, request
 
 from backend.config import ServerSettings
+from backend.config.redact import hide_credentials
 from backend.errors import BackendError
 from backend.studio.client import StudioAPI, StudioClient, basic_auth_header
 
@@ -86,17 +87,11 @@ class WebhookAuthorizer:
         self._done: set[str] = set()
         self._last_try: dict[str, float] = {}
         self._lock = threading.Lock()
-        if expected_header(server) and not server.backend_url:
-            log.warning(
-                "BACKEND_URL is not set: project webhooks will not get our basic auth, so "
-                "annotations will not start rounds (the Start training button still does)"
-            )
+        self._told: set[str] = set()
 
     def ensure_soon(self, project: str) -> None:
-        """Soon (in a thread), make the project's webhook to BACKEND_URL carry our basic auth."""
+        """Soon (in a thread), make the project's webhook to this backend carry our basic auth."""
         if expected_header(self.server) is None or not self.server.label_studio_api_key:
-            return
-        if not self.server.backend_url:
             return
         with self._lock:
             now = time.monotonic()
@@ -106,10 +101,15 @@ class WebhookAuthorizer:
         threading.Thread(target=self.authorize, args=(project,), daemon=True).start()
 
     def authorize(self, project: str) -> None:
-        """Add our header to the project's webhook to BACKEND_URL (the Host of a request never decides)."""
-        backend_host = urlsplit(self.server.backend_url).netloc
+        """Add our header to the project's webhook to this backend: at BACKEND_URL, or else at the URL
+        Label Studio's own record of the project's ML backend holds (ours: our basic-auth user). The
+        Host of a request never decides."""
+        client, header = self.client(), expected_header(self.server)
         try:
-            found = self.client().authorize_webhooks(int(project), backend_host, expected_header(self.server))
+            urls = (
+                [self.server.backend_url] if self.server.backend_url else self._recorded_urls(client, project)
+            )
+            found = sum(client.authorize_webhooks(int(project), urlsplit(url).netloc, header) for url in urls)
         except Exception as exc:
             log.warning("project %s: could not add basic auth to its webhook: %s", project, exc)
             return
@@ -117,3 +117,15 @@ class WebhookAuthorizer:
             with self._lock:
                 self._done.add(project)
             log.info("project %s: its webhook carries basic auth", project)
+
+    def _recorded_urls(self, client: StudioAPI, project: str) -> list[str]:
+        """Where Label Studio calls this backend for `project`, by its ML backend record (said once)."""
+        urls = client.backend_urls(int(project), self.server.basic_auth_user)
+        if project not in self._told:
+            self._told.add(project)
+            log.info(
+                "project %s: BACKEND_URL is not set; Label Studio's record of this backend gives %s",
+                project,
+                ", ".join(hide_credentials(url, url) for url in urls) or "no URL yet",
+            )
+        return urls

@@ -45,4 +45,8 @@ def metrics():
         pending = [kind.value for kind in found.queue.pending(project)]
         versions = [version.name for version in found.store.versions(project)]
         projects[project] = project_view(state, pending, versions)
-    return jsonify(projects=projects, query_strategy=found.settings.model.query_strategy)
+    connection = found.label_studio.current()
+    label_studio = None if connection is None else {"state": connection.state, "detail": connection.detail}
+    return jsonify(
+        projects=projects, query_strategy=found.settings.model.query_strategy, label_studio=label_studio
+    )

@@ -7,6 +7,7 @@ from flask import current_app
 from backend.config import Settings
 from backend.queue.interface import WorkQueue
 from backend.server.auth import WebhookAuthorizer
+from backend.server.connection import ConnectionWatch
 from backend.server.predictor import Predictor
 from backend.storage.inbox import Inboxes
 from backend.storage.state import StateStore
@@ -22,6 +23,7 @@ class Services:
         self.queue = queue
         self.predictor = Predictor(settings.model, self.store, settings.server.max_loaded_models)
         self.webhook_auth = WebhookAuthorizer(settings.server)
+        self.label_studio = ConnectionWatch(settings.server)
         server = settings.server
         self.inboxes = Inboxes(self.store.layout, server.inbox_max_bytes_per_project, server.inbox_max_bytes)
 

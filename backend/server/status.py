@@ -134,7 +134,12 @@ def index():
     found = services()
     projects = [(project, found.states(project).read()) for project in found.store.projects()]
     links = {project: url_for("status.project_page", project=project) for project, _ in projects}
-    html = _templates().get_template("status_index.html").render(projects=projects, links=links)
+    connection = found.label_studio.current()
+    html = (
+        _templates()
+        .get_template("status_index.html")
+        .render(projects=projects, links=links, connection=connection)
+    )
     return Response(html, mimetype="text/html")
 
 

@@ -115,6 +115,8 @@ class StudioAPI(Protocol):
 
     def delete_version(self, project: int, version: str) -> None: ...
 
+    def backend_urls(self, project: int, user: str | None) -> list[str]: ...
+
     def authorize_webhooks(self, project: int, backend_host: str, authorization: str) -> int: ...
 
 
@@ -215,6 +217,16 @@ class StudioClient:
     def delete_version(self, project: int, version: str) -> None:
         """Delete all predictions of one model version (not in the SDK: raw HTTP)."""
         self._raw("DELETE", f"api/projects/{project}/model-versions/", {"model_version": version})
+
+    def check(self) -> None:
+        """Raise StudioError unless Label Studio answers and takes the token (who am I?)."""
+        self.call("check the token", self._sdk.users.whoami)
+
+    def backend_urls(self, project: int, user: str | None) -> list[str]:
+        """The URLs of the project's connected ML backends whose basic-auth user is `user` (any, when
+        None): where Label Studio itself calls this backend."""
+        connected = self.call("list the connected backends", lambda: self._sdk.ml.list(project=project))
+        return [ml.url for ml in connected if ml.url and (user is None or ml.basic_auth_user == user)]
 
     def authorize_webhooks(self, project: int, backend_host: str, authorization: str) -> int:
         """Make the project's webhooks to this backend carry our basic-auth header.

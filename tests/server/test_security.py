@@ -2,6 +2,7 @@
 
 import base64
 import json
+import logging
 
 import pytest
 
@@ -116,12 +117,22 @@ def test_the_configured_backend_url_not_the_host_header_decides_which_webhook_ge
     assert studio.calls == [("authorize", "backend:9090")]
 
 
-def test_without_backend_url_no_webhook_gets_credentials(tmp_path):
+def test_without_backend_url_only_the_url_label_studio_records_for_us_gets_credentials(tmp_path, caplog):
+    """Label Studio's record of the project's ML backend says where it calls us (as its documentation
+    connects a model: URL and basic auth in the project's settings); another backend's never counts."""
+    caplog.set_level(logging.INFO, logger="backend.server.auth")
     settings = with_studio_key(tmp_path)
     studio = FakeStudio()
+    studio.ml_backends = [("http://other.example:9090", "someone"), ("http://backend.internal:9090", "lead")]
     authorizer = WebhookAuthorizer(settings.server, client=lambda: studio)
-    authorizer.ensure_soon("5")
-    assert studio.calls == []
+    authorizer.authorize("5")
+    authorizer.authorize("5")
+    assert studio.calls == [("authorize", "backend.internal:9090")] * 2
+    said = [r.getMessage() for r in caplog.records if "BACKEND_URL is not set" in r.getMessage()]
+    assert said == [
+        "project 5: BACKEND_URL is not set; Label Studio's record of this backend gives "
+        "http://backend.internal:9090"
+    ], "said once per project"
 
 
 def test_the_state_of_a_version_serving_survives_a_truncated_state_file(tmp_path):
