@@ -141,6 +141,7 @@ def cmd_demo(settings: Settings, args: argparse.Namespace) -> int:
         "data_dir": args.data_dir,
         "venv": args.venv,
         "exit_after_setup": args.exit_after_setup,
+        "evidence": args.evidence,
     }
     if args.data:
         return run_demo(args.data, **options)
@@ -205,6 +206,11 @@ def add_commands(commands) -> None:
     demo = commands.add_parser("demo", help="Label Studio + backend + a coding project on this machine")
     add_typed(demo, DEMO_OPTIONS)
     demo.add_argument("--exit-after-setup", action="store_true", help="stop once everything is set up")
+    demo.add_argument(
+        "--evidence",
+        action="store_true",
+        help="a project with the evidence form: suggestions highlight the words they rest on",
+    )
     demo.set_defaults(handler=cmd_demo)
 
     worker = commands.add_parser("worker", help="run rounds from Redis on this host (REDIS_URL)")

@@ -26,6 +26,7 @@ from backend.studio.setup import ProjectSetter, segment_tasks
 
 log = logging.getLogger(__name__)
 DEMO_TITLE = "Interview coding (demo)"
+EVIDENCE_TITLE = "Interview coding (demo, evidence)"  # its own project: a kept demo's form is never changed
 
 
 def read_demo_segments(path: Path, limit: int | None) -> list[dict]:
@@ -47,6 +48,7 @@ def run_demo(
     data_dir: Path | None,
     venv: Path | None,
     exit_after_setup: bool,
+    evidence: bool = False,
 ) -> int:
     """Run the whole demo; returns the exit status. Without `data_dir` nothing is kept."""
     tasks = read_demo_segments(data, limit)
@@ -61,9 +63,15 @@ def run_demo(
         try:
             backend.start()
             setter = ProjectSetter(StudioClient(studio.url, studio.token))
-            setup = setter.set_up(DEMO_TITLE, label_config(), tasks, backend.url, auth)
+            form, title = (
+                ("interview_coding_evidence", EVIDENCE_TITLE)
+                if evidence
+                else ("interview_coding", DEMO_TITLE)
+            )
+            setup = setter.set_up(title, label_config(form), tasks, backend.url, auth)
             print(f"\nLabel Studio: {studio.url}/projects/{setup.project}/data")
             print(f"  login: {studio.username} / {studio.password}")
+            print(f"  API token (LABEL_STUDIO_API_KEY, for scripts): {studio.token}")
             connected = f"backend {backend.url} ({setup.connection.state})"
             print(f"  project {setup.project}: {len(tasks)} segments, {connected}")
             print(f"Status page: {backend.url}/status  (login: {auth[0]} / {auth[1]})")
@@ -71,6 +79,8 @@ def run_demo(
                 print(
                     "  warning: the project's webhook does not carry basic auth yet: annotations won't train"
                 )
+            if evidence:
+                print("  evidence: the queue head's suggestions highlight the words they rest on")
             print("Code segments with 'Label All Tasks'; after a few annotations the backend pre-annotates")
             print("the rest and serves the most informative segment next. Ctrl-C stops everything.")
             if not exit_after_setup:

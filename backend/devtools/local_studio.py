@@ -54,6 +54,7 @@ for email in json.loads(sys.stdin.read()):
     tokens[email] = Token.objects.get_or_create(user=user)[0].key
 print("TOKENS " + json.dumps(tokens))
 """
+TOKEN_FILE = ".api-token"
 # Settings a throwaway server needs: a legacy token we choose, a backend on 127.0.0.1 allowed
 # (SSRF guards off), and nothing sent home (analytics, version check, Sentry).
 FIXED_ENV = {
@@ -191,6 +192,23 @@ def _redact(text: str, hidden: list[str]) -> str:
     return text
 
 
+def new_token() -> str:
+    return secrets.token_hex(20)  # legacy tokens are at most 40 characters
+
+
+def kept_token(data_dir: Path) -> str:
+    """The token of a kept data dir, made on its first start: Label Studio applies
+    LABEL_STUDIO_USER_TOKEN only when it makes the user, so a new one would be refused later."""
+    path = data_dir / TOKEN_FILE
+    if path.exists():
+        return path.read_text().strip()
+    data_dir.mkdir(parents=True, exist_ok=True)
+    token = new_token()
+    with os.fdopen(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600), "w") as handle:
+        handle.write(token)
+    return token
+
+
 class LocalLabelStudio:
     """A Label Studio server in a child process group; use it as a context manager.
 
@@ -215,7 +233,7 @@ class LocalLabelStudio:
         self.port = port or free_port(self.host)
         self.username = username
         self.password = password or secrets.token_urlsafe(16)
-        self.token = token or secrets.token_hex(20)  # legacy tokens are at most 40 characters
+        self.token = token or (kept_token(Path(data_dir)) if data_dir else new_token())
         self.startup_timeout = startup_timeout
         self.extra_env = dict(extra_env or {})
         self._given_data_dir = Path(data_dir) if data_dir else None
