@@ -33,25 +33,19 @@ class BackendProcess:
         self.env = {**env, "BACKEND_URL": self.url}  # Label Studio is given this URL: its webhook gets auth
         self.process: subprocess.Popen | None = None
 
+    @property
+    def command(self) -> list[str]:
+        """`serve` as this process runs it."""
+        host = ["--host", "127.0.0.1", "--port", str(self.port), "--workers", str(self.workers)]
+        return [sys.executable, "-m", "backend.cli", "serve", *host]
+
     def start(self, timeout: float = 120) -> BackendProcess:
         """Start the server and wait until it answers /health."""
-        command = [
-            sys.executable,
-            "-m",
-            "backend.cli",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(self.port),
-            "--workers",
-            str(self.workers),
-        ]
         log = open(self.log_path, "a") if self.log_path else None  # noqa: SIM115 - the child writes it
         if self.cwd is not None:
             Path(self.cwd).mkdir(parents=True, exist_ok=True)
         self.process = subprocess.Popen(
-            command,
+            self.command,
             env=self.env,
             cwd=self.cwd,
             stdout=log,

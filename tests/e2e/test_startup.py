@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-import sys
 
 import httpx
 import pytest
@@ -25,17 +24,8 @@ ROUND_TIMEOUT = 240
 
 
 def serve(env: dict) -> subprocess.CompletedProcess:
-    command = [
-        sys.executable,
-        "-m",
-        "backend.cli",
-        "serve",
-        "--host",
-        "127.0.0.1",
-        "--port",
-        str(free_port()),
-    ]
-    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=180)
+    backend = BackendProcess(free_port(), env, AUTH)
+    return subprocess.run(backend.command, env=backend.env, capture_output=True, text=True, timeout=180)
 
 
 def test_a_token_label_studio_refuses_stops_serve_naming_the_fix(label_studio, model_path, tmp_path):
