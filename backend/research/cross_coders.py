@@ -29,7 +29,7 @@ from backend.research.corpus import Example, held_out_split
 from backend.research.errors import DataError
 from backend.research.grid import SimConfig
 from backend.research.protocol import per_code_f1
-from backend.research.report import markdown_table
+from backend.research.report import markdown_table, over_seeds
 from backend.storage.atomic import write_atomically
 
 log = logging.getLogger(__name__)
@@ -189,7 +189,7 @@ def cross_coders_markdown(transfer: list[dict], pairs: list[dict], codes: Sequen
         rows = frame[frame.config == config]
         header = ["trained on ↓ / tested on →", *coders]
         parts += [
-            f"## {config}: macro-F1 (mean ± sd over {rows.seed.nunique()} seed(s))",
+            f"## {config}: macro-F1 ({over_seeds(rows)})",
             markdown_table(header, _grid(rows, coders, "macro_f1")),
         ]
         for code in codes:

@@ -75,9 +75,10 @@ def summary_markdown(frame: pd.DataFrame, order: list[str], codes: Sequence[str]
     kept = _bodies_kept(frame, order)
     best = last.groupby("config")["macro_f1"].mean().idxmax()
     seeds = last[last.config == best]["seed"].nunique()  # merged reports: configurations may differ
+    spread = "1 seed" if seeds == 1 else f"mean ± sd over {seeds} seeds"
     best_line = (
         f"Best configuration at {labeled[-1]} labeled: **{best}**, macro-F1 "
-        f"{_mean_sd(last[last.config == best]['macro_f1'])} (mean ± sd over {seeds} seed(s))."
+        f"{_mean_sd(last[last.config == best]['macro_f1'])} ({spread})."
     )
     return (
         "\n\n".join(
@@ -85,11 +86,11 @@ def summary_markdown(frame: pd.DataFrame, order: list[str], codes: Sequence[str]
                 "# Simulation summary",
                 protocol,
                 best_line,
-                "## Macro-F1 by labeled segments (mean ± sd over seeds)",
+                f"## Macro-F1 by labeled segments ({over_seeds(frame)})",
                 markdown_table(["config", *map(str, labeled)], macro),
-                f"## F1 per code at {labeled[-1]} labeled (mean over seeds)",
+                f"## F1 per code at {labeled[-1]} labeled ({over_seeds(frame, 'mean')})",
                 markdown_table(["config", *codes], per_code),
-                "## Training seconds per round (mean over seeds) and per run",
+                f"## Training seconds per round ({over_seeds(frame, 'mean')}) and per run",
                 markdown_table(["config", *map(str, labeled), "total"], seconds),
                 *kept,
                 "Figures: " + ", ".join(f"![{name}]({name})" for name in FIGURES),

@@ -90,7 +90,7 @@ def test_the_markdown_has_a_table_per_configuration_and_code_and_the_coders_own(
     config = SimConfig("prior", "tfidf", None)
     rows = transfer_rows([config], [1, 2], EXAMPLES, ["x", "y"], 0.5, prior_model, split=by_id)
     text = cross_coders_markdown(rows, coder_pair_rows(EXAMPLES, ["x", "y"]), ["x", "y"], "about")
-    assert "## prior: macro-F1 (mean ± sd over 2 seed(s))" in text and "### prior: F1 of y" in text
+    assert "## prior: macro-F1 (mean ± sd over 2 seeds)" in text and "### prior: F1 of y" in text
     assert "| **a** | 0.33 ± 0.00 | 0.00 ± 0.00 | 0.50 ± 0.00 |" in text
     assert "| **b** | 0.20 ± 0.00 | 0.80 ± 0.00 | 0.33 ± 0.00 |" in text
     assert "| a ↔ b | 7 | 0.33 | -0.17 | 0.33 | 0.33 |" in text

@@ -53,3 +53,14 @@ def test_several_seeds_are_counted_in_the_title_with_their_band(axes_of):
     assert axes.get_title() == "Macro-F1 per round (mean ± sd over 3 seeds)"
     assert len(axes.collections) == 1, "the sd band"
     assert axes_of(per_code_figure(frame(3), ["setfit"], ["x"])).get_ylabel() == "F1 (mean over 3 seeds)"
+
+
+def test_the_summary_says_one_seed_where_there_is_no_spread_and_the_seed_count_where_there_is():
+    from backend.research.report import summary_markdown
+
+    one = summary_markdown(frame(1), ["setfit"], ["x"], "protocol")
+    assert "## Macro-F1 by labeled segments (1 seed)" in one and "(mean ± sd" not in one
+    assert "**setfit**, macro-F1 0.750 (1 seed)." in one
+    three = summary_markdown(frame(3), ["setfit"], ["x"], "protocol")
+    assert "## Macro-F1 by labeled segments (mean ± sd over 3 seeds)" in three
+    assert "## F1 per code at 23 labeled (mean over 3 seeds)" in three
