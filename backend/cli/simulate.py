@@ -33,8 +33,8 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
             setattr(args, name, default)
     if args.data is None or args.out is None:
         raise UsageError(
-            "--data and --out are required (or --example to try the shipped sample, or --report OUT to "
-            "merge finished shards)"
+            "--data and --out are required (or --report OUT to merge finished shards; --example tries "
+            "the shipped sample)"
         )
     check_inputs(args)
     if not args.grid and args.model is None and args.kind != "tfidf":
