@@ -57,6 +57,7 @@ class ConnectionWatch:
         self._last: Connection | None = None
         self._checking = False
         self._lock = threading.Lock()
+        self.current()  # the first check starts with the server: usually done before anyone asks
 
     def current(self) -> Connection | None:
         """The last check (None before the first one finished); starts a new one when due."""
