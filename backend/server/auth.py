@@ -75,11 +75,12 @@ class WebhookAuthorizer:
 
     Label Studio calls /setup very often, and listing its ML backends makes it call /setup
     again; so we never call back from every /setup. One attempt at a time per project, repeated
-    at most every RETRY_SECONDS until a webhook was found (Label Studio creates it after the
-    first /setup).
+    at most every RETRY_SECONDS until a webhook was found; each attempt looks again a few times
+    over 7.5 s (FOLLOW_UP), since Label Studio creates the webhook after the /setup that asked.
     """
 
     RETRY_SECONDS = 10.0
+    FOLLOW_UP = (0.5, 1.0, 2.0, 4.0)  # within RETRY_SECONDS: one attempt at a time per project
 
     def __init__(self, server: ServerSettings, client: Callable[[], StudioAPI] | None = None):
         self.server = server
@@ -98,12 +99,20 @@ class WebhookAuthorizer:
             if project in self._done or now - self._last_try.get(project, -1e9) < self.RETRY_SECONDS:
                 return
             self._last_try[project] = now
-        threading.Thread(target=self.authorize, args=(project,), daemon=True).start()
+        threading.Thread(target=self.follow_up, args=(project,), daemon=True).start()
 
-    def authorize(self, project: str) -> None:
+    def follow_up(self, project: str) -> None:
+        """Authorize now, and again a few times while no webhook is there yet: connecting a model,
+        Label Studio calls /setup first and makes the webhook after it, and may not call again."""
+        for wait in (*self.FOLLOW_UP, None):
+            if self.authorize(project) or wait is None:
+                return
+            time.sleep(wait)
+
+    def authorize(self, project: str) -> bool:
         """Add our header to the project's webhook to this backend: at BACKEND_URL, or else at the URL
         Label Studio's own record of the project's ML backend holds (ours: our basic-auth user). The
-        Host of a request never decides."""
+        Host of a request never decides. Returns whether a webhook of ours carries it now."""
         client, header = self.client(), expected_header(self.server)
         try:
             urls = (
@@ -112,11 +121,12 @@ class WebhookAuthorizer:
             found = sum(client.authorize_webhooks(int(project), urlsplit(url).netloc, header) for url in urls)
         except Exception as exc:
             log.warning("project %s: could not add basic auth to its webhook: %s", project, exc)
-            return
+            return False
         if found:
             with self._lock:
                 self._done.add(project)
             log.info("project %s: its webhook carries basic auth", project)
+        return bool(found)
 
     def _recorded_urls(self, client: StudioAPI, project: str) -> list[str]:
         """Where Label Studio calls this backend for `project`, by its ML backend record (said once)."""

@@ -117,6 +117,16 @@ def test_the_configured_backend_url_not_the_host_header_decides_which_webhook_ge
     assert studio.calls == [("authorize", "backend:9090")]
 
 
+def test_a_webhook_label_studio_makes_just_after_the_setup_that_asked_gets_credentials(tmp_path):
+    """Connecting a model, Label Studio calls /setup, then makes the webhook: the first look finds none."""
+    settings = with_studio_key(tmp_path, backend_url="http://backend:9090")
+    studio = FakeStudio()
+    found = iter([0, 0, 1])
+    studio.authorize_webhooks = lambda project, host, authorization: next(found)
+    WebhookAuthorizer(settings.server, client=lambda: studio).follow_up("5")
+    assert next(found, "all looked at") == "all looked at", "it looked until the webhook was there"
+
+
 def test_without_backend_url_only_the_url_label_studio_records_for_us_gets_credentials(tmp_path, caplog):
     """Label Studio's record of the project's ML backend says where it calls us (as its documentation
     connects a model: URL and basic auth in the project's settings); another backend's never counts."""
