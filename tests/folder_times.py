@@ -33,9 +33,14 @@ def folder_table(totals: dict[str, float]) -> list[str]:
     width = max(len("total"), *(len(folder) for folder in totals))
     rows = [*totals.items(), ("total", whole)]
     return [
-        f"{folder:<{width}}  {int(seconds // 60):>4}:{seconds % 60:04.1f}  {seconds / (whole or 1):>4.0%}"
-        for folder, seconds in rows
+        f"{folder:<{width}}  {clock(seconds):>9}  {seconds / (whole or 1):>4.0%}" for folder, seconds in rows
     ]
+
+
+def clock(seconds: float) -> str:
+    """Minutes:seconds to a tenth, rounded once (59.96 s is 1:00.0, never 0:60.0)."""
+    minutes, tenths = divmod(round(seconds * 10), 600)
+    return f"{minutes}:{tenths / 10:04.1f}"
 
 
 def timings_of(stats: dict[str, list]) -> list[tuple[str, float]]:

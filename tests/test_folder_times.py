@@ -3,7 +3,7 @@
 from types import SimpleNamespace
 
 from tests.conftest import pytest_terminal_summary
-from tests.folder_times import folder_of, folder_table, seconds_per_folder, timings_of
+from tests.folder_times import clock, folder_of, folder_table, seconds_per_folder, timings_of
 
 
 def report(nodeid: str, when: str, duration: float) -> SimpleNamespace:
@@ -39,6 +39,15 @@ def test_the_table_gives_minutes_seconds_and_shares_then_the_total():
         "tests/e2e        1:30.0   75%",
         "tests/worker     0:30.0   25%",
         "total            2:00.0  100%",
+    ]
+
+
+def test_a_minute_that_rounds_up_is_the_next_minute():
+    assert [clock(seconds) for seconds in (479.96, 59.94, 0.0, 3600.0)] == [
+        "8:00.0",
+        "0:59.9",
+        "0:00.0",
+        "60:00.0",
     ]
 
 
