@@ -12,12 +12,14 @@ import pytest
 from backend.exports.tables import ExportError, check_writable, format_of, write_table
 from tests.exports.conftest import VERSION, all_tasks
 
-HEADER = (
-    "task_id,text,question,interview_id,speech_index,meta_child_sex,"
-    "code_physical_health,code_mental_health,code_daily_functioning,code_health_unspecific,code_freq_mentioned,"
-    "source,coders,n_coders,rule,disagreement,coder_codes,model_version,"
-    "p_physical_health,p_mental_health,p_daily_functioning,p_health_unspecific,p_freq_mentioned,evidence"
-).split(",")
+HEADER = [
+    *("task_id", "text", "question", "interview_id", "speech_index", "meta_child_sex"),
+    *("code_physical_health", "code_mental_health", "code_daily_functioning", "code_health_unspecific"),
+    *("code_freq_mentioned", "source", "coders", "n_coders", "rule", "disagreement", "coder_codes"),
+    *("model_version", "p_physical_health", "p_mental_health", "p_daily_functioning", "p_health_unspecific"),
+    *("p_freq_mentioned", "evidence"),
+]
+EVIDENCE = [{"code": "health_unspecific", "start": 7, "end": 17, "text": "Gesundheit"}]
 
 
 def expected_rows(a: str, b: str) -> list[list[str]]:
@@ -38,9 +40,9 @@ def expected_rows(a: str, b: str) -> list[list[str]]:
         ["2", "Ich spiele gern Fußball.", "Was machst du gern?", "b", "1", "Junge", "", "", "", "", "",
          "uncoded", "", "0", "", "", "{}", "", "", "", "", "", "", "[]"],
         # the evidence's offsets count characters: the emoji is one (two UTF-16 units in Label Studio)
-        ["3", "😀 Über Gesundheit weiß ich nichts.", "Gesundheit?", "b", "2", "Junge", "0", "0", "0", "1", "0",
-         "model", "", "0", "", "", "{}", VERSION, "0.1", "0.2", "0.05", "0.8", "0.3",
-         json.dumps([{"code": "health_unspecific", "start": 7, "end": 17, "text": "Gesundheit"}], ensure_ascii=False)],
+        ["3", "😀 Über Gesundheit weiß ich nichts.", "Gesundheit?", "b", "2", "Junge",
+         "0", "0", "0", "1", "0", "model", "", "0", "", "", "{}", VERSION, "0.1", "0.2", "0.05", "0.8", "0.3",
+         json.dumps(EVIDENCE, ensure_ascii=False)],
     ]  # fmt: skip
 
 
@@ -97,7 +99,7 @@ def test_the_format_comes_from_the_suffix_or_the_option(tmp_path):
 
 
 def test_an_unwritable_path_is_refused_before_any_work(tmp_path):
-    with pytest.raises(ExportError, match="cannot write .*/missing/x.csv: No such file or directory"):
+    with pytest.raises(ExportError, match=r"cannot write .*/missing/x\.csv: No such file or directory"):
         check_writable(tmp_path / "missing" / "x.csv")
     with pytest.raises(ExportError, match="it is a folder"):
         check_writable(tmp_path)
