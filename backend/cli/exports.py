@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import sys
 from collections.abc import Iterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -22,27 +21,31 @@ from backend.studio.client import StudioAPI, StudioError
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
-    out = Path(args.out)
+    project, out = project_number(args.project), Path(args.out)
     fmt = format_of(out, args.format)
     check_writable(out)
-    studio = studio_client(settings)
-    written = export_project(studio, settings, project_number(args.project), out, fmt, args)
+    written = export_project(studio_client(settings), settings, project, out, fmt, args)
     print(f"{written} segments written to {out}", flush=True)
     return 0
 
 
 def cmd_codebook(settings: Settings, args: argparse.Namespace) -> int:
+    project, out = project_number(args.project), Path(args.out)
+    check_writable(out)
+    written = write_codebook(studio_client(settings), settings, project, out)
+    print(f"{written} codes written to {out}")
+    return 0
+
+
+def write_codebook(studio: StudioAPI, settings: Settings, project: int, out: Path) -> int:
+    """The project's codes as a REFI-QDA codebook in `out`; returns how many codes it holds."""
     from backend.exports.codebook import codebook_xml
     from backend.exports.tables import replaced
 
-    out = Path(args.out)
-    check_writable(out)
-    project = project_number(args.project)
-    scheme = read_scheme(studio_client(settings), project, settings)
+    scheme = read_scheme(studio, project, settings)
     with replaced(out, "wb") as handle:
         handle.write(codebook_xml(scheme, project))
-    print(f"{len(scheme.codes)} codes written to {out}")
-    return 0
+    return len(scheme.codes)
 
 
 def export_project(
@@ -183,7 +186,3 @@ def add_commands(commands) -> None:
     codebook.add_argument("--project", required=True, help="Label Studio project id")
     codebook.add_argument("--out", required=True, help="the .qdc file to write")
     codebook.set_defaults(handler=cmd_codebook)
-
-
-def warn(message: str) -> None:
-    print(f"warning: {message}", file=sys.stderr)

@@ -14,7 +14,7 @@ from backend.exports.rows import ModelView, RowMaker, data_fields
 from backend.resources import label_config
 from tests.fakes import FakeStudio
 
-VERSION = "v3-20260101-120000"
+VERSION = "v3-20260101120000"
 KEY = bytes(32)
 CODES = ("physical_health", "mental_health", "daily_functioning", "health_unspecific", "freq_mentioned")
 
