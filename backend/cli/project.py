@@ -23,11 +23,11 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     from backend.studio.setup import ProjectSetter, segment_tasks
 
     server = settings.server
+    if args.codebook and args.label_config:
+        raise UsageError("give either --codebook or --label-config: each makes the project's form")
     if missing := missing_settings(settings):
         raise UsageError("init needs what the environment does not say:\n  " + "\n  ".join(missing))
     auth = backend_auth(settings)
-    if args.codebook and args.label_config:
-        raise UsageError("give either --codebook or --label-config: each makes the project's form")
     if args.codebook:
         config = config_from_codebook(args.codebook)
     else:

@@ -130,3 +130,8 @@ def test_bad_options_exit_2_with_one_message_before_label_studio_is_asked(tmp_pa
     assert main(["export", *project, *given]) == 2
     err = capsys.readouterr().err
     assert err.startswith("error: ") and err.count("\n") == 1 and said.replace("{tmp}", str(tmp_path)) in err
+
+
+def test_init_takes_a_codebook_or_a_label_config_not_both(tmp_path, capsys):
+    assert main(["init", "--codebook", "codes.qdc", "--label-config", "form.xml"]) == 2
+    assert "give either --codebook or --label-config" in capsys.readouterr().err
