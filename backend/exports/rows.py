@@ -19,8 +19,17 @@ from backend.domain.scheme import CodingScheme
 from backend.domain.tasks import Task
 
 CODERS, MODEL, UNCODED = "coders", "model", "uncoded"
-PER_CODER_FINAL = (
-    "majority"  # per_coder trains on every answer; a segment's one final answer is the majority's
+# per_coder trains on every answer; a segment's one final answer is then the majority's
+PER_CODER_FINAL = "majority"
+PROVENANCE = (
+    "source",
+    "coders",
+    "n_coders",
+    "rule",
+    "disagreement",
+    "coder_codes",
+    "model_version",
+    "evidence",
 )
 
 
@@ -96,10 +105,15 @@ class RowMaker:
     def probability_columns(self) -> dict[str, str]:
         return {code: "p_" + column_name(code) for code in self.scheme.codes}
 
+    def data_columns(self) -> dict[str, str]:
+        """Data field → its column: its own name, or `data_<name>` where it would take a column of ours."""
+        ours = {"task_id", *PROVENANCE, *self.code_columns().values(), *self.probability_columns().values()}
+        return {field: f"data_{field}" if field in ours else field for field in self.fields}
+
     def columns(self) -> list[str]:
         return [
             "task_id",
-            *self.fields,
+            *self.data_columns().values(),
             *self.code_columns().values(),
             "source",
             "coders",
@@ -126,7 +140,8 @@ class RowMaker:
 
     def row(self, task: Task) -> dict:
         data = flat_data(task.data)
-        row: dict[str, object] = {"task_id": task.id, **{field: data.get(field) for field in self.fields}}
+        row: dict[str, object] = {"task_id": task.id}
+        row |= {column: data.get(field) for field, column in self.data_columns().items()}
         answers = [self._named(answer) for answer in coder_answers(task, self.scheme, self.emails)]
         chosen, provenance = self._final(task.id, answers)
         for code, column in self.code_columns().items():

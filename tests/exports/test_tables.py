@@ -104,3 +104,13 @@ def test_an_unwritable_path_is_refused_before_any_work(tmp_path):
     with pytest.raises(ExportError, match="it is a folder"):
         check_writable(tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_data_field_named_like_a_column_of_ours_keeps_its_value_beside_it(tmp_path, studio, maker):
+    from dataclasses import replace
+
+    studio.all[2] = type(studio.all[2])(2, {**studio.all[2].data, "source": "interview file 7"})
+    maker = replace(maker, fields=(*maker.fields, "source"))
+    (row,) = [row for row in maker.rows(all_tasks(studio)) if row["task_id"] == 2]
+    assert (row["source"], row["data_source"]) == ("uncoded", "interview file 7")
+    assert maker.columns().count("source") == 1 and "data_source" in maker.columns()
