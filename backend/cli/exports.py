@@ -23,6 +23,11 @@ from backend.studio.client import StudioAPI, StudioError
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
     project, out = project_number(args.project), Path(args.out)
     fmt = format_of(out, args.format)
+    if fmt != "qdpx" and (args.source_field or args.order_field):
+        raise UsageError(
+            "--source-field and --order-field group a .qdpx project's sources; a table has one row per "
+            "segment, with the interview's fields as columns"
+        )
     check_writable(out)
     written = export_project(studio_client(settings), settings, project, out, fmt, args)
     print(f"{written} segments written to {out}", flush=True)

@@ -122,6 +122,7 @@ def test_an_unknown_project_is_named(tmp_path, settings):
         (["--out", "{tmp}/x.csv", "--format", "sav"], "--format 'sav': unknown"),
         (["--out", "{tmp}/no/such/folder/x.csv"], "cannot write {tmp}/no/such/folder/x.csv: No such file"),
         (["--out", "{tmp}/x.csv", "--project", "seven"], "--project must be a Label Studio project id"),
+        (["--out", "{tmp}/x.csv", "--source-field", "interview_id"], "group a .qdpx project's sources"),
     ],
 )
 def test_bad_options_exit_2_with_one_message_before_label_studio_is_asked(tmp_path, capsys, arguments, said):
