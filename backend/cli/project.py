@@ -23,15 +23,20 @@ def cmd_init(settings: Settings, args: argparse.Namespace) -> int:
     from backend.studio.setup import ProjectSetter, segment_tasks
 
     server = settings.server
+    if args.codebook and args.label_config:
+        raise UsageError("give either --codebook or --label-config: each makes the project's form")
     if missing := missing_settings(settings):
         raise UsageError("init needs what the environment does not say:\n  " + "\n  ".join(missing))
     auth = backend_auth(settings)
-    config = read_label_config(args.label_config) if args.label_config else shipped_config()
+    if args.codebook:
+        config = config_from_codebook(args.codebook)
+    else:
+        config = read_label_config(args.label_config) if args.label_config else shipped_config()
     scheme = parse_label_config(config, settings.loop.none_choices)
     if args.evidence:  # the study form's evidence variant, or a tag added to the given form
         config = (
             with_evidence_tag(config, scheme)
-            if args.label_config
+            if args.label_config or args.codebook
             else shipped_config("interview_coding_evidence")
         )
         scheme = parse_label_config(config, settings.loop.none_choices)
@@ -113,6 +118,17 @@ def read_label_config(path: str) -> str:
         ) from None
 
 
+def config_from_codebook(path: str) -> str:
+    """The label config a REFI-QDA codebook makes; what it cannot carry is said, not dropped silently."""
+    from backend.exports.codebook import label_config_from, read_codebook
+
+    codes, notes = read_codebook(Path(path))
+    config, more = label_config_from(codes)
+    for note in [*notes, *more]:
+        print(f"codebook {path}: {note}", flush=True)
+    return config
+
+
 def wait_for_label_studio(client, seconds: float) -> None:
     """Until Label Studio answers /health, for at most `seconds` (it takes half a minute to start)."""
     import httpx
@@ -148,6 +164,11 @@ def add_commands(commands) -> None:
         "--label-config",
         help="label config XML file, or a shipped form by name: interview_coding (the default), "
         "interview_coding_evidence, generic_multilabel; empty: the default",
+    )
+    init.add_argument(
+        "--codebook",
+        help="make the form from a REFI-QDA codebook (.qdc, or a .qdpx project's codebook) written by "
+        "MAXQDA, ATLAS.ti, NVivo or QualCoder: each codable code an option, child codes as 'Parent › Child'",
     )
     init.add_argument(
         "--evidence",

@@ -62,11 +62,21 @@ class ProjectSetup:
     connection: Connection
 
 
+SEGMENT_ONLY = ("id", "text", "codes", "coder")  # what a segment file says that is not task data as such
+
+
 def segment_tasks(segments: Sequence[dict], text_field: str = "text") -> list[dict]:
     """Segments (`text`, `id`, optionally `question`) as Label Studio task data: the text under the
-    label config's text field, the interview question, and the segment's id in its file."""
+    label config's text field, the interview question, the segment's id in its file, and its other
+    fields as they are (an interview's id and order, its metadata: `export` groups and describes
+    interviews by them)."""
     return [
-        {text_field: row["text"], "question": row.get("question", ""), "segment_id": str(row["id"])}
+        {
+            **{key: value for key, value in row.items() if key not in SEGMENT_ONLY},
+            text_field: row["text"],
+            "question": row.get("question", ""),
+            "segment_id": str(row["id"]),
+        }
         for row in segments
     ]
 

@@ -77,3 +77,24 @@ def test_segments_become_tasks_that_are_recognised_when_imported_again():
     assert tasks == [{"answer": "My knee hurts.", "question": "How are you?", "segment_id": "a1"}]
     assert segment_key(tasks[0], "answer") == ("a1", "My knee hurts.")
     assert segment_key({**tasks[0], "answer": "edited"}, "answer") != segment_key(tasks[0], "answer")
+
+
+def test_a_segments_interview_fields_come_along_and_its_codes_do_not():
+    row = {
+        "id": "i1#2",
+        "text": "Gut.",
+        "interview_id": "i1",
+        "speech_index": 2,
+        "meta": {"sex": "f"},
+        "codes": [],
+    }
+    assert segment_tasks([row]) == [
+        {
+            "interview_id": "i1",
+            "speech_index": 2,
+            "meta": {"sex": "f"},
+            "text": "Gut.",
+            "question": "",
+            "segment_id": "i1#2",
+        }
+    ]
