@@ -90,6 +90,28 @@ class ProjectTracker:
 
         self._record("agreement", "agreement", write)
 
+    def log_validation(self, version: str, estimates: Mapping) -> str | None:
+        """Record a version's estimates on the blind validation sample (storage/validation.py's
+        Estimates) as its own run: per code each figure, its 95 % interval and its n."""
+        metrics = {"validation_coded": estimates["coded"]}
+        for code, figures in estimates["codes"].items():
+            named = {"f1": figures["f1"], **figures["prevalence"]}
+            named |= {"precision": figures["precision"], "recall": figures["recall"]}
+            for name, interval in named.items():
+                metrics |= flat_metrics(
+                    f"validation_{name}_",
+                    {f"{code}": interval["estimate"], f"low_{code}": interval["low"]}
+                    | {f"high_{code}": interval["high"], f"n_{code}": interval["n"]},
+                )
+
+        def write(run: Run) -> None:
+            run.log_params({"validation_held_out": estimates["held_out"], "model_version": version})
+            run.log_metrics(metrics)
+            run.set_tags({"model_version": version})
+            run.log_dict(dict(estimates), "validation_estimates.json")
+
+        return self._record(f"validation {version}", "validation", write)
+
     def _record(self, name: str, kind: str, write) -> str | None:
         tags = {"label_studio_project": self.project, "kind": kind}
         return record_run(self.uri, self.experiment, name, tags, write, f"project {self.project}")
