@@ -10,6 +10,7 @@ Subcommands:
   train        train a model version from a JSONL file of coded segments
   rank         pre-annotate and rank a JSONL pool with a trained version (most informative first)
   agreement    inter-coder agreement of a Label Studio project (or a JSONL file), per code and overall
+  validate     draw a blind validation sample of the uncoded segments (or release it into training)
   simulate     replay active learning on coded data for a grid of configurations (the study's protocol)
 
 Exit status: 0 when done, 2 for bad input or settings (one message naming the problem), 1 when
@@ -23,7 +24,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from backend.cli import agreement, offline, project, serving, simulate
+from backend.cli import agreement, offline, project, serving, simulate, validation
 from backend.config import load_settings
 from backend.config.logs import setup_logging
 from backend.errors import BackendError
@@ -37,7 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings come from environment variables (see `coding-backend config`).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serving, project, offline, agreement, simulate):
+    for module in (serving, project, offline, agreement, simulate, validation):
         module.add_commands(commands)
     return parser
 
