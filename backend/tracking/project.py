@@ -95,14 +95,14 @@ class ProjectTracker:
         Estimates) as its own run: per code each figure, its 95 % interval and its n."""
         metrics = {"validation_coded": estimates["coded"]}
         for code, figures in estimates["codes"].items():
-            named = {"f1": figures["f1"], **figures["prevalence"]}
-            named |= {"precision": figures["precision"], "recall": figures["recall"]}
-            for name, interval in named.items():
+            prevalence = figures["prevalence"]
+            named = {name: figures[name] for name in ("precision", "recall", "f1")}
+            named |= {"prevalence_ppi": prevalence["ppi"], "prevalence_classical": prevalence["classical"]}
+            for name, interval in named.items():  # e.g. validation_recall_low_mental_health
                 metrics |= flat_metrics(
-                    f"validation_{name}_",
-                    {f"{code}": interval["estimate"], f"low_{code}": interval["low"]}
-                    | {f"high_{code}": interval["high"], f"n_{code}": interval["n"]},
+                    f"validation_{name}_", {f"{part}_{code}": interval[part] for part in ("low", "high", "n")}
                 )
+                metrics |= flat_metrics(f"validation_{name}_", {code: interval["estimate"]})
 
         def write(run: Run) -> None:
             run.log_params({"validation_held_out": estimates["held_out"], "model_version": version})

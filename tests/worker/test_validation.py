@@ -27,6 +27,16 @@ def blind(prediction) -> bool:
     return all(item["value"] == {"choices": []} for item in prediction["result"]) and prediction["result"]
 
 
+def validation_runs(settings):
+    import mlflow
+
+    client = mlflow.MlflowClient(
+        tracking_uri=f"sqlite:///{settings.server.model_dir.resolve() / 'mlflow.db'}"
+    )
+    experiment = client.get_experiment_by_name("label-studio-project-1").experiment_id
+    return client.search_runs([experiment], "tags.kind = 'validation'")
+
+
 def test_queue_puts_the_blind_tasks_at_every_kth_place_and_scores_follow_the_places():
     ranking = Ranking(np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.0]), np.linspace(0, 1, 6))
     ids = [10, 11, 12, 13, 14, 15]
@@ -100,6 +110,11 @@ def test_coded_sample_tasks_are_held_out_estimated_and_released(segments, settin
     assert physical["f1"]["n"] == 8 and set(physical["prevalence"]) == {"ppi", "classical"}
     for figure in (physical["precision"], physical["recall"]):
         assert figure["low"] is None or figure["low"] <= figure["estimate"] <= figure["high"]
+    [run] = validation_runs(settings)
+    assert run.data.tags["model_version"] == state.current_version
+    assert run.data.params["validation_held_out"] == "True" and run.data.metrics["validation_coded"] == 8
+    assert run.data.metrics["validation_f1_n_physical_health"] == 8.0  # F1's n: every coded sample task
+    assert "validation_prevalence_ppi_low_physical_health" in run.data.metrics
 
     release(ctx)
     state = run_round(settings, studio)
