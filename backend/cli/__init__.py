@@ -11,10 +11,11 @@ Subcommands:
   rank         pre-annotate and rank a JSONL pool with a trained version (most informative first)
   agreement    inter-coder agreement of a Label Studio project (or a JSONL file), per code and overall
   validate     draw a blind validation sample of the uncoded segments (or release it into training)
+  autocode     hand codes over to the model where the validation sample shows it earned them (--undo)
   simulate     replay active learning on coded data for a grid of configurations (the study's protocol)
 
 Exit status: 0 when done, 2 for bad input or settings (one message naming the problem), 1 when
-Label Studio refused or failed a call, 130 when interrupted.
+Label Studio refused or failed a call, 3 when `autocode` refused a code, 130 when interrupted.
 """
 
 from __future__ import annotations

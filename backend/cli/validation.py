@@ -1,12 +1,15 @@
 """`validate`: draw a blind validation sample of a project's uncoded segments, or release one into
-training (backend/worker/validation.py); its estimates appear in /metrics, /status and MLflow."""
+training (backend/worker/validation.py); its estimates appear in /metrics, /status and MLflow.
+`autocode`: hand codes over to the model where those estimates reach the lead's targets, or take
+them back (backend/worker/autocode.py)."""
 
 from __future__ import annotations
 
 import argparse
 import secrets
+import sys
 
-from backend.cli.errors import UsageError
+from backend.cli.errors import UsageError, comma_list
 from backend.config import Settings
 
 EVERY = 5
@@ -72,6 +75,31 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_autocode(settings: Settings, args: argparse.Namespace) -> int:
+    from backend.worker.autocode import Targets, autocode, undo
+
+    codes = comma_list(args.codes)
+    if args.undo:
+        taken = undo(project_context(settings, args.project), codes)
+        print(f"project {args.project}: taken back from the model: {', '.join(taken)}")
+        return 0
+    if not codes:
+        raise UsageError("--codes a,b: the codes to hand over to the model")
+    targets = Targets(args.min_precision, args.min_recall)
+    verdicts = autocode(project_context(settings, args.project), codes, targets)
+    for found in verdicts:
+        if found.accepted:
+            print(f"{found.code}: handed over to the model (the lower bounds reach the targets)")
+            continue
+        more = (
+            f"about {found.more_segments} more coded validation segments would likely close the gap"
+            if found.more_segments is not None
+            else "more validation segments would not close the gap: the estimate itself is below the target"
+        )
+        print(f"{found.code}: refused: {'; '.join(found.short)}; {more}", file=sys.stderr)
+    return 0 if all(found.accepted for found in verdicts) else 3
+
+
 def add_commands(commands) -> None:
     validate = commands.add_parser(
         "validate",
@@ -94,3 +122,19 @@ def add_commands(commands) -> None:
         "--release", action="store_true", help="let training use the sample's codes from now on"
     )
     validate.set_defaults(handler=cmd_validate)
+    auto = commands.add_parser(
+        "autocode",
+        help="hand codes over to the model where the validation sample shows it reaches your targets",
+        description="For each code, the lower bounds of the 95 %% intervals of the model's precision and "
+        "recall on the blind validation sample must reach the targets; then the serving version's "
+        "decision becomes the code of every segment no coder has coded, kept by the backend with its "
+        "provenance (not in Label Studio, never trained on). A code below target is refused, naming the "
+        "figures and roughly how many more validation segments would close the gap. Exit status 3: a "
+        "code was refused (the others were handed over).",
+    )
+    auto.add_argument("--project", required=True, help="the Label Studio project id")
+    auto.add_argument("--codes", help="the codes, comma-separated (with --undo: default all)")
+    auto.add_argument("--min-precision", type=float, default=0.9, help="target for precision (%(default)s)")
+    auto.add_argument("--min-recall", type=float, default=0.8, help="target for recall (%(default)s)")
+    auto.add_argument("--undo", action="store_true", help="take the codes back from the model")
+    auto.set_defaults(handler=cmd_autocode)

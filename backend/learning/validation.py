@@ -123,6 +123,17 @@ class CodeEstimate:
     def as_dict(self) -> dict:
         return asdict(self)
 
+    @classmethod
+    def of(cls, figures: dict) -> CodeEstimate:
+        """An estimate as `as_dict` wrote it."""
+        prevalence = figures["prevalence"]
+        return cls(
+            Interval(**figures["precision"]),
+            Interval(**figures["recall"]),
+            Interval(**figures["f1"]),
+            Prevalence(Interval(**prevalence["ppi"]), Interval(**prevalence["classical"])),
+        )
+
 
 @dataclass(frozen=True)
 class Sample:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from backend.server.services import services
+from backend.storage.autocode import AutoCodes, AutoCodeStore
 from backend.storage.state import ProjectState
 from backend.storage.validation import ValidationSample, ValidationStore
 
@@ -30,6 +31,22 @@ def validation_view(sample: ValidationSample | None, serving: str | None) -> dic
         "estimates": None
         if estimates is None
         else {**estimates.model_dump(), "of_serving_version": estimates.version == serving},
+    }
+
+
+def autocoded_view(autocodes: AutoCodes) -> dict:
+    """Codes handed over to the model: the version that decided, when, on how many segments, how many
+    it coded positive, and the targets the validation estimate met."""
+    return {
+        code: {
+            "version": kept.version,
+            "decided_at": kept.decided_at,
+            "segments": len(kept.task_ids),
+            "positives": kept.positives,
+            "min_precision": kept.min_precision,
+            "min_recall": kept.min_recall,
+        }
+        for code, kept in autocodes.codes.items()
     }
 
 
@@ -72,8 +89,9 @@ def metrics():
         state = found.states(project).read()
         pending = [kind.value for kind in found.queue.pending(project)]
         versions = [version.name for version in found.store.versions(project)]
-        validation = ValidationStore(found.store.layout.project(project)).read()
-        projects[project] = project_view(state, pending, versions, validation)
+        directory = found.store.layout.project(project)
+        projects[project] = project_view(state, pending, versions, ValidationStore(directory).read())
+        projects[project]["autocoded"] = autocoded_view(AutoCodeStore(directory).read())
     connection = found.label_studio.current()
     label_studio = None if connection is None else {"state": connection.state, "detail": connection.detail}
     return jsonify(

@@ -35,3 +35,18 @@ def test_bad_input_exits_2_naming_the_problem(model_dir, capsys, args, message):
         return
     assert main(["validate", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--project", "7", "--codes", "a", "--min-precision", "0"], "a target must lie in (0, 1]"),
+        (["--project", "7", "--codes", "a", "--min-recall", "1.2"], "a target must lie in (0, 1]"),
+        (["--project", "7"], "--codes a,b"),
+        (["--project", "7", "--codes", "a"], "no validation estimates: draw a sample first"),
+        (["--project", "7", "--undo"], "not handed over to the model"),
+    ],
+)
+def test_autocode_refuses_bad_input_naming_it(model_dir, capsys, args, message):
+    assert main(["autocode", *args]) == 2
+    assert message in capsys.readouterr().err

@@ -242,6 +242,7 @@ def test_the_validation_estimates_are_on_the_page_and_in_metrics_with_intervals(
     figures = validation["estimates"]["codes"]["physical_health"]
     assert figures["precision"] == {"estimate": 2 / 3, "low": precision.low, "high": precision.high, "n": 3}
     assert set(figures["prevalence"]) == {"ppi", "classical"} and "optimistic" in shown["quality_is"]
+    assert shown["autocoded"] == {}
 
     ValidationStore(ProjectDir(tmp_path, "4")).update(lambda kept: setattr(kept, "released_at", "2026-12-03"))
     html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
