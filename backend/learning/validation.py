@@ -37,7 +37,8 @@ def proportion(successes: int, n: int, method: str = "wilson") -> Interval:
     if n <= 0:
         return Interval(None, None, None, 0)
     low, high = proportion_confint(successes, n, alpha=1 - CONFIDENCE, method=method)
-    return Interval(successes / n, float(low), float(high), n)
+    share = successes / n  # the bounds hold it (statsmodels' Wilson bound of 0 of n is 5.6e-17)
+    return Interval(share, min(float(low), share), max(float(high), share), n)
 
 
 def f1_score(truth: np.ndarray, decided: np.ndarray, axis: int = -1) -> np.ndarray:

@@ -9,7 +9,6 @@ import base64
 import json
 import subprocess
 import sys
-from pathlib import Path
 
 import httpx
 import pytest
@@ -76,12 +75,7 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
             sdk.annotations.create(id=task.id, result=study_form_result(codes[task.id]))
         first = wait_for(settled, ROUND_TIMEOUT, "the first version")["current_version"]
 
-        command = [
-            str(Path(sys.executable).parent / "coding-backend"),
-            "validate",
-            "--project",
-            str(project.id),
-        ]
+        command = [sys.executable, "-m", "backend.cli", "validate", "--project", str(project.id)]
         command += ["--size", "4", "--seed", "3", "--every", str(EVERY)]
         drawn = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert drawn.returncode == 0, drawn.stderr

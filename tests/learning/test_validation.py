@@ -43,6 +43,10 @@ def test_clopper_pearson_of_no_success_reaches_one_minus_the_root_of_alpha_half(
     assert found.high == pytest.approx(1 - 0.025 ** (1 / 10), abs=1e-6)
 
 
+def test_the_bounds_of_none_or_all_hold_the_share_exactly():
+    assert proportion(0, 4).low == 0.0 and proportion(4, 4).high == 1.0
+
+
 def test_a_proportion_of_nothing_has_no_estimate():
     assert proportion(0, 0) == Interval(None, None, None, 0)
 
