@@ -16,7 +16,7 @@ from flask import Blueprint, Response, url_for
 from werkzeug.exceptions import NotFound
 
 from backend.server.metrics import validation_view
-from backend.server.plots import Point, line_chart
+from backend.server.plots import Point, interval_chart, line_chart
 from backend.server.requests import project_id
 from backend.server.services import services
 from backend.storage.state import ProjectState
@@ -102,6 +102,28 @@ def plots(state: ProjectState) -> dict[str, str]:
     return charts
 
 
+def validation_plot(view: dict | None, names: Mapping[str, str]) -> str | None:
+    """Precision, recall and corpus prevalence (PPI) per code with their intervals; None before any
+    validation segment is coded."""
+    estimates = (view or {}).get("estimates")
+    if not estimates:
+        return None
+
+    def whisker(figure: dict):
+        return None if figure["estimate"] is None else (figure["estimate"], figure["low"], figure["high"])
+
+    return interval_chart(
+        {
+            named(code, names): {
+                "precision": whisker(figures["precision"]),
+                "recall": whisker(figures["recall"]),
+                "prevalence (PPI)": whisker(figures["prevalence"]["ppi"]),
+            }
+            for code, figures in estimates["codes"].items()
+        }
+    )
+
+
 def page_context(
     project: str,
     state: ProjectState,
@@ -118,6 +140,7 @@ def page_context(
         if mlflow_ui and point.mlflow_run
     ]
     failed = [record for record in reversed(state.rounds) if record.outcome == "failed"][:5]
+    view = validation_view(validation, state.current_version)
     return {
         "project": project,
         "state": state,
@@ -134,7 +157,8 @@ def page_context(
         "failed_rounds": failed,
         "plots": plots(state),
         "name": lambda code: named(code, state.code_names),
-        "validation": validation_view(validation, state.current_version),
+        "validation": view,
+        "validation_plot": validation_plot(view, state.code_names),
     }
 
 

@@ -232,6 +232,9 @@ def test_the_validation_estimates_are_on_the_page_and_in_metrics_with_intervals(
     ValidationStore(ProjectDir(tmp_path, "4")).replace(sample)
     html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
     assert '<table id="validation">' in html and "Held out of training" in html
+    plot = html.split('<figure id="plot-validation">')[1].split("</figure>")[0]
+    svg = ET.fromstring(plot)
+    assert len(svg.findall(f"{SVG}circle")) == 3, "precision, recall and prevalence of the one code"
     precision = found["physical_health"].precision  # 2 of 3 predicted positives right
     assert f"{precision.low:.2f}–{precision.high:.2f} (n=3)" in html
     shown = client.get("/metrics", headers=AUTH).get_json()["projects"]["4"]
