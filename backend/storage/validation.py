@@ -35,6 +35,7 @@ class Estimates(BaseModel):
     coded: int  # validation segments coded, the n behind the estimates
     held_out: bool
     codes: dict[str, dict] = Field(default_factory=dict)
+    agreement: dict | None = None  # the coders' agreement on the sample (domain/agreement.py)
 
 
 class ValidationSample(BaseModel):

@@ -9,11 +9,13 @@ the sample (learning/validation.py) and records the figures for `/metrics`, `/st
 
 from __future__ import annotations
 
+import json
 import logging
 from dataclasses import dataclass
 
 import numpy as np
 
+from backend.domain.agreement import agreement
 from backend.domain.annotations import LabeledSet
 from backend.errors import BackendError
 from backend.learning.validation import Corpus, Sample, estimate_codes
@@ -23,6 +25,7 @@ from backend.storage.validation import Estimates, ValidationSample
 from backend.tracking.project import ProjectTracker
 from backend.worker.context import ProjectContext
 from backend.worker.labels import ProjectLabels
+from backend.worker.monitoring import Monitor
 from backend.worker.publish import Trained
 from backend.worker.ranking import Scored
 
@@ -81,10 +84,12 @@ def release(ctx: ProjectContext) -> ValidationSample:
 
 @dataclass(frozen=True)
 class Validator:
-    """Measures a round's live version on the coded part of the validation sample."""
+    """Measures a round's live version on the coded part of the validation sample, and the coders'
+    agreement there (`monitor`: coders named as everywhere else)."""
 
     ctx: ProjectContext
     tracker: ProjectTracker
+    monitor: Monitor
 
     def estimate(self, labels: ProjectLabels, trained: Trained, scored: Scored) -> Estimates | None:
         """Precision, recall, F1 and corpus prevalence per code with their intervals (None without a
@@ -121,12 +126,14 @@ class Validator:
         found = estimate_codes(
             codes, Sample(truth, model.decide(proba), proba), Corpus(len(coded), positives, rest), sample.seed
         )
+        answers = {task: given for task, given in self.monitor.answers(labels).items() if task in in_sample}
         return Estimates(
             version=trained.version.name,
             computed_at=now(),
             coded=len(validation),
             held_out=not sample.released_at,
             codes={code: estimate.as_dict() for code, estimate in found.items()},
+            agreement=json.loads(json.dumps(agreement(answers, codes))),  # numpy figures as JSON ones
         )
 
 

@@ -114,10 +114,10 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         policy = BodyPolicy(ctx, registry, fine_tunes=settings.model.setfit_max_steps != 0)
         feed = LabelFeed(ctx, Inbox(directory.inbox))
         fitter = HeadFitter(ctx, head_options, bodies)
-        train = TrainingRound(ctx, feed, fitter, steps, policy, Validator(ctx, tracker))
+        train = TrainingRound(ctx, feed, fitter, steps, policy, Validator(ctx, tracker, monitor))
     else:
         train = TrainingRound(
-            ctx, FullReads(ctx), ModelFitter(ctx, factory), steps, None, Validator(ctx, tracker)
+            ctx, FullReads(ctx), ModelFitter(ctx, factory), steps, None, Validator(ctx, tracker, monitor)
         )
     jobs: dict[WorkKind, Job] = {
         WorkKind.TRAIN: train,

@@ -225,6 +225,7 @@ def test_the_validation_estimates_are_on_the_page_and_in_metrics_with_intervals(
         coded=6,
         held_out=True,
         codes={code: figures.as_dict() for code, figures in found.items()},
+        agreement={"tasks": 3, "overall": {"percent_agreement": 0.9, "krippendorff_alpha": 0.71}},
     )
     sample = ValidationSample(
         task_ids=list(range(8)), seed=5, every=4, drawn_from=36, coded_before=4, estimates=estimates
@@ -232,6 +233,7 @@ def test_the_validation_estimates_are_on_the_page_and_in_metrics_with_intervals(
     ValidationStore(ProjectDir(tmp_path, "4")).replace(sample)
     html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
     assert '<table id="validation">' in html and "Held out of training" in html
+    assert "the 3 sample\n  segments coded by two or more: 0.90" in html and "alpha\n  0.71" in html
     plot = html.split('<figure id="plot-validation">')[1].split("</figure>")[0]
     svg = ET.fromstring(plot)
     assert len(svg.findall(f"{SVG}circle")) == 3, "precision, recall and prevalence of the one code"

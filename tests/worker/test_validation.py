@@ -102,10 +102,13 @@ def test_coded_sample_tasks_are_held_out_estimated_and_released(segments, settin
     sample = draw(ctx, size=8, seed=2, every=2)
     for task in sample.task_ids:
         studio.annotate(task, segments[task]["codes"], user=1, when="2")
+    for task in sample.task_ids[:2]:  # a second coder on two of them, who disagrees on one
+        studio.annotate(task, segments[task]["codes"] if task == sample.task_ids[0] else [], user=2, when="3")
     state = run_round(settings, studio)
     assert state.labeled == 12  # the 8 coded sample tasks are not trained on
     estimates = ctx.validation.read().estimates
     assert estimates.version == state.current_version and estimates.coded == 8 and estimates.held_out
+    assert estimates.agreement["tasks"] == 2, "the coders' agreement on the sample"
     physical = estimates.codes["physical_health"]
     assert physical["f1"]["n"] == 8 and set(physical["prevalence"]) == {"ppi", "classical"}
     for figure in (physical["precision"], physical["recall"]):
