@@ -126,6 +126,45 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
                 assert figure["estimate"] is None or figure["low"] <= figure["estimate"] <= figure["high"]
         page = httpx.get(f"{backend.url}/status/{project.id}", auth=AUTH, timeout=30).text
         assert '<table id="validation">' in page and "Held out of training" in page
+        assert '<figure id="plot-validation"><svg' in page
+
+        cli = [sys.executable, "-m", "backend.cli"]
+        refused = subprocess.run(
+            [
+                *cli,
+                "autocode",
+                "--project",
+                str(project.id),
+                "--codes",
+                "physical_health",
+                "--min-precision",
+                "1",
+            ],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+        assert refused.returncode == 3, refused.stderr
+        assert "physical_health: refused: " in refused.stderr and "1.00" in refused.stderr  # names the target
+        assert metrics()["autocoded"] == {}
+
+        released = subprocess.run(
+            [*cli, "validate", "--project", str(project.id), "--release"],
+            env=env,
+            capture_output=True,
+            text=True,
+        )
+        assert released.returncode == 0, released.stderr
+        version = coded["current_version"]
+
+        def retrained():
+            found = settled(version_not=version)
+            estimates = ((found or {}).get("validation") or {}).get("estimates") or {}
+            return found if estimates.get("held_out") is False else None
+
+        after = wait_for(retrained, ROUND_TIMEOUT, "a round that trains on the released sample")
+        assert after["labeled"] == 12 and after["validation"]["estimates"]["coded"] == 4
     finally:
         backend.stop()
         print(backend.log_path.read_text()[-5000:])
