@@ -53,10 +53,21 @@ def project_context(settings: Settings, project: str):
 def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     from backend.worker.validation import draw, release
 
-    if args.release and args.size is not None:
-        raise UsageError("give either --size (draw a sample) or --release (train on it), not both")
-    if not args.release and args.size is None:
-        raise UsageError("--size N: how many uncoded segments to sample (or --release)")
+    if sum((args.release, args.size is not None, args.width is not None)) != 1:
+        raise UsageError(
+            "give one of --size N (segments to sample), --width W (a sample whose 95 % intervals are at "
+            "most W wide) or --release (train on the sample)"
+        )
+    if args.width is not None:
+        from backend.learning.validation import size_for_width
+
+        if not 0 < args.width < 1:
+            raise UsageError(f"--width {args.width}: an interval's width lies between 0 and 1, e.g. 0.1")
+        args.size = size_for_width(args.width)
+        print(
+            f"--width {args.width}: {args.size} segments give a share of the sample (a prevalence) a 95 % "
+            "interval at most that wide; precision and recall rest on fewer, so theirs are wider"
+        )
     ctx = project_context(settings, args.project)
     if args.release:
         sample = release(ctx)
@@ -111,6 +122,9 @@ def add_commands(commands) -> None:
     )
     validate.add_argument("--project", required=True, help="the Label Studio project id")
     validate.add_argument("--size", type=int, help="segments to sample (e.g. 150)")
+    validate.add_argument(
+        "--width", type=float, help="instead of --size: the widest 95 %% interval of a share (e.g. 0.1)"
+    )
     validate.add_argument("--seed", type=int, help="the draw's seed (default: a random one, recorded)")
     validate.add_argument(
         "--every",

@@ -41,6 +41,16 @@ def proportion(successes: int, n: int, method: str = "wilson") -> Interval:
     return Interval(share, min(float(low), share), max(float(high), share), n)
 
 
+def size_for_width(width: float) -> int:
+    """The sample size whose 95 % interval for a share is at most `width` wide however common the
+    share is (the worst case, one half; statsmodels' normal approximation)."""
+    from statsmodels.stats.proportion import samplesize_confint_proportion
+
+    if not 0 < width < 1:
+        raise ValueError(f"an interval's width lies between 0 and 1, not {width}")
+    return math.ceil(samplesize_confint_proportion(0.5, width / 2, alpha=1 - CONFIDENCE))
+
+
 def f1_score(truth: np.ndarray, decided: np.ndarray, axis: int = -1) -> np.ndarray:
     """F1 of boolean decisions against the truth along `axis` (NaN where neither has a positive)."""
     tp = np.sum(truth & decided, axis=axis)

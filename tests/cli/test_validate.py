@@ -19,8 +19,11 @@ def model_dir(tmp_path, monkeypatch):
     [
         (["--project", "abc", "--size", "5"], "--project must be a Label Studio project id"),
         (["--project", "7", "--size", "5", "--every", "x"], None),
-        (["--project", "7"], "--size N: how many uncoded segments"),
-        (["--project", "7", "--size", "5", "--release"], "either --size"),
+        (["--project", "7"], "give one of --size N"),
+        (["--project", "7", "--size", "5", "--release"], "give one of --size N"),
+        (["--project", "7", "--size", "5", "--width", "0.1"], "give one of --size N"),
+        (["--project", "7", "--width", "1.5"], "--width 1.5: an interval's width lies between 0 and 1"),
+        (["--project", "7", "--width", "0.1"], "project 7 has no model yet"),
         (["--project", "7", "--size", "0"], "at least 1"),
         (["--project", "7", "--size", "5", "--every", "0"], "at least 1"),
         (["--project", "7", "--size", "5"], "project 7 has no model yet"),

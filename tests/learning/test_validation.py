@@ -16,6 +16,7 @@ from backend.learning.validation import (
     more_needed,
     prevalence,
     proportion,
+    size_for_width,
     verdict,
 )
 
@@ -45,6 +46,14 @@ def test_clopper_pearson_of_no_success_reaches_one_minus_the_root_of_alpha_half(
 
 def test_the_bounds_of_none_or_all_hold_the_share_exactly():
     assert proportion(0, 4).low == 0.0 and proportion(4, 4).high == 1.0
+
+
+def test_a_size_for_a_width_is_z_squared_over_the_half_width_squared_at_one_half():
+    assert size_for_width(0.1) == math.ceil(Z**2 * 0.25 / 0.05**2) == 385
+    low, high = wilson(192, 385)
+    assert high - low <= 0.1
+    with pytest.raises(ValueError, match="between 0 and 1"):
+        size_for_width(1.5)
 
 
 def test_a_proportion_of_nothing_has_no_estimate():
