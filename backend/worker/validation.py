@@ -93,9 +93,10 @@ class Validator:
 
     def estimate(self, labels: ProjectLabels, trained: Trained, scored: Scored) -> Estimates | None:
         """Precision, recall, F1 and corpus prevalence per code with their intervals (None without a
-        coded validation segment). A failure is logged: the version is live, the round goes on."""
+        coded validation segment). A failure is logged: the version is live, the round goes on. When
+        a newer round already waits, that round measures instead: a coder waits for it."""
         sample = self.ctx.validation.read()
-        if sample is None:
+        if sample is None or self.ctx.round_waits():
             return None
         try:
             estimates = self._estimates(sample, labels, trained, scored)

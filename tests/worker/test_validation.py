@@ -11,7 +11,7 @@ from backend.worker.ranking import Queue
 from backend.worker.validation import NoModelError, SampleError, draw, release
 from tests.fakes import FakeStudio, RecordingQueue
 from tests.helpers import project_context
-from tests.worker.test_jobs import run_round, state_of
+from tests.worker.test_jobs import run_round, state_of, webhook_brings
 
 
 def context(settings, studio, queue=None):
@@ -125,3 +125,26 @@ def test_coded_sample_tasks_are_held_out_estimated_and_released(segments, settin
     released = ctx.validation.read().estimates
     assert released.version == state.current_version and released.coded == 8 and not released.held_out
     assert state_of(settings).current_version == state.current_version
+
+
+def test_a_round_whose_successor_waits_leaves_the_estimates_to_it(segments, settings):
+    from backend.queue.files import FileQueue
+    from backend.queue.work import Lane
+    from backend.worker.wiring import project_work
+
+    lanes = FileQueue(settings.server.model_dir)
+    studio = FakeStudio(segments, annotated=12)
+    work = project_work("1", settings, studio, RecordingQueue(lanes))
+    work.run(WorkKind.TRAIN)
+    ctx = context(settings, studio)
+    sample = draw(ctx, size=4, seed=2, every=2)
+    for task in sample.task_ids:
+        studio.annotate(task, segments[task]["codes"], user=1, when="2")
+        webhook_brings(settings, studio, task)
+    lanes.put("1", WorkKind.TRAIN)  # the next annotation's round waits: a coder waits for it
+    work.run(WorkKind.TRAIN)
+    assert ctx.validation.read().estimates is None
+    assert lanes.take("1", Lane.FAST) is WorkKind.TRAIN  # taken, as the runner does
+    work.run(WorkKind.TRAIN)
+    assert state_of(settings).fast.error is None
+    assert ctx.validation.read().estimates.coded == 4
