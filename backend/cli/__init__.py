@@ -12,10 +12,12 @@ Subcommands:
   agreement    inter-coder agreement of a Label Studio project (or a JSONL file), per code and overall
   export       the coded corpus as CSV, JSON lines, Parquet or a REFI-QDA project (.qdpx)
   codebook     a project's codes as a REFI-QDA codebook (.qdc)
+  validate     draw a blind validation sample of the uncoded segments (or release it into training)
+  autocode     hand codes over to the model where the validation sample shows it earned them (--undo)
   simulate     replay active learning on coded data for a grid of configurations (the study's protocol)
 
 Exit status: 0 when done, 2 for bad input or settings (one message naming the problem), 1 when
-Label Studio refused or failed a call, 130 when interrupted.
+Label Studio refused or failed a call, 3 when `autocode` refused a code, 130 when interrupted.
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from backend.cli import agreement, exports, offline, project, serving, simulate
+from backend.cli import agreement, exports, offline, project, serving, simulate, validation
 from backend.config import load_settings
 from backend.config.logs import setup_logging
 from backend.errors import BackendError
@@ -39,7 +41,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings come from environment variables (see `coding-backend config`).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serving, project, offline, agreement, exports, simulate):
+    for module in (serving, project, offline, agreement, validation, exports, simulate):
         module.add_commands(commands)
     return parser
 

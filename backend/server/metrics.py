@@ -5,13 +5,56 @@ from __future__ import annotations
 from flask import Blueprint, jsonify
 
 from backend.server.services import services
+from backend.storage.autocode import AutoCodes, AutoCodeStore
 from backend.storage.state import ProjectState
+from backend.storage.validation import ValidationSample, ValidationStore
 
 bp = Blueprint("metrics", __name__)
 
 
-def project_view(state: ProjectState, pending: list[str], versions: list[str]) -> dict:
-    """One project as `/metrics` shows it (the names are this endpoint's documented keys)."""
+def validation_view(sample: ValidationSample | None, serving: str | None) -> dict | None:
+    """The blind validation sample and its last estimates: per code precision, recall, F1 and corpus
+    prevalence (ppi beside classical), each `{estimate, low, high, n}` with a 95 % interval, for the
+    segments uncoded when the sample was drawn."""
+    if sample is None:
+        return None
+    estimates = sample.estimates
+    return {
+        "size": len(sample.task_ids),
+        "seed": sample.seed,
+        "every": sample.every,
+        "drawn_at": sample.drawn_at,
+        "drawn_from": sample.drawn_from,
+        "coded_before": sample.coded_before,
+        "held_out": sample.released_at is None,
+        "released_at": sample.released_at,
+        "estimates": None
+        if estimates is None
+        else {**estimates.model_dump(), "of_serving_version": estimates.version == serving},
+    }
+
+
+def autocoded_view(autocodes: AutoCodes) -> dict:
+    """Codes handed over to the model: the version that decided, when, on how many segments, how many
+    it coded positive, and the targets the validation estimate met."""
+    return {
+        code: {
+            "version": kept.version,
+            "decided_at": kept.decided_at,
+            "segments": len(kept.task_ids),
+            "positives": kept.positives,
+            "min_precision": kept.min_precision,
+            "min_recall": kept.min_recall,
+        }
+        for code, kept in autocodes.codes.items()
+    }
+
+
+def project_view(
+    state: ProjectState, pending: list[str], versions: list[str], validation: ValidationSample | None = None
+) -> dict:
+    """One project as `/metrics` shows it (the names are this endpoint's documented keys). The
+    cross-validated `quality` is optimistic (actively chosen segments); `validation` is not."""
     return {
         "state": state.fast.status.value,
         "current_version": state.current_version,
@@ -33,6 +76,8 @@ def project_view(state: ProjectState, pending: list[str], versions: list[str]) -
         "body_choice": state.body.choice.model_dump() if state.body.choice else None,
         "codebook_start": state.codebook_start.model_dump() if state.codebook_start else None,
         **state.monitoring.model_dump(),
+        "quality_is": "cross-validated on the actively chosen labeled segments: optimistic",
+        "validation": validation_view(validation, state.current_version),
     }
 
 
@@ -44,7 +89,9 @@ def metrics():
         state = found.states(project).read()
         pending = [kind.value for kind in found.queue.pending(project)]
         versions = [version.name for version in found.store.versions(project)]
-        projects[project] = project_view(state, pending, versions)
+        directory = found.store.layout.project(project)
+        projects[project] = project_view(state, pending, versions, ValidationStore(directory).read())
+        projects[project]["autocoded"] = autocoded_view(AutoCodeStore(directory).read())
     connection = found.label_studio.current()
     label_studio = None if connection is None else {"state": connection.state, "detail": connection.detail}
     return jsonify(

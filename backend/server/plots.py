@@ -124,3 +124,53 @@ def _runs(line: Sequence[Point]) -> list[list[tuple[float, float]]]:
         else:
             runs[-1].append((x, y))
     return [run for run in runs if run]
+
+
+Whisker = tuple[float, float, float]  # an estimate and its interval's bounds
+
+
+def interval_chart(groups: Mapping[str, Mapping[str, Whisker | None]]) -> str:
+    """One SVG chart of estimates with their intervals on a 0–1 axis: per group (a code) a row per
+    figure (precision, recall, ...), a dot on a whisker; a figure without an estimate is left out."""
+    figures = list(dict.fromkeys(name for row in groups.values() for name in row))
+    row_h, group_h = 11, 14 + 11 * len(figures)
+    height = TOP + BOTTOM + group_h * len(groups)
+    inner_w = WIDTH - LEFT - RIGHT
+    legend = LEGEND_PAD + CHAR_WIDTH * max(map(len, figures or [""]))
+    width = WIDTH - RIGHT + max(RIGHT, math.ceil(legend))
+
+    def px(x: float) -> float:
+        return LEFT + min(max(x, 0.0), 1.0) * inner_w
+
+    inner_h = height - TOP - BOTTOM
+    parts = [
+        f'<svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 {width} {height}" width="{width}" '
+        f'height="{height}" font-family="sans-serif" font-size="11" role="img">',
+        f'<rect x="{LEFT}" y="{TOP}" width="{inner_w}" height="{inner_h}" fill="none" stroke="#888"/>',
+    ]
+    for tick in (0, 0.2, 0.4, 0.6, 0.8, 1):
+        x = px(tick)
+        parts.append(f'<line x1="{x:.1f}" x2="{x:.1f}" y1="{TOP}" y2="{TOP + inner_h}" stroke="#eee"/>')
+        parts.append(f'<text x="{x:.1f}" y="{TOP + inner_h + 15}" text-anchor="middle">{tick:g}</text>')
+    parts.append(
+        f'<text x="{LEFT + inner_w / 2:.1f}" y="{height - 6}" text-anchor="middle">'
+        "estimate and 95 % interval</text>"
+    )
+    for g, (group, row) in enumerate(groups.items()):
+        top = TOP + g * group_h
+        parts.append(f'<text x="{LEFT + 4}" y="{top + 11}">{escape(group)}</text>')
+        for n, name in enumerate(figures):
+            found = row.get(name)
+            if found is None:
+                continue
+            estimate, low, high = found
+            y, color = top + 14 + n * row_h + row_h / 2, COLORS[n % len(COLORS)]
+            parts.append(
+                f'<line x1="{px(low):.1f}" x2="{px(high):.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="{color}" '
+                'stroke-width="2"/>'
+            )
+            parts.append(f'<circle cx="{px(estimate):.1f}" cy="{y:.1f}" r="3" fill="{color}"/>')
+    for n, name in enumerate(figures):
+        parts += _legend_entry(n, name, f'stroke="{COLORS[n % len(COLORS)]}" stroke-width="2"')
+    parts.append("</svg>")
+    return "\n".join(parts)

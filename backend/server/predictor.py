@@ -17,8 +17,9 @@ from backend.learning.base import CodingModel
 from backend.learning.devices import resolved_device
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool
 from backend.storage.state import StateStore
+from backend.storage.validation import ValidationStore
 from backend.storage.versions import ModelStore, ModelVersion
-from backend.studio.predictions import empty_predictions
+from backend.studio.predictions import empty_predictions, without_suggestion
 from backend.worker.ranking import Scored, ranker_of
 
 log = logging.getLogger(__name__)
@@ -126,7 +127,8 @@ class Predictor:
         return serving
 
     def predict(self, project: str, scheme: CodingScheme, tasks: list[dict]) -> list[dict]:
-        """One Label Studio prediction per task, in order (empty results before the first round)."""
+        """One Label Studio prediction per task, in order (empty results before the first round, and
+        for the tasks of a validation sample held out: they are coded blind)."""
         serving = self.serving(project)
         if serving is None:
             return empty_predictions("untrained", len(tasks))
@@ -136,4 +138,8 @@ class Predictor:
             return empty_predictions(name, len(tasks))
         texts = [scheme.text_of(task) for task in tasks]
         scored = Scored(texts, model.predict_proba(texts), score_texts=model.predict_proba)
-        return list(self.ranker.predictions(scheme, model, name, scored, serving.pool).predictions)
+        answers = list(self.ranker.predictions(scheme, model, name, scored, serving.pool).predictions)
+        blind = ValidationStore(self.store.layout.project(project)).held_out()
+        return without_suggestion(
+            scheme, answers, [i for i, task in enumerate(tasks) if task.get("id") in blind]
+        )

@@ -15,10 +15,12 @@ from functools import cache
 from flask import Blueprint, Response, url_for
 from werkzeug.exceptions import NotFound
 
-from backend.server.plots import Point, line_chart
+from backend.server.metrics import validation_view
+from backend.server.plots import Point, interval_chart, line_chart
 from backend.server.requests import project_id
 from backend.server.services import services
 from backend.storage.state import ProjectState
+from backend.storage.validation import ValidationSample, ValidationStore
 
 bp = Blueprint("status", __name__)
 CACHED_PAGES = 32
@@ -100,7 +102,35 @@ def plots(state: ProjectState) -> dict[str, str]:
     return charts
 
 
-def page_context(project: str, state: ProjectState, pending: list[str], mlflow_ui: str | None) -> dict:
+def validation_plot(view: dict | None, names: Mapping[str, str]) -> str | None:
+    """Precision, recall and corpus prevalence (PPI) per code with their intervals; None before any
+    validation segment is coded."""
+    estimates = (view or {}).get("estimates")
+    if not estimates:
+        return None
+
+    def whisker(figure: dict):
+        return None if figure["estimate"] is None else (figure["estimate"], figure["low"], figure["high"])
+
+    return interval_chart(
+        {
+            named(code, names): {
+                "precision": whisker(figures["precision"]),
+                "recall": whisker(figures["recall"]),
+                "prevalence (PPI)": whisker(figures["prevalence"]["ppi"]),
+            }
+            for code, figures in estimates["codes"].items()
+        }
+    )
+
+
+def page_context(
+    project: str,
+    state: ProjectState,
+    pending: list[str],
+    mlflow_ui: str | None,
+    validation: ValidationSample | None = None,
+) -> dict:
     """What the template shows (kept apart from rendering, so it is testable without HTML)."""
     progress = state.progress if state.busy else None
     eta = eta_seconds(progress.done, progress.total, progress.started_at) if progress else None
@@ -110,6 +140,7 @@ def page_context(project: str, state: ProjectState, pending: list[str], mlflow_u
         if mlflow_ui and point.mlflow_run
     ]
     failed = [record for record in reversed(state.rounds) if record.outcome == "failed"][:5]
+    view = validation_view(validation, state.current_version)
     return {
         "project": project,
         "state": state,
@@ -126,7 +157,16 @@ def page_context(project: str, state: ProjectState, pending: list[str], mlflow_u
         "failed_rounds": failed,
         "plots": plots(state),
         "name": lambda code: named(code, state.code_names),
+        "validation": view,
+        "validation_plot": validation_plot(view, state.code_names),
     }
+
+
+def validation_key(sample: ValidationSample | None) -> tuple:
+    """What changes the page's validation section: a new sample, its release, new estimates."""
+    if sample is None:
+        return ()
+    return (sample.drawn_at, sample.released_at, sample.estimates and sample.estimates.computed_at)
 
 
 @bp.get("/status")
@@ -151,10 +191,11 @@ def project_page(project: str):
         raise NotFound(f"no project {project} on this backend (it has no state yet)")
     state = found.states(project).read()
     pending = [kind.value for kind in found.queue.pending(project)]
-    key = (project, state.updated_at, tuple(pending), state.fast.status.busy)
+    validation = ValidationStore(found.store.layout.project(project)).read()
+    key = (project, state.updated_at, tuple(pending), state.fast.status.busy, validation_key(validation))
     html = PAGES.get(key)
     if html is None:
-        context = page_context(project, state, pending, found.settings.server.mlflow_ui())
+        context = page_context(project, state, pending, found.settings.server.mlflow_ui(), validation)
         html = _templates().get_template("status.html").render(**context)
         PAGES.put(key, html)
     return Response(html, mimetype="text/html")

@@ -10,6 +10,8 @@
       .embeddings/<key>/             embeddings of the base model (shared by projects)
       <project>/                     a Label Studio project id (is_project_id); nothing else is a project
         state.json  .state-lock      the project's state (storage/state.py)
+        validation.json  .validation-lock  the blind validation sample, its estimates (storage/validation.py)
+        autocoded.json  .autocoded-lock    codes handed over to the model (storage/autocode.py)
         .lock  .lock-body            one lock per lane: held while a worker works it
         .pending-<kind>              requests for work (queue/files.py)
         .starting-<lane>             a worker was started for the lane and is not at work yet
@@ -69,6 +71,22 @@ class ProjectDir:
     @property
     def state_lock(self) -> Path:
         return self.path / ".state-lock"
+
+    @property
+    def validation(self) -> Path:
+        return self.path / "validation.json"
+
+    @property
+    def validation_lock(self) -> Path:
+        return self.path / ".validation-lock"
+
+    @property
+    def autocoded(self) -> Path:
+        return self.path / "autocoded.json"
+
+    @property
+    def autocoded_lock(self) -> Path:
+        return self.path / ".autocoded-lock"
 
     def lane_lock(self, lane: str) -> Path:
         return self.path / (".lock" if lane == "fast" else f".lock-{lane}")

@@ -117,6 +117,18 @@ def build_predictions(
     return built
 
 
+def without_suggestion(scheme: CodingScheme, predictions: list[dict], positions) -> list[dict]:
+    """The predictions with those at `positions` emptied: every tag's choices empty, no evidence.
+    A blind validation task keeps a current prediction (its place in the queue: its score) but
+    shows the coder nothing to agree with."""
+    for i in positions:
+        predictions[i]["result"] = [
+            {"from_name": tag.name, "to_name": tag.to_name, "type": "choices", "value": {"choices": []}}
+            for tag in scheme.tags
+        ]
+    return predictions
+
+
 class WithEvidence(Sequence[dict]):
     """Predictions whose first `count` get their evidence regions when first read. A version goes
     live once its first `WRITE_FIRST` predictions are written (studio/writeback.py): only their

@@ -90,6 +90,28 @@ class ProjectTracker:
 
         self._record("agreement", "agreement", write)
 
+    def log_validation(self, version: str, estimates: Mapping) -> str | None:
+        """Record a version's estimates on the blind validation sample (storage/validation.py's
+        Estimates) as its own run: per code each figure, its 95 % interval and its n."""
+        metrics = {"validation_coded": estimates["coded"]}
+        for code, figures in estimates["codes"].items():
+            prevalence = figures["prevalence"]
+            named = {name: figures[name] for name in ("precision", "recall", "f1")}
+            named |= {"prevalence_ppi": prevalence["ppi"], "prevalence_classical": prevalence["classical"]}
+            for name, interval in named.items():  # e.g. validation_recall_low_mental_health
+                metrics |= flat_metrics(
+                    f"validation_{name}_", {f"{part}_{code}": interval[part] for part in ("low", "high", "n")}
+                )
+                metrics |= flat_metrics(f"validation_{name}_", {code: interval["estimate"]})
+
+        def write(run: Run) -> None:
+            run.log_params({"validation_held_out": estimates["held_out"], "model_version": version})
+            run.log_metrics(metrics)
+            run.set_tags({"model_version": version})
+            run.log_dict(dict(estimates), "validation_estimates.json")
+
+        return self._record(f"validation {version}", "validation", write)
+
     def _record(self, name: str, kind: str, write) -> str | None:
         tags = {"label_studio_project": self.project, "kind": kind}
         return record_run(self.uri, self.experiment, name, tags, write, f"project {self.project}")

@@ -10,6 +10,7 @@ from backend.queue.interface import WorkQueue
 from backend.queue.work import Lane, WorkKind
 from backend.storage.listing import PoolListing
 from backend.storage.state import StateStore
+from backend.storage.validation import ValidationStore
 from backend.storage.versions import ModelStore
 from backend.studio.client import StudioAPI
 from backend.studio.writeback import WritePlan
@@ -37,6 +38,11 @@ class ProjectContext:
     @cached_property
     def pool(self) -> Pool:
         return Pool(self.project_id, self.studio, PoolListing(self.store.layout.project(self.project)))
+
+    @cached_property
+    def validation(self) -> ValidationStore:
+        """The project's blind validation sample (held out of training until released)."""
+        return ValidationStore(self.store.layout.project(self.project))
 
     @cached_property
     def progress(self) -> ProgressReporter:

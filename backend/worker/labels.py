@@ -12,7 +12,6 @@ import logging
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
-from backend.config import LoopSettings
 from backend.domain.annotations import LabeledSet, labeled_set, training_examples
 from backend.domain.scheme import CodingScheme, parse_label_config
 from backend.domain.tasks import Task
@@ -26,12 +25,14 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True)
 class ProjectLabels:
-    """A project's coding scheme, its annotated tasks, its coders' emails and the training examples."""
+    """A project's coding scheme, its annotated tasks, its coders' emails, the training examples and
+    the examples of the blind validation sample, held out of training (storage/validation.py)."""
 
     scheme: CodingScheme
     annotated: list[Task]
     emails: dict[int, str]
     labeled: LabeledSet
+    validation: LabeledSet
 
     @property
     def annotated_ids(self) -> set[int]:
@@ -47,7 +48,8 @@ def read_labels(ctx: ProjectContext) -> ProjectLabels:
     """The training examples of the annotated tasks under TRAIN_CODERS and MULTI_CODER_RULE."""
     scheme = project_scheme(ctx)
     annotated = list(ctx.studio.tasks(ctx.project_id, annotated=True))
-    return project_labels(ctx.project, scheme, annotated, user_emails(ctx.studio, ctx.project), ctx.loop)
+    emails = user_emails(ctx.studio, ctx.project)
+    return project_labels(ctx, scheme, annotated, emails)
 
 
 @dataclass(frozen=True)
@@ -67,14 +69,20 @@ class FullReads:
 
 
 def project_labels(
-    project: str, scheme: CodingScheme, annotated: list[Task], emails: dict[int, str], loop: LoopSettings
+    ctx: ProjectContext, scheme: CodingScheme, annotated: list[Task], emails: dict[int, str]
 ) -> ProjectLabels:
+    """The examples under TRAIN_CODERS and MULTI_CODER_RULE, those of the validation sample apart."""
+    loop = ctx.loop
     examples, blank = training_examples(
         annotated, scheme, emails, rule=loop.multi_coder_rule, coders=loop.train_coders
     )
     if blank:
-        log.warning("project %s: left out %d annotated task(s) with an empty text", project, blank)
-    return ProjectLabels(scheme, annotated, emails, labeled_set(examples, scheme.codes))
+        log.warning("project %s: left out %d annotated task(s) with an empty text", ctx.project, blank)
+    every = labeled_set(examples, scheme.codes)
+    held_out = ctx.validation.held_out()
+    kept = [i for i, task in enumerate(every.task_ids) if task not in held_out]
+    validation = [i for i, task in enumerate(every.task_ids) if task in held_out]
+    return ProjectLabels(scheme, annotated, emails, every.subset(kept), every.subset(validation))
 
 
 class LabelFeed:
@@ -92,9 +100,7 @@ class LabelFeed:
             annotated = with_events(self._last, events)
             if annotated is not None:
                 last = self._last
-                self._last = project_labels(
-                    self.ctx.project, last.scheme, annotated, last.emails, self.ctx.loop
-                )
+                self._last = project_labels(self.ctx, last.scheme, annotated, last.emails)
                 log.info(
                     "project %s: %d annotation(s) from webhooks; a full read follows",
                     self.ctx.project,

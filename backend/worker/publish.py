@@ -25,7 +25,7 @@ from backend.studio import writeback
 from backend.studio.writeback import IncompleteImport, Live
 from backend.worker.context import ProjectContext
 from backend.worker.labels import ProjectLabels
-from backend.worker.ranking import Ranker, Scored
+from backend.worker.ranking import Queue, Ranker, Scored
 
 log = logging.getLogger(__name__)
 
@@ -82,9 +82,16 @@ class Publisher:
         pool = RankedPool(np.asarray(ids, dtype=np.int64), scored.proba, model.decide(scored.proba), matrix)
         against = RankedPool.empty(len(model.codes), labeled=matrix)
         ranked = self.ranker.predictions(
-            labels.scheme, model, trained.version.name, scored, against, queue_order=True
+            labels.scheme, model, trained.version.name, scored, against, queue=self.queue()
         )
         return Ranked(trained, [ids[i] for i in ranked.order], ranked.predictions, pool)
+
+    def queue(self) -> Queue:
+        """The queue's order: the validation sample, while it is held out, one task in its `every`."""
+        sample = self.ctx.validation.read()
+        if sample is None or sample.released_at:
+            return Queue()
+        return Queue(tuple(sample.task_ids), sample.every)
 
     def go_live(self, ranked: Ranked, labels: ProjectLabels, measured: Monitoring) -> LiveRound:
         """Write the front of the queue and switch Label Studio to the version; the state records it

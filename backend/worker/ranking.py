@@ -13,9 +13,9 @@ from backend.domain.scheme import CodingScheme
 from backend.learning.base import CodingModel
 from backend.learning.evidence import ScoreTexts, spans_of_all, spans_of_each
 from backend.learning.options import StrategyOptions
-from backend.learning.strategies import rank
+from backend.learning.strategies import Ranking, rank, to_prediction_scores
 from backend.storage.ranked_pool import RankedPool
-from backend.studio.predictions import WithEvidence, build_predictions
+from backend.studio.predictions import WithEvidence, build_predictions, without_suggestion
 
 
 @dataclass(frozen=True)
@@ -39,6 +39,34 @@ class RankedPredictions:
 
 
 @dataclass(frozen=True)
+class Queue:
+    """A round's own queue, written one task at a time: most informative first, but the validation
+    sample's uncoded tasks (`blind`, in the order drawn) at every `every`-th place, without a
+    suggestion (storage/validation.py)."""
+
+    blind: tuple[int, ...] = ()
+    every: int = 0
+
+    def interleaved(self, ranking: Ranking, task_ids: Sequence[int] | None) -> Ranking:
+        """`ranking` with the blind tasks moved to places every, 2·every, … (counted from 1; the
+        rest of them at the end when the queue runs short), re-scored by place: Label Studio serves
+        current predictions by score ascending."""
+        at = {task: i for i, task in enumerate(task_ids or ())}
+        blind = [at[task] for task in self.blind if task in at]
+        if not blind:
+            return ranking
+        taken = set(blind)
+        rest = [int(i) for i in ranking.order if int(i) not in taken]
+        order = []
+        while blind or rest:
+            due = blind and (not rest or (len(order) + 1) % self.every == 0)
+            order.append((blind if due else rest).pop(0))
+        informativeness = np.empty(len(order))
+        informativeness[order] = -np.arange(len(order), dtype=float)
+        return Ranking(informativeness, to_prediction_scores(informativeness))
+
+
+@dataclass(frozen=True)
 class Ranker:
     """QUERY_STRATEGY with its seed, and EVIDENCE_TASKS: how many of the first predictions carry
     the evidence of their suggested codes (where the form has an evidence tag)."""
@@ -54,14 +82,14 @@ class Ranker:
         scored: Scored,
         against: RankedPool,
         *,
-        queue_order: bool = False,
+        queue: Queue | None = None,
     ) -> RankedPredictions:
         """Rank `scored` together with the pool a round ranked (`against`: its labeled vectors, and
         its probabilities for tasks predicted after it, so their scores mean what the round's mean).
 
-        With `queue_order` (a round's own pool, written one task at a time) the predictions come
-        most informative first and each task's evidence is found as it is written; otherwise (an
-        answer sent at once) in the tasks' order, the evidence found in one scoring call."""
+        With a `queue` (a round's own pool, written one task at a time) the predictions come in its
+        order and each task's evidence is found as it is written; otherwise (an answer sent at
+        once) in the tasks' order, the evidence found in one scoring call."""
         ranking = rank(
             self.strategy,
             scored.proba,
@@ -69,18 +97,24 @@ class Ranker:
             thresholds=model.thresholds,
             ranked_before=against.proba,
         )
-        positions = ranking.order if queue_order else np.arange(len(scored.proba))
+        if queue is not None:
+            ranking = queue.interleaved(ranking, scored.task_ids)
+        positions = ranking.order if queue is not None else np.arange(len(scored.proba))
         proba = scored.proba[positions]
         ids = None if scored.task_ids is None else [scored.task_ids[i] for i in positions]
         predictions = build_predictions(
             scheme, model.thresholds, version, proba, ranking.scores[positions], task_ids=ids
         )
+        blind = np.isin(ids or [], queue.blind if queue is not None else [])
+        predictions = without_suggestion(scheme, predictions, np.flatnonzero(blind))
         count = min(self.evidence_tasks, len(positions))
         if scheme.evidence is None or not count or scored.score_texts is None:
             return RankedPredictions(ranking.order, predictions)
         texts = [scored.texts[i] for i in positions[:count]]
         suggested = model.decide(proba[:count]) & scheme.evidence_mask()
-        find = spans_of_each if queue_order else spans_of_all
+        if blind.any():
+            suggested[blind[:count]] = False  # a validation task shows no evidence either
+        find = spans_of_each if queue is not None else spans_of_all
         spans_of = find(texts, proba[:count], suggested, scored.score_texts)
         return RankedPredictions(ranking.order, WithEvidence(scheme, predictions, spans_of, count))
 

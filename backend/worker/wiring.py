@@ -35,6 +35,7 @@ from backend.worker.monitoring import Monitor
 from backend.worker.publish import Publisher
 from backend.worker.ranking import ranker_of
 from backend.worker.recorder import Recorder
+from backend.worker.validation import Validator
 
 log = logging.getLogger(__name__)
 RETRY_SECONDS = (5.0, 15.0, 45.0)  # when Label Studio is unreachable or fails: about a minute in all
@@ -112,9 +113,12 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
     if settings.two_speed:
         policy = BodyPolicy(ctx, registry, fine_tunes=settings.model.setfit_max_steps != 0)
         feed = LabelFeed(ctx, Inbox(directory.inbox))
-        train = TrainingRound(ctx, feed, HeadFitter(ctx, head_options, bodies), steps, policy)
+        fitter = HeadFitter(ctx, head_options, bodies)
+        train = TrainingRound(ctx, feed, fitter, steps, policy, Validator(ctx, tracker, monitor))
     else:
-        train = TrainingRound(ctx, FullReads(ctx), ModelFitter(ctx, factory), steps)
+        train = TrainingRound(
+            ctx, FullReads(ctx), ModelFitter(ctx, factory), steps, None, Validator(ctx, tracker, monitor)
+        )
     jobs: dict[WorkKind, Job] = {
         WorkKind.TRAIN: train,
         WorkKind.PREDICT: ImportedTasks(ctx, ranker, settings.model.device),

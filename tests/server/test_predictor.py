@@ -99,3 +99,22 @@ def test_predict_marks_evidence_with_an_evidence_form_for_the_first_evidence_tas
     assert not any(r["type"] == "labels" for r in second["result"]), "EVIDENCE_TASKS=1"
     plain = predictor.predict("1", SCHEME, tasks[:1])[0]
     assert {r["type"] for r in plain["result"]} == {"choices"}
+
+
+def test_predict_answers_a_task_of_the_validation_sample_without_a_suggestion(
+    trained, texts, tiny_settings, tmp_path
+):
+    from backend.storage.validation import ValidationSample, ValidationStore
+
+    store = ModelStore(tmp_path)
+    version = store.save("1", trained, n_labeled=len(texts), training_seconds=1, config={})
+    StateStore(ProjectDir(tmp_path, "1")).update(lambda s: setattr(s, "current_version", version.name))
+    sample = ValidationSample(task_ids=[1], seed=0, every=5, drawn_from=10, coded_before=2)
+    ValidationStore(ProjectDir(tmp_path, "1")).replace(sample)
+    predictor = Predictor(with_overrides(tiny_settings, model_dir=tmp_path, evidence_tasks=2).model, store)
+    text = "My knee hurts when I run, and I worry about school every day, my tummy aches too."
+    tasks = [{"id": i, "data": {"text": text}} for i in (1, 2)]
+    held, other = predictor.predict("1", parse_label_config(label_config("interview_coding_evidence")), tasks)
+    assert held["result"] and all(item["value"] == {"choices": []} for item in held["result"])
+    assert held["model_version"] == version.name
+    assert any(item["type"] == "labels" for item in other["result"])

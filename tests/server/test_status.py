@@ -203,3 +203,52 @@ def test_a_state_written_before_the_names_still_renders_with_ids(client, tmp_pat
     html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
     legend = [t.text for t in chart(html, "plot-counts").iter(f"{SVG}text")]
     assert "physical_health" in legend and "Physical health" not in html
+
+
+def test_the_validation_estimates_are_on_the_page_and_in_metrics_with_intervals(client, tmp_path):
+    import numpy as np
+
+    from backend.learning.validation import Corpus, Sample, estimate_codes
+    from backend.storage.validation import Estimates, ValidationSample, ValidationStore
+
+    truth = np.array([[1], [1], [0], [0], [1], [0]], bool)
+    decided = np.array([[1], [0], [0], [1], [1], [0]], bool)
+    found = estimate_codes(
+        ["physical_health"],
+        Sample(truth, decided, decided * 0.8),
+        Corpus(4, np.array([2]), np.full((30, 1), 0.4)),
+    )
+    states(tmp_path).update(lambda state: setattr(state, "current_version", "v3-20261201000000"))
+    estimates = Estimates(
+        version="v3-20261201000000",
+        computed_at="2026-12-02T00:00:00+00:00",
+        coded=6,
+        held_out=True,
+        codes={code: figures.as_dict() for code, figures in found.items()},
+        agreement={"tasks": 3, "overall": {"percent_agreement": 0.9, "krippendorff_alpha": 0.71}},
+    )
+    sample = ValidationSample(
+        task_ids=list(range(8)), seed=5, every=4, drawn_from=36, coded_before=4, estimates=estimates
+    )
+    ValidationStore(ProjectDir(tmp_path, "4")).replace(sample)
+    html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
+    assert '<table id="validation">' in html and "Held out of training" in html
+    assert "the 3 sample\n  segments coded by two or more: 0.90" in html and "alpha\n  0.71" in html
+    plot = html.split('<figure id="plot-validation">')[1].split("</figure>")[0]
+    svg = ET.fromstring(plot)
+    assert len(svg.findall(f"{SVG}circle")) == 3, "precision, recall and prevalence of the one code"
+    precision = found["physical_health"].precision  # 2 of 3 predicted positives right
+    assert f"{precision.low:.2f}–{precision.high:.2f} (n=3)" in html
+    shown = client.get("/metrics", headers=AUTH).get_json()["projects"]["4"]
+    validation = shown["validation"]
+    assert (
+        validation["held_out"] and validation["size"] == 8 and validation["estimates"]["of_serving_version"]
+    )
+    figures = validation["estimates"]["codes"]["physical_health"]
+    assert figures["precision"] == {"estimate": 2 / 3, "low": precision.low, "high": precision.high, "n": 3}
+    assert set(figures["prevalence"]) == {"ppi", "classical"} and "optimistic" in shown["quality_is"]
+    assert shown["autocoded"] == {}
+
+    ValidationStore(ProjectDir(tmp_path, "4")).update(lambda kept: setattr(kept, "released_at", "2026-12-03"))
+    html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
+    assert "Released into training" in html, "the cached page follows the release"

@@ -8,6 +8,7 @@
     live = publisher.go_live(ranked, ...)             # Label Studio serves it
     labels.reconcile(...)                             # after a shortcut read: anything missed?
     publisher.write_rest(live)                        # the rest, unless a newer round waits
+    validator.estimate(labels, trained, scored)       # on the blind validation sample, if any
     recorder.record(...)                              # quality, figures, MLflow
 
 The fitter is what differs: a head refit on cached embeddings (jobs/head.py) or a whole model
@@ -29,6 +30,7 @@ from backend.worker.labels import ProjectLabels
 from backend.worker.publish import Trained
 from backend.worker.ranking import Scored
 from backend.worker.recorder import RoundToRecord
+from backend.worker.validation import Validator
 
 
 @dataclass(frozen=True)
@@ -67,6 +69,7 @@ class TrainingRound:
     fitter: Fitter
     steps: RoundSteps
     body_policy: BodyPolicy | None = None
+    validator: Validator | None = None
 
     def run(self) -> None:
         steps = self.steps
@@ -85,6 +88,8 @@ class TrainingRound:
         if not read_in_full:
             self.labels.reconcile(labels)
         steps.publisher.write_rest(live)
+        if self.validator is not None:
+            self.validator.estimate(labels, trained, fitted.scored)
         steps.recorder.record(RoundToRecord(labels, measured, live))
         if self.body_policy is not None:
             self.body_policy.ask_if_due(len(labels.labeled))
