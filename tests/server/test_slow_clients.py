@@ -6,6 +6,7 @@ own processes): only the HTTP side is under test."""
 from __future__ import annotations
 
 import os
+import re
 import socket
 import time
 from collections.abc import Iterator
@@ -36,6 +37,7 @@ def backend(model_path, tmp_path) -> Iterator[BackendProcess]:
             "BASIC_AUTH_PASS": AUTH[1],
             "CLIENT_TIMEOUT": "3",
             "MAX_REQUEST_BYTES": "100000",
+            "ACCESS_LOG": "true",
             "HF_HUB_OFFLINE": "1",
         }
         server = BackendProcess(free_port(), env, AUTH, log_path=tmp_path / "backend.log").start()
@@ -82,6 +84,8 @@ def test_fifty_half_sent_requests_leave_health_webhook_and_predict_answering_wit
     finally:
         for connection in held:
             connection.close()
+    logged = re.findall(r'"POST /webhook HTTP/1.1" (\d{3}) (\d+)us', backend.log_path.read_text())
+    assert [status for status, _ in logged] == ["202", "202"], "the access log bench_load.py reads"
 
 
 def test_a_silent_connection_is_closed_after_client_timeout_and_an_oversized_body_refused_unread(backend):
