@@ -92,7 +92,7 @@ class WorkerWatch(threading.Thread):
                     mine[process.info["pid"]] = process.info
                 else:
                     elsewhere += 1
-            top = [info for info in mine.values() if info["ppid"] not in mine]
+            top = [info for info in mine.values() if info.get("ppid") not in mine]  # one may end mid-read
             if len(top) > self.cap:
                 self.over_cap.append([describe(info) for info in top])
             self.most = max(self.most, len(top))
@@ -394,7 +394,7 @@ def report(results: dict, out: Path, log_path: Path | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     run = f"{results['database']}-{'backend' if results['backend'] else 'baseline'}"
     (out / f"load-{run}.json").write_text(json.dumps(results, indent=2))
-    shown = {key: "n/a (no backend)" if value is None else value for key, value in results.items()}
+    shown = {key: "n/a" if value is None else value for key, value in results.items()}
     print(
         f"\n| measure ({results['coders']} coders, {results['minutes']} min, one project of "
         f"{results['tasks_large']} tasks + 4 of 200; Label Studio on {results['database']}, "
