@@ -1,6 +1,12 @@
 """Load test against a real Label Studio (not a test).
 
     python bench/bench_load.py [--coders 20] [--minutes 10] [--segments 11656] [--out bench/out]
+                               [--database sqlite|postgresql] [--without-backend]
+
+Issue 36's four runs: `--database sqlite` and `--database postgresql` (a throwaway PostgreSQL
+server, devtools/local_postgres.py, as Label Studio's production setup), each with the backend and
+with `--without-backend`, the baseline: the same projects, annotations and coders on Label Studio
+alone, so what remains of the coders' errors and latency is Label Studio's own.
 
 Starts Label Studio 1.23.2 and `coding-backend serve` (gunicorn, 2 workers, basic auth, the bundled
 all-MiniLM-L6-v2, default settings: two-speed loop, MAX_WORKER_PROCESSES=4), creates one project
@@ -16,7 +22,9 @@ Label Studio sends each annotation's webhook inside the coder's request; the bac
 It reports webhook latency p50/p99, the most worker processes alive at once (sampled every 0.25 s),
 the peak memory of the backend's process group, rounds run against webhooks received, and labels
 lost: after the load stops and the last rounds settle, every project's `/metrics` must count every
-annotation Label Studio holds. Prints a table and writes OUT/load.json.
+annotation Label Studio holds. For the coders, every run reports their errors (a request that
+failed, or a /next without a task) and the /next and submit latency p50/p99. Prints a table and
+writes OUT/load-<database>-<backend|baseline>.json.
 """
 
 from __future__ import annotations
@@ -27,7 +35,6 @@ import json
 import os
 import random
 import re
-import statistics
 import sys
 import tempfile
 import threading
@@ -40,6 +47,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 import psutil
 
+from backend.devtools.local_postgres import LocalPostgres
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
 from backend.queue.slots import WorkerSlots
@@ -84,7 +92,7 @@ class WorkerWatch(threading.Thread):
                     mine[process.info["pid"]] = process.info
                 else:
                     elsewhere += 1
-            top = [info for info in mine.values() if info["ppid"] not in mine]
+            top = [info for info in mine.values() if info.get("ppid") not in mine]  # one may end mid-read
             if len(top) > self.cap:
                 self.over_cap.append([describe(info) for info in top])
             self.most = max(self.most, len(top))
@@ -127,13 +135,15 @@ def coder_tokens(studio, sdk, count: int) -> list[str]:
 
 class Coder(threading.Thread):
     """One Label Studio user: takes the task /next serves them, thinks 1-3 s (or `pause`), submits;
-    until told to stop."""
+    until told to stop. Times each /next and each submit; an error is a request that failed or a
+    /next without a task (the pool of these runs never runs out: Label Studio answered so while busy)."""
 
     def __init__(self, studio, token: str, project: int, coded: dict, stop, pause=(1.0, 3.0), seed=0):
         super().__init__(daemon=True)
         self.studio, self.token, self.project, self.coded = studio, token, project, coded
         self.stop, self.pause = stop, pause
         self.rng, self.submitted, self.errors = random.Random(seed), 0, []
+        self.next_ms, self.submit_ms = [], []
 
     def run(self) -> None:
         from label_studio_sdk.client import LabelStudio
@@ -143,18 +153,27 @@ class Coder(threading.Thread):
         with httpx.Client(base_url=self.studio.url, headers=headers, timeout=120) as http:
             while not self.stop.is_set():
                 try:
-                    task = http.get(f"/api/projects/{self.project}/next").json()
-                    if "id" not in task:
-                        break  # nothing left to label
+                    started = time.perf_counter()
+                    served = http.get(f"/api/projects/{self.project}/next")
+                    self.next_ms.append((time.perf_counter() - started) * 1000)
+                    task = served.json()
+                    if served.status_code != 200 or "id" not in task:
+                        raise RuntimeError(
+                            f"/next: HTTP {served.status_code} without a task: {served.text[:120]}"
+                        )
                     self.stop.wait(self.rng.uniform(*self.pause))
                     codes = self.coded.get(task["data"].get("segment")) or self.rng.choice(CHOICES)
+                    started = time.perf_counter()
                     sdk.annotations.create(id=task["id"], result=study_form_result(codes))
+                    self.submit_ms.append((time.perf_counter() - started) * 1000)
                     self.submitted += 1
-                except Exception as exc:  # a busy Label Studio: note it and go on
+                except Exception as exc:  # a busy Label Studio: note it, breathe, go on
                     self.errors.append(f"{type(exc).__name__}: {str(exc)[:200]}")
+                    self.stop.wait(1)
 
 
-def create_project(studio, sdk, rows: list[dict], title: str, backend_url: str) -> int:
+def create_project(studio, sdk, rows: list[dict], title: str, backend_url: str | None) -> int:
+    """A project of `rows`; connected to the backend at `backend_url` unless it is None (baseline)."""
     project = sdk.projects.create(title=title, label_config=CONFIG).id
     for start in range(0, len(rows), 2000):
         chunk = rows[start : start + 2000]
@@ -162,7 +181,7 @@ def create_project(studio, sdk, rows: list[dict], title: str, backend_url: str) 
             id=project,
             request=[{"text": r["text"], "question": r["question"], "segment": r["id"]} for r in chunk],
         )
-    if not connect_backend(studio, project, backend_url, AUTH):
+    if backend_url and not connect_backend(studio, project, backend_url, AUTH):
         raise RuntimeError(f"the webhook of {title} never got the backend's basic auth")
     return project
 
@@ -186,6 +205,113 @@ def annotated_count(sdk, project: int) -> int:
     return sum(1 for _ in sdk.tasks.list(project=project, page_size=1000, fields="task_only", query=query))
 
 
+def percentile(values: list[float], share: float) -> float | None:
+    """The value below which `share` of `values` lie (None without values)."""
+    return round(sorted(values)[int(share * (len(values) - 1))], 1) if values else None
+
+
+def studio_on(database: str, workdir: Path, stack: contextlib.ExitStack):
+    """A running Label Studio on SQLite (its default) or on a throwaway PostgreSQL server."""
+    extra_env = {}
+    if database == "postgresql":
+        directory = Path(tempfile.mkdtemp(prefix="bench-load-postgres-"))  # the postgres user enters it
+        postgres = LocalPostgres(directory).start()
+        stack.callback(postgres.stop)
+        extra_env = postgres.label_studio_env()
+    return stack.enter_context(label_studio(workdir, extra_env))
+
+
+class Backend:
+    """The benchmarked backend and its watches; absent (every figure None) in a baseline run."""
+
+    def __init__(self, studio, workdir: Path, stack: contextlib.ExitStack, connected: bool):
+        self.log_path = workdir / "backend.log"
+        self.process = self.memory = self.workers = None
+        if not connected:
+            return
+        env = backend_env(studio, workdir, ACCESS_LOG="true")
+        self.process = BackendProcess(free_port(), env, AUTH, workers=2, log_path=self.log_path).start()
+        stack.callback(self.process.stop)
+        self.memory = MemoryWatch(self.process.process.pid)
+        self.workers = WorkerWatch(self.process.process.pid, Path(env["MODEL_DIR"]), CAP)
+        for watch in (self.memory, self.workers):
+            watch.start()
+            stack.callback(watch.stop.set)
+
+    @property
+    def url(self) -> str | None:
+        return self.process.url if self.process else None
+
+    def metrics(self) -> dict:
+        return httpx.get(f"{self.url}/metrics", auth=AUTH, timeout=30).json()["projects"]
+
+    def wait_for_first_versions(self, projects: list[int]) -> None:
+        if self.process:
+            print("waiting for every project's first version ...", flush=True)
+            wait_for(
+                lambda: all(self.metrics().get(str(p), {}).get("current_version") for p in projects),
+                1800,
+                "every project's first version",
+            )
+
+    def log_offset(self) -> int:
+        return self.log_path.stat().st_size if self.process else 0
+
+    def figures(self, sdk, projects: list[int], offset: int) -> dict:
+        """What the backend did under the load: webhooks, rounds, workers, memory, labels lost."""
+        if not self.process:
+            return dict.fromkeys(BACKEND_FIGURES)
+        print("load over; waiting for the last rounds to settle ...", flush=True)
+        wait_for(
+            lambda: all(
+                self.metrics().get(str(p), {}).get("state") in ("idle", "failed")
+                and not self.metrics().get(str(p), {}).get("pending")
+                for p in projects
+            ),
+            1800,
+            "the last rounds",
+        )
+        final = self.metrics()
+        load_log = self.log_path.read_text()[offset:]
+        durations = [int(us) / 1000 for status, us in WEBHOOK_LINE.findall(load_log)]
+        return {
+            "webhooks": len(durations),
+            "webhook_ms_p50": percentile(durations, 0.5),
+            "webhook_ms_p99": percentile(durations, 0.99),
+            "webhook_ms_max": percentile(durations, 1.0),
+            "train_rounds_run": load_log.count(": train round ok") + load_log.count(": train round failed"),
+            "failed_rounds": load_log.count("round failed"),
+            "labels_lost": {
+                p: annotated_count(sdk, p) - (final[str(p)].get("labeled") or 0) for p in projects
+            },
+            "max_worker_processes": self.workers.most,
+            "max_worker_processes_with_forked_helpers": self.workers.most_with_helpers,
+            "max_slots_held": self.workers.most_slots,
+            "max_worker_processes_of_other_backends": self.workers.most_elsewhere,
+            "samples_over_cap": self.workers.over_cap[:20],
+            "peak_memory_gb": round(self.memory.peak, 2),
+            "peak_memory_pss_gb": round(self.memory.peak_pss, 2),
+        }
+
+
+BACKEND_FIGURES = (
+    "webhooks",
+    "webhook_ms_p50",
+    "webhook_ms_p99",
+    "webhook_ms_max",
+    "train_rounds_run",
+    "failed_rounds",
+    "labels_lost",
+    "max_worker_processes",
+    "max_worker_processes_with_forked_helpers",
+    "max_slots_held",
+    "max_worker_processes_of_other_backends",
+    "samples_over_cap",
+    "peak_memory_gb",
+    "peak_memory_pss_gb",
+)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -193,6 +319,14 @@ def main() -> int:
     parser.add_argument("--coders", type=int, default=20)
     parser.add_argument("--minutes", type=float, default=10)
     parser.add_argument("--segments", type=int, default=None, help="import only this many (default: all)")
+    parser.add_argument(
+        "--database", choices=("sqlite", "postgresql"), default="sqlite", help="Label Studio's database"
+    )
+    parser.add_argument(
+        "--without-backend",
+        action="store_true",
+        help="the baseline: Label Studio alone, no backend connected",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     from label_studio_sdk.client import LabelStudio
@@ -200,134 +334,108 @@ def main() -> int:
     segments = pool_rows()[: args.segments]
     coded = {row["id"]: row["codes"] for row in coded_rows()}
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
-    with label_studio(workdir) as studio:
-        env = backend_env(studio, workdir, ACCESS_LOG="true")
-        log_path = workdir / "backend.log"
-        backend = BackendProcess(free_port(), env, AUTH, workers=2, log_path=log_path).start()
-        backend_url = backend.url
-        memory = MemoryWatch(backend.process.pid)
-        workers = WorkerWatch(backend.process.pid, Path(env["MODEL_DIR"]), CAP)
-        memory.start()
-        workers.start()
-        try:
-            sdk = LabelStudio(base_url=studio.url, api_key=studio.token, timeout=300)
-            large = create_project(studio, sdk, segments, "load: all segments", backend_url)
-            rng = random.Random(1)
-            small = [
-                create_project(studio, sdk, rng.sample(segments, 200), f"load: small {n}", backend_url)
-                for n in range(4)
-            ]
-            projects = [large, *small]
-            for project in projects:  # the first version of each: its first 10 annotations
-                tasks = list(sdk.tasks.list(project=project, page_size=10, fields="task_only"))[:10]
-                for task in tasks:
-                    sdk.annotations.create(id=task.id, result=study_form_result(rng.choice(CHOICES)))
-            print("waiting for every project's first version ...", flush=True)
-            metrics = lambda: httpx.get(f"{backend_url}/metrics", auth=AUTH, timeout=30).json()["projects"]  # noqa: E731
-            wait_for(
-                lambda: all(metrics().get(str(p), {}).get("current_version") for p in projects),
-                1800,
-                "every project's first version",
-            )
-            offset = log_path.stat().st_size
-            stop = threading.Event()
-            tokens = coder_tokens(studio, sdk, args.coders + len(small))
-            coders = [Coder(studio, tokens[n], large, coded, stop, seed=n) for n in range(args.coders)]
-            coders += [
-                Coder(studio, tokens[args.coders + n], p, coded, stop, pause=(5.0, 15.0), seed=100 + n)
-                for n, p in enumerate(small)
-            ]
-            started = time.monotonic()
-            for coder in coders:
-                coder.start()
-            print(f"{len(coders)} coders at work for {args.minutes} minutes ...", flush=True)
-            stop.wait(args.minutes * 60)
-            stop.set()
-            for coder in coders:
-                coder.join(300)
-            loaded_seconds = time.monotonic() - started
-            print("load over; waiting for the last rounds to settle ...", flush=True)
-            wait_for(
-                lambda: all(
-                    metrics().get(str(p), {}).get("state") in ("idle", "failed")
-                    and not metrics().get(str(p), {}).get("pending")
-                    for p in projects
-                ),
-                1800,
-                "the last rounds",
-            )
-            final = metrics()
-            lost = {p: annotated_count(sdk, p) - (final[str(p)].get("labeled") or 0) for p in projects}
-            text = log_path.read_text()
-            load_log = text[offset:]
-            durations = [int(us) / 1000 for status, us in WEBHOOK_LINE.findall(load_log)]
-            rounds_run = load_log.count(": train round ok") + load_log.count(": train round failed")
-            results = {
-                "coders": len(coders),
-                "minutes": round(loaded_seconds / 60, 1),
-                "tasks_large": len(segments),
-                "submitted": sum(c.submitted for c in coders),
-                "coder_errors": sum(len(c.errors) for c in coders),
-                "webhooks": len(durations),
-                "webhook_ms_p50": round(statistics.median(durations), 1),
-                "webhook_ms_p99": round(sorted(durations)[int(0.99 * (len(durations) - 1))], 1),
-                "webhook_ms_max": round(max(durations), 1),
-                "train_rounds_run": rounds_run,
-                "max_worker_processes": workers.most,
-                "max_worker_processes_with_forked_helpers": workers.most_with_helpers,
-                "max_slots_held": workers.most_slots,
-                "max_worker_processes_of_other_backends": workers.most_elsewhere,
-                "samples_over_cap": workers.over_cap[:20],
-                "worker_cap": CAP,
-                "peak_memory_gb": round(memory.peak, 2),
-                "peak_memory_pss_gb": round(memory.peak_pss, 2),
-                "labels_lost": lost,
-                "failed_rounds": load_log.count("round failed"),
-                "first_errors": [e for c in coders for e in c.errors][:5],
-            }
-        finally:
-            memory.stop.set()
-            workers.stop.set()
-            backend.stop()
-    report(results, args.out, log_path)
+    with contextlib.ExitStack() as stack:
+        studio = studio_on(args.database, workdir, stack)
+        backend = Backend(studio, workdir, stack, connected=not args.without_backend)
+        sdk = LabelStudio(base_url=studio.url, api_key=studio.token, timeout=300)
+        large = create_project(studio, sdk, segments, "load: all segments", backend.url)
+        rng = random.Random(1)
+        small = [
+            create_project(studio, sdk, rng.sample(segments, 200), f"load: small {n}", backend.url)
+            for n in range(4)
+        ]
+        projects = [large, *small]
+        for project in projects:  # the first version of each: its first 10 annotations
+            tasks = list(sdk.tasks.list(project=project, page_size=10, fields="task_only"))[:10]
+            for task in tasks:
+                sdk.annotations.create(id=task.id, result=study_form_result(rng.choice(CHOICES)))
+        backend.wait_for_first_versions(projects)
+        offset = backend.log_offset()
+        stop = threading.Event()
+        tokens = coder_tokens(studio, sdk, args.coders + len(small))
+        coders = [Coder(studio, tokens[n], large, coded, stop, seed=n) for n in range(args.coders)]
+        coders += [
+            Coder(studio, tokens[args.coders + n], p, coded, stop, pause=(5.0, 15.0), seed=100 + n)
+            for n, p in enumerate(small)
+        ]
+        started = time.monotonic()
+        for coder in coders:
+            coder.start()
+        print(f"{len(coders)} coders at work for {args.minutes} minutes ...", flush=True)
+        stop.wait(args.minutes * 60)
+        stop.set()
+        for coder in coders:
+            coder.join(300)
+        loaded_seconds = time.monotonic() - started
+        next_ms = [ms for c in coders for ms in c.next_ms]
+        submit_ms = [ms for c in coders for ms in c.submit_ms]
+        results = {
+            "database": args.database,
+            "backend": not args.without_backend,
+            "coders": len(coders),
+            "minutes": round(loaded_seconds / 60, 1),
+            "tasks_large": len(segments),
+            "submitted": sum(c.submitted for c in coders),
+            "next_requests": len(next_ms),
+            "coder_errors": sum(len(c.errors) for c in coders),
+            "next_ms_p50": percentile(next_ms, 0.5),
+            "next_ms_p99": percentile(next_ms, 0.99),
+            "submit_ms_p50": percentile(submit_ms, 0.5),
+            "submit_ms_p99": percentile(submit_ms, 0.99),
+            **backend.figures(sdk, projects, offset),
+            "worker_cap": CAP,
+            "first_errors": [e for c in coders for e in c.errors][:5],
+        }
+    report(results, args.out, backend.log_path if backend.process else None)
     return 0
 
 
-def report(results: dict, out: Path, log_path: Path) -> None:
+def report(results: dict, out: Path, log_path: Path | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "load.json").write_text(json.dumps(results, indent=2))
+    run = f"{results['database']}-{'backend' if results['backend'] else 'baseline'}"
+    (out / f"load-{run}.json").write_text(json.dumps(results, indent=2))
+    shown = {key: "n/a" if value is None else value for key, value in results.items()}
     print(
         f"\n| measure ({results['coders']} coders, {results['minutes']} min, one project of "
-        f"{results['tasks_large']} tasks + 4 of 200) | value |\n|---|---|"
+        f"{results['tasks_large']} tasks + 4 of 200; Label Studio on {results['database']}, "
+        f"{'with the backend' if results['backend'] else 'no backend'}) | value |\n|---|---|"
     )
-    print(f"| annotations submitted (coder errors) | {results['submitted']} ({results['coder_errors']}) |")
-    print(f"| webhooks the backend answered | {results['webhooks']} |")
     print(
-        f"| webhook latency p50 / p99 / max | {results['webhook_ms_p50']} / {results['webhook_ms_p99']} / "
-        f"{results['webhook_ms_max']} ms |"
+        f"| annotations submitted; coder errors (of {shown['next_requests']} /next) | "
+        f"{shown['submitted']}; {shown['coder_errors']} |"
     )
-    print(f"| train rounds run (for {results['webhooks']} webhooks) | {results['train_rounds_run']} |")
+    print(f"| /next latency p50 / p99 | {shown['next_ms_p50']} / {shown['next_ms_p99']} ms |")
+    print(f"| submit latency p50 / p99 | {shown['submit_ms_p50']} / {shown['submit_ms_p99']} ms |")
+    print(f"| webhooks the backend answered | {shown['webhooks']} |")
     print(
-        f"| worker processes alive at once, max (cap) | {results['max_worker_processes']} "
+        f"| webhook latency p50 / p99 / max | {shown['webhook_ms_p50']} / {shown['webhook_ms_p99']} / "
+        f"{shown['webhook_ms_max']} ms |"
+    )
+    print(f"| train rounds run (failed) | {shown['train_rounds_run']} ({shown['failed_rounds']}) |")
+    print(
+        f"| worker processes alive at once, max (cap) | {shown['max_worker_processes']} "
         f"({results['worker_cap']}) |"
     )
-    print(f"| worker slots held at once, max | {results['max_slots_held']} |")
+    print(f"| worker slots held at once, max | {shown['max_slots_held']} |")
     print(
         f"| processes with a worker's command line, max (forked helpers included) | "
-        f"{results['max_worker_processes_with_forked_helpers']} |"
+        f"{shown['max_worker_processes_with_forked_helpers']} |"
     )
     print(
         f"| worker processes of other backends on the machine, max | "
-        f"{results['max_worker_processes_of_other_backends']} |"
+        f"{shown['max_worker_processes_of_other_backends']} |"
     )
     print(
-        f"| peak memory of the backend, sum of RSS / PSS | {results['peak_memory_gb']} / "
-        f"{results['peak_memory_pss_gb']} GB |"
+        f"| peak memory of the backend, sum of RSS / PSS | {shown['peak_memory_gb']} / "
+        f"{shown['peak_memory_pss_gb']} GB |"
     )
-    print(f"| labels lost (annotations in Label Studio not in the last round) | {results['labels_lost']} |")
-    for sample in results["samples_over_cap"]:
+    print(f"| labels lost (annotations in Label Studio not in the last round) | {shown['labels_lost']} |")
+    for sample in results["samples_over_cap"] or []:
         print("over the cap:", "; ".join(sample))
-    print(f"backend log: {log_path}")
+    for error in results["first_errors"]:
+        print("coder error:", error)
+    if log_path:
+        print(f"backend log: {log_path}")
 
 
 if __name__ == "__main__":

@@ -49,12 +49,13 @@ def study_corpus(scheme=None):
     )
 
 
-def label_studio(workdir: Path):
-    """A local Label Studio with its data in `workdir` (a context manager)."""
+def label_studio(workdir: Path, extra_env: dict[str, str] | None = None):
+    """A local Label Studio with its data in `workdir` (a context manager); `extra_env`, for example,
+    puts it on PostgreSQL (devtools/local_postgres.py)."""
     from backend.devtools.local_studio import LocalLabelStudio, ensure_label_studio
 
     executable = ensure_label_studio(Path(os.environ.get("LABEL_STUDIO_VENV", REPO / ".ls-venv")))
-    return LocalLabelStudio(executable, data_dir=workdir / "label-studio")
+    return LocalLabelStudio(executable, data_dir=workdir / "label-studio", extra_env=extra_env)
 
 
 def backend_env(studio, workdir: Path, **extra: str) -> dict[str, str]:

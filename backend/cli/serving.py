@@ -40,12 +40,13 @@ def cmd_serve(settings: Settings, args: argparse.Namespace) -> int:
             self.cfg.set("bind", f"{args.host}:{server.port}")
             self.cfg.set("workers", server.workers)
             self.cfg.set("threads", server.threads)
-            self.cfg.set("worker_class", "gthread")
+            self.cfg.set("worker_class", "backend.server.buffering.BufferingWorker")  # whole requests
+            self.cfg.set("worker_connections", server.max_connections)
+            self.cfg.set("keepalive", server.client_timeout)
             self.cfg.set("timeout", 300)
             self.cfg.set("graceful_timeout", 10)  # requests are short; training runs in its own process
             self.cfg.set("loglevel", server.log_level.lower())
             self.cfg.set("accesslog", "-" if server.access_log or server.log_level == "DEBUG" else None)
-            self.cfg.set("access_log_format", '%(h)s "%(r)s" %(s)s %(D)sus')  # duration in microseconds
 
         def load(self):
             from backend.server.app import create_app

@@ -84,7 +84,17 @@ class ServerSettings(BaseSettings):
     max_loaded_models: int = Field(4, ge=1, description="Model versions kept loaded per server worker.")
     port: int = Field(9090, ge=1, le=65535, description="HTTP port of `serve`.")
     workers: int = Field(1, ge=1, description="gunicorn worker processes.")
-    threads: int = Field(4, ge=1, description="Threads per worker.")
+    threads: int = Field(4, ge=1, description="Threads per worker: each answers one whole request at a time.")
+    client_timeout: int = Field(
+        30,
+        ge=1,
+        description="Seconds a connection may stay silent (half-sent request or idle) before it is closed.",
+    )
+    max_connections: int = Field(
+        1000,
+        ge=10,
+        description="Open connections per worker; more wait in the listen queue (slow ones hold no thread).",
+    )
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = Field("INFO", description="Log level.")
     access_log: bool = Field(False, description="Log every request with its status and duration.")
 
