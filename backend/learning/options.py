@@ -20,6 +20,7 @@ CLASS_WEIGHTS = ("balanced", "none")  # CLASS_WEIGHT
 DEVICES = ("auto", "cpu", "cuda")  # DEVICE
 PRECISIONS = ("auto", "fp32", "bf16")  # ENCODE_PRECISION
 STRATEGIES = ("cviar", "entropy", "random", "lci", "adaptive")  # QUERY_STRATEGY
+FEATURES = ("embeddings", "tfidf+embeddings")  # FEATURES: what the head sees (learning/features.py)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,7 @@ class FineTuneOptions:
 @dataclass(frozen=True)
 class HeadOptions:
     """What the head and its thresholds depend on: CLASS_WEIGHT, PREDICTION_THRESHOLD, TUNE_THRESHOLDS,
-    SEED, and for CLASSIFIER_HEAD=chain, CHAINS and CHAIN_ORDER."""
+    SEED, for CLASSIFIER_HEAD=chain, CHAINS and CHAIN_ORDER, and the FEATURES it sees."""
 
     class_weight: str = "balanced"
     default_threshold: float = 0.5
@@ -65,6 +66,12 @@ class HeadOptions:
     kind: str = "logistic"  # or "chain"
     chains: int = 5
     chain_order: str = "random"  # or "frequency"
+    features: str = "embeddings"  # or "tfidf+embeddings"
+
+    @property
+    def lexical(self) -> bool:
+        """Whether the head sees TF-IDF features beside the embeddings."""
+        return self.features == "tfidf+embeddings"
 
     def params(self) -> dict:
         """Options of each code's logistic regression (also handed to setfit for its own head)."""

@@ -1,0 +1,78 @@
+"""What a head sees (FEATURES): a body's sentence embeddings, or TF-IDF beside them.
+
+Words and meaning fail differently: TF-IDF catches the terms a codebook turns on, embeddings the
+paraphrases. Across coders the two together held best (issue 38). The vectorizer is fitted on the
+project's segments, labeled or not (no labels needed), and kept as a :class:`Lexicon` that also
+remembers the rows it has computed, so the fast loop transforms each pool segment once per fit.
+The research baselines (tfidf_model.py) and the live loop build their features here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+EMBEDDINGS, TFIDF_EMBEDDINGS = "embeddings", "tfidf+embeddings"
+
+
+def tfidf_vectorizer() -> TfidfVectorizer:
+    """Word 1–2-grams with sublinear term frequency: a strong bag-of-words for short answers."""
+    return TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1)
+
+
+def beside(lexical: sparse.spmatrix, embeddings: np.ndarray) -> sparse.csr_matrix:
+    """TF-IDF rows and embeddings side by side, both of unit length (TF-IDF rows are normalized by
+    the vectorizer, the embeddings here), so neither outweighs the other by scale alone."""
+    return sparse.hstack([lexical, sparse.csr_matrix(normalize(embeddings))], format="csr")
+
+
+def needs_refit(fitted_on: int, segments: int, growth: float) -> bool:
+    """Whether a vectorizer fitted on `fitted_on` segments is due again: the project has grown by
+    more than the share `growth` since (new words get no column until then)."""
+    return segments > fitted_on * (1 + growth)
+
+
+class Lexicon:
+    """A TF-IDF vectorizer fitted on a project's segments, with the rows it has transformed so far.
+
+    Its columns never change once fitted: tasks imported later get rows of the same width, and a
+    head fitted on them stays valid until the lexicon is fitted again (and the head with it)."""
+
+    def __init__(self, vectorizer: TfidfVectorizer, fitted_on: int):
+        self.vectorizer, self.fitted_on = vectorizer, fitted_on
+        self._index: dict[str, int] = {}
+        self._matrix = sparse.csr_matrix((0, len(vectorizer.vocabulary_)))
+
+    @classmethod
+    def fit(cls, texts: Sequence[str]) -> Lexicon:
+        """Fitted on the distinct non-blank `texts`: no labels, so a whole pool can be used."""
+        distinct = sorted({text for text in texts if text.strip()})
+        return cls(tfidf_vectorizer().fit(distinct), len(distinct))
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """TF-IDF rows of `texts`, each text transformed once (a pool of 11,656 costs seconds)."""
+        missing = list(dict.fromkeys(text for text in texts if text not in self._index))
+        if missing:
+            offset = len(self._index)
+            self._index.update((text, offset + i) for i, text in enumerate(missing))
+            self._matrix = sparse.vstack([self._matrix, self.vectorizer.transform(missing)], format="csr")
+        return self._matrix[[self._index[text] for text in texts]]
+
+    def beside(self, texts: Sequence[str], embeddings: np.ndarray) -> sparse.csr_matrix:
+        """The head's features for `texts`: their TF-IDF rows beside their embeddings."""
+        return beside(self.transform(texts), embeddings)
+
+    def __getstate__(self) -> dict:  # saved without the rows it remembers
+        return {"vectorizer": self.vectorizer, "fitted_on": self.fitted_on}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["vectorizer"], state["fitted_on"])
+
+
+def head_features(texts: Sequence[str], embeddings: np.ndarray, lexicon: Lexicon | None):
+    """What the head sees for `texts`: the embeddings as they are, or beside the lexicon's rows."""
+    return embeddings if lexicon is None else lexicon.beside(texts, embeddings)

@@ -1,0 +1,52 @@
+"""FEATURES=tfidf+embeddings: the lexicon fitted on a project's segments, and the head's features."""
+
+import pickle
+
+import numpy as np
+import pytest
+
+from backend.learning.features import Lexicon, head_features, needs_refit
+
+POOL = ["the cough kept me awake", "I was sad all week", "school was fine", "my knee hurts", "  "]
+
+
+def test_the_lexicon_is_fitted_on_the_segments_alone_and_keeps_its_columns():
+    lexicon = Lexicon.fit(POOL)
+    assert lexicon.fitted_on == 4, "distinct segments that are not blank"
+    assert "cough" in lexicon.vectorizer.vocabulary_ and "knee hurts" in lexicon.vectorizer.vocabulary_
+    width = len(lexicon.vectorizer.vocabulary_)
+    imported = lexicon.transform(["a brand new word: asthma", "my knee hurts"])
+    assert imported.shape == (2, width), "an imported task's unseen words get no column"
+    assert imported[0].nnz == 0 and imported[1].nnz > 0
+    np.testing.assert_allclose(
+        lexicon.transform(["my knee hurts"]).toarray(),
+        lexicon.vectorizer.transform(["my knee hurts"]).toarray(),
+    )
+    assert lexicon.transform([]).shape == (0, width)
+
+
+def test_the_head_sees_unit_length_tfidf_rows_beside_unit_length_embeddings():
+    lexicon = Lexicon.fit(POOL)
+    embeddings = np.array([[3.0, 4.0], [0.0, 2.0]])
+    texts = ["the cough kept me awake", "school was fine"]
+    features = head_features(texts, embeddings, lexicon).toarray()
+    width = len(lexicon.vectorizer.vocabulary_)
+    assert features.shape == (2, width + 2)
+    np.testing.assert_allclose(features[:, width:], [[0.6, 0.8], [0.0, 1.0]])
+    np.testing.assert_allclose(np.linalg.norm(features[:, :width], axis=1), 1.0)
+    assert head_features(texts, embeddings, None) is embeddings, "FEATURES=embeddings: as they are"
+
+
+@pytest.mark.parametrize(
+    ("fitted_on", "segments", "due"), [(100, 110, False), (100, 111, True), (100, 90, False), (0, 1, True)]
+)
+def test_the_lexicon_is_due_again_once_the_project_grew_by_the_share(fitted_on, segments, due):
+    assert needs_refit(fitted_on, segments, 0.1) is due
+
+
+def test_a_saved_lexicon_keeps_its_vectorizer_not_the_rows_it_computed():
+    lexicon = Lexicon.fit(POOL)
+    lexicon.transform(POOL)
+    loaded = pickle.loads(pickle.dumps(lexicon))
+    assert loaded.fitted_on == 4 and not loaded._index
+    np.testing.assert_allclose(loaded.transform(POOL).toarray(), lexicon.transform(POOL).toarray())
