@@ -51,7 +51,11 @@ class Lexicon:
     def fit(cls, texts: Sequence[str]) -> Lexicon:
         """Fitted on the distinct non-blank `texts`: no labels, so a whole pool can be used."""
         distinct = sorted({text for text in texts if text.strip()})
-        return cls(tfidf_vectorizer().fit(distinct), len(distinct))
+        vectorizer = tfidf_vectorizer()
+        rows = vectorizer.fit_transform(distinct)  # the rows come with the fit: no second pass
+        lexicon = cls(vectorizer, len(distinct))
+        lexicon._index, lexicon._matrix = {text: i for i, text in enumerate(distinct)}, rows.tocsr()
+        return lexicon
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """TF-IDF rows of `texts`, each text transformed once (a pool of 11,656 costs seconds)."""

@@ -241,9 +241,15 @@ def tune_thresholds(
     thresholds in the right direction (see docs/benchmarks.md). `groups` (duplicate_groups) keeps
     one segment's rows in one fold.
     """
+    return thresholds_of(out_of_fold_probas(features, label_matrix, options, groups), label_matrix, options)
+
+
+def thresholds_of(
+    probas: list[np.ndarray | None], label_matrix: np.ndarray, options: HeadOptions
+) -> np.ndarray:
+    """The thresholds :func:`tune_thresholds` chooses, from out-of-fold probabilities already computed."""
     default = options.default_threshold
     thresholds = options.default_thresholds(label_matrix.shape[1])
-    probas = out_of_fold_probas(features, label_matrix, options, groups)
     for code, proba in enumerate(probas):
         target = label_matrix[:, code]
         if proba is None or min(target.sum(), len(target) - target.sum()) < MIN_EXAMPLES_PER_SIDE_FOR_TUNING:

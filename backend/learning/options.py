@@ -67,6 +67,7 @@ class HeadOptions:
     chains: int = 5
     chain_order: str = "random"  # or "frequency"
     features: str = "embeddings"  # or "tfidf+embeddings"
+    c: float = 1.0  # the logistic regressions' inverse regularisation strength
 
     @property
     def lexical(self) -> bool:
@@ -75,7 +76,7 @@ class HeadOptions:
 
     def params(self) -> dict:
         """Options of each code's logistic regression (also handed to setfit for its own head)."""
-        params: dict = {"max_iter": 1000}
+        params: dict = {"max_iter": 1000, "C": self.c}
         if self.class_weight == "balanced":
             params["class_weight"] = "balanced"
         return params

@@ -82,7 +82,7 @@ class Monitor:
         decisions = out_of_fold_decisions(
             embeddings, labeled.matrix, model.thresholds, self.head_options, groups
         )
-        report = cross_validated_report(labeled.matrix, decisions, model.codes)
+        report = cross_validated_report(labeled.matrix, decisions, model.codes, model.thresholds)
         log.info(
             "project %s: cross-validated macro-F1 %s over %d code(s)",
             self.project,
