@@ -114,38 +114,35 @@ def main() -> None:
     options = heads.HeadOptions()
     results: dict = {}
     rng = np.random.default_rng(0)
-    draws = {
-        int(size): [rng.permutation(len(rows)) for _ in range(args.draws)] for size in args.sizes.split(",")
-    }
+    sizes = [int(size) for size in args.sizes.split(",")]
+    draws = {size: [rng.permutation(len(rows)) for _ in range(args.draws)] for size in sizes}
+    args.out.mkdir(parents=True, exist_ok=True)
     for name, features in feature_sets.items():
         for size, orders in draws.items():
             started = time.perf_counter()
             runs = [one_draw(features, matrix, order[:size], order[size:], options) for order in orders]
-            results[f"{name} @{size}"] = {key: [run[key] for run in runs] for key in runs[0]}
-            print(f"{name} @{size}: {time.perf_counter() - started:.0f} s", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
-    (args.out / "thresholds.json").write_text(json.dumps(results, indent=2))
-    for setting, figures in results.items():
-        baseline = np.array(figures["C=1, 0.5"])
-        body = []
-        for key, values in figures.items():
-            if key.endswith(": C"):
-                continue
-            values = np.array(values)
-            diff = values - baseline
-            body.append(
-                [
-                    key,
-                    f"{values.mean():.3f} ± {values.std(ddof=1):.3f}",
-                    f"{diff.mean():+.3f}",
-                    f"{(diff > 0).mean():.2f}",
-                ]
-            )
-        chosen = np.array(figures["C chosen: C"])
-        print(f"\n{setting} ({len(baseline)} draws; C chosen: median {np.median(chosen):g})")
-        print(
-            markdown_table(["rule", "macro-F1 (test rest)", "minus C=1, 0.5", "share of draws above"], body)
+            setting = f"{name} @{size}"
+            results[setting] = {key: [run[key] for run in runs] for key in runs[0]}
+            print(f"\n{setting}: {time.perf_counter() - started:.0f} s", flush=True)
+            print(table(results[setting]), flush=True)
+            (args.out / "thresholds.json").write_text(json.dumps(results, indent=2))
+
+
+def table(figures: dict) -> str:
+    """Each rule's test macro-F1 and its paired difference from C=1 at 0.5."""
+    baseline = np.array(figures["C=1, 0.5"])
+    body = []
+    for key, values in figures.items():
+        if key.endswith(": C"):
+            continue
+        diff = np.array(values) - baseline
+        spread = f"{np.mean(values):.3f} ± {np.std(values, ddof=1):.3f}"
+        body.append(
+            [key, spread, f"{diff.mean():+.3f}", f"{(diff > 0).mean():.2f}", f"{(diff < 0).mean():.2f}"]
         )
+    header = ["rule", "macro-F1 (test rest)", "minus C=1, 0.5", "draws above", "draws below"]
+    chosen = f"C chosen: median {np.median(figures['C chosen: C']):g} over {len(baseline)} draws\n"
+    return chosen + markdown_table(header, body)
 
 
 if __name__ == "__main__":

@@ -7,13 +7,21 @@ import pytest
 
 from backend.learning.features import Lexicon, head_features, needs_refit
 
-POOL = ["the cough kept me awake", "I was sad all week", "school was fine", "my knee hurts", "  "]
+POOL = [
+    "the cough kept me awake",
+    "my cough is worse",
+    "I was sad all week",
+    "sad and tired all week",
+    "my knee",
+    "  ",
+]
 
 
 def test_the_lexicon_is_fitted_on_the_segments_alone_and_keeps_its_columns():
     lexicon = Lexicon.fit(POOL)
-    assert lexicon.fitted_on == 4, "distinct segments that are not blank"
-    assert "cough" in lexicon.vectorizer.vocabulary_ and "knee hurts" in lexicon.vectorizer.vocabulary_
+    assert lexicon.fitted_on == 5, "distinct segments that are not blank"
+    assert {"cough", "my", "all week"} <= set(lexicon.vectorizer.vocabulary_)
+    assert "knee" not in lexicon.vectorizer.vocabulary_, "a term of one segment tells nothing of another"
     width = len(lexicon.vectorizer.vocabulary_)
     imported = lexicon.transform(["a brand new word: asthma", "my knee hurts"])
     assert imported.shape == (2, width), "an imported task's unseen words get no column"
@@ -28,7 +36,7 @@ def test_the_lexicon_is_fitted_on_the_segments_alone_and_keeps_its_columns():
 def test_the_head_sees_unit_length_tfidf_rows_beside_unit_length_embeddings():
     lexicon = Lexicon.fit(POOL)
     embeddings = np.array([[3.0, 4.0], [0.0, 2.0]])
-    texts = ["the cough kept me awake", "school was fine"]
+    texts = ["the cough kept me awake", "sad and tired all week"]
     features = head_features(texts, embeddings, lexicon).toarray()
     width = len(lexicon.vectorizer.vocabulary_)
     assert features.shape == (2, width + 2)
@@ -48,5 +56,14 @@ def test_a_saved_lexicon_keeps_its_vectorizer_not_the_rows_it_computed():
     lexicon = Lexicon.fit(POOL)
     lexicon.transform(POOL)
     loaded = pickle.loads(pickle.dumps(lexicon))
-    assert loaded.fitted_on == 4 and not loaded._index
+    assert loaded.fitted_on == 5 and not loaded._index
     np.testing.assert_allclose(loaded.transform(POOL).toarray(), lexicon.transform(POOL).toarray())
+
+
+def test_the_rows_a_lexicon_remembers_are_bounded():
+    lexicon = Lexicon.fit(POOL)  # 5 segments: it remembers at most 10 rows
+    shortened = [f"my cough {i}" for i in range(7)]
+    rows = lexicon.transform(shortened)
+    assert len(lexicon._index) == 7, "the pool's 5 were forgotten to make room"
+    np.testing.assert_allclose(rows.toarray(), lexicon.vectorizer.transform(shortened).toarray())
+    assert lexicon.transform(POOL[:2]).shape[0] == 2 and len(lexicon._index) <= 10
