@@ -111,7 +111,7 @@ def main() -> None:
     embeddings = base_model(CODES, settings.encoder_options()).embed(texts)
     lexicon = Lexicon.fit([row["text"] for row in pool_rows()] + texts)
     feature_sets = {"embeddings": embeddings, "tfidf+embeddings": lexicon.beside(texts, embeddings)}
-    options = heads.HeadOptions()
+    options = heads.HeadOptions(threshold_shrinkage=0)  # the rules start from the unshrunk tuned ones
     results: dict = {}
     rng = np.random.default_rng(0)
     sizes = [int(size) for size in args.sizes.split(",")]

@@ -71,6 +71,12 @@ class ModelSettings(BaseSettings):
     prediction_threshold: float = Field(
         0.5, gt=0.0, lt=1.0, description="Decision threshold for codes without a tuned threshold."
     )
+    threshold_shrinkage: float = Field(
+        10.0,
+        ge=0.0,
+        description="Pull each tuned threshold toward PREDICTION_THRESHOLD: the tuned one weighs as the "
+        "code's positives (or negatives, if fewer) against this many segments at the default (0: none).",
+    )
     features: Literal[FEATURES] = Field(
         "embeddings",
         description="What the head sees: the body's sentence embeddings, or TF-IDF (word 1-2-grams fitted "
@@ -186,6 +192,7 @@ class ModelSettings(BaseSettings):
             self.chains,
             self.chain_order,
             self.features,
+            threshold_shrinkage=self.threshold_shrinkage,
         )
 
     def strategy_options(self) -> StrategyOptions:

@@ -57,7 +57,9 @@ class FineTuneOptions:
 @dataclass(frozen=True)
 class HeadOptions:
     """What the head and its thresholds depend on: CLASS_WEIGHT, PREDICTION_THRESHOLD, TUNE_THRESHOLDS,
-    SEED, for CLASSIFIER_HEAD=chain, CHAINS and CHAIN_ORDER, and the FEATURES it sees."""
+    SEED, for CLASSIFIER_HEAD=chain, CHAINS and CHAIN_ORDER, the FEATURES it sees, and how far tuned
+    thresholds shrink toward the default (THRESHOLD_SHRINKAGE). C stays 1: choosing it by the
+    out-of-fold evidence did not beat 1 on held-out segments (docs/benchmarks.md)."""
 
     class_weight: str = "balanced"
     default_threshold: float = 0.5
@@ -68,6 +70,7 @@ class HeadOptions:
     chain_order: str = "random"  # or "frequency"
     features: str = "embeddings"  # or "tfidf+embeddings"
     c: float = 1.0  # the logistic regressions' inverse regularisation strength
+    threshold_shrinkage: float = 10.0  # THRESHOLD_SHRINKAGE: segments at the default (heads.shrunk)
 
     @property
     def lexical(self) -> bool:

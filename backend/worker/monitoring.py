@@ -14,7 +14,7 @@ from backend.domain.agreement import agreement, model_agreement
 from backend.domain.annotations import CoderAnswer, answers_by_task
 from backend.domain.coders import CoderNames
 from backend.learning.base import CodingModel
-from backend.learning.heads import HeadOptions
+from backend.learning.heads import HeadOptions, threshold_rule
 from backend.learning.quality import cross_validated_report, label_counts, out_of_fold_decisions, rare_codes
 from backend.learning.stopping import stopping_signal
 from backend.storage.ranked_pool import RankedPool
@@ -83,6 +83,7 @@ class Monitor:
             embeddings, labeled.matrix, model.thresholds, self.head_options, groups
         )
         report = cross_validated_report(labeled.matrix, decisions, model.codes, model.thresholds)
+        report["threshold_rule"] = threshold_rule(self.head_options)
         log.info(
             "project %s: cross-validated macro-F1 %s over %d code(s)",
             self.project,

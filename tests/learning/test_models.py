@@ -206,6 +206,30 @@ def test_tuned_thresholds_lower_the_bar_for_a_rare_code(tiny_settings):
     assert thresholds[1] == 0.5  # three positives: keep the default
 
 
+@pytest.mark.parametrize(("shrinkage", "expected"), [(0, 0.30), (10, 0.425), (2, 0.35)])
+def test_tuned_thresholds_shrink_toward_the_default_with_few_positives(shrinkage, expected):
+    """6 positives at P 0.32, 14 negatives at 0.10: every threshold from 0.15 to 0.30 separates them,
+    and of these 0.30 is nearest 0.5. Shrunk: 0.5 + (0.30 - 0.5) * 6 / (6 + shrinkage)."""
+    from backend.learning.heads import thresholds_of
+
+    target = np.array([1] * 6 + [0] * 14)
+    proba = np.where(target == 1, 0.32, 0.10)
+    few = np.array([1] * 3 + [0] * 17)  # three positives: the default, whatever the evidence
+    options = HeadOptions(threshold_shrinkage=shrinkage)
+    thresholds = thresholds_of(
+        [proba, np.where(few == 1, 0.32, 0.1)], np.column_stack([target, few]), options
+    )
+    np.testing.assert_allclose(thresholds, [expected, 0.5])
+
+
+def test_more_positives_move_a_threshold_further_from_the_default():
+    from backend.learning.heads import shrunk
+
+    assert shrunk(0.2, 0.5, 10, 10) == pytest.approx(0.35)
+    assert shrunk(0.2, 0.5, 90, 10) == pytest.approx(0.23)
+    assert shrunk(0.8, 0.5, 30, 10) == pytest.approx(0.725)
+
+
 def test_differentiable_head_is_really_multi_label(texts, labels, tiny_settings):
     settings = with_overrides(tiny_settings, classifier_head="differentiable", setfit_max_steps=2)
     model = ModelFactory(settings.model.model_options()).train(texts, labels, CODES)

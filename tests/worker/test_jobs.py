@@ -1,5 +1,6 @@
 """The jobs against the in-memory Label Studio of tests/fakes.py (the real one: tests/e2e)."""
 
+import json
 import logging
 import pickle
 import subprocess
@@ -168,6 +169,13 @@ def test_two_coders_agreement_rules_and_monitoring_reach_the_state(segments, set
     assert watched.label_counts["daily_functioning"] == daily_before + 2
     assert watched.rare_codes == {c: n for c, n in watched.label_counts.items() if n < 3}
     assert watched.quality["labeled"] == 12 and watched.stopping is None
+    saved = json.loads(
+        (store_of(settings).get("1", first.current_version).path / "coding_model.json").read_text()
+    )
+    assert [watched.quality["codes"][code]["threshold"] for code in saved["codes"]] == saved["thresholds"]
+    assert "pulled toward 0.5" in watched.quality["threshold_rule"], (
+        "the status page says how they were chosen"
+    )
     model = watched.model_agreement  # the model as a coder: compared with each on the tasks they coded
     assert model["coder"] == "model" and model["tasks"] == 12
     assert {coder: figures["tasks"] for coder, figures in model["with"].items()} == {
