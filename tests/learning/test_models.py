@@ -337,6 +337,22 @@ def test_no_contrastive_steps_is_a_head_on_the_base_body(texts, labels, tiny_set
         with_overrides(tiny_settings, setfit_max_steps=0, classifier_head="differentiable")
 
 
+def test_a_whole_model_with_tfidf_beside_the_embeddings_saves_and_loads_its_lexicon(
+    texts, labels, tiny_settings, tmp_path
+):
+    """A whole model (full rounds, simulations) sees only its labeled texts: its lexicon is fitted on
+    those; its head's input is the TF-IDF row beside the unit-length embedding."""
+    settings = with_overrides(tiny_settings, setfit_max_steps=0, features="tfidf+embeddings")
+    model = ModelFactory(settings.model.model_options()).train(texts, labels, CODES)
+    assert model.lexicon is not None and model.lexicon.fitted_on == len(set(texts))
+    width = len(model.lexicon.vectorizer.vocabulary_) + model.embed(texts[:1]).shape[1]
+    assert model.setfit_model.model_head.estimators_[0].coef_.shape == (1, width)
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.lexicon.vectorizer.vocabulary_ == model.lexicon.vectorizer.vocabulary_
+    np.testing.assert_allclose(loaded.predict_proba(texts), model.predict_proba(texts), atol=1e-6)
+
+
 def test_one_code_gets_one_probability_column():
     """scikit-learn's one-vs-rest takes a one-column label matrix for a binary problem and answers
     with two columns; our head keeps one per code (a form with one yes/no question)."""
