@@ -74,7 +74,7 @@ class Monitor:
         self, model: CodingModel, labels: ProjectLabels, embeddings: np.ndarray | None
     ) -> tuple[dict | None, dict | None]:
         """Cross-validated per-code figures and the model's agreement with each coder, both from one
-        set of out-of-fold decisions (SetFit models only: they need the body's embeddings)."""
+        set of out-of-fold decisions (SetFit models only: they need the features the head saw)."""
         if embeddings is None:
             return None, None
         labeled = labels.labeled

@@ -67,3 +67,25 @@ def test_the_rows_a_lexicon_remembers_are_bounded():
     assert len(lexicon._index) == 7, "the pool's 5 were forgotten to make room"
     np.testing.assert_allclose(rows.toarray(), lexicon.vectorizer.transform(shortened).toarray())
     assert lexicon.transform(POOL[:2]).shape[0] == 2 and len(lexicon._index) <= 10
+
+
+def test_a_head_on_the_columns_its_rows_use_gives_the_probabilities_of_one_on_all():
+    """A column zero in every training row keeps weight 0 under L2: cutting it changes nothing."""
+    from scipy import sparse
+    from sklearn.linear_model import LogisticRegression
+
+    from backend.learning.heads import HeadOptions, fit_head
+
+    rng = np.random.default_rng(3)
+    dense = rng.random((60, 300)) * (rng.random((60, 300)) < 0.05)
+    train, test = dense[:40].copy(), dense[40:]
+    train[:, 150:] = 0  # terms only the pool's other segments have
+    labels = np.column_stack([train[:, :20].sum(axis=1) > np.median(train[:, :20].sum(axis=1))] * 2).astype(
+        int
+    )
+    head = fit_head(sparse.csr_matrix(train), labels, HeadOptions())
+    assert len(head.named_steps["usedcolumns"].columns_) <= 150
+    whole = LogisticRegression(max_iter=1000, class_weight="balanced").fit(train, labels[:, 0])
+    np.testing.assert_allclose(
+        head.predict_proba(sparse.csr_matrix(test))[:, 0], whole.predict_proba(test)[:, 1], atol=1e-4
+    )
