@@ -41,8 +41,8 @@ class HeadFitter:
         labeled_embeddings = body.embed(labeled.texts)
         texts = [scheme.text_in(task.data) for task in unlabeled]
         filled = [i for i, text in enumerate(texts) if text.strip()]  # a blank one carries no code
-        pool_embeddings = body.embed([texts[i] for i in filled], self.ctx.progress.encoding)
         pool_texts = [texts[i] for i in filled]
+        pool_embeddings = body.embed(pool_texts, self.ctx.progress.encoding)
         model = RefittedHead(None, scheme.codes, [], body.max_length, body.source)
         if self.lexicon is not None:  # fitted on every segment: the labeled and the pool's
             model.lexicon = self.lexicon.current(labeled.texts + pool_texts)
