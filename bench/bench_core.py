@@ -41,10 +41,10 @@ from sklearn.model_selection import KFold
 from backend.config import ModelSettings, load_settings
 from backend.domain.scheme import label_matrix
 from backend.learning.factories import ModelFactory
+from backend.learning.features import tfidf_vectorizer
 from backend.learning.heads import HeadOptions, fit_head, head_thresholds
 from backend.learning.setfit_model import contrastive_steps
 from backend.learning.strategies import STRATEGIES, score_pool
-from backend.learning.tfidf_model import tfidf_vectorizer
 from backend.research.protocol import per_code_f1
 from bench.common import coded_rows, pool_rows
 

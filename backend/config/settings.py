@@ -27,6 +27,7 @@ from backend.learning.options import (
     CHAIN_ORDERS,
     CLASS_WEIGHTS,
     DEVICES,
+    FEATURES,
     HEADS,
     MODEL_KINDS,
     PRECISIONS,
@@ -69,6 +70,23 @@ class ModelSettings(BaseSettings):
     )
     prediction_threshold: float = Field(
         0.5, gt=0.0, lt=1.0, description="Decision threshold for codes without a tuned threshold."
+    )
+    threshold_shrinkage: float = Field(
+        10.0,
+        ge=0.0,
+        description="Pull each tuned threshold toward PREDICTION_THRESHOLD: the tuned one weighs as the "
+        "code's positives (or negatives, if fewer) against this many segments at the default (0: none).",
+    )
+    features: Literal[FEATURES] = Field(
+        "embeddings",
+        description="What the head sees: the body's sentence embeddings, or TF-IDF (word 1-2-grams fitted "
+        "on the project's segments, no labels needed) beside them.",
+    )
+    tfidf_refit_growth: float = Field(
+        0.1,
+        gt=0.0,
+        description="FEATURES=tfidf+embeddings: fit the TF-IDF again once the project's segments have "
+        "grown by this share since it was fitted (0.1: by a tenth).",
     )
     setfit_num_iterations: int | None = Field(
         5, ge=1, description="Contrastive pairs per labeled segment and side (none: all pairs)."
@@ -173,6 +191,8 @@ class ModelSettings(BaseSettings):
             "chain" if self.classifier_head == "chain" else "logistic",
             self.chains,
             self.chain_order,
+            self.features,
+            threshold_shrinkage=self.threshold_shrinkage,
         )
 
     def strategy_options(self) -> StrategyOptions:

@@ -20,6 +20,7 @@ CLASS_WEIGHTS = ("balanced", "none")  # CLASS_WEIGHT
 DEVICES = ("auto", "cpu", "cuda")  # DEVICE
 PRECISIONS = ("auto", "fp32", "bf16")  # ENCODE_PRECISION
 STRATEGIES = ("cviar", "entropy", "random", "lci", "adaptive")  # QUERY_STRATEGY
+FEATURES = ("embeddings", "tfidf+embeddings")  # FEATURES: what the head sees (learning/features.py)
 
 
 @dataclass(frozen=True)
@@ -56,7 +57,9 @@ class FineTuneOptions:
 @dataclass(frozen=True)
 class HeadOptions:
     """What the head and its thresholds depend on: CLASS_WEIGHT, PREDICTION_THRESHOLD, TUNE_THRESHOLDS,
-    SEED, and for CLASSIFIER_HEAD=chain, CHAINS and CHAIN_ORDER."""
+    SEED, for CLASSIFIER_HEAD=chain, CHAINS and CHAIN_ORDER, the FEATURES it sees, and how far tuned
+    thresholds shrink toward the default (THRESHOLD_SHRINKAGE). C stays 1: choosing it by the
+    out-of-fold evidence did not beat 1 on held-out segments (docs/benchmarks.md)."""
 
     class_weight: str = "balanced"
     default_threshold: float = 0.5
@@ -65,10 +68,18 @@ class HeadOptions:
     kind: str = "logistic"  # or "chain"
     chains: int = 5
     chain_order: str = "random"  # or "frequency"
+    features: str = "embeddings"  # or "tfidf+embeddings"
+    c: float = 1.0  # the logistic regressions' inverse regularisation strength
+    threshold_shrinkage: float = 10.0  # THRESHOLD_SHRINKAGE: segments at the default (heads.shrunk)
+
+    @property
+    def lexical(self) -> bool:
+        """Whether the head sees TF-IDF features beside the embeddings."""
+        return self.features == "tfidf+embeddings"
 
     def params(self) -> dict:
         """Options of each code's logistic regression (also handed to setfit for its own head)."""
-        params: dict = {"max_iter": 1000}
+        params: dict = {"max_iter": 1000, "C": self.c}
         if self.class_weight == "balanced":
             params["class_weight"] = "balanced"
         return params

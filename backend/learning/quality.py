@@ -51,8 +51,11 @@ def out_of_fold_decisions(
     return decisions
 
 
-def cross_validated_report(matrix: np.ndarray, decisions: np.ndarray, codes: Sequence[str]) -> dict:
-    """Per-code and macro precision/recall/F1 of out-of-fold decisions against the labels.
+def cross_validated_report(
+    matrix: np.ndarray, decisions: np.ndarray, codes: Sequence[str], thresholds: np.ndarray | None = None
+) -> dict:
+    """Per-code and macro precision/recall/F1 of out-of-fold decisions against the labels, with the
+    threshold each code's decisions were taken at (the model's, shown on the status page).
 
     Codes without decisions (NaN) get None.
     """
@@ -60,6 +63,8 @@ def cross_validated_report(matrix: np.ndarray, decisions: np.ndarray, codes: Seq
     for j, code in enumerate(codes):
         target = matrix[:, j]
         figures = {"precision": None, "recall": None, "f1": None, "positives": int(target.sum())}
+        if thresholds is not None:
+            figures["threshold"] = float(thresholds[j])
         if not np.isnan(decisions[:, j]).any():
             precision, recall, f1, _ = precision_recall_fscore_support(
                 target, decisions[:, j].astype(int), average="binary", zero_division=0

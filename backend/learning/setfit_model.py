@@ -4,7 +4,9 @@ The head is a one-vs-rest logistic regression (or a torch layer with one sigmoid
 trained through small-text's SetFit integration, or an ensemble of classifier chains fitted on the
 fine-tuned body's embeddings after it (learning/heads.py). The fast loop refits only the head on a body's
 cached embeddings (:func:`refit_head`, a :class:`RefittedHead` that holds no body); such a model
-saves its head and loads back with its body from where that was saved before.
+saves its head and loads back with its body from where that was saved before. With
+FEATURES=tfidf+embeddings the head sees TF-IDF rows beside the embeddings; the model then holds
+the :class:`Lexicon` that made them and saves it with its version.
 """
 
 from __future__ import annotations
@@ -20,14 +22,36 @@ import numpy as np
 from backend.learning import compat
 from backend.learning.base import CodingModel, TrainingDataError
 from backend.learning.devices import resolved_device
+from backend.learning.features import Lexicon, head_features
 from backend.learning.heads import duplicate_groups, fit_head, head_thresholds
 from backend.learning.options import EncoderOptions, FineTuneOptions, HeadOptions, ModelOptions
 
 log = logging.getLogger(__name__)
 HEAD_FILE = "head.joblib"
+LEXICON_FILE = "lexicon.joblib"
 
 
-class SetFitCodingModel(CodingModel):
+class LexicalHead:
+    """What a model with FEATURES=tfidf+embeddings adds: its lexicon, saved and loaded beside the head."""
+
+    lexicon: Lexicon | None = None
+
+    def features(self, texts: Sequence[str], embeddings: np.ndarray):
+        """The head's features for `texts` whose embeddings are given (see learning/features.py)."""
+        return head_features(texts, embeddings, self.lexicon)
+
+    def _save_lexicon(self, directory: Path) -> None:
+        if self.lexicon is not None:
+            joblib.dump(self.lexicon, directory / LEXICON_FILE)
+
+
+def saved_lexicon(directory: Path) -> Lexicon | None:
+    """The lexicon saved with a version, None for a head on embeddings alone."""
+    path = directory / LEXICON_FILE
+    return joblib.load(path) if path.is_file() else None
+
+
+class SetFitCodingModel(LexicalHead, CodingModel):
     """A SetFit model: fine-tuned sentence-transformer body plus a multi-label head.
 
     A model whose head was refitted on a body saved elsewhere (`body_source`: a saved SetFit
@@ -45,7 +69,7 @@ class SetFitCodingModel(CodingModel):
         max_length: int,
         body_source: str | None = None,
     ):
-        super().__init__(codes, thresholds)
+        CodingModel.__init__(self, codes, thresholds)
         self.setfit_model = setfit_model
         self.max_length = max_length
         self.body_source = body_source
@@ -67,9 +91,12 @@ class SetFitCodingModel(CodingModel):
         return head_proba(self.setfit_model.model_head, embeddings, len(self.codes))
 
     def _proba(self, texts: list[str]) -> np.ndarray:
+        if self.lexicon is not None:
+            return self.head_proba(self.features(texts, self.embed(texts)))
         return compat.dense_setfit_proba(self.setfit_model, texts)
 
     def _save_weights(self, directory: Path) -> None:
+        self._save_lexicon(directory)
         if self.body_source:
             joblib.dump(self.setfit_model.model_head, directory / HEAD_FILE)
         else:
@@ -89,10 +116,12 @@ class SetFitCodingModel(CodingModel):
         setfit_model = SetFitModel.from_pretrained(str(body), device=device)
         if body_source:
             setfit_model.model_head = joblib.load(directory / HEAD_FILE)
-        return cls(setfit_model, state["codes"], state["thresholds"], state["max_length"], body_source)
+        model = cls(setfit_model, state["codes"], state["thresholds"], state["max_length"], body_source)
+        model.lexicon = saved_lexicon(directory)
+        return model
 
 
-class RefittedHead(CodingModel):
+class RefittedHead(LexicalHead, CodingModel):
     """A logistic head refitted on the cached embeddings of a body saved elsewhere: the fast loop's
     model of every round.
 
@@ -106,27 +135,28 @@ class RefittedHead(CodingModel):
     def __init__(
         self, head, codes: Sequence[str], thresholds: Sequence[float], max_length: int, body_source: str
     ):
-        super().__init__(codes, thresholds)
+        CodingModel.__init__(self, codes, thresholds)
         self.head, self.max_length, self.body_source = head, max_length, body_source
 
-    def head_proba(self, embeddings: np.ndarray) -> np.ndarray:
-        return head_proba(self.head, embeddings, len(self.codes))
+    def head_proba(self, features) -> np.ndarray:
+        return head_proba(self.head, features, len(self.codes))
 
     def _proba(self, texts: list[str]) -> np.ndarray:
         raise TypeError("a refitted head scores embeddings (head_proba); load its saved version for texts")
 
     def _save_weights(self, directory: Path) -> None:
+        self._save_lexicon(directory)
         joblib.dump(self.head, directory / HEAD_FILE)
 
     def _state(self) -> dict:
         return {"max_length": self.max_length, "body_source": self.body_source}
 
 
-def head_proba(head, embeddings: np.ndarray, n_codes: int) -> np.ndarray:
-    """A head's probabilities for embeddings already computed (dense, one column per code)."""
-    if not len(embeddings):
+def head_proba(head, features, n_codes: int) -> np.ndarray:
+    """A head's probabilities for features already computed (dense, one column per code)."""
+    if not features.shape[0]:
         return np.zeros((0, n_codes))
-    return np.asarray(head.predict_proba(embeddings), dtype=np.float64)
+    return np.asarray(head.predict_proba(features), dtype=np.float64)
 
 
 def base_model(codes: Sequence[str], encoder: EncoderOptions) -> SetFitCodingModel:
@@ -148,11 +178,27 @@ def refit_head(
     codes: Sequence[str],
     options: HeadOptions,
 ) -> RefittedHead:
-    """Fit the head (and thresholds) on a fixed body's embeddings: seconds, not minutes."""
+    """Fit the head (and thresholds) on a fixed body's embeddings: seconds, not minutes. For features
+    beside the embeddings, see :func:`refit_lexical_head`."""
+    return refit_lexical_head(
+        RefittedHead(None, codes, [], max_length, body_source), embeddings, label_matrix, options
+    )
+
+
+def refit_lexical_head(
+    unfitted: RefittedHead,
+    embeddings: np.ndarray,
+    label_matrix: np.ndarray,
+    options: HeadOptions,
+    texts: Sequence[str] = (),
+) -> RefittedHead:
+    """The head and thresholds fitted on `unfitted`'s features (its lexicon's, if it has one, beside
+    the embeddings of `texts`); identical embeddings are one segment in the thresholds' folds."""
     label_matrix = np.asarray(label_matrix, dtype=np.int64)
-    head = fit_head(embeddings, label_matrix, options)
-    thresholds = head_thresholds(embeddings, label_matrix, options, duplicate_groups(embeddings))
-    return RefittedHead(head, codes, thresholds, max_length, body_source)
+    features = unfitted.features(texts, embeddings)
+    unfitted.head = fit_head(features, label_matrix, options)
+    unfitted.thresholds = head_thresholds(features, label_matrix, options, duplicate_groups(embeddings))
+    return unfitted
 
 
 def contrastive_steps(
@@ -197,7 +243,7 @@ def train_setfit(
     if steps == 0:  # SETFIT_MAX_STEPS=0: no fine-tuning, the head on the base body's embeddings
         log.info("SetFit round: %d segments, no contrastive steps: the base body", len(texts))
         model = base_model(codes, encoder)
-        return with_head(model, model.embed(texts), label_matrix, head, duplicate_groups(texts))
+        return with_head(model, texts, model.embed(texts), label_matrix, head)
     problem = compat.contrastive_pairs_problem(label_matrix)
     if problem:
         raise TrainingDataError(problem)
@@ -248,15 +294,23 @@ def train_setfit(
     if tuning.differentiable_head:
         return model
     # the head as the fast loop fits it (fit_head: one column per code, or chains), on the new body
-    return with_head(model, model.embed(texts), label_matrix, head, duplicate_groups(texts))
+    return with_head(model, texts, model.embed(texts), label_matrix, head)
 
 
 def with_head(
-    model: SetFitCodingModel, embeddings: np.ndarray, label_matrix: np.ndarray, options: HeadOptions, groups
+    model: SetFitCodingModel,
+    texts: list[str],
+    embeddings: np.ndarray,
+    label_matrix: np.ndarray,
+    options: HeadOptions,
 ) -> SetFitCodingModel:
-    """The model with its head fitted on `embeddings` and its thresholds."""
-    model.setfit_model.model_head = fit_head(embeddings, label_matrix, options)
-    model.thresholds = head_thresholds(embeddings, label_matrix, options, groups)
+    """The model with its head fitted on `texts` (their `embeddings`, and with FEATURES=tfidf+embeddings
+    TF-IDF beside: a whole model sees only its labeled texts, so its lexicon is fitted on those, as the
+    research baseline's is; the fast loop's is fitted on the pool) and its thresholds."""
+    model.lexicon = Lexicon.fit(texts) if options.lexical else None
+    features = model.features(texts, embeddings)
+    model.setfit_model.model_head = fit_head(features, label_matrix, options)
+    model.thresholds = head_thresholds(features, label_matrix, options, duplicate_groups(texts))
     return model
 
 

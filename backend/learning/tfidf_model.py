@@ -15,25 +15,17 @@ import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.multiclass import OneVsRestClassifier
-from sklearn.preprocessing import normalize
 
 from backend.learning.base import CodingModel
+from backend.learning.features import beside, tfidf_vectorizer
 from backend.learning.heads import duplicate_groups, fit_head, head_thresholds
 from backend.learning.options import HeadOptions, ModelOptions
 from backend.learning.setfit_model import SetFitCodingModel, base_model
 
 
-def tfidf_vectorizer() -> TfidfVectorizer:
-    """Word 1–2-grams with sublinear term frequency: a strong bag-of-words for short answers."""
-    return TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=1)
-
-
 class LexicalFeatures:
-    """A segment's TF-IDF row, and with a body its sentence embedding beside it.
-
-    Both parts have unit length (TF-IDF rows are normalized by the vectorizer, the embedding here),
-    so neither outweighs the other by scale alone; a production body need not normalize its own.
-    """
+    """A segment's TF-IDF row, and with a body its sentence embedding beside it (learning/features.py:
+    the live loop's FEATURES=tfidf+embeddings joins them the same way)."""
 
     def __init__(self, vectorizer: TfidfVectorizer, body: SetFitCodingModel | None = None):
         self.vectorizer, self.body = vectorizer, body
@@ -42,8 +34,7 @@ class LexicalFeatures:
         lexical = self.vectorizer.transform(texts)
         if self.body is None:
             return lexical
-        semantic = normalize(self.body.embed(texts))
-        return sparse.hstack([lexical, sparse.csr_matrix(semantic)], format="csr")
+        return beside(lexical, self.body.embed(texts))
 
 
 class TfidfCodingModel(CodingModel):

@@ -30,7 +30,6 @@ from backend.learning.base import TrainingDataError
 from backend.learning.body_choice import HeldOut, held_out_split, judge_bodies
 from backend.learning.cold_start import codebook_ranking
 from backend.learning.factories import ModelFactory
-from backend.learning.heads import duplicate_groups
 from backend.learning.setfit_model import SetFitCodingModel, base_model, with_head
 from backend.learning.strategies import rank
 from backend.research.corpus import Corpus
@@ -82,7 +81,7 @@ def judged_model(
     tuned, on_base = fine_tuned.embed(texts), base.embed(texts)
     verdict = judge_bodies(tuned, on_base, labels, split, options)
     model, embeddings = (fine_tuned, tuned) if verdict.kept else (base, on_base)
-    return with_head(model, embeddings, labels, options, duplicate_groups(texts)), verdict.kept
+    return with_head(model, texts, embeddings, labels, options), verdict.kept
 
 
 def codebook_initial_set(

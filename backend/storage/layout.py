@@ -107,6 +107,11 @@ class ProjectDir:
         return self.path / ".pool-lock"
 
     @property
+    def lexicon(self) -> Path:
+        """The TF-IDF vectorizer of FEATURES=tfidf+embeddings, fitted on the project's segments."""
+        return self.path / "lexicon.joblib"
+
+    @property
     def inbox(self) -> Path:
         return self.path / "inbox"
 

@@ -14,7 +14,7 @@ from backend.domain.agreement import agreement, model_agreement
 from backend.domain.annotations import CoderAnswer, answers_by_task
 from backend.domain.coders import CoderNames
 from backend.learning.base import CodingModel
-from backend.learning.heads import HeadOptions
+from backend.learning.heads import HeadOptions, threshold_rule
 from backend.learning.quality import cross_validated_report, label_counts, out_of_fold_decisions, rare_codes
 from backend.learning.stopping import stopping_signal
 from backend.storage.ranked_pool import RankedPool
@@ -74,7 +74,7 @@ class Monitor:
         self, model: CodingModel, labels: ProjectLabels, embeddings: np.ndarray | None
     ) -> tuple[dict | None, dict | None]:
         """Cross-validated per-code figures and the model's agreement with each coder, both from one
-        set of out-of-fold decisions (SetFit models only: they need the body's embeddings)."""
+        set of out-of-fold decisions (SetFit models only: they need the features the head saw)."""
         if embeddings is None:
             return None, None
         labeled = labels.labeled
@@ -82,7 +82,8 @@ class Monitor:
         decisions = out_of_fold_decisions(
             embeddings, labeled.matrix, model.thresholds, self.head_options, groups
         )
-        report = cross_validated_report(labeled.matrix, decisions, model.codes)
+        report = cross_validated_report(labeled.matrix, decisions, model.codes, model.thresholds)
+        report["threshold_rule"] = threshold_rule(self.head_options)
         log.info(
             "project %s: cross-validated macro-F1 %s over %d code(s)",
             self.project,

@@ -33,7 +33,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True)
 class Trained:
     """What a round trained: the model, its saved version, how long it took, and the labeled
-    segments' embeddings (SetFit models; for the quality estimate)."""
+    segments' features as its head saw them (SetFit models: embeddings, or FEATURES=tfidf+embeddings'
+    TF-IDF beside them; for the quality estimate)."""
 
     model: CodingModel
     version: ModelVersion

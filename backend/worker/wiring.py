@@ -13,6 +13,7 @@ from backend.queue.interface import WorkQueue
 from backend.queue.registry import LaneRegistry
 from backend.queue.work import Lane, WorkKind
 from backend.storage.inbox import Inbox
+from backend.storage.lexicon import LexiconStore
 from backend.storage.secrets import coder_names
 from backend.storage.state import StateStore
 from backend.storage.versions import ModelStore
@@ -113,7 +114,12 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
     if settings.two_speed:
         policy = BodyPolicy(ctx, registry, fine_tunes=settings.model.setfit_max_steps != 0)
         feed = LabelFeed(ctx, Inbox(directory.inbox))
-        fitter = HeadFitter(ctx, head_options, bodies)
+        lexicon = (
+            LexiconStore(directory.lexicon, settings.model.tfidf_refit_growth)
+            if head_options.lexical
+            else None
+        )
+        fitter = HeadFitter(ctx, head_options, bodies, lexicon)
         train = TrainingRound(ctx, feed, fitter, steps, policy, Validator(ctx, tracker, monitor))
     else:
         train = TrainingRound(

@@ -206,6 +206,30 @@ def test_tuned_thresholds_lower_the_bar_for_a_rare_code(tiny_settings):
     assert thresholds[1] == 0.5  # three positives: keep the default
 
 
+@pytest.mark.parametrize(("shrinkage", "expected"), [(0, 0.30), (10, 0.425), (2, 0.35)])
+def test_tuned_thresholds_shrink_toward_the_default_with_few_positives(shrinkage, expected):
+    """6 positives at P 0.32, 14 negatives at 0.10: every threshold from 0.15 to 0.30 separates them,
+    and of these 0.30 is nearest 0.5. Shrunk: 0.5 + (0.30 - 0.5) * 6 / (6 + shrinkage)."""
+    from backend.learning.heads import thresholds_of
+
+    target = np.array([1] * 6 + [0] * 14)
+    proba = np.where(target == 1, 0.32, 0.10)
+    few = np.array([1] * 3 + [0] * 17)  # three positives: the default, whatever the evidence
+    options = HeadOptions(threshold_shrinkage=shrinkage)
+    thresholds = thresholds_of(
+        [proba, np.where(few == 1, 0.32, 0.1)], np.column_stack([target, few]), options
+    )
+    np.testing.assert_allclose(thresholds, [expected, 0.5])
+
+
+def test_more_positives_move_a_threshold_further_from_the_default():
+    from backend.learning.heads import shrunk
+
+    assert shrunk(0.2, 0.5, 10, 10) == pytest.approx(0.35)
+    assert shrunk(0.2, 0.5, 90, 10) == pytest.approx(0.23)
+    assert shrunk(0.8, 0.5, 30, 10) == pytest.approx(0.725)
+
+
 def test_differentiable_head_is_really_multi_label(texts, labels, tiny_settings):
     settings = with_overrides(tiny_settings, classifier_head="differentiable", setfit_max_steps=2)
     model = ModelFactory(settings.model.model_options()).train(texts, labels, CODES)
@@ -311,6 +335,23 @@ def test_no_contrastive_steps_is_a_head_on_the_base_body(texts, labels, tiny_set
     )
     with pytest.raises(Exception, match="SETFIT_MAX_STEPS=0"):
         with_overrides(tiny_settings, setfit_max_steps=0, classifier_head="differentiable")
+
+
+def test_a_whole_model_with_tfidf_beside_the_embeddings_saves_and_loads_its_lexicon(
+    texts, labels, tiny_settings, tmp_path
+):
+    """A whole model (full rounds, simulations) sees only its labeled texts: its lexicon is fitted on
+    those; its head's input is the TF-IDF row beside the unit-length embedding."""
+    settings = with_overrides(tiny_settings, setfit_max_steps=0, features="tfidf+embeddings")
+    model = ModelFactory(settings.model.model_options()).train(texts, labels, CODES)
+    assert model.lexicon is not None and model.lexicon.fitted_on == len(set(texts))
+    width = len(model.lexicon.vectorizer.vocabulary_) + model.embed(texts[:1]).shape[1]
+    used = model.setfit_model.model_head.named_steps["usedcolumns"].columns_
+    assert len(used) == width, "a lexicon of the labeled texts: every column is some labeled row's"
+    model.save(tmp_path / "m")
+    loaded = load_model(tmp_path / "m")
+    assert loaded.lexicon.vectorizer.vocabulary_ == model.lexicon.vectorizer.vocabulary_
+    np.testing.assert_allclose(loaded.predict_proba(texts), model.predict_proba(texts), atol=1e-6)
 
 
 def test_one_code_gets_one_probability_column():

@@ -154,3 +154,23 @@ def test_a_coder_too_few_to_train_on_leaves_an_empty_row_and_an_empty_side_is_re
     assert {r["train_coder"] for r in rows} == {"a", "b"} and len(rows) == 6
     with pytest.raises(DataError, match="left the test side empty"):
         transfer_rows([config], [1], EXAMPLES, ["x", "y"], 0.5, prior_model, split=lambda e, f, s: (e, []))
+
+
+def test_cli_cross_coders_takes_tfidf_beside_the_base_bodys_embeddings(tmp_path, segments, model_path):
+    """FEATURES=tfidf+embeddings in a grid entry: the head of a SetFit model on the base body sees
+    TF-IDF beside the embeddings (its lexicon fitted on the training coder's segments)."""
+    import json
+
+    rows = [{**s, "coder": "a"} for s in segments] + [{**s, "coder": "b"} for s in segments[::2]]
+    data = tmp_path / "two.jsonl"
+    data.write_text("".join(json.dumps(row) + "\n" for row in rows))
+    grid = tmp_path / "grid.yaml"
+    grid.write_text(
+        f"- {{name: base-tfidf, kind: setfit, model_name: '{model_path}', setfit_max_steps: 0, "
+        "max_length: 64, features: tfidf+embeddings}\n"
+    )
+    out = tmp_path / "out"
+    command = ["simulate", "--cross-coders", "--data", str(data), "--grid", str(grid), "--out", str(out)]
+    assert main([*command, "--seeds", "1", "--test-fraction", "0.4"]) == 0
+    transfer = pd.read_csv(out / "cross_coders.csv")
+    assert set(transfer.config) == {"base-tfidf"} and transfer.macro_f1.between(0, 1).all()

@@ -63,6 +63,19 @@ def test_the_page_of_a_project_with_100_rounds_has_its_three_plots_and_links(cli
         pair = {"kappa": 0.61, "alpha": 0.6, "units": 40}
         with_a = {"tasks": 40, "codes": {"mental_health": pair}, "overall": pair}
         state.monitoring.model_agreement = {"coder": "model", "tasks": 40, "with": {"coder-0a1b": with_a}}
+        figures = {"precision": 0.5, "recall": 0.5, "f1": 0.5, "positives": 7, "threshold": 0.425}
+        old = {
+            "precision": 0.5,
+            "recall": 0.5,
+            "f1": 0.5,
+            "positives": 3,
+        }  # a state written before thresholds
+        macro = {"precision": 0.5, "recall": 0.5, "f1": 0.5}
+        state.monitoring.quality = {
+            "codes": {"mental_health": figures, "physical_health": old},
+            "macro": macro,
+            "threshold_rule": "the best, pulled toward 0.5",
+        }
 
     states(tmp_path).update(hundred_rounds)
     response = client.get("/status/4", headers=AUTH)
@@ -72,6 +85,7 @@ def test_the_page_of_a_project_with_100_rounds_has_its_three_plots_and_links(cli
         assert f'<figure id="{plot}"><svg' in html, plot
     assert "optimistic" in html
     assert "mental_health" in html and "Label Studio answered 502" in html
+    assert '<td class="n">0.42</td>' in html and "pulled toward 0.5" in html, "the chosen thresholds"
     assert "<th>model | coder-0a1b</th>" in html and "0.61 / 0.60 (40)" in html, "the model as a coder"
     assert "http://mlflow:5000/#/experiments/3/runs/run99" in html
     assert "pw@" not in html and "user:" not in html, "no credentials of the tracking URI in links"

@@ -22,9 +22,10 @@ def regions(prediction: dict) -> list[dict]:
     return [r for r in prediction["result"] if r["type"] == "labels"]
 
 
-def test_a_round_marks_the_evidence_of_the_queue_heads_suggested_codes(segments, settings):
+@pytest.mark.parametrize("features", ["embeddings", "tfidf+embeddings"])
+def test_a_round_marks_the_evidence_of_the_queue_heads_suggested_codes(segments, settings, features):
     studio = FakeStudio(segments, annotated=12, config=EVIDENCE_FORM)
-    state = run_round(settings, studio)
+    state = run_round(with_overrides(settings, features=features), studio)
     written = [p for p in studio.predictions if p["model_version"] == state.current_version]
     texts = {task.id: task.data["text"] for task in studio.all.values()}
     marked = [p for p in written if regions(p)]

@@ -1,5 +1,6 @@
 """The jobs against the in-memory Label Studio of tests/fakes.py (the real one: tests/e2e)."""
 
+import json
 import logging
 import pickle
 import subprocess
@@ -168,6 +169,13 @@ def test_two_coders_agreement_rules_and_monitoring_reach_the_state(segments, set
     assert watched.label_counts["daily_functioning"] == daily_before + 2
     assert watched.rare_codes == {c: n for c, n in watched.label_counts.items() if n < 3}
     assert watched.quality["labeled"] == 12 and watched.stopping is None
+    saved = json.loads(
+        (store_of(settings).get("1", first.current_version).path / "coding_model.json").read_text()
+    )
+    assert [watched.quality["codes"][code]["threshold"] for code in saved["codes"]] == saved["thresholds"]
+    assert "pulled toward 0.5" in watched.quality["threshold_rule"], (
+        "the status page says how they were chosen"
+    )
     model = watched.model_agreement  # the model as a coder: compared with each on the tasks they coded
     assert model["coder"] == "model" and model["tasks"] == 12
     assert {coder: figures["tasks"] for coder, figures in model["with"].items()} == {
@@ -592,3 +600,38 @@ def test_a_fast_lane_round_after_the_pre_encoding_never_imports_torch(segments, 
     printed = subprocess.run(command, capture_output=True, text=True, timeout=300, check=True)
     assert printed.stdout.strip().splitlines()[-1] == "[]"
     assert state_of(settings).monitoring.stopping is not None, "both rounds made their versions and records"
+
+
+def test_tfidf_beside_embeddings_runs_the_fast_loop_saves_its_lexicon_and_predicts_imports(
+    segments, settings
+):
+    """FEATURES=tfidf+embeddings: the lexicon is fitted on every segment (no labels), saved with each
+    version and loaded with it; imported tasks get rows of the same width, and a project grown by
+    more than TFIDF_REFIT_GROWTH gets a lexicon fitted again (and a head on it)."""
+    from backend.learning.features import Lexicon
+    from backend.learning.setfit_model import LEXICON_FILE
+
+    settings = with_overrides(settings, features="tfidf+embeddings", setfit_max_steps=0)
+    studio = FakeStudio(segments, annotated=12)
+    first = run_round(settings, studio)
+    version = store_of(settings).get("1", first.current_version)
+    assert (version.path / LEXICON_FILE).is_file()
+    loaded = store_of(settings).load(version)  # as /predict after a restart
+    everything = {task.data["text"] for task in studio.all.values()}
+    assert loaded.lexicon.fitted_on == len(everything), "every segment, labeled or not"
+    assert loaded.lexicon.vectorizer.vocabulary_ == Lexicon.fit(list(everything)).vectorizer.vocabulary_
+    proba = loaded.predict_proba([segments[0]["text"], "asthma, a word no segment has"])
+    assert proba.shape == (2, len(loaded.codes))
+    assert {p["model_version"] for p in studio.predictions} == {version.name}
+
+    new = [studio.add_task(f"follow-up {i}: my asthma is worse at night") for i in range(2)]
+    run_round(settings, studio, kind="predict")
+    assert sorted(p["task"] for p in studio.predictions if p["task"] in new) == new
+
+    for i in range(5):  # 36 + 2 + 5 segments: more than a tenth beyond what the lexicon saw
+        studio.add_task(f"new topic {i}: the inhaler helps")
+    run_round(settings, studio, kind="predict")  # TASKS_CREATED: they join the pool
+    studio.annotate(12, segments[12]["codes"], user=1, when="2")
+    second = run_round(settings, studio)
+    refitted = store_of(settings).load(store_of(settings).get("1", second.current_version)).lexicon
+    assert refitted.fitted_on == len(everything) + 7 and "inhaler" in refitted.vectorizer.vocabulary_

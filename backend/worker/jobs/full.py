@@ -35,5 +35,7 @@ class ModelFitter:
         scored = Scored(
             texts, model.predict_proba(texts), [task.id for task in unlabeled], model.predict_proba
         )
-        embeddings = model.embed(labeled.texts) if isinstance(model, SetFitCodingModel) else None
-        return Fitted(model, seconds, scored, embeddings)
+        features = None
+        if isinstance(model, SetFitCodingModel):  # the quality estimate's: what the head saw
+            features = model.features(labeled.texts, model.embed(labeled.texts))
+        return Fitted(model, seconds, scored, features)

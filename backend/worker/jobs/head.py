@@ -3,7 +3,8 @@ fine-tuning a body takes minutes (jobs/body.py does that in the background lane)
 
 Its round (jobs/training.py) takes the labels from the worker's last full read plus the annotations
 webhooks brought since (worker/labels.py); once the new version is live, a full read reconciles,
-and asks for another round if Label Studio holds labels the webhooks did not bring.
+and asks for another round if Label Studio holds labels the webhooks did not bring. With
+FEATURES=tfidf+embeddings the head also sees the project's lexicon's TF-IDF rows (storage/lexicon.py).
 """
 
 from __future__ import annotations
@@ -15,7 +16,8 @@ from functools import partial
 import numpy as np
 
 from backend.learning.heads import HeadOptions
-from backend.learning.setfit_model import RefittedHead, refit_head
+from backend.learning.setfit_model import RefittedHead, refit_lexical_head
+from backend.storage.lexicon import LexiconStore
 from backend.worker.bodies import Bodies, Body
 from backend.worker.context import ProjectContext
 from backend.worker.jobs.training import Fitted
@@ -28,6 +30,7 @@ class HeadFitter:
     ctx: ProjectContext
     head_options: HeadOptions
     bodies: Bodies
+    lexicon: LexiconStore | None = None  # FEATURES=tfidf+embeddings
 
     def fit(self, labels: ProjectLabels) -> Fitted:
         """A head on the current body's embeddings, and its probabilities for the unlabeled tasks."""
@@ -38,18 +41,23 @@ class HeadFitter:
         labeled_embeddings = body.embed(labeled.texts)
         texts = [scheme.text_in(task.data) for task in unlabeled]
         filled = [i for i, text in enumerate(texts) if text.strip()]  # a blank one carries no code
-        pool_embeddings = body.embed([texts[i] for i in filled], self.ctx.progress.encoding)
-        model = refit_head(
-            body.source, body.max_length, labeled_embeddings, labeled.matrix, scheme.codes, self.head_options
+        pool_texts = [texts[i] for i in filled]
+        pool_embeddings = body.embed(pool_texts, self.ctx.progress.encoding)
+        model = RefittedHead(None, scheme.codes, [], body.max_length, body.source)
+        if self.lexicon is not None:  # fitted on every segment: the labeled and the pool's
+            model.lexicon = self.lexicon.current(labeled.texts + pool_texts)
+        model = refit_lexical_head(
+            model, labeled_embeddings, labeled.matrix, self.head_options, labeled.texts
         )
         proba = np.zeros((len(unlabeled), len(model.codes)))
-        proba[filled] = model.head_proba(pool_embeddings)
+        proba[filled] = model.head_proba(model.features(pool_texts, pool_embeddings))
         scored = Scored(texts, proba, [task.id for task in unlabeled], partial(score_texts, body, model))
         seconds = time.perf_counter() - started
-        return Fitted(model, seconds, scored, labeled_embeddings, kind="head", extra={"body": body.name})
+        features = model.features(labeled.texts, labeled_embeddings)  # the quality estimate's
+        return Fitted(model, seconds, scored, features, kind="head", extra={"body": body.name})
 
 
 def score_texts(body: Body, model: RefittedHead, texts: list[str]) -> np.ndarray:
     """The round's probabilities for texts outside the pool (evidence's shortened segments): encoded
     with the body itself, not through its cache, which keeps the pool's segments only."""
-    return model.head_proba(body.model.embed(texts, precision=body.precision))
+    return model.head_proba(model.features(texts, body.model.embed(texts, precision=body.precision)))

@@ -1,0 +1,100 @@
+"""What a head sees (FEATURES): a body's sentence embeddings, or TF-IDF beside them.
+
+Words and meaning fail differently: TF-IDF catches the terms a codebook turns on, embeddings the
+paraphrases. Across coders the two together held best (issue 38). The vectorizer is fitted on the
+project's segments, labeled or not (no labels needed), and kept as a :class:`Lexicon` that also
+remembers the rows it has computed, so the fast loop transforms each pool segment once per fit.
+The research baselines (tfidf_model.py) and the live loop build their features here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+from scipy import sparse
+from sklearn.feature_extraction.text import TfidfVectorizer
+from sklearn.preprocessing import normalize
+
+REMEMBERED = 2  # rows kept, per segment fitted on: the pool's, and some room for the evidence's
+
+
+def tfidf_vectorizer(min_df: int = 1) -> TfidfVectorizer:
+    """Word 1–2-grams with sublinear term frequency: a strong bag-of-words for short answers."""
+    return TfidfVectorizer(sublinear_tf=True, ngram_range=(1, 2), min_df=min_df)
+
+
+def beside(lexical: sparse.spmatrix, embeddings: np.ndarray) -> sparse.csr_matrix:
+    """TF-IDF rows and embeddings side by side, both of unit length (TF-IDF rows are normalized by
+    the vectorizer, the embeddings here), so neither outweighs the other by scale alone."""
+    return sparse.hstack([lexical, sparse.csr_matrix(normalize(embeddings))], format="csr")
+
+
+def needs_refit(fitted_on: int, segments: int, growth: float) -> bool:
+    """Whether a vectorizer fitted on `fitted_on` segments is due again: the project has grown by
+    more than the share `growth` since (new words get no column until then)."""
+    return segments > fitted_on * (1 + growth)
+
+
+class Lexicon:
+    """A TF-IDF vectorizer fitted on a project's segments, with the rows it has transformed so far.
+
+    The rows it remembers are bounded (REMEMBERED times the segments it was fitted on: evidence
+    spans score many shortened texts each round); past that it starts afresh.
+    Its columns never change once fitted: tasks imported later get rows of the same width, and a
+    head fitted on them stays valid until the lexicon is fitted again (and the head with it)."""
+
+    def __init__(self, vectorizer: TfidfVectorizer, fitted_on: int):
+        self.vectorizer, self.fitted_on = vectorizer, fitted_on
+        self._forget()
+
+    @classmethod
+    def fit(cls, texts: Sequence[str]) -> Lexicon:
+        """Fitted on the distinct non-blank `texts`: no labels, so a whole pool can be used.
+
+        Terms of one segment only are left out: they cannot tell the head anything about another
+        segment, and they are most of a pool's bigrams (11,656 segments: 36,481 terms instead of
+        100,184, and a head fits in a third of the time). Too few segments to share any term: all."""
+        distinct = sorted({text for text in texts if text.strip()})
+        try:
+            vectorizer = tfidf_vectorizer(min_df=2)
+            rows = vectorizer.fit_transform(distinct)  # the rows come with the fit: no second pass
+        except ValueError:  # no term in two segments
+            vectorizer = tfidf_vectorizer()
+            rows = vectorizer.fit_transform(distinct)
+        lexicon = cls(vectorizer, len(distinct))
+        lexicon._index, lexicon._matrix = {text: i for i, text in enumerate(distinct)}, rows.tocsr()
+        return lexicon
+
+    def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
+        """TF-IDF rows of `texts`, each text transformed once (a pool of 11,656 costs seconds)."""
+        missing = list(dict.fromkeys(text for text in texts if text not in self._index))
+        if len(self._index) + len(missing) > REMEMBERED * max(
+            self.fitted_on, 1
+        ):  # evidence's shortened texts
+            self._forget()
+            missing = list(dict.fromkeys(texts))
+        if missing:
+            offset = len(self._index)
+            self._index.update((text, offset + i) for i, text in enumerate(missing))
+            self._matrix = sparse.vstack([self._matrix, self.vectorizer.transform(missing)], format="csr")
+        return self._matrix[[self._index[text] for text in texts]]
+
+    def _forget(self) -> None:
+        self._index: dict[str, int] = {}
+        self._matrix = sparse.csr_matrix((0, len(self.vectorizer.vocabulary_)))
+
+    def beside(self, texts: Sequence[str], embeddings: np.ndarray) -> sparse.csr_matrix:
+        """The head's features for `texts`: their TF-IDF rows beside their embeddings."""
+        return beside(self.transform(texts), embeddings)
+
+    def __getstate__(self) -> dict:  # saved without the rows it remembers
+        return {"vectorizer": self.vectorizer, "fitted_on": self.fitted_on}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["vectorizer"], state["fitted_on"])
+
+
+def head_features(texts: Sequence[str], embeddings: np.ndarray, lexicon: Lexicon | None):
+    """What the head sees for `texts`: the embeddings as they are, or beside the lexicon's rows."""
+    return embeddings if lexicon is None else lexicon.beside(texts, embeddings)
