@@ -318,7 +318,6 @@ def campaign(tmp_path_factory):
         "SETFIT_MAX_STEPS": "2",
         "MIN_ANNOTATIONS_TO_TRAIN": "4",
         "WRITE_FIRST": "5",
-        "WRITE_REST_AFTER_SECONDS": "0",
         "BODY_RETRAIN_EVERY": "1000",
         "WORKER_IDLE_SECONDS": "20",
         "MODEL_DIR": str(model_dir),
