@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -264,13 +265,15 @@ def test_the_coder_gets_the_top_ranked_task_pre_annotated_and_the_queue_follows(
 
 
 def prediction_tabs(driver) -> list[str]:
-    """The tabs of a task opened from the Data Manager (its annotations and predictions), as the
-    text each shows."""
+    """The prediction tabs of a task opened from the Data Manager, as the text each shows (its
+    version, when, and its score as a percentage); the coder's own annotation has a tab too."""
     from selenium.webdriver.common.by import By
 
-    return settled_dom(
-        lambda: [b.text for b in driver.find_elements(By.CSS_SELECTOR, ".lsf-annotation-button")]
-    )
+    def read():
+        tabs = driver.find_elements(By.CSS_SELECTOR, ".lsf-annotation-button")
+        return [tab.text for tab in tabs if re.match(r"v\d+-", tab.text)]
+
+    return settled_dom(read)
 
 
 def test_a_task_kept_open_while_two_rounds_go_live_still_submits_and_shows_one_prediction(
@@ -303,13 +306,16 @@ def test_a_task_kept_open_while_two_rounds_go_live_still_submits_and_shows_one_p
     task_on_screen(project, browser, previous=project.tasks[kept_open])
     stored = project.sdk.annotations.list(id=kept_open)
     assert len(stored) == 1, "Label Studio took the submit of the task kept open"
+    assert stored[0].parent_prediction == held[0].id, "its annotation names the prediction updated twice"
+    latest = wait_for(lambda: project.settled(labeled + 1), ROUND_TIMEOUT, "its round")["current_version"]
 
     unlabeled = sorted(set(project.tasks) - project.annotated_ids())[0]
     browser.get(f"{project.studio.url}/projects/{project.id}/data?task={unlabeled}")
     task_on_screen(project, browser)
-    tabs = wait_for(lambda: prediction_tabs(browser), 30, "the task's tabs")
+    tabs = wait_for(lambda: prediction_tabs(browser), 60, "the task's prediction tab")
     browser.save_screenshot(str(screenshots / "one-prediction-tab.png"))
-    assert len(tabs) == 1 and len(project.sdk.predictions.list(task=unlabeled)) == 1, tabs
+    assert len(tabs) == 1 and tabs[0].startswith(latest[:8]), tabs
+    assert len(project.sdk.predictions.list(task=unlabeled)) == 1
 
 
 def test_the_lead_sees_status_with_plots_and_no_console_errors(project, browser, screenshots):
