@@ -216,8 +216,9 @@ class LoopSettings(BaseSettings):
     write_first: int = Field(
         1,
         ge=1,
-        description="Predictions created before a version goes live, one call each (the very head of "
-        "the queue: Label Studio takes a tenth of a second per single create, seconds per import call).",
+        description="Predictions written before a version goes live, one call each (the very head of "
+        "the queue: Label Studio takes a tenth of a second per single create or update, seconds per "
+        "import call).",
     )
     write_head: int = Field(
         100,
