@@ -12,7 +12,9 @@ backend's own client (backend/studio/client.py):
 - an in-place update of one prediction's score (`PATCH /api/predictions/{id}/`);
 - switching the project's version, `/next`, and deleting a version that holds only a queue head;
 - the whole path of a round: the coder submits, then one create, the switch, `/next` (does it
-  serve the new head?), then the rest of a 100-prediction head one by one.
+  serve the new head?), then the rest of a 100-prediction head one by one;
+- the same path as `studio/writeback.py` takes it now: each task's one prediction updated in place
+  (`PATCH /api/predictions/{id}/` with a new version, result and score), the switch, `/next`.
 
 Prints a table and writes OUT/writepath.json.
 """
@@ -27,6 +29,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -138,13 +141,43 @@ def run(studio, segments: list[dict], repeat: int) -> dict:
         for task in tasks[2001 + 100 * n : 2100 + 100 * n]:
             client.create_prediction(project, prediction(task, version, 0.0))
         rows["round: the rest of a 100-prediction head"].append(time.perf_counter() - started)
+    in_place = in_place_rounds(client, project, tasks[2010:2100], next_task, on_screen)
+    rows.update(in_place.pop("seconds"))
     return {
+        **in_place,
         "tasks": len(tasks),
         "chunk": PREDICTION_CHUNK,
         "full_import_seconds": round(full_import, 1),
         "next_served_the_new_head": f"{served_right} of {len(rows['round: create 1 + switch + /next'])}",
         "seconds": {name: [round(s, 3) for s in values] for name, values in rows.items()},
     }
+
+
+def in_place_rounds(client: StudioClient, project: int, head: list[int], next_task, on_screen: int) -> dict:
+    """Three rounds the way studio/writeback.py writes them: the head's predictions (one per task,
+    made by the rounds before) PATCHed to the new version, its top one before the switch."""
+    ids = {task: client.task_predictions(project, task)[0][0] for task in head}
+    update = "in-place update (version, result, score)"
+    first = "round in place: PATCH 1 + switch + /next"
+    rest = f"round in place: the rest of a {len(head)}-prediction head"
+    rows: dict[str, list[float]] = {update: [], first: [], rest: []}
+    served_right = 0
+    for n in range(3):
+        client.sdk.annotations.create(id=on_screen, result=study_form_result(["physical_health"]))
+        version, top = f"vp{n}", head[n]
+        started = time.perf_counter()
+        client.update_prediction(project, ids[top], prediction(top, version, -1.0 - n))
+        rows[update].append(time.perf_counter() - started)
+        client.serve_version(project, version)
+        on_screen = next_task()
+        served_right += on_screen == top
+        rows[first].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        for task in head[n + 1 :]:
+            change = prediction(task, version, 0.0)
+            rows[update].append(seconds_of(partial(client.update_prediction, project, ids[task], change)))
+        rows[rest].append(time.perf_counter() - started)
+    return {"next_served_the_head_updated_in_place": f"{served_right} of 3", "seconds": rows}
 
 
 def head_only_version(client: StudioClient, project: int, tasks: list[int], n: int) -> str:
@@ -159,7 +192,8 @@ def report(results: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
     (out / "writepath.json").write_text(json.dumps(results, indent=2))
     print(f"\n{results['tasks']} tasks; a full version imported in {results['full_import_seconds']} s")
-    print(f"/next served the new head right after the switch: {results['next_served_the_new_head']}\n")
+    print(f"/next served the new head right after the switch: {results['next_served_the_new_head']}")
+    print(f"... and the head updated in place: {results['next_served_the_head_updated_in_place']}\n")
     print("| call | n | median | min | max |\n|---|---|---|---|---|")
     for name, values in results["seconds"].items():
         print(

@@ -58,7 +58,6 @@ def tiny_settings(model_path, tmp_path_factory):
         setfit_max_steps=6,
         max_length=64,
         seed=7,
-        write_rest_after_seconds=0,
         model_dir=tmp_path_factory.mktemp("models"),
     )
 

@@ -7,6 +7,7 @@ tests/e2e.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable, Iterator, Sequence
 
 from backend.domain.tasks import Task
@@ -18,14 +19,14 @@ STUDY_FORM = label_config("interview_coding")
 
 
 class FakeStudio:
-    """A Label Studio project in memory: tasks, annotations by users, predictions by version.
+    """A Label Studio project in memory: tasks, annotations by users, predictions with their ids.
 
-    `calls` records every write in order ("import", n) / ("create", 1) / ("serve", version) /
-    ("delete", version), and every read of the annotated tasks ("read labels", n). A single create
-    for a task it does not hold is refused (400), as is every one while `refuse_creates` is set;
-    `drop` makes imports silently lose that many predictions (as Label Studio does with invalid
-    ones); `while_listing` runs once a listing of unlabeled tasks is under way (another lane at
-    work meanwhile).
+    `calls` records every write in order ("create", 1) / ("update", prediction id) / ("serve",
+    version) / ("delete", prediction id), every look-up of a task's predictions ("look up", task)
+    and every read of the annotated tasks ("read labels", n). A single create or update for a task
+    it does not hold is refused (400), as is every one while `refuse_creates` is set; an update of
+    a prediction it does not hold is refused with 404. `while_listing` runs once a listing of
+    unlabeled tasks is under way (another lane at work meanwhile).
     """
 
     def __init__(self, segments: Sequence[dict] = (), annotated: int = 0, *, config: str = STUDY_FORM):
@@ -35,15 +36,15 @@ class FakeStudio:
             self.add_task(segment["text"])
         for i, segment in enumerate(segments[:annotated]):
             self.annotate(i, segment["codes"], user=1, when="1")
-        self.predictions: list[dict] = []
+        self.predictions: list[dict] = []  # each with its "id", in the order they were created
         self.calls: list[tuple[str, object]] = []
-        self.drop = 0
         self.refuse_creates = False
         self.listings = 0  # listings of unlabeled tasks
         self.listed: list[tuple[bool, bool]] = []  # (annotated, data_only) of every listing
         self.while_listing: Callable[[], None] | None = None
         self.emails = {1: "Coder.A@example.org", 2: "coder.b@example.org"}
         self.ml_backends: list[tuple[str, str | None]] = []  # (url, basic-auth user) connected
+        self._next_id = 1000
 
     # --- test set-up -------------------------------------------------------------------------
 
@@ -68,8 +69,22 @@ class FakeStudio:
         return [version for call, version in self.calls if call == "serve"]
 
     @property
-    def deleted(self) -> list[str]:
-        return [version for call, version in self.calls if call == "delete"]
+    def deleted(self) -> list[int]:
+        return [prediction for call, prediction in self.calls if call == "delete"]
+
+    def of_version(self, version: str) -> list[dict]:
+        return [p for p in self.predictions if p["model_version"] == version]
+
+    def most_per_task(self) -> int:
+        """The most predictions any one task holds."""
+        counts = Counter(p["task"] for p in self.predictions)
+        return max(counts.values(), default=0)
+
+    def hold(self, prediction: dict) -> int:
+        """A prediction written before the test (by an older backend, another tool); its id."""
+        self._next_id += 1
+        self.predictions.append({**prediction, "id": self._next_id})
+        return self._next_id
 
     def unlabeled_ids(self) -> list[int]:
         return [task.id for task in self.all.values() if not task.annotations]
@@ -94,27 +109,33 @@ class FakeStudio:
     def user_emails(self) -> dict[int, str]:
         return dict(self.emails)
 
-    def model_versions(self, project: int) -> list[str]:
-        return sorted({p["model_version"] for p in self.predictions})
+    def task_predictions(self, project: int, task: int) -> list[tuple[int, str]]:
+        self.calls.append(("look up", task))
+        return [(p["id"], p["model_version"]) for p in self.predictions if p["task"] == task]
 
-    def import_predictions(self, project: int, predictions: Sequence[dict]) -> int:
-        self.calls.append(("import", len(predictions)))
-        kept = list(predictions)[: len(predictions) - self.drop]
-        self.predictions.extend(kept)
-        return len(kept)
-
-    def create_prediction(self, project: int, prediction: dict) -> None:
+    def create_prediction(self, project: int, prediction: dict) -> int:
         self.calls.append(("create", 1))
-        if prediction["task"] not in self.all or self.refuse_creates:
-            raise StudioError(f"Label Studio refused the prediction: no task {prediction['task']}", 400)
-        self.predictions.append(dict(prediction))
+        self._refuse(prediction)
+        return self.hold(prediction)
+
+    def update_prediction(self, project: int, prediction_id: int, prediction: dict) -> None:
+        self.calls.append(("update", prediction_id))
+        self._refuse(prediction)
+        held = next((p for p in self.predictions if p["id"] == prediction_id), None)
+        if held is None:
+            raise StudioError(f"Label Studio has no prediction {prediction_id}", 404)
+        held.update({key: value for key, value in prediction.items() if key != "id"})
+
+    def delete_prediction(self, project: int, prediction_id: int) -> None:
+        self.calls.append(("delete", prediction_id))
+        self.predictions = [p for p in self.predictions if p["id"] != prediction_id]
 
     def serve_version(self, project: int, version: str) -> None:
         self.calls.append(("serve", version))
 
-    def delete_version(self, project: int, version: str) -> None:
-        self.calls.append(("delete", version))
-        self.predictions = [p for p in self.predictions if p["model_version"] != version]
+    def _refuse(self, prediction: dict) -> None:
+        if prediction["task"] not in self.all or self.refuse_creates:
+            raise StudioError(f"Label Studio refused the prediction: no task {prediction['task']}", 400)
 
     def backend_urls(self, project: int, user: str | None) -> list[str]:
         return [url for url, by in self.ml_backends if user is None or by == user]

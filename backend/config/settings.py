@@ -236,23 +236,15 @@ class LoopSettings(BaseSettings):
     write_first: int = Field(
         1,
         ge=1,
-        description="Predictions created before a version goes live, one call each (the very head of "
-        "the queue: Label Studio takes a tenth of a second per single create, seconds per import call).",
+        description="Predictions written before a version goes live, one call each (the very head of "
+        "the queue: Label Studio takes a tenth of a second per single create or update, seconds per "
+        "import call).",
     )
     write_head: int = Field(
         100,
         ge=1,
-        description="The queue head: predictions created one by one right after the switch (stopping "
-        "when newer work waits); the rest of the version is imported in bulk when coders pause.",
-    )
-    write_rest_after_seconds: float = Field(
-        10.0, ge=0, description="Write the rest of a version once no annotation came for this long."
-    )
-    keep_old_predictions_seconds: float = Field(
-        1800,
-        ge=0,
-        description="How long an older version's predictions stay after a newer one replaced it: a coder's "
-        "open task keeps the prediction it was pre-annotated from (Label Studio refuses the submit without).",
+        description="The queue head: predictions written one call each right after the switch (stopping "
+        "when newer work waits). The rest of the pool is not written to Label Studio: /predict serves it.",
     )
     worker_idle_seconds: int = Field(
         600, ge=0, description="How long a project's worker stays loaded, waiting for the next annotation."

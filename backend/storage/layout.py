@@ -16,6 +16,8 @@
         .pending-<kind>              requests for work (queue/files.py)
         .starting-<lane>             a worker was started for the lane and is not at work yet
         pool.json  .pool-lock        the kept listing of unlabeled tasks (storage/listing.py)
+        predictions.json  .predictions-lock   our prediction's id in Label Studio per task
+                                     (storage/prediction_ids.py)
         inbox/                       annotations webhooks brought since the last round (storage/inbox.py);
                                      inbox/.dropped: some were not kept, the next round reads everything
         .partial-<id>/               a version being written
@@ -110,6 +112,14 @@ class ProjectDir:
     def lexicon(self) -> Path:
         """The TF-IDF vectorizer of FEATURES=tfidf+embeddings, fitted on the project's segments."""
         return self.path / "lexicon.joblib"
+
+    @property
+    def prediction_ids(self) -> Path:
+        return self.path / "predictions.json"
+
+    @property
+    def prediction_ids_lock(self) -> Path:
+        return self.path / ".predictions-lock"
 
     @property
     def inbox(self) -> Path:

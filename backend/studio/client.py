@@ -105,15 +105,15 @@ class StudioAPI(Protocol):
 
     def user_emails(self) -> dict[int, str]: ...
 
-    def model_versions(self, project: int) -> list[str]: ...
+    def task_predictions(self, project: int, task: int) -> list[tuple[int, str]]: ...
 
-    def import_predictions(self, project: int, predictions: Sequence[dict]) -> int: ...
+    def create_prediction(self, project: int, prediction: dict) -> int: ...
 
-    def create_prediction(self, project: int, prediction: dict) -> None: ...
+    def update_prediction(self, project: int, prediction_id: int, prediction: dict) -> None: ...
+
+    def delete_prediction(self, project: int, prediction_id: int) -> None: ...
 
     def serve_version(self, project: int, version: str) -> None: ...
-
-    def delete_version(self, project: int, version: str) -> None: ...
 
     def backend_urls(self, project: int, user: str | None) -> list[str]: ...
 
@@ -169,16 +169,21 @@ class StudioClient:
         users = self.call("list users", self._sdk.users.list)
         return {int(user.id): user.email or f"user-{user.id}" for user in users}
 
-    def model_versions(self, project: int) -> list[str]:
-        """Prediction versions the project holds (not in the SDK: raw HTTP)."""
-        return list(self._raw("GET", f"api/projects/{project}/model-versions/", None).json())
+    def task_predictions(self, project: int, task: int) -> list[tuple[int, str]]:
+        """The (id, model version) of each prediction one task holds."""
+        held = self.call(
+            f"list the predictions of task {task}", lambda: self._sdk.predictions.list(task=task)
+        )
+        return [(int(p.id), p.model_version or "") for p in held]
 
     # --- writing ------------------------------------------------------------------------------
 
     def import_predictions(self, project: int, predictions: Sequence[dict]) -> int:
         """Import predictions in chunks; returns how many Label Studio reports as created.
 
-        Label Studio silently drops invalid predictions, so callers compare the count.
+        Label Studio silently drops invalid predictions, so callers compare the count. Each call
+        holds Label Studio's database for seconds: only bench/bench_writepath.py measures it; the
+        backend writes one prediction per call (studio/writeback.py).
         """
         created = 0
         for start in range(0, len(predictions), PREDICTION_CHUNK):
@@ -191,14 +196,14 @@ class StudioClient:
             log.info("project %s: imported %d/%d predictions", project, start + len(chunk), len(predictions))
         return created
 
-    def create_prediction(self, project: int, prediction: dict) -> None:
-        """Create one prediction (`task`, `model_version`, `score`, `result`) in one call.
+    def create_prediction(self, project: int, prediction: dict) -> int:
+        """Create one prediction (`task`, `model_version`, `score`, `result`) in one call; its id.
 
         Label Studio answers this in a tenth of a second where an import call of any size takes
         seconds on a large project: the way to put a new queue head live.
         """
         task = int(prediction["task"])
-        self.call(
+        created = self.call(
             f"create a prediction for task {task}",
             lambda: self._sdk.predictions.create(
                 task=task,
@@ -208,6 +213,29 @@ class StudioClient:
                 model_version=prediction["model_version"],
             ),
         )
+        return int(created.id)
+
+    def update_prediction(self, project: int, prediction_id: int, prediction: dict) -> None:
+        """Give prediction `prediction_id` a new version, result and score in one call; its id stays.
+
+        `task` and `project` go along: Label Studio validates a result against the project's form.
+        A prediction that is gone raises StudioError with status 404.
+        """
+        self.call(
+            f"update prediction {prediction_id}",
+            lambda: self._sdk.predictions.update(
+                prediction_id,
+                task=int(prediction["task"]),
+                project=project,
+                result=prediction["result"],
+                score=prediction["score"],
+                model_version=prediction["model_version"],
+            ),
+        )
+
+    def delete_prediction(self, project: int, prediction_id: int) -> None:
+        """Delete one prediction (one short call, unlike a version's)."""
+        self.call(f"delete prediction {prediction_id}", lambda: self._sdk.predictions.delete(prediction_id))
 
     def serve_version(self, project: int, version: str) -> None:
         """Show `version`'s predictions and serve the lowest prediction score first."""
@@ -215,7 +243,8 @@ class StudioClient:
         self.call("switch the model version", lambda: self._sdk.projects.update(id=project, **settings))
 
     def delete_version(self, project: int, version: str) -> None:
-        """Delete all predictions of one model version (not in the SDK: raw HTTP)."""
+        """Delete all predictions of one model version (not in the SDK: raw HTTP). It holds Label
+        Studio's database for as long as the version is large: only the benchmarks call it."""
         self._raw("DELETE", f"api/projects/{project}/model-versions/", {"model_version": version})
 
     def check(self) -> None:

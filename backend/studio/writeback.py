@@ -1,58 +1,127 @@
-"""Writing a model version's predictions to Label Studio, queue head first.
+"""Writing a model version's predictions to Label Studio: one prediction per task, updated in place.
 
-Label Studio takes seconds for any import call on a large project (7.6–10.5 s on 11,656 tasks,
-whether it carries 1 prediction or 100) but a tenth of a second for one prediction created on its
-own (docs/benchmarks.md, "Label Studio's write paths"). Coders only need the head of the queue to
-be fresh, so a version is written in two steps, each a function that returns what the next takes:
+Coders need only the head of the queue to be fresh, and every write to Label Studio holds its
+database (SQLite: for everyone) while it runs: an import call holds it for seconds (7.6–10.5 s on
+11,656 tasks, whether it carries 1 prediction or 100; a minute on 100,000), a single create or
+PATCH for a tenth of a second (docs/benchmarks.md, "Label Studio's write paths"). So a version
+writes only its queue head, one call per task, never in bulk, and never deletes a version:
 
-1. `go_live`: the `first` most informative predictions are created one by one and the project is
-   switched to the version (Uncertainty sampling serves those first; tasks without a current
-   prediction come after); it returns the `Live` version;
-2. `write_rest`: the rest of the queue's front, up to `front` predictions, is created one by one,
-   stopping as soon as newer work waits (its own version will be written front first); then the
-   rest of the pool is imported in chunks once no new annotation came for `rest_after` seconds;
-   between chunks the writer stops when newer work is waiting, since a chunk in flight when the
-   next annotation arrives delays that annotation's fresh queue by seconds.
+- each task holds at most one prediction of ours (`TaskPredictions`). A new version PATCHes it
+  (version, result, score) and keeps its id, so a coder's open task, whose annotation names that
+  prediction as `parent_prediction`, still submits (Label Studio refuses the submit once it is
+  deleted); a task without one gets one created. Its id is kept in a map on disk
+  (storage/prediction_ids.py); a task the map lacks is looked up (a project written by the code
+  before this: our newest prediction of it is adopted, our older ones deleted one by one);
+- tasks outside the new head keep their prediction under an older version name: not current, so
+  Uncertainty sampling serves the head first and the labeling stream shows no stale
+  pre-annotation. The rest of the pool is never written: `/predict` and the version's ranked pool
+  (storage/ranked_pool.py) hold it, and the next round writes its own head.
 
-Only when a version is complete are the project's older versions deleted, so Label Studio never
-holds more than one full version for long, and the request rate stays one call per chunk.
+A version is written in two steps, each a function that returns what the next takes:
+
+1. `go_live`: the `first` most informative predictions are written and the project is switched to
+   the version (Uncertainty sampling serves those first; tasks without a current prediction come
+   after); it returns the `Live` version;
+2. `write_rest`: the rest of the queue head, up to `head` predictions, is written one call each,
+   stopping as soon as newer work waits (its own version will be written head first).
 """
 
 from __future__ import annotations
 
-import itertools
 import logging
-import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from typing import Protocol
 
-from backend.domain.versions import created_at, is_ours, made_order
+from backend.domain.versions import is_ours, made_order
 from backend.errors import BackendError
-from backend.studio.client import PREDICTION_CHUNK, StudioAPI, StudioError
+from backend.studio.client import StudioAPI, StudioError
 
 log = logging.getLogger(__name__)
-QUIET_POLL_SECONDS = 0.2
 
 
 class IncompleteImport(BackendError, RuntimeError):
-    """Label Studio created fewer predictions than it was sent (an import drops invalid ones silently;
-    a single create refuses one whose task is gone)."""
+    """Label Studio refused a prediction (its task is gone, or the result does not fit the form)."""
 
     http_status = 424  # Failed Dependency, as for StudioError: Label Studio did not do its part
 
 
+class PredictionIdMap(Protocol):
+    """Task id → the id of our prediction of it in Label Studio (storage/prediction_ids.py)."""
+
+    def get(self, task: int) -> int | None: ...
+
+    def put(self, task: int, prediction: int) -> None: ...
+
+    def drop(self, task: int) -> None: ...
+
+    def save(self) -> None: ...
+
+
+@dataclass(frozen=True)
+class TaskPredictions:
+    """Our one prediction per task of a Label Studio project, written in place."""
+
+    studio: StudioAPI
+    project: int
+    ids: PredictionIdMap
+
+    def write(self, prediction: dict) -> None:
+        """PATCH the task's prediction to `prediction` (keeping its id), or create one if it has none.
+
+        Raises IncompleteImport when Label Studio refuses it."""
+        task = int(prediction["task"])
+        try:
+            known = self.ids.get(task)
+            if known is None:
+                known = self._adopt(task)
+            if known is not None and self._update(known, prediction):
+                return
+            self.ids.put(task, self.studio.create_prediction(self.project, prediction))
+        except StudioError as exc:
+            if exc.status not in (400, 404):
+                raise
+            raise IncompleteImport(
+                f"Label Studio refused the prediction of {prediction.get('model_version')} for task {task}: "
+                f"{exc}"
+            ) from None
+
+    def _update(self, known: int, prediction: dict) -> bool:
+        """PATCH prediction `known`; False when Label Studio no longer has it (deleted meanwhile)."""
+        try:
+            self.studio.update_prediction(self.project, known, prediction)
+            return True
+        except StudioError as exc:
+            if exc.status != 404:
+                raise
+            self.ids.drop(int(prediction["task"]))
+            return False
+
+    def _adopt(self, task: int) -> int | None:
+        """Our prediction of a task the map does not know, if Label Studio holds one: the newest of
+        ours is kept and the older ones are deleted, one call each (versions written before this
+        map, or a save a crash lost). Others' predictions are left alone."""
+        held = self.studio.task_predictions(self.project, task)
+        ours = sorted(
+            ((version, prediction) for prediction, version in held if is_ours(version)),
+            key=lambda pair: made_order(pair[0]),
+        )
+        if not ours:
+            return None
+        *older, (_, newest) = ours
+        for _, prediction in older:
+            self.studio.delete_prediction(self.project, prediction)
+        self.ids.put(task, newest)
+        return newest
+
+
 @dataclass(frozen=True)
 class WritePlan:
-    """How a version is written: `first` predictions before the switch, the queue's `front` (up to
-    that many, the first included) one by one after it, the rest in bulk once coders paused for
-    `rest_after` seconds; replaced versions are deleted `keep_old_for` seconds after their
-    replacement."""
+    """How a version is written: `first` predictions before the switch, the queue `head` (up to
+    that many, the first included) one by one after it."""
 
     first: int = 0
-    front: int = 0
-    rest_after: float = 0.0
-    keep_old_for: float = 0.0
+    head: int = 0
 
 
 @dataclass(frozen=True)
@@ -70,15 +139,19 @@ class Live:
         return len(self.predictions)
 
 
-def go_live(studio: StudioAPI, project: int, version: str, predictions: Sequence[dict], first: int) -> Live:
-    """Create the `first` predictions one call each and switch the project to `version`.
+def go_live(target: TaskPredictions, version: str, predictions: Sequence[dict], first: int) -> Live:
+    """Write the `first` predictions one call each and switch the project to `version`.
 
     Raises IncompleteImport when Label Studio refuses one of them: nothing went live then."""
-    _create_each(studio, project, version, predictions[:first])
-    studio.serve_version(project, version)
+    try:
+        for prediction in predictions[:first]:
+            target.write(prediction)
+    finally:
+        target.ids.save()
+    target.studio.serve_version(target.project, version)
     written = min(first, len(predictions))
-    log.info("project %s: %s is live with the %d most informative tasks", project, version, written)
-    return Live(project, version, predictions, written)
+    log.info("project %s: %s is live with the %d most informative tasks", target.project, version, written)
+    return Live(target.project, version, predictions, written)
 
 
 def already_live(project: int, version: str, predictions: Sequence[dict]) -> Live:
@@ -87,91 +160,31 @@ def already_live(project: int, version: str, predictions: Sequence[dict]) -> Liv
 
 
 def write_rest(
-    studio: StudioAPI,
+    target: TaskPredictions,
     live: Live,
     plan: WritePlan,
     interrupted: Callable[[], bool] = lambda: False,
     on_progress: Callable[[int, int], None] = lambda done, total: None,
 ) -> bool:
-    """Write what `live` has not written yet; returns whether all of it was written.
+    """Write the rest of `live`'s queue head; returns whether all of it was written.
 
     `interrupted()` is asked before each call (newer work waits: stop), `on_progress(written,
-    total)` told after each. Once complete, older versions replaced more than `plan.keep_old_for`
-    seconds ago are deleted."""
-    project, version, predictions, total = live.project, live.version, live.predictions, live.total
-    on_progress(live.written, total)
-    front = min(max(plan.front, plan.first), total)
-    for written in range(live.written, front):
-        if interrupted():
-            return _stopped(project, version, written, total)
-        _create_each(studio, project, version, predictions[written : written + 1])
-        on_progress(written + 1, total)
-    rest_from = max(front, live.written)
-    quiet_until = time.monotonic() + (plan.rest_after if rest_from < total else 0.0)
-    while time.monotonic() < quiet_until:
-        if interrupted():
-            return _stopped(project, version, rest_from, total)
-        time.sleep(QUIET_POLL_SECONDS)
-    for start in range(rest_from, total, PREDICTION_CHUNK):
-        if interrupted():
-            return _stopped(project, version, start, total)
-        _import(studio, project, version, list(predictions[start : start + PREDICTION_CHUNK]))
-        on_progress(min(start + PREDICTION_CHUNK, total), total)
-    delete_replaced_versions(studio, project, keep=version, after=plan.keep_old_for)
+    head)` told after each."""
+    head = min(max(plan.head, plan.first), live.total)
+    on_progress(min(live.written, head), head)
+    try:
+        for written in range(live.written, head):
+            if interrupted():
+                log.info(
+                    "project %s: newer work waits; %s stops after %d of its %d head predictions",
+                    live.project,
+                    live.version,
+                    written,
+                    head,
+                )
+                return False
+            target.write(live.predictions[written])
+            on_progress(written + 1, head)
+    finally:
+        target.ids.save()
     return True
-
-
-def _stopped(project: int, version: str, written: int, total: int) -> bool:
-    log.info(
-        "project %s: newer work waits; %s stops after %d of %d predictions", project, version, written, total
-    )
-    return False
-
-
-def _create_each(studio: StudioAPI, project: int, version: str, predictions: Sequence[dict]) -> None:
-    """Create predictions one call each; a refusal (the task is gone) is an incomplete write."""
-    for prediction in predictions:
-        try:
-            studio.create_prediction(project, prediction)
-        except StudioError as exc:
-            if exc.status not in (400, 404):
-                raise
-            raise IncompleteImport(
-                f"Label Studio refused the prediction of {version} for task {prediction.get('task')}: {exc}"
-            ) from None
-
-
-def _import(studio: StudioAPI, project: int, version: str, chunk: list[dict]) -> None:
-    if not chunk:
-        return
-    created = studio.import_predictions(project, chunk)
-    if created != len(chunk):
-        raise IncompleteImport(f"Label Studio created {created} of {len(chunk)} predictions of {version}")
-
-
-def delete_replaced_versions(
-    studio: StudioAPI, project: int, *, keep: str, after: float = 0.0, now: datetime | None = None
-) -> list[str]:
-    """Delete the predictions of the other versions this backend wrote once a newer version replaced
-    them at least `after` seconds ago (failures only logged).
-
-    A coder whose task was pre-annotated from a prediction submits an annotation that names it
-    (`parent_prediction`); once that prediction is deleted, Label Studio refuses the submit (400,
-    and its UI silently stays on the task). A version lives about as long as the next annotation
-    takes, far less than a coder may keep a task open, so replaced versions stay for a while.
-    """
-    now = now or datetime.now(UTC)
-    ours = sorted(filter(is_ours, studio.model_versions(project)), key=made_order)
-    if keep in ours:  # never one made after `keep` (a round that went live meanwhile)
-        ours = ours[: ours.index(keep) + 1]
-    replaced_at = {older: created_at(newer) for older, newer in itertools.pairwise(ours)}
-    deleted = []
-    for version in ours:
-        if version == keep or (now - replaced_at.get(version, now)).total_seconds() < after:
-            continue
-        try:
-            studio.delete_version(project, version)
-            deleted.append(version)
-        except Exception as exc:
-            log.warning("project %s: predictions of old version %s stay for now: %s", project, version, exc)
-    return deleted

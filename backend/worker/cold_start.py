@@ -2,7 +2,7 @@
 
 Once the pool is encoded (worker/jobs/embed.py), the codes' `hint`s are embedded with the same base
 body and rank the pool (learning/cold_start.py). The ranking is written to Label Studio as version
-`v0-codebook-<time>`, queue head first, like a round's; Uncertainty sampling then serves the
+`v0-codebook-<time>`, its queue head only, like a round's; Uncertainty sampling then serves the
 segments most like each code's definition, code after code. The first round replaces it as it
 would replace any version. A code is pre-checked only where a segment is very like its definition
 (COLD_START_CHECK_SIMILARITY).
@@ -11,7 +11,6 @@ would replace any version. A code is pre-checked only where a segment is very li
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 from datetime import UTC, datetime
 
 import numpy as np
@@ -65,8 +64,8 @@ def write_codebook_start(ctx: ProjectContext, scheme: CodingScheme, body: Body, 
 
     if modelled():
         return
-    plan = replace(ctx.write_plan, rest_after=0.0)  # keeps an earlier codebook queue for its open tasks
-    live = go_live(studio, ctx.project_id, version, predictions, plan.first)
+    plan, target = ctx.write_plan, ctx.task_predictions
+    live = go_live(target, version, predictions, plan.first)
 
     def record(state: ProjectState) -> None:
         state.codebook_start = CodebookStart(version=version, tasks=len(pool), checked=checked, live_at=now())
@@ -75,7 +74,7 @@ def write_codebook_start(ctx: ProjectContext, scheme: CodingScheme, body: Body, 
     serving = states.read().current_version
     if serving:  # a round went live while this was written: the model's queue wins
         studio.serve_version(ctx.project_id, serving)
-    write_rest(studio, live, plan, interrupted=modelled)
+    write_rest(target, live, plan, interrupted=modelled)
     log.info(
         "project %s: the codebook's queue (%d definitions, %d tasks, %d codes pre-checked) is %s",
         ctx.project,

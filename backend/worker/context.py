@@ -9,11 +9,12 @@ from backend.config import LoopSettings
 from backend.queue.interface import WorkQueue
 from backend.queue.work import Lane, WorkKind
 from backend.storage.listing import PoolListing
+from backend.storage.prediction_ids import PredictionIds
 from backend.storage.state import StateStore
 from backend.storage.validation import ValidationStore
 from backend.storage.versions import ModelStore
 from backend.studio.client import StudioAPI
-from backend.studio.writeback import WritePlan
+from backend.studio.writeback import TaskPredictions, WritePlan
 from backend.worker.pool import Pool
 from backend.worker.progress import ProgressReporter
 
@@ -48,17 +49,16 @@ class ProjectContext:
     def progress(self) -> ProgressReporter:
         return ProgressReporter(self.project, self.states)
 
+    @cached_property
+    def task_predictions(self) -> TaskPredictions:
+        """Our one prediction per task in Label Studio, and the map of their ids on disk."""
+        ids = PredictionIds(self.store.layout.project(self.project))
+        return TaskPredictions(self.studio, self.project_id, ids)
+
     @property
     def write_plan(self) -> WritePlan:
-        """How the loop writes a version (WRITE_FIRST, WRITE_HEAD, WRITE_REST_AFTER_SECONDS,
-        KEEP_OLD_PREDICTIONS_SECONDS)."""
-        loop = self.loop
-        return WritePlan(
-            loop.write_first,
-            loop.write_head,
-            loop.write_rest_after_seconds,
-            loop.keep_old_predictions_seconds,
-        )
+        """How the loop writes a version (WRITE_FIRST, WRITE_HEAD)."""
+        return WritePlan(self.loop.write_first, self.loop.write_head)
 
     def round_waits(self) -> bool:
         """Whether annotations asked for a newer round (then a round's leftover work can go: the

@@ -5,13 +5,14 @@
     complete = publisher.write_rest(live)               # the rest, unless a newer round waits
 
 The new version becomes the serving one only once Label Studio took the front of its queue (see
-studio/writeback.py); a failure before that deletes what was written and leaves the serving
-version, its predictions and the queue as they were.
+studio/writeback.py); a failure before that removes the version's files and leaves the serving
+version and the queue as they were. The few predictions it had written already (WRITE_FIRST at
+most) keep their ids and its unserved name until a later version writes them again: nothing is
+deleted in Label Studio, so no coder's open task loses its prediction.
 """
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -26,8 +27,6 @@ from backend.studio.writeback import IncompleteImport, Live
 from backend.worker.context import ProjectContext
 from backend.worker.labels import ProjectLabels
 from backend.worker.ranking import Queue, Ranker, Scored
-
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -110,7 +109,7 @@ class Publisher:
 
         try:
             live = writeback.go_live(
-                ctx.studio, ctx.project_id, version.name, ranked.predictions, ctx.loop.write_first
+                ctx.task_predictions, version.name, ranked.predictions, ctx.loop.write_first
             )
             ctx.states.update(serve)
         except Exception as exc:
@@ -119,11 +118,12 @@ class Publisher:
         return LiveRound(ranked, live, replaced)
 
     def write_rest(self, live_round: LiveRound) -> bool:
-        """Write the rest of the version, unless a newer round waits; returns whether it is complete."""
+        """Write the rest of the version's queue head, unless a newer round waits; returns whether
+        all of it was written."""
         ctx = self.ctx
         try:
             complete = writeback.write_rest(
-                ctx.studio, live_round.live, ctx.write_plan, ctx.round_waits, ctx.progress.writing
+                ctx.task_predictions, live_round.live, ctx.write_plan, ctx.round_waits, ctx.progress.writing
             )
         except Exception as exc:
             self._failed(exc, live_round.ranked.trained.version)
@@ -133,15 +133,8 @@ class Publisher:
         return complete
 
     def discard(self, version: ModelVersion) -> None:
-        """Undo a version that never went live: its predictions in Label Studio and its files."""
-        try:
-            self.ctx.studio.delete_version(self.ctx.project_id, version.name)
-        except Exception:
-            log.warning(
-                "project %s: could not delete predictions of discarded version %s",
-                self.ctx.project,
-                version.name,
-            )
+        """Undo a version that never went live: its files (its predictions in Label Studio stay,
+        unserved, for the next version to write over)."""
         self.ctx.store.discard(version)
 
     def _failed(self, exc: Exception, version: ModelVersion) -> None:

@@ -1,9 +1,10 @@
 """The product, end to end: a real Label Studio 1.23.2 and the backend under gunicorn with basic auth.
 
 One project lives through a story: connect → annotate → the first version orders the queue → a
-burst of annotations → imported tasks → a second coder → a restart. Each step runs once, when the
-first test that needs it asks for it, and keeps what it observed; so every test can run alone or
-in any order, and asserts on what its step saw.
+burst of annotations → imported tasks → a second coder → ten more annotations (thirty in all) → a
+restart; all along, a watcher reads every task's predictions from Label Studio twice a second.
+Each step runs once, when the first test that needs it asks for it, and keeps what it observed;
+so every test can run alone or in any order, and asserts on what its step saw.
 
 The story is told twice: with the embedded queue (worker processes of the server's host), and once
 more with REDIS_URL, where the server and two `coding-backend worker`s run separately, each in a
@@ -19,6 +20,8 @@ import json
 import os
 import subprocess
 import sys
+import threading
+from collections import Counter
 from functools import cached_property
 from pathlib import Path
 
@@ -46,6 +49,40 @@ class Backend(BackendProcess):
         return super().metrics()
 
 
+class PredictionWatch:
+    """Reads every task's predictions from Label Studio every `interval` seconds, in a thread of its
+    own, and keeps the most any one task held (and which task, and its predictions' versions)."""
+
+    def __init__(self, url: str, token: str, project: int, interval: float = 0.5):
+        from label_studio_sdk.client import LabelStudio
+
+        self.sdk, self.project, self.interval = LabelStudio(base_url=url, api_key=token), project, interval
+        self.peak, self.worst, self.reads = 0, None, 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+
+    def start(self) -> PredictionWatch:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=30)
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.interval):
+            try:
+                held = self.sdk.predictions.list(project=self.project)
+            except Exception:  # Label Studio busy: the next read counts
+                continue
+            per_task = Counter(p.task for p in held)
+            self.reads += 1
+            task, most = per_task.most_common(1)[0] if per_task else (None, 0)
+            if most > self.peak:
+                self.peak = most
+                self.worst = (task, [p.model_version for p in held if p.task == task])
+
+
 class Story:
     """The project's life; each step is a cached property that runs the steps before it first."""
 
@@ -54,6 +91,7 @@ class Story:
         self.codes, self.segments, self.model_dir = codes, segments, model_dir
         self.annotated: list[int] = []
         self.workers: list[WorkerProcess] = []  # with REDIS_URL: the hosts' workers
+        self.watch = PredictionWatch(ls.url, ls.token, project).start()
 
     # --- helpers ----------------------------------------------------------------------------------
 
@@ -229,6 +267,17 @@ class Story:
         metrics = wait_for(redone, ROUND_TIMEOUT, "the body round to be done again")
         return {"lock_ttl_ms": lock, "metrics": metrics, "bodies": self.body_rounds(since=killed_at)}
 
+    @cached_property
+    def thirty_annotations(self) -> dict:
+        """Coder A codes ten more tasks, one at a time, each once its round went live: thirty
+        annotations in all (26 by A, 4 by B)."""
+        assert self.second_coder
+        for task_id in sorted(self.codes)[16:26]:
+            serving = wait_for(self.settled, ROUND_TIMEOUT, "the work in flight to finish")["current_version"]
+            self.annotate([task_id])
+            wait_for(lambda v=serving: self.settled(version_not=v), ROUND_TIMEOUT, "its round to go live")
+        return {"annotations": len(self.annotated) + len(self.second_coder["overlap"])}
+
     def body_rounds(self, since: str) -> list[dict]:
         return [
             r for r in self.metrics().get("rounds", []) if r["kind"] == "body" and r["started_at"] > since
@@ -253,7 +302,6 @@ def story(request, label_studio, model_path, tmp_path_factory):
         extra = {"REDIS_URL": redis_url, "REDIS_LOCK_SECONDS": "6"}
     story_settings = {
         "MIN_ANNOTATIONS_TO_TRAIN": "8",
-        "KEEP_OLD_PREDICTIONS_SECONDS": "0",  # the story checks that replaced versions go
         "CODER_IDENTITIES": "email",  # the assertions name the coders
     }
     env = backend_env(label_studio, model_path, workdir, AUTH, **story_settings, **extra)
@@ -273,6 +321,7 @@ def story(request, label_studio, model_path, tmp_path_factory):
             WorkerProcess(env, "body,fast,predict", workdir / "host-b", workdir / "worker-b.log").start(),
         ]
     yield story
+    story.watch.stop()
     for worker in story.workers:
         worker.stop()
     backend.stop()
@@ -323,7 +372,7 @@ def check_none_of_these(result: list[dict]) -> None:
     assert chosen["frequency"] in (["freq_mentioned"], ["freq_not_mentioned"])
 
 
-def test_a_burst_of_annotations_never_overlaps_rounds_and_old_versions_go(story):
+def test_a_burst_of_annotations_never_overlaps_rounds_and_each_task_holds_one_current_prediction(story):
     seen = story.burst
     # never more rounds than annotations; how many coalesce depends on how fast Label Studio takes
     # them against a round's second (tests/queue/test_scheduler.py shows coalescing itself)
@@ -333,8 +382,9 @@ def test_a_burst_of_annotations_never_overlaps_rounds_and_old_versions_go(story)
     assert all(r["outcome"] == "ok" for r in seen["rounds"])
 
     current = seen["metrics"]["current_version"]
+    assert all(len(items) == 1 for items in seen["predictions"].values()), "one prediction per task"
     versions = {p["model_version"] for items in seen["predictions"].values() for p in items}
-    assert versions == {current}, "predictions of old versions must be deleted"
+    assert versions == {current}, "the queue head (every unlabeled task here) was updated in place"
 
 
 def test_rounds_after_the_first_train_on_what_the_webhooks_brought(story):
@@ -463,3 +513,12 @@ def test_a_worker_killed_mid_round_loses_no_request_and_its_lock_expires(story):
     assert seen["metrics"]["body_version"] and seen["metrics"]["body_error"] is None
     log = story.logs()
     assert "the body lane's process ended without finishing" in log and "asking for it again" in log
+
+
+def test_label_studio_never_holds_more_than_two_predictions_per_task(story):
+    """Issue 36: at most two predictions per task in Label Studio at any time, over thirty
+    annotations (the watcher read them all twice a second from the start of the story)."""
+    assert story.thirty_annotations["annotations"] == 30
+    watch = story.watch
+    assert watch.reads >= 20, "the watcher read Label Studio all along"
+    assert 1 <= watch.peak <= 2, f"task {watch.worst[0]} held predictions of {watch.worst[1]}"

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -127,7 +128,7 @@ def project(label_studio, model_path, tmp_path_factory):
 
     sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
     workdir = tmp_path_factory.mktemp("browser-backend")
-    rounds = {"MIN_ANNOTATIONS_TO_TRAIN": str(FIRST), "WRITE_REST_AFTER_SECONDS": "0"}
+    rounds = {"MIN_ANNOTATIONS_TO_TRAIN": str(FIRST)}
     env = backend_env(label_studio, model_path, workdir, AUTH, **rounds)
     backend = BackendProcess(free_port(), env, AUTH, workers=2, log_path=workdir / "backend.log").start()
     segments = [json.loads(line) for line in (FIXTURES / "segments.jsonl").read_text().splitlines()][:24]
@@ -150,6 +151,8 @@ def log_in(driver, studio) -> None:
     from selenium.webdriver.common.by import By
 
     driver.get(f"{studio.url}/user/login/")
+    if not driver.find_elements(By.NAME, "email"):
+        return  # logged in by an earlier test
     driver.find_element(By.NAME, "email").send_keys(studio.username)
     driver.find_element(By.NAME, "password").send_keys(studio.password)
     driver.find_element(By.CSS_SELECTOR, "form button[type=submit], form input[type=submit]").click()
@@ -259,6 +262,60 @@ def test_the_coder_gets_the_top_ranked_task_pre_annotated_and_the_queue_follows(
     submit(browser)  # the coder accepts the task served meanwhile as it is
     third = task_on_screen(project, browser, previous=project.tasks[second])
     assert third == expected_next, "the next task is the top-ranked one of the model that learned the change"
+
+
+def prediction_tabs(driver) -> list[str]:
+    """The prediction tabs of a task opened from the Data Manager, as the text each shows (its
+    version, when, and its score as a percentage); the coder's own annotation has a tab too."""
+    from selenium.webdriver.common.by import By
+
+    def read():
+        tabs = driver.find_elements(By.CSS_SELECTOR, ".lsf-annotation-button")
+        return [tab.text for tab in tabs if re.match(r"v\d+-", tab.text)]
+
+    return settled_dom(read)
+
+
+def test_a_task_kept_open_while_two_rounds_go_live_still_submits_and_shows_one_prediction(
+    project, browser, screenshots
+):
+    """Issue 36: each round updates the task's one prediction in place, so the annotation of a task
+    a coder kept open names a prediction that still exists (Label Studio refuses the submit once it
+    is deleted), and a task shows one prediction tab, not one per version."""
+    labeled = len(project.annotated_ids())
+    wait_for(lambda: project.settled(labeled), ROUND_TIMEOUT, "the rounds so far")
+    log_in(browser, project.studio)
+    browser.get(f"{project.studio.url}/projects/{project.id}/data")
+    wait_for(lambda: settled_dom(lambda: click_button(browser, "Label All Tasks")), 60, "Label All Tasks")
+    kept_open = task_on_screen(project, browser)
+    held = project.sdk.predictions.list(task=kept_open)
+    assert len(held) == 1, [p.model_version for p in held]
+    versions = [project.metrics()["current_version"]]
+    others = sorted(set(project.tasks) - project.annotated_ids() - {kept_open})
+    for task_id in others[:2]:  # another coder's annotations: two rounds go live meanwhile
+        project.sdk.annotations.create(id=task_id, result=study_form_result(["physical_health"]))
+        labeled += 1
+        versions.append(
+            wait_for(lambda n=labeled: project.settled(n), ROUND_TIMEOUT, "a round")["current_version"]
+        )
+    assert len(set(versions)) == 3, versions
+    now_held = project.sdk.predictions.list(task=kept_open)
+    assert [(p.id, p.model_version) for p in now_held] == [(held[0].id, versions[-1])], "updated in place"
+
+    submit(browser)
+    task_on_screen(project, browser, previous=project.tasks[kept_open])
+    stored = project.sdk.annotations.list(id=kept_open)
+    assert len(stored) == 1, "Label Studio took the submit of the task kept open"
+    assert stored[0].parent_prediction == held[0].id, "its annotation names the prediction updated twice"
+    latest = wait_for(lambda: project.settled(labeled + 1), ROUND_TIMEOUT, "its round")["current_version"]
+
+    unlabeled = sorted(set(project.tasks) - project.annotated_ids())[0]
+    browser.get(f"{project.studio.url}/projects/{project.id}/data?task={unlabeled}")
+    task_on_screen(project, browser)
+    tabs = wait_for(lambda: prediction_tabs(browser), 60, "the task's prediction tab")
+    browser.save_screenshot(str(screenshots / "one-prediction-tab.png"))
+    assert len(tabs) == 1 and tabs[0].startswith(latest[:8]), tabs
+    assert len(project.sdk.predictions.list(task=unlabeled)) == 1
 
 
 def test_the_lead_sees_status_with_plots_and_no_console_errors(project, browser, screenshots):

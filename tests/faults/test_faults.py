@@ -8,7 +8,8 @@ middle of a write-back, and fills MODEL_DIR to the last byte. After each fault o
 comes (the next event) and, within a deadline, it checks:
 
 - every annotation in Label Studio is in the training set of the round that follows (nothing lost);
-- the project's current version has exactly one prediction on every unlabeled task;
+- the project's current version has exactly one prediction on every unlabeled task (WRITE_HEAD is
+  larger than the project), and no task holds more than two predictions;
 - `state.json` parses and names a version that exists;
 - and, throughout, `/health` and `/predict` answer (but while the backend itself is down by design).
 
@@ -207,6 +208,9 @@ class Campaign:
             wrong.append(f"state.json does not parse: {exc}")
         if self.sdk.projects.get(id=self.project).model_version != current:
             wrong.append("Label Studio serves another version")
+        crowded = [task.id for task in tasks if len(task.predictions or []) > 2]
+        if crowded:
+            wrong.append(f"tasks {crowded[:5]} hold more than two predictions")
         for task in tasks:
             if task.annotations:
                 continue
@@ -318,7 +322,7 @@ def campaign(tmp_path_factory):
         "SETFIT_MAX_STEPS": "2",
         "MIN_ANNOTATIONS_TO_TRAIN": "4",
         "WRITE_FIRST": "5",
-        "WRITE_REST_AFTER_SECONDS": "0",
+        "WRITE_HEAD": "200",  # the queue head is every unlabeled task of the 108
         "BODY_RETRAIN_EVERY": "1000",
         "WORKER_IDLE_SECONDS": "20",
         "MODEL_DIR": str(model_dir),

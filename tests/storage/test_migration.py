@@ -63,7 +63,6 @@ def test_a_head_refit_on_the_old_layout_serves_a_new_version_on_the_old_body(leg
         model_dir=legacy,
         max_length=32,
         min_annotations_to_train=10,
-        write_rest_after_seconds=0,
     )
     studio = FakeStudio(segments, annotated=12)
     studio.annotate(20, segments[20]["codes"], user=1, when="3")

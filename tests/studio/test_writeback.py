@@ -1,158 +1,113 @@
-"""Write-back order: the queue head goes live first, the rest follows or yields to newer work."""
-
-import time
+"""Write-back: one prediction of ours per task, updated in place; the queue head only, head first."""
 
 import pytest
 
-from backend.studio.client import PREDICTION_CHUNK
-from backend.studio.writeback import IncompleteImport, WritePlan, already_live, go_live, write_rest
+from backend.storage.layout import ProjectDir
+from backend.storage.prediction_ids import PredictionIds
+from backend.studio.writeback import (
+    IncompleteImport,
+    TaskPredictions,
+    WritePlan,
+    already_live,
+    go_live,
+    write_rest,
+)
 from tests.fakes import FakeStudio
 
+V1, V2, V3 = "v1-20260101000000", "v2-20260101000001", "v3-20260101000002"
 
-def studio_with(versions=(), tasks=3000):
-    """A fake Label Studio whose project holds `tasks` tasks and predictions of `versions`."""
+
+@pytest.fixture
+def studio():
+    """A fake Label Studio whose project holds 300 tasks."""
     studio = FakeStudio()
-    for i in range(tasks):
+    for i in range(300):
         studio.add_task(f"segment {i}")
-    studio.predictions = [{"task": -1, "model_version": version} for version in versions]
     return studio
 
 
-def predictions(n, version="v2-20260101000001"):
-    return [{"task": i, "score": i / n, "model_version": version} for i in range(n)]
+@pytest.fixture
+def target(studio, tmp_path):
+    return TaskPredictions(studio, 1, PredictionIds(ProjectDir(tmp_path, "1")))
 
 
-def write(studio, version, predictions, plan, interrupted=lambda: False):
+def predictions(tasks, version):
+    """Predictions for `tasks`, most informative first."""
+    return [
+        {"task": t, "score": n / 1000, "model_version": version, "result": []} for n, t in enumerate(tasks)
+    ]
+
+
+def write(target, version, predictions, plan, interrupted=lambda: False):
     """Go live with the plan's first predictions, then write the rest: a round's two steps."""
-    return write_rest(studio, go_live(studio, 1, version, predictions, plan.first), plan, interrupted)
+    return write_rest(target, go_live(target, version, predictions, plan.first), plan, interrupted)
 
 
-def test_head_one_by_one_then_the_rest_in_bulk_then_old_versions_go():
-    studio = studio_with(versions=["v1-20260101000000", "v2-20260101000001", "someone-elses"])
-    n = 50 + PREDICTION_CHUNK + 10
-    live = go_live(studio, 1, "v2-20260101000001", predictions(n), first=2)
-    assert live.written == 2 and studio.calls[-1] == ("serve", "v2-20260101000001")
-    done = write_rest(studio, live, WritePlan(first=2, front=50))
-    assert done is True
-    assert studio.calls == [
-        ("create", 1),
-        ("create", 1),
-        ("serve", "v2-20260101000001"),
-        *[("create", 1)] * 48,
-        ("import", PREDICTION_CHUNK),
-        ("import", 10),
-        ("delete", "v1-20260101000000"),
-    ]
-    written = [
-        p["task"] for p in studio.predictions if p["model_version"] == "v2-20260101000001" and "score" in p
-    ]
-    assert sorted(written) == list(range(n)), "every task once, most informative first"
+def test_the_head_one_by_one_and_nothing_beyond_it(studio, target):
+    live = go_live(target, V1, predictions(range(300), V1), first=2)
+    assert live.written == 2 and studio.calls[-1] == ("serve", V1)
+    assert write_rest(target, live, WritePlan(first=2, head=50)) is True
+    calls = [call for call, _ in studio.calls]
+    assert calls == ["look up", "create"] * 2 + ["serve"] + ["look up", "create"] * 48
+    assert sorted(p["task"] for p in studio.predictions) == list(range(50)), "the head, each task once"
 
 
-def test_newer_work_stops_the_head_between_two_single_creates():
-    studio = studio_with(versions=["v1-20260101000000"])
+def test_a_new_version_updates_each_task_in_place_and_leaves_the_rest_unserved(studio, target, tmp_path):
+    write(target, V1, predictions(range(50), V1), WritePlan(first=1, head=50))
+    ids = {p["task"]: p["id"] for p in studio.predictions}
+    studio.calls.clear()
+    new_head = list(range(25, 75))  # half the old head, half new tasks
+    fresh = TaskPredictions(studio, 1, PredictionIds(ProjectDir(tmp_path, "1")))  # the map read from disk
+    write(fresh, V2, predictions(new_head, V2), WritePlan(first=1, head=50))
+    assert studio.most_per_task() == 1
+    assert sorted(p["task"] for p in studio.of_version(V2)) == new_head
+    assert sorted(p["task"] for p in studio.of_version(V1)) == list(range(25)), "old, not served"
+    assert {p["task"]: p["id"] for p in studio.predictions if p["task"] < 50} == ids, "ids stay"
+    assert [call for call, _ in studio.calls].count("update") == 25
+    assert not studio.deleted
+
+
+def test_newer_work_stops_the_head_between_two_calls_and_the_map_keeps_what_was_written(
+    studio, target, tmp_path
+):
     done = write(
-        studio,
-        "v2-20260101000001",
-        predictions(3000),
-        WritePlan(first=1, front=100),
-        interrupted=lambda: len(studio.calls) >= 5,
+        target, V1, predictions(range(300), V1), WritePlan(first=1, head=100), lambda: len(studio.calls) >= 8
     )
-    assert done is False
-    assert studio.calls == [("create", 1), ("serve", "v2-20260101000001"), *[("create", 1)] * 3]
+    assert done is False and len(studio.predictions) == 4
+    kept = PredictionIds(ProjectDir(tmp_path, "1"))
+    assert {t: kept.get(t) for t in range(4)} == {p["task"]: p["id"] for p in studio.predictions}
 
 
-def test_newer_work_stops_the_rest_and_keeps_old_versions():
-    studio = studio_with(versions=["v1-20260101000000"])
-    done = write(
-        studio,
-        "v2-20260101000001",
-        predictions(3000),
-        WritePlan(first=2),
-        interrupted=lambda: len(studio.calls) >= 4,
-    )
-    assert done is False
-    assert studio.calls == [
-        ("create", 1),
-        ("create", 1),
-        ("serve", "v2-20260101000001"),
-        ("import", PREDICTION_CHUNK),
-    ]
+def test_a_refused_prediction_before_the_switch_means_nothing_goes_live(studio, target):
+    with pytest.raises(IncompleteImport, match=f"refused the prediction of {V3} for task 700"):
+        go_live(target, V3, predictions([700], V3), 1)
+    assert "serve" not in [call for call, _ in studio.calls]
 
 
-def test_a_refused_prediction_before_the_switch_means_nothing_goes_live():
-    studio = studio_with(tasks=5)
-    with pytest.raises(IncompleteImport, match="refused the prediction of v3-20260101000002 for task 7"):
-        go_live(
-            studio,
-            1,
-            "v3-20260101000002",
-            [{"task": 7, "score": 0.1, "model_version": "v3-20260101000002"}],
-            1,
-        )
-    assert studio.calls == [("create", 1)]
+def test_a_prediction_deleted_in_label_studio_is_created_again(studio, target):
+    write(target, V1, predictions(range(3), V1), WritePlan(first=3))
+    studio.predictions = [p for p in studio.predictions if p["task"] != 1]  # a lead deleted it
+    write(target, V2, predictions(range(3), V2), WritePlan(first=3))
+    assert sorted(p["task"] for p in studio.of_version(V2)) == [0, 1, 2] and studio.most_per_task() == 1
+    assert target.ids.get(1) == studio.of_version(V2)[-1]["id"]
 
 
-def test_a_dropped_prediction_of_a_bulk_import_is_reported():
-    studio = studio_with(tasks=5)
-    studio.drop = 1
-    with pytest.raises(IncompleteImport, match="created 4 of 5"):
-        write_rest(
-            studio, already_live(1, "v3-20260101000002", predictions(5, "v3-20260101000002")), WritePlan()
-        )
+def test_a_project_written_before_the_map_keeps_our_newest_prediction_of_each_task_it_writes(studio, target):
+    """Versions imported whole by the code before (each task one prediction per kept version):
+    a task's newest one of ours is updated in place, our older ones go one call each, others'
+    predictions stay; tasks outside the head keep theirs until a head reaches them."""
+    for task in range(10):
+        for version in (V1, V2, "someone-elses"):
+            studio.hold({"task": task, "score": 0.5, "model_version": version, "result": []})
+    newest = {p["task"]: p["id"] for p in studio.of_version(V2)}
+    write(target, V3, predictions(range(5), V3), WritePlan(first=1, head=5))
+    assert {p["task"]: p["id"] for p in studio.of_version(V3)} == {t: newest[t] for t in range(5)}
+    assert [p["task"] for p in studio.of_version(V1)] == list(range(5, 10))
+    assert len(studio.of_version("someone-elses")) == 10
+    assert len(studio.deleted) == 5
 
 
-def test_the_rest_waits_for_a_pause_and_yields_to_the_next_annotation():
-    studio, polls = studio_with(), []
-
-    def next_annotation_arrives():
-        polls.append(1)
-        return len(polls) >= 3
-
-    done = write(
-        studio,
-        "v2-20260101000001",
-        predictions(500),
-        WritePlan(first=1, rest_after=5.0),
-        interrupted=next_annotation_arrives,
-    )
-    assert done is False and studio.calls == [("create", 1), ("serve", "v2-20260101000001")]
-    quiet = studio_with()
-    started = time.monotonic()
-    assert write(quiet, "v2-20260101000001", predictions(500), WritePlan(first=1, rest_after=0.5)) is True
-    assert time.monotonic() - started >= 0.5 and ("import", 499) in quiet.calls
-
-
-def test_a_replaced_version_stays_while_a_coder_may_still_have_its_task_open():
-    """Label Studio refuses a submit whose `parent_prediction` was deleted (found in the browser
-    test): a version is deleted only once it was replaced `after` seconds ago."""
-    from datetime import UTC, datetime
-
-    from backend.studio.writeback import delete_replaced_versions
-
-    versions = ["v1-20261201100000", "v2-20261201101000", "v3-20261201112900", "v4-20261201113000"]
-    studio = studio_with(versions=[*versions, "someone-elses"])
-    now = datetime(2026, 12, 1, 11, 30, 30, tzinfo=UTC)
-    deleted = delete_replaced_versions(studio, 1, keep="v4-20261201113000", after=1800, now=now)
-    assert deleted == ["v1-20261201100000"], "v2 was replaced by v3 only a minute ago, v3 by v4 just now"
-    assert delete_replaced_versions(studio, 1, keep="v4-20261201113000", after=0, now=now) == versions[1:3]
-
-
-def test_codebook_queues_are_ours_and_replaced_in_the_order_they_were_made():
-    from datetime import UTC, datetime
-
-    from backend.studio.writeback import delete_replaced_versions
-
-    versions = ["v0-codebook-20261201100500", "v0-codebook-20261201100000", "v1-20261201101000"]
-    studio = studio_with(versions=versions)
-    now = datetime(2026, 12, 1, 10, 20, 0, tzinfo=UTC)
-    deleted = delete_replaced_versions(studio, 1, keep="v1-20261201101000", after=900, now=now)
-    assert deleted == ["v0-codebook-20261201100000"], "replaced by the later codebook queue 15 min ago"
-    assert delete_replaced_versions(studio, 1, keep="v1-20261201101000", after=0, now=now) == [versions[0]]
-
-
-def test_a_version_made_after_the_one_kept_is_never_deleted():
-    from backend.studio.writeback import delete_replaced_versions
-
-    studio = studio_with(versions=["v0-codebook-20261201100000", "v1-20261201101000"])
-    assert delete_replaced_versions(studio, 1, keep="v0-codebook-20261201100000") == []
+def test_predictions_of_tasks_imported_later_join_the_head(studio, target):
+    live = already_live(1, V1, predictions([5, 6, 7], V1))
+    assert write_rest(target, live, WritePlan(first=1, head=2)) is True
+    assert [p["task"] for p in studio.predictions] == [5, 6], "the most informative, up to the head's size"

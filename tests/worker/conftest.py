@@ -7,7 +7,4 @@ from backend.config import with_overrides
 
 @pytest.fixture
 def settings(tiny_settings, tmp_path):
-    # replaced versions are deleted at once: these tests check what Label Studio keeps
-    return with_overrides(
-        tiny_settings, model_dir=tmp_path, min_annotations_to_train=10, keep_old_predictions_seconds=0
-    )
+    return with_overrides(tiny_settings, model_dir=tmp_path, min_annotations_to_train=10)

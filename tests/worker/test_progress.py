@@ -1,8 +1,9 @@
 """Progress of long steps: recorded in the state (throttled), cleared when the round ends."""
 
 from backend.storage.layout import ProjectDir
+from backend.storage.prediction_ids import PredictionIds
 from backend.storage.state import StateStore
-from backend.studio.writeback import WritePlan, go_live, write_rest
+from backend.studio.writeback import TaskPredictions, WritePlan, go_live, write_rest
 from backend.worker.progress import ProgressReporter
 from tests.fakes import FakeStudio
 
@@ -23,18 +24,19 @@ def test_progress_is_recorded_at_most_once_a_second_and_always_at_the_end(tmp_pa
     assert states.read().progress is None
 
 
-def test_write_back_reports_each_import(tmp_path):
+def test_write_back_reports_each_prediction_of_the_head(tmp_path):
     seen = []
     predictions = [{"task": i, "score": i / 1200, "model_version": "v1-20261201000000"} for i in range(1200)]
     studio = FakeStudio()
     for i in range(1200):
         studio.add_task(f"segment {i}")
-    live = go_live(studio, 1, "v1-20261201000000", predictions, first=1)
+    target = TaskPredictions(studio, 1, PredictionIds(ProjectDir(tmp_path, "1")))
+    live = go_live(target, "v1-20261201000000", predictions, first=1)
     write_rest(
-        studio,
+        target,
         live,
-        WritePlan(first=1, front=100),
+        WritePlan(first=1, head=100),
         on_progress=lambda done, total: seen.append((done, total)),
     )
-    assert seen[0] == (1, 1200) and (100, 1200) in seen and seen[-1] == (1200, 1200)
+    assert seen[0] == (1, 100) and (50, 100) in seen and seen[-1] == (100, 100)
     assert [done for done, _ in seen] == sorted(done for done, _ in seen)

@@ -1,9 +1,10 @@
 """Predictions for tasks imported since the serving version's round (TASKS_CREATED).
 
 Label Studio does not ask a backend to predict new tasks while a static version is served, so the
-backend predicts them itself, with the serving version and ranked against its round's pool. Tasks
-the version ranked but has not written yet are left to its own write-back; the ones predicted
-here join its pool, so they are predicted once.
+backend predicts them itself, with the serving version and ranked against its round's pool; the
+ones predicted here join its pool, so they are predicted once. Like a round, it writes only a
+queue head: the WRITE_HEAD most informative of them, one call each, stopping when a round waits
+(that round ranks them all). The rest are in the pool for `/predict` and the next round.
 """
 
 from __future__ import annotations
@@ -13,10 +14,10 @@ from dataclasses import dataclass
 
 from backend.learning.devices import resolved_device
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool, write_ranked_pool
-from backend.studio.writeback import WritePlan, already_live, write_rest
+from backend.studio.writeback import already_live, write_rest
 from backend.worker.context import ProjectContext
 from backend.worker.labels import project_scheme
-from backend.worker.ranking import Ranker, Scored
+from backend.worker.ranking import Queue, Ranker, Scored
 
 log = logging.getLogger(__name__)
 
@@ -51,9 +52,9 @@ class ImportedTasks:
         texts = [scheme.text_in(task.data) for task in missing]
         ids = [task.id for task in missing]
         scored = Scored(texts, model.predict_proba(texts), ids)
-        predictions = self.ranker.predictions(scheme, model, name, scored, ranked).predictions
-        # the version is live already: the new tasks' predictions go in bulk, at once
-        plan = WritePlan(keep_old_for=ctx.loop.keep_old_predictions_seconds)
-        write_rest(ctx.studio, already_live(ctx.project_id, name, predictions), plan)
+        # most informative first (imported tasks are never in a validation sample: it was drawn before)
+        predictions = self.ranker.predictions(scheme, model, name, scored, ranked, queue=Queue()).predictions
+        live = already_live(ctx.project_id, name, predictions)
+        write_rest(ctx.task_predictions, live, ctx.write_plan, ctx.round_waits)
         write_ranked_pool(version.path, ranked.with_tasks(ids, scored.proba, model.decide(scored.proba)))
         log.info("project %s: predicted %d new task(s) with %s", ctx.project, len(missing), name)

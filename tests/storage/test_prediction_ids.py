@@ -1,0 +1,32 @@
+"""The task → prediction id map: saved atomically, merged across lanes, and never fatal when damaged."""
+
+from backend.storage.layout import ProjectDir
+from backend.storage.prediction_ids import PredictionIds
+
+
+def test_two_lanes_saves_merge_and_a_drop_is_kept(tmp_path):
+    project = ProjectDir(tmp_path, "1")
+    fast, background = PredictionIds(project), PredictionIds(project)
+    fast.put(1, 11)
+    fast.put(2, 12)
+    fast.save()
+    background.get(1)  # read before the fast lane's next save
+    fast.drop(2)
+    fast.put(3, 13)
+    fast.save()
+    background.put(4, 14)
+    background.save()
+    again = PredictionIds(project)
+    assert {t: again.get(t) for t in range(1, 5)} == {1: 11, 2: None, 3: 13, 4: 14}
+    assert background.get(3) == 13, "a save also takes in what the other lane saved"
+
+
+def test_a_damaged_map_reads_as_empty(tmp_path):
+    project = ProjectDir(tmp_path, "1")
+    project.path.mkdir(parents=True)
+    project.prediction_ids.write_text('{"schema_version": 1, "ids": {"1": "not an id"}}')
+    ids = PredictionIds(project)
+    assert ids.get(1) is None
+    ids.put(1, 21)
+    ids.save()
+    assert PredictionIds(project).get(1) == 21
