@@ -187,6 +187,14 @@ class CodebookStart(_Record):
     live_at: str
 
 
+class FrontTask(_Record):
+    """A task at the first places of a version that went live (worker/front.py): Label Studio may
+    have served it to a coder, who then holds it locked until they submit it."""
+
+    task: int
+    at: str  # when it was last at the first places (a version went live)
+
+
 class ProjectState(_Record):
     schema_version: int = SCHEMA_VERSION
     updated_at: str | None = None
@@ -205,6 +213,7 @@ class ProjectState(_Record):
     encoded_in: str | None = None  # the precision the lane that encodes chose (worker/bodies.py)
     codebook_start: CodebookStart | None = None  # COLD_START=codebook's queue until the first round
     code_names: dict[str, str] = Field(default_factory=dict)  # code → as coders see it (set by /setup)
+    front: list[FrontTask] = Field(default_factory=list)  # newest first (worker/front.py)
 
     def lane(self, lane: str) -> LaneState:
         """The record of lane `lane` (a Lane of queue/work.py: "fast" or "body")."""
