@@ -1,10 +1,11 @@
 """A project's state: the one typed record every process reads (`/metrics`, `/predict`, the workers).
 
 ``MODEL_DIR/<project>/state.json`` holds a :class:`ProjectState`: each lane's status and last error,
-the version Label Studio serves, the newest fine-tuned body, the project's monitoring and the last
-rounds. :class:`StateStore` is its only reader and writer: every change is a read-modify-write
-under the project's state lock, written atomically, so the two lanes of a project never lose each
-other's fields. A file written before the schema existed (flat keys) is read as this schema.
+the version Label Studio serves, the newest fine-tuned body, the project's monitoring, the last
+rounds and the tasks recent versions put first (which a coder may hold locked). :class:`StateStore`
+is its only reader and writer: every change is a read-modify-write under the project's state lock,
+written atomically, so the two lanes of a project never lose each other's fields. A file written
+before the schema existed (flat keys) is read as this schema.
 """
 
 from __future__ import annotations
@@ -192,7 +193,7 @@ class FrontTask(_Record):
     have served it to a coder, who then holds it locked until they submit it."""
 
     task: int
-    at: str  # when it was last at the first places (a version went live)
+    at: datetime  # when it was last at the first places (a version went live)
 
 
 class ProjectState(_Record):

@@ -35,7 +35,7 @@ def front_places(labels: ProjectLabels) -> int:
 def current(front: Sequence[FrontTask], now: datetime | None = None) -> list[FrontTask]:
     """The record without tasks last at the front longer ago than a lock lasts."""
     since = (now or datetime.now(UTC)) - LOCK
-    return [entry for entry in front if datetime.fromisoformat(entry.at) > since]
+    return [entry for entry in front if entry.at > since]
 
 
 def to_write(front: Sequence[FrontTask]) -> tuple[int, ...]:
@@ -49,7 +49,7 @@ def remember(
     """The record once a version with `new` at its first places went live: those first, then the
     earlier ones still unlabeled and younger than a lock; at most REMEMBERED."""
     now = now or datetime.now(UTC)
-    fresh = [FrontTask(task=task, at=now.isoformat()) for task in dict.fromkeys(new)]
+    fresh = [FrontTask(task=task, at=now) for task in dict.fromkeys(new)]
     gone = {*labeled, *new}
     kept = [entry for entry in current(front, now) if entry.task not in gone]
     return [*fresh, *kept][:REMEMBERED]

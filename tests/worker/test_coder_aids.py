@@ -101,7 +101,7 @@ def test_a_rounds_first_places_are_remembered_and_written_early_by_the_next(segm
     taken, kept = first.front[0].task, first.front[1].task
     studio.annotate(taken, segments[taken]["codes"], user=2, when="2")  # a second coder: three places
     unwritten = [t for t in studio.unlabeled_ids() if t not in {p["task"] for p in head}]
-    earlier = [FrontTask(task=t, at=(datetime.now(UTC) - timedelta(hours=1)).isoformat()) for t in unwritten]
+    earlier = [FrontTask(task=t, at=datetime.now(UTC) - timedelta(hours=1)) for t in unwritten]
     # the record as if earlier versions had put every task the first one did not write first
     StateStore(ProjectDir(settings.server.model_dir, "1")).update(
         lambda state: setattr(state, "front", [*state.front, *earlier])

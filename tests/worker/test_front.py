@@ -9,7 +9,7 @@ NOW = datetime(2026, 12, 6, 10, 0, tzinfo=UTC)
 
 
 def entry(task: int, ago: timedelta) -> FrontTask:
-    return FrontTask(task=task, at=(NOW - ago).isoformat())
+    return FrontTask(task=task, at=NOW - ago)
 
 
 def test_a_live_versions_first_places_come_first_and_a_labeled_or_unlocked_task_is_dropped():
@@ -18,7 +18,7 @@ def test_a_live_versions_first_places_come_first_and_a_labeled_or_unlocked_task_
     assert [e.task for e in after] == [7, 2], (
         "2 is back at the front (once, as new); 1 is labeled; 3 unlocked"
     )
-    assert {e.at for e in after} == {NOW.isoformat()}
+    assert {e.at for e in after} == {NOW}
     assert [e.task for e in current(before, NOW)] == [1, 2], "a lock lasts a day"
 
 
