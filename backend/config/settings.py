@@ -143,7 +143,8 @@ class ModelSettings(BaseSettings):
         10,
         ge=0,
         description="With an evidence <Labels> tag in the form: the queue head's tasks whose predictions "
-        "mark why each code is suggested, per round (and every /predict); 0: none.",
+        "mark why each code is suggested, per round (and every /predict), besides up to 10 tasks earlier "
+        "rounds put first, which a coder may hold locked; 0: none.",
     )
 
     @field_validator("model_name", mode="before")

@@ -130,19 +130,20 @@ def without_suggestion(scheme: CodingScheme, predictions: list[dict], positions)
 
 
 class WithEvidence(Sequence[dict]):
-    """Predictions whose first `count` get their evidence regions when first read. A version goes
-    live once its first `WRITE_FIRST` predictions are written (studio/writeback.py): only their
-    evidence is found before, the rest of the queue head's while coders already work."""
+    """Predictions of which those at `explained` positions get their evidence regions when first
+    read; `spans_of(k)` finds the k-th of them's. A version goes live once its first `WRITE_FIRST`
+    predictions are written (studio/writeback.py): only their evidence is found before, the rest's
+    while coders already work."""
 
     def __init__(
         self,
         scheme: CodingScheme,
         predictions: list[dict],
         spans_of: Callable[[int], Sequence[Span]],
-        count: int,
+        explained: Sequence[int],
     ):
         self._scheme, self._predictions, self._spans_of = scheme, predictions, spans_of
-        self._count, self._explained = count, set()
+        self._pending = {int(index): k for k, index in enumerate(explained)}
 
     def __len__(self) -> int:
         return len(self._predictions)
@@ -152,18 +153,17 @@ class WithEvidence(Sequence[dict]):
             return [self[i] for i in range(*index.indices(len(self)))]
         index = range(len(self))[index]
         prediction = self._predictions[index]
-        if index < self._count and index not in self._explained:
-            self._explained.add(index)
+        if index in self._pending:
             chosen = set(self._scheme.codes_of(prediction["result"]))
             prediction["result"] = prediction["result"] + evidence_items(
-                self._scheme, self._spans(index), chosen
+                self._scheme, self._spans(index, self._pending.pop(index)), chosen
             )
         return prediction
 
-    def _spans(self, index: int) -> Sequence[Span]:
+    def _spans(self, index: int, k: int) -> Sequence[Span]:
         """A task's spans; none when finding them fails (a prediction without highlights is still one)."""
         try:
-            return self._spans_of(index)
+            return self._spans_of(k)
         except Exception as exc:
             log.warning("evidence for the prediction at position %d not found: %s", index, exc)
             return ()

@@ -15,11 +15,15 @@ writes only its queue head, one call per task, never in bulk, and never deletes 
 - tasks outside the new head keep their prediction under an older version name: not current, so
   Uncertainty sampling serves the head first and the labeling stream shows no stale
   pre-annotation. The rest of the pool is never written: `/predict` and the version's ranked pool
-  (storage/ranked_pool.py) hold it, and the next round writes its own head.
+  (storage/ranked_pool.py) hold it, and the next round writes its own head;
+- but Label Studio serves a coder the task locked to them (served earlier, not yet annotated) before
+  any other, and shows its pre-annotation only if it is current: so the predictions come in the
+  order they are written (worker/ranking.py `Queue.write_order`), the queue's first places, then
+  the tasks earlier versions put there (worker/front.py), then the rest; each keeps its place's score.
 
 A version is written in two steps, each a function that returns what the next takes:
 
-1. `go_live`: the `first` most informative predictions are written and the project is switched to
+1. `go_live`: the `first` predictions (the most informative) are written and the project is switched to
    the version (Uncertainty sampling serves those first; tasks without a current prediction come
    after); it returns the `Live` version;
 2. `write_rest`: the rest of the queue head, up to `head` predictions, is written one call each,
@@ -126,8 +130,8 @@ class WritePlan:
 
 @dataclass(frozen=True)
 class Live:
-    """A version Label Studio serves, with its predictions (most informative first) and how many of
-    them are written."""
+    """A version Label Studio serves, with its predictions (in the order they are written: the queue's
+    first places first) and how many of them are written."""
 
     project: int
     version: str

@@ -38,6 +38,13 @@ class ProjectLabels:
     def annotated_ids(self) -> set[int]:
         return {task.id for task in self.annotated}
 
+    @property
+    def coders(self) -> int:
+        """How many users annotated the project's tasks (each may hold one task locked in its queue)."""
+        return len(
+            {annotation.get("completed_by") for task in self.annotated for annotation in task.annotations}
+        )
+
 
 def project_scheme(ctx: ProjectContext) -> CodingScheme:
     """The project's coding scheme as Label Studio holds its label config now (under NONE_CHOICES)."""

@@ -4,17 +4,20 @@
     live = publisher.go_live(ranked, labels, measured)  # Label Studio serves it; the state says so
     complete = publisher.write_rest(live)               # the rest, unless a newer round waits
 
-The new version becomes the serving one only once Label Studio took the front of its queue (see
-studio/writeback.py); a failure before that removes the version's files and leaves the serving
-version and the queue as they were. The few predictions it had written already (WRITE_FIRST at
-most) keep their ids and its unserved name until a later version writes them again: nothing is
-deleted in Label Studio, so no coder's open task loses its prediction.
+The queue is written from its first places, which coders may be served next; right after them come
+the tasks earlier versions put there, which a coder may hold locked (worker/front.py): the state
+records each live version's first places. The new version becomes the serving one only once Label
+Studio took the front of its queue (see studio/writeback.py); a failure before that removes the
+version's files and leaves the serving version and the queue as they were. The few predictions it
+had written already (WRITE_FIRST at most) keep their ids and its unserved name until a later
+version writes them again: nothing is deleted in Label Studio, so no coder's open task loses its
+prediction.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -24,6 +27,7 @@ from backend.storage.state import Monitoring, ProjectState
 from backend.storage.versions import ModelVersion
 from backend.studio import writeback
 from backend.studio.writeback import IncompleteImport, Live
+from backend.worker import front
 from backend.worker.context import ProjectContext
 from backend.worker.labels import ProjectLabels
 from backend.worker.ranking import Queue, Ranker, Scored
@@ -43,13 +47,18 @@ class Trained:
 
 @dataclass(frozen=True)
 class Ranked:
-    """A trained version's pool: its task ids and predictions most informative first, and the pool
-    as the version keeps it (for `/predict`, imported tasks and the next stopping signal)."""
+    """A trained version's pool: its task ids most informative first, its predictions in the order
+    they are written (worker/ranking.py `Queue.write_order`), the pool as the version keeps it (for
+    `/predict`, imported tasks and the next stopping signal), the tasks at its first places,
+    which Label Studio may serve to coders, and how many predictions are written `ahead` of their
+    place (tasks earlier versions put there: worker/front.py)."""
 
     trained: Trained
     task_ids: list[int]
     predictions: Sequence[dict]
     pool: RankedPool
+    front: tuple[int, ...] = ()
+    ahead: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,21 +86,26 @@ class Publisher:
     ranker: Ranker
 
     def rank(self, labels: ProjectLabels, trained: Trained, scored: Scored) -> Ranked:
-        """The pool's predictions in queue order (`scored.task_ids`: the round's unlabeled tasks)."""
+        """The pool's predictions in the order they are written (`scored.task_ids`: the round's
+        unlabeled tasks)."""
         model, matrix, ids = trained.model, labels.labeled.matrix, scored.task_ids or []
         pool = RankedPool(np.asarray(ids, dtype=np.int64), scored.proba, model.decide(scored.proba), matrix)
         against = RankedPool.empty(len(model.codes), labeled=matrix)
+        queue = self.queue(labels)
         ranked = self.ranker.predictions(
-            labels.scheme, model, trained.version.name, scored, against, queue=self.queue()
+            labels.scheme, model, trained.version.name, scored, against, queue=queue
         )
-        return Ranked(trained, [ids[i] for i in ranked.order], ranked.predictions, pool)
+        order = [ids[i] for i in ranked.order]
+        return Ranked(trained, order, ranked.predictions, pool, tuple(order[: queue.front]), ranked.ahead)
 
-    def queue(self) -> Queue:
-        """The queue's order: the validation sample, while it is held out, one task in its `every`."""
-        sample = self.ctx.validation.read()
-        if sample is None or sample.released_at:
-            return Queue()
-        return Queue(tuple(sample.task_ids), sample.every)
+    def queue(self, labels: ProjectLabels) -> Queue:
+        """The queue's order: the validation sample, while it is held out, one task in its `every`;
+        the tasks earlier versions put first written after the first places coders may be served."""
+        sample, (blind, every) = self.ctx.validation.read(), ((), 0)
+        if sample is not None and not sample.released_at:
+            blind, every = tuple(sample.task_ids), sample.every
+        early = front.to_write(self.ctx.states.read().front)
+        return Queue(blind, every, front.front_places(labels), early)
 
     def go_live(self, ranked: Ranked, labels: ProjectLabels, measured: Monitoring) -> LiveRound:
         """Write the front of the queue and switch Label Studio to the version; the state records it
@@ -106,6 +120,7 @@ class Publisher:
             state.current_version, state.complete = version.name, False
             state.labeled, state.waiting_for = len(labels.labeled), None
             state.last_training_seconds = round(trained.seconds, 2)
+            state.front = front.remember(state.front, ranked.front, labels.annotated_ids)
 
         try:
             live = writeback.go_live(
@@ -121,9 +136,10 @@ class Publisher:
         """Write the rest of the version's queue head, unless a newer round waits; returns whether
         all of it was written."""
         ctx = self.ctx
+        plan = replace(ctx.write_plan, head=ctx.write_plan.head + live_round.ranked.ahead)  # whole head
         try:
             complete = writeback.write_rest(
-                ctx.task_predictions, live_round.live, ctx.write_plan, ctx.round_waits, ctx.progress.writing
+                ctx.task_predictions, live_round.live, plan, ctx.round_waits, ctx.progress.writing
             )
         except Exception as exc:
             self._failed(exc, live_round.ranked.trained.version)

@@ -80,7 +80,7 @@ def test_evidence_spans_become_regions_labelled_with_their_code_only_with_an_evi
         return build_predictions(scheme, np.full(5, 0.5), "v1", proba, np.array([0.1, 0.2, 0.3]))
 
     with_tag = parse_label_config(label_config("interview_coding_evidence"))
-    predictions = WithEvidence(with_tag, built(with_tag), spans_of, count=2)
+    predictions = WithEvidence(with_tag, built(with_tag), spans_of, explained=[0, 2])
     assert len(predictions) == 3 and asked == [], "found when read, not before"
     first = predictions[0]
     assert predictions[:1] == [first] and asked == [0], "once per task"
@@ -92,9 +92,11 @@ def test_evidence_spans_become_regions_labelled_with_their_code_only_with_an_evi
     assert all(r["from_name"] == "evidence" and r["to_name"] == "text" for r in regions)
     assert [r["score"] for r in regions] == [0.4, 0.2] and len({r["id"] for r in regions}) == 2
     rest = predictions[1:]
-    assert asked == [0, 1] and not any(r["type"] == "labels" for r in rest[1]["result"]), "the head only"
+    assert asked == [0, 1], "the k-th explained prediction's spans are spans_of(k)"
+    assert not any(r["type"] == "labels" for r in rest[0]["result"]), "only those explained"
+    assert any(r["type"] == "labels" for r in rest[1]["result"])
     plain = parse_label_config(label_config("interview_coding"))
-    without = WithEvidence(plain, built(plain), spans_of, count=2)[0]
+    without = WithEvidence(plain, built(plain), spans_of, explained=[0, 1])[0]
     assert {r["type"] for r in without["result"]} == {"choices"}
 
 

@@ -1,11 +1,22 @@
 """What coders see beyond the codes: evidence spans in a round's queue head, and the codebook's
 queue before the first round (against the in-memory Label Studio of tests/fakes.py)."""
 
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
 import pytest
 
 from backend.config import with_overrides
+from backend.domain.scheme import parse_label_config
+from backend.learning.base import CodingModel
+from backend.learning.options import StrategyOptions
 from backend.queue.work import WorkKind
 from backend.resources import label_config
+from backend.storage.layout import ProjectDir
+from backend.storage.ranked_pool import RankedPool
+from backend.storage.state import FrontTask, StateStore
+from backend.worker.front import REMEMBERED
+from backend.worker.ranking import Queue, Ranker, Scored
 from tests.fakes import FakeStudio, RecordingQueue
 from tests.worker.test_jobs import run_round, store_of
 
@@ -37,6 +48,81 @@ def test_a_round_marks_the_evidence_of_the_queue_heads_suggested_codes(segments,
             value = region["value"]
             assert texts[prediction["task"]][value["start"] : value["end"]] == value["text"]
             assert value["labels"][0] in chosen and region["from_name"] == "evidence"
+
+
+class PainModel(CodingModel):
+    """Physical health wherever a text says "pain": a stand-in whose evidence is known."""
+
+    kind = "pain"
+
+    def _proba(self, texts: list[str]) -> np.ndarray:
+        proba = np.full((len(texts), len(self.codes)), 0.02)
+        proba[:, 0] = [0.95 if "pain" in text else 0.05 for text in texts]
+        return proba
+
+    def _save_weights(self, directory) -> None:
+        raise NotImplementedError
+
+
+def test_a_task_first_in_one_version_and_fiftieth_in_the_next_is_written_early_with_evidence():
+    scheme = parse_label_config(EVIDENCE_FORM)
+    model = PainModel(scheme.codes, [0.5] * len(scheme.codes))
+    ids = list(range(100, 160))
+    texts = [f"Segment {task}: I had a lot of pain, but the weather was fine." for task in ids]
+
+    def version_with(places: list[int]) -> Scored:
+        """Physical health less sure the later a task's place (entropy ranks by it), for `ids`."""
+        proba = np.full((len(ids), len(scheme.codes)), 0.02)
+        proba[:, 0] = 0.5 + 0.45 * np.asarray(places) / len(ids)
+        return Scored(texts, proba, ids, model.predict_proba)
+
+    ranker, against = Ranker(StrategyOptions("entropy", 0), 3), RankedPool.empty(len(scheme.codes))
+    first = ranker.predictions(scheme, model, "v1", version_with(list(range(60))), against, queue=Queue())
+    assert ids[first.order[0]] == 100 and ids[first.order[1]] == 101, "100 and 101 lead version 1"
+    places = [50, 0, *range(1, 50), *range(51, 60)]  # 100 falls to place 50; 101 leads, blind
+    queue = Queue(blind=(101,), every=30, front=2, early=(100, 101))
+    ranked = ranker.predictions(scheme, model, "v2", version_with(places), against, queue=queue)
+    assert ids[ranked.order[50]] == 100 and ids[ranked.order[29]] == 101, "101 served blind at place 30"
+    written = list(ranked.predictions)
+    assert [p["task"] for p in written[:4]] == [ids[i] for i in ranked.order[:2]] + [100, 101]
+    assert written[2]["score"] > written[4]["score"], "100 keeps its place's score: Label Studio's order"
+    assert [p["task"] for p in written if regions(p)] == [p["task"] for p in written[:5] if p["task"] != 101]
+    assert [r["value"]["text"] for r in regions(written[2])] == ["I had a lot of pain,"]
+    assert not regions(written[3]) and all(not r["value"]["choices"] for r in written[3]["result"]), (
+        "a validation task shows neither codes nor evidence"
+    )
+
+
+def test_a_rounds_first_places_are_remembered_and_written_early_by_the_next(segments, settings):
+    studio = FakeStudio(segments, annotated=12, config=EVIDENCE_FORM)
+    first = run_round(settings, studio)
+    head = sorted(studio.of_version(first.current_version), key=lambda p: p["score"])
+    assert [e.task for e in first.front] == [p["task"] for p in head[:2]], "one coder: two places"
+    taken, kept = first.front[0].task, first.front[1].task
+    studio.annotate(taken, segments[taken]["codes"], user=2, when="2")  # a second coder: three places
+    unwritten = [t for t in studio.unlabeled_ids() if t not in {p["task"] for p in head}]
+    earlier = [FrontTask(task=t, at=datetime.now(UTC) - timedelta(hours=1)) for t in unwritten]
+    # the record as if earlier versions had put every task the first one did not write first
+    StateStore(ProjectDir(settings.server.model_dir, "1")).update(
+        lambda state: setattr(state, "front", [*state.front, *earlier])
+    )
+    calls, created = len(studio.calls), len(studio.predictions)
+    second = run_round(settings, studio)
+    order = writes_since(studio, calls, created)
+    early = [t for t in (taken, kept, *unwritten)[:REMEMBERED] if t != taken]
+    assert len(second.front) == REMEMBERED and taken not in {e.task for e in second.front}, "labeled: gone"
+    assert [e.task for e in second.front[:3]] == order[:3], "the new version's three first places"
+    assert set(order[: 3 + len(early)]) >= set(early), "the remembered tasks right after them"
+    explained = {p["task"] for p in studio.of_version(second.current_version) if regions(p)}
+    assert explained <= set(order[: 3 + len(early)]), "evidence only there: at most 3 + REMEMBERED"
+
+
+def writes_since(studio: FakeStudio, calls: int, created: int) -> list[int]:
+    """The tasks written (created or updated) since the `calls`-th call, in order."""
+    task_of = {p["id"]: p["task"] for p in studio.predictions}
+    new = iter(studio.predictions[created:])
+    writes = [(call, arg) for call, arg in studio.calls[calls:] if call in ("create", "update")]
+    return [next(new)["task"] if call == "create" else task_of[arg] for call, arg in writes]
 
 
 def test_a_form_without_an_evidence_tag_gets_no_regions(segments, settings):
