@@ -2,11 +2,17 @@
 
 Started by the scheduler (never inside a request); works off the project's pending requests in one
 lane, then lingers (fast lane) for the next annotation before it exits.
+
+A SIGTERM (the server stopping: its process group is told to end) ends a fast lane's lingering at
+once and lets a round in hand finish (seconds), so a worker stopped while idle exits cleanly instead
+of being recorded as killed; the body lane keeps the default (it dies, and its round is repaired).
 """
 
 from __future__ import annotations
 
+import signal
 import sys
+import threading
 
 from backend.config import load_settings
 from backend.config.logs import setup_logging
@@ -25,7 +31,14 @@ def main(argv: list[str] | None = None) -> int:
     settings = load_settings()
     setup_logging(settings.server.log_level)
     scheduler = Scheduler(settings.server.model_dir, settings.server.max_worker_processes)
-    return run_lane(project, lane, settings, scheduler, lambda: scheduler.others_wait_for_a_slot(project))
+    stopping = threading.Event()
+    if lane is Lane.FAST:
+        signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
+
+    def yield_when() -> bool:
+        return stopping.is_set() or scheduler.others_wait_for_a_slot(project)
+
+    return run_lane(project, lane, settings, scheduler, yield_when)
 
 
 if __name__ == "__main__":

@@ -207,10 +207,9 @@ class Story:
         self.sdk.projects.import_tasks(
             id=self.project, request=[{"text": text, "question": "?"} for text in new_texts]
         )
-        current = self.metrics()["current_version"]
 
-        def all_predicted():
-            predictions = self.current_predictions()
+        def all_predicted():  # by the version serving now: a round may go live meanwhile and write over
+            current, predictions = self.metrics()["current_version"], self.current_predictions()
             return len(predictions) == 17 and all(
                 any(p["model_version"] == current for p in items) for items in predictions.values()
             )
