@@ -6,6 +6,7 @@ from flask import Blueprint, jsonify
 
 from backend.server.services import services
 from backend.storage.autocode import AutoCodes, AutoCodeStore
+from backend.storage.layout import ProjectDir
 from backend.storage.state import ProjectState
 from backend.storage.validation import ValidationSample, ValidationStore
 
@@ -50,6 +51,15 @@ def autocoded_view(autocodes: AutoCodes) -> dict:
     }
 
 
+def autocoded_of(directory: ProjectDir) -> dict:
+    """The project's hand-overs as `/metrics` shows them; a damaged file is named, not a 500 (the
+    store refuses to guess what was handed over, so `autocode` itself still stops on it)."""
+    try:
+        return autocoded_view(AutoCodeStore(directory).read())
+    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+        return {"error": f"autocoded.json cannot be read ({type(exc).__name__}); see the backend's log"}
+
+
 def project_view(
     state: ProjectState, pending: list[str], versions: list[str], validation: ValidationSample | None = None
 ) -> dict:
@@ -91,7 +101,7 @@ def metrics():
         versions = [version.name for version in found.store.versions(project)]
         directory = found.store.layout.project(project)
         projects[project] = project_view(state, pending, versions, ValidationStore(directory).read())
-        projects[project]["autocoded"] = autocoded_view(AutoCodeStore(directory).read())
+        projects[project]["autocoded"] = autocoded_of(directory)
     connection = found.label_studio.current()
     label_studio = None if connection is None else {"state": connection.state, "detail": connection.detail}
     return jsonify(

@@ -266,3 +266,12 @@ def test_the_validation_estimates_are_on_the_page_and_in_metrics_with_intervals(
     ValidationStore(ProjectDir(tmp_path, "4")).update(lambda kept: setattr(kept, "released_at", "2026-12-03"))
     html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
     assert "Released into training" in html, "the cached page follows the release"
+
+
+def test_a_damaged_autocode_file_is_named_on_metrics_not_a_500(tmp_path, client):
+    """A half-written or hand-edited autocoded.json: /metrics still answers, and names the file."""
+    states(tmp_path).update(lambda state: setattr(state, "current_version", "v3-20261201000000"))
+    ProjectDir(tmp_path, "4").autocoded.write_text('{"codes": {"physical_health": {"version"')
+    response = client.get("/metrics", headers=AUTH)
+    assert response.status_code == 200
+    assert "autocoded.json cannot be read" in response.get_json()["projects"]["4"]["autocoded"]["error"]
