@@ -115,15 +115,9 @@ class RowMaker:
             "task_id",
             *self.data_columns().values(),
             *self.code_columns().values(),
-            "source",
-            "coders",
-            "n_coders",
-            "rule",
-            "disagreement",
-            "coder_codes",
-            "model_version",
-            *self.probability_columns().values(),
-            "evidence",
+            *PROVENANCE[:-1],
+            *self.probability_columns().values(),  # beside the model version they come from
+            PROVENANCE[-1],
         ]
 
     def kinds(self) -> dict[str, str]:
