@@ -15,7 +15,7 @@ from backend.cli.errors import UsageError
 from backend.config import Settings
 from backend.domain.scheme import CodingScheme
 from backend.domain.tasks import Task
-from backend.exports.rows import ModelView, RowMaker, data_fields
+from backend.exports.rows import HandOver, ModelView, RowMaker, data_fields
 from backend.exports.tables import FORMATS, check_writable, format_of
 from backend.studio.client import StudioAPI, StudioError
 
@@ -68,14 +68,25 @@ def export_project(
     first = next(tasks, None)
     tasks = itertools.chain([first] if first else [], tasks)
     fields = data_fields(first, scheme.text_field)
-    maker = RowMaker(scheme, settings.loop.multi_coder_rule, studio.user_emails(), names, model, fields)
+    handed, handed_records = machine_codes(settings, project)
+    sample = validation_sample(settings, project)
+    marks = (
+        {}
+        if sample is None
+        else dict.fromkeys(sample.task_ids, "released" if sample.released_at else "held out")
+    )
+    maker = RowMaker(
+        scheme, settings.loop.multi_coder_rule, studio.user_emails(), names, model, fields, handed, marks
+    )
     if fmt == "qdpx":
         return write_project(maker, tasks, out, args, project)
     tally = about.Tally()
     written = write_table(tally.count(maker.rows(tasks)), maker.columns(), out, fmt, maker.kinds())
     about.write_codebook_csv(maker, about.beside(out, "codebook.csv"))
     quality = project_quality(settings, project)
-    facts = about.Facts(str(project), datetime.now(UTC).isoformat(timespec="seconds"), version, quality)
+    estimates = None if sample is None or sample.estimates is None else sample.estimates.model_dump()
+    written_at = datetime.now(UTC).isoformat(timespec="seconds")
+    facts = about.Facts(str(project), written_at, version, quality, handed_records, estimates)
     about.write_about(about.beside(out, "about.md"), about.about_text(facts, maker, tally, out.name))
     return written
 
@@ -138,6 +149,31 @@ def serving_model(settings: Settings, project: int) -> tuple[ModelView | None, d
     pool = store.ranked_pool(str(project), name)
     codes = version.metadata.get("codes") or []
     return (ModelView.of(name, codes, pool) if pool is not None else None), version.metadata
+
+
+def machine_codes(settings: Settings, project: int) -> tuple[HandOver, dict[str, dict]]:
+    """The codes handed over to the model (`autocode`): their decisions, and each record for the
+    about file."""
+    from backend.storage.autocode import AutoCodeStore
+    from backend.storage.layout import ProjectDir
+
+    directory = ProjectDir(Path(settings.server.model_dir), str(project))
+    if not directory.path.is_dir():
+        return HandOver(), {}
+    codes = AutoCodeStore(directory).read().codes
+    handed = HandOver.of(
+        {code: (kept.version, kept.task_ids, kept.decisions) for code, kept in codes.items()}
+    )
+    return handed, {code: kept.model_dump() for code, kept in codes.items()}
+
+
+def validation_sample(settings: Settings, project: int):
+    """The project's blind validation sample (None without one)."""
+    from backend.storage.layout import ProjectDir
+    from backend.storage.validation import ValidationStore
+
+    directory = ProjectDir(Path(settings.server.model_dir), str(project))
+    return ValidationStore(directory).read() if directory.path.is_dir() else None
 
 
 def project_quality(settings: Settings, project: int) -> dict | None:

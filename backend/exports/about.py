@@ -1,8 +1,9 @@
 """What is written beside a table: its codebook (`<name>.codebook.csv`) and about file (`<name>.about.md`).
 
 The about file says what a reader of the table must know to use it honestly: where each segment's codes
-came from (coders, combined how; the model, which version; nobody), and what the quality figures
-estimate and on which sample. Never a credential, never a coder's email unless the lead asked for names.
+came from (coders, combined how; the model, for which handed-over codes, on which validation estimate;
+nobody), and what the quality figures estimate and on which sample. Never a credential, never a
+coder's email unless the lead asked for names.
 """
 
 from __future__ import annotations
@@ -19,14 +20,17 @@ from backend.exports.tables import replaced
 
 COLUMNS = {
     "task_id": "the Label Studio task id",
-    "code_<code>": "1 when the segment's final codes include the code, 0 when not; empty when uncoded",
-    "source": "where the final codes came from: coders, model (the serving version's decision) or uncoded",
+    "code_<code>": "1 when the segment's final codes include it, 0 when not; empty when nobody decided it",
+    "source": "where the final codes came from: coders, model (codes handed over to it) or uncoded",
     "coders": "the coders who coded the segment, ';'-separated (pseudonyms unless --coder-names)",
     "n_coders": "how many coders coded it",
     "rule": "how several coders' answers became the final codes (MULTI_CODER_RULE); 'single coder'",
     "disagreement": "1 when two or more coders gave different codes, 0 when they agreed; empty below two",
     "coder_codes": "each coder's own codes (JSON: coder → codes)",
-    "model_version": "the version whose probabilities follow (tasks it ranked: those unlabeled at its round)",
+    "autocoded": "the codes the model decided here after the lead handed them over, as code@version",
+    "validation": "'held out' or 'released' for a segment of the blind validation sample; empty otherwise",
+    "model_version": "the version whose suggestion follows (tasks it ranked: those unlabeled at its round)",
+    "suggested_codes": "that version's suggestion, the codes it decided (';'-separated): a prediction",
     "p_<code>": "that version's probability for the code",
     "evidence": "the version's evidence spans (JSON: code, start, end in characters, text)",
 }
@@ -57,6 +61,8 @@ class Facts:
     written_at: str
     version: Mapping | None
     quality: Mapping | None
+    handed: Mapping[str, Mapping] = field(default_factory=dict)  # code → its AutoCoded record
+    validation: Mapping | None = None  # the blind sample's last estimates (storage/validation.py)
 
 
 def codebook_rows(maker: RowMaker) -> list[dict]:
@@ -96,11 +102,15 @@ def about_text(facts: Facts, maker: RowMaker, tally: Tally, table: str) -> str:
         f"- coders: {tally.sources[CODERS]} segments; {tally.multi} coded by two or more coders, "
         f"{tally.disagreed} of them with different codes. Several coders' answers are combined by "
         f"MULTI_CODER_RULE={maker.rule}" + _per_coder_note(maker) + ".",
-        f"- model: {tally.sources[MODEL]} segments, coded by the serving model version's decisions "
-        "(its probabilities at its thresholds): predictions, not codes a person gave.",
-        f"- uncoded: {tally.sources[UNCODED]} segments; their code columns are empty, not 0.",
+        f"- model: {tally.sources[MODEL]} segments no coder coded, coded by the model for the codes the "
+        "lead handed over to it (`coding-backend autocode`, see below); their other codes are empty. "
+        "Machine codes, not codes a person gave.",
+        f"- uncoded: {tally.sources[UNCODED]} segments; their code columns are empty, not 0. The model's "
+        "suggestion for them is in `suggested_codes` and `p_<code>`: predictions, not codes.",
         "",
+        *_handed_section(facts.handed),
         *_model_section(facts),
+        *_validation_section(facts.validation),
         *_quality_section(facts.quality),
         "## Columns",
         "",
@@ -117,6 +127,41 @@ def _per_coder_note(maker: RowMaker) -> str:
     if maker.rule == maker.final_rule:
         return ""
     return f" (per_coder trains on every answer; a segment's one final answer here is the {maker.final_rule})"
+
+
+def _handed_section(handed: Mapping[str, Mapping]) -> list[str]:
+    """Each code handed over: the version that decided, when, the targets, and the blind-sample
+    estimate the hand-over rests on (a random sample: these figures do describe the uncoded rest)."""
+    if not handed:
+        return ["## Codes handed over to the model", "", "None: every final code was given by a coder.", ""]
+    lines = [
+        "## Codes handed over to the model",
+        "",
+        "Each rests on the model's precision and recall on the blind validation sample (a uniform random "
+        "sample of the segments uncoded when it was drawn), with 95 % intervals; the lead's targets are "
+        "what each interval's lower bound had to reach.",
+        "",
+        "| code | version | decided | segments | coded 1 | precision (95 % CI) | recall (95 % CI) "
+        "| targets |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+    for code, record in handed.items():
+        estimate = record.get("estimate") or {}
+        precision, recall = _interval(estimate.get("precision")), _interval(estimate.get("recall"))
+        targets = f"precision ≥ {record.get('min_precision')}, recall ≥ {record.get('min_recall')}"
+        lines.append(
+            f"| {code} | {record.get('version')} | {record.get('decided_at')} | "
+            f"{len(record.get('task_ids') or [])} | {sum(record.get('decisions') or [])} | "
+            f"{precision} | {recall} | {targets} |"
+        )
+    return [*lines, ""]
+
+
+def _interval(figure: Mapping | None) -> str:
+    if not figure or figure.get("estimate") is None:
+        return "n/a"
+    low, high = _figure(figure["low"]), _figure(figure["high"])
+    return f"{_figure(figure['estimate'])} ({low}–{high}, n={figure['n']})"
 
 
 def _model_section(facts: Facts) -> list[str]:
@@ -137,11 +182,39 @@ def _model_section(facts: Facts) -> list[str]:
     ]
 
 
+def _validation_section(estimates: Mapping | None) -> list[str]:
+    """The model's figures on the blind validation sample: what it estimates on the uncoded rest."""
+    title = "## Estimates per code on the blind validation sample"
+    if not estimates or not estimates.get("codes"):
+        return [title, "", "No validation sample has been coded yet (`coding-backend validate`).", ""]
+    held = (
+        "held out of training" if estimates.get("held_out") else "released into training: no longer held out"
+    )
+    lines = [
+        title,
+        "",
+        f"Version {estimates.get('version')}, on the {estimates.get('coded')} coded segments of the sample "
+        f"({held}), computed {estimates.get('computed_at')}. The sample is a uniform random draw from the "
+        "segments uncoded when it was drawn, so these figures, with their 95 % intervals, estimate the "
+        "model's precision and recall on the uncoded rest, and the code's share of the whole corpus "
+        "(prediction-powered inference, the sample alone beside it).",
+        "",
+        "| code | precision | recall | F1 | share of the corpus (PPI) | share (sample alone) |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for code, figures in estimates["codes"].items():
+        prevalence = figures.get("prevalence") or {}
+        values = [_interval(figures.get(name)) for name in ("precision", "recall", "f1")]
+        values += [_interval(prevalence.get("ppi")), _interval(prevalence.get("classical"))]
+        lines.append(f"| {code} | {' | '.join(values)} |")
+    return [*lines, ""]
+
+
 def _quality_section(quality: Mapping | None) -> list[str]:
     if not quality or not quality.get("codes"):
         return ["## Estimates per code", "", "No round has estimated the model's quality yet.", ""]
     lines = [
-        "## Estimates per code",
+        "## Estimates per code (cross-validated, optimistic)",
         "",
         f"{quality.get('method', 'cross-validated')}, on the {quality.get('labeled')} coded segments of the "
         "last round. Active learning chose most of those segments (the most informative first), so these "

@@ -5,11 +5,12 @@ MAXQDA, ATLAS.ti, NVivo and QualCoder.
 - CodeBook: the label config's codes (codebook.py), hints as descriptions.
 - Sources: one TextSource per interview (`--source-field`, ordered by `--order-field`), else one per
   segment. Its text is each segment's question and answer; a coded segment is a PlainTextSelection over
-  its answer, with one Coding per code by the coder who gave it, or by the model user for a segment
-  only the model coded. Positions count characters (Unicode code points) from 0, the end exclusive, as
-  the standard's section 10.2 and its examples do.
+  its answer, with one Coding per code by the coder who gave it, or by the model user for the codes
+  handed over to the model (`coding-backend autocode`) on a segment no coder coded. Positions count
+  characters (Unicode code points) from 0, the end exclusive, as the standard's section 10.2 and its
+  examples do.
 - Cases and Variables: one case per interview, with the fields that are the same for all its segments.
-- Notes: the model's evidence spans. Sets: the sources holding segments the model coded.
+- Notes: the model's evidence spans. Sets: the sources holding segments the model coded (auto-coded).
 
 The whole project is built in memory (a QDA project is read whole by the tools that open it).
 """
@@ -226,9 +227,10 @@ class ProjectWriter:
         element = etree.SubElement(
             sets, f"{NS}Set", guid=self.guid("set", "auto-coded"), name="Auto-coded by the model"
         )
+        handed = ", ".join(f"{code} (version {v})" for code, v in self.maker.handed.versions.items())
         etree.SubElement(element, f"{NS}Description").text = (
-            f"Sources holding segments no coder coded, coded by model version {self.maker.model.version}: "
-            f"their codings are by the user '{MODEL_USER}'."
+            f"Sources holding segments no coder coded, coded by the model for the codes the lead handed "
+            f"over to it: {handed}. Their codings are by the user '{MODEL_USER}'."
         )
         for source_guid in self.auto_coded:
             etree.SubElement(element, f"{NS}MemberSource", targetGUID=source_guid)
@@ -236,7 +238,8 @@ class ProjectWriter:
 
 def _provenance(row: dict) -> str:
     if row["source"] == MODEL:
-        return f"coded by model version {row['model_version']} (no coder coded this segment)"
+        codes = row["autocoded"].replace(";", ", ").replace("@", " by model version ")
+        return f"coded by the model for the codes handed over to it: {codes} (no coder coded this segment)"
     said = f"coded by {row['coders'].replace(';', ', ')}"
     if row["n_coders"] > 1:
         agreed = "they disagreed" if row["disagreement"] else "they agreed"

@@ -1,16 +1,19 @@
 """One row per segment: a task with its coders' answers and the model's decision, as the exports write it.
 
-Pure: Label Studio's tasks and the serving version's ranked pool come in as values. A segment's final
-codes come from its coders (combined by MULTI_CODER_RULE), else from the model's decision, else it is
-uncoded: its code columns are then empty (missing), never 0, because nobody said the codes are absent.
-Coders appear as the names CoderNames gives them (pseudonyms unless the lead asks for emails).
+Pure: Label Studio's tasks, the serving version's ranked pool, the codes handed over to the model
+and the validation sample come in as values. A segment's final codes come from its coders (combined
+by MULTI_CODER_RULE); else, for the codes the lead handed over (`coding-backend autocode`), from the
+model's decision that hand-over stored; every other code of a segment no coder coded is empty
+(missing), never 0, because nobody said it is absent. The serving version's suggestion is kept beside
+them (`suggested_codes`, `p_<code>`): a prediction, not a code. Coders appear as the names CoderNames
+gives them (pseudonyms unless the lead asks for emails).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 
@@ -28,7 +31,10 @@ PROVENANCE = (
     "rule",
     "disagreement",
     "coder_codes",
+    "autocoded",
+    "validation",
     "model_version",
+    "suggested_codes",
     "evidence",
 )
 
@@ -53,6 +59,27 @@ class ModelView:
             dict(zip(ids, np.asarray(pool.proba, dtype=float), strict=True)),
             dict(zip(ids, np.asarray(pool.decisions), strict=True)),
         )
+
+
+@dataclass(frozen=True)
+class HandOver:
+    """Codes the lead handed over to the model (storage/autocode.py): per code, the version whose
+    decisions were stored and its decision for each segment no coder had coded then."""
+
+    versions: Mapping[str, str] = field(default_factory=dict)
+    decided: Mapping[str, Mapping[int, bool]] = field(default_factory=dict)
+
+    @classmethod
+    def of(cls, handed: Mapping[str, tuple[str, Sequence[int], Sequence[bool]]]) -> HandOver:
+        """From code → (version, task ids, decisions)."""
+        return cls(
+            {code: version for code, (version, _, _) in handed.items()},
+            {code: dict(zip(ids, map(bool, d), strict=True)) for code, (_, ids, d) in handed.items()},
+        )
+
+    def of_task(self, task_id: int) -> dict[str, bool]:
+        """The handed-over codes decided for a task, and their decisions."""
+        return {code: decided[task_id] for code, decided in self.decided.items() if task_id in decided}
 
 
 def column_name(name: str) -> str:
@@ -85,7 +112,8 @@ def code_points(text: str, utf16: int) -> int:
 
 @dataclass(frozen=True)
 class RowMaker:
-    """Turns tasks into rows with the same columns: `fields` of the task data, then provenance."""
+    """Turns tasks into rows with the same columns: `fields` of the task data, then provenance.
+    `validation` maps the blind validation sample's tasks to "held out" or "released"."""
 
     scheme: CodingScheme
     rule: str
@@ -93,6 +121,8 @@ class RowMaker:
     names: Callable[[str], str]
     model: ModelView | None
     fields: tuple[str, ...]
+    handed: HandOver = HandOver()
+    validation: Mapping[int, str] = field(default_factory=dict)
 
     @property
     def final_rule(self) -> str:
@@ -125,7 +155,8 @@ class RowMaker:
         kinds = {"task_id": "int", "n_coders": "int", "disagreement": "bool"}
         kinds |= {column: "int" for column in self.code_columns().values()}
         kinds |= {column: "float" for column in self.probability_columns().values()}
-        text = ("source", "coders", "rule", "coder_codes", "model_version", "evidence")
+        text = ("source", "coders", "rule", "coder_codes", "autocoded", "validation", "model_version")
+        text += ("suggested_codes", "evidence")
         return kinds | dict.fromkeys(text, "text")
 
     def rows(self, tasks: Iterable[Task]) -> Iterable[dict]:
@@ -137,18 +168,18 @@ class RowMaker:
         row: dict[str, object] = {"task_id": task.id}
         row |= {column: data.get(field) for field, column in self.data_columns().items()}
         answers = [self._named(answer) for answer in coder_answers(task, self.scheme, self.emails)]
-        chosen, provenance = self._final(task.id, answers)
-        for code, column in self.code_columns().items():
-            row[column] = None if chosen is None else int(code in chosen)
+        values, provenance = self._final(task.id, answers)
+        row |= {column: values.get(code) for code, column in self.code_columns().items()}
         row.update(provenance)
+        row["validation"] = self.validation.get(task.id, "")
         row.update(self._model_columns(task))
         return row
 
     def _named(self, answer: CoderAnswer) -> CoderAnswer:
         return CoderAnswer(answer.task_id, self.names(answer.coder), answer.codes, answer.updated_at)
 
-    def _final(self, task_id: int, answers: Sequence[CoderAnswer]) -> tuple[set[str] | None, dict]:
-        """The final codes (None: uncoded) and where they came from."""
+    def _final(self, task_id: int, answers: Sequence[CoderAnswer]) -> tuple[dict[str, int], dict]:
+        """Each final code's 0/1 (a code missing: nobody decided it) and where they came from."""
         codes = self.scheme.codes
         provenance = {
             "source": UNCODED,
@@ -157,6 +188,7 @@ class RowMaker:
             "rule": "",
             "disagreement": None,
             "coder_codes": {a.coder: [c for c in codes if c in a.codes] for a in answers},
+            "autocoded": "",
         }
         if answers:
             chosen = set(combine(answers, self.final_rule, codes)[0][0])
@@ -166,27 +198,29 @@ class RowMaker:
                 rule=self.final_rule if len(answers) > 1 else "single coder",
                 disagreement=None if len(answers) < 2 else len({a.codes for a in answers}) > 1,
             )
-            return chosen, provenance
-        decided = self._decided(task_id)
-        if decided is not None:
+            return {code: int(code in chosen) for code in codes}, provenance
+        handed = {code: decision for code, decision in self.handed.of_task(task_id).items() if code in codes}
+        if handed:
             provenance["source"] = MODEL
-            return decided, provenance
-        return None, provenance
+            provenance["autocoded"] = ";".join(f"{code}@{self.handed.versions[code]}" for code in handed)
+        return {code: int(decision) for code, decision in handed.items()}, provenance
 
-    def _decided(self, task_id: int) -> set[str] | None:
-        if self.model is None or task_id not in self.model.decided:
-            return None
-        return {c for c, d in zip(self.model.codes, self.model.decided[task_id], strict=True) if d}
+    def _suggested(self, task_id: int) -> str:
+        """The serving version's decided codes for a task it ranked: its suggestion, not a code."""
+        decided = self.model.decided[task_id]
+        return ";".join(c for c, d in zip(self.model.codes, decided, strict=True) if d)
 
     def _model_columns(self, task: Task) -> dict:
         """The serving version's probabilities for a task it ranked, and its evidence spans."""
-        columns: dict[str, object] = {"model_version": None, "evidence": self._evidence(task)}
+        columns: dict[str, object] = {"model_version": None, "suggested_codes": None}
+        columns["evidence"] = self._evidence(task)
         proba = None if self.model is None else self.model.proba.get(task.id)
         by_code = {} if proba is None else dict(zip(self.model.codes, proba, strict=True))
         for code, column in self.probability_columns().items():
             columns[column] = None if code not in by_code else round(float(by_code[code]), 6)
         if proba is not None:
             columns["model_version"] = self.model.version
+            columns["suggested_codes"] = self._suggested(task.id)
         return columns
 
     def _evidence(self, task: Task) -> list[dict]:

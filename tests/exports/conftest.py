@@ -1,6 +1,6 @@
 """A small coded project, written by hand: two coders who agree on one segment and disagree on another,
-one coder's "none of these", a segment only the model coded (with an evidence span after an emoji), and
-an uncoded one."""
+one coder's "none of these", a segment only the model coded (its one handed-over code, with an evidence
+span after an emoji), and an uncoded one in the blind validation sample."""
 
 from __future__ import annotations
 
@@ -10,7 +10,7 @@ import pytest
 from backend.domain.coders import CoderNames
 from backend.domain.scheme import parse_label_config
 from backend.domain.tasks import Task
-from backend.exports.rows import ModelView, RowMaker, data_fields
+from backend.exports.rows import HandOver, ModelView, RowMaker, data_fields
 from backend.resources import label_config
 from tests.fakes import FakeStudio
 
@@ -63,6 +63,10 @@ def studio() -> FakeStudio:
     return studio
 
 
+# the lead handed health_unspecific over when tasks 3 and 4 were uncoded; a coder coded 4 since
+HANDED = HandOver.of({"health_unspecific": (VERSION, [3, 4], [True, False])})
+
+
 @pytest.fixture
 def model() -> ModelView:
     """The serving version ranked tasks 3 and 4 (4 was coded after its round)."""
@@ -81,7 +85,8 @@ def names() -> CoderNames:
 def maker(studio, model, names) -> RowMaker:
     scheme = parse_label_config(studio.config)
     tasks = list(studio.tasks(1, annotated=True))
-    return RowMaker(scheme, "majority", studio.emails, names, model, data_fields(tasks[0], scheme.text_field))
+    fields = data_fields(tasks[0], scheme.text_field)
+    return RowMaker(scheme, "majority", studio.emails, names, model, fields, HANDED, {2: "held out"})
 
 
 def all_tasks(studio: FakeStudio) -> list[Task]:

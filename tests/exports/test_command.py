@@ -14,9 +14,11 @@ from backend.cli.errors import UsageError
 from backend.cli.exports import export_project, write_codebook
 from backend.config import load_settings
 from backend.exports.codebook import read_codebook
+from backend.storage.autocode import AutoCoded, AutoCodeStore
 from backend.storage.layout import ProjectDir
 from backend.storage.ranked_pool import RankedPool, write_ranked_pool
 from backend.storage.state import StateStore
+from backend.storage.validation import Estimates, ValidationSample, ValidationStore
 from backend.studio.client import StudioError
 from tests.exports.conftest import CODES, VERSION
 from tests.fakes import FakeStudio
@@ -48,6 +50,43 @@ def serve(settings, model) -> None:
     StateStore(directory).update(change)
 
 
+def interval(estimate, low, high, n) -> dict:
+    return {"estimate": estimate, "low": low, "high": high, "n": n}
+
+
+ESTIMATE = {
+    "precision": interval(0.95, 0.83, 0.99, 40),
+    "recall": interval(0.9, 0.77, 0.96, 42),
+    "f1": interval(0.92, 0.85, 0.97, 40),
+    "prevalence": {"ppi": interval(0.3, 0.25, 0.35, 50), "classical": interval(0.32, 0.2, 0.44, 50)},
+}
+
+
+def hand_over(settings) -> None:
+    """health_unspecific handed over on tasks 3 and 4, and task 2 in a held-out validation sample,
+    as `autocode` and `validate` leave them."""
+    directory = ProjectDir(settings.server.model_dir, "1")
+    kept = AutoCoded(
+        version=VERSION,
+        decided_at="2026-01-02T10:00:00+00:00",
+        min_precision=0.8,
+        min_recall=0.7,
+        estimate=ESTIMATE,
+        task_ids=[3, 4],
+        decisions=[True, False],
+        probabilities=[0.8, 0.4],
+    )
+    AutoCodeStore(directory).update(lambda codes: codes.codes.update(health_unspecific=kept))
+    estimates = Estimates(
+        version=VERSION, computed_at="2026-01-02T09:00:00+00:00", coded=50, held_out=True,
+        codes={"health_unspecific": ESTIMATE},
+    )  # fmt: skip
+    sample = ValidationSample(
+        task_ids=[2], seed=1, every=5, drawn_from=3, coded_before=2, estimates=estimates
+    )
+    ValidationStore(directory).replace(sample)
+
+
 def run_export(studio, settings, out, *options):
     args = build_parser().parse_args(["export", "--project", "1", "--out", str(out), *options])
     return export_project(studio, settings, 1, out, out.suffix[1:], args)
@@ -55,6 +94,7 @@ def run_export(studio, settings, out, *options):
 
 def test_export_writes_the_table_its_codebook_and_about_file(tmp_path, studio, settings, model):
     serve(settings, model)
+    hand_over(settings)
     out = tmp_path / "corpus.csv"
     assert run_export(studio, settings, out) == 5
     rows = list(csv.DictReader(out.open(encoding="utf-8")))
@@ -66,6 +106,8 @@ def test_export_writes_the_table_its_codebook_and_about_file(tmp_path, studio, s
         ("3", "model"),
     ]
     assert rows[4]["model_version"] == VERSION and rows[4]["code_health_unspecific"] == "1"
+    assert rows[4]["autocoded"] == f"health_unspecific@{VERSION}" and rows[4]["code_physical_health"] == ""
+    assert [row["validation"] for row in rows] == ["", "", "", "held out", ""]
     codebook = list(csv.DictReader((tmp_path / "corpus.codebook.csv").open(encoding="utf-8")))
     assert [(c["column"], c["name"], c["question"]) for c in codebook][-1] == (
         "code_freq_mentioned",
@@ -77,6 +119,24 @@ def test_export_writes_the_table_its_codebook_and_about_file(tmp_path, studio, s
     assert "- model: 1 segments" in about and "- uncoded: 1 segments" in about
     assert f"Version {VERSION} (head)" in about and '"seed": 7' in about
     assert "not on the whole corpus" in about  # the estimate rests on actively chosen segments
+    handed = f"| health_unspecific | {VERSION} | 2026-01-02T10:00:00+00:00 | 2 | 1 | 0.95 (0.83–0.99, n=40) "
+    assert handed + "| 0.90 (0.77–0.96, n=42) | precision ≥ 0.8, recall ≥ 0.7 |" in about
+    assert "on the 50 coded segments of the sample (held out of training)" in about
+    assert "| 0.30 (0.25–0.35, n=50) | 0.32 (0.20–0.44, n=50) |" in about
+
+
+def test_without_a_hand_over_the_model_codes_nothing(tmp_path, studio, settings, model):
+    """The serving version's decisions are suggestions: without `autocode` no segment's final codes
+    come from the model, and the suggestion stays in its own column."""
+    serve(settings, model)
+    out = tmp_path / "corpus.csv"
+    run_export(studio, settings, out)
+    rows = {row["task_id"]: row for row in csv.DictReader(out.open(encoding="utf-8"))}
+    assert rows["3"]["source"] == "uncoded" and rows["3"]["code_health_unspecific"] == ""
+    assert rows["3"]["suggested_codes"] == "health_unspecific" and rows["3"]["autocoded"] == ""
+    about = (tmp_path / "corpus.about.md").read_text(encoding="utf-8")
+    assert "- model: 0 segments" in about and "None: every final code was given by a coder." in about
+    assert "No validation sample has been coded yet" in about
     for written in tmp_path.glob("corpus*"):
         text = written.read_text(encoding="utf-8")
         assert KEY not in text and "example.org" not in text

@@ -16,7 +16,16 @@ HEADER = [
     *("task_id", "text", "question", "interview_id", "speech_index", "meta_child_sex"),
     *("code_physical_health", "code_mental_health", "code_daily_functioning", "code_health_unspecific"),
     *("code_freq_mentioned", "source", "coders", "n_coders", "rule", "disagreement", "coder_codes"),
-    *("model_version", "p_physical_health", "p_mental_health", "p_daily_functioning", "p_health_unspecific"),
+    *(
+        "autocoded",
+        "validation",
+        "model_version",
+        "suggested_codes",
+        "p_physical_health",
+        "p_mental_health",
+        "p_daily_functioning",
+        "p_health_unspecific",
+    ),
     *("p_freq_mentioned", "evidence"),
 ]
 EVIDENCE = [{"code": "health_unspecific", "start": 7, "end": 17, "text": "Gesundheit"}]
@@ -27,21 +36,26 @@ def expected_rows(a: str, b: str) -> list[list[str]]:
     return [
         ["0", "Mir tut der Bauch weh.", "Wie geht es dir?", "a", "2", "Mädchen", "1", "0", "0", "0", "0",
          "coders", f"{a};{b}", "2", "majority", "0",
-         json.dumps({a: ["physical_health"], b: ["physical_health"]}), "", "", "", "", "", "", "[]"],
+         json.dumps({a: ["physical_health"], b: ["physical_health"]}),
+         "", "", "", "", "", "", "", "", "", "[]"],
         # a tie: the later answer (b's) decides each code under the majority rule
         ["1", "Ich bin oft traurig 😢 und müde.", "Und sonst?", "a", "1", "Mädchen", "1", "0", "0", "0", "0",
          "coders", f"{a};{b}", "2", "majority", "1",
          json.dumps({a: ["mental_health", "freq_mentioned"], b: ["physical_health"]}),
-         "", "", "", "", "", "", "[]"],
-        # one coder's "none of these": coded, every code 0; ranked by the version before it was coded
+         "", "", "", "", "", "", "", "", "", "[]"],
+        # one coder's "none of these": coded, every code 0 (the coder overrides the hand-over's 0);
+        # ranked by the version before it was coded, which suggested nothing
         ["4", "Nichts.", "Noch etwas?", "b", "3", "Junge", "0", "0", "0", "0", "0",
-         "coders", a, "1", "single coder", "", json.dumps({a: []}),
-         VERSION, "0.05", "0.1", "0.1", "0.4", "0.2", "[]"],
+         "coders", a, "1", "single coder", "", json.dumps({a: []}), "", "",
+         VERSION, "", "0.05", "0.1", "0.1", "0.4", "0.2", "[]"],
+        # uncoded, in the validation sample: no code decided, not even 0
         ["2", "Ich spiele gern Fußball.", "Was machst du gern?", "b", "1", "Junge", "", "", "", "", "",
-         "uncoded", "", "0", "", "", "{}", "", "", "", "", "", "", "[]"],
-        # the evidence's offsets count characters: the emoji is one (two UTF-16 units in Label Studio)
+         "uncoded", "", "0", "", "", "{}", "", "held out", "", "", "", "", "", "", "", "[]"],
+        # the model decides only the handed-over code; the evidence's offsets count characters: the
+        # emoji is one (two UTF-16 units in Label Studio)
         ["3", "😀 Über Gesundheit weiß ich nichts.", "Gesundheit?", "b", "2", "Junge",
-         "0", "0", "0", "1", "0", "model", "", "0", "", "", "{}", VERSION, "0.1", "0.2", "0.05", "0.8", "0.3",
+         "", "", "", "1", "", "model", "", "0", "", "", "{}", f"health_unspecific@{VERSION}", "",
+         VERSION, "health_unspecific", "0.1", "0.2", "0.05", "0.8", "0.3",
          json.dumps(EVIDENCE, ensure_ascii=False)],
     ]  # fmt: skip
 
