@@ -237,9 +237,10 @@ class LoopSettings(BaseSettings):
     write_first: int = Field(
         1,
         ge=1,
-        description="Predictions written before a version goes live, one call each (the very head of "
-        "the queue: Label Studio takes a tenth of a second per single create or update, seconds per "
-        "import call).",
+        description="The least number of predictions written before a version goes live, one call each "
+        "(Label Studio takes a tenth of a second per single create or update, seconds per import call). "
+        "A version always writes first one place per coder and one more, and the tasks coders may hold "
+        "locked: Label Studio answers 'no more tasks' when every current task is locked by another coder.",
     )
     write_head: int = Field(
         100,

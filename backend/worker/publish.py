@@ -122,10 +122,10 @@ class Publisher:
             state.last_training_seconds = round(trained.seconds, 2)
             state.front = front.remember(state.front, ranked.front, labels.annotated_ids)
 
+        # before the switch: every place a coder may be served, and the tasks they may hold locked
+        first = max(ctx.loop.write_first, len(ranked.front) + ranked.ahead)
         try:
-            live = writeback.go_live(
-                ctx.task_predictions, version.name, ranked.predictions, ctx.loop.write_first
-            )
+            live = writeback.go_live(ctx.task_predictions, version.name, ranked.predictions, first)
             ctx.states.update(serve)
         except Exception as exc:
             self._failed(exc, version)
@@ -136,7 +136,12 @@ class Publisher:
         """Write the rest of the version's queue head, unless a newer round waits; returns whether
         all of it was written."""
         ctx = self.ctx
-        plan = replace(ctx.write_plan, head=ctx.write_plan.head + live_round.ranked.ahead)  # whole head
+        ranked = live_round.ranked
+        plan = replace(
+            ctx.write_plan,
+            head=ctx.write_plan.head + ranked.ahead,  # the whole head
+            floor=live_round.live.written + len(ranked.front),  # each coder served twice over
+        )
         try:
             complete = writeback.write_rest(
                 ctx.task_predictions, live_round.live, plan, ctx.round_waits, ctx.progress.writing

@@ -78,6 +78,11 @@ def test_newer_work_stops_the_head_between_two_calls_and_the_map_keeps_what_was_
     assert {t: kept.get(t) for t in range(4)} == {p["task"]: p["id"] for p in studio.predictions}
 
 
+def test_newer_work_stops_the_head_only_after_its_floor(studio, target):
+    done = write(target, V1, predictions(range(300), V1), WritePlan(first=2, head=100, floor=9), lambda: True)
+    assert done is False and len(studio.predictions) == 9
+
+
 def test_a_refused_prediction_before_the_switch_means_nothing_goes_live(studio, target):
     with pytest.raises(IncompleteImport, match=f"refused the prediction of {V3} for task 700"):
         go_live(target, V3, predictions([700], V3), 1)

@@ -316,6 +316,25 @@ def test_write_back_puts_the_queue_head_live_first_and_stops_for_newer_work(segm
     assert [p["score"] for p in first_five] == sorted(p["score"] for p in studio.predictions)[:5]
 
 
+def test_a_version_goes_live_with_a_task_for_every_coder_and_newer_work_waits_for_as_many_again(
+    segments, settings
+):
+    """Label Studio answers a coder "no more tasks" when every task with a current prediction is
+    locked by another coder (the load test: 544 of 1,832 /next with 24 coders, versions going live
+    with one task and stopped by the next round): six coders, so seven places before the switch and
+    seven more before newer work may stop the head."""
+    studio = FakeStudio(segments)
+    for task in range(12):
+        studio.annotate(task, segments[task]["codes"], user=1 + task % 6, when="1")
+    served_with = []
+    studio.serve_version = lambda project, version: served_with.append(len(studio.predictions))
+    lanes = FileQueue(settings.server.model_dir)
+    lanes.put("1", WorkKind.TRAIN)  # newer work waits throughout
+    state = run_round(settings, studio, queue=RecordingQueue(lanes))  # WRITE_FIRST=1 by default
+    assert served_with == [7], "one place per coder and one more, before the switch"
+    assert state.complete is False and len(studio.predictions) == 14
+
+
 def test_a_killed_body_round_is_noticed_and_another_asked_for(segments, settings):
     lanes = FileQueue(settings.server.model_dir)
     studio, queue = FakeStudio(segments, annotated=12), RecordingQueue(lanes)
@@ -417,7 +436,8 @@ def test_the_fast_loop_trains_on_what_the_webhook_brought_and_reads_everything_o
     state = state_of(settings)
     assert state.labeled == 13 and state.fast.status is LaneStatus.IDLE
     calls = [call for call, _ in studio.calls]
-    assert calls[:2] == ["update", "serve"], "the new queue head is live before anything is read"
+    # one coder: two places (theirs and one for a coder new to the project) before the switch
+    assert calls[:3] == ["update", "update", "serve"], "the new queue head is live before anything is read"
     assert calls.count("read labels") == 1, "then the full read reconciles"
     assert ("1", "train") not in queue.requests, "it found nothing the webhook did not bring"
 
