@@ -71,11 +71,13 @@ class Replaced:
 
 @dataclass(frozen=True)
 class LiveRound:
-    """A version Label Studio serves now, and the one it replaced."""
+    """A version Label Studio serves now, the one it replaced, and how many tasks coders annotated
+    since that one's round (what they will likely take from this version before the next)."""
 
     ranked: Ranked
     live: Live
     replaced: Replaced
+    taken: int = 0
 
 
 @dataclass(frozen=True)
@@ -114,6 +116,8 @@ class Publisher:
         write_ranked_pool(version.path, ranked.pool)
         previous = ctx.states.read().current_version  # read now: once live, a body's save may prune it
         replaced = Replaced(previous, ctx.store.ranked_pool(ctx.project, previous))
+        before = replaced.decisions  # the pool it ranked: the tasks unlabeled then
+        taken = 0 if before is None else max(0, len(before.task_ids) - len(ranked.pool.task_ids))
 
         def serve(state: ProjectState) -> None:
             state.monitoring = state.monitoring.merged(measured)
@@ -130,18 +134,17 @@ class Publisher:
         except Exception as exc:
             self._failed(exc, version)
             raise
-        return LiveRound(ranked, live, replaced)
+        return LiveRound(ranked, live, replaced, taken)
 
     def write_rest(self, live_round: LiveRound) -> bool:
         """Write the rest of the version's queue head, unless a newer round waits; returns whether
         all of it was written."""
         ctx = self.ctx
         ranked = live_round.ranked
-        plan = replace(
-            ctx.write_plan,
-            head=ctx.write_plan.head + ranked.ahead,  # the whole head
-            floor=live_round.live.written + len(ranked.front),  # each coder served twice over
-        )
+        # each coder served twice over, and twice what coders took while the last version served
+        floor = live_round.live.written + len(ranked.front) + 2 * live_round.taken
+        head = max(ctx.write_plan.head + ranked.ahead, floor)  # the whole head, longer for fast teams
+        plan = replace(ctx.write_plan, head=head, floor=floor)
         try:
             complete = writeback.write_rest(
                 ctx.task_predictions, live_round.live, plan, ctx.round_waits, ctx.progress.writing

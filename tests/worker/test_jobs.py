@@ -335,6 +335,22 @@ def test_a_version_goes_live_with_a_task_for_every_coder_and_newer_work_waits_fo
     assert state.complete is False and len(studio.predictions) == 14
 
 
+def test_newer_work_waits_for_twice_what_coders_took_while_the_last_version_served(segments, settings):
+    """Fast coders drain a version's current tasks before the next goes live: the head written
+    before newer work may stop it grows with what they took since the last version."""
+    studio = FakeStudio(segments, annotated=12)
+    lanes = FileQueue(settings.server.model_dir)
+    run_round(settings, studio)
+    version = state_of(settings).current_version
+    for task in range(12, 16):  # four tasks taken since
+        studio.annotate(task, segments[task]["codes"], user=1, when="2")
+    lanes.put("1", WorkKind.TRAIN)
+    state = run_round(settings, studio, queue=RecordingQueue(lanes))
+    written = [p for p in studio.predictions if p["model_version"] == state.current_version != version]
+    # before the switch its two first places and the last version's two; then two more; then 2 × 4
+    assert state.complete is False and len(written) == 4 + 2 + 2 * 4
+
+
 def test_a_killed_body_round_is_noticed_and_another_asked_for(segments, settings):
     lanes = FileQueue(settings.server.model_dir)
     studio, queue = FakeStudio(segments, annotated=12), RecordingQueue(lanes)
