@@ -22,7 +22,7 @@ from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
 from backend.resources import label_config
 from tests.e2e.conftest import backend_env
-from tests.helpers import study_form_result, wait_for
+from tests.helpers import REPO, study_form_result, wait_for
 
 pytestmark = pytest.mark.parametrize("label_studio", ["sqlite"], indirect=True)
 AUTH = ("lead", "backend-pass")
@@ -142,7 +142,7 @@ def test_a_lead_exports_from_the_status_page_and_downloads_both_files(label_stud
     command line writes."""
     project, ids = coded_project(label_studio)
     sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
-    env = backend_env(label_studio, model_path, tmp_path, AUTH)
+    env = backend_env(label_studio, model_path, tmp_path, AUTH, PYTHONPATH=str(REPO))  # this checkout's code
     backend = BackendProcess(free_port(), env, AUTH, log_path=tmp_path / "backend.log", cwd=tmp_path)
     backend.start()
     try:
