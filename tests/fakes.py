@@ -106,6 +106,9 @@ class FakeStudio:
                 self.while_listing()
             yield Task(task.id, task.data) if data_only else task
 
+    def task_count(self, project: int) -> int:
+        return len(self.all)
+
     def user_emails(self) -> dict[int, str]:
         return dict(self.emails)
 

@@ -57,7 +57,7 @@ FORBIDDEN = {
     },
     "tracking": {"storage", "studio", "queue", "worker", "server", "research", "devtools", "cli", "exports"},
     "queue": {"worker", "server", "research", "devtools", "cli", "exports"},
-    "worker": {"server", "research", "devtools", "cli", "exports"},
+    "worker": {"server", "research", "devtools", "cli"},
     "server": {"research", "devtools", "cli"},
     "research": {"studio", "queue", "worker", "server", "devtools", "cli", "exports"},
     "config": {

@@ -1,23 +1,21 @@
 """`export` and `codebook`: the coded corpus and its codebook leave Label Studio for R, Stata, pandas
-and QDA software (REFI-QDA); backend/exports/ writes the files, this module reads what they hold:
-the project's tasks from Label Studio, and the serving version's decisions from MODEL_DIR.
+and QDA software (REFI-QDA); backend/exports/ writes the files, worker/exporting.py reads what they
+hold (the same path the status page's export takes), this module reads the options.
 """
 
 from __future__ import annotations
 
 import argparse
-import itertools
-from collections.abc import Iterator
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from backend.cli.errors import UsageError
 from backend.config import Settings
-from backend.domain.scheme import CodingScheme
-from backend.domain.tasks import Task
-from backend.exports.rows import HandOver, ModelView, RowMaker, data_fields
 from backend.exports.tables import FORMATS, check_writable, format_of
-from backend.studio.client import StudioAPI, StudioError
+from backend.studio.client import StudioAPI
+
+if TYPE_CHECKING:
+    from backend.worker.exporting import ExportOptions, ExportSource
 
 
 def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
@@ -29,8 +27,12 @@ def cmd_export(settings: Settings, args: argparse.Namespace) -> int:
             "segment, with the interview's fields as columns"
         )
     check_writable(out)
-    written = export_project(studio_client(settings), settings, project, out, fmt, args)
-    print(f"{written} segments written to {out}", flush=True)
+    from backend.worker.exporting import export_project
+
+    exported = export_project(
+        export_source(studio_client(settings), settings, project), out, fmt, export_options(args)
+    )
+    print(f"{exported.segments} segments written to {out}", flush=True)
     return 0
 
 
@@ -46,58 +48,27 @@ def write_codebook(studio: StudioAPI, settings: Settings, project: int, out: Pat
     """The project's codes as a REFI-QDA codebook in `out`; returns how many codes it holds."""
     from backend.exports.codebook import codebook_xml
     from backend.exports.tables import replaced
+    from backend.worker.exporting import read_scheme
 
-    scheme = read_scheme(studio, project, settings)
+    scheme = read_scheme(export_source(studio, settings, project))
     with replaced(out, "wb") as handle:
         handle.write(codebook_xml(scheme, project))
     return len(scheme.codes)
 
 
-def export_project(
-    studio: StudioAPI, settings: Settings, project: int, out: Path, fmt: str, args: argparse.Namespace
-) -> int:
-    """Write project `project` to `out` as `fmt`; returns how many segments were written."""
-    from backend.exports import about
-    from backend.exports.tables import write_table
-    from backend.storage.secrets import coder_names
+def export_source(studio: StudioAPI, settings: Settings, project: int) -> ExportSource:
+    from backend.worker.exporting import ExportSource
 
-    scheme = read_scheme(studio, project, settings)
-    model, version = serving_model(settings, project)
-    names = coder_names(settings.server.model_dir, "email" if args.coder_names else "pseudonym")
-    tasks = all_tasks(studio, project)
-    first = next(tasks, None)
-    tasks = itertools.chain([first] if first else [], tasks)
-    fields = data_fields(first, scheme.text_field)
-    handed, handed_records = machine_codes(settings, project)
-    sample = validation_sample(settings, project)
-    marks = (
-        {}
-        if sample is None
-        else dict.fromkeys(sample.task_ids, "released" if sample.released_at else "held out")
-    )
-    maker = RowMaker(
-        scheme, settings.loop.multi_coder_rule, studio.user_emails(), names, model, fields, handed, marks
-    )
-    if fmt == "qdpx":
-        return write_project(maker, tasks, out, args, project)
-    tally = about.Tally()
-    written = write_table(tally.count(maker.rows(tasks)), maker.columns(), out, fmt, maker.kinds())
-    about.write_codebook_csv(maker, about.beside(out, "codebook.csv"))
-    quality = project_quality(settings, project)
-    estimates = None if sample is None or sample.estimates is None else sample.estimates.model_dump()
-    written_at = datetime.now(UTC).isoformat(timespec="seconds")
-    facts = about.Facts(str(project), written_at, version, quality, handed_records, estimates)
-    about.write_about(about.beside(out, "about.md"), about.about_text(facts, maker, tally, out.name))
-    return written
+    return ExportSource(studio, project, Path(settings.server.model_dir), settings.loop)
 
 
-def write_project(
-    maker: RowMaker, tasks: Iterator[Task], out: Path, args: argparse.Namespace, project: int
-) -> int:
-    from backend.exports.qdpx import Layout, write_qdpx
+def export_options(args: argparse.Namespace) -> ExportOptions:
+    """What the command line asks of an export besides its file and format."""
+    from backend.exports.qdpx import Layout
+    from backend.worker.exporting import ExportOptions
 
     layout = Layout(args.source_field, args.order_field, args.question_field)
-    return write_qdpx(maker, list(tasks), layout, out, f"Label Studio project {project}")
+    return ExportOptions(args.coder_names, layout)
 
 
 def studio_client(settings: Settings):
@@ -110,79 +81,6 @@ def project_number(text: str) -> int:
     if not str(text).isdigit():
         raise UsageError(f"--project must be a Label Studio project id (a number), got {text!r}")
     return int(text)
-
-
-def read_scheme(studio: StudioAPI, project: int, settings: Settings) -> CodingScheme:
-    """The project's coding scheme; an unknown project is a usage error naming it."""
-    from backend.domain.scheme import parse_label_config
-
-    try:
-        config = studio.label_config(project)
-    except StudioError as exc:
-        if exc.status == 404:
-            raise UsageError(f"--project {project}: Label Studio has no such project") from None
-        raise
-    return parse_label_config(config, settings.loop.none_choices)
-
-
-def all_tasks(studio: StudioAPI, project: int) -> Iterator[Task]:
-    """Every task, the annotated ones first, page by page (never the whole project in memory)."""
-    yield from studio.tasks(project, annotated=True)
-    yield from studio.tasks(project, annotated=False)
-
-
-def serving_model(settings: Settings, project: int) -> tuple[ModelView | None, dict | None]:
-    """The serving version's decisions on the pool it ranked, and its record (None, None without one)."""
-    from backend.storage.layout import ProjectDir
-    from backend.storage.state import StateStore
-    from backend.storage.versions import ModelStore
-
-    root = Path(settings.server.model_dir)
-    directory = ProjectDir(root, str(project))
-    if not directory.path.is_dir():
-        return None, None
-    name = StateStore(directory).read().current_version
-    store = ModelStore(root)
-    if not store.has(str(project), name):
-        return None, None
-    version = store.get(str(project), name)
-    pool = store.ranked_pool(str(project), name)
-    codes = version.metadata.get("codes") or []
-    return (ModelView.of(name, codes, pool) if pool is not None else None), version.metadata
-
-
-def machine_codes(settings: Settings, project: int) -> tuple[HandOver, dict[str, dict]]:
-    """The codes handed over to the model (`autocode`): their decisions, and each record for the
-    about file."""
-    from backend.storage.autocode import AutoCodeStore
-    from backend.storage.layout import ProjectDir
-
-    directory = ProjectDir(Path(settings.server.model_dir), str(project))
-    if not directory.path.is_dir():
-        return HandOver(), {}
-    codes = AutoCodeStore(directory).read().codes
-    handed = HandOver.of(
-        {code: (kept.version, kept.task_ids, kept.decisions) for code, kept in codes.items()}
-    )
-    return handed, {code: kept.model_dump() for code, kept in codes.items()}
-
-
-def validation_sample(settings: Settings, project: int):
-    """The project's blind validation sample (None without one)."""
-    from backend.storage.layout import ProjectDir
-    from backend.storage.validation import ValidationStore
-
-    directory = ProjectDir(Path(settings.server.model_dir), str(project))
-    return ValidationStore(directory).read() if directory.path.is_dir() else None
-
-
-def project_quality(settings: Settings, project: int) -> dict | None:
-    """The last round's quality estimate (state.json), when the project has one."""
-    from backend.storage.layout import ProjectDir
-    from backend.storage.state import StateStore
-
-    directory = ProjectDir(Path(settings.server.model_dir), str(project))
-    return StateStore(directory).read().monitoring.quality if directory.path.is_dir() else None
 
 
 def add_commands(commands) -> None:

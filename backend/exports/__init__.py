@@ -3,5 +3,5 @@ with about.py's codebook and about file beside them), a REFI-QDA project (qdpx.p
 codebooks in and out (codebook.py).
 
 It takes values (tasks, the coding scheme, the model's decisions) and writes files; reading Label
-Studio and our own store stays in the command line (cli/exports.py).
+Studio and our own store is worker/exporting.py's, for the command line and the status page.
 """

@@ -4,7 +4,7 @@ The same contract as the embedded queue (files.py, scheduler.py), with Redis ins
 
 - a request is a field of the project's pending hash, so a burst coalesces into one round as the
   marker files do; it then wakes a worker with an RQ job on the queue named for its kind (``fast``
-  for rounds after annotations, ``predict`` for imported tasks, ``body`` for bodies and encoding),
+  for rounds after annotations, ``predict`` for imported tasks, ``body`` for bodies, encoding and exports),
   unless a job for that project and queue already waits or a worker is at the lane;
 - the job works off the lane's requests while it holds the lane's Redis lock (storage/locks.py),
   renewed while the worker lives; a killed worker's lock expires REDIS_LOCK_SECONDS later, and the
@@ -44,6 +44,7 @@ QUEUE_OF = {
     WorkKind.PREDICT: "predict",
     WorkKind.BODY: "body",
     WorkKind.EMBED: "body",
+    WorkKind.EXPORT: "body",
 }
 LANE_OF = {"fast": Lane.FAST, "predict": Lane.FAST, "body": Lane.BODY}
 QUEUES = tuple(LANE_OF)

@@ -15,21 +15,24 @@ class Lane(StrEnum):
 
 class WorkKind(StrEnum):
     """What a request asks for: a round after annotations, predictions for imported tasks, a body,
-    or encoding the pool before the first round (in the background, like a body)."""
+    encoding the pool before the first round, or the exports a lead asked for on the status page (the
+    last three in the background, like a body)."""
 
     TRAIN = "train"
     PREDICT = "predict"
     BODY = "body"
     EMBED = "embed"
+    EXPORT = "export"
 
     @property
     def lane(self) -> Lane:
-        return Lane.BODY if self in (WorkKind.BODY, WorkKind.EMBED) else Lane.FAST
+        return Lane.BODY if self in (WorkKind.BODY, WorkKind.EMBED, WorkKind.EXPORT) else Lane.FAST
 
 
-# The kinds of each lane, in the order a worker takes them ('train' before 'predict'; a new body
+# The kinds of each lane, in the order a worker takes them ('train' before 'predict'; an export
+# first: a lead waits for it, and it takes seconds to minutes where a body takes many; a new body
 # before encoding the pool: the body encodes the pool itself).
 LANE_KINDS: dict[Lane, tuple[WorkKind, ...]] = {
     Lane.FAST: (WorkKind.TRAIN, WorkKind.PREDICT),
-    Lane.BODY: (WorkKind.BODY, WorkKind.EMBED),
+    Lane.BODY: (WorkKind.EXPORT, WorkKind.BODY, WorkKind.EMBED),
 }

@@ -16,7 +16,7 @@ from backend.config import Settings, load_settings
 from backend.errors import BackendError
 from backend.queue.interface import WorkQueue
 from backend.queue.scheduler import Scheduler
-from backend.server import auth, metrics, protocol, status
+from backend.server import auth, downloads, metrics, protocol, status
 from backend.server.services import EXTENSION, Services
 from backend.storage.cleanup import remove_orphans
 
@@ -36,6 +36,7 @@ def create_app(settings: Settings | None = None, queue: WorkQueue | None = None)
     app.register_blueprint(protocol.bp)
     app.register_blueprint(metrics.bp)
     app.register_blueprint(status.bp)
+    app.register_blueprint(downloads.bp)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(BackendError, _user_error)
     app.register_error_handler(Exception, _unexpected_error)

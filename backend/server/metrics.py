@@ -4,8 +4,10 @@ from __future__ import annotations
 
 from flask import Blueprint, jsonify
 
+from backend.server.downloads import export_working
 from backend.server.services import services
 from backend.storage.autocode import AutoCodes, AutoCodeStore
+from backend.storage.exports import FILES, ExportRecords, ExportStore
 from backend.storage.layout import ProjectDir
 from backend.storage.state import ProjectState
 from backend.storage.validation import ValidationSample, ValidationStore
@@ -60,6 +62,24 @@ def autocoded_of(directory: ProjectDir) -> dict:
         return {"error": f"autocoded.json cannot be read ({type(exc).__name__}); see the backend's log"}
 
 
+def exports_view(records: ExportRecords, working: bool) -> dict:
+    """Each format's export (None before the first ask): its status (`stopped` when it was asked for
+    but no worker will take it any more), tasks read of how many, its error, and the last finished
+    file that can be downloaded (when, its size in bytes, the serving version it holds, segments)."""
+    view: dict = {}
+    for fmt in FILES:
+        record = records.formats.get(fmt)
+        if record is None:
+            view[fmt] = None
+            continue
+        shown = record.model_dump(
+            include={"requested_at", "started_at", "done", "total", "error", "finished"}
+        )
+        status = "stopped" if record.unfinished and not working else record.status.value
+        view[fmt] = {"status": status, **shown}
+    return view
+
+
 def project_view(
     state: ProjectState, pending: list[str], versions: list[str], validation: ValidationSample | None = None
 ) -> dict:
@@ -102,6 +122,9 @@ def metrics():
         directory = found.store.layout.project(project)
         projects[project] = project_view(state, pending, versions, ValidationStore(directory).read())
         projects[project]["autocoded"] = autocoded_of(directory)
+        projects[project]["exports"] = exports_view(
+            ExportStore(directory).read(), export_working(found, project)
+        )
     connection = found.label_studio.current()
     label_studio = None if connection is None else {"state": connection.state, "detail": connection.detail}
     return jsonify(

@@ -6,6 +6,7 @@ monitoring, the lanes), so it costs no Label Studio call. Pages are cached until
 
 from __future__ import annotations
 
+import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
@@ -15,10 +16,12 @@ from functools import cache
 from flask import Blueprint, Response, url_for
 from werkzeug.exceptions import NotFound
 
-from backend.server.metrics import validation_view
+from backend.server.downloads import export_working
+from backend.server.metrics import exports_view, validation_view
 from backend.server.plots import Point, interval_chart, line_chart
 from backend.server.requests import project_id
 from backend.server.services import services
+from backend.storage.exports import ExportStore
 from backend.storage.state import ProjectState
 from backend.storage.validation import ValidationSample, ValidationStore
 
@@ -130,8 +133,10 @@ def page_context(
     pending: list[str],
     mlflow_ui: str | None,
     validation: ValidationSample | None = None,
+    exports: dict | None = None,
 ) -> dict:
-    """What the template shows (kept apart from rendering, so it is testable without HTML)."""
+    """What the template shows (kept apart from rendering, so it is testable without HTML); `exports`
+    as exports_view() gives them."""
     progress = state.progress if state.busy else None
     eta = eta_seconds(progress.done, progress.total, progress.started_at) if progress else None
     runs = [
@@ -159,6 +164,24 @@ def page_context(
         "name": lambda code: named(code, state.code_names),
         "validation": view,
         "validation_plot": validation_plot(view, state.code_names),
+        **export_context(exports or {}),
+    }
+
+
+def export_context(exports: dict) -> dict:
+    """The Export section: each format's export (exports_view()), the ETA of those under way, and
+    whether the page refreshes itself while one waits or runs."""
+    under_way = {fmt: export for fmt, export in exports.items() if export and export["status"] == "running"}
+    return {
+        "exports": exports,
+        "export_eta": {
+            fmt: eta_seconds(export["done"], export["total"], export["started_at"])
+            for fmt, export in under_way.items()
+            if export["total"] and export["started_at"]
+        },
+        "exporting": any(
+            export and export["status"] in ("requested", "running") for export in exports.values()
+        ),
     }
 
 
@@ -191,11 +214,16 @@ def project_page(project: str):
         raise NotFound(f"no project {project} on this backend (it has no state yet)")
     state = found.states(project).read()
     pending = [kind.value for kind in found.queue.pending(project)]
-    validation = ValidationStore(found.store.layout.project(project)).read()
+    directory = found.store.layout.project(project)
+    validation = ValidationStore(directory).read()
+    exports = exports_view(ExportStore(directory).read(), export_working(found, project))
     key = (project, state.updated_at, tuple(pending), state.fast.status.busy, validation_key(validation))
+    key += (json.dumps(exports),)
     html = PAGES.get(key)
     if html is None:
-        context = page_context(project, state, pending, found.settings.server.mlflow_ui(), validation)
+        context = page_context(
+            project, state, pending, found.settings.server.mlflow_ui(), validation, exports
+        )
         html = _templates().get_template("status.html").render(**context)
         PAGES.put(key, html)
     return Response(html, mimetype="text/html")

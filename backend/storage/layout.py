@@ -20,6 +20,8 @@
                                      (storage/prediction_ids.py)
         inbox/                       annotations webhooks brought since the last round (storage/inbox.py);
                                      inbox/.dropped: some were not kept, the next round reads everything
+        exports/                     the last export per format the status page asked for, and
+                                     exports.json .exports-lock: each one's record (storage/exports.py)
         .partial-<id>/               a version being written
         v<n>-<timestamp>/            a model version (storage/versions.py):
           version.json  coding_model.json  head.joblib | setfit/ | transformer/
@@ -124,6 +126,10 @@ class ProjectDir:
     @property
     def inbox(self) -> Path:
         return self.path / "inbox"
+
+    @property
+    def exports(self) -> Path:
+        return self.path / "exports"
 
     def version(self, name: str) -> Path:
         return self.path / name

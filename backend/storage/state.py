@@ -40,11 +40,12 @@ class LaneStatus(StrEnum):
     TRAINING = "training"
     PREDICTING = "predicting"
     ENCODING = "encoding"
+    EXPORTING = "exporting"
     FAILED = "failed"
 
     @property
     def busy(self) -> bool:
-        return self in (LaneStatus.TRAINING, LaneStatus.PREDICTING, LaneStatus.ENCODING)
+        return self in (LaneStatus.TRAINING, LaneStatus.PREDICTING, LaneStatus.ENCODING, LaneStatus.EXPORTING)
 
 
 class _Record(BaseModel):
@@ -113,7 +114,11 @@ class BodyChoice(_Record):
 class BodyLaneState(LaneState):
     """The body lane, and the newest body it fine-tuned (the fast loop refits heads on it)."""
 
-    AT_WORK: ClassVar[dict[str, LaneStatus]] = {"body": LaneStatus.TRAINING, "embed": LaneStatus.ENCODING}
+    AT_WORK: ClassVar[dict[str, LaneStatus]] = {
+        "body": LaneStatus.TRAINING,
+        "embed": LaneStatus.ENCODING,
+        "export": LaneStatus.EXPORTING,
+    }
 
     version: str | None = None
     labeled: int = 0

@@ -103,6 +103,8 @@ class StudioAPI(Protocol):
 
     def tasks(self, project: int, *, annotated: bool, data_only: bool = False) -> Iterator[Task]: ...
 
+    def task_count(self, project: int) -> int: ...
+
     def user_emails(self) -> dict[int, str]: ...
 
     def task_predictions(self, project: int, task: int) -> list[tuple[int, str]]: ...
@@ -163,6 +165,10 @@ class StudioClient:
             status = getattr(exc, "status_code", None)
             message = f"Label Studio at {self.url} failed while listing tasks of project {project}: {exc}"
             raise StudioError(self._scrub(message), status) from None
+
+    def task_count(self, project: int) -> int:
+        """How many tasks the project holds (one call; an export's progress counts against it)."""
+        return self.call("read the project", lambda: self._sdk.projects.get(id=project).task_number or 0)
 
     def user_emails(self) -> dict[int, str]:
         """Label Studio user id → email, to name the coder behind each annotation."""

@@ -27,6 +27,7 @@ from backend.worker.jobs import Job
 from backend.worker.jobs.body import BodyFineTuning
 from backend.worker.jobs.common import RoundSteps, VersionSaver
 from backend.worker.jobs.embed import PoolPreEncoding
+from backend.worker.jobs.export import ProjectExports
 from backend.worker.jobs.full import ModelFitter
 from backend.worker.jobs.head import HeadFitter
 from backend.worker.jobs.imports import ImportedTasks
@@ -130,6 +131,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         WorkKind.PREDICT: ImportedTasks(ctx, ranker, settings.model.device),
         WorkKind.BODY: BodyFineTuning(ctx, factory, saver, bodies, head_options, names),
         WorkKind.EMBED: PoolPreEncoding(ctx, bodies, tracker),
+        WorkKind.EXPORT: ProjectExports(ctx),
     }
     return ProjectWork(project, jobs, registry, policy)
 

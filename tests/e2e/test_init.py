@@ -16,7 +16,7 @@ from backend.devtools.local_studio import LocalLabelStudio, free_port
 from backend.devtools.processes import BackendProcess
 from backend.studio.client import basic_auth_header
 from tests.e2e.conftest import backend_env
-from tests.helpers import FIXTURES
+from tests.helpers import FIXTURES, wait_for
 
 pytestmark = pytest.mark.parametrize("label_studio", ["sqlite"], indirect=True)
 AUTH = ("lead", "init-pass-1")
@@ -173,3 +173,36 @@ def test_evidence_on_request_a_shipped_form_by_name_with_a_labels_tag_added(labe
     (project,) = project_of(sdk, title)
     evidence = parse_label_config(project.label_config).evidence
     assert evidence is not None and set(evidence.labels) == {"code_a", "code_b", "code_c"}
+
+
+def test_a_codebook_from_another_tool_makes_a_working_project(label_studio, backend, tmp_path):
+    """A REFI-QDA codebook (hand-written from the standard, German names) becomes the project's
+    form; Label Studio accepts it, the backend's /setup reads it, and a coder's codes reach the
+    backend under the codebook's names."""
+    from label_studio_sdk.client import LabelStudio
+
+    codebook = FIXTURES / "refi_qda" / "codebook.qdc"
+    data = segments_file(tmp_path / "segments.jsonl", 4)
+    result = init(
+        label_studio,
+        backend.url,
+        "--title",
+        "Init codebook",
+        "--codebook",
+        str(codebook),
+        "--data",
+        str(data),
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    sdk = LabelStudio(base_url=label_studio.url, api_key=label_studio.token)
+    (project,) = project_of(sdk, "Init codebook")
+    assert (
+        'value="Körper › Schmerzen"' in project.label_config and "physical_health" not in project.label_config
+    )
+    assert [ml.url for ml in sdk.ml.list(project=project.id)] == [backend.url], "Label Studio ran /setup"
+    task = next(iter(sdk.tasks.list(project=project.id, fields="task_only")))
+    value = {"choices": ["gefuhle__sorgen"]}  # the UI stores a choice's alias
+    result = [{"from_name": "codes", "to_name": "text", "type": "choices", "value": value}]
+    sdk.annotations.create(id=task.id, result=result)
+    counted = lambda: backend.metrics().get(str(project.id), {}).get("labeled")  # noqa: E731
+    assert wait_for(counted, 120, "the coded segment counted by the backend") == 1

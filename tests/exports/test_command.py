@@ -10,8 +10,7 @@ import numpy as np
 import pytest
 
 from backend.cli import build_parser, main
-from backend.cli.errors import UsageError
-from backend.cli.exports import export_project, write_codebook
+from backend.cli.exports import export_options, export_source, write_codebook
 from backend.config import load_settings
 from backend.exports.codebook import read_codebook
 from backend.storage.autocode import AutoCoded, AutoCodeStore
@@ -20,6 +19,7 @@ from backend.storage.ranked_pool import RankedPool, write_ranked_pool
 from backend.storage.state import StateStore
 from backend.storage.validation import Estimates, ValidationSample, ValidationStore
 from backend.studio.client import StudioError
+from backend.worker.exporting import UnknownProjectError, export_project
 from tests.exports.conftest import CODES, VERSION
 from tests.fakes import FakeStudio
 
@@ -89,7 +89,9 @@ def hand_over(settings) -> None:
 
 def run_export(studio, settings, out, *options):
     args = build_parser().parse_args(["export", "--project", "1", "--out", str(out), *options])
-    return export_project(studio, settings, 1, out, out.suffix[1:], args)
+    return export_project(
+        export_source(studio, settings, 1), out, out.suffix[1:], export_options(args)
+    ).segments
 
 
 def test_export_writes_the_table_its_codebook_and_about_file(tmp_path, studio, settings, model):
@@ -170,7 +172,7 @@ class NoSuchProject(FakeStudio):
 
 
 def test_an_unknown_project_is_named(tmp_path, settings):
-    with pytest.raises(UsageError, match="--project 1: Label Studio has no such project"):
+    with pytest.raises(UnknownProjectError, match="project 1: Label Studio has no such project"):
         run_export(NoSuchProject(), settings, tmp_path / "x.csv")
     assert list(tmp_path.glob("x*")) == []
 

@@ -7,7 +7,8 @@
   FAST_LOOP=false);
 - ``body.BodyFineTuning``: fine-tune a body in the background lane and embed the pool with it;
 - ``imports.ImportedTasks``: predict tasks imported since the serving version's round;
-- ``embed.PoolPreEncoding``: encode the pool before the first round (background lane).
+- ``embed.PoolPreEncoding``: encode the pool before the first round (background lane);
+- ``export.ProjectExports``: the exports a lead asked for on the status page (background lane).
 """
 
 from typing import Protocol
