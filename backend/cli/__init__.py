@@ -14,6 +14,7 @@ Subcommands:
   codebook     a project's codes as a REFI-QDA codebook (.qdc)
   validate     draw a blind validation sample of the uncoded segments (or release it into training)
   autocode     hand codes over to the model where the validation sample shows it earned them (--undo)
+  bias         how often coders kept the model's suggestion unchanged, per coder and code
   simulate     replay active learning on coded data for a grid of configurations (the study's protocol)
 
 Exit status: 0 when done, 2 for bad input or settings (one message naming the problem), 1 when
@@ -27,7 +28,7 @@ import os
 import sys
 from collections.abc import Sequence
 
-from backend.cli import agreement, exports, offline, project, serving, simulate, validation
+from backend.cli import agreement, bias, exports, offline, project, serving, simulate, validation
 from backend.config import load_settings
 from backend.config.logs import setup_logging
 from backend.errors import BackendError
@@ -41,7 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
         epilog="Settings come from environment variables (see `coding-backend config`).",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module in (serving, project, offline, agreement, validation, exports, simulate):
+    for module in (serving, project, offline, agreement, validation, bias, exports, simulate):
         module.add_commands(commands)
     return parser
 

@@ -66,8 +66,8 @@ def _recency(annotation: dict) -> tuple[str, int]:
     )
 
 
-def coder_answers(task: Task, scheme: CodingScheme, emails: Mapping[int, str]) -> list[CoderAnswer]:
-    """Each coder's latest submitted annotation of the task, oldest first."""
+def counted_annotations(task: Task, emails: Mapping[int, str]) -> dict[str, dict]:
+    """Each coder's counted annotation of the task: their latest submitted one."""
     latest: dict[str, dict] = {}
     for annotation in task.annotations:
         if annotation.get("was_cancelled"):
@@ -75,9 +75,14 @@ def coder_answers(task: Task, scheme: CodingScheme, emails: Mapping[int, str]) -
         coder = coder_name(annotation, emails)
         if coder not in latest or _recency(annotation) > _recency(latest[coder]):
             latest[coder] = annotation
+    return latest
+
+
+def coder_answers(task: Task, scheme: CodingScheme, emails: Mapping[int, str]) -> list[CoderAnswer]:
+    """Each coder's latest submitted annotation of the task, oldest first."""
     answers = [
         CoderAnswer(task.id, coder, frozenset(scheme.codes_of(a.get("result") or [])), _recency(a)[0])
-        for coder, a in latest.items()
+        for coder, a in counted_annotations(task, emails).items()
     ]
     return sorted(answers, key=lambda answer: (answer.updated_at, answer.coder))
 

@@ -163,6 +163,7 @@ def page_context(
         "plots": plots(state),
         "name": lambda code: named(code, state.code_names),
         "validation": view,
+        "automation_bias": state.monitoring.automation_bias,  # in the state: the cache key's updated_at
         "validation_plot": validation_plot(view, state.code_names),
         **export_context(exports or {}),
     }

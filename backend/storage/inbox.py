@@ -36,7 +36,19 @@ log = logging.getLogger(__name__)
 MAX_EVENTS = 1000  # beyond it events are not kept: the round reads everything from Label Studio
 BLOCK = 4096  # a file takes whole blocks of the disk, however small
 DROPPED = ".dropped"
-ANNOTATION_KEYS = ("id", "result", "was_cancelled", "completed_by", "updated_at", "created_at")
+# what a round reads: the codes and who gave them when; and the suggestion the coder started from
+# and when they started (learning/bias.py)
+ANNOTATION_KEYS = (
+    "id",
+    "result",
+    "was_cancelled",
+    "completed_by",
+    "updated_at",
+    "created_at",
+    "parent_prediction",
+    "lead_time",
+    "draft_created_at",
+)
 
 
 class AnnotationEvent(BaseModel):

@@ -18,6 +18,8 @@
         pool.json  .pool-lock        the kept listing of unlabeled tasks (storage/listing.py)
         predictions.json  .predictions-lock   our prediction's id in Label Studio per task
                                      (storage/prediction_ids.py)
+        suggestions.json  .suggestions-lock   each write of those predictions: when, the codes
+                                     suggested (storage/suggestions.py)
         inbox/                       annotations webhooks brought since the last round (storage/inbox.py);
                                      inbox/.dropped: some were not kept, the next round reads everything
         exports/                     the last export per format the status page asked for, and
@@ -122,6 +124,14 @@ class ProjectDir:
     @property
     def prediction_ids_lock(self) -> Path:
         return self.path / ".predictions-lock"
+
+    @property
+    def suggestions(self) -> Path:
+        return self.path / "suggestions.json"
+
+    @property
+    def suggestions_lock(self) -> Path:
+        return self.path / ".suggestions-lock"
 
     @property
     def inbox(self) -> Path:

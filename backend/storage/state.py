@@ -146,6 +146,7 @@ class Monitoring(_Record):
     stopping: dict[str, Any] | None = None
     agreement: dict[str, Any] | None = None
     model_agreement: dict[str, Any] | None = None  # the model as one more coder (out-of-fold answers)
+    automation_bias: dict[str, Any] | None = None  # suggestions kept unchanged (learning/bias.py)
 
     def merged(self, newer: Monitoring) -> Monitoring:
         """These figures with what `newer` measured (its unset figures keep ours)."""

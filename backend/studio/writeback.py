@@ -11,7 +11,9 @@ writes only its queue head, one call per task, never in bulk, and never deletes 
   prediction as `parent_prediction`, still submits (Label Studio refuses the submit once it is
   deleted); a task without one gets one created. Its id is kept in a map on disk
   (storage/prediction_ids.py); a task the map lacks is looked up (a project written by the code
-  before this: our newest prediction of it is adopted, our older ones deleted one by one);
+  before this: our newest prediction of it is adopted, our older ones deleted one by one); each
+  write is logged with its time (storage/suggestions.py), so the suggestion a coder started from is
+  known after the prediction was rewritten (learning/bias.py);
 - tasks outside the new head keep their prediction under an older version name: not current, so
   Uncertainty sampling serves the head first and the labeling stream shows no stale
   pre-annotation. The rest of the pool is never written: `/predict` and the version's ranked pool
@@ -37,7 +39,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from backend.domain.versions import is_ours, made_order
@@ -65,13 +67,37 @@ class PredictionIdMap(Protocol):
     def save(self) -> None: ...
 
 
+class WriteLog(Protocol):
+    """Each write of a prediction, kept to tell which suggestion a coder saw (storage/suggestions.py)."""
+
+    def add(self, task: int, prediction: int, written: dict) -> None: ...
+
+    def save(self) -> None: ...
+
+
+class NoLog:
+    """Writes kept nowhere (tests and tools that need no automation-bias report)."""
+
+    def add(self, task: int, prediction: int, written: dict) -> None:
+        pass
+
+    def save(self) -> None:
+        pass
+
+
 @dataclass(frozen=True)
 class TaskPredictions:
-    """Our one prediction per task of a Label Studio project, written in place."""
+    """Our one prediction per task of a Label Studio project, written in place, each write logged."""
 
     studio: StudioAPI
     project: int
     ids: PredictionIdMap
+    log: WriteLog = field(default_factory=NoLog)
+
+    def save(self) -> None:
+        """Save the id map and the log of writes (once per write step)."""
+        self.ids.save()
+        self.log.save()
 
     def write(self, prediction: dict) -> None:
         """PATCH the task's prediction to `prediction` (keeping its id), or create one if it has none.
@@ -82,9 +108,10 @@ class TaskPredictions:
             known = self.ids.get(task)
             if known is None:
                 known = self._adopt(task)
-            if known is not None and self._update(known, prediction):
-                return
-            self.ids.put(task, self.studio.create_prediction(self.project, prediction))
+            if known is None or not self._update(known, prediction):
+                known = self.studio.create_prediction(self.project, prediction)
+                self.ids.put(task, known)
+            self.log.add(task, known, prediction)
         except StudioError as exc:
             if exc.status not in (400, 404):
                 raise
@@ -160,7 +187,7 @@ def go_live(target: TaskPredictions, version: str, predictions: Sequence[dict], 
         for prediction in predictions[:first]:
             target.write(prediction)
     finally:
-        target.ids.save()
+        target.save()
     target.studio.serve_version(target.project, version)
     written = min(first, len(predictions))
     log.info("project %s: %s is live with the %d most informative tasks", target.project, version, written)
@@ -199,5 +226,5 @@ def write_rest(
             target.write(live.predictions[written])
             on_progress(written + 1, head)
     finally:
-        target.ids.save()
+        target.save()
     return True

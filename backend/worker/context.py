@@ -11,6 +11,7 @@ from backend.queue.work import Lane, WorkKind
 from backend.storage.listing import PoolListing
 from backend.storage.prediction_ids import PredictionIds
 from backend.storage.state import StateStore
+from backend.storage.suggestions import SuggestionLog
 from backend.storage.validation import ValidationStore
 from backend.storage.versions import ModelStore
 from backend.studio.client import StudioAPI
@@ -51,9 +52,12 @@ class ProjectContext:
 
     @cached_property
     def task_predictions(self) -> TaskPredictions:
-        """Our one prediction per task in Label Studio, and the map of their ids on disk."""
-        ids = PredictionIds(self.store.layout.project(self.project))
-        return TaskPredictions(self.studio, self.project_id, ids)
+        """Our one prediction per task in Label Studio, the map of their ids on disk and the log of
+        their writes."""
+        directory = self.store.layout.project(self.project)
+        return TaskPredictions(
+            self.studio, self.project_id, PredictionIds(directory), SuggestionLog(directory)
+        )
 
     @property
     def write_plan(self) -> WritePlan:

@@ -20,6 +20,7 @@ from backend.learning.stopping import stopping_signal
 from backend.storage.ranked_pool import RankedPool
 from backend.storage.state import Monitoring, RoundFigures, now
 from backend.tracking.project import ProjectTracker
+from backend.worker.bias import project_report
 from backend.worker.context import ProjectContext
 from backend.worker.labels import ProjectLabels
 
@@ -58,7 +59,18 @@ class Monitor:
             rare_codes=rare,
             coders=self.names.counts(labeled.coder_counts()),
             labeled_tasks=len(set(labeled.task_ids)),
+            automation_bias=self.automation_bias(labels),
         )
+
+    def automation_bias(self, labels: ProjectLabels) -> dict | None:
+        """How often coders kept the suggestion they started from (None, logged, if it fails: the
+        round goes on without it)."""
+        try:
+            directory = self.ctx.store.layout.project(self.project)
+            return project_report(directory, labels.annotated, labels.scheme, labels.emails, self.names)
+        except Exception:
+            log.exception("project %s: the automation-bias report failed", self.project)
+            return None
 
     def track_agreement(self, measured: Monitoring) -> None:
         """Record the coders' agreement in MLflow when it changed since the state's."""

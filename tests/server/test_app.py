@@ -71,7 +71,7 @@ def test_events_request_background_work(client, scheduler, action, kind):
 
 
 def test_an_annotation_webhook_leaves_the_annotation_for_the_fast_loop(client, scheduler, tmp_path):
-    annotation = {"id": 7, "result": [], "completed_by": 2, "was_cancelled": False, "lead_time": 9.5}
+    annotation = {"id": 7, "result": [], "completed_by": 2, "was_cancelled": False, "ground_truth": True}
     task = {"id": 40, "data": {"text": "Ich schlafe schlecht."}, "annotations": []}
     created = {"action": "ANNOTATION_CREATED", "project": {"id": 3}, "annotation": annotation, "task": task}
     assert client.post("/webhook", json=created).status_code == 202
@@ -81,7 +81,7 @@ def test_an_annotation_webhook_leaves_the_annotation_for_the_fast_loop(client, s
     )
     kept, deleted = Inbox(tmp_path / "3" / "inbox").take()
     assert kept.task_id == 40 and kept.task_data == task["data"]
-    assert kept.annotation["completed_by"] == 2 and "lead_time" not in kept.annotation
+    assert kept.annotation["completed_by"] == 2 and "ground_truth" not in kept.annotation
     assert deleted.annotation is None, "deleted annotations: the round reads everything"
     assert scheduler.requests == [("3", "train"), ("3", "train")]
 

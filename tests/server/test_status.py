@@ -275,3 +275,33 @@ def test_a_damaged_autocode_file_is_named_on_metrics_not_a_500(tmp_path, client)
     response = client.get("/metrics", headers=AUTH)
     assert response.status_code == 200
     assert "autocoded.json cannot be read" in response.get_json()["projects"]["4"]["autocoded"]["error"]
+
+
+def test_the_automation_bias_report_is_on_the_page_and_in_metrics_and_a_new_one_replaces_the_cached_page(
+    client, tmp_path
+):
+    from backend.learning.bias import Shown, Started, automation_bias
+
+    at = datetime(2026, 12, 1, tzinfo=UTC)
+    writes = {task: [Shown(at, task, "v1", frozenset({"physical_health"}))] for task in range(21)}
+    kept = [
+        Started("coder-1", t, frozenset({"physical_health"}), t, at + timedelta(hours=1)) for t in range(20)
+    ]
+    changed = Started("coder-2", 20, frozenset(), 20, at + timedelta(hours=1))
+    blank = Started("coder-2", 21, frozenset(), None, None)
+    report = automation_bias([*kept, changed, blank], writes, CODES).as_dict()
+    states(tmp_path).update(lambda state: setattr(state.monitoring, "automation_bias", report))
+    html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
+    coders = html.split('<table id="bias-coders">')[1].split("</table>")[0]
+    assert coders.count("<tr>") == 3 and "coder-1" in coders and "accepts nearly everything" in coders
+    assert "Not judged: no suggestion 1;" in html and "21 annotations started from a suggestion" in html
+    codes = html.split('<table id="bias-codes">')[1].split("</table>")[0]
+    assert "0.95\n  <span" in codes and "(n=21)" in codes, "20 of 21 kept physical_health as suggested"
+    shown = client.get("/metrics", headers=AUTH).get_json()["projects"]["4"]["automation_bias"]
+    assert shown["coders"]["coder-1"]["flagged"] and shown["judged"] == 21
+    assert shown["codes"]["physical_health"]["removed"] == 1
+
+    fewer = automation_bias(kept[:5], writes, CODES).as_dict()
+    states(tmp_path).update(lambda state: setattr(state.monitoring, "automation_bias", fewer))
+    html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
+    assert "5 annotations started from a suggestion" in html and "accepts nearly everything" not in html

@@ -91,6 +91,9 @@ def test_an_event_keeps_of_its_task_only_the_coded_text_and_of_its_annotation_wh
         "was_cancelled": False,
         "updated_at": "2026-12-01",
         "created_at": "2026-11-30",
+        "parent_prediction": 11,
+        "draft_created_at": None,
+        "ground_truth": False,
         "task": data,
     }
     event = AnnotationEvent.of(40, data, annotation, text_field="text")
