@@ -11,11 +11,12 @@ from collections import OrderedDict
 from collections.abc import Iterable, Mapping
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 
 from flask import Blueprint, Response, url_for
 from werkzeug.exceptions import NotFound
 
-from backend.server.metrics import validation_view
+from backend.server.metrics import autocoded_of, validation_view
 from backend.server.plots import Point, interval_chart, line_chart
 from backend.server.requests import project_id
 from backend.server.services import services
@@ -130,6 +131,7 @@ def page_context(
     pending: list[str],
     mlflow_ui: str | None,
     validation: ValidationSample | None = None,
+    autocoded: dict | None = None,
 ) -> dict:
     """What the template shows (kept apart from rendering, so it is testable without HTML)."""
     progress = state.progress if state.busy else None
@@ -159,6 +161,7 @@ def page_context(
         "name": lambda code: named(code, state.code_names),
         "validation": view,
         "validation_plot": validation_plot(view, state.code_names),
+        "autocoded": autocoded or {},
     }
 
 
@@ -167,6 +170,17 @@ def validation_key(sample: ValidationSample | None) -> tuple:
     if sample is None:
         return ()
     return (sample.drawn_at, sample.released_at, sample.estimates and sample.estimates.computed_at)
+
+
+def changed_at(path: Path) -> tuple[int, int] | None:
+    """Which write of a file is on disk (None: there is none): the codes handed over change the page,
+    and an `autocode` command or its `--undo` changes no state. Each atomic write is a new inode, so
+    two writes within the clock's tick still differ."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_ino, found.st_mtime_ns
 
 
 @bp.get("/status")
@@ -191,11 +205,14 @@ def project_page(project: str):
         raise NotFound(f"no project {project} on this backend (it has no state yet)")
     state = found.states(project).read()
     pending = [kind.value for kind in found.queue.pending(project)]
-    validation = ValidationStore(found.store.layout.project(project)).read()
-    key = (project, state.updated_at, tuple(pending), state.fast.status.busy, validation_key(validation))
+    directory = found.store.layout.project(project)
+    validation = ValidationStore(directory).read()
+    handed = (validation_key(validation), changed_at(directory.autocoded))
+    key = (project, state.updated_at, tuple(pending), state.fast.status.busy, handed)
     html = PAGES.get(key)
     if html is None:
-        context = page_context(project, state, pending, found.settings.server.mlflow_ui(), validation)
+        ui = found.settings.server.mlflow_ui()
+        context = page_context(project, state, pending, ui, validation, autocoded_of(directory))
         html = _templates().get_template("status.html").render(**context)
         PAGES.put(key, html)
     return Response(html, mimetype="text/html")
