@@ -48,7 +48,9 @@ class Redecided(BaseModel):
     def describe(self) -> str:
         """The line the status page, /metrics and `autocode --status` show."""
         if self.held:
-            line = f"not re-decided at version {self.version} (it misses the targets): {self.before}'s stay"
+            line = (
+                f"not re-decided at version {self.version} (suspended): the decisions of {self.before} stay"
+            )
         else:
             changed = self.gained + self.lost
             line = f"re-decided at version {self.version}: {changed} changed (+{self.gained} / −{self.lost})"

@@ -73,5 +73,7 @@ def test_autocode_status_shows_each_code_its_last_redecision_and_a_suspension(mo
         "handed over at v3-20261201000000 (precision ≥ 0.9, recall ≥ 0.8), 3 coded by coders since"
         in shown[0]
     )
-    assert shown[1].startswith("  not re-decided at version v5-20261203000000 (it misses the targets)")
+    assert shown[1].startswith(
+        "  not re-decided at version v5-20261203000000 (suspended): the decisions of v3"
+    )
     assert shown[2] == f"  SUSPENDED: {why}"

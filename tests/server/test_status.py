@@ -327,6 +327,9 @@ def test_the_page_and_metrics_show_the_last_redecision_and_a_suspension_loudly(t
     store.update(lambda kept: kept.codes.update(physical_health=handed_over(suspended=why)))
     html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
     assert f'<td colspan="6" class="error"><strong>Suspended:</strong> {why}.</td>' in html
-    assert "not re-decided at version v5-20261203000000 (it misses the targets)" in html
+    assert (
+        "not re-decided at version v5-20261203000000 (suspended): the decisions of v3-20261201000000 stay"
+        in html
+    )
     shown = client.get("/metrics", headers=AUTH).get_json()["projects"]["4"]["autocoded"]["physical_health"]
     assert shown["suspended"] == why and shown["version"] == "v3-20261201000000"

@@ -8,8 +8,8 @@
     live = publisher.go_live(ranked, ...)             # Label Studio serves it
     labels.reconcile(...)                             # after a shortcut read: anything missed?
     publisher.write_rest(live)                        # the rest, unless a newer round waits
-    estimates = validator.estimate(labels, trained, scored)  # on the blind validation sample, if any
-    redecide(ctx, ranked, labels.annotated_ids, estimates)   # the codes handed over to the model
+    estimates = validator.estimate(...)               # on the blind validation sample, if any
+    redecide(ctx, ranked, coded, estimates)           # the codes handed over to the model, again
     recorder.record(...)                              # quality, figures, MLflow
 
 The fitter is what differs: a head refit on cached embeddings (jobs/head.py) or a whole model
