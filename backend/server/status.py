@@ -207,8 +207,8 @@ def project_page(project: str):
     pending = [kind.value for kind in found.queue.pending(project)]
     directory = found.store.layout.project(project)
     validation = ValidationStore(directory).read()
-    handed = (validation_key(validation), changed_at(directory.autocoded))
-    key = (project, state.updated_at, tuple(pending), state.fast.status.busy, handed)
+    files = (validation_key(validation), changed_at(directory.autocoded))
+    key = (project, state.updated_at, tuple(pending), state.fast.status.busy, files)
     html = PAGES.get(key)
     if html is None:
         ui = found.settings.server.mlflow_ui()
