@@ -153,3 +153,18 @@ def test_undo_after_redecisions_restores_the_state_before_the_autocode_command(s
     assert studio.calls[calls:] == [], "nothing in Label Studio to take back"
     run_round(settings, studio)
     assert store_of(ctx).read().codes == {}, "a later round re-decides nothing"
+
+
+def test_a_round_that_a_newer_one_follows_leaves_the_redecision_to_it(settings, served):
+    from backend.queue.files import FileQueue
+    from backend.queue.work import WorkKind
+    from tests.fakes import RecordingQueue
+
+    ctx, studio, first = served
+    autocode(ctx, ["physical_health"], Targets(0.9, 0.8))
+    before = store_of(ctx).read()
+    lanes = FileQueue(settings.server.model_dir)
+    waiting = project_context(studio, settings, settings.server.model_dir, RecordingQueue(lanes))
+    lanes.put("1", WorkKind.TRAIN)
+    assert redecide(waiting, live_ranked(ctx, first), annotated(studio), None) == {}
+    assert store_of(ctx).read() == before, "not suspended for want of an estimate the next round makes"
