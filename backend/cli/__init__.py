@@ -13,7 +13,7 @@ Subcommands:
   export       the coded corpus as CSV, JSON lines, Parquet or a REFI-QDA project (.qdpx)
   codebook     a project's codes as a REFI-QDA codebook (.qdc)
   validate     draw a blind validation sample of the uncoded segments (or release it into training)
-  autocode     hand codes over to the model where the validation sample shows it earned them (--undo)
+  autocode     hand codes to the model where the validation sample shows it earned them (--undo, --status)
   bias         how often coders kept the model's suggestion unchanged, per coder and code
   simulate     replay active learning on coded data for a grid of configurations (the study's protocol)
 

@@ -86,10 +86,35 @@ def cmd_validate(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def print_autocoded(settings: Settings, project: str) -> None:
+    """The codes handed over: which version decides them, on how many segments, what the last
+    re-decision changed, and whether the code is suspended."""
+    from backend.worker.autocode import store_of
+
+    kept = store_of(project_context(settings, project)).read().codes
+    if not kept:
+        print(f"project {project}: no code is handed over to the model")
+    for code, handed in kept.items():
+        at = handed.handed_version or "an earlier version"
+        print(
+            f"{code}: decided by {handed.version} on {len(handed.task_ids)} uncoded segments "
+            f"({handed.positives} with the code); handed over at {at} "
+            f"(precision ≥ {handed.min_precision}, recall ≥ {handed.min_recall}), "
+            f"{handed.coded_since} coded by coders since"
+        )
+        if handed.redecided is not None:
+            print(f"  {handed.redecided.describe()}")
+        if handed.suspended:
+            print(f"  SUSPENDED: {handed.suspended}")
+
+
 def cmd_autocode(settings: Settings, args: argparse.Namespace) -> int:
     from backend.worker.autocode import Targets, autocode, undo
 
     codes = comma_list(args.codes)
+    if args.status:
+        print_autocoded(settings, args.project)
+        return 0
     if args.undo:
         taken = undo(project_context(settings, args.project), codes)
         print(f"project {args.project}: taken back from the model: {', '.join(taken)}")
@@ -143,12 +168,23 @@ def add_commands(commands) -> None:
         "recall on the blind validation sample must reach the targets; then the serving version's "
         "decision becomes the code of every segment no coder has coded, kept by the backend with its "
         "provenance (not in Label Studio, never trained on). A code below target is refused, naming the "
-        "figures and roughly how many more validation segments would close the gap. Exit status 3: a "
+        "figures and roughly how many more validation segments would close the gap. Each later version "
+        "re-decides the codes handed over while its own estimate still reaches the targets; otherwise the "
+        "code is suspended and keeps its last decisions (--status shows which). Exit status 3: a "
         "code was refused (the others were handed over).",
     )
     auto.add_argument("--project", required=True, help="the Label Studio project id")
     auto.add_argument("--codes", help="the codes, comma-separated (with --undo: default all)")
     auto.add_argument("--min-precision", type=float, default=0.9, help="target for precision (%(default)s)")
     auto.add_argument("--min-recall", type=float, default=0.8, help="target for recall (%(default)s)")
-    auto.add_argument("--undo", action="store_true", help="take the codes back from the model")
+    auto.add_argument(
+        "--undo",
+        action="store_true",
+        help="take the codes back from the model altogether (their re-decisions too)",
+    )
+    auto.add_argument(
+        "--status",
+        action="store_true",
+        help="show the codes handed over: deciding version, last re-decision, suspension",
+    )
     auto.set_defaults(handler=cmd_autocode)

@@ -39,7 +39,10 @@ def validation_view(sample: ValidationSample | None, serving: str | None) -> dic
 
 def autocoded_view(autocodes: AutoCodes) -> dict:
     """Codes handed over to the model: the version that decided, when, on how many segments, how many
-    it coded positive, and the targets the validation estimate met."""
+    it coded positive, and the targets the validation estimate met; the version it was handed over
+    at, the last re-decision by a newer version (`redecided`, with its one-line `summary`), the
+    segments coders coded since the hand-over, and why the serving version does not decide the code
+    (`suspended`: its estimate misses the targets; None while it decides)."""
     return {
         code: {
             "version": kept.version,
@@ -48,6 +51,12 @@ def autocoded_view(autocodes: AutoCodes) -> dict:
             "positives": kept.positives,
             "min_precision": kept.min_precision,
             "min_recall": kept.min_recall,
+            "handed_version": kept.handed_version,
+            "redecided": None
+            if kept.redecided is None
+            else {**kept.redecided.model_dump(), "summary": kept.redecided.describe()},
+            "coded_since": kept.coded_since,
+            "suspended": kept.suspended,
         }
         for code, kept in autocodes.codes.items()
     }

@@ -10,14 +10,16 @@ import json
 import threading
 from collections import OrderedDict
 from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
+from pathlib import Path
 
 from flask import Blueprint, Response, url_for
 from werkzeug.exceptions import NotFound
 
 from backend.server.downloads import export_working
-from backend.server.metrics import exports_view, validation_view
+from backend.server.metrics import autocoded_of, exports_view, validation_view
 from backend.server.plots import Point, interval_chart, line_chart
 from backend.server.requests import project_id
 from backend.server.services import services
@@ -127,16 +129,21 @@ def validation_plot(view: dict | None, names: Mapping[str, str]) -> str | None:
     )
 
 
+@dataclass(frozen=True)
+class ProjectFiles:
+    """What the page shows besides the state: the validation sample, each format's export (as
+    exports_view() gives them) and the codes handed over (as autocoded_of() gives them)."""
+
+    validation: ValidationSample | None = None
+    exports: dict = field(default_factory=dict)
+    autocoded: dict = field(default_factory=dict)
+
+
 def page_context(
-    project: str,
-    state: ProjectState,
-    pending: list[str],
-    mlflow_ui: str | None,
-    validation: ValidationSample | None = None,
-    exports: dict | None = None,
+    project: str, state: ProjectState, pending: list[str], mlflow_ui: str | None, files: ProjectFiles
 ) -> dict:
-    """What the template shows (kept apart from rendering, so it is testable without HTML); `exports`
-    as exports_view() gives them."""
+    """What the template shows (kept apart from rendering, so it is testable without HTML)."""
+    validation = files.validation
     progress = state.progress if state.busy else None
     eta = eta_seconds(progress.done, progress.total, progress.started_at) if progress else None
     runs = [
@@ -165,7 +172,8 @@ def page_context(
         "validation": view,
         "automation_bias": state.monitoring.automation_bias,  # in the state: the cache key's updated_at
         "validation_plot": validation_plot(view, state.code_names),
-        **export_context(exports or {}),
+        "autocoded": files.autocoded,
+        **export_context(files.exports),
     }
 
 
@@ -193,6 +201,17 @@ def validation_key(sample: ValidationSample | None) -> tuple:
     return (sample.drawn_at, sample.released_at, sample.estimates and sample.estimates.computed_at)
 
 
+def changed_at(path: Path) -> tuple[int, int] | None:
+    """Which write of a file is on disk (None: there is none): the codes handed over change the page,
+    and an `autocode` command or its `--undo` changes no state. Each atomic write is a new inode, so
+    two writes within the clock's tick still differ."""
+    try:
+        found = path.stat()
+    except FileNotFoundError:
+        return None
+    return found.st_ino, found.st_mtime_ns
+
+
 @bp.get("/status")
 def index():
     found = services()
@@ -218,13 +237,13 @@ def project_page(project: str):
     directory = found.store.layout.project(project)
     validation = ValidationStore(directory).read()
     exports = exports_view(ExportStore(directory).read(), export_working(found, project))
-    key = (project, state.updated_at, tuple(pending), state.fast.status.busy, validation_key(validation))
-    key += (json.dumps(exports),)
+    files = (validation_key(validation), changed_at(directory.autocoded))
+    key = (project, state.updated_at, tuple(pending), state.fast.status.busy, files, json.dumps(exports))
     html = PAGES.get(key)
     if html is None:
-        context = page_context(
-            project, state, pending, found.settings.server.mlflow_ui(), validation, exports
-        )
+        ui = found.settings.server.mlflow_ui()
+        shown = ProjectFiles(validation, exports, autocoded_of(directory))
+        context = page_context(project, state, pending, ui, shown)
         html = _templates().get_template("status.html").render(**context)
         PAGES.put(key, html)
     return Response(html, mimetype="text/html")

@@ -2,7 +2,10 @@
 
 For each code the lead handed over (`coding-backend autocode`), the model's decision on every
 segment no coder had coded, with its provenance: the model version, each segment's probability,
-the validation estimate the hand-over rests on and the targets it met. Kept here, not in Label
+the validation estimate the hand-over rests on and the targets it met. Each version that serves
+later re-decides it (worker/autocode.py `redecide`): the provenance then names that version and its
+estimate, and `redecided` says what changed; a version whose estimate misses the targets leaves the
+decisions as they were and `suspended` says why. Kept here, not in Label
 Studio: an annotation there would be read as a coder's label by every round (and by agreement),
 so the model would learn from its own decisions; here nothing trains on it, and `--undo` deletes
 it without touching Label Studio. :class:`AutoCodeStore` is the file's only reader and writer.
@@ -24,6 +27,39 @@ log = logging.getLogger(__name__)
 SCHEMA_VERSION = 1
 
 
+class Redecided(BaseModel):
+    """The last re-decision: by which version, of the decisions of which (`before`), when, and how
+    many segments gained or lost the code, left the set because coders coded them or are gone from
+    the project, or joined it (new tasks). `held`: the version misses the targets, so the decisions of
+    `before` were kept on the segments still uncoded."""
+
+    model_config = ConfigDict(extra="ignore")
+
+    version: str
+    before: str
+    at: str
+    gained: int
+    lost: int
+    coded: int
+    gone: int = 0
+    joined: int = 0
+    held: bool = False
+
+    def describe(self) -> str:
+        """The line the status page, /metrics and `autocode --status` show."""
+        if self.held:
+            line = (
+                f"not re-decided at version {self.version} (suspended): the decisions of {self.before} stay"
+            )
+        else:
+            changed = self.gained + self.lost
+            line = f"re-decided at version {self.version}: {changed} changed (+{self.gained} / −{self.lost})"
+        line += f", {self.coded} now coded by coders"
+        if self.joined:
+            line += f", {self.joined} new segment(s) decided"
+        return line + (f", {self.gone} no longer in the project" if self.gone else "")
+
+
 class AutoCoded(BaseModel):
     """One code handed over: the segments (task ids) the model decided, its decision and probability
     for each, and what the hand-over rests on."""
@@ -38,6 +74,10 @@ class AutoCoded(BaseModel):
     task_ids: list[int]
     decisions: list[bool]
     probabilities: list[float]
+    handed_version: str | None = None  # the version the lead handed the code over at
+    redecided: Redecided | None = None
+    coded_since: int = 0  # segments coders coded since the hand-over (they left the set)
+    suspended: str | None = None  # why the serving version does not decide the code (None: it does)
 
     @property
     def positives(self) -> int:

@@ -6,18 +6,32 @@ for the serving version and held out of training, reach the lead's targets (lear
 `verdict`); otherwise it is refused with the figures and roughly how many more validation segments
 would close the gap. For a code handed over, the serving version's decision on every segment no
 coder has coded is kept with its provenance in storage/autocode.py (never in Label Studio: see
-there why), where no round reads it.
+there why), where no round trains on it.
+
+Each version that goes live later re-decides the codes handed over (`redecide`, a step of the
+round after its estimates), on every segment no coder has coded by then, if its own estimate on the
+held-out sample still reaches the targets the lead set. If it does not (or it has no such estimate),
+the code is suspended rather than decided by a version nobody vouched for: the decisions of the last
+version that met the targets stay on the segments still uncoded, and the status page, /metrics and
+the log say so until a version meets the targets again or the lead takes the code back (`undo`).
 """
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Collection
 from dataclasses import dataclass
 
+from backend.learning.autocoding import Decisions, redecision
 from backend.learning.validation import CodeEstimate, Verdict, verdict
-from backend.storage.autocode import AutoCoded, AutoCodes, AutoCodeStore
+from backend.storage.autocode import AutoCoded, AutoCodes, AutoCodeStore, Redecided
 from backend.storage.state import now
+from backend.storage.validation import Estimates
 from backend.worker.context import ProjectContext
+from backend.worker.publish import Ranked
 from backend.worker.validation import SampleError
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,12 +110,111 @@ def decisions(
             task_ids=[int(pool.task_ids[i]) for i in rows],
             decisions=[bool(pool.decisions[i, j]) for i in rows],
             probabilities=[round(float(pool.proba[i, j]), 6) for i in rows],
+            handed_version=version,
         )
     return handed
 
 
+def redecide(
+    ctx: ProjectContext, ranked: Ranked, coded: Collection[int], estimates: Estimates | None
+) -> dict[str, Redecided]:
+    """Let the version that just went live re-decide each code handed over (`coded`: the tasks coders
+    have coded; `estimates`: the round's on the validation sample, None without). Returns what each
+    re-decision changed; nothing when a newer round waits (it re-decides instead). A failure is
+    logged: the version is live, the round goes on."""
+    if ctx.round_waits():
+        return {}
+    done: dict[str, Redecided] = {}
+    reasons: dict[str, str | None] = {}
+
+    def change(kept: AutoCodes) -> None:
+        for code, handed in kept.codes.items():
+            done[code] = redecide_code(code, handed, ranked, coded, estimates)
+            reasons[code] = handed.suspended
+
+    try:
+        store = store_of(ctx)
+        if store.read().codes:
+            store.update(change)
+    except Exception:
+        log.exception("project %s: the codes handed over to the model were not re-decided", ctx.project)
+        return {}
+    for code, found in done.items():
+        if found.held:
+            log.warning(
+                "project %s: auto-coding of %s SUSPENDED: %s; %s. More coded validation segments may lift "
+                "the estimate; `coding-backend autocode --project %s --codes %s --undo` takes the code back",
+                ctx.project,
+                code,
+                reasons[code],
+                found.describe(),
+                ctx.project,
+                code,
+            )
+        else:
+            log.info("project %s: %s %s", ctx.project, code, found.describe())
+    return done
+
+
+def redecide_code(
+    code: str, handed: AutoCoded, ranked: Ranked, coded: Collection[int], estimates: Estimates | None
+) -> Redecided:
+    """Re-decide one code handed over (changing `handed` in place), or hold its decisions where the
+    new version misses the targets; either way segments coders coded leave it."""
+    version, pool, codes = ranked.trained.version.name, ranked.pool, ranked.trained.model.codes
+    before = Decisions.of(handed.task_ids, handed.decisions, handed.probabilities)
+    reason = suspension(code, handed, version, estimates)
+    if reason is None and code in codes:
+        j = codes.index(code)
+        after = Decisions.of(pool.task_ids, pool.decisions[:, j], pool.proba[:, j])
+    else:
+        reason = reason or f"version {version} has no code {code}"
+        after = before.within(pool.task_ids)
+    found = redecision(before, after, coded)
+    record = Redecided(
+        version=version,
+        before=handed.version,
+        at=now(),
+        gained=found.gained,
+        lost=found.lost,
+        coded=found.coded,
+        gone=found.gone,
+        joined=found.joined,
+        held=reason is not None,
+    )
+    if reason is None:
+        handed.version, handed.decided_at, handed.estimate = version, record.at, estimates.codes[code]
+    handed.task_ids = [int(task) for task in after.task_ids]
+    handed.decisions = [bool(decided) for decided in after.decided]
+    handed.probabilities = [round(float(p), 6) for p in after.proba]
+    handed.redecided, handed.suspended = record, reason
+    handed.coded_since += found.coded
+    return record
+
+
+def suspension(code: str, handed: AutoCoded, version: str, estimates: Estimates | None) -> str | None:
+    """Why `version` may not decide `code` (None: its estimate on the held-out validation sample
+    reaches the targets the code was handed over at)."""
+    if estimates is None or estimates.version != version:
+        return (
+            f"version {version} has no estimate on the validation sample (a new sample not coded yet, "
+            "or its estimate failed: see the log)"
+        )
+    if not estimates.held_out:
+        return (
+            "the validation sample was released into training, so no estimate of the new version is held "
+            "out; draw a new sample to let versions decide again"
+        )
+    if code not in estimates.codes:
+        return f"version {version} has no estimate for {code}"
+    found = verdict(code, CodeEstimate.of(estimates.codes[code]), handed.min_precision, handed.min_recall)
+    return None if found.accepted else f"version {version}: {'; '.join(found.short)}"
+
+
 def undo(ctx: ProjectContext, codes: list[str] | None) -> list[str]:
-    """Take `codes` (all, when None) back from the model; returns the codes taken back."""
+    """Take `codes` (all, when None) back from the model altogether: the state before the `autocode`
+    command that handed them over, whatever versions re-decided them since (nothing in Label Studio
+    changes: the model's decisions never were there). Returns the codes taken back."""
     taken: list[str] = []
 
     def take_back(kept: AutoCodes) -> None:

@@ -53,3 +53,27 @@ def test_bad_input_exits_2_naming_the_problem(model_dir, capsys, args, message):
 def test_autocode_refuses_bad_input_naming_it(model_dir, capsys, args, message):
     assert main(["autocode", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_autocode_status_shows_each_code_its_last_redecision_and_a_suspension(model_dir, capsys):
+    from backend.storage.autocode import AutoCodeStore
+    from backend.storage.layout import ProjectDir
+    from tests.server.test_status import handed_over
+
+    assert main(["autocode", "--project", "7", "--status"]) == 0
+    assert capsys.readouterr().out == "project 7: no code is handed over to the model\n"
+    why = "version v5-20261203000000 has no estimate on the validation sample"
+    AutoCodeStore(ProjectDir(model_dir, "7")).update(
+        lambda kept: kept.codes.update(physical_health=handed_over(suspended=why))
+    )
+    assert main(["autocode", "--project", "7", "--status"]) == 0
+    shown = capsys.readouterr().out.splitlines()
+    assert shown[0].startswith("physical_health: decided by v3-20261201000000 on 3 uncoded segments (2 with")
+    assert (
+        "handed over at v3-20261201000000 (precision ≥ 0.9, recall ≥ 0.8), 3 coded by coders since"
+        in shown[0]
+    )
+    assert shown[1].startswith(
+        "  not re-decided at version v5-20261203000000 (suspended): the decisions of v3"
+    )
+    assert shown[2] == f"  SUSPENDED: {why}"

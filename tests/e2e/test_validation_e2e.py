@@ -1,17 +1,24 @@
 """A blind validation sample against a real Label Studio 1.23.2 (SQLite) and the backend under
 gunicorn: `coding-backend validate` draws it, the next version serves it without a suggestion at
 every K-th place of the queue, its codes stay out of training, and /metrics and /status show the
-estimates on it with their intervals."""
+estimates on it with their intervals; `autocode` refuses a code below target; a code handed over
+is re-decided by a newer version or, missing the targets, suspended (shown on /status, /metrics and
+`autocode --status`), and `--undo` takes it back. With `SCREENSHOTS` set, the status page's
+estimates are photographed there (validation.png: the README's figure) in Chromium, as
+tests/e2e/test_browser.py does."""
 
 from __future__ import annotations
 
 import base64
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import httpx
 import pytest
+from markupsafe import escape
 
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
@@ -22,6 +29,41 @@ from tests.helpers import FIXTURES, study_form_result, wait_for
 AUTH = ("lead", "backend-pass")
 ROUND_TIMEOUT = 240
 EVERY = 3
+
+
+def photograph_estimates(url: str, path: Path) -> None:
+    """The status page's section on the validation sample, as Chromium shows it, cropped to it."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+    from selenium.webdriver.common.by import By
+
+    from backend.studio.client import basic_auth_header
+    from tests.e2e.test_browser import CHROMEDRIVER, CHROMIUM, missing_browser
+
+    assert missing_browser() is None, f"SCREENSHOTS is set: {missing_browser()}"
+    options = webdriver.ChromeOptions()
+    options.binary_location = str(CHROMIUM)
+    for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage"):
+        options.add_argument(flag)
+    options.add_argument("--disable-background-networking")  # the closed network refuses its calls
+    options.add_argument("--window-size=1000,2000")
+    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=options)
+    try:
+        driver.execute_cdp_cmd("Network.enable", {})
+        driver.execute_cdp_cmd(
+            "Network.setExtraHTTPHeaders", {"headers": {"Authorization": basic_auth_header(*AUTH)}}
+        )
+        driver.get(url)
+        section = wait_for(lambda: driver.find_elements(By.ID, "on-validation"), 30, "the estimates")[0]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        section.screenshot(str(path))
+    finally:
+        driver.quit()
+
+
+def autocode_cli(env: dict, project: int, *args: str) -> subprocess.CompletedProcess:
+    command = [sys.executable, "-m", "backend.cli", "autocode", "--project", str(project), *args]
+    return subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
 
 
 def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
@@ -128,35 +170,80 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
         assert '<table id="validation">' in page and "Held out of training" in page
         assert '<figure id="plot-validation"><svg' in page
 
-        cli = [sys.executable, "-m", "backend.cli"]
-        refused = subprocess.run(
-            [
-                *cli,
-                "autocode",
-                "--project",
-                str(project.id),
-                "--codes",
-                "physical_health",
-                "--min-precision",
-                "1",
-            ],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        if os.environ.get("SCREENSHOTS"):
+            shot = Path(os.environ["SCREENSHOTS"]) / "validation.png"
+            photograph_estimates(f"{backend.url}/status/{project.id}", shot)
+
+        refused = autocode_cli(env, project.id, "--codes", "physical_health", "--min-precision", "1")
         assert refused.returncode == 3, refused.stderr
         assert "physical_health: refused: " in refused.stderr and "1.00" in refused.stderr  # names the target
         assert metrics()["autocoded"] == {}
 
+        # The tiny test model earns no code on a sample of 4 (no true positive: every lower bound is 0
+        # or missing), so `autocode` refuses every target; hand one over as it does (the serving
+        # version's decisions, provenance, targets), past the refusal, to see what a newer version
+        # does with it: its estimate misses the targets too, so the code is suspended and keeps its
+        # decisions, and the segments coders code since leave it.
+        code, precision, recall = "physical_health", 0.5, 0.5
+        hand_over = (
+            "from backend.cli.validation import project_context\n"
+            "from backend.config import load_settings\n"
+            "from backend.worker.autocode import Targets, decisions, store_of\n"
+            f"ctx = project_context(load_settings(), '{project.id}')\n"
+            "estimates = ctx.validation.read().estimates\n"
+            f"targets = Targets({precision}, {recall})\n"
+            f"handed = decisions(ctx, estimates.version, ['{code}'], estimates.codes, targets)\n"
+            "store_of(ctx).update(lambda kept: kept.codes.update(handed))\n"
+        )
+        handed = subprocess.run(
+            [sys.executable, "-c", hand_over], env=env, capture_output=True, text=True, timeout=120
+        )
+        assert handed.returncode == 0, handed.stderr
+        kept = metrics()["autocoded"][code]
+        assert kept["version"] == kept["handed_version"] == coded["current_version"]
+        assert kept["segments"] == 18 and kept["redecided"] is None, "every segment no coder has coded"
+        autocoded = tmp_path / "models" / str(project.id) / "autocoded.json"
+        uncoded = json.loads(autocoded.read_text())["codes"][code]["task_ids"]
+        assert not set(uncoded) & ({task.id for task in tasks[:8]} | set(sample))
+
+        for task_id in uncoded[:2]:
+            sdk.annotations.create(id=task_id, result=study_form_result(codes[task_id]))
+
+        def redecided():
+            found = settled(version_not=kept["version"]) or {}
+            handed = (found.get("autocoded") or {}).get(code) or {}
+            return found if handed.get("coded_since") == 2 else None
+
+        later = wait_for(redecided, ROUND_TIMEOUT, "a newer version's re-decision")
+        handed, version = later["autocoded"][code], later["current_version"]
+        assert handed["redecided"]["version"] == version and handed["segments"] == 16
+        figures = later["validation"]["estimates"]["codes"][code]
+        assert later["validation"]["estimates"]["version"] == version, "measured anew for the new version"
+        meets = all(
+            figures[name]["low"] is not None and figures[name]["low"] >= target
+            for name, target in (("precision", precision), ("recall", recall))
+        )
+        assert handed["redecided"]["held"] is not meets and (handed["suspended"] is None) is meets
+        summary = handed["redecided"]["summary"]
+        assert summary.startswith(f"{'re-decided' if meets else 'not re-decided'} at version {version}")
+        page = httpx.get(f"{backend.url}/status/{project.id}", auth=AUTH, timeout=30).text
+        assert '<table id="autocoded">' in page and str(escape(summary)) in page
+        shown = autocode_cli(env, project.id, "--status")
+        assert shown.returncode == 0 and f"  {summary}" in shown.stdout.splitlines(), shown.stdout
+
+        undone = autocode_cli(env, project.id, "--codes", code, "--undo")
+        assert undone.returncode == 0, undone.stderr
+        assert metrics()["autocoded"] == {} and json.loads(autocoded.read_text())["codes"] == {}
+        page = httpx.get(f"{backend.url}/status/{project.id}", auth=AUTH, timeout=30).text
+        assert "No code is handed over to the model" in page
+
         released = subprocess.run(
-            [*cli, "validate", "--project", str(project.id), "--release"],
+            [sys.executable, "-m", "backend.cli", "validate", "--project", str(project.id), "--release"],
             env=env,
             capture_output=True,
             text=True,
         )
         assert released.returncode == 0, released.stderr
-        version = coded["current_version"]
 
         def retrained():
             found = settled(version_not=version)
@@ -164,7 +251,7 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
             return found if estimates.get("held_out") is False else None
 
         after = wait_for(retrained, ROUND_TIMEOUT, "a round that trains on the released sample")
-        assert after["labeled"] == 12 and after["validation"]["estimates"]["coded"] == 4
+        assert after["labeled"] == 14 and after["validation"]["estimates"]["coded"] == 4
     finally:
         backend.stop()
         print(backend.log_path.read_text()[-5000:])

@@ -305,3 +305,61 @@ def test_the_automation_bias_report_is_on_the_page_and_in_metrics_and_a_new_one_
     states(tmp_path).update(lambda state: setattr(state.monitoring, "automation_bias", fewer))
     html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
     assert "5 annotations started from a suggestion" in html and "accepts nearly everything" not in html
+
+
+def handed_over(suspended: str | None = None):
+    """physical_health handed over at v3, re-decided at v5 (one segment gained it, two lost it, three
+    coded by coders); `suspended`: v5 missed the targets instead."""
+    from backend.storage.autocode import AutoCoded, Redecided
+
+    redecided = Redecided(
+        version="v5-20261203000000",
+        before="v3-20261201000000",
+        at="2026-12-03T00:00:00+00:00",
+        gained=1,
+        lost=2,
+        coded=3,
+        held=suspended is not None,
+    )
+    return AutoCoded(
+        version="v3-20261201000000" if suspended else redecided.version,
+        decided_at=redecided.at,
+        min_precision=0.9,
+        min_recall=0.8,
+        estimate={},
+        task_ids=[11, 12, 13],
+        decisions=[True, False, True],
+        probabilities=[0.9, 0.1, 0.8],
+        handed_version="v3-20261201000000",
+        redecided=redecided,
+        coded_since=3,
+        suspended=suspended,
+    )
+
+
+def test_the_page_and_metrics_show_the_last_redecision_and_a_suspension_loudly(tmp_path, client):
+    from backend.storage.autocode import AutoCodeStore
+
+    states(tmp_path).update(lambda state: setattr(state, "current_version", "v5-20261203000000"))
+    store = AutoCodeStore(ProjectDir(tmp_path, "4"))
+    html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
+    assert "No code is handed over to the model" in html
+    store.update(lambda kept: kept.codes.update(physical_health=handed_over()))
+    html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
+    line = "re-decided at version v5-20261203000000: 3 changed (+1 / −2), 3 now coded by coders"
+    assert '<table id="autocoded">' in html and line in html, "the cached page follows the file"
+    assert "handed over at v3-20261201000000; 3 coded by coders since" in html and "Suspended" not in html
+    shown = client.get("/metrics", headers=AUTH).get_json()["projects"]["4"]["autocoded"]["physical_health"]
+    assert shown["redecided"]["summary"] == line and shown["segments"] == 3 and shown["positives"] == 2
+    assert shown["suspended"] is None and shown["handed_version"] == "v3-20261201000000"
+
+    why = "version v5-20261203000000: precision 0.80 (95 % interval 0.70–0.87, n=90) is below 0.90"
+    store.update(lambda kept: kept.codes.update(physical_health=handed_over(suspended=why)))
+    html = client.get("/status/4", headers=AUTH).get_data(as_text=True)
+    assert f'<td colspan="6" class="error"><strong>Suspended:</strong> {why}.</td>' in html
+    assert (
+        "not re-decided at version v5-20261203000000 (suspended): the decisions of v3-20261201000000 stay"
+        in html
+    )
+    shown = client.get("/metrics", headers=AUTH).get_json()["projects"]["4"]["autocoded"]["physical_health"]
+    assert shown["suspended"] == why and shown["version"] == "v3-20261201000000"

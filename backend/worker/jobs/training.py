@@ -8,7 +8,8 @@
     live = publisher.go_live(ranked, ...)             # Label Studio serves it
     labels.reconcile(...)                             # after a shortcut read: anything missed?
     publisher.write_rest(live)                        # the rest, unless a newer round waits
-    validator.estimate(labels, trained, scored)       # on the blind validation sample, if any
+    estimates = validator.estimate(...)               # on the blind validation sample, if any
+    redecide(ctx, ranked, coded, estimates)           # the codes handed over to the model, again
     recorder.record(...)                              # quality, figures, MLflow
 
 The fitter is what differs: a head refit on cached embeddings (jobs/head.py) or a whole model
@@ -23,6 +24,7 @@ from typing import Protocol
 import numpy as np
 
 from backend.learning.base import CodingModel
+from backend.worker.autocode import redecide
 from backend.worker.body_policy import BodyPolicy
 from backend.worker.context import ProjectContext
 from backend.worker.jobs.common import RoundSteps, too_few_examples
@@ -89,7 +91,8 @@ class TrainingRound:
             self.labels.reconcile(labels)
         steps.publisher.write_rest(live)
         if self.validator is not None:
-            self.validator.estimate(labels, trained, fitted.scored)
+            estimates = self.validator.estimate(labels, trained, fitted.scored)
+            redecide(self.ctx, ranked, labels.annotated_ids, estimates)
         steps.recorder.record(RoundToRecord(labels, measured, live))
         if self.body_policy is not None:
             self.body_policy.ask_if_due(len(labels.labeled))
