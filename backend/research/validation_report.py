@@ -18,7 +18,7 @@ import pandas as pd
 
 from backend.learning.validation import CONFIDENCE, CodeEstimate, verdict
 from backend.research.report import integer_ticks, line_styles, markdown_table, pyplot
-from backend.research.validation import Coverage, coverage, long_rows
+from backend.research.validation import FIGURES, Coverage, coverage, long_rows
 from backend.storage.atomic import write_atomically
 
 FIGURE = "validation.png"
@@ -56,27 +56,26 @@ def sections(rows: Sequence[dict], codes: Sequence[str], targets: tuple[float, f
     nominal = f"{CONFIDENCE:.0%}"
     return [
         f"## The validation sample: how often the {nominal} intervals cover the truth",
-        "Over configurations × seeds × rounds × codes. *Expected* is the coverage a valid interval "
+        "Per configuration, over seeds × rounds × codes. *Expected* is the coverage a valid interval "
         "would reach against that truth: below the nominal share against the test set and the rest "
         "of the pool, whose figures are estimates with their own sampling error (exact binomial sums "
         "at the pooled share); the pool's prevalence is exact. The interval of a coverage treats the "
         "intervals as independent; rounds of a seed share one sample and codes share segments, so it "
         "is too narrow (the per-seed counts show the spread).",
         markdown_table(
-            ["figure vs. truth", "covered", "coverage (95 % interval)", "expected", "per seed"],
-            [_coverage_cells(coverage(records, f, a, label), records, f, a) for f, a, label in COVERAGE_ROWS],
-        ),
-        "Per code, against the test set:",
-        markdown_table(
-            ["code", "precision covered", "recall covered"],
+            ["config", "figure vs. truth", "covered", "coverage (95 % interval)", "expected", "per seed"],
             [
-                [
-                    code,
-                    *(
-                        _count([r for r in records if r["code"] == code], f, "test")
-                        for f in ("precision", "recall")
-                    ),
-                ]
+                [config, *_coverage_cells(coverage(mine, f, a, label), mine, f, a)]
+                for config, mine in _by_config(records).items()
+                for f, a, label in COVERAGE_ROWS
+            ],
+        ),
+        "Per code, against the test set (intervals that held the test figure, of those with both):",
+        markdown_table(
+            ["config", "code", "precision", "recall"],
+            [
+                [config, code, *(_count([r for r in mine if r["code"] == code], f, "test") for f in FIGURES)]
+                for config, mine in _by_config(records).items()
                 for code in codes
             ],
         ),
@@ -98,6 +97,13 @@ def sections(rows: Sequence[dict], codes: Sequence[str], targets: tuple[float, f
         ),
         f"![{FIGURE}]({FIGURE})",
     ]
+
+
+def _by_config(records: list[dict]) -> dict[str, list[dict]]:
+    found: dict[str, list[dict]] = {}
+    for record in records:
+        found.setdefault(record["config"], []).append(record)
+    return found
 
 
 def _coverage_cells(found: Coverage, records: list[dict], figure: str, against: str) -> list[str]:
