@@ -17,7 +17,7 @@ import numpy as np
 import pandas as pd
 
 from backend.learning.validation import CONFIDENCE, CodeEstimate, verdict
-from backend.research.report import integer_ticks, line_styles, markdown_table, pyplot
+from backend.research.report import line_styles, markdown_table, pyplot
 from backend.research.validation import FIGURES, Coverage, coverage, long_rows
 from backend.storage.atomic import write_atomically
 
@@ -191,8 +191,7 @@ def validation_figure(records: pd.DataFrame, codes: Sequence[str]):
                     error = [mine.estimate - mine.low, mine.high - mine.estimate]
                     ax.errorbar(x, mine.estimate, yerr=error, fmt="o", markersize=3, color=style["color"])
                     ax.plot(x, mine.test, "x", color="black", markersize=4)
-            ax.set(title=f"{code}: {name}", ylim=(-0.02, 1.02))
-            integer_ticks(ax.xaxis)
+            ax.set(title=f"{code}: {name}", ylim=(-0.02, 1.02), xticks=labeled)
             ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("labeled segments (seeds side by side)")
