@@ -18,7 +18,7 @@ import pandas as pd
 
 from backend.learning.validation import CONFIDENCE, CodeEstimate, verdict
 from backend.research.report import line_styles, markdown_table, pyplot
-from backend.research.validation import FIGURES, Coverage, coverage, long_rows
+from backend.research.validation import AGAINST, FIGURES, Coverage, coverage, long_rows
 from backend.storage.atomic import write_atomically
 
 FIGURE = "validation.png"
@@ -77,6 +77,24 @@ def sections(rows: Sequence[dict], codes: Sequence[str], targets: tuple[float, f
                 [config, code, *(_count([r for r in mine if r["code"] == code], f, "test") for f in FIGURES)]
                 for config, mine in _by_config(records).items()
                 for code in codes
+            ],
+        ),
+        "Per round (labeled segments), intervals that held the truth, of those with both: the rest of "
+        "the pool shrinks as active learning takes from it the segments its model is least sure of.",
+        markdown_table(
+            ["config", "labeled", *(f"{f} vs. {a}" for a in AGAINST for f in FIGURES)],
+            [
+                [
+                    config,
+                    str(n),
+                    *(
+                        _count([r for r in mine if r["n_labeled"] == n], f, a)
+                        for a in AGAINST
+                        for f in FIGURES
+                    ),
+                ]
+                for config, mine in _by_config(records).items()
+                for n in sorted({r["n_labeled"] for r in mine})
             ],
         ),
         f"## Autocode at precision ≥ {targets[0]:.2f} and recall ≥ {targets[1]:.2f} (lower bounds)",
