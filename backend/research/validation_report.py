@@ -43,7 +43,7 @@ def write_validation(out: Path, rows: Sequence[dict], codes: Sequence[str]) -> N
     for column in ("n", "test_n", "rest_n"):  # counts, though other figures' rows leave them empty
         records[column] = records[column].astype("Int64")
     buffer = io.StringIO()
-    records.to_csv(buffer, index=False, lineterminator="\n")
+    records.to_csv(buffer, index=False, lineterminator="\n", float_format="%.4f")
     write_atomically(out / "validation.csv", buffer.getvalue())
     figure = validation_figure(records, codes)
     figure.savefig(out / FIGURE, dpi=110)
