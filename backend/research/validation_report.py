@@ -207,12 +207,23 @@ def validation_figure(records: pd.DataFrame, codes: Sequence[str]):
                     mine = mine[(mine.figure == name) & mine.estimate.notna()]
                     x = mine.n_labeled + (s - (len(seeds) - 1) / 2) * step
                     error = [mine.estimate - mine.low, mine.high - mine.estimate]
-                    ax.errorbar(x, mine.estimate, yerr=error, fmt="o", markersize=3, color=style["color"])
+                    ax.errorbar(
+                        x,
+                        mine.estimate,
+                        yerr=error,
+                        fmt="o",
+                        markersize=3,
+                        color=style["color"],
+                        label=config,
+                    )
                     ax.plot(x, mine.test, "x", color="black", markersize=4)
             ax.set(title=f"{code}: {name}", ylim=(-0.02, 1.02), xticks=labeled)
             ax.grid(alpha=0.3)
     for ax in axes[-1]:
         ax.set_xlabel("labeled segments (seeds side by side)")
     figure.suptitle("Intervals on the validation sample (dots, bars) and the test set's figure (×)")
-    figure.tight_layout()
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    shown = dict(zip(labels, handles, strict=True))  # one entry per configuration, not per seed
+    figure.legend(shown.values(), shown.keys(), loc="lower center", ncol=min(4, len(shown)), fontsize="small")
+    figure.tight_layout(rect=(0, 0.03, 1, 1))
     return figure
