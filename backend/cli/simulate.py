@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 
 from backend.cli.errors import UsageError, comma_list, seed_list
 from backend.cli.models import usable_model
+from backend.cli.simulate_report import add_validation_options, report, targets, validation_size
 from backend.config import Settings
 
 if TYPE_CHECKING:
@@ -37,6 +38,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
             "the shipped sample)"
         )
     check_inputs(args)
+    targets(args)
     if not args.grid and args.model is None and args.kind != "tfidf":
         settings = usable_model(settings)  # like serve and demo: the bundled test model, said so
     from backend.domain.scheme import parse_label_config
@@ -44,7 +46,6 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
     from backend.research.corpus import load_corpus
     from backend.research.grid import read_grid, single_config
     from backend.research.protocol import Protocol, protocol_text
-    from backend.research.report import write_report
     from backend.research.shards import WHOLE_GRID, parse_shard, slurm_shard
 
     shard = parse_shard(args.shard) if args.shard else slurm_shard(os.environ) or WHOLE_GRID
@@ -75,7 +76,10 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         test_fraction=args.test_fraction,
         split_seed=args.split_seed,
     )
-    protocol = Protocol(args.initial, args.batch, args.rounds, seed_list(args.seeds), args.initial_set)
+    validation = validation_size(args.validation, len(corpus.pool))
+    protocol = Protocol(
+        args.initial, args.batch, args.rounds, seed_list(args.seeds), args.initial_set, validation
+    )
     description = protocol_text(protocol, corpus, _data_text(args))
     initial = None
     if args.initial_set == "codebook":
@@ -116,8 +120,7 @@ def cmd_simulate(settings: Settings, args: argparse.Namespace) -> int:
         print(f"shard {shard} finished {runs} run(s) in {args.out}; once every shard has finished,")
         print(f"merge them: coding-backend simulate --report {args.out}")
         return 0
-    write_report(args.out, rows, corpus.codes, description)
-    print(f"wrote {args.out}/results.csv, summary.md, selections.jsonl and figures")
+    report(args, rows, corpus.codes, description)
     return 0
 
 
@@ -174,7 +177,9 @@ def cmd_cross_coders(args: argparse.Namespace, configs: list, scheme) -> int:
     from backend.research.shards import slurm_shard
     from backend.research.simulate import quiet_training_output, train
 
-    clashing = [name for name in ("test", "train_coders", "test_coders", "shard") if getattr(args, name)]
+    clashing = [
+        name for name in ("test", "train_coders", "test_coders", "shard", "validation") if getattr(args, name)
+    ]
     clashing += [
         name
         for name, default in (("split_seed", 0), ("initial_set", "random"))
@@ -217,15 +222,14 @@ def cmd_cross_coders(args: argparse.Namespace, configs: list, scheme) -> int:
 
 def cmd_report(args: argparse.Namespace) -> int:
     """`--report OUT`: the tables and figures of every shard's finished runs, as one run would write them."""
-    from backend.research.report import write_report
     from backend.research.results import merge_runs, result_rows, write_tables
 
+    targets(args)
     pairs, done, codes, description = merge_runs(args.report)
     write_tables(args.report, pairs, done, codes)
-    write_report(args.report, result_rows(pairs, done), codes, description)
-    print(
-        f"merged {len(pairs)} runs: wrote {args.report}/results.csv, summary.md, selections.jsonl and figures"
-    )
+    args.out = args.report
+    print(f"merged {len(pairs)} runs")
+    report(args, result_rows(pairs, done), codes, description)
     return 0
 
 
@@ -338,6 +342,7 @@ def add_commands(commands) -> None:
         "--rounds", type=int, help="query rounds after the initial one (default 5; --example: 3)"
     )
     sim.add_argument("--seeds", help="comma-separated seeds, one run each (default 1,2,3; --example: 1)")
+    add_validation_options(sim)
     sim.add_argument("--train-coders", help="train only on codes by these coders (comma-separated)")
     sim.add_argument("--test-coders", help="test only on codes by these coders (comma-separated)")
     sim.add_argument("--test-fraction", type=float, default=0.3, help="held out without --test (default 0.3)")

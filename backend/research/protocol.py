@@ -25,10 +25,11 @@ class Protocol:
     rounds: int
     seeds: tuple[int, ...]
     initial_set: str = "random"  # or "codebook": the segments most like the codes' definitions
+    validation: int = 0  # pool segments held out as a blind validation sample (research/validation.py)
 
     @property
     def needed(self) -> int:
-        return self.initial + self.batch * self.rounds
+        return self.initial + self.batch * self.rounds + self.validation
 
 
 def protocol_text(protocol: Protocol, corpus: Corpus, source: str) -> str:
@@ -39,7 +40,18 @@ def protocol_text(protocol: Protocol, corpus: Corpus, source: str) -> str:
         f"{protocol.rounds} round(s) of {protocol.batch} chosen by each configuration's query "
         "strategy from its own predictions; after every round a model is trained from scratch and "
         "evaluated on the test set. "
-        f"Seeds: {', '.join(map(str, protocol.seeds))} (a seed fixes the initial set and training)."
+        + _validation_text(protocol)
+        + f"Seeds: {', '.join(map(str, protocol.seeds))} (a seed fixes the initial set and training)."
+    )
+
+
+def _validation_text(protocol: Protocol) -> str:
+    if not protocol.validation:
+        return ""
+    return (
+        f"A blind validation sample of {protocol.validation} segments, drawn per seed uniformly from the "
+        "pool after the initial set, is held out of training and of the query; every round's model is "
+        "measured on it as the live backend measures its sample. "
     )
 
 
@@ -54,14 +66,17 @@ def _initial_text(protocol: Protocol) -> str:
 
 def check_protocol(protocol: Protocol, corpus: Corpus) -> None:
     """Refuse a protocol the data cannot carry, saying what it needs and what there is."""
-    if protocol.initial < 2 or protocol.batch < 1 or protocol.rounds < 0:
-        raise SimulationError("need --initial of at least 2, --batch of at least 1 and --rounds of 0 or more")
+    if protocol.initial < 2 or protocol.batch < 1 or protocol.rounds < 0 or protocol.validation < 0:
+        raise SimulationError(
+            "need --initial of at least 2, --batch of at least 1, --rounds and --validation of 0 or more"
+        )
     if not protocol.seeds:
         raise SimulationError("--seeds: give at least one seed")
     if len(corpus.pool) < protocol.needed:
         raise SimulationError(
             f"too few training segments: --initial {protocol.initial} + --rounds {protocol.rounds} x "
-            f"--batch {protocol.batch} needs {protocol.needed}, the training pool holds {len(corpus.pool)}"
+            f"--batch {protocol.batch}{_plus_validation(protocol)} needs {protocol.needed}, "
+            f"the training pool holds {len(corpus.pool)}"
         )
     if not corpus.test:
         raise SimulationError("the test set is empty")
@@ -70,6 +85,10 @@ def check_protocol(protocol: Protocol, corpus: Corpus) -> None:
     ]
     if missing:
         log.warning("no test segment carries %s: F1 of such a code is 0 by convention", ", ".join(missing))
+
+
+def _plus_validation(protocol: Protocol) -> str:
+    return f" + --validation {protocol.validation}" if protocol.validation else ""
 
 
 def per_code_f1(

@@ -15,11 +15,15 @@ import pandas as pd
 FIGURES = ("macro_f1.png", "per_code_f1.png", "train_seconds.png")
 
 
-def write_report(out: Path, rows: list[dict], codes: Sequence[str], protocol: str) -> None:
-    """summary.md and the figures in `out`; `protocol` is one paragraph saying what was simulated."""
+def write_report(
+    out: Path, rows: list[dict], codes: Sequence[str], protocol: str, more: Sequence[str] = ()
+) -> None:
+    """summary.md and the figures in `out`; `protocol` is one paragraph saying what was simulated,
+    `more` the sections of other reports (research/validation_report.py) to put before the figures."""
     frame = pd.DataFrame(rows)
     order = list(dict.fromkeys(frame["config"]))
-    (out / "summary.md").write_text(summary_markdown(frame, order, codes, protocol), encoding="utf-8")
+    summary = summary_markdown(frame, order, codes, protocol, more)
+    (out / "summary.md").write_text(summary, encoding="utf-8")
     figures = (
         macro_f1_figure(frame, order),
         per_code_figure(frame, order, codes),
@@ -59,7 +63,9 @@ def _per_round(frame: pd.DataFrame, name: str, labeled: list, column: str, show)
     return [show(rows[rows.n_labeled == n][column]) for n in labeled]
 
 
-def summary_markdown(frame: pd.DataFrame, order: list[str], codes: Sequence[str], protocol: str) -> str:
+def summary_markdown(
+    frame: pd.DataFrame, order: list[str], codes: Sequence[str], protocol: str, more: Sequence[str] = ()
+) -> str:
     """Mean ± sd macro-F1 per configuration and labeled count, per-code F1, times, the best config."""
     labeled = sorted(frame["n_labeled"].unique())
     last = frame[frame["n_labeled"] == labeled[-1]]
@@ -93,6 +99,7 @@ def summary_markdown(frame: pd.DataFrame, order: list[str], codes: Sequence[str]
                 f"## Training seconds per round ({over_seeds(frame, 'mean')}) and per run",
                 markdown_table(["config", *map(str, labeled), "total"], seconds),
                 *kept,
+                *more,
                 "Figures: " + ", ".join(f"![{name}]({name})" for name in FIGURES),
             ]
         )

@@ -33,6 +33,7 @@ def fingerprint(protocol: Protocol, corpus: Corpus, initial: Sequence[int] | Non
         "batch": protocol.batch,
         "rounds": protocol.rounds,
         "initial_set": protocol.initial_set,
+        "validation": protocol.validation,
         "initial_segments": None if initial is None else corpus.keys([corpus.pool[i] for i in initial]),
         "codes": list(corpus.codes),
         "pool": listing(corpus.pool),
@@ -52,6 +53,7 @@ def open_run(out: Path, protocol: Protocol, corpus: Corpus, initial: Sequence[in
         before = json.loads(stamp.read_text(encoding="utf-8"))
         before.setdefault("initial_set", "random")  # runs from before the codebook cold start
         before.setdefault("initial_segments", None)
+        before.setdefault("validation", 0)  # runs from before the simulated validation sample
         changed = [key for key in current if before.get(key) != current[key]]
         if changed:
             raise SimulationError(

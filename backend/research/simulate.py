@@ -45,6 +45,7 @@ from backend.research.results import (
     write_tables,
 )
 from backend.research.shards import WHOLE_GRID, Shard
+from backend.research.validation import Known, draw_sample, measure
 from backend.storage.atomic import write_atomically
 from backend.tracking.simulation import log_simulation
 
@@ -116,10 +117,12 @@ def simulate_pair(
     test_labels = corpus.matrix(corpus.test)
     test_texts = [example.text for example in corpus.test]
     keys = corpus.keys(corpus.pool)
+    rng = np.random.default_rng(seed)
     if initial is None:
-        chosen = list(np.random.default_rng(seed).choice(len(pool_texts), protocol.initial, replace=False))
+        chosen = list(rng.choice(len(pool_texts), protocol.initial, replace=False))
     else:
         chosen = list(initial)
+    held = draw_sample(rng, protocol.validation, len(pool_texts), chosen) if protocol.validation else []
     labeled: list[int] = []
     rows = []
     for round_number in range(protocol.rounds + 1):
@@ -130,7 +133,15 @@ def simulate_pair(
             )
         except TrainingDataError as exc:
             raise SimulationError(f"{config.name}, seed {seed}, round {round_number}: {exc}") from None
-        scores = per_code_f1(test_labels, model.decide(model.predict_proba(test_texts)), corpus.codes)
+        test = known(model, test_texts, test_labels)
+        scores = per_code_f1(test_labels, test.decided, corpus.codes)
+        unlabeled = sorted(set(range(len(pool_texts))) - set(labeled) - set(held))
+        last = round_number == protocol.rounds
+        rest = (
+            None
+            if last and not held
+            else known(model, [pool_texts[i] for i in unlabeled], pool_labels[unlabeled])
+        )
         rows.append(
             {
                 "round": round_number,
@@ -141,22 +152,26 @@ def simulate_pair(
                 **({} if body_kept is None else {"body_kept": body_kept}),
             }
         )
+        if held:
+            sample = known(model, [pool_texts[i] for i in held], pool_labels[held])
+            rows[-1]["validation"] = measure(corpus.codes, sample, test, rest, pool_labels[labeled], seed)
+            if not round_number:
+                rows[-1]["validation_sample"] = [keys[i] for i in held]
         progress.set_postfix_str(
             f"{config.name} seed {seed} round {round_number}: macro-F1 {scores['macro_f1']:.3f}"
         )
         progress.update()
-        if round_number < protocol.rounds:
+        if not last:
             strategy = replace(config.settings.strategy_options(), seed=seed * 1000 + round_number)
-            chosen = _query(model, strategy, pool_texts, pool_labels, labeled, protocol.batch)
+            ranking = rank(strategy, rest.proba, pool_labels[labeled], thresholds=model.thresholds)
+            chosen = [unlabeled[i] for i in ranking.top(protocol.batch)]
     return rows
 
 
-def _query(model, strategy, pool_texts, pool_labels, labeled, batch: int) -> list[int]:
-    """The `batch` unlabeled pool segments the strategy ranks highest."""
-    unlabeled = sorted(set(range(len(pool_texts))) - set(labeled))
-    proba = model.predict_proba([pool_texts[i] for i in unlabeled])
-    ranking = rank(strategy, proba, pool_labels[labeled], thresholds=model.thresholds)
-    return [unlabeled[i] for i in ranking.top(batch)]
+def known(model, texts: list[str], truth: np.ndarray) -> Known:
+    """The model's probabilities and decisions for segments whose codes are known."""
+    proba = model.predict_proba(texts) if texts else np.zeros((0, truth.shape[1]))
+    return Known(truth, proba, model.decide(proba))
 
 
 def run_simulation(
@@ -234,7 +249,18 @@ def _mlflow_rounds(rows: list[dict]) -> list[dict]:
 
 
 def _metrics_of(row: dict) -> dict:
-    return {k: v for k, v in row.items() if k not in ("round", "selected")}
+    """A round's figures for MLflow; of the validation sample, each code's precision and recall
+    estimates with their lower bounds (the figures autocode judges)."""
+    metrics = {
+        k: v for k, v in row.items() if k not in ("round", "selected", "validation", "validation_sample")
+    }
+    for code, found in (row.get("validation") or {}).items():
+        for figure in ("precision", "recall"):
+            interval = found["estimate"][figure]
+            if interval["estimate"] is not None:
+                metrics[f"validation_{figure}_{code}"] = interval["estimate"]
+                metrics[f"validation_{figure}_low_{code}"] = interval["low"]
+    return metrics
 
 
 def quiet_training_output() -> None:

@@ -479,6 +479,11 @@ def test_a_slurm_array_without_its_count_is_refused_by_name(monkeypatch, tmp_pat
         ({"out": "a file"}, ["--batch", "4", "--rounds", "1"], "out: exists and is not a directory"),
         ({}, ["--shard", "two"], "--shard 'two': expected I/N, like 2/3"),
         ({}, ["--shard", "4/3"], "shard 4/3: expected I/N with 1 <= I <= N"),
+        ({}, ["--validation", "lots"], "--validation 'lots': expected a number of segments"),
+        ({}, ["--validation", "-3"], "--validation '-3': expected a number of segments"),
+        ({}, ["--validation", "12", "--batch", "4", "--rounds", "2"], "--batch 4 + --validation 12 needs 40"),
+        ({}, ["--min-precision", "1.5"], "--min-precision 1.5: a target must lie in (0, 1]"),
+        ({}, ["--min-recall", "0"], "--min-recall 0.0: a target must lie in (0, 1]"),
     ],
 )
 def test_bad_input_is_one_clear_message(tmp_path, capsys, files, options, message):
