@@ -44,15 +44,20 @@ class PoolListing:
     def read(self) -> Listing | None:
         """The kept listing (not to be changed: it is shared by this reader's calls); None when there
         is none (or it is in an older format: list afresh)."""
-        try:
-            found = self.path.stat()
-        except OSError:
+        identity = self._identity()
+        if identity is None:
             return None
-        identity = (found.st_ino, found.st_mtime_ns, found.st_size)
         if self._parsed is None or self._parsed[0] != identity:
             listing = self._parse()
             self._parsed = None if listing is None else (identity, listing)
         return None if self._parsed is None else self._parsed[1]
+
+    def _identity(self) -> tuple[int, int, int] | None:
+        try:
+            found = self.path.stat()
+        except OSError:
+            return None
+        return found.st_ino, found.st_mtime_ns, found.st_size
 
     def _parse(self) -> Listing | None:
         try:
@@ -89,9 +94,12 @@ class PoolListing:
         self.path.unlink(missing_ok=True)
 
     def _write(self, listing: Listing) -> None:
+        """Write under the lock (so no other write comes between it and this reader's note of it)."""
         write_atomically(
             self.path,
             json.dumps(
                 {"listed_at": listing.listed_at, "tasks": listing.tasks, "added_at": listing.added_at}
             ),
         )
+        identity = self._identity()
+        self._parsed = None if identity is None else (identity, listing)

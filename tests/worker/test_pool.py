@@ -74,3 +74,14 @@ def test_a_reader_parses_the_listing_once_and_sees_every_write_of_another_lane(t
     )
     other.forget()
     assert reader.read() is None
+
+
+def test_rounds_on_an_unchanged_listing_share_its_tasks_and_a_new_listing_brings_new_ones(tmp_path):
+    studio = studio_with(["a", "b", "c"])
+    pool = pool_of(tmp_path, studio)
+    first = pool.unlabeled([])
+    again = pool.unlabeled([1])
+    assert [t.id for t in again] == [0, 2] and again[0] is first[0], "made once per listing"
+    studio.all[0] = Task(0, {"text": "a edited"})
+    pool.refresh()
+    assert [t.data["text"] for t in pool.unlabeled([])] == ["a edited", "b", "c"]
