@@ -1,7 +1,7 @@
 """Benchmark of the feedback loop against a real Label Studio (not a test).
 
     python bench/bench_loop.py [--model bundled|twin] [--imported-before 300] [--annotations 12]
-                               [--segments 11656] [--out bench/out]
+                               [--segments 11656|100000] [--out bench/out]
 
 Starts Label Studio 1.23.2 (its own virtualenv) and `coding-backend serve` (gunicorn, 1 worker,
 basic auth, the bundled all-MiniLM-L6-v2, default settings: two-speed loop on), creates a project
@@ -22,6 +22,10 @@ open the project, and then:
    torch libraries once per process) and the sum of proportional set sizes (PSS, shared pages
    split between the processes that map them, closer to what a container's limit charges).
 
+`--segments` above the 11,656 shared segments builds a project of that many distinct ones from them
+(bench/corpus_100k.py: `--segments 100000` is issue 36's 100k project). At the end Label Studio's
+predictions are counted (all, and the most any one task holds).
+
 `--model twin` serves a model of the production default's exact shape with random weights
 (bench/twin.py): its times and memory are the production model's, its rankings mean nothing.
 
@@ -39,6 +43,7 @@ import sys
 import tempfile
 import threading
 import time
+from collections import Counter
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -50,6 +55,7 @@ import psutil
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
 from bench.common import AUTH, CONFIG, OUT, backend_env, coded_rows, label_studio, pool_rows
+from bench.corpus_100k import grown
 from tests.helpers import connect_backend, study_form_result, wait_for
 
 
@@ -84,7 +90,12 @@ def main() -> int:
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
     parser.add_argument("--annotations", type=int, default=12)
-    parser.add_argument("--segments", type=int, default=None, help="import only this many (default: all)")
+    parser.add_argument(
+        "--segments",
+        type=int,
+        default=None,
+        help="import only this many (default: all 11,656); more: a grown corpus (bench/corpus_100k.py)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     parser.add_argument("--model", choices=("bundled", "twin"), default="bundled")
     parser.add_argument(
@@ -103,7 +114,10 @@ def main() -> int:
 
         model = {"MODEL_NAME": str(build_twin(DEFAULT))}
 
-    segments = pool_rows()[: args.segments]
+    segments = pool_rows()
+    segments = (
+        grown(segments, args.segments) if (args.segments or 0) > len(segments) else segments[: args.segments]
+    )
     coded = {row["id"]: row["codes"] for row in coded_rows()}
     workdir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     with label_studio(workdir) as studio:
@@ -230,8 +244,11 @@ def run(
             print(f"first fine-tuned body {body} ready {body_live:.0f} s after the 10th submit", flush=True)
         except TimeoutError as exc:
             print(f"{exc}: memory covers the fine-tuning up to here", flush=True)
+    held = Counter(prediction.task for prediction in sdk.predictions.list(project=project))
     return {
         "tasks": len(tasks),
+        "predictions_in_label_studio": sum(held.values()),
+        "most_predictions_per_task": max(held.values(), default=0),
         "first_body_ready_seconds": body_live,
         "first_head_live_seconds": round(first_live, 1),
         "first_complete_seconds": round(first_complete, 1),
@@ -258,6 +275,8 @@ def report(results: dict, out: Path, name: str) -> None:
     print(f"| submit -> fresh /next, max | {results['loop_max_seconds']} s |")
     print(f"| submit -> fresh /next, each | {', '.join(f'{x:.1f}' for x in results['loop_seconds'])} s |")
     print(f"| first fine-tuned body ready (pool embedded) | {results['first_body_ready_seconds']} s |")
+    print(f"| predictions in Label Studio at the end | {results['predictions_in_label_studio']} |")
+    print(f"| most predictions any one task holds | {results['most_predictions_per_task']} |")
     print(f"| peak backend memory, sum of RSS (all processes) | {results['peak_memory_gb']} GB |")
     print(f"| peak backend memory, sum of PSS (all processes) | {results['peak_memory_pss_gb']} GB |")
     for role, rss, pss in results["peak_memory_by_process"]:

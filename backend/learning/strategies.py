@@ -113,12 +113,22 @@ def _margin_ranking(proba: np.ndarray) -> np.ndarray:
 
 
 def _vector_inconsistency(predicted: np.ndarray, labeled: np.ndarray) -> np.ndarray:
+    """The mean distance of each predicted vector to the labeled ones. A distance depends on the two
+    0/1 vectors only, so it is computed once per pair of distinct vectors (at most 2^q of each, a
+    handful in practice), not per pool item and labeled segment: O(N·q), where the pairwise matrices
+    took N·L floats each (gigabytes at 100,000 tasks and a few hundred labeled)."""
     if len(labeled) == 0:
         return np.ones(len(predicted))
-    a = predicted.astype(np.float64)
-    b = np.asarray(labeled, dtype=np.float64)
+    a, rows = np.unique(predicted.astype(np.float64), axis=0, return_inverse=True)
+    b, counts = np.unique(np.asarray(labeled, dtype=np.float64), axis=0, return_counts=True)
+    mean = _entropy_distances(a, b) @ counts / counts.sum()
+    return mean[rows.reshape(-1)]
+
+
+def _entropy_distances(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """The distance of every row of `a` to every row of `b` (0/1 vectors over q codes)."""
     q = a.shape[1]
-    # Contingency counts for every (pool item, labeled segment) pair, each (n_pool, n_labeled).
+    # Contingency counts for every pair, each (len(a), len(b)).
     n11 = a @ b.T
     n10 = a @ (1 - b).T
     n01 = (1 - a) @ b.T
@@ -128,8 +138,7 @@ def _vector_inconsistency(predicted: np.ndarray, labeled: np.ndarray) -> np.ndar
     h_b = _binary_entropy(b.sum(axis=1) / q)[np.newaxis, :]
     with np.errstate(invalid="ignore", divide="ignore"):
         distance = np.where(h_joint > _EPS, (2 * h_joint - h_a - h_b) / h_joint, 0.0)
-    distance = np.where(n10 + n01 == q, 1.0, distance)
-    return distance.mean(axis=1)
+    return np.where(n10 + n01 == q, 1.0, distance)
 
 
 def _plogp(p: np.ndarray) -> np.ndarray:

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
+from collections.abc import Callable
+from pathlib import Path
+
 from flask import Blueprint, jsonify
 
 from backend.server.downloads import export_working
@@ -13,6 +18,7 @@ from backend.storage.state import ProjectState
 from backend.storage.validation import ValidationSample, ValidationStore
 
 bp = Blueprint("metrics", __name__)
+CACHED_VIEWS = 64  # projects whose hand-overs are kept parsed
 
 
 def validation_view(sample: ValidationSample | None, serving: str | None) -> dict | None:
@@ -62,13 +68,47 @@ def autocoded_view(autocodes: AutoCodes) -> dict:
     }
 
 
+class FileViews:
+    """Views of files by path, each kept while its file stays the same (inode, modification time,
+    size: every write of the store replaces the file). A project's hand-overs hold a decision and a
+    probability per uncoded segment, megabytes at 100,000 tasks: parsed once, not per request."""
+
+    def __init__(self, size: int = CACHED_VIEWS):
+        self.size, self._views, self._lock = size, OrderedDict(), threading.Lock()
+
+    def get(self, path: Path, make: Callable[[], dict]) -> dict:
+        try:
+            found = path.stat()
+            identity = (found.st_ino, found.st_mtime_ns, found.st_size)
+        except OSError:
+            identity = None
+        with self._lock:
+            kept = self._views.get(path)
+            if kept is not None and kept[0] == identity:
+                self._views.move_to_end(path)
+                return kept[1]
+        view = make()
+        with self._lock:
+            self._views[path] = (identity, view)
+            while len(self._views) > self.size:
+                self._views.popitem(last=False)
+        return view
+
+
+AUTOCODED = FileViews()
+
+
 def autocoded_of(directory: ProjectDir) -> dict:
     """The project's hand-overs as `/metrics` shows them; a damaged file is named, not a 500 (the
     store refuses to guess what was handed over, so `autocode` itself still stops on it)."""
-    try:
-        return autocoded_view(AutoCodeStore(directory).read())
-    except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
-        return {"error": f"autocoded.json cannot be read ({type(exc).__name__}); see the backend's log"}
+
+    def view() -> dict:
+        try:
+            return autocoded_view(AutoCodeStore(directory).read())
+        except (OSError, ValueError) as exc:  # pydantic's ValidationError is a ValueError
+            return {"error": f"autocoded.json cannot be read ({type(exc).__name__}); see the backend's log"}
+
+    return AUTOCODED.get(directory.autocoded, view)
 
 
 def exports_view(records: ExportRecords, working: bool) -> dict:

@@ -140,6 +140,8 @@ class Predictor:
         scored = Scored(texts, model.predict_proba(texts), score_texts=model.predict_proba)
         answers = list(self.ranker.predictions(scheme, model, name, scored, serving.pool).predictions)
         blind = ValidationStore(self.store.layout.project(project)).held_out()
-        return without_suggestion(
-            scheme, answers, [i for i, task in enumerate(tasks) if task.get("id") in blind]
+        return list(
+            without_suggestion(
+                scheme, answers, [i for i, task in enumerate(tasks) if task.get("id") in blind]
+            )
         )

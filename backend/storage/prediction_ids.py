@@ -9,12 +9,13 @@ its only reader and writer.
 
 The fast lane (rounds, imported tasks) and the background lane (the codebook's queue) both write
 it, so each save merges its changes into what is on disk under `.predictions-lock`; a save is
-one per write step (a round's switch, its queue head), never one per prediction.
+one per write step (a round's switch, its queue head), never one per prediction. The map grows with
+the tasks ever written (up to the pool): a save reads the file again only when another lane wrote
+it since this one last read or wrote it.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 
 from pydantic import BaseModel, ValidationError
@@ -42,6 +43,9 @@ class PredictionIds:
         self.lock = project_dir.prediction_ids_lock
         self._ids: dict[int, int] | None = None
         self._changed: dict[int, int | None] = {}
+        self._seen: tuple[int, int, int] | None = (
+            None  # the file as last read or written (inode, mtime, size)
+        )
 
     def get(self, task: int) -> int | None:
         return self._known().get(task)
@@ -60,13 +64,15 @@ class PredictionIds:
         if not self._changed:
             return
         with file_lock(self.lock):
-            ids = self._read()
+            unchanged = self._ids is not None and self._seen is not None and self._identity() == self._seen
+            ids = self._ids if unchanged else self._read()  # ours hold the changes already
             for task, prediction in self._changed.items():
                 if prediction is None:
                     ids.pop(task, None)
                 else:
                     ids[task] = prediction
-            write_atomically(self.path, PredictionIdsFile(ids=ids).model_dump_json())
+            write_atomically(self.path, PredictionIdsFile.model_construct(ids=ids).model_dump_json())
+            self._seen = self._identity()
         self._ids, self._changed = ids, {}
 
     def _known(self) -> dict[int, int]:
@@ -74,10 +80,18 @@ class PredictionIds:
             self._ids = self._read()
         return self._ids
 
+    def _identity(self) -> tuple[int, int, int] | None:
+        try:
+            found = self.path.stat()
+        except OSError:
+            return None
+        return found.st_ino, found.st_mtime_ns, found.st_size
+
     def _read(self) -> dict[int, int]:
         """The map on disk; empty when there is none or it is damaged (writeback then looks tasks up)."""
+        self._seen = self._identity()  # before the read: a write meanwhile makes the next save read again
         try:
-            return PredictionIdsFile.model_validate(json.loads(self.path.read_text())).ids
+            return PredictionIdsFile.model_validate_json(self.path.read_text()).ids
         except FileNotFoundError:
             return {}
         except (OSError, ValueError, ValidationError) as exc:

@@ -99,25 +99,49 @@ def build_predictions(
     proba: np.ndarray,
     scores: np.ndarray,
     task_ids: Sequence[int] | None = None,
-) -> list[dict]:
-    """One prediction per row of `proba`, scored with `scores` (the queue order: lowest first).
+) -> Sequence[dict]:
+    """One prediction per row of `proba`, scored with `scores` (the queue order: lowest first), each
+    made when first read (:class:`Built`).
 
     With `task_ids` each prediction names its task (for import); without, it is a `/predict` answer.
     """
-    built = []
-    for i, (row, score) in enumerate(zip(proba, scores, strict=True)):
+    if len(proba) != len(scores) or (task_ids is not None and len(task_ids) != len(proba)):
+        raise ValueError("one probability row, score and task id per prediction")
+
+    def make(i: int) -> dict:
         item = {
-            "result": result_items(scheme, row, thresholds),
-            "score": round(float(score), 6),
+            "result": result_items(scheme, proba[i], thresholds),
+            "score": round(float(scores[i]), 6),
             "model_version": version,
         }
         if task_ids is not None:
             item["task"] = int(task_ids[i])
-        built.append(item)
-    return built
+        return item
+
+    return Built(make, len(proba))
 
 
-def without_suggestion(scheme: CodingScheme, predictions: list[dict], positions) -> list[dict]:
+class Built(Sequence[dict]):
+    """Predictions made by `make(i)` when first read, then kept (so changes to one stay). A round
+    ranks its whole pool but writes only the queue head (studio/writeback.py): the rest never
+    becomes a prediction, which at 100,000 tasks took seconds of every round (docs/benchmarks.md)."""
+
+    def __init__(self, make: Callable[[int], dict], count: int):
+        self._make, self._count, self._made = make, count, {}
+
+    def __len__(self) -> int:
+        return self._count
+
+    def __getitem__(self, index):
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        index = range(len(self))[index]
+        if index not in self._made:
+            self._made[index] = self._make(index)
+        return self._made[index]
+
+
+def without_suggestion(scheme: CodingScheme, predictions: Sequence[dict], positions) -> Sequence[dict]:
     """The predictions with those at `positions` emptied: every tag's choices empty, no evidence.
     A blind validation task keeps a current prediction (its place in the queue: its score) but
     shows the coder nothing to agree with."""
@@ -138,7 +162,7 @@ class WithEvidence(Sequence[dict]):
     def __init__(
         self,
         scheme: CodingScheme,
-        predictions: list[dict],
+        predictions: Sequence[dict],
         spans_of: Callable[[int], Sequence[Span]],
         explained: Sequence[int],
     ):

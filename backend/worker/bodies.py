@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -57,6 +57,16 @@ class Body:
         tuned = encoding_allocations() if self.cache.lacks_any(texts) else contextlib.nullcontext()
         with tuned:
             return self.cache.embed(texts, self._encode, on_progress)
+
+    def in_chunks(
+        self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None
+    ) -> Iterator[np.ndarray]:
+        """The embeddings of `texts` a few thousand at a time, in order (those not cached are encoded
+        now): a round's pool is never copied whole out of the cache."""
+        tuned = encoding_allocations() if self.cache.lacks_any(texts) else contextlib.nullcontext()
+        with tuned:
+            rows = self.cache.rows(texts, self._encode, on_progress)
+        return self.cache.chunks(rows)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.model.embed(texts, precision=self.precision)

@@ -24,13 +24,21 @@ class Pool:
 
     def __init__(self, project_id: int, studio: StudioAPI, listing: PoolListing):
         self.project_id, self.studio, self.listing = project_id, studio, listing
+        self._made: tuple[dict[int, dict], list[Task]] | None = None  # a listing and its tasks
 
     def unlabeled(self, annotated_ids: Iterable[int]) -> list[Task]:
         """Unlabeled tasks: the kept listing (listed again when missing or old) minus annotated ones."""
         kept = self.listing.read()
         tasks = self.refresh() if kept is None or kept.age > MAX_AGE_SECONDS else kept.tasks
         annotated = set(annotated_ids)
-        return [Task(task_id, data) for task_id, data in tasks.items() if task_id not in annotated]
+        return [task for task in self._tasks_of(tasks) if task.id not in annotated]
+
+    def _tasks_of(self, listed: dict[int, dict]) -> list[Task]:
+        """The listing's tasks, made once per listing (the reader keeps an unchanged one), not once
+        per round: 100,000 new objects a round cost the garbage collector more than the rest of it."""
+        if self._made is None or self._made[0] is not listed:
+            self._made = (listed, [Task(task_id, data) for task_id, data in listed.items()])
+        return self._made[1]
 
     def refresh(self) -> dict[int, dict]:
         """List the unlabeled tasks from Label Studio and keep the listing (id → data)."""

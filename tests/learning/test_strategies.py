@@ -54,6 +54,36 @@ def test_cviar_does_not_depend_on_pool_order():
     np.testing.assert_allclose(cviar_scores(proba, labeled)[order], cviar_scores(proba[order], labeled))
 
 
+def entropy_distance(a, b) -> float:
+    """The docstring's distance of two 0/1 vectors, pair by pair in plain Python."""
+    q = len(a)
+    if all(x != y for x, y in zip(a, b, strict=True)):
+        return 1.0
+
+    def h(counts):
+        return -sum(c / q * math.log2(c / q) for c in counts if c)
+
+    joint = h(
+        [
+            sum(1 for x, y in zip(a, b, strict=True) if (x, y) == cell)
+            for cell in ((0, 0), (0, 1), (1, 0), (1, 1))
+        ]
+    )
+    h_a, h_b = h([sum(a), q - sum(a)]), h([sum(b), q - sum(b)])
+    return (2 * joint - h_a - h_b) / joint if joint > 1e-12 else 0.0
+
+
+def test_cviar_inconsistency_is_the_mean_distance_to_every_labeled_segment_duplicates_included():
+    """Computed once per pair of distinct vectors, it equals the mean over every pool item and
+    labeled segment (the pool's items share a handful of vectors; labeled segments repeat theirs)."""
+    rng = np.random.default_rng(5)
+    proba, labeled = rng.random((300, 4)), rng.integers(0, 2, (25, 4))
+    predicted = (proba >= 0.5).astype(int)
+    expected = [np.mean([entropy_distance(list(p), list(b)) for b in labeled]) for p in predicted]
+    ranking = cviar_scores(proba, np.zeros((0, 4)))
+    np.testing.assert_allclose(cviar_scores(proba, labeled), ranking * np.array(expected), atol=1e-12)
+
+
 def test_small_text_cviar_depends_on_pool_order_which_is_why_we_own_ours():
     """small-text 2.0.0.dev4 ranks by argsort positions: reordering the pool changes the scores.
 

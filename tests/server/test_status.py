@@ -363,3 +363,35 @@ def test_the_page_and_metrics_show_the_last_redecision_and_a_suspension_loudly(t
     )
     shown = client.get("/metrics", headers=AUTH).get_json()["projects"]["4"]["autocoded"]["physical_health"]
     assert shown["suspended"] == why and shown["version"] == "v3-20261201000000"
+
+
+def test_metrics_shows_each_new_hand_over_of_codes(tmp_path, client):
+    """/metrics keeps a hand-over it parsed (one decision per uncoded segment: megabytes at 100,000
+    tasks) only while the file stays the same."""
+    from backend.storage.autocode import AutoCoded, AutoCodeStore
+
+    states(tmp_path).update(lambda state: setattr(state, "current_version", "v3-20261201000000"))
+    store = AutoCodeStore(ProjectDir(tmp_path, "4"))
+
+    def handed_over(segments: int):
+        coded = AutoCoded(
+            version="v3-20261201000000",
+            decided_at="2026-12-01T10:00:00",
+            min_precision=0.9,
+            min_recall=0.8,
+            estimate={},
+            task_ids=list(range(segments)),
+            decisions=[True, False] * (segments // 2),
+            probabilities=[0.9, 0.1] * (segments // 2),
+        )
+        return lambda codes: codes.codes.__setitem__("physical_health", coded)
+
+    def shown():
+        return client.get("/metrics", headers=AUTH).get_json()["projects"]["4"]["autocoded"]
+
+    store.update(handed_over(4))
+    assert shown()["physical_health"]["segments"] == 4 and shown()["physical_health"]["positives"] == 2
+    store.update(handed_over(6))
+    assert shown()["physical_health"]["segments"] == 6
+    store.dir.autocoded.unlink()
+    assert shown() == {}

@@ -30,3 +30,20 @@ def test_a_damaged_map_reads_as_empty(tmp_path):
     ids.put(1, 21)
     ids.save()
     assert PredictionIds(project).get(1) == 21
+
+
+def test_a_save_takes_in_another_lanes_save_between_two_of_its_own(tmp_path):
+    """A lane that wrote the file last merges into what it holds; once another lane wrote since, it
+    reads the file again first."""
+    project = ProjectDir(tmp_path, "1")
+    fast, background = PredictionIds(project), PredictionIds(project)
+    fast.put(1, 11)
+    fast.save()
+    fast.put(2, 12)
+    fast.save()  # nobody else wrote: merged into what it holds
+    background.put(3, 13)
+    background.save()
+    fast.put(4, 14)
+    fast.save()
+    again = PredictionIds(project)
+    assert {t: again.get(t) for t in range(1, 5)} == {1: 11, 2: 12, 3: 13, 4: 14}

@@ -63,6 +63,25 @@ def test_predictions_name_their_task_for_import_and_not_for_predict():
     )
 
 
+def test_predictions_are_made_when_first_read_and_kept():
+    """A round ranks its whole pool but writes only the queue head: the rest is never built."""
+    from backend.studio.predictions import Built
+
+    made = []
+
+    def make(i):
+        made.append(i)
+        return {"score": i}
+
+    built = Built(make, 100_000)
+    assert len(built) == 100_000 and made == []
+    built[3]["score"] = -1
+    assert built[3] == {"score": -1} and built[-1] == {"score": 99_999} and made == [3, 99_999]
+    assert built[2:5] == [{"score": 2}, {"score": -1}, {"score": 4}] and made == [3, 99_999, 2, 4]
+    with pytest.raises(IndexError):
+        built[100_000]
+
+
 def test_evidence_spans_become_regions_labelled_with_their_code_only_with_an_evidence_tag():
     from backend.learning.evidence import Span
     from backend.studio.predictions import WithEvidence

@@ -59,3 +59,29 @@ def test_a_listing_in_an_older_format_is_listed_afresh(tmp_path):
     pool.listing.path.parent.mkdir(parents=True)
     pool.listing.path.write_text(json.dumps({"1": {"text": "a"}}))
     assert [t.id for t in pool.unlabeled([])] == [0, 1] and studio.listings == 1
+
+
+def test_a_reader_parses_the_listing_once_and_sees_every_write_of_another_lane(tmp_path):
+    """The fast lane reads the listing every round: parsed again only when the file changed."""
+    reader, other = PoolListing(ProjectDir(tmp_path, "5")), PoolListing(ProjectDir(tmp_path, "5"))
+    assert reader.read() is None
+    other.replace({1: {"text": "a"}}, time.time())
+    first = reader.read()
+    assert reader.read() is first, "the same file: not parsed again"
+    other.add([Task(2, {"text": "b"})])
+    assert sorted(reader.read().tasks) == [1, 2] and sorted(first.tasks) == [1], (
+        "a shared listing never changes"
+    )
+    other.forget()
+    assert reader.read() is None
+
+
+def test_rounds_on_an_unchanged_listing_share_its_tasks_and_a_new_listing_brings_new_ones(tmp_path):
+    studio = studio_with(["a", "b", "c"])
+    pool = pool_of(tmp_path, studio)
+    first = pool.unlabeled([])
+    again = pool.unlabeled([1])
+    assert [t.id for t in again] == [0, 2] and again[0] is first[0], "made once per listing"
+    studio.all[0] = Task(0, {"text": "a edited"})
+    pool.refresh()
+    assert [t.data["text"] for t in pool.unlabeled([])] == ["a edited", "b", "c"]

@@ -42,15 +42,18 @@ class HeadFitter:
         texts = [scheme.text_in(task.data) for task in unlabeled]
         filled = [i for i, text in enumerate(texts) if text.strip()]  # a blank one carries no code
         pool_texts = [texts[i] for i in filled]
-        pool_embeddings = body.embed(pool_texts, self.ctx.progress.encoding)
+        pool_embeddings = body.in_chunks(pool_texts, self.ctx.progress.encoding)  # encoded now if new
         model = RefittedHead(None, scheme.codes, [], body.max_length, body.source)
         if self.lexicon is not None:  # fitted on every segment: the labeled and the pool's
             model.lexicon = self.lexicon.current(labeled.texts + pool_texts)
         model = refit_lexical_head(
             model, labeled_embeddings, labeled.matrix, self.head_options, labeled.texts
         )
-        proba = np.zeros((len(unlabeled), len(model.codes)))
-        proba[filled] = model.head_proba(model.features(pool_texts, pool_embeddings))
+        proba, start = np.zeros((len(unlabeled), len(model.codes))), 0
+        for embeddings in pool_embeddings:
+            stop = start + len(embeddings)
+            proba[filled[start:stop]] = model.head_proba(model.features(pool_texts[start:stop], embeddings))
+            start = stop
         scored = Scored(texts, proba, [task.id for task in unlabeled], partial(score_texts, body, model))
         seconds = time.perf_counter() - started
         features = model.features(labeled.texts, labeled_embeddings)  # the quality estimate's
