@@ -501,8 +501,26 @@ def test_the_shipped_study_grid_is_valid_and_trains_whole_bodies():
 
     configs = read_grid(Path(__file__).parents[2] / "bench" / "grid.yaml", load_settings(), None)
     setfit = [config for config in configs if config.kind == "setfit"]
-    assert len(configs) == 15 and len(setfit) == 9
+    assert len(configs) == 17 and len(setfit) == 11
     assert all(config.settings.freeze_lower_layers == 0 for config in setfit)
+    lexical = {config.name for config in setfit if config.settings.features == "tfidf+embeddings"}
+    assert lexical == {"setfit-judged-tfidf-cviar", "setfit-base-tfidf-cviar"}
+
+
+@pytest.mark.parametrize("kind", ["tfidf", "tfidf-embeddings", "setfit"])
+def test_each_configuration_sets_its_own_threshold_shrinkage_and_resumes_only_on_it(kind):
+    """THRESHOLD_SHRINKAGE reaches every kind's head, so a grid entry may set it and a run with
+    another value is another configuration (issue 38: the choice is for the five-seed run to check)."""
+    from backend.config import load_settings
+    from backend.research.grid import make_config
+
+    entry = {"name": "x", "kind": kind, "threshold_shrinkage": 0, "features": "tfidf+embeddings"}
+    if kind != "setfit":
+        del entry["features"]  # a baseline's features are its kind
+    config = make_config(entry, load_settings(), "test")
+    assert config.settings.head_options().threshold_shrinkage == 0
+    assert config.describe()["threshold_shrinkage"] == 0
+    assert make_config({"name": "x", "kind": kind}, load_settings(), "test").describe() != config.describe()
 
 
 def test_the_codebook_chooses_the_initial_set(model_path, tmp_path, monkeypatch, capsys):
