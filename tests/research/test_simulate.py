@@ -591,7 +591,9 @@ def test_a_judged_configuration_keeps_a_fine_tuned_body_only_if_it_wins(
     assert kept in (True, False) and seconds > 0
     assert model.decide(model.predict_proba(texts[:3])).shape == (3, len(CODES))
 
-    monkeypatch.setattr("backend.research.simulate.judge_bodies", lambda *args: BodyVerdict(0.5, 0.6, 9))
+    monkeypatch.setattr(
+        "backend.research.simulate.judge_bodies", lambda *args: BodyVerdict(0.5, 0.6, 9, -0.1)
+    )
     model, _, kept = train(config, 1, texts, labels, CODES)
     base = base_model(CODES, config.settings.encoder_options()).embed(texts[:2])
     assert kept is False and np.allclose(model.embed(texts[:2]), base), "the head sits on the base body"
