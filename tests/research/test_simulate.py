@@ -600,6 +600,22 @@ def test_a_judged_configuration_keeps_a_fine_tuned_body_only_if_it_wins(
     assert train(config, 1, texts[:20], labels[:20], CODES)[2] is None, "too few to judge"
 
 
+def test_a_judged_configuration_with_tfidf_beside_the_embeddings_trains(model_path, texts, labels):
+    """setfit-judged-tfidf-cviar's shape: a judged body, and the head on the chosen body's embeddings
+    with TF-IDF beside them (its lexicon fitted on the labeled texts)."""
+    from backend.config import load_settings
+    from backend.research.grid import make_config
+    from backend.research.simulate import train
+
+    entry = {"name": "judged-tfidf", "kind": "setfit", "model_name": model_path, "setfit_num_iterations": 1}
+    entry |= {"setfit_max_steps": 2, "max_length": 32, "body_selection": "held_out"}
+    config = make_config({**entry, "features": "tfidf+embeddings"}, load_settings(), "test")
+    assert config.describe()["features"] == "tfidf+embeddings"
+    model, _, kept = train(config, 1, texts, labels, CODES)
+    assert kept in (True, False) and model.lexicon is not None
+    assert model.decide(model.predict_proba(texts[:3])).shape == (3, len(CODES))
+
+
 def test_judged_rounds_add_a_body_kept_column_and_the_summary_counts_them(tmp_path):
     from backend.research.report import write_report
     from backend.research.results import write_tables
