@@ -1,7 +1,7 @@
 """Benchmark of the feedback loop against a real Label Studio (not a test).
 
     python bench/bench_loop.py [--model bundled|twin] [--imported-before 300] [--annotations 12]
-                               [--segments 11656|100000] [--out bench/out]
+                               [--segments 11656|100000] [--features tfidf+embeddings] [--out bench/out]
 
 Starts Label Studio 1.23.2 (its own virtualenv) and `coding-backend serve` (gunicorn, 1 worker,
 basic auth, the bundled all-MiniLM-L6-v2, default settings: two-speed loop on), creates a project
@@ -29,6 +29,9 @@ predictions are counted (all, and the most any one task holds).
 `--model twin` serves a model of the production default's exact shape with random weights
 (bench/twin.py): its times and memory are the production model's, its rankings mean nothing.
 
+`--features` sets FEATURES for the backend (default: the environment's, else the settings'
+default); the file's name then says which (OUT/loop-tfidf-embeddings.json), and so does the JSON.
+
 Prints a table and writes OUT/loop.json (OUT/loop-twin.json).
 """
 
@@ -54,6 +57,7 @@ import psutil
 
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
+from backend.learning.options import FEATURES
 from bench.common import AUTH, CONFIG, OUT, backend_env, coded_rows, label_studio, pool_rows
 from bench.corpus_100k import grown
 from tests.helpers import connect_backend, study_form_result, wait_for
@@ -107,12 +111,15 @@ def main() -> int:
         default=3600,
         help="how long to wait for the first fine-tuned body (0: not at all; memory may miss its peak)",
     )
+    parser.add_argument("--features", choices=FEATURES, help="FEATURES for the backend (issue 38)")
     args = parser.parse_args()
     model = {}
     if args.model == "twin":
         from bench.twin import DEFAULT, build_twin
 
         model = {"MODEL_NAME": str(build_twin(DEFAULT))}
+    if args.features:
+        model["FEATURES"] = args.features
 
     segments = pool_rows()
     segments = (
@@ -144,7 +151,11 @@ def main() -> int:
         results["peak_memory_by_process"] = memory.breakdown
         results["backend_log"] = str(workdir / "backend.log")
         results["model"] = args.model
-    report(results, args.out, "loop.json" if args.model == "bundled" else f"loop-{args.model}.json")
+        results["features"] = env.get("FEATURES", "default")
+    name = "loop" if args.model == "bundled" else f"loop-{args.model}"
+    if args.features:
+        name += "-" + args.features.replace("+", "-")
+    report(results, args.out, f"{name}.json")
     return 0
 
 

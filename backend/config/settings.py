@@ -228,8 +228,9 @@ class LoopSettings(BaseSettings):
     body_selection: Literal["held_out", "off"] = Field(
         "held_out",
         description="Keep a fine-tuned body only if a head on it beats one on the base body on held-out "
-        "segments its fine-tuning never saw, and no worse on any coder's answers (from 32 "
-        "labeled; off: always keep it).",
+        "segments its fine-tuning never saw, beyond their noise (a bootstrap's one-sided 95 % lower "
+        "bound of the gain above 0), across coders when several coded (from 32 labeled; off: always "
+        "keep it).",
     )
     body_threads: int = Field(
         1, ge=1, description="CPU threads for fine-tuning the body (the rest stay with the fast loop)."

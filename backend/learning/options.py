@@ -89,6 +89,17 @@ class HeadOptions:
 
 
 @dataclass(frozen=True)
+class JudgeOptions:
+    """How a fine-tuned body is judged against the base body (learning/body_choice.py): the head fit
+    on each, and the paired bootstrap whose one-sided `confidence` lower bound of the macro-F1 gain
+    must be above 0 (`resamples` draws, seeded with the head's SEED)."""
+
+    head: HeadOptions
+    confidence: float = 0.95
+    resamples: int = 2000
+
+
+@dataclass(frozen=True)
 class StrategyOptions:
     """How the pool is ranked: QUERY_STRATEGY, and the seed of the random strategy."""
 

@@ -22,7 +22,13 @@ KINDS = ("setfit", "transformer", "tfidf", "tfidf-embeddings")
 GRID_KEYS = tuple(
     key for key in ModelSettings.model_fields if key not in ("seed", "activation_checkpointing")
 )
-TFIDF_KEYS = ("query_strategy", "class_weight", "tune_thresholds", "prediction_threshold")
+TFIDF_KEYS = (
+    "query_strategy",
+    "class_weight",
+    "tune_thresholds",
+    "prediction_threshold",
+    "threshold_shrinkage",
+)
 # The baselines: kinds the backend never serves (no MODEL_KIND), each with the settings it reads
 BASELINE_KEYS = {"tfidf": TFIDF_KEYS, "tfidf-embeddings": (*TFIDF_KEYS, "model_name", "max_length")}
 CHAIN_KEYS = ("chains", "chain_order")  # describe a configuration only with CLASSIFIER_HEAD=chain

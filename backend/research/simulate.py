@@ -30,6 +30,7 @@ from backend.learning.base import TrainingDataError
 from backend.learning.body_choice import HeldOut, held_out_split, judge_bodies
 from backend.learning.cold_start import codebook_ranking
 from backend.learning.factories import ModelFactory
+from backend.learning.options import JudgeOptions
 from backend.learning.setfit_model import SetFitCodingModel, base_model, with_head
 from backend.learning.strategies import rank
 from backend.research.corpus import Corpus
@@ -72,15 +73,17 @@ def judged_model(
 ) -> tuple[SetFitCodingModel, bool]:
     """BODY_SELECTION=held_out as the body lane does it (worker/jobs/body.py): fine-tune on the
     training share, keep the body only if a head on it beats one on the base body on the held-out
-    share; then the head, as the fast loop fits it, on the chosen body's embeddings of all labels.
+    share by more than its noise; then the head, as the fast loop fits it, on the chosen body's
+    embeddings of all labels.
 
     Unlike the body lane, every round fine-tunes (the protocol trains from scratch each round, the
-    lane every BODY_RETRAIN_EVERY labels), and the verdict is overall only: no per-coder figures."""
+    lane every BODY_RETRAIN_EVERY labels), and the verdict is on the pooled held-out share: not
+    across coders."""
     fine_tuned = factory.train([texts[i] for i in split.train], labels[split.train], codes)
     base = base_model(codes, factory.options.encoder)
     options = factory.options.head
     tuned, on_base = fine_tuned.embed(texts), base.embed(texts)
-    verdict = judge_bodies(tuned, on_base, labels, split, options)
+    verdict = judge_bodies(tuned, on_base, labels, split, JudgeOptions(options))
     model, embeddings = (fine_tuned, tuned) if verdict.kept else (base, on_base)
     return with_head(model, texts, embeddings, labels, options), verdict.kept
 

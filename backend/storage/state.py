@@ -92,7 +92,8 @@ class LaneState(_Record):
 
 
 class CoderChoice(_Record):
-    """A fine-tuned body's head against the base body's on one coder's held-out answers."""
+    """A fine-tuned body's head against the base body's on one coder's held-out answers (the heads
+    fit on the other coders' answers)."""
 
     fine_tuned_f1: float
     base_f1: float
@@ -101,11 +102,15 @@ class CoderChoice(_Record):
 
 class BodyChoice(_Record):
     """Whether the last fine-tuned body was kept: its head's held-out macro-F1 against the base
-    body's, overall and per coder (named as shown) when several coded (learning/body_choice.py)."""
+    body's, the one-sided 95 % lower bound of the gain (kept only above 0; None: judged before it
+    was recorded), the coder pairs it was judged across (0: not across coders), and per coder
+    (named as shown) when several coded (learning/body_choice.py)."""
 
     fine_tuned_f1: float
     base_f1: float
     held_out: int
+    lower: float | None = None
+    across_coders: int = 0
     kept: bool
     judged_at: str
     by_coder: dict[str, CoderChoice] = {}

@@ -506,8 +506,26 @@ def test_the_shipped_study_grid_is_valid_and_trains_whole_bodies():
 
     configs = read_grid(Path(__file__).parents[2] / "bench" / "grid.yaml", load_settings(), None)
     setfit = [config for config in configs if config.kind == "setfit"]
-    assert len(configs) == 15 and len(setfit) == 9
+    assert len(configs) == 17 and len(setfit) == 11
     assert all(config.settings.freeze_lower_layers == 0 for config in setfit)
+    lexical = {config.name for config in setfit if config.settings.features == "tfidf+embeddings"}
+    assert lexical == {"setfit-judged-tfidf-cviar", "setfit-base-tfidf-cviar"}
+
+
+@pytest.mark.parametrize("kind", ["tfidf", "tfidf-embeddings", "setfit"])
+def test_each_configuration_sets_its_own_threshold_shrinkage_and_resumes_only_on_it(kind):
+    """THRESHOLD_SHRINKAGE reaches every kind's head, so a grid entry may set it and a run with
+    another value is another configuration (issue 38: the choice is for the five-seed run to check)."""
+    from backend.config import load_settings
+    from backend.research.grid import make_config
+
+    entry = {"name": "x", "kind": kind, "threshold_shrinkage": 0, "features": "tfidf+embeddings"}
+    if kind != "setfit":
+        del entry["features"]  # a baseline's features are its kind
+    config = make_config(entry, load_settings(), "test")
+    assert config.settings.head_options().threshold_shrinkage == 0
+    assert config.describe()["threshold_shrinkage"] == 0
+    assert make_config({"name": "x", "kind": kind}, load_settings(), "test").describe() != config.describe()
 
 
 def test_the_codebook_chooses_the_initial_set(model_path, tmp_path, monkeypatch, capsys):
@@ -578,11 +596,29 @@ def test_a_judged_configuration_keeps_a_fine_tuned_body_only_if_it_wins(
     assert kept in (True, False) and seconds > 0
     assert model.decide(model.predict_proba(texts[:3])).shape == (3, len(CODES))
 
-    monkeypatch.setattr("backend.research.simulate.judge_bodies", lambda *args: BodyVerdict(0.5, 0.6, 9))
+    monkeypatch.setattr(
+        "backend.research.simulate.judge_bodies", lambda *args: BodyVerdict(0.5, 0.6, 9, -0.1)
+    )
     model, _, kept = train(config, 1, texts, labels, CODES)
     base = base_model(CODES, config.settings.encoder_options()).embed(texts[:2])
     assert kept is False and np.allclose(model.embed(texts[:2]), base), "the head sits on the base body"
     assert train(config, 1, texts[:20], labels[:20], CODES)[2] is None, "too few to judge"
+
+
+def test_a_judged_configuration_with_tfidf_beside_the_embeddings_trains(model_path, texts, labels):
+    """setfit-judged-tfidf-cviar's shape: a judged body, and the head on the chosen body's embeddings
+    with TF-IDF beside them (its lexicon fitted on the labeled texts)."""
+    from backend.config import load_settings
+    from backend.research.grid import make_config
+    from backend.research.simulate import train
+
+    entry = {"name": "judged-tfidf", "kind": "setfit", "model_name": model_path, "setfit_num_iterations": 1}
+    entry |= {"setfit_max_steps": 2, "max_length": 32, "body_selection": "held_out"}
+    config = make_config({**entry, "features": "tfidf+embeddings"}, load_settings(), "test")
+    assert config.describe()["features"] == "tfidf+embeddings"
+    model, _, kept = train(config, 1, texts, labels, CODES)
+    assert kept in (True, False) and model.lexicon is not None
+    assert model.decide(model.predict_proba(texts[:3])).shape == (3, len(CODES))
 
 
 def test_judged_rounds_add_a_body_kept_column_and_the_summary_counts_them(tmp_path):

@@ -149,6 +149,8 @@ def test_the_codebook_queue_and_the_body_choice_show_on_the_page_and_in_metrics(
             fine_tuned_f1=0.61,
             base_f1=0.68,
             held_out=9,
+            lower=-0.15,
+            across_coders=2,
             kept=False,
             judged_at="x",
             by_coder={"coder-0a1b": CoderChoice(fine_tuned_f1=0.7, base_f1=0.65, held_out=6)},
@@ -157,11 +159,15 @@ def test_the_codebook_queue_and_the_body_choice_show_on_the_page_and_in_metrics(
     states(tmp_path).update(started)
     html = " ".join(client.get("/status/4", headers=AUTH).get_data(as_text=True).split())
     assert "the queue follows the codebook (v0-codebook-20261205000000: 30 tasks" in html
-    assert "was not kept: held-out macro-F1 0.61 against the base body's 0.68 (9 segments held out)" in html
-    assert "(9 segments held out); on coder-0a1b's 6: 0.70 against 0.65" in html
+    assert "was not kept: held-out macro-F1 0.61 against the base body's 0.68 (9 segments held out;" in html
+    assert (
+        "scored on another's, mean of 2 coder pairs); gain -0.07, at least -0.15 with 95 % confidence" in html
+    )
+    assert "kept only above 0); on coder-0a1b's 6: 0.70 against 0.65" in html
     metrics = client.get("/metrics", headers=AUTH).json["projects"]["4"]
     assert metrics["codebook_start"]["tasks"] == 30 and metrics["body_choice"]["kept"] is False
     assert metrics["body_choice"]["by_coder"]["coder-0a1b"]["base_f1"] == 0.65
+    assert metrics["body_choice"]["lower"] == -0.15
 
 
 def figures_at(*rounds) -> list[RoundFigures]:

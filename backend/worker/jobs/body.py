@@ -2,9 +2,9 @@
 asked for a round, which takes the new body.
 
 From 32 labeled segments (BODY_SELECTION=held_out) a quarter is held out of the fine-tuning, and
-the body is kept only if a head on it beats a head on the base body there, and does no worse on
-each coder's own answers when several coded them (learning/body_choice.py); otherwise heads go
-back to (or stay on) the base body.
+the body is kept only if a head on it beats a head on the base body there by more than the held-out
+noise, judged across coders when several coded (learning/body_choice.py); otherwise heads go back to
+(or stay on) the base body.
 """
 
 from __future__ import annotations
@@ -23,6 +23,7 @@ from backend.learning.body_choice import BodyVerdict, CoderTruth, HeldOut, held_
 from backend.learning.devices import resolved_precision
 from backend.learning.factories import ModelFactory
 from backend.learning.heads import HeadOptions
+from backend.learning.options import JudgeOptions
 from backend.learning.setfit_model import SetFitCodingModel
 from backend.queue.work import WorkKind
 from backend.storage.embeddings import EmbeddingCache
@@ -68,6 +69,8 @@ class BodyFineTuning:
                 fine_tuned_f1=round(verdict.fine_tuned_f1, 4),
                 base_f1=round(verdict.base_f1, 4),
                 held_out=verdict.held_out,
+                lower=round(verdict.lower, 4),
+                across_coders=verdict.across_coders,
                 kept=verdict.kept,
                 judged_at=now(),
                 by_coder={
@@ -104,24 +107,24 @@ class BodyFineTuning:
         ctx.queue.request(ctx.project, WorkKind.TRAIN)  # the fast loop takes the new body
 
     def judge(self, model: SetFitCodingModel, labels: ProjectLabels, split: HeldOut) -> BodyVerdict:
-        """Heads on the fine-tuned and the base body's embeddings, scored on the held-out segments
-        and on each coder's answers there."""
+        """Heads on the fine-tuned and the base body's embeddings, scored on the held-out segments,
+        or across coders when several coded enough of them."""
         labeled = labels.labeled
         base = self.bodies.base(labels.scheme.codes).embed(labeled.texts)  # cached since the pool's encoding
         coders = coder_truths(labels, split, self.names, self.ctx.loop.train_coders)
-        verdict = judge_bodies(
-            model.embed(labeled.texts), base, labeled.matrix, split, self.head_options, coders
-        )
+        options = JudgeOptions(self.head_options)
+        verdict = judge_bodies(model.embed(labeled.texts), base, labeled.matrix, split, options, coders)
         log.info(  # coders unnamed: the log never carries identities, pseudonyms are in /metrics
-            "project %s: fine-tuned body %s: held-out macro-F1 %.3f, base body %.3f (%d held out); "
-            "lower for %d of %d coder(s) judged apart",
+            "project %s: fine-tuned body %s: held-out macro-F1 %.3f, base body %.3f (%d held out, "
+            "%d coder pair(s)); the gain's one-sided %.0f %% lower bound %.3f",
             self.ctx.project,
             "kept" if verdict.kept else "not kept",
             verdict.fine_tuned_f1,
             verdict.base_f1,
             verdict.held_out,
-            sum(c.fine_tuned_f1 < c.base_f1 for c in verdict.by_coder.values()),
-            len(verdict.by_coder),
+            verdict.across_coders,
+            100 * options.confidence,
+            verdict.lower,
         )
         return verdict
 
@@ -141,11 +144,11 @@ class BodyFineTuning:
 def coder_truths(
     labels: ProjectLabels, split: HeldOut, names: CoderNames, train_coders: list[str]
 ) -> dict[str, CoderTruth]:
-    """Each coder's own answers on the held-out tasks (coders named as shown, those of TRAIN_CODERS
-    when it is set); empty when fewer than two coders coded them."""
+    """Each coder's own answers on the labeled tasks, held out or not (coders named as shown, those
+    of TRAIN_CODERS when it is set); empty when fewer than two coders coded them."""
     labeled, allowed = labels.labeled, {coder.lower() for coder in train_coders}
     row_of_task: dict[int, int] = {}
-    for row in split.held_out:
+    for row in (*split.train, *split.held_out):
         row_of_task.setdefault(labeled.task_ids[row], int(row))
     annotated = [task for task in labels.annotated if task.id in row_of_task]
     answers = {
