@@ -349,6 +349,12 @@ def test_newer_work_waits_for_twice_what_coders_took_while_the_last_version_serv
     written = [p for p in studio.predictions if p["model_version"] == state.current_version != version]
     # before the switch its two first places and the last version's two; then two more; then 2 × 4
     assert state.complete is False and len(written) == 4 + 2 + 2 * 4
+    for task in range(16, 20):  # four more taken, with a head of 4: the floor stops at the head
+        studio.annotate(task, segments[task]["codes"], user=1, when="3")
+    lanes.put("1", WorkKind.TRAIN)
+    state = run_round(with_overrides(settings, write_head=4), studio, queue=RecordingQueue(lanes))
+    written = [p for p in studio.predictions if p["model_version"] == state.current_version]
+    assert state.complete is True and len(written) < 4 + 2 + 2 * 4, "the whole head, and no more"
 
 
 def test_a_killed_body_round_is_noticed_and_another_asked_for(segments, settings):
