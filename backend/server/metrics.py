@@ -11,6 +11,7 @@ from flask import Blueprint, jsonify
 
 from backend.server.downloads import export_working
 from backend.server.services import services
+from backend.storage.atomic import write_identity
 from backend.storage.autocode import AutoCodes, AutoCodeStore
 from backend.storage.exports import FILES, ExportRecords, ExportStore
 from backend.storage.layout import ProjectDir
@@ -77,11 +78,7 @@ class FileViews:
         self.size, self._views, self._lock = size, OrderedDict(), threading.Lock()
 
     def get(self, path: Path, make: Callable[[], dict]) -> dict:
-        try:
-            found = path.stat()
-            identity = (found.st_ino, found.st_mtime_ns, found.st_size)
-        except OSError:
-            identity = None
+        identity = write_identity(path)
         with self._lock:
             kept = self._views.get(path)
             if kept is not None and kept[0] == identity:

@@ -13,7 +13,6 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from functools import cache
-from pathlib import Path
 
 from flask import Blueprint, Response, url_for
 from werkzeug.exceptions import NotFound
@@ -23,6 +22,7 @@ from backend.server.metrics import autocoded_of, exports_view, validation_view
 from backend.server.plots import Point, interval_chart, line_chart
 from backend.server.requests import project_id
 from backend.server.services import services
+from backend.storage.atomic import write_identity
 from backend.storage.exports import ExportStore
 from backend.storage.state import ProjectState
 from backend.storage.validation import ValidationSample, ValidationStore
@@ -201,17 +201,6 @@ def validation_key(sample: ValidationSample | None) -> tuple:
     return (sample.drawn_at, sample.released_at, sample.estimates and sample.estimates.computed_at)
 
 
-def changed_at(path: Path) -> tuple[int, int] | None:
-    """Which write of a file is on disk (None: there is none): the codes handed over change the page,
-    and an `autocode` command or its `--undo` changes no state. Each atomic write is a new inode, so
-    two writes within the clock's tick still differ."""
-    try:
-        found = path.stat()
-    except FileNotFoundError:
-        return None
-    return found.st_ino, found.st_mtime_ns
-
-
 @bp.get("/status")
 def index():
     found = services()
@@ -237,7 +226,8 @@ def project_page(project: str):
     directory = found.store.layout.project(project)
     validation = ValidationStore(directory).read()
     exports = exports_view(ExportStore(directory).read(), export_working(found, project))
-    files = (validation_key(validation), changed_at(directory.autocoded))
+    # an `autocode` command or its --undo changes no state: the page follows the file's writes
+    files = (validation_key(validation), write_identity(directory.autocoded))
     key = (project, state.updated_at, tuple(pending), state.fast.status.busy, files, json.dumps(exports))
     html = PAGES.get(key)
     if html is None:

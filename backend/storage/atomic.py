@@ -15,6 +15,16 @@ from pathlib import Path
 from typing import BinaryIO
 
 
+def write_identity(path: Path) -> tuple[int, int, int] | None:
+    """Which write of a file is on disk (None: there is none): every write here replaces the file
+    with a new inode, so a reader may keep what it parsed while this stays the same."""
+    try:
+        found = Path(path).stat()
+    except OSError:
+        return None
+    return found.st_ino, found.st_mtime_ns, found.st_size
+
+
 def write_atomically(path: Path, content: bytes | str) -> None:
     """Replace `path` with `content` (text is written as UTF-8)."""
     data = content.encode("utf-8") if isinstance(content, str) else content

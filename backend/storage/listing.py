@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 from backend.domain.tasks import Task
-from backend.storage.atomic import write_atomically
+from backend.storage.atomic import write_atomically, write_identity
 from backend.storage.layout import ProjectDir
 from backend.storage.locks import file_lock
 
@@ -53,11 +53,7 @@ class PoolListing:
         return None if self._parsed is None else self._parsed[1]
 
     def _identity(self) -> tuple[int, int, int] | None:
-        try:
-            found = self.path.stat()
-        except OSError:
-            return None
-        return found.st_ino, found.st_mtime_ns, found.st_size
+        return write_identity(self.path)
 
     def _parse(self) -> Listing | None:
         try:

@@ -20,7 +20,7 @@ import logging
 
 from pydantic import BaseModel, ValidationError
 
-from backend.storage.atomic import write_atomically
+from backend.storage.atomic import write_atomically, write_identity
 from backend.storage.layout import ProjectDir
 from backend.storage.locks import file_lock
 
@@ -81,11 +81,7 @@ class PredictionIds:
         return self._ids
 
     def _identity(self) -> tuple[int, int, int] | None:
-        try:
-            found = self.path.stat()
-        except OSError:
-            return None
-        return found.st_ino, found.st_mtime_ns, found.st_size
+        return write_identity(self.path)
 
     def _read(self) -> dict[int, int]:
         """The map on disk; empty when there is none or it is damaged (writeback then looks tasks up)."""
