@@ -5,7 +5,6 @@ backend's log of its writes, judges both, and counts the annotations made withou
 
 from __future__ import annotations
 
-import base64
 import json
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from backend.devtools.processes import BackendProcess
 from backend.domain.scheme import parse_label_config
 from backend.resources import label_config
 from tests.e2e.conftest import backend_env
-from tests.helpers import FIXTURES, study_form_result, wait_for
+from tests.helpers import FIXTURES, connect_backend, study_form_result, wait_for
 
 AUTH = ("lead", "backend-pass")
 ROUND_TIMEOUT = 240
@@ -49,22 +48,8 @@ def test_a_kept_and_a_changed_suggestion_are_judged_against_what_the_coder_was_s
             id=project.id, request=[{"text": s["text"], "question": "How are you?"} for s in segments[:20]]
         )
         tasks = sorted(sdk.tasks.list(project=project.id, page_size=100), key=lambda t: t.id)
-        sdk.ml.create(
-            project=project.id,
-            url=backend.url,
-            title="coding-backend",
-            auth_method="BASIC_AUTH",
-            basic_auth_user=AUTH[0],
-            basic_auth_pass=AUTH[1],
-        )
-        auth = "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
-        wait_for(
-            lambda: any(
-                h.url.endswith("/webhook") and (h.headers or {}).get("Authorization") == auth
-                for h in sdk.webhooks.list(project=str(project.id))
-            ),
-            60,
-            "the webhook to carry basic auth",
+        assert connect_backend(label_studio, project.id, backend.url, AUTH), (
+            "the webhook never got basic auth"
         )
         metrics = lambda: backend.metrics().get(str(project.id), {})  # noqa: E731
 
@@ -121,7 +106,7 @@ def test_a_kept_and_a_changed_suggestion_are_judged_against_what_the_coder_was_s
         assert "2 annotation(s) started from a suggestion the backend recorded" in table.stdout
         assert "not judged: no_suggestion 8" in table.stdout
         unknown = subprocess.run([*cli, "--project", "999"], env=env, capture_output=True, text=True)
-        assert unknown.returncode == 2 and "--project 999: Label Studio has no such project" in unknown.stderr
+        assert unknown.returncode == 2 and "project 999: Label Studio has no such project" in unknown.stderr
     finally:
         backend.stop()
         print(backend.log_path.read_text()[-5000:])

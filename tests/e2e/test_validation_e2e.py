@@ -9,7 +9,6 @@ tests/e2e/test_browser.py does."""
 
 from __future__ import annotations
 
-import base64
 import json
 import os
 import subprocess
@@ -24,7 +23,7 @@ from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
 from backend.resources import label_config
 from tests.e2e.conftest import backend_env
-from tests.helpers import FIXTURES, study_form_result, wait_for
+from tests.helpers import FIXTURES, connect_backend, study_form_result, wait_for
 
 AUTH = ("lead", "backend-pass")
 ROUND_TIMEOUT = 240
@@ -87,22 +86,8 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
         )
         tasks = sorted(sdk.tasks.list(project=project.id, page_size=100), key=lambda t: t.id)
         codes = {task.id: segment["codes"] for task, segment in zip(tasks, segments, strict=False)}
-        sdk.ml.create(
-            project=project.id,
-            url=backend.url,
-            title="coding-backend",
-            auth_method="BASIC_AUTH",
-            basic_auth_user=AUTH[0],
-            basic_auth_pass=AUTH[1],
-        )
-        auth = "Basic " + base64.b64encode(f"{AUTH[0]}:{AUTH[1]}".encode()).decode()
-        wait_for(
-            lambda: any(
-                h.url.endswith("/webhook") and (h.headers or {}).get("Authorization") == auth
-                for h in sdk.webhooks.list(project=str(project.id))
-            ),
-            60,
-            "the webhook to carry basic auth",
+        assert connect_backend(label_studio, project.id, backend.url, AUTH), (
+            "the webhook never got basic auth"
         )
         metrics = lambda: backend.metrics().get(str(project.id), {})  # noqa: E731
 
