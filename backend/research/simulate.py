@@ -33,6 +33,7 @@ from backend.learning.factories import ModelFactory
 from backend.learning.options import JudgeOptions
 from backend.learning.setfit_model import SetFitCodingModel, base_model, with_head
 from backend.learning.strategies import rank
+from backend.learning.validation import Sample
 from backend.research.corpus import Corpus
 from backend.research.errors import SimulationError
 from backend.research.grid import SimConfig
@@ -46,7 +47,7 @@ from backend.research.results import (
     write_tables,
 )
 from backend.research.shards import WHOLE_GRID, Shard
-from backend.research.validation import Known, draw_sample, measure
+from backend.research.validation import draw_sample, measure
 from backend.storage.atomic import write_atomically
 from backend.tracking.simulation import log_simulation
 
@@ -171,10 +172,10 @@ def simulate_pair(
     return rows
 
 
-def known(model, texts: list[str], truth: np.ndarray) -> Known:
+def known(model, texts: list[str], truth: np.ndarray) -> Sample:
     """The model's probabilities and decisions for segments whose codes are known."""
     proba = model.predict_proba(texts) if texts else np.zeros((0, truth.shape[1]))
-    return Known(truth, proba, model.decide(proba))
+    return Sample(truth=truth, decided=model.decide(proba), proba=proba)
 
 
 def run_simulation(

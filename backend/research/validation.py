@@ -38,17 +38,7 @@ def draw_sample(rng: np.random.Generator, size: int, pool_size: int, taken: Sequ
     return sorted(free[i] for i in rng.choice(len(free), size, replace=False))
 
 
-@dataclass(frozen=True)
-class Known:
-    """Segments whose codes the simulation knows (segments × codes, boolean), with the model's
-    probabilities and decisions for them."""
-
-    truth: np.ndarray
-    proba: np.ndarray
-    decided: np.ndarray
-
-
-def counts(known: Known, j: int) -> dict[str, list[int]]:
+def counts(known: Sample, j: int) -> dict[str, list[int]]:
     """Code `j`'s precision and recall on `known` as [successes, n]: true positives of the
     segments decided positive, and of the truly positive ones."""
     truth, decided = known.truth[:, j].astype(bool), known.decided[:, j].astype(bool)
@@ -57,13 +47,13 @@ def counts(known: Known, j: int) -> dict[str, list[int]]:
 
 
 def measure(
-    codes: Sequence[str], sample: Known, test: Known, rest: Known, labeled: np.ndarray, seed: int
+    codes: Sequence[str], sample: Sample, test: Sample, rest: Sample, labeled: np.ndarray, seed: int
 ) -> dict:
     """One round: per code, the estimates on the sample (as the live backend computes them, with
     `labeled` the codes of the training segments, counted for prevalence), the counts on the test
     set and on the rest of the pool, and the pool's true prevalence."""
     corpus = Corpus(len(labeled), labeled.sum(axis=0), rest.proba)
-    estimates = estimate_codes(list(codes), Sample(sample.truth, sample.decided, sample.proba), corpus, seed)
+    estimates = estimate_codes(list(codes), sample, corpus, seed)
     pool = np.concatenate([labeled, sample.truth, rest.truth]).astype(bool)
     return {
         code: {

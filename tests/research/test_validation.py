@@ -8,9 +8,8 @@ import pandas as pd
 import pytest
 
 from backend.cli import main
-from backend.learning.validation import Interval, proportion
+from backend.learning.validation import Interval, Sample, proportion
 from backend.research.validation import (
-    Known,
     counts,
     coverage,
     covers,
@@ -67,7 +66,7 @@ def test_coverage_counts_the_intervals_that_hold_their_truth():
 def test_counts_are_true_positives_of_the_decided_and_of_the_true():
     truth = np.array([[1, 0], [1, 1], [0, 0], [1, 0]], bool)
     decided = np.array([[1, 0], [0, 1], [1, 0], [0, 0]], bool)
-    known = Known(truth, decided.astype(float), decided)
+    known = Sample(truth=truth, proba=decided.astype(float), decided=decided)
     assert counts(known, 0) == {"precision": [1, 2], "recall": [1, 3]}
     assert counts(known, 1) == {"precision": [1, 1], "recall": [1, 1]}
 
@@ -83,13 +82,15 @@ def test_a_round_is_measured_on_the_sample_and_judged_against_each_truth():
     """One code. Sample: 4 decided positive, 3 of them truly (precision 3/4); 3 positives, all found.
     Test: decided 2, 1 true (1/2); rest: one segment, decided and true (1/1). Pool: 2 labeled of
     which 1 positive, the 6 sampled (3 positive), the rest's 1: 5 of 9."""
-    sample = Known(
-        np.array([[1], [1], [1], [0], [0], [0]], bool),
-        np.array([[0.9], [0.8], [0.7], [0.6], [0.2], [0.1]]),
-        np.array([[1], [1], [1], [1], [0], [0]], bool),
+    sample = Sample(
+        truth=np.array([[1], [1], [1], [0], [0], [0]], bool),
+        proba=np.array([[0.9], [0.8], [0.7], [0.6], [0.2], [0.1]]),
+        decided=np.array([[1], [1], [1], [1], [0], [0]], bool),
     )
-    test = Known(np.array([[1], [0], [0]], bool), np.zeros((3, 1)), np.array([[1], [1], [0]], bool))
-    rest = Known(np.array([[1]], bool), np.array([[0.9]]), np.array([[1]], bool))
+    test = Sample(
+        truth=np.array([[1], [0], [0]], bool), proba=np.zeros((3, 1)), decided=np.array([[1], [1], [0]], bool)
+    )
+    rest = Sample(truth=np.array([[1]], bool), proba=np.array([[0.9]]), decided=np.array([[1]], bool))
     found = measure(["x"], sample, test, rest, np.array([[1], [0]], bool), seed=0)["x"]
     assert found["test"] == {"precision": [1, 2], "recall": [1, 1]}
     assert found["rest"] == {"precision": [1, 1], "recall": [1, 1]}
