@@ -55,6 +55,46 @@ def test_autocode_refuses_bad_input_naming_it(model_dir, capsys, args, message):
     assert message in capsys.readouterr().err
 
 
+def measured_project(model_dir, project: str = "7", version: str = "v3-20261201000000") -> None:
+    """A project whose serving version has estimates on a held-out validation sample."""
+    from backend.storage.layout import ProjectDir
+    from backend.storage.state import StateStore
+    from backend.storage.validation import Estimates, ValidationSample, ValidationStore
+
+    directory = ProjectDir(model_dir, project)
+    StateStore(directory).update(lambda state: setattr(state, "current_version", version))
+    codes = {"physical_health": {}, "mental_health": {}}
+    estimates = Estimates(version=version, computed_at="2026-12-01", coded=4, held_out=True, codes=codes)
+    sample = ValidationSample(task_ids=[1, 2, 3, 4], seed=1, every=5, drawn_from=20, coded_before=8)
+    ValidationStore(directory).replace(sample.model_copy(update={"estimates": estimates}))
+
+
+def test_autocode_names_an_unknown_code_and_the_projects_codes(model_dir, capsys):
+    measured_project(model_dir)
+    assert main(["autocode", "--project", "7", "--codes", "physical_health,mental_helth"]) == 2
+    assert (
+        "--codes: unknown code(s) mental_helth; the project's codes are physical_health, mental_health"
+        in capsys.readouterr().err
+    )
+
+
+def test_a_sample_larger_than_the_uncoded_segments_is_refused_naming_both(
+    model_dir, capsys, monkeypatch, segments
+):
+    from backend.cli import validation
+    from backend.config import load_settings
+    from tests.fakes import FakeStudio
+    from tests.helpers import project_context
+
+    measured_project(model_dir)
+    studio = FakeStudio(segments, annotated=12)
+    ctx = project_context(studio, load_settings(), model_dir, project="7")
+    monkeypatch.setattr(validation, "project_context", lambda settings, project: ctx)
+    assert main(["validate", "--project", "7", "--size", "25"]) == 2
+    assert "--size 25: project 7 has only 24 uncoded segment(s) to sample from" in capsys.readouterr().err
+    assert ctx.validation.read().task_ids == [1, 2, 3, 4], "the sample before stays"
+
+
 def test_autocode_status_shows_each_code_its_last_redecision_and_a_suspension(model_dir, capsys):
     from backend.storage.autocode import AutoCodeStore
     from backend.storage.layout import ProjectDir

@@ -1,11 +1,18 @@
 """A blind validation sample against a real Label Studio 1.23.2 (SQLite) and the backend under
 gunicorn: `coding-backend validate` draws it, the next version serves it without a suggestion at
 every K-th place of the queue, its codes stay out of training, and /metrics and /status show the
-estimates on it with their intervals; `autocode` refuses a code below target; a code handed over
-is re-decided by a newer version or, missing the targets, suspended (shown on /status, /metrics and
-`autocode --status`), and `--undo` takes it back. With `SCREENSHOTS` set, the status page's
-estimates are photographed there (validation.png: the README's figure) in Chromium, as
-tests/e2e/test_browser.py does."""
+estimates on it with their intervals; `autocode` refuses a code below target and accepts it at
+targets its lower bounds reach, keeping the serving version's decisions with their provenance and
+never training on them; a newer version re-decides the code or, missing the targets, suspends it
+(shown on /status, /metrics and `autocode --status`), and `--undo` takes it back. With
+`SCREENSHOTS` set, the status page's estimates are photographed there (validation.png: the
+README's figure) in Chromium, as tests/e2e/test_browser.py does.
+
+The project is tests/fixtures/autocode_segments.jsonl: every other segment is one sentence pattern
+that always has `physical_health`, so the test model decides that code right after 8 coded, and the
+seeded sample holds 4 of its segments. 4 of 4 right with no false positive gives precision and
+recall a Wilson lower bound of 4 / (4 + 1.96²) = 0.51: accepted at targets 0.5, refused at the
+defaults 0.9 / 0.8."""
 
 from __future__ import annotations
 
@@ -28,6 +35,8 @@ from tests.helpers import FIXTURES, connect_backend, study_form_result, wait_for
 AUTH = ("lead", "backend-pass")
 ROUND_TIMEOUT = 240
 EVERY = 3
+SIZE, SEED = 5, 5  # this draw of 5 of the 22 uncoded segments holds 4 with CODE
+CODE, TARGET = "physical_health", 0.5
 
 
 def photograph_estimates(url: str, path: Path) -> None:
@@ -79,10 +88,11 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
     )
     backend.start()
     try:
-        segments = [json.loads(line) for line in (FIXTURES / "segments.jsonl").read_text().splitlines()]
+        lines = (FIXTURES / "autocode_segments.jsonl").read_text().splitlines()
+        segments = [json.loads(line) for line in lines]
         project = sdk.projects.create(title="e2e validation", label_config=label_config("interview_coding"))
         sdk.projects.import_tasks(
-            id=project.id, request=[{"text": s["text"], "question": "How are you?"} for s in segments[:30]]
+            id=project.id, request=[{"text": s["text"], "question": "How are you?"} for s in segments]
         )
         tasks = sorted(sdk.tasks.list(project=project.id, page_size=100), key=lambda t: t.id)
         codes = {task.id: segment["codes"] for task, segment in zip(tasks, segments, strict=False)}
@@ -103,13 +113,18 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
         first = wait_for(settled, ROUND_TIMEOUT, "the first version")["current_version"]
 
         command = [sys.executable, "-m", "backend.cli", "validate", "--project", str(project.id)]
-        command += ["--size", "4", "--seed", "3", "--every", str(EVERY)]
+        command += ["--size", str(SIZE), "--seed", str(SEED), "--every", str(EVERY)]
         drawn = subprocess.run(command, env=env, capture_output=True, text=True, timeout=120)
         assert drawn.returncode == 0, drawn.stderr
         sample = json.loads((tmp_path / "models" / str(project.id) / "validation.json").read_text())[
             "task_ids"
         ]
-        assert len(sample) == 4 and not set(sample) & {task.id for task in tasks[:8]}
+        assert len(sample) == SIZE and not set(sample) & {task.id for task in tasks[:8]}
+        positives = sum(CODE in codes[task_id] for task_id in sample)
+        assert positives == 4, (
+            f"the draw (seed {SEED}) holds {positives} {CODE} segments, not the 4 whose Wilson lower bound "
+            f"(0.51, all decided right) reaches the target {TARGET}: change SEED or the fixture"
+        )
         second = wait_for(
             lambda: (found := settled(version_not=first)) and found["predictions_complete"] and found,
             ROUND_TIMEOUT,
@@ -126,7 +141,7 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
         queue = sorted((p for p in current if p["model_version"] == version), key=lambda p: p["score"])
         assert len(queue) == 22, "every uncoded task has a current prediction, the sample's too"
         places = [n for n, p in enumerate(queue, start=1) if p["task"] in sample]
-        assert places == [EVERY, 2 * EVERY, 3 * EVERY, 4 * EVERY]
+        assert places == [EVERY * n for n in range(1, SIZE + 1)]
         for prediction in queue:
             chosen = [c for item in prediction["result"] for c in item["value"].get("choices", [])]
             assert (not chosen) == (prediction["task"] in sample), "no suggestion on, and only on, the sample"
@@ -141,14 +156,14 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
         def estimated():
             found = metrics()
             estimates = ((found.get("validation") or {}).get("estimates")) or {}
-            return found if estimates.get("coded") == 4 and settled() else None
+            return found if estimates.get("coded") == SIZE and settled() else None
 
         coded = wait_for(estimated, ROUND_TIMEOUT, "estimates on the coded sample")
         assert coded["labeled"] == 8, "the sample's codes are held out of training"
         estimates = coded["validation"]["estimates"]
         assert estimates["held_out"] and estimates["of_serving_version"]
         for figures in estimates["codes"].values():
-            assert figures["f1"]["n"] == 4 and set(figures["prevalence"]) == {"ppi", "classical"}
+            assert figures["f1"]["n"] == SIZE and set(figures["prevalence"]) == {"ppi", "classical"}
             for figure in (figures["precision"], figures["recall"], figures["prevalence"]["classical"]):
                 assert figure["estimate"] is None or figure["low"] <= figure["estimate"] <= figure["high"]
         page = httpx.get(f"{backend.url}/status/{project.id}", auth=AUTH, timeout=30).text
@@ -159,36 +174,26 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
             shot = Path(os.environ["SCREENSHOTS"]) / "validation.png"
             photograph_estimates(f"{backend.url}/status/{project.id}", shot)
 
-        refused = autocode_cli(env, project.id, "--codes", "physical_health", "--min-precision", "1")
+        measured = estimates["codes"][CODE]
+        refused = autocode_cli(env, project.id, "--codes", CODE)  # the defaults: 0.9 and 0.8
         assert refused.returncode == 3, refused.stderr
-        assert "physical_health: refused: " in refused.stderr and "1.00" in refused.stderr  # names the target
+        assert f"{CODE}: refused: " in refused.stderr and "is below 0.90" in refused.stderr  # names it
         assert metrics()["autocoded"] == {}
 
-        # The tiny test model earns no code on a sample of 4 (no true positive: every lower bound is 0
-        # or missing), so `autocode` refuses every target; hand one over as it does (the serving
-        # version's decisions, provenance, targets), past the refusal, to see what a newer version
-        # does with it: its estimate misses the targets too, so the code is suspended and keeps its
-        # decisions, and the segments coders code since leave it.
-        code, precision, recall = "physical_health", 0.5, 0.5
-        hand_over = (
-            "from backend.cli.validation import project_context\n"
-            "from backend.config import load_settings\n"
-            "from backend.worker.autocode import Targets, decisions, store_of\n"
-            f"ctx = project_context(load_settings(), '{project.id}')\n"
-            "estimates = ctx.validation.read().estimates\n"
-            f"targets = Targets({precision}, {recall})\n"
-            f"handed = decisions(ctx, estimates.version, ['{code}'], estimates.codes, targets)\n"
-            "store_of(ctx).update(lambda kept: kept.codes.update(handed))\n"
-        )
-        handed = subprocess.run(
-            [sys.executable, "-c", hand_over], env=env, capture_output=True, text=True, timeout=120
-        )
-        assert handed.returncode == 0, handed.stderr
-        kept = metrics()["autocoded"][code]
+        targets = ("--min-precision", str(TARGET), "--min-recall", str(TARGET))
+        accepted = autocode_cli(env, project.id, "--codes", CODE, *targets)
+        assert accepted.returncode == 0, f"{accepted.stderr}(the estimate on the sample: {measured})"
+        assert f"{CODE}: handed over to the model" in accepted.stdout
+        kept = metrics()["autocoded"][CODE]
         assert kept["version"] == kept["handed_version"] == coded["current_version"]
-        assert kept["segments"] == 18 and kept["redecided"] is None, "every segment no coder has coded"
+        assert (kept["min_precision"], kept["min_recall"]) == (TARGET, TARGET)
+        assert kept["segments"] == 17 and kept["redecided"] is None, "every segment no coder has coded"
         autocoded = tmp_path / "models" / str(project.id) / "autocoded.json"
-        uncoded = json.loads(autocoded.read_text())["codes"][code]["task_ids"]
+        provenance = json.loads(autocoded.read_text())["codes"][CODE]
+        assert provenance["estimate"] == measured, "the estimate the hand-over rests on"
+        uncoded, probabilities = provenance["task_ids"], provenance["probabilities"]
+        assert len(provenance["decisions"]) == len(probabilities) == 17, "a decision and its probability"
+        assert all(0 <= p <= 1 for p in probabilities)
         assert not set(uncoded) & ({task.id for task in tasks[:8]} | set(sample))
 
         for task_id in uncoded[:2]:
@@ -196,17 +201,18 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
 
         def redecided():
             found = settled(version_not=kept["version"]) or {}
-            handed = (found.get("autocoded") or {}).get(code) or {}
+            handed = (found.get("autocoded") or {}).get(CODE) or {}
             return found if handed.get("coded_since") == 2 else None
 
         later = wait_for(redecided, ROUND_TIMEOUT, "a newer version's re-decision")
-        handed, version = later["autocoded"][code], later["current_version"]
-        assert handed["redecided"]["version"] == version and handed["segments"] == 16
-        figures = later["validation"]["estimates"]["codes"][code]
+        handed, version = later["autocoded"][CODE], later["current_version"]
+        assert later["labeled"] == 10, "trained on the 2 segments coders coded, never on the model's codes"
+        assert handed["redecided"]["version"] == version and handed["segments"] == 15
+        figures = later["validation"]["estimates"]["codes"][CODE]
         assert later["validation"]["estimates"]["version"] == version, "measured anew for the new version"
         meets = all(
-            figures[name]["low"] is not None and figures[name]["low"] >= target
-            for name, target in (("precision", precision), ("recall", recall))
+            figures[name]["low"] is not None and figures[name]["low"] >= TARGET
+            for name in ("precision", "recall")
         )
         assert handed["redecided"]["held"] is not meets and (handed["suspended"] is None) is meets
         summary = handed["redecided"]["summary"]
@@ -216,7 +222,7 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
         shown = autocode_cli(env, project.id, "--status")
         assert shown.returncode == 0 and f"  {summary}" in shown.stdout.splitlines(), shown.stdout
 
-        undone = autocode_cli(env, project.id, "--codes", code, "--undo")
+        undone = autocode_cli(env, project.id, "--codes", CODE, "--undo")
         assert undone.returncode == 0, undone.stderr
         assert metrics()["autocoded"] == {} and json.loads(autocoded.read_text())["codes"] == {}
         page = httpx.get(f"{backend.url}/status/{project.id}", auth=AUTH, timeout=30).text
@@ -236,7 +242,7 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
             return found if estimates.get("held_out") is False else None
 
         after = wait_for(retrained, ROUND_TIMEOUT, "a round that trains on the released sample")
-        assert after["labeled"] == 14 and after["validation"]["estimates"]["coded"] == 4
+        assert after["labeled"] == 15 and after["validation"]["estimates"]["coded"] == SIZE
     finally:
         backend.stop()
         print(backend.log_path.read_text()[-5000:])
