@@ -130,7 +130,7 @@ def cmd_autocode(settings: Settings, args: argparse.Namespace) -> int:
         more = (
             f"about {found.more_segments} more coded validation segments would likely close the gap"
             if found.more_segments is not None
-            else "more validation segments would not close the gap: the estimate itself is below the target"
+            else "more validation segments would not close the gap"
         )
         print(f"{found.code}: refused: {'; '.join(found.short)}; {more}", file=sys.stderr)
     return 0 if all(found.accepted for found in verdicts) else 3

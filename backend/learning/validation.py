@@ -202,7 +202,7 @@ def verdict(code: str, estimate: CodeEstimate, min_precision: float, min_recall:
             continue
         short.append(
             f"{name} {figure.estimate:.2f} (95 % interval {figure.low:.2f}–{figure.high:.2f}, "
-            f"n={figure.n}) is below {target:.2f}"
+            f"n={figure.n}) is below {target:.2f}{_why_more_would_not_do(figure.estimate, target)}"
         )
         needed = more_needed(figure, target)
         more = None if needed is None or more is None else max(more, math.ceil(needed / rate))
@@ -221,6 +221,15 @@ def more_needed(figure: Interval, target: float, limit: int = 100_000) -> int | 
             return n - figure.n
         n = math.ceil(n * 1.1) + 1
     return None
+
+
+def _why_more_would_not_do(share: float, target: float) -> str:
+    """Why more validation segments would not lift a lower bound to the target, if they would not."""
+    if target >= 1:
+        return ", which no sample's lower bound reaches: choose a target below 1"
+    if share < target:
+        return ", and so is the estimate itself"
+    return ""
 
 
 def _rate_of(estimate: CodeEstimate, name: str) -> float:

@@ -136,7 +136,18 @@ def test_a_lower_bound_below_target_is_refused_naming_the_figures_and_the_segmen
 def test_more_segments_cannot_lift_a_share_below_its_target():
     found = verdict("a", estimate(proportion(80, 100), proportion(95, 100)), 0.9, 0.8)
     assert not found.accepted and found.more_segments is None
+    assert found.short[0].endswith("is below 0.90, and so is the estimate itself")
     assert more_needed(proportion(80, 100), 0.9) is None
+
+
+def test_a_target_of_one_is_refused_saying_no_sample_reaches_it_not_that_the_estimate_is_below():
+    """All 4 right: the estimate is 1.00, its Wilson lower bound 0.51; no sample's bound reaches 1."""
+    found = verdict("a", estimate(proportion(4, 4), proportion(4, 4), sample=5), 1.0, 0.5)
+    assert not found.accepted and found.more_segments is None
+    assert found.short == [
+        "precision 1.00 (95 % interval 0.51–1.00, n=4) is below 1.00, which no sample's lower bound "
+        "reaches: choose a target below 1"
+    ]
 
 
 def test_more_needed_scales_with_the_share_of_the_sample_the_figure_rests_on():
