@@ -78,9 +78,9 @@ class ModelSettings(BaseSettings):
         "code's positives (or negatives, if fewer) against this many segments at the default (0: none).",
     )
     features: Literal[FEATURES] = Field(
-        "embeddings",
-        description="What the head sees: the body's sentence embeddings, or TF-IDF (word 1-2-grams fitted "
-        "on the project's segments, no labels needed) beside them.",
+        "tfidf+embeddings",
+        description="What the head sees: TF-IDF (word 1-2-grams fitted on the project's segments, no labels "
+        "needed) beside the body's sentence embeddings, or the embeddings alone (docs/results.md, issue 38).",
     )
     tfidf_refit_growth: float = Field(
         0.1,

@@ -9,8 +9,10 @@ The research baselines (tfidf_model.py) and the live loop build their features h
 
 from __future__ import annotations
 
+import io
 from collections.abc import Sequence
 
+import joblib
 import numpy as np
 from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
@@ -27,7 +29,25 @@ def tfidf_vectorizer(min_df: int = 1) -> TfidfVectorizer:
 def beside(lexical: sparse.spmatrix, embeddings: np.ndarray) -> sparse.csr_matrix:
     """TF-IDF rows and embeddings side by side, both of unit length (TF-IDF rows are normalized by
     the vectorizer, the embeddings here), so neither outweighs the other by scale alone."""
-    return sparse.hstack([lexical, sparse.csr_matrix(normalize(embeddings))], format="csr")
+    return side_by_side(sparse.csr_matrix(lexical), normalize(embeddings))
+
+
+def side_by_side(lexical: sparse.csr_matrix, dense: np.ndarray) -> sparse.csr_matrix:
+    """`scipy.sparse.hstack([lexical, dense])`, laid out directly: each row's sparse entries, then its
+    dense ones. A quarter of hstack's time, which goes through a coordinate copy of every entry
+    (a pool of 11,656 segments: 0.02 s against 0.09–0.24 s, in every fast round)."""
+    rows, width = lexical.shape
+    size = dense.shape[1]
+    indptr = lexical.indptr + np.arange(rows + 1) * size  # each row holds `size` more entries
+    sparse_at = np.arange(lexical.nnz) + np.repeat(np.arange(rows), np.diff(lexical.indptr)) * size
+    dense_at = np.ones(lexical.nnz + rows * size, dtype=bool)
+    dense_at[sparse_at] = False
+    indices = np.empty(len(dense_at), dtype=np.int32)
+    data = np.empty(len(dense_at), dtype=np.result_type(lexical.dtype, dense.dtype))
+    indices[sparse_at], data[sparse_at] = lexical.indices, lexical.data
+    indices[dense_at] = np.tile(np.arange(width, width + size, dtype=np.int32), rows)
+    data[dense_at] = dense.ravel()
+    return sparse.csr_matrix((data, indices, indptr), shape=(rows, width + size))
 
 
 def needs_refit(fitted_on: int, segments: int, growth: float) -> bool:
@@ -46,6 +66,7 @@ class Lexicon:
 
     def __init__(self, vectorizer: TfidfVectorizer, fitted_on: int):
         self.vectorizer, self.fitted_on = vectorizer, fitted_on
+        self._saved: bytes | None = None
         self._forget()
 
     @classmethod
@@ -87,6 +108,15 @@ class Lexicon:
     def beside(self, texts: Sequence[str], embeddings: np.ndarray) -> sparse.csr_matrix:
         """The head's features for `texts`: their TF-IDF rows beside their embeddings."""
         return beside(self.transform(texts), embeddings)
+
+    def saved(self) -> bytes:
+        """The lexicon as saved (joblib, without the rows it remembers), made once: every version of
+        a fit saves the same lexicon, and pickling its vocabulary took 0.1–0.2 s of each fast round."""
+        if self._saved is None:
+            buffer = io.BytesIO()
+            joblib.dump(self, buffer)
+            self._saved = buffer.getvalue()
+        return self._saved
 
     def __getstate__(self) -> dict:  # saved without the rows it remembers
         return {"vectorizer": self.vectorizer, "fitted_on": self.fitted_on}

@@ -42,7 +42,7 @@ class LexicalHead:
 
     def _save_lexicon(self, directory: Path) -> None:
         if self.lexicon is not None:
-            joblib.dump(self.lexicon, directory / LEXICON_FILE)
+            (directory / LEXICON_FILE).write_bytes(self.lexicon.saved())
 
 
 def saved_lexicon(directory: Path) -> Lexicon | None:

@@ -34,7 +34,7 @@ class LexiconStore:
         count = len({text for text in segments if text.strip()})
         if lexicon is None or needs_refit(lexicon.fitted_on, count, self.growth):
             lexicon = Lexicon.fit(segments)
-            write_with(self.path, lambda handle: joblib.dump(lexicon, handle))
+            write_with(self.path, lambda handle: handle.write(lexicon.saved()))
             log.info(
                 "fitted the TF-IDF lexicon on %d segments: %d terms",
                 count,

@@ -121,6 +121,23 @@ def test_env_example_documents_exactly_what_is_used():
     assert documented <= used | READ_BY_THE_BACKEND, documented - used - READ_BY_THE_BACKEND
 
 
+def test_every_setting_the_env_example_offers_reaches_the_backend_and_its_workers():
+    """A lead who sets a variable of .env.example expects the backend to see it; MODEL_NAME is the
+    image's (a build argument: containers fetch no model)."""
+    offered = set(env_example()) & READ_BY_THE_BACKEND - {"MODEL_NAME"}
+    passed = set(compose("docker-compose.yml")["services"]["backend"]["environment"])
+    assert offered <= passed, sorted(offered - passed)
+    assert "MODEL_NAME" in compose("docker-compose.yml")["x-backend-image"]["build"]["args"]
+
+
+def test_label_studio_and_its_database_go_first_when_the_cpu_is_short():
+    services = compose("docker-compose.yml")["services"]
+    default = 1024  # Docker's weight of a container that sets none
+    for name in ("label-studio", "db"):
+        assert services[name]["cpu_shares"] >= 4 * default, name
+    assert all("cpu_shares" not in services[name] for name in ("backend", "worker", "mlflow"))
+
+
 def test_env_example_values_are_valid_settings():
     example = env_example() | {secret: "a-secret-value-123" for secret in SECRETS}
     values = {k.lower(): v for k, v in example.items() if k in READ_BY_THE_BACKEND and v}

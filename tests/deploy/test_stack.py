@@ -208,6 +208,9 @@ def test_compose_up_sets_up_the_project_and_annotations_give_a_model_version(sta
     assert stack.init_exit_code() == 0, init_log
     assert "30 imported, 0 already there" in init_log and "connected" in init_log
     assert f"ready: http://localhost:{stack.ls_port}/projects/" in init_log
+    for service in ("label-studio", "db"):  # coders first when the CPU is short
+        shares = run("docker", "inspect", "-f", "{{.HostConfig.CpuShares}}", stack.container(service))
+        assert shares.stdout.strip() == "4096", (service, shares.stdout, shares.stderr)
 
     studio = f"http://127.0.0.1:{stack.ls_port}"
     sdk = LabelStudio(base_url=studio, api_key=stack.token)

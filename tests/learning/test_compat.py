@@ -22,9 +22,16 @@ def test_small_text_multilabel_proba_drops_everything_at_or_below_half():
     assert sparse.toarray()[0].tolist() == [0.9, 0.0, 0.0]  # 0.3 and 0.5 are gone
 
 
-def test_dense_proba_keeps_every_probability(trained, texts):
-    proba = compat.dense_setfit_proba(trained.setfit_model, texts)
-    head = trained.setfit_model.model_head
+def test_dense_proba_keeps_every_probability(trained, texts, labels):
+    import copy
+
+    from backend.learning.heads import HeadOptions, fit_head
+
+    setfit_model = copy.copy(trained.setfit_model)  # the body shared, a head on the embeddings alone
+    head = setfit_model.model_head = fit_head(
+        trained.embed(texts), labels, HeadOptions(features="embeddings")
+    )
+    proba = compat.dense_setfit_proba(setfit_model, texts)
     expected = head.predict_proba(trained.embed(texts))
     np.testing.assert_allclose(proba, expected, rtol=1e-6)
     assert ((proba > 0) & (proba < 0.5)).any()

@@ -89,3 +89,31 @@ def test_a_head_on_the_columns_its_rows_use_gives_the_probabilities_of_one_on_al
     np.testing.assert_allclose(
         head.predict_proba(sparse.csr_matrix(test))[:, 0], whole.predict_proba(test)[:, 1], atol=1e-4
     )
+
+
+def test_side_by_side_is_scipys_hstack_row_for_row():
+    """Rows with no term (an empty row) and the widths at the edges, against scipy's own result."""
+    from scipy import sparse
+
+    from backend.learning.features import side_by_side
+
+    lexical = sparse.csr_matrix(np.array([[0, 0.6, 0, 0.8], [0, 0, 0, 0], [1.0, 0, 0, 0]]))
+    dense = np.arange(6, dtype=np.float32).reshape(3, 2) + 1
+    found = side_by_side(lexical, dense)
+    expected = sparse.hstack([lexical, sparse.csr_matrix(dense)], format="csr")
+    assert found.shape == (3, 6) and found.dtype == expected.dtype and found.has_sorted_indices
+    np.testing.assert_array_equal(found.toarray(), expected.toarray())
+    np.testing.assert_array_equal(found.indptr, [0, 4, 6, 9])
+
+
+def test_a_lexicon_is_pickled_once_and_loads_as_joblib_saved_it():
+    import io
+
+    import joblib
+
+    lexicon = Lexicon.fit(POOL)
+    saved = lexicon.saved()
+    assert lexicon.saved() is saved, "every version of one fit saves the same bytes"
+    loaded = joblib.load(io.BytesIO(saved))
+    assert loaded.fitted_on == lexicon.fitted_on and loaded.saved() == saved
+    np.testing.assert_allclose(loaded.transform(POOL).toarray(), lexicon.transform(POOL).toarray())
