@@ -273,6 +273,17 @@ def write_rest(
     return True
 
 
+def withdraw(target: TaskPredictions, version: str) -> None:
+    """Demote the live tasks `version` wrote (a version that failed before it became the serving
+    one: its few first predictions must not stay served)."""
+    try:
+        for task, writer in target.ids.live().items():
+            if writer == version:
+                target.demote(task, version)
+    finally:
+        target.save()
+
+
 def demote(
     target: TaskPredictions,
     keep: Collection[int],

@@ -60,7 +60,7 @@ def write_codebook_start(ctx: ProjectContext, scheme: CodingScheme, body: Body, 
 
     def modelled() -> bool:
         """Whether a model's round serves, waits or runs: its queue wins (a round at work is about
-        to switch Label Studio to its version)."""
+        to write its own queue head)."""
         state = states.read()
         return bool(state.current_version) or state.fast.status.busy or ctx.round_waits()
 

@@ -13,12 +13,13 @@ there, which a coder may hold locked (worker/front.py): the state records each l
 places, and those tasks stay live. The new version becomes the serving one (`current_version`,
 internal) once Label Studio took the front of its queue; a failure before that removes the
 version's files and leaves the serving version as it was. The few predictions it had written
-already (WRITE_FIRST at most) are served beside the previous head until a later version writes or
-demotes them: nothing is deleted in Label Studio, so no coder's open task loses its prediction.
+already (its first places at most) are demoted to its name: nothing is deleted in Label Studio, so
+no coder's open task loses its prediction.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -34,6 +35,8 @@ from backend.worker import front
 from backend.worker.context import ProjectContext
 from backend.worker.labels import ProjectLabels
 from backend.worker.ranking import Queue, Ranker, Scored
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -115,8 +118,8 @@ class Publisher:
         return Queue(blind, every, front.front_places(labels), early)
 
     def go_live(self, ranked: Ranked, labels: ProjectLabels, measured: Monitoring) -> LiveRound:
-        """Write the front of the queue and switch Label Studio to the version; the state records it
-        as the serving version. On failure nothing of it stays."""
+        """Write the front of the queue under the served name; the state records the version as the
+        serving one. On failure nothing of it stays served."""
         ctx, version, trained = self.ctx, ranked.trained.version, ranked.trained
         write_ranked_pool(version.path, ranked.pool)
         previous = ctx.states.read().current_version  # read now: once live, a body's save may prune it
@@ -163,8 +166,12 @@ class Publisher:
         return complete
 
     def discard(self, version: ModelVersion) -> None:
-        """Undo a version that never went live: its files (its predictions in Label Studio stay,
-        unserved, for the next version to write over)."""
+        """Undo a version that never went live: the few predictions it wrote are demoted to its name
+        (kept in place, not served, for the next version to write over), and its files go."""
+        try:
+            writeback.withdraw(self.ctx.task_predictions, version.name)
+        except Exception as exc:  # Label Studio unreachable: they stay served until the next version
+            log.warning("project %s: %s's predictions stay served (%s)", self.ctx.project, version.name, exc)
         self.ctx.store.discard(version)
 
     def _failed(self, exc: Exception, version: ModelVersion) -> None:

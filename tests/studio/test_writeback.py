@@ -17,6 +17,7 @@ from backend.studio.writeback import (
     already_live,
     demote,
     go_live,
+    withdraw,
     write_rest,
 )
 from tests.fakes import FakeStudio
@@ -163,6 +164,16 @@ def test_a_refused_prediction_before_the_switch_means_nothing_goes_live(studio, 
     with pytest.raises(IncompleteImport, match=f"refused the prediction of {V3} for task 700"):
         go_live(target, V3, predictions([700], V3), 1)
     assert "serve" not in [call for call, _ in studio.calls]
+
+
+def test_a_version_that_failed_before_it_served_withdraws_what_it_wrote(studio, target):
+    write(target, V1, predictions(range(5), V1), WritePlan(first=5))
+    with pytest.raises(IncompleteImport):
+        go_live(target, V2, predictions([0, 1, 700], V2), 3)
+    withdraw(target, V2)
+    assert served_tasks(studio) == [2, 3, 4] and set(target.ids.live()) == {2, 3, 4}
+    assert sorted(p["task"] for p in studio.of_version(V2)) == [0, 1], "its suggestions, not served"
+    assert studio.most_per_task() == 1
 
 
 def test_a_prediction_deleted_in_label_studio_is_created_again(studio, target):
