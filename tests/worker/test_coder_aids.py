@@ -116,6 +116,8 @@ def test_a_rounds_first_places_are_remembered_and_written_early_by_the_next(segm
     assert len(second.front) == REMEMBERED and taken not in {e.task for e in second.front}, "labeled: gone"
     assert [e.task for e in second.front[:3]] == order[:3], "the new version's three first places"
     assert set(order[: 3 + len(early)]) >= set(early), "the remembered tasks right after them"
+    served = {p["task"] for p in written_by(studio, model_dir, second.current_version)}
+    assert served >= set(early), "a task a coder may hold stays served, by the new version"
     explained = {p["task"] for p in written_by(studio, model_dir, second.current_version) if regions(p)}
     assert explained <= set(order[: 3 + len(early)]), "evidence only there: at most 3 + REMEMBERED"
 
