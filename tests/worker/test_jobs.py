@@ -18,6 +18,7 @@ from backend.storage.inbox import AnnotationEvent, Inbox
 from backend.storage.layout import ProjectDir
 from backend.storage.state import LaneStatus, StateStore
 from backend.storage.versions import ModelStore
+from backend.studio.client import StudioError
 from backend.worker.bodies import Bodies
 from backend.worker.wiring import project_work
 from tests.fakes import FakeStudio, RecordingQueue
@@ -205,6 +206,28 @@ def test_without_fine_tuning_heads_stay_on_the_base_body(segments, settings):
     state = run_round(with_overrides(settings, setfit_max_steps=0), studio, queue=queue)
     assert store_of(settings).get("1", state.current_version).metadata["body"] == "base"
     assert queue.requests == [], "no body is due"
+
+
+def test_a_round_that_fails_after_its_first_writes_leaves_none_of_them_served(segments, settings):
+    studio = FakeStudio(segments, annotated=12)
+    settings = with_overrides(settings, write_first=3)
+    serving = run_round(settings, studio).current_version
+    total, update, calls = len(studio.predictions), studio.update_prediction, []
+
+    def refuse_the_third(project, prediction_id, prediction):
+        calls.append(prediction_id)
+        if len(calls) == 3:
+            raise StudioError("Label Studio refused the prediction", 400)
+        update(project, prediction_id, prediction)
+
+    studio.update_prediction = refuse_the_third
+    studio.annotate(12, segments[12]["codes"], user=1, when="2")
+    failed = run_round(settings, studio)
+    assert failed.fast.status is LaneStatus.FAILED and failed.current_version == serving
+    left = [p for p in studio.predictions if p["model_version"] not in (LIVE, serving)]
+    assert len(left) == 2 and len(studio.of_version(LIVE)) == total - 2, "its two writes demoted"
+    assert written_by(studio, settings.server.model_dir, serving) == studio.of_version(LIVE)
+    assert studio.most_per_task() == 1
 
 
 def test_the_fast_loop_refits_heads_and_a_body_lane_fine_tunes(segments, settings):
@@ -422,7 +445,6 @@ def test_a_waiting_request_for_imported_tasks_does_not_stop_a_write_back(segment
 
 
 def test_a_round_is_tried_again_while_label_studio_restarts(segments, settings, monkeypatch):
-    from backend.studio.client import StudioError
     from backend.worker import wiring
 
     monkeypatch.setattr(wiring, "RETRY_SECONDS", (0.01, 0.01))
