@@ -223,8 +223,8 @@ def go_live(target: TaskPredictions, version: str, predictions: Sequence[dict], 
     """Write the `first` predictions one call each, and switch the project to `LIVE` unless it
     serves it already.
 
-    Raises IncompleteImport when Label Studio refuses one of them: before the project's first
-    switch nothing went live then; after it, the ones written are served with the previous head."""
+    Raises IncompleteImport when Label Studio refuses one of them: the ones written before it hold
+    the served name then, for the caller to `withdraw`."""
     try:
         for prediction in predictions[:first]:
             target.write(prediction)
