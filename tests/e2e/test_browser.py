@@ -278,7 +278,7 @@ def prediction_tabs(driver) -> list[str]:
 
     def read():
         tabs = driver.find_elements(By.CSS_SELECTOR, ".lsf-annotation-button")
-        return [tab.text for tab in tabs if re.match(rf"v\d+-|{LIVE}", tab.text)]
+        return [tab.text for tab in tabs if re.match(rf"v\d+-|{LIVE[:8]}", tab.text)]  # "active-l...-queue"
 
     return settled_dom(read)
 
