@@ -21,11 +21,12 @@ STUDY_FORM = label_config("interview_coding")
 class FakeStudio:
     """A Label Studio project in memory: tasks, annotations by users, predictions with their ids.
 
-    `calls` records every write in order ("create", 1) / ("update", prediction id) / ("serve",
-    version) / ("delete", prediction id), every look-up of a task's predictions ("look up", task)
-    and every read of the annotated tasks ("read labels", n). A single create or update for a task
-    it does not hold is refused (400), as is every one while `refuse_creates` is set; an update of
-    a prediction it does not hold is refused with 404. `while_listing` runs once a listing of
+    `calls` records every write in order ("create", 1) / ("update", prediction id) / ("rename",
+    prediction id) / ("serve", version) / ("delete", prediction id), every look-up of a task's
+    predictions ("look up", task) and every read of the annotated tasks ("read labels", n). A single
+    create or update for a task it does not hold is refused (400), as is every one while
+    `refuse_creates` is set; an update or rename of a prediction it does not hold is refused with 404.
+    `serve_version` sets `model_version`, the project's. `while_listing` runs once a listing of
     unlabeled tasks is under way (another lane at work meanwhile).
     """
 
@@ -44,6 +45,7 @@ class FakeStudio:
         self.while_listing: Callable[[], None] | None = None
         self.emails = {1: "Coder.A@example.org", 2: "coder.b@example.org"}
         self.ml_backends: list[tuple[str, str | None]] = []  # (url, basic-auth user) connected
+        self.model_version: str | None = None  # the project's, as `serve_version` set it
         self._next_id = 1000
 
     # --- test set-up -------------------------------------------------------------------------
@@ -129,12 +131,23 @@ class FakeStudio:
             raise StudioError(f"Label Studio has no prediction {prediction_id}", 404)
         held.update({key: value for key, value in prediction.items() if key != "id"})
 
+    def rename_prediction(self, project: int, prediction_id: int, version: str) -> None:
+        self.calls.append(("rename", prediction_id))
+        held = next((p for p in self.predictions if p["id"] == prediction_id), None)
+        if held is None:
+            raise StudioError(f"Label Studio has no prediction {prediction_id}", 404)
+        held["model_version"] = version
+
     def delete_prediction(self, project: int, prediction_id: int) -> None:
         self.calls.append(("delete", prediction_id))
         self.predictions = [p for p in self.predictions if p["id"] != prediction_id]
 
+    def served_version(self, project: int) -> str | None:
+        return self.model_version
+
     def serve_version(self, project: int, version: str) -> None:
         self.calls.append(("serve", version))
+        self.model_version = version
 
     def _refuse(self, prediction: dict) -> None:
         if prediction["task"] not in self.all or self.refuse_creates:

@@ -40,6 +40,17 @@ def connect_backend(studio, project: int, backend_url: str, auth: tuple[str, str
     return setter.connect(project, backend_url, auth).webhook_authorized
 
 
+def written_by(studio, model_dir, version: str, project: str = "1") -> list[dict]:
+    """The predictions of a fake Label Studio that serve `version`'s suggestions: under the one
+    served name, on the tasks the backend's live set says `version` wrote (studio/writeback.py)."""
+    from backend.domain.versions import LIVE
+    from backend.storage.layout import ProjectDir
+    from backend.storage.prediction_ids import PredictionIds
+
+    live = PredictionIds(ProjectDir(model_dir, project)).live()
+    return [p for p in studio.predictions if p["model_version"] == LIVE and live.get(p["task"]) == version]
+
+
 def project_context(studio, settings, model_dir, queue=None, project: str = "1"):
     """A project's context as a worker builds it, on a fake Label Studio and a throwaway MODEL_DIR."""
     from backend.storage.state import StateStore

@@ -246,8 +246,9 @@ class LoopSettings(BaseSettings):
     write_head: int = Field(
         100,
         ge=1,
-        description="The queue head: predictions written one call each right after the switch (stopping "
-        "when newer work waits). The rest of the pool is not written to Label Studio: /predict serves it.",
+        description="The queue head: predictions written one call each after the first ones go live "
+        "(stopping when newer work waits). The rest of the pool is not written to Label Studio: /predict "
+        "serves it.",
     )
     worker_idle_seconds: int = Field(
         600, ge=0, description="How long a project's worker stays loaded, waiting for the next annotation."

@@ -20,6 +20,7 @@ import numpy as np
 from backend.domain.annotations import CoderAnswer, coder_answers, combine
 from backend.domain.scheme import CodingScheme
 from backend.domain.tasks import Task
+from backend.domain.versions import LIVE
 
 CODERS, MODEL, UNCODED = "coders", "model", "uncoded"
 # per_coder trains on every answer; a segment's one final answer is then the majority's
@@ -42,15 +43,17 @@ PROVENANCE = (
 @dataclass(frozen=True)
 class ModelView:
     """What the serving version decided for the tasks it ranked: per task, each code's probability
-    and decision, over the version's own codes."""
+    and decision, over the version's own codes; and the tasks whose prediction Label Studio serves
+    (under the one name, domain/versions.py `LIVE`) it wrote."""
 
     version: str
     codes: tuple[str, ...]
     proba: Mapping[int, np.ndarray]
     decided: Mapping[int, np.ndarray]
+    live: frozenset[int] = frozenset()
 
     @classmethod
-    def of(cls, version: str, codes: Sequence[str], pool) -> ModelView:
+    def of(cls, version: str, codes: Sequence[str], pool, live: Iterable[int] = ()) -> ModelView:
         """From a RankedPool (storage/ranked_pool.py): its task ids, probabilities and decisions."""
         ids = [int(task) for task in pool.task_ids]
         return cls(
@@ -58,7 +61,13 @@ class ModelView:
             tuple(codes),
             dict(zip(ids, np.asarray(pool.proba, dtype=float), strict=True)),
             dict(zip(ids, np.asarray(pool.decisions), strict=True)),
+            frozenset(live),
         )
+
+    def wrote(self, task_id: int, prediction: Mapping) -> bool:
+        """Whether a task's prediction in Label Studio is this version's."""
+        name = prediction.get("model_version")
+        return name == self.version or (name == LIVE and task_id in self.live)
 
 
 @dataclass(frozen=True)
@@ -232,7 +241,7 @@ class RowMaker:
         text = self.scheme.text_in(task.data)
         spans = []
         for prediction in task.predictions:
-            if prediction.get("model_version") != self.model.version:
+            if not self.model.wrote(task.id, prediction):
                 continue
             for item in prediction.get("result") or []:
                 value = item.get("value") or {}

@@ -16,7 +16,8 @@
         .pending-<kind>              requests for work (queue/files.py)
         .starting-<lane>             a worker was started for the lane and is not at work yet
         pool.json  .pool-lock        the kept listing of unlabeled tasks (storage/listing.py)
-        predictions.json  .predictions-lock   our prediction's id in Label Studio per task
+        predictions.json  .predictions-lock   our prediction's id in Label Studio per task, and
+                                     the live tasks with the version that wrote each
                                      (storage/prediction_ids.py)
         suggestions.json  .suggestions-lock   each write of those predictions: when, the codes
                                      suggested (storage/suggestions.py)

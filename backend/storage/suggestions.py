@@ -3,7 +3,9 @@
 A task's one prediction is rewritten in place by each version (studio/writeback.py), so what a coder
 saw when they started an annotation is the write live then, not the prediction's result now
 (learning/bias.py). This log keeps, per task, when each write happened, the prediction's id, the
-version and the choices it suggested (not the evidence regions). It stays small: only a version's
+internal version that wrote it (Label Studio shows every served prediction under one name) and the
+choices it suggested (not the evidence regions); a demotion renames a prediction without changing
+what it suggests, and is not logged. It stays small: only a version's
 queue head is written (about WRITE_HEAD tasks a round), and a task keeps its last KEEP_PER_TASK
 writes. This module is its only reader and writer.
 

@@ -113,7 +113,11 @@ class StudioAPI(Protocol):
 
     def update_prediction(self, project: int, prediction_id: int, prediction: dict) -> None: ...
 
+    def rename_prediction(self, project: int, prediction_id: int, version: str) -> None: ...
+
     def delete_prediction(self, project: int, prediction_id: int) -> None: ...
+
+    def served_version(self, project: int) -> str | None: ...
 
     def serve_version(self, project: int, version: str) -> None: ...
 
@@ -239,9 +243,21 @@ class StudioClient:
             ),
         )
 
+    def rename_prediction(self, project: int, prediction_id: int, version: str) -> None:
+        """Give prediction `prediction_id` another version name, nothing else (Label Studio checks a
+        result only when one is sent). A prediction that is gone raises StudioError with status 404."""
+        self.call(
+            f"rename prediction {prediction_id}",
+            lambda: self._sdk.predictions.update(prediction_id, model_version=version),
+        )
+
     def delete_prediction(self, project: int, prediction_id: int) -> None:
         """Delete one prediction (one short call, unlike a version's)."""
         self.call(f"delete prediction {prediction_id}", lambda: self._sdk.predictions.delete(prediction_id))
+
+    def served_version(self, project: int) -> str | None:
+        """The version name whose predictions the project shows and serves (one short read)."""
+        return self.call("read the project", lambda: self._sdk.projects.get(id=project).model_version)
 
     def serve_version(self, project: int, version: str) -> None:
         """Show `version`'s predictions and serve the lowest prediction score first."""

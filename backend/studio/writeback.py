@@ -1,4 +1,5 @@
-"""Writing a model version's predictions to Label Studio: one prediction per task, updated in place.
+"""Writing a model version's predictions to Label Studio: one prediction per task, updated in place,
+under one served name.
 
 Coders need only the head of the queue to be fresh, and every write to Label Studio holds its
 database (SQLite: for everyone) while it runs: an import call holds it for seconds (7.6–10.5 s on
@@ -7,42 +8,52 @@ PATCH for a tenth of a second (docs/benchmarks.md, "Label Studio's write paths")
 writes only its queue head, one call per task, never in bulk, and never deletes a version:
 
 - each task holds at most one prediction of ours (`TaskPredictions`). A new version PATCHes it
-  (version, result, score) and keeps its id, so a coder's open task, whose annotation names that
+  (name, result, score) and keeps its id, so a coder's open task, whose annotation names that
   prediction as `parent_prediction`, still submits (Label Studio refuses the submit once it is
   deleted); a task without one gets one created. Its id is kept in a map on disk
   (storage/prediction_ids.py); a task the map lacks is looked up (a project written by the code
   before this: our newest prediction of it is adopted, our older ones deleted one by one); each
-  write is logged with its time (storage/suggestions.py), so the suggestion a coder started from is
-  known after the prediction was rewritten (learning/bias.py);
-- tasks outside the new head keep their prediction under an older version name: not current, so
-  Uncertainty sampling serves the head first and the labeling stream shows no stale
-  pre-annotation. The rest of the pool is never written: `/predict` and the version's ranked pool
-  (storage/ranked_pool.py) hold it, and the next round writes its own head;
-- but Label Studio serves a coder the task locked to them (served earlier, not yet annotated) before
+  write is logged with its time and internal version (storage/suggestions.py), so the suggestion a
+  coder started from is known after the prediction was rewritten (learning/bias.py);
+- every prediction written for a queue head holds one name, `LIVE` (domain/versions.py), the
+  project's `model_version` for good. Label Studio's Uncertainty sampling serves only unlabeled
+  tasks with a current prediction, and answers a coder "no more tasks" when all of those are locked
+  by other coders or coded: a new name per version emptied that set at every switch and a fast team
+  drained it (docs/benchmarks.md, "issue 36's SQLite runs": 1,748 of 3,435 `/next`). With one
+  name a new version only adds to the set: the previous head stays served until replaced;
+- the map records which tasks are live and which version wrote each (`live`); once a version's
+  head is written, the live tasks outside it are demoted (`demote`): their prediction is renamed to
+  the version that wrote it, no longer current, so the queue serves the new head and the Data
+  Manager still shows which version made the suggestion; tasks coded meanwhile are only forgotten.
+  The rest of the pool is never written: `/predict` and the version's ranked pool
+  (storage/ranked_pool.py) hold it;
+- Label Studio serves a coder the task locked to them (served earlier, not yet annotated) before
   any other, and shows its pre-annotation only if it is current: so the predictions come in the
   order they are written (worker/ranking.py `Queue.write_order`), the queue's first places, then
   the tasks earlier versions put there (worker/front.py), then the rest; each keeps its place's score.
+  Those tasks are in the new head, so they stay live.
 
-A version is written in two steps, each a function that returns what the next takes:
+A version is written in three steps, each a function that returns what the next takes:
 
-1. `go_live`: the `first` predictions (the most informative) are written and the project is switched to
-   the version (Uncertainty sampling serves those first; tasks without a current prediction come
-   after only when no task has one); it returns the `Live` version;
+1. `go_live`: the `first` predictions (the most informative) are written and, when the project does
+   not serve `LIVE` yet (its first version, or a project written by older code, whose differently
+   named predictions then stop being current), the project is switched to it; it returns the `Live`
+   version;
 2. `write_rest`: the rest of the queue head, up to `head` predictions, is written one call each,
    stopping as soon as newer work waits (its own version will be written head first), but not
-   before `floor` are written: Label Studio answers a coder "no more tasks" when every task with a
-   current prediction is locked by another coder (the load test's 544 failed `/next` of 1,832, with
-   24 coders and versions going live with one task).
+   before `floor` are written;
+3. `demote`: the live tasks outside the head are renamed one call each, stopping as soon as newer
+   work waits (a stale live task only dilutes the queue; the next version demotes it).
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from backend.domain.versions import is_ours, made_order
+from backend.domain.versions import LIVE, is_ours, made_order
 from backend.errors import BackendError
 from backend.studio.client import StudioAPI, StudioError
 
@@ -56,13 +67,18 @@ class IncompleteImport(BackendError, RuntimeError):
 
 
 class PredictionIdMap(Protocol):
-    """Task id → the id of our prediction of it in Label Studio (storage/prediction_ids.py)."""
+    """Task id → the id of our prediction of it in Label Studio, and the live tasks → the version
+    that wrote each (storage/prediction_ids.py)."""
 
     def get(self, task: int) -> int | None: ...
 
     def put(self, task: int, prediction: int) -> None: ...
 
     def drop(self, task: int) -> None: ...
+
+    def live(self) -> dict[int, str]: ...
+
+    def set_live(self, task: int, version: str | None) -> None: ...
 
     def save(self) -> None: ...
 
@@ -100,17 +116,20 @@ class TaskPredictions:
         self.log.save()
 
     def write(self, prediction: dict) -> None:
-        """PATCH the task's prediction to `prediction` (keeping its id), or create one if it has none.
+        """PATCH the task's prediction to `prediction` under the served name `LIVE` (keeping its id),
+        or create one if it has none; the version it names (`model_version`) is recorded as the
+        writer of a live task and in the log.
 
         Raises IncompleteImport when Label Studio refuses it."""
-        task = int(prediction["task"])
+        task, served = int(prediction["task"]), {**prediction, "model_version": LIVE}
         try:
             known = self.ids.get(task)
             if known is None:
                 known = self._adopt(task)
-            if known is None or not self._update(known, prediction):
-                known = self.studio.create_prediction(self.project, prediction)
+            if known is None or not self._update(known, served):
+                known = self.studio.create_prediction(self.project, served)
                 self.ids.put(task, known)
+            self.ids.set_live(task, str(prediction["model_version"]))
             self.log.add(task, known, prediction)
         except StudioError as exc:
             if exc.status not in (400, 404):
@@ -119,6 +138,19 @@ class TaskPredictions:
                 f"Label Studio refused the prediction of {prediction.get('model_version')} for task {task}: "
                 f"{exc}"
             ) from None
+
+    def demote(self, task: int, version: str) -> None:
+        """Rename a live task's prediction to `version` (the one that wrote it): no longer served.
+        Its result, score and id stay, so a coder who holds it open still submits."""
+        known = self.ids.get(task)
+        try:
+            if known is not None:
+                self.studio.rename_prediction(self.project, known, version)
+        except StudioError as exc:
+            if exc.status != 404:
+                raise
+            self.ids.drop(task)  # deleted meanwhile: nothing left to serve
+        self.ids.set_live(task, None)
 
     def _update(self, known: int, prediction: dict) -> bool:
         """PATCH prediction `known`; False when Label Studio no longer has it (deleted meanwhile)."""
@@ -178,17 +210,28 @@ class Live:
     def total(self) -> int:
         return len(self.predictions)
 
+    def head(self, plan: WritePlan) -> Sequence[dict]:
+        """The predictions of its queue head as `plan` sizes it (the first ones at least)."""
+        return self.predictions[: min(max(plan.head, plan.first), self.total)]
+
+    def head_tasks(self, plan: WritePlan) -> set[int]:
+        """The tasks of its queue head: those that stay live (`demote`)."""
+        return {int(prediction["task"]) for prediction in self.head(plan)}
+
 
 def go_live(target: TaskPredictions, version: str, predictions: Sequence[dict], first: int) -> Live:
-    """Write the `first` predictions one call each and switch the project to `version`.
+    """Write the `first` predictions one call each, and switch the project to `LIVE` unless it
+    serves it already.
 
-    Raises IncompleteImport when Label Studio refuses one of them: nothing went live then."""
+    Raises IncompleteImport when Label Studio refuses one of them: the ones written before it hold
+    the served name then, for the caller to `withdraw`."""
     try:
         for prediction in predictions[:first]:
             target.write(prediction)
     finally:
         target.save()
-    target.studio.serve_version(target.project, version)
+    if target.studio.served_version(target.project) != LIVE:
+        target.studio.serve_version(target.project, LIVE)
     written = min(first, len(predictions))
     log.info("project %s: %s is live with the %d most informative tasks", target.project, version, written)
     return Live(target.project, version, predictions, written)
@@ -210,7 +253,7 @@ def write_rest(
 
     `interrupted()` is asked before each call once `plan.floor` are written (newer work waits:
     stop), `on_progress(written, head)` told after each."""
-    head = min(max(plan.head, plan.first), live.total)
+    head = len(live.head(plan))
     on_progress(min(live.written, head), head)
     try:
         for written in range(live.written, head):
@@ -225,6 +268,46 @@ def write_rest(
                 return False
             target.write(live.predictions[written])
             on_progress(written + 1, head)
+    finally:
+        target.save()
+    return True
+
+
+def withdraw(target: TaskPredictions, version: str) -> None:
+    """Demote the live tasks `version` wrote (a version that failed before it became the serving
+    one: its few first predictions must not stay served)."""
+    try:
+        for task, writer in target.ids.live().items():
+            if writer == version:
+                target.demote(task, version)
+    finally:
+        target.save()
+
+
+def demote(
+    target: TaskPredictions,
+    keep: Collection[int],
+    labeled: Collection[int],
+    interrupted: Callable[[], bool] = lambda: False,
+) -> bool:
+    """Demote the live tasks not in `keep` (a version's head), one call each, stopping when
+    `interrupted()`; tasks in `labeled` are only forgotten (no coder is served them again). Returns
+    whether all were demoted."""
+    leaving = [(task, version) for task, version in target.ids.live().items() if task not in keep]
+    try:
+        for done, (task, version) in enumerate(leaving):
+            if task in labeled:
+                target.ids.set_live(task, None)
+                continue
+            if interrupted():
+                log.info(
+                    "project %s: newer work waits; %d of %d tasks that left the queue stay served",
+                    target.project,
+                    len(leaving) - done,
+                    len(leaving),
+                )
+                return False
+            target.demote(task, version)
     finally:
         target.save()
     return True

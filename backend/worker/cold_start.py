@@ -2,10 +2,11 @@
 
 Once the pool is encoded (worker/jobs/embed.py), the codes' `hint`s are embedded with the same base
 body and rank the pool (learning/cold_start.py). The ranking is written to Label Studio as version
-`v0-codebook-<time>`, its queue head only, like a round's; Uncertainty sampling then serves the
-segments most like each code's definition, code after code. The first round replaces it as it
-would replace any version. A code is pre-checked only where a segment is very like its definition
-(COLD_START_CHECK_SIMILARITY).
+`v0-codebook-<time>`, its queue head only, like a round's, under the one name Label Studio serves
+(studio/writeback.py); Uncertainty sampling then serves the segments most like each code's
+definition, code after code. The first round replaces it as it would replace any version: its head
+is written in place, and the codebook's tasks outside it are demoted to `v0-codebook-<time>`. A
+code is pre-checked only where a segment is very like its definition (COLD_START_CHECK_SIMILARITY).
 """
 
 from __future__ import annotations
@@ -21,7 +22,7 @@ from backend.domain.versions import codebook_version_name
 from backend.learning.cold_start import codebook_ranking
 from backend.storage.state import CodebookStart, ProjectState, now
 from backend.studio.predictions import codebook_predictions
-from backend.studio.writeback import go_live, write_rest
+from backend.studio.writeback import demote, go_live, write_rest
 from backend.worker.bodies import Body
 from backend.worker.context import ProjectContext
 
@@ -35,10 +36,11 @@ def codebook_version() -> str:
 def write_codebook_start(ctx: ProjectContext, scheme: CodingScheme, body: Body, pool: list[Task]) -> None:
     """Write the codebook's queue when COLD_START=codebook, the form defines codes and no round has
     made a version yet (recorded in the state's `codebook_start` once live)."""
-    loop, states, studio = ctx.loop, ctx.states, ctx.studio
+    loop, states = ctx.loop, ctx.states
     definitions = scheme.codebook()
     if loop.cold_start != "codebook" or not definitions or states.read().current_version:
         return
+    unlabeled = {task.id for task in pool}
     pool = [task for task in pool if scheme.text_in(task.data).strip()]
     if not pool:
         return
@@ -58,7 +60,7 @@ def write_codebook_start(ctx: ProjectContext, scheme: CodingScheme, body: Body, 
 
     def modelled() -> bool:
         """Whether a model's round serves, waits or runs: its queue wins (a round at work is about
-        to switch Label Studio to its version)."""
+        to write its own queue head)."""
         state = states.read()
         return bool(state.current_version) or state.fast.status.busy or ctx.round_waits()
 
@@ -71,10 +73,9 @@ def write_codebook_start(ctx: ProjectContext, scheme: CodingScheme, body: Body, 
         state.codebook_start = CodebookStart(version=version, tasks=len(pool), checked=checked, live_at=now())
 
     states.update(record)
-    serving = states.read().current_version
-    if serving:  # a round went live while this was written: the model's queue wins
-        studio.serve_version(ctx.project_id, serving)
-    write_rest(target, live, plan, interrupted=modelled)
+    if write_rest(target, live, plan, interrupted=modelled):  # a round at work writes its own queue
+        labeled = set(target.ids.live()) - unlabeled
+        demote(target, live.head_tasks(plan), labeled, interrupted=modelled)
     log.info(
         "project %s: the codebook's queue (%d definitions, %d tasks, %d codes pre-checked) is %s",
         ctx.project,

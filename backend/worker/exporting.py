@@ -21,6 +21,7 @@ from backend.exports.rows import HandOver, ModelView, RowMaker, data_fields
 from backend.exports.tables import ExportError, write_table
 from backend.storage.autocode import AutoCodeStore
 from backend.storage.layout import ProjectDir
+from backend.storage.prediction_ids import PredictionIds
 from backend.storage.secrets import coder_names
 from backend.storage.state import StateStore
 from backend.storage.validation import ValidationSample, ValidationStore
@@ -141,7 +142,10 @@ def serving_model(source: ExportSource) -> tuple[ModelView | None, dict | None]:
     version = store.get(project, name)
     pool = store.ranked_pool(project, name)
     codes = version.metadata.get("codes") or []
-    return (ModelView.of(name, codes, pool) if pool is not None else None), version.metadata
+    if pool is None:
+        return None, version.metadata
+    live = [task for task, writer in PredictionIds(directory).live().items() if writer == name]
+    return ModelView.of(name, codes, pool, live), version.metadata
 
 
 def machine_codes(source: ExportSource) -> tuple[HandOver, dict[str, dict]]:

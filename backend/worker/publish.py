@@ -2,20 +2,24 @@
 
     ranked = publisher.rank(labels, trained, scored)   # the pool in queue order, as predictions
     live = publisher.go_live(ranked, labels, measured)  # Label Studio serves it; the state says so
-    complete = publisher.write_rest(live)               # the rest, unless a newer round waits
+    complete = publisher.write_rest(live)               # the rest, then the leavers demoted,
+                                                        # unless a newer round waits
 
-The queue is written from its first places, which coders may be served next; right after them come
-the tasks earlier versions put there, which a coder may hold locked (worker/front.py): the state
-records each live version's first places. The new version becomes the serving one only once Label
-Studio took the front of its queue (see studio/writeback.py); a failure before that removes the
-version's files and leaves the serving version and the queue as they were. The few predictions it
-had written already (WRITE_FIRST at most) keep their ids and its unserved name until a later
-version writes them again: nothing is deleted in Label Studio, so no coder's open task loses its
-prediction.
+Label Studio serves one name for good (domain/versions.py `LIVE`): each version writes its queue
+head under it, in place of the previous head's predictions, and then renames the live tasks outside
+its head to the version that wrote them (studio/writeback.py). The queue is written from its first
+places, which coders may be served next; right after them come the tasks earlier versions put
+there, which a coder may hold locked (worker/front.py): the state records each live version's first
+places, and those tasks stay live. The new version becomes the serving one (`current_version`,
+internal) once Label Studio took the front of its queue; a failure before that removes the
+version's files and leaves the serving version as it was. The few predictions it had written
+already (its first places at most) are demoted to its name: nothing is deleted in Label Studio, so
+no coder's open task loses its prediction.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -31,6 +35,8 @@ from backend.worker import front
 from backend.worker.context import ProjectContext
 from backend.worker.labels import ProjectLabels
 from backend.worker.ranking import Queue, Ranker, Scored
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -71,13 +77,15 @@ class Replaced:
 
 @dataclass(frozen=True)
 class LiveRound:
-    """A version Label Studio serves now, the one it replaced, and how many tasks coders annotated
-    since that one's round (what they will likely take from this version before the next)."""
+    """A version Label Studio serves now, the one it replaced, how many tasks coders annotated since
+    that one's round (what they will likely take from this version before the next), and the tasks
+    annotated at its round (live ones among them are not demoted, only forgotten)."""
 
     ranked: Ranked
     live: Live
     replaced: Replaced
     taken: int = 0
+    labeled: frozenset[int] = frozenset()
 
 
 @dataclass(frozen=True)
@@ -110,8 +118,8 @@ class Publisher:
         return Queue(blind, every, front.front_places(labels), early)
 
     def go_live(self, ranked: Ranked, labels: ProjectLabels, measured: Monitoring) -> LiveRound:
-        """Write the front of the queue and switch Label Studio to the version; the state records it
-        as the serving version. On failure nothing of it stays."""
+        """Write the front of the queue under the served name; the state records the version as the
+        serving one. On failure nothing of it stays served."""
         ctx, version, trained = self.ctx, ranked.trained.version, ranked.trained
         write_ranked_pool(version.path, ranked.pool)
         previous = ctx.states.read().current_version  # read now: once live, a body's save may prune it
@@ -134,11 +142,11 @@ class Publisher:
         except Exception as exc:
             self._failed(exc, version)
             raise
-        return LiveRound(ranked, live, replaced, taken)
+        return LiveRound(ranked, live, replaced, taken, frozenset(labels.annotated_ids))
 
     def write_rest(self, live_round: LiveRound) -> bool:
-        """Write the rest of the version's queue head, unless a newer round waits; returns whether
-        all of it was written."""
+        """Write the rest of the version's queue head, then demote the live tasks outside it, unless
+        a newer round waits; returns whether all of the head was written."""
         ctx = self.ctx
         ranked = live_round.ranked
         # each coder served twice over, and twice what coders took while the last version served,
@@ -147,9 +155,9 @@ class Publisher:
         floor = min(head, live_round.live.written + len(ranked.front) + 2 * live_round.taken)
         plan = replace(ctx.write_plan, head=head, floor=floor)
         try:
-            complete = writeback.write_rest(
-                ctx.task_predictions, live_round.live, plan, ctx.round_waits, ctx.progress.writing
-            )
+            target, live = ctx.task_predictions, live_round.live
+            complete = writeback.write_rest(target, live, plan, ctx.round_waits, ctx.progress.writing)
+            writeback.demote(target, live.head_tasks(plan), live_round.labeled, ctx.round_waits)
         except Exception as exc:
             self._failed(exc, live_round.ranked.trained.version)
             raise
@@ -158,8 +166,12 @@ class Publisher:
         return complete
 
     def discard(self, version: ModelVersion) -> None:
-        """Undo a version that never went live: its files (its predictions in Label Studio stay,
-        unserved, for the next version to write over)."""
+        """Undo a version that never went live: the few predictions it wrote are demoted to its name
+        (kept in place, not served, for the next version to write over), and its files go."""
+        try:
+            writeback.withdraw(self.ctx.task_predictions, version.name)
+        except Exception as exc:  # Label Studio unreachable: they stay served until the next version
+            log.warning("project %s: %s's predictions stay served (%s)", self.ctx.project, version.name, exc)
         self.ctx.store.discard(version)
 
     def _failed(self, exc: Exception, version: ModelVersion) -> None:

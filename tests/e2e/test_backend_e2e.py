@@ -30,7 +30,10 @@ import pytest
 
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess, WorkerProcess
+from backend.domain.versions import LIVE
 from backend.resources import label_config
+from backend.storage.layout import ProjectDir
+from backend.storage.prediction_ids import PredictionIds
 from tests.e2e.conftest import backend_env
 from tests.helpers import CODES, FIXTURES, study_form_result, wait_for
 
@@ -117,6 +120,11 @@ class Story:
     def metrics(self) -> dict:
         return self.backend.metrics(self.project)
 
+    def live(self) -> dict[int, str]:
+        """The backend's live set: each task whose prediction Label Studio serves (under `LIVE`) →
+        the internal version that wrote it."""
+        return PredictionIds(ProjectDir(self.model_dir, str(self.project))).live()
+
     def logs(self) -> str:
         """What the server and the workers logged (with REDIS_URL, rounds log in the workers)."""
         return "".join(process.log_path.read_text() for process in [self.backend, *self.workers])
@@ -180,6 +188,7 @@ class Story:
         return {
             "metrics": metrics,
             "predictions": self.current_predictions(),
+            "live": self.live(),
             "next": served,
             "project": self.sdk.projects.get(id=self.project),
         }
@@ -197,6 +206,7 @@ class Story:
             "burst": rounds[before:],
             "metrics": metrics,
             "predictions": self.current_predictions(),
+            "live": self.live(),
         }
 
     @cached_property
@@ -210,8 +220,10 @@ class Story:
 
         def all_predicted():  # by the version serving now: a round may go live meanwhile and write over
             current, predictions = self.metrics()["current_version"], self.current_predictions()
+            live = self.live()
             return len(predictions) == 17 and all(
-                any(p["model_version"] == current for p in items) for items in predictions.values()
+                live.get(task) == current and any(p["model_version"] == LIVE for p in items)
+                for task, items in predictions.items()
             )
 
         return wait_for(all_predicted, 120, "predictions for the imported tasks")
@@ -348,14 +360,15 @@ def test_annotations_train_a_version_that_orders_the_queue(story):
     predictions = seen["predictions"]
     assert len(predictions) == 20
     for task_id, items in predictions.items():
-        mine = [p for p in items if p["model_version"] == version]
-        assert len(mine) == 1, f"task {task_id} has {len(mine)} predictions of {version}"
+        mine = [p for p in items if p["model_version"] == LIVE]
+        assert len(mine) == 1, f"task {task_id} has {len(mine)} served predictions"
+        assert seen["live"][task_id] == version, "the backend knows which version wrote it"
         assert {r["from_name"] for r in mine[0]["result"]} == {"dimension", "frequency"}
         assert {r["type"] for r in mine[0]["result"]} == {"choices"}, "no evidence tag: no regions"
         check_none_of_these(mine[0]["result"])
 
     assert seen["project"].sampling == "Uncertainty sampling"
-    assert seen["project"].model_version == version
+    assert seen["project"].model_version == LIVE, "one name served for good; the version is internal"
 
     scores = {task_id: items[0]["score"] for task_id, items in predictions.items()}
     most_informative = {task_id for task_id, score in scores.items() if score == min(scores.values())}
@@ -383,7 +396,9 @@ def test_a_burst_of_annotations_never_overlaps_rounds_and_each_task_holds_one_cu
     current = seen["metrics"]["current_version"]
     assert all(len(items) == 1 for items in seen["predictions"].values()), "one prediction per task"
     versions = {p["model_version"] for items in seen["predictions"].values() for p in items}
-    assert versions == {current}, "the queue head (every unlabeled task here) was updated in place"
+    assert versions == {LIVE}, "the queue head (every unlabeled task here) was updated in place"
+    writers = {seen["live"].get(task) for task in seen["predictions"]}
+    assert writers == {current}, "each served prediction written by the version serving now"
 
 
 def test_rounds_after_the_first_train_on_what_the_webhooks_brought(story):

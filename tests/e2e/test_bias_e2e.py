@@ -15,6 +15,7 @@ import pytest
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
 from backend.domain.scheme import parse_label_config
+from backend.domain.versions import LIVE
 from backend.resources import label_config
 from tests.e2e.conftest import backend_env
 from tests.helpers import FIXTURES, connect_backend, study_form_result, wait_for
@@ -64,7 +65,7 @@ def test_a_kept_and_a_changed_suggestion_are_judged_against_what_the_coder_was_s
         version = wait_for(lambda: settled(8), ROUND_TIMEOUT, "the first version")["current_version"]
 
         served = sorted(
-            (p for t in tasks[8:] for p in sdk.predictions.list(task=t.id) if p.model_version == version),
+            (p for t in tasks[8:] for p in sdk.predictions.list(task=t.id) if p.model_version == LIVE),
             key=lambda p: p.score,
         )[:2]  # the queue's first two places, as a coder is served them
         log = tmp_path / "models" / str(project.id) / "suggestions.json"
@@ -75,6 +76,8 @@ def test_a_kept_and_a_changed_suggestion_are_judged_against_what_the_coder_was_s
             return (datetime.now(UTC) - last).total_seconds() > LEAD_TIME + 3  # clear of the log's slack
 
         wait_for(written_a_while_ago, 30, "the suggestions' writes to lie before the coder starts")
+        writes = json.loads(log.read_text())["writes"]
+        assert {writes[str(p.task)][-1]["version"] for p in served} == {version}, "the internal version"
         kept, changed = served
         suggested = frozenset(scheme.codes_of(changed.result))
         other = ["mental_health"] if "mental_health" not in suggested else ["physical_health"]

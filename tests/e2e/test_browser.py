@@ -18,7 +18,10 @@ import pytest
 
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
+from backend.domain.versions import LIVE
 from backend.resources import label_config
+from backend.storage.layout import ProjectDir
+from backend.storage.prediction_ids import PredictionIds
 from backend.studio.client import basic_auth_header
 from tests.e2e.conftest import backend_env
 from tests.helpers import FIXTURES, connect_backend, study_form_result, wait_for
@@ -98,6 +101,10 @@ class Project:
 
     def metrics(self) -> dict:
         return self.backend.metrics().get(str(self.id), {})
+
+    def live(self) -> dict[int, str]:
+        """The backend's live set: a task Label Studio serves (under `LIVE`) → the version that wrote it."""
+        return PredictionIds(ProjectDir(Path(self.backend.env["MODEL_DIR"]), str(self.id))).live()
 
     def settled(self, labeled: int) -> dict | None:
         """The metrics once a version trained on `labeled` segments serves completely."""
@@ -271,7 +278,7 @@ def prediction_tabs(driver) -> list[str]:
 
     def read():
         tabs = driver.find_elements(By.CSS_SELECTOR, ".lsf-annotation-button")
-        return [tab.text for tab in tabs if re.match(r"v\d+-", tab.text)]
+        return [tab.text for tab in tabs if re.match(rf"v\d+-|{LIVE[:8]}", tab.text)]  # "active-l...-queue"
 
     return settled_dom(read)
 
@@ -300,7 +307,8 @@ def test_a_task_kept_open_while_two_rounds_go_live_still_submits_and_shows_one_p
         )
     assert len(set(versions)) == 3, versions
     now_held = project.sdk.predictions.list(task=kept_open)
-    assert [(p.id, p.model_version) for p in now_held] == [(held[0].id, versions[-1])], "updated in place"
+    assert [(p.id, p.model_version) for p in now_held] == [(held[0].id, LIVE)], "updated in place, served"
+    assert project.live()[kept_open] == versions[-1], "by the newest version: a held task stays in the head"
 
     submit(browser)
     task_on_screen(project, browser, previous=project.tasks[kept_open])
@@ -314,7 +322,8 @@ def test_a_task_kept_open_while_two_rounds_go_live_still_submits_and_shows_one_p
     task_on_screen(project, browser)
     tabs = wait_for(lambda: prediction_tabs(browser), 60, "the task's prediction tab")
     browser.save_screenshot(str(screenshots / "one-prediction-tab.png"))
-    assert len(tabs) == 1 and tabs[0].startswith(latest[:8]), tabs
+    assert len(tabs) == 1 and tabs[0].startswith(LIVE[:8]), tabs
+    assert project.live()[unlabeled] == latest, "served, written by the newest version"
     assert len(project.sdk.predictions.list(task=unlabeled)) == 1
 
 

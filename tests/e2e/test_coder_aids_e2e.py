@@ -11,12 +11,16 @@ from __future__ import annotations
 
 import json
 from functools import cached_property
+from pathlib import Path
 
 import httpx
 import pytest
 
 from backend.devtools.local_studio import free_port
+from backend.domain.versions import LIVE
 from backend.resources import label_config
+from backend.storage.layout import ProjectDir
+from backend.storage.prediction_ids import PredictionIds
 from tests.e2e.conftest import backend_env
 from tests.e2e.test_backend_e2e import AUTH, ROUND_TIMEOUT, Backend
 from tests.helpers import FIXTURES, connect_backend, study_form_result, wait_for
@@ -38,12 +42,14 @@ class Project:
         return served.json()
 
     def predictions(self, version: str) -> dict[int, dict]:
-        """Task id → its prediction of `version`, straight from Label Studio."""
+        """Task id → its served prediction `version` wrote, straight from Label Studio (the writer
+        from the backend's live set: Label Studio holds every served prediction under `LIVE`)."""
         found = {}
+        live = PredictionIds(ProjectDir(Path(self.backend.env["MODEL_DIR"]), str(self.project))).live()
         for task in self.sdk.tasks.list(project=self.project, page_size=200, fields="all"):
             for prediction in task.predictions or []:
                 prediction = prediction if isinstance(prediction, dict) else prediction.model_dump()
-                if prediction["model_version"] == version:
+                if prediction["model_version"] == LIVE and live.get(task.id) == version:
                     found[task.id] = prediction
         return found
 
@@ -138,7 +144,7 @@ def project(label_studio, model_path, tmp_path_factory):
 def test_before_the_first_round_next_serves_the_codebooks_first_task(project):
     seen = project.codebook
     version = seen["start"]["version"]
-    assert version.startswith("v0-codebook-") and seen["project"].model_version == version
+    assert version.startswith("v0-codebook-") and seen["project"].model_version == LIVE
     ranked = sorted(seen["predictions"].items(), key=lambda item: item[1]["score"])
     assert seen["next"]["id"] == ranked[0][0], "Label Studio serves the codebook's first task"
     assert seen["start"]["tasks"] == 30 and len(seen["predictions"]) == 30

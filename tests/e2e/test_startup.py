@@ -14,6 +14,7 @@ import pytest
 
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
+from backend.domain.versions import LIVE
 from backend.resources import label_config
 from backend.studio.client import basic_auth_header
 from tests.e2e.conftest import backend_env
@@ -112,7 +113,7 @@ def test_a_model_connected_as_label_studio_documents_it_gets_rounds_without_back
 
         def trained() -> str | None:
             serving = backend.metrics().get(str(project.id), {}).get("current_version")
-            return serving if serving and sdk.projects.get(id=project.id).model_version == serving else None
+            return serving if serving and sdk.projects.get(id=project.id).model_version == LIVE else None
 
         version = wait_for(trained, ROUND_TIMEOUT, "a round started by the annotations' webhooks")
         assert version.startswith("v")

@@ -28,7 +28,10 @@ from markupsafe import escape
 
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
+from backend.domain.versions import LIVE
 from backend.resources import label_config
+from backend.storage.layout import ProjectDir
+from backend.storage.prediction_ids import PredictionIds
 from tests.e2e.conftest import backend_env
 from tests.helpers import FIXTURES, connect_backend, study_form_result, wait_for
 
@@ -138,8 +141,10 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
             if not task.annotations
             for p in (task.predictions or [])
         ]
-        queue = sorted((p for p in current if p["model_version"] == version), key=lambda p: p["score"])
+        queue = sorted((p for p in current if p["model_version"] == LIVE), key=lambda p: p["score"])
         assert len(queue) == 22, "every uncoded task has a current prediction, the sample's too"
+        live = PredictionIds(ProjectDir(Path(env["MODEL_DIR"]), str(project.id))).live()
+        assert {live.get(p["task"]) for p in queue} == {version}, "each written by the version serving now"
         places = [n for n, p in enumerate(queue, start=1) if p["task"] in sample]
         assert places == [EVERY * n for n in range(1, SIZE + 1)]
         for prediction in queue:

@@ -10,6 +10,7 @@ import pytest
 from backend.domain.coders import CoderNames
 from backend.domain.scheme import parse_label_config
 from backend.domain.tasks import Task
+from backend.domain.versions import LIVE
 from backend.exports.rows import HandOver, ModelView, RowMaker, data_fields
 from backend.resources import label_config
 from tests.fakes import FakeStudio
@@ -24,7 +25,8 @@ def interview(name: str, index: int, sex: str) -> dict:
 
 
 def evidence_prediction(text: str, start: int, end: int) -> dict:
-    """The serving version's prediction with an evidence region (Label Studio offsets: UTF-16)."""
+    """The serving version's prediction with an evidence region (Label Studio offsets: UTF-16), as
+    Label Studio serves it: under the one served name."""
     utf16 = lambda position: len(text[:position].encode("utf-16-le")) // 2  # noqa: E731
     region = {
         "from_name": "evidence",
@@ -37,7 +39,7 @@ def evidence_prediction(text: str, start: int, end: int) -> dict:
             "labels": ["health_unspecific"],
         },
     }
-    return {"model_version": VERSION, "score": 0.1, "result": [region]}
+    return {"model_version": LIVE, "score": 0.1, "result": [region]}
 
 
 @pytest.fixture
@@ -69,11 +71,11 @@ HANDED = HandOver.of({"health_unspecific": (VERSION, [3, 4], [True, False])})
 
 @pytest.fixture
 def model() -> ModelView:
-    """The serving version ranked tasks 3 and 4 (4 was coded after its round)."""
+    """The serving version ranked tasks 3 and 4 (4 was coded after its round) and wrote both."""
     proba = np.array([[0.1, 0.2, 0.05, 0.8, 0.3], [0.05, 0.1, 0.1, 0.4, 0.2]])
     decisions = np.array([[0, 0, 0, 1, 0], [0, 0, 0, 0, 0]])
     pool = type("Pool", (), {"task_ids": np.array([3, 4]), "proba": proba, "decisions": decisions})
-    return ModelView.of(VERSION, CODES, pool)
+    return ModelView.of(VERSION, CODES, pool, live=[3, 4])
 
 
 @pytest.fixture

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import csv
 import json
+from dataclasses import replace
 
 import pyarrow.parquet as pq
 import pytest
@@ -128,3 +129,11 @@ def test_a_data_field_named_like_a_column_of_ours_keeps_its_value_beside_it(tmp_
     (row,) = [row for row in maker.rows(all_tasks(studio)) if row["task_id"] == 2]
     assert (row["source"], row["data_source"]) == ("uncoded", "interview file 7")
     assert maker.columns().count("source") == 1 and "data_source" in maker.columns()
+
+
+def test_evidence_only_from_a_served_prediction_the_serving_version_wrote(studio, model, maker):
+    """Label Studio serves every queue head under one name: whose it is, the live set says."""
+    task = studio.all[3]
+    assert maker.row(task)["evidence"], "written by the serving version"
+    other = replace(maker, model=replace(model, live=frozenset({4})))
+    assert other.row(task)["evidence"] == [], "served, but written by an earlier version"

@@ -34,7 +34,10 @@ import pytest
 
 from backend.devtools.local_studio import LocalLabelStudio, ensure_label_studio, free_port
 from backend.devtools.processes import BackendProcess
+from backend.domain.versions import LIVE
 from backend.resources import label_config
+from backend.storage.layout import ProjectDir
+from backend.storage.prediction_ids import PredictionIds
 from tests.helpers import CODES, FIXTURES, REPO, connect_backend, study_form_result, wait_for
 
 AUTH = ("faults", "faults-pass-1")
@@ -206,21 +209,22 @@ class Campaign:
                 wrong.append(f"state.json names {named!r}, which does not exist")
         except (OSError, ValueError) as exc:
             wrong.append(f"state.json does not parse: {exc}")
-        if self.sdk.projects.get(id=self.project).model_version != current:
-            wrong.append("Label Studio serves another version")
+        if self.sdk.projects.get(id=self.project).model_version != LIVE:
+            wrong.append("Label Studio serves another name than the live one")
         crowded = [task.id for task in tasks if len(task.predictions or []) > 2]
         if crowded:
             wrong.append(f"tasks {crowded[:5]} hold more than two predictions")
+        live = PredictionIds(ProjectDir(self.model_dir, str(self.project))).live()
         for task in tasks:
             if task.annotations:
                 continue
             mine = [
                 p
                 for p in (task.predictions or [])
-                if (p if isinstance(p, dict) else p.model_dump())["model_version"] == current
+                if (p if isinstance(p, dict) else p.model_dump())["model_version"] == LIVE
             ]
-            if len(mine) != 1:
-                wrong.append(f"task {task.id} has {len(mine)} predictions of {current}")
+            if len(mine) != 1 or live.get(task.id) != current:
+                wrong.append(f"task {task.id} has {len(mine)} served predictions, by {live.get(task.id)}")
                 break
         # a body: kept, or judged and not kept (BODY_SELECTION, from 32 labeled: heads on the base body)
         body = metrics.get("body_version") or metrics.get("body_choice")

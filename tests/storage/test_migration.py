@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 
 from backend.config import load_settings
+from backend.domain.versions import LIVE
 from backend.queue.work import WorkKind
 from backend.storage.embeddings import EmbeddingCache
 from backend.storage.layout import StoreLayout
@@ -75,4 +76,4 @@ def test_a_head_refit_on_the_old_layout_serves_a_new_version_on_the_old_body(leg
     assert state.current_version.startswith("v4-") and state.labeled == 14 and len(state.rounds) == 5
     assert ModelStore(legacy).get("1", state.current_version).metadata["body"] == BODY
     assert '"schema_version": 1' in states.dir.state.read_text(), "the state is written in the new schema"
-    assert studio.served == [state.current_version]
+    assert studio.served == [LIVE], "the project serves the one name from its first new version on"

@@ -1,15 +1,23 @@
-"""Write-back: one prediction of ours per task, updated in place; the queue head only, head first."""
+"""Write-back: one prediction of ours per task, updated in place; the queue head only, head first,
+under one served name; the tasks that leave the head demoted to the version that wrote them."""
+
+from datetime import timedelta
 
 import pytest
 
+from backend.domain.versions import LIVE
+from backend.learning.bias import Started, suggestion_seen
 from backend.storage.layout import ProjectDir
 from backend.storage.prediction_ids import PredictionIds
+from backend.storage.suggestions import SuggestionLog
 from backend.studio.writeback import (
     IncompleteImport,
     TaskPredictions,
     WritePlan,
     already_live,
+    demote,
     go_live,
+    withdraw,
     write_rest,
 )
 from tests.fakes import FakeStudio
@@ -38,21 +46,32 @@ def predictions(tasks, version):
     ]
 
 
-def write(target, version, predictions, plan, interrupted=lambda: False):
-    """Go live with the plan's first predictions, then write the rest: a round's two steps."""
-    return write_rest(target, go_live(target, version, predictions, plan.first), plan, interrupted)
+def write(target, version, predictions, plan, interrupted=lambda: False, labeled=()):
+    """A round's three steps: go live with the plan's first predictions, write the rest, demote the
+    live tasks outside the head."""
+    live = go_live(target, version, predictions, plan.first)
+    done = write_rest(target, live, plan, interrupted)
+    demote(target, live.head_tasks(plan), labeled, interrupted)
+    return done
+
+
+def served_tasks(studio):
+    return sorted(p["task"] for p in studio.of_version(LIVE))
 
 
 def test_the_head_one_by_one_and_nothing_beyond_it(studio, target):
     live = go_live(target, V1, predictions(range(300), V1), first=2)
-    assert live.written == 2 and studio.calls[-1] == ("serve", V1)
+    assert live.written == 2 and studio.calls[-1] == ("serve", LIVE) and studio.model_version == LIVE
     assert write_rest(target, live, WritePlan(first=2, head=50)) is True
     calls = [call for call, _ in studio.calls]
     assert calls == ["look up", "create"] * 2 + ["serve"] + ["look up", "create"] * 48
-    assert sorted(p["task"] for p in studio.predictions) == list(range(50)), "the head, each task once"
+    assert served_tasks(studio) == list(range(50)), "the head, each task once, under the served name"
+    assert target.ids.live() == dict.fromkeys(range(50), V1), "each live task with the version that wrote it"
 
 
-def test_a_new_version_updates_each_task_in_place_and_leaves_the_rest_unserved(studio, target, tmp_path):
+def test_a_new_version_updates_each_task_in_place_and_demotes_the_leavers_to_their_version(
+    studio, target, tmp_path
+):
     write(target, V1, predictions(range(50), V1), WritePlan(first=1, head=50))
     ids = {p["task"]: p["id"] for p in studio.predictions}
     studio.calls.clear()
@@ -60,11 +79,69 @@ def test_a_new_version_updates_each_task_in_place_and_leaves_the_rest_unserved(s
     fresh = TaskPredictions(studio, 1, PredictionIds(ProjectDir(tmp_path, "1")))  # the map read from disk
     write(fresh, V2, predictions(new_head, V2), WritePlan(first=1, head=50))
     assert studio.most_per_task() == 1
-    assert sorted(p["task"] for p in studio.of_version(V2)) == new_head
-    assert sorted(p["task"] for p in studio.of_version(V1)) == list(range(25)), "old, not served"
+    assert served_tasks(studio) == new_head
+    assert sorted(p["task"] for p in studio.of_version(V1)) == list(range(25)), "demoted: not served"
     assert {p["task"]: p["id"] for p in studio.predictions if p["task"] < 50} == ids, "ids stay"
-    assert [call for call, _ in studio.calls].count("update") == 25
+    calls = [call for call, _ in studio.calls]
+    assert calls.count("update") == 25 and calls.count("rename") == 25
+    assert "serve" not in calls, "the project serves the one name already"
     assert not studio.deleted
+    assert PredictionIds(ProjectDir(tmp_path, "1")).live() == dict.fromkeys(new_head, V2), "saved"
+
+
+def test_the_served_set_never_shrinks_when_a_new_version_goes_live(studio, target):
+    write(target, V1, predictions(range(50), V1), WritePlan(first=1, head=50))
+    live = go_live(target, V2, predictions(range(100, 150), V2), first=2)
+    assert served_tasks(studio) == [*range(50), 100, 101], "the previous head stays served"
+    assert write_rest(target, live, WritePlan(first=2, head=50)) is True
+    assert len(served_tasks(studio)) == 100, "still served until the new head is written whole"
+    assert demote(target, live.head_tasks(WritePlan(first=2, head=50)), ()) is True
+    assert served_tasks(studio) == list(range(100, 150))
+    assert studio.most_per_task() == 1
+
+
+def test_tasks_coded_meanwhile_are_forgotten_not_demoted(studio, target):
+    write(target, V1, predictions(range(10), V1), WritePlan(first=10))
+    coded = {p["task"]: p["id"] for p in studio.predictions if p["task"] in (3, 4)}
+    studio.calls.clear()
+    write(target, V2, predictions(range(20, 30), V2), WritePlan(first=10), labeled={3, 4})
+    renamed = [prediction for call, prediction in studio.calls if call == "rename"]
+    assert len(renamed) == 8 and not set(coded.values()) & set(renamed), "no call for a coded task"
+    assert not {3, 4} & set(target.ids.live()), "and no longer live"
+
+
+def test_newer_work_stops_the_demotion_and_the_next_version_demotes_what_is_left(studio, target):
+    write(target, V1, predictions(range(10), V1), WritePlan(first=10))
+    studio.calls.clear()
+    renames = lambda: sum(call == "rename" for call, _ in studio.calls)  # noqa: E731
+    write(target, V2, predictions(range(20, 30), V2), WritePlan(first=10), lambda: renames() >= 3)
+    assert len(served_tasks(studio)) == 17, "7 leavers stay served: they dilute the queue only"
+    assert sorted(v for t, v in target.ids.live().items() if t < 10) == [V1] * 7
+    write(target, V3, predictions(range(20, 30), V3), WritePlan(first=10))
+    assert served_tasks(studio) == list(range(20, 30))
+    assert len(studio.of_version(V1)) == 10 and studio.most_per_task() == 1
+
+
+def test_a_task_a_coder_may_hold_stays_live_with_its_prediction_id(studio, target):
+    """Tasks at earlier versions' first places are written right after the new ones (worker/front.py):
+    in the head, so never demoted, and updated in place."""
+    write(target, V1, predictions(range(10), V1), WritePlan(first=10))
+    held = target.ids.get(0)
+    write(target, V2, predictions([50, 51, 0, 52], V2), WritePlan(first=2, head=4))
+    assert target.ids.live()[0] == V2 and target.ids.get(0) == held
+    assert next(p for p in studio.predictions if p["id"] == held)["model_version"] == LIVE
+
+
+def test_the_write_log_names_the_internal_version(studio, tmp_path):
+    directory = ProjectDir(tmp_path, "1")
+    target = TaskPredictions(studio, 1, PredictionIds(directory), SuggestionLog(directory))
+    write(target, V1, predictions(range(3), V1), WritePlan(first=3))
+    write(target, V2, predictions(range(2), V2), WritePlan(first=2))
+    writes = SuggestionLog(directory).read(lambda result: [])
+    assert [w.version for w in writes[0]] == [V1, V2] and [w.version for w in writes[2]] == [V1]
+    started = Started("coder", 0, frozenset(), target.ids.get(0), writes[0][-1].at + timedelta(minutes=1))
+    seen = suggestion_seen(started, writes[0])
+    assert seen.version == V2, "automation bias judges against the version whose suggestion was live"
 
 
 def test_newer_work_stops_the_head_between_two_calls_and_the_map_keeps_what_was_written(
@@ -89,30 +166,63 @@ def test_a_refused_prediction_before_the_switch_means_nothing_goes_live(studio, 
     assert "serve" not in [call for call, _ in studio.calls]
 
 
+def test_a_version_that_failed_before_it_served_withdraws_what_it_wrote(studio, target):
+    write(target, V1, predictions(range(5), V1), WritePlan(first=5))
+    with pytest.raises(IncompleteImport):
+        go_live(target, V2, predictions([0, 1, 700], V2), 3)
+    withdraw(target, V2)
+    assert served_tasks(studio) == [2, 3, 4] and set(target.ids.live()) == {2, 3, 4}
+    assert sorted(p["task"] for p in studio.of_version(V2)) == [0, 1], "its suggestions, not served"
+    assert studio.most_per_task() == 1
+
+
 def test_a_prediction_deleted_in_label_studio_is_created_again(studio, target):
     write(target, V1, predictions(range(3), V1), WritePlan(first=3))
     studio.predictions = [p for p in studio.predictions if p["task"] != 1]  # a lead deleted it
     write(target, V2, predictions(range(3), V2), WritePlan(first=3))
-    assert sorted(p["task"] for p in studio.of_version(V2)) == [0, 1, 2] and studio.most_per_task() == 1
-    assert target.ids.get(1) == studio.of_version(V2)[-1]["id"]
+    assert served_tasks(studio) == [0, 1, 2] and studio.most_per_task() == 1
+    assert target.ids.get(1) == studio.of_version(LIVE)[-1]["id"]
+
+
+def test_a_leaver_deleted_in_label_studio_is_forgotten(studio, target):
+    write(target, V1, predictions(range(3), V1), WritePlan(first=3))
+    studio.predictions = [p for p in studio.predictions if p["task"] != 1]  # a lead deleted it
+    write(target, V2, predictions([5], V2), WritePlan(first=1))
+    assert target.ids.get(1) is None and target.ids.live() == {5: V2}
+    assert sorted(p["task"] for p in studio.of_version(V1)) == [0, 2]
 
 
 def test_a_project_written_before_the_map_keeps_our_newest_prediction_of_each_task_it_writes(studio, target):
-    """Versions imported whole by the code before (each task one prediction per kept version):
-    a task's newest one of ours is updated in place, our older ones go one call each, others'
-    predictions stay; tasks outside the head keep theirs until a head reaches them."""
+    """Versions imported whole by the code before (each task one prediction per kept version, the
+    project serving the newest): a task's newest one of ours is updated in place, our older ones go
+    one call each, others' predictions stay; the project switches to the served name once, and tasks
+    outside the head keep their old names, no longer current, until a head reaches them."""
     for task in range(10):
         for version in (V1, V2, "someone-elses"):
             studio.hold({"task": task, "score": 0.5, "model_version": version, "result": []})
+    studio.model_version = V2
     newest = {p["task"]: p["id"] for p in studio.of_version(V2)}
     write(target, V3, predictions(range(5), V3), WritePlan(first=1, head=5))
-    assert {p["task"]: p["id"] for p in studio.of_version(V3)} == {t: newest[t] for t in range(5)}
+    assert {p["task"]: p["id"] for p in studio.of_version(LIVE)} == {t: newest[t] for t in range(5)}
+    assert studio.served == [LIVE]
     assert [p["task"] for p in studio.of_version(V1)] == list(range(5, 10))
+    assert [p["task"] for p in studio.of_version(V2)] == list(range(5, 10))
     assert len(studio.of_version("someone-elses")) == 10
     assert len(studio.deleted) == 5
 
 
+def test_a_task_live_and_demoted_in_label_studio_but_unknown_to_the_map_keeps_the_live_one(studio, target):
+    """A save a crash lost: the prediction under the served name is the newest of ours."""
+    studio.hold({"task": 0, "score": 0.5, "model_version": LIVE, "result": []})
+    studio.hold({"task": 0, "score": 0.5, "model_version": V2, "result": []})
+    live_id = studio.of_version(LIVE)[0]["id"]
+    write(target, V3, predictions([0], V3), WritePlan(first=1))
+    assert target.ids.get(0) == live_id and studio.most_per_task() == 1
+
+
 def test_predictions_of_tasks_imported_later_join_the_head(studio, target):
+    write(target, V1, predictions(range(3), V1), WritePlan(first=3))
     live = already_live(1, V1, predictions([5, 6, 7], V1))
     assert write_rest(target, live, WritePlan(first=1, head=2)) is True
-    assert [p["task"] for p in studio.predictions] == [5, 6], "the most informative, up to the head's size"
+    assert served_tasks(studio) == [0, 1, 2, 5, 6], "the most informative, up to the head's size, join"
+    assert target.ids.live() == dict.fromkeys([0, 1, 2, 5, 6], V1)

@@ -8,6 +8,7 @@ import pytest
 
 from backend.config import with_overrides
 from backend.domain.scheme import parse_label_config
+from backend.domain.versions import LIVE
 from backend.learning.base import CodingModel
 from backend.learning.options import StrategyOptions
 from backend.queue.work import WorkKind
@@ -18,6 +19,7 @@ from backend.storage.state import FrontTask, StateStore
 from backend.worker.front import REMEMBERED
 from backend.worker.ranking import Queue, Ranker, Scored
 from tests.fakes import FakeStudio, RecordingQueue
+from tests.helpers import written_by
 from tests.worker.test_jobs import run_round, store_of
 
 EVIDENCE_FORM = label_config("interview_coding_evidence")
@@ -37,7 +39,7 @@ def regions(prediction: dict) -> list[dict]:
 def test_a_round_marks_the_evidence_of_the_queue_heads_suggested_codes(segments, settings, features):
     studio = FakeStudio(segments, annotated=12, config=EVIDENCE_FORM)
     state = run_round(with_overrides(settings, features=features), studio)
-    written = [p for p in studio.predictions if p["model_version"] == state.current_version]
+    written = written_by(studio, settings.server.model_dir, state.current_version)
     texts = {task.id: task.data["text"] for task in studio.all.values()}
     marked = [p for p in written if regions(p)]
     assert marked, "the queue head has evidence"
@@ -96,7 +98,8 @@ def test_a_task_first_in_one_version_and_fiftieth_in_the_next_is_written_early_w
 def test_a_rounds_first_places_are_remembered_and_written_early_by_the_next(segments, settings):
     studio = FakeStudio(segments, annotated=12, config=EVIDENCE_FORM)
     first = run_round(settings, studio)
-    head = sorted(studio.of_version(first.current_version), key=lambda p: p["score"])
+    model_dir = settings.server.model_dir
+    head = sorted(written_by(studio, model_dir, first.current_version), key=lambda p: p["score"])
     assert [e.task for e in first.front] == [p["task"] for p in head[:2]], "one coder: two places"
     taken, kept = first.front[0].task, first.front[1].task
     studio.annotate(taken, segments[taken]["codes"], user=2, when="2")  # a second coder: three places
@@ -113,7 +116,9 @@ def test_a_rounds_first_places_are_remembered_and_written_early_by_the_next(segm
     assert len(second.front) == REMEMBERED and taken not in {e.task for e in second.front}, "labeled: gone"
     assert [e.task for e in second.front[:3]] == order[:3], "the new version's three first places"
     assert set(order[: 3 + len(early)]) >= set(early), "the remembered tasks right after them"
-    explained = {p["task"] for p in studio.of_version(second.current_version) if regions(p)}
+    served = {p["task"] for p in written_by(studio, model_dir, second.current_version)}
+    assert served >= set(early), "a task a coder may hold stays served, by the new version"
+    explained = {p["task"] for p in written_by(studio, model_dir, second.current_version) if regions(p)}
     assert explained <= set(order[: 3 + len(early)]), "evidence only there: at most 3 + REMEMBERED"
 
 
@@ -138,17 +143,24 @@ def test_the_codebook_orders_the_queue_before_the_first_round_which_replaces_it(
     state = run_round(settings, studio, kind="embed", queue=queue)
     start = state.codebook_start
     assert start is not None and start.version.startswith("v0-codebook-") and state.current_version is None
-    assert studio.served == [start.version] and start.tasks == len(studio.unlabeled_ids())
-    written = [p for p in studio.predictions if p["model_version"] == start.version]
+    assert studio.served == [LIVE] and start.tasks == len(studio.unlabeled_ids())
+    written = written_by(studio, settings.server.model_dir, start.version)
     assert len(written) == 5 and set(p["task"] for p in written) <= set(studio.unlabeled_ids()), "its head"
     scores = [p["score"] for p in written]
     assert scores == sorted(scores) and len(set(scores)) == len(scores), "written in queue order"
     for task in range(4, 12):
         studio.annotate(task, segments[task]["codes"], user=1, when="2")
     first = run_round(settings, studio, queue=queue)
-    assert studio.served[-1] == first.current_version and len(studio.of_version(first.current_version)) == 5
+    assert (
+        studio.served == [LIVE]
+        and len(written_by(studio, settings.server.model_dir, first.current_version)) == 5
+    )
     assert studio.most_per_task() == 1, (
         "the round writes over the codebook's predictions it shares tasks with"
+    )
+    codebook = {p["task"] for p in written} - {p["task"] for p in studio.of_version(LIVE)}
+    assert codebook and {p["task"] for p in studio.of_version(start.version)} == codebook, (
+        "the codebook's tasks outside the round's head are demoted to its version"
     )
 
 

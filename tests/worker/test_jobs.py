@@ -9,6 +9,7 @@ import sys
 import pytest
 
 from backend.config import with_overrides
+from backend.domain.versions import LIVE
 from backend.learning.devices import resolved_precision
 from backend.learning.setfit_model import SetFitCodingModel
 from backend.queue.files import FileQueue
@@ -17,9 +18,11 @@ from backend.storage.inbox import AnnotationEvent, Inbox
 from backend.storage.layout import ProjectDir
 from backend.storage.state import LaneStatus, StateStore
 from backend.storage.versions import ModelStore
+from backend.studio.client import StudioError
 from backend.worker.bodies import Bodies
 from backend.worker.wiring import project_work
 from tests.fakes import FakeStudio, RecordingQueue
+from tests.helpers import written_by
 
 
 def run_round(settings, studio, kind="train", queue=None):
@@ -42,16 +45,16 @@ def test_rounds_write_back_switch_and_update_each_prediction_in_place(segments, 
     version = first.current_version
     unlabeled = [t for t in studio.all.values() if not t.annotations]
     assert sorted(p["task"] for p in studio.predictions) == sorted(t.id for t in unlabeled)
-    assert {p["model_version"] for p in studio.predictions} == {version}
+    assert written_by(studio, settings.server.model_dir, version) == studio.predictions, "served, by it"
     assert min(p["score"] for p in studio.predictions) == 0.0
     assert all(len(p["result"]) == 2 for p in studio.predictions)
-    assert studio.served == [version]
+    assert studio.served == [LIVE]
 
     ids = {p["task"]: p["id"] for p in studio.predictions}
     second = run_round(settings, studio)
     assert second.current_version != version
-    assert studio.served[-1] == second.current_version and not studio.deleted
-    assert {p["model_version"] for p in studio.predictions} == {second.current_version}
+    assert studio.served == [LIVE] and not studio.deleted, "the project serves the one name already"
+    assert written_by(studio, settings.server.model_dir, second.current_version) == studio.predictions
     assert {p["task"]: p["id"] for p in studio.predictions} == ids, "a coder's open task keeps its prediction"
     assert [r.outcome for r in second.rounds] == ["ok", "ok"]
 
@@ -63,8 +66,8 @@ def test_a_failed_round_leaves_the_serving_version_untouched(segments, settings)
     failed = run_round(settings, studio)
     assert failed.fast.status is LaneStatus.FAILED and "refused the prediction of" in failed.fast.error
     assert failed.current_version == serving
-    assert studio.served == [serving]
-    assert {p["model_version"] for p in studio.predictions} == {serving}
+    assert studio.served == [LIVE]
+    assert written_by(studio, settings.server.model_dir, serving) == studio.predictions
     assert [v.name for v in store_of(settings).versions("1")] == [serving]
 
 
@@ -205,6 +208,28 @@ def test_without_fine_tuning_heads_stay_on_the_base_body(segments, settings):
     assert queue.requests == [], "no body is due"
 
 
+def test_a_round_that_fails_after_its_first_writes_leaves_none_of_them_served(segments, settings):
+    studio = FakeStudio(segments, annotated=12)
+    settings = with_overrides(settings, write_first=3)
+    serving = run_round(settings, studio).current_version
+    total, update, calls = len(studio.predictions), studio.update_prediction, []
+
+    def refuse_the_third(project, prediction_id, prediction):
+        calls.append(prediction_id)
+        if len(calls) == 3:
+            raise StudioError("Label Studio refused the prediction", 400)
+        update(project, prediction_id, prediction)
+
+    studio.update_prediction = refuse_the_third
+    studio.annotate(12, segments[12]["codes"], user=1, when="2")
+    failed = run_round(settings, studio)
+    assert failed.fast.status is LaneStatus.FAILED and failed.current_version == serving
+    left = [p for p in studio.predictions if p["model_version"] not in (LIVE, serving)]
+    assert len(left) == 2 and len(studio.of_version(LIVE)) == total - 2, "its two writes demoted"
+    assert written_by(studio, settings.server.model_dir, serving) == studio.of_version(LIVE)
+    assert studio.most_per_task() == 1
+
+
 def test_the_fast_loop_refits_heads_and_a_body_lane_fine_tunes(segments, settings):
     studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
     first = run_round(settings, studio, queue=queue)
@@ -228,9 +253,10 @@ def test_the_fast_loop_refits_heads_and_a_body_lane_fine_tunes(segments, setting
     assert head.metadata["body"] == body.body.version and second.labeled == 13
     assert queue.requests.count(("1", "body")) == 1, "one new label is not enough for another body"
     unlabeled = set(studio.unlabeled_ids())
-    assert {p["model_version"] for p in studio.predictions if p["task"] in unlabeled} == {
-        second.current_version
-    }
+    served = written_by(studio, settings.server.model_dir, second.current_version)
+    assert [p for p in studio.predictions if p["task"] in unlabeled] == [
+        p for p in served if p["task"] in unlabeled
+    ]
     loaded = store_of(settings).load(head)
     assert loaded.predict_proba([segments[0]["text"]]).shape == (1, len(loaded.codes))
 
@@ -349,14 +375,15 @@ def test_newer_work_waits_for_twice_what_coders_took_while_the_last_version_serv
         studio.annotate(task, segments[task]["codes"], user=1, when="2")
     lanes.put("1", WorkKind.TRAIN)
     state = run_round(settings, studio, queue=RecordingQueue(lanes))
-    written = [p for p in studio.predictions if p["model_version"] == state.current_version != version]
+    assert state.current_version != version
+    written = written_by(studio, settings.server.model_dir, state.current_version)
     # before the switch its two first places and the last version's two; then two more; then 2 × 4
     assert state.complete is False and len(written) == 4 + 2 + 2 * 4
     for task in range(16, 20):  # four more taken, with a head of 4: the floor stops at the head
         studio.annotate(task, segments[task]["codes"], user=1, when="3")
     lanes.put("1", WorkKind.TRAIN)
     state = run_round(with_overrides(settings, write_head=4), studio, queue=RecordingQueue(lanes))
-    written = [p for p in studio.predictions if p["model_version"] == state.current_version]
+    written = written_by(studio, settings.server.model_dir, state.current_version)
     assert state.complete is True and len(written) < 4 + 2 + 2 * 4, "the whole head, and no more"
 
 
@@ -389,11 +416,12 @@ def test_imported_tasks_are_predicted_once_after_the_round_that_follows_annotati
     assert not [p for p in studio.predictions if p["task"] in new], "a head refit ranks the kept listing"
 
     run_round(settings, studio, kind="predict")
-    predicted = [p["task"] for p in studio.of_version(version)]
+    predicted = [p["task"] for p in written_by(studio, settings.server.model_dir, version)]
     assert sorted(p for p in predicted if p in new) == new
     studio.calls.clear()
     run_round(settings, studio, kind="predict")
-    assert [p["task"] for p in studio.of_version(version)] == predicted, "tasks are predicted once"
+    again = written_by(studio, settings.server.model_dir, version)
+    assert [p["task"] for p in again] == predicted, "tasks are predicted once"
     assert not [call for call, _ in studio.calls if call in ("create", "update")]
 
     studio = FakeStudio(segments, annotated=12)
@@ -420,7 +448,6 @@ def test_a_waiting_request_for_imported_tasks_does_not_stop_a_write_back(segment
 
 
 def test_a_round_is_tried_again_while_label_studio_restarts(segments, settings, monkeypatch):
-    from backend.studio.client import StudioError
     from backend.worker import wiring
 
     monkeypatch.setattr(wiring, "RETRY_SECONDS", (0.01, 0.01))
@@ -463,8 +490,9 @@ def test_the_fast_loop_trains_on_what_the_webhook_brought_and_reads_everything_o
     state = state_of(settings)
     assert state.labeled == 13 and state.fast.status is LaneStatus.IDLE
     calls = [call for call, _ in studio.calls]
-    # one coder: two places (theirs and one for a coder new to the project) before the switch
-    assert calls[:3] == ["update", "update", "serve"], "the new queue head is live before anything is read"
+    # one coder: two places (theirs and one for a coder new to the project) before anything is read;
+    # the project serves the one name already: no switch
+    assert calls[:2] == ["update", "update"] and "serve" not in calls, "the new queue head is live first"
     assert calls.count("read labels") == 1, "then the full read reconciles"
     assert ("1", "train") not in queue.requests, "it found nothing the webhook did not bring"
 
@@ -661,7 +689,7 @@ def test_tfidf_beside_embeddings_runs_the_fast_loop_saves_its_lexicon_and_predic
     assert loaded.lexicon.vectorizer.vocabulary_ == Lexicon.fit(list(everything)).vectorizer.vocabulary_
     proba = loaded.predict_proba([segments[0]["text"], "asthma, a word no segment has"])
     assert proba.shape == (2, len(loaded.codes))
-    assert {p["model_version"] for p in studio.predictions} == {version.name}
+    assert written_by(studio, settings.server.model_dir, version.name) == studio.predictions
 
     new = [studio.add_task(f"follow-up {i}: my asthma is worse at night") for i in range(2)]
     run_round(settings, studio, kind="predict")

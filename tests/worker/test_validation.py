@@ -10,7 +10,7 @@ from backend.storage.validation import ValidationStore
 from backend.worker.ranking import Queue
 from backend.worker.validation import NoModelError, SampleError, draw, release
 from tests.fakes import FakeStudio, RecordingQueue
-from tests.helpers import project_context
+from tests.helpers import project_context, written_by
 from tests.worker.test_jobs import run_round, state_of, webhook_brings
 
 
@@ -18,9 +18,9 @@ def context(settings, studio, queue=None):
     return project_context(studio, settings, settings.server.model_dir, queue)
 
 
-def queue_of(studio, version):
+def queue_of(studio, model_dir, version):
     """The predictions of `version` as Label Studio serves them: by score, lowest first."""
-    return sorted((p for p in studio.predictions if p["model_version"] == version), key=lambda p: p["score"])
+    return sorted(written_by(studio, model_dir, version), key=lambda p: p["score"])
 
 
 def blind(prediction) -> bool:
@@ -84,7 +84,7 @@ def test_the_sample_is_served_blind_at_every_kth_place_of_the_queue(segments, se
     run_round(settings, studio)
     sample = draw(context(settings, studio), size=6, seed=4, every=3)
     version = run_round(settings, studio).current_version
-    served = queue_of(studio, version)
+    served = queue_of(studio, settings.server.model_dir, version)
     assert len(served) == 24
     places = [n for n, p in enumerate(served, start=1) if p["task"] in sample.task_ids]
     assert places == [3, 6, 9, 12, 15, 18]

@@ -3,8 +3,10 @@
 Label Studio does not ask a backend to predict new tasks while a static version is served, so the
 backend predicts them itself, with the serving version and ranked against its round's pool; the
 ones predicted here join its pool, so they are predicted once. Like a round, it writes only a
-queue head: the WRITE_HEAD most informative of them, one call each, stopping when a round waits
-(that round ranks them all). The rest are in the pool for `/predict` and the next round.
+queue head: the WRITE_HEAD most informative of them, one call each, under the name Label Studio
+serves (studio/writeback.py), stopping when a round waits (that round ranks them all). They join
+the live tasks; the next round demotes those outside its head. The rest are in the pool for
+`/predict` and the next round.
 """
 
 from __future__ import annotations
