@@ -22,6 +22,13 @@ from backend.errors import BackendError
 log = logging.getLogger(__name__)
 
 UNCERTAINTY_SAMPLING = "Uncertainty sampling"
+# Bug worked around, for every call that creates something: label-studio-sdk sends a request again
+# (twice, by default) when Label Studio answers 5xx, 408, 409 or 429, a POST too. Label Studio on
+# SQLite answers 500 "database is locked" under load, at times after it saved the row, and the
+# retry then makes a second one (seen: one `init` connected the backend twice, under load). So a
+# create is sent once (`request_options=ONCE`), and what a failed one may have made is found by
+# the caller's next step (a prediction adopted, a project or connection found by its name or URL).
+ONCE = {"max_retries": 0}
 PREDICTION_CHUNK = 1000
 TASK_PAGE = 500
 
@@ -200,7 +207,9 @@ class StudioClient:
             chunk = list(predictions[start : start + PREDICTION_CHUNK])
             response = self.call(
                 "import predictions",
-                lambda chunk=chunk: self._sdk.projects.import_predictions(id=project, request=chunk),
+                lambda chunk=chunk: self._sdk.projects.import_predictions(
+                    id=project, request=chunk, request_options=ONCE
+                ),
             )
             created += int(getattr(response, "created", 0) or 0)
             log.info("project %s: imported %d/%d predictions", project, start + len(chunk), len(predictions))
@@ -221,6 +230,7 @@ class StudioClient:
                 result=prediction["result"],
                 score=prediction["score"],
                 model_version=prediction["model_version"],
+                request_options=ONCE,
             ),
         )
         return int(created.id)

@@ -15,7 +15,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
-from backend.studio.client import StudioClient, StudioError, basic_auth_header, up_to_the_last_page
+from backend.studio.client import ONCE, StudioClient, StudioError, basic_auth_header, up_to_the_last_page
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,8 @@ class ProjectSetter:
                 log.warning("project %s keeps its own label config (it differs from the one given)", same[0])
             return same[0], False
         created = self._call(
-            "create the project", lambda: self.sdk.projects.create(title=title, label_config=label_config)
+            "create the project",
+            lambda: self.sdk.projects.create(title=title, label_config=label_config, request_options=ONCE),
         )
         return int(created.id), True
 
@@ -141,7 +142,10 @@ class ProjectSetter:
         for start in range(0, len(new), IMPORT_CHUNK):
             chunk = list(new[start : start + IMPORT_CHUNK])
             self._call(
-                "import tasks", lambda chunk=chunk: self.sdk.projects.import_tasks(id=project, request=chunk)
+                "import tasks",
+                lambda chunk=chunk: self.sdk.projects.import_tasks(
+                    id=project, request=chunk, request_options=ONCE
+                ),
             )
             log.info("project %s: imported %d/%d segments", project, start + len(chunk), len(new))
         return len(new), len(tasks) - len(new)
@@ -156,17 +160,13 @@ class ProjectSetter:
             fields |= {"auth_method": "BASIC_AUTH", "basic_auth_user": auth[0], "basic_auth_pass": auth[1]}
         else:
             fields |= {"auth_method": "NONE"}
-        ours = [
-            ml
-            for ml in self._call("list the connected backends", lambda: self.sdk.ml.list(project=project))
-            if (ml.url or "").rstrip("/") == backend_url.rstrip("/")
-        ]
+        ours = self._connections(project, backend_url)
         if ours:
             connected = self._call(
                 "renew the backend's connection", lambda: self.sdk.ml.update(id=ours[0].id, **fields)
             )
         else:
-            connected = self._call("connect the backend", lambda: self.sdk.ml.create(**fields))
+            connected = self._connect_once(project, backend_url, fields)
         state = CONNECTION_STATES.get(str(connected.state), str(connected.state))
         self._ensure_webhook(project, backend_url, auth)
         if auth is None:
@@ -181,6 +181,24 @@ class ProjectSetter:
         )
         return Connection(state, authorized)
 
+    def _connections(self, project: int, backend_url: str) -> list:
+        """The project's connections to the backend at `backend_url`."""
+        connected = self._call("list the connected backends", lambda: self.sdk.ml.list(project=project))
+        return [ml for ml in connected if (ml.url or "").rstrip("/") == backend_url.rstrip("/")]
+
+    def _connect_once(self, project: int, backend_url: str, fields: dict):
+        """Connect the backend, sent once (studio/client.py ONCE); a refusal Label Studio answered
+        after saving the connection leaves it made, and it is taken."""
+        try:
+            return self._call(
+                "connect the backend", lambda: self.sdk.ml.create(**fields, request_options=ONCE)
+            )
+        except StudioError:
+            made = self._connections(project, backend_url)
+            if not made:
+                raise
+            return made[0]
+
     def _ensure_webhook(self, project: int, backend_url: str, auth: tuple[str, str] | None) -> None:
         """Label Studio makes the webhook to `<backend>/webhook` when a backend is first connected, and
         then never again; make it when it is missing (deleted, say), with our credentials."""
@@ -192,7 +210,9 @@ class ProjectSetter:
         if auth:
             fields["headers"] = {"Authorization": basic_auth_header(*auth)}
         try:
-            self.client.call("make the webhook", lambda: self.sdk.webhooks.create(**fields))
+            self.client.call(
+                "make the webhook", lambda: self.sdk.webhooks.create(**fields, request_options=ONCE)
+            )
         except StudioError as exc:
             if exc.status == 400 and "." not in (urlsplit(backend_url).hostname or ""):
                 raise StudioError(f"{exc}\nfix: {NO_DOT_FIX}", exc.status) from None

@@ -47,6 +47,31 @@ def test_a_missing_webhook_is_made_with_the_backends_credentials():
     assert hooks.made[0].headers["Authorization"].startswith("Basic ")
 
 
+def test_a_connection_label_studio_saved_before_it_failed_is_taken_not_made_again():
+    """SQLite under load: the create answered 500 after the row was saved (studio/client.py ONCE)."""
+    saved = []
+
+    def create(**fields):
+        assert fields["request_options"] == {"max_retries": 0}, "sent once"
+        saved.append(SimpleNamespace(id=5, url=fields["url"], state="CO"))
+        raise Refusal(500, "database is locked")
+
+    made, _ = setter()
+    made.client._sdk.ml = SimpleNamespace(list=lambda project: list(saved), create=create)
+    connection = made.connect(3, "http://backend.internal:9090", ("lead", "pw"), timeout=1)
+    assert connection.state == "connected" and len(saved) == 1
+
+
+def test_a_connection_that_failed_and_was_not_saved_is_an_error():
+    def create(**fields):
+        raise Refusal(500, "database is locked")
+
+    made, _ = setter()
+    made.client._sdk.ml = SimpleNamespace(list=lambda project: [], create=create)
+    with pytest.raises(StudioError, match="connect the backend"):
+        made.connect(3, "http://backend.internal:9090", ("lead", "pw"), timeout=1)
+
+
 def test_a_host_without_a_dot_is_named_as_why_there_is_no_webhook():
     refused, _ = setter(Refusal(400, "Enter a valid URL."))
     with pytest.raises(StudioError, match="host name without a dot") as raised:
