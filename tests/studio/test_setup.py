@@ -33,7 +33,9 @@ def setter(refusal: Refusal | None = None) -> tuple[ProjectSetter, Webhooks]:
     client = StudioClient("http://127.0.0.1:9", "token-123")
     hooks = Webhooks(refusal)
     client._sdk = SimpleNamespace(
-        ml=SimpleNamespace(list=lambda project: [], create=lambda **fields: SimpleNamespace(state="CO")),
+        ml=SimpleNamespace(
+            list=lambda project: [], create=lambda **fields: SimpleNamespace(id=1, state="CO")
+        ),
         webhooks=hooks,
     )
     return ProjectSetter(client), hooks
@@ -60,6 +62,20 @@ def test_a_connection_label_studio_saved_before_it_failed_is_taken_not_made_agai
     made.client._sdk.ml = SimpleNamespace(list=lambda project: list(saved), create=create)
     connection = made.connect(3, "http://backend.internal:9090", ("lead", "pw"), timeout=1)
     assert connection.state == "connected" and len(saved) == 1
+
+
+def test_a_second_connection_to_the_backend_is_removed_and_the_renewed_one_kept():
+    url = "http://backend.internal:9090"
+    held = [SimpleNamespace(id=4, url=url, state="CO"), SimpleNamespace(id=9, url=url, state="CO")]
+    removed = []
+    made, _ = setter()
+    made.client._sdk.ml = SimpleNamespace(
+        list=lambda project: list(held),
+        update=lambda id, **fields: held[0],
+        delete=lambda id: removed.append(id),
+    )
+    made.connect(3, url, ("lead", "pw"), timeout=1)
+    assert removed == [9], "the renewed connection stays, the other goes"
 
 
 def test_a_connection_that_failed_and_was_not_saved_is_an_error():
