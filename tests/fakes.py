@@ -88,6 +88,13 @@ class FakeStudio:
         self.predictions.append({**prediction, "id": self._next_id})
         return self._next_id
 
+    def queue(self) -> list[int]:
+        """The tasks Label Studio's Uncertainty sampling would serve, in order: the unlabeled ones
+        with a prediction of the project's version, by score, lowest first."""
+        unlabeled = set(self.unlabeled_ids())
+        current = [p for p in self.of_version(self.model_version or "") if p["task"] in unlabeled]
+        return [p["task"] for p in sorted(current, key=lambda p: p["score"])]
+
     def unlabeled_ids(self) -> list[int]:
         return [task.id for task in self.all.values() if not task.annotations]
 

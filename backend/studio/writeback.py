@@ -21,19 +21,25 @@ writes only its queue head, one call per task, never in bulk, and never deletes 
   by other coders or coded: a new name per version emptied that set at every switch and a fast team
   drained it (docs/benchmarks.md, "issue 36's SQLite runs": 1,748 of 3,435 `/next`). With one
   name a new version only adds to the set: the previous head stays served until replaced;
-- the map records which tasks are live and which version wrote each (`live`); once a version's
-  head is written, the live tasks outside it are demoted (`demote`): their prediction is renamed to
-  the version that wrote it, no longer current, so the queue serves the new head and the Data
-  Manager still shows which version made the suggestion; tasks coded meanwhile are only forgotten.
-  The rest of the pool is never written: `/predict` and the version's ranked pool
-  (storage/ranked_pool.py) hold it;
+- Label Studio serves the current tasks by score, lowest first; each version's scores lie in a band
+  of its own (`queue_score`), below every older version's: a new head is served before any task an
+  older head left live, and those stay live, served once the new head is locked or coded. Renaming
+  each of them out of the served set cost a call per leaver, about as many as the head's writes:
+  load run 5 (docs/benchmarks.md) showed rounds of 46 s under twenty fast coders, who drained the
+  current set between two rounds (60 % of `/next` answered "no more tasks"). So a round writes only
+  its head; a task coded meanwhile is forgotten from the live set, with no call. The map records
+  which tasks are live and which version wrote each (`live`: exports tell the current version's
+  suggestions from older ones). The rest of the pool is never written: `/predict` and the
+  version's ranked pool (storage/ranked_pool.py) hold it. (Tasks a round before these bands left
+  live hold scores below every band, so they are served first until coded: at most one head's
+  worth, once);
 - Label Studio serves a coder the task locked to them (served earlier, not yet annotated) before
   any other, and shows its pre-annotation only if it is current: so the predictions come in the
   order they are written (worker/ranking.py `Queue.write_order`), the queue's first places, then
   the tasks earlier versions put there (worker/front.py), then the rest; each keeps its place's score.
-  Those tasks are in the new head, so they stay live.
+  A coder who holds one of those is shown the new version's suggestion.
 
-A version is written in three steps, each a function that returns what the next takes:
+A version is written in two steps, each a function that returns what the next takes:
 
 1. `go_live`: the `first` predictions (the most informative) are written and, when the project does
    not serve `LIVE` yet (its first version, or a project written by older code, whose differently
@@ -41,9 +47,10 @@ A version is written in three steps, each a function that returns what the next 
    version;
 2. `write_rest`: the rest of the queue head, up to `head` predictions, is written one call each,
    stopping as soon as newer work waits (its own version will be written head first), but not
-   before `floor` are written;
-3. `demote`: the live tasks outside the head are renamed one call each, stopping as soon as newer
-   work waits (a stale live task only dilutes the queue; the next version demotes it).
+   before `floor` are written; the tasks coded meanwhile leave the live set (`forget`).
+
+A queue that replaces another of the same band (the codebook's, when the codebook changed) renames
+the live tasks outside its head (`demote`), one call each.
 """
 
 from __future__ import annotations
@@ -53,7 +60,7 @@ from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
-from backend.domain.versions import LIVE, is_ours, made_order
+from backend.domain.versions import LIVE, is_ours, made_order, version_number
 from backend.errors import BackendError
 from backend.studio.client import StudioAPI, StudioError
 
@@ -101,6 +108,15 @@ class NoLog:
         pass
 
 
+def queue_score(version: str, place: float) -> float:
+    """The score Label Studio serves a prediction by: its place in its version's queue (0 the most
+    informative, 1 the least) within the band [1/(n + 2), 1/(n + 1)] of version number n (the
+    codebook's queue: 0). A newer version's band lies below every older one's, so its head is served
+    first, whatever an older head left live."""
+    number = version_number(version)
+    return (1 + min(max(float(place), 0.0), 1.0) / (number + 1)) / (number + 2)
+
+
 @dataclass(frozen=True)
 class TaskPredictions:
     """Our one prediction per task of a Label Studio project, written in place, each write logged."""
@@ -121,7 +137,8 @@ class TaskPredictions:
         writer of a live task and in the log.
 
         Raises IncompleteImport when Label Studio refuses it."""
-        task, served = int(prediction["task"]), {**prediction, "model_version": LIVE}
+        task, version = int(prediction["task"]), str(prediction["model_version"])
+        served = {**prediction, "model_version": LIVE, "score": queue_score(version, prediction["score"])}
         try:
             known = self.ids.get(task)
             if known is None:
@@ -129,7 +146,7 @@ class TaskPredictions:
             if known is None or not self._update(known, served):
                 known = self.studio.create_prediction(self.project, served)
                 self.ids.put(task, known)
-            self.ids.set_live(task, str(prediction["model_version"]))
+            self.ids.set_live(task, version)
             self.log.add(task, known, prediction)
         except StudioError as exc:
             if exc.status not in (400, 404):
@@ -282,6 +299,13 @@ def withdraw(target: TaskPredictions, version: str) -> None:
                 target.demote(task, version)
     finally:
         target.save()
+
+
+def forget(target: TaskPredictions, labeled: Collection[int]) -> None:
+    """Take the tasks coded meanwhile out of the live set (no coder is served them again; no call)."""
+    for task in set(target.ids.live()) & set(labeled):
+        target.ids.set_live(task, None)
+    target.save()
 
 
 def demote(

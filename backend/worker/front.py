@@ -11,8 +11,8 @@ know yet. No API lists locks, so the backend keeps which tasks were at those pla
 that went live (`ProjectState.front`, newest first) while they are unlabeled and younger than a
 lock; each new version writes them right after its own first places, with evidence
 (worker/ranking.py `Queue`), at most `REMEMBERED` of them, so a round stays fast (each costs a write
-and, with SetFit, about 2 s of evidence). Being in its queue head, they stay live: their prediction
-keeps the one served name and its id (studio/writeback.py never demotes a task of the head).
+and, with SetFit, about 2 s of evidence). Being in its queue head, a coder who holds one is shown
+the new version's suggestion; the prediction keeps the one served name and its id.
 """
 
 from __future__ import annotations

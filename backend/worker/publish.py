@@ -2,12 +2,12 @@
 
     ranked = publisher.rank(labels, trained, scored)   # the pool in queue order, as predictions
     live = publisher.go_live(ranked, labels, measured)  # Label Studio serves it; the state says so
-    complete = publisher.write_rest(live)               # the rest, then the leavers demoted,
-                                                        # unless a newer round waits
+    complete = publisher.write_rest(live)               # the rest, unless a newer round waits
 
 Label Studio serves one name for good (domain/versions.py `LIVE`): each version writes its queue
-head under it, in place of the previous head's predictions, and then renames the live tasks outside
-its head to the version that wrote them (studio/writeback.py). The queue is written from its first
+head under it, in place of the previous head's predictions, with scores below every older version's,
+so Label Studio serves its head first and what older heads left live after it (studio/writeback.py).
+The queue is written from its first
 places, which coders may be served next; right after them come the tasks earlier versions put
 there, which a coder may hold locked (worker/front.py): the state records each live version's first
 places, and those tasks stay live. The new version becomes the serving one (`current_version`,
@@ -79,7 +79,7 @@ class Replaced:
 class LiveRound:
     """A version Label Studio serves now, the one it replaced, how many tasks coders annotated since
     that one's round (what they will likely take from this version before the next), and the tasks
-    annotated at its round (live ones among them are not demoted, only forgotten)."""
+    annotated at its round (they leave the live set)."""
 
     ranked: Ranked
     live: Live
@@ -145,8 +145,8 @@ class Publisher:
         return LiveRound(ranked, live, replaced, taken, frozenset(labels.annotated_ids))
 
     def write_rest(self, live_round: LiveRound) -> bool:
-        """Write the rest of the version's queue head, then demote the live tasks outside it, unless
-        a newer round waits; returns whether all of the head was written."""
+        """Write the rest of the version's queue head, unless a newer round waits, and take the tasks
+        coded meanwhile out of the live set; returns whether all of the head was written."""
         ctx = self.ctx
         ranked = live_round.ranked
         # each coder served twice over, and twice what coders took while the last version served,
@@ -157,7 +157,7 @@ class Publisher:
         try:
             target, live = ctx.task_predictions, live_round.live
             complete = writeback.write_rest(target, live, plan, ctx.round_waits, ctx.progress.writing)
-            writeback.demote(target, live.head_tasks(plan), live_round.labeled, ctx.round_waits)
+            writeback.forget(target, live_round.labeled)
         except Exception as exc:
             self._failed(exc, live_round.ranked.trained.version)
             raise

@@ -1,6 +1,8 @@
 """Write-back: one prediction of ours per task, updated in place; the queue head only, head first,
-under one served name; the tasks that leave the head demoted to the version that wrote them."""
+under one served name, each version's scores below every older one's, so the tasks that leave the
+head stay live and are served after it."""
 
+import itertools
 from datetime import timedelta
 
 import pytest
@@ -16,7 +18,9 @@ from backend.studio.writeback import (
     WritePlan,
     already_live,
     demote,
+    forget,
     go_live,
+    queue_score,
     withdraw,
     write_rest,
 )
@@ -47,12 +51,26 @@ def predictions(tasks, version):
 
 
 def write(target, version, predictions, plan, interrupted=lambda: False, labeled=()):
-    """A round's three steps: go live with the plan's first predictions, write the rest, demote the
-    live tasks outside the head."""
+    """A round's steps: go live with the plan's first predictions, write the rest, forget the tasks
+    coded meanwhile."""
     live = go_live(target, version, predictions, plan.first)
     done = write_rest(target, live, plan, interrupted)
-    demote(target, live.head_tasks(plan), labeled, interrupted)
+    forget(target, labeled)
     return done
+
+
+def test_each_version_scores_below_every_older_one_in_queue_order():
+    bands = [
+        [queue_score(version, place) for place in (0.0, 0.001, 0.5, 1.0)]
+        for version in ("v0-codebook-20260101000000", V1, V2, V3)
+    ]
+    assert all(band == sorted(band) and len(set(band)) == 4 for band in bands), "queue order within a version"
+    assert all(newer[-1] <= older[0] for older, newer in itertools.pairwise(bands)), (
+        "a newer version's worst first"
+    )
+    assert bands[0] == [0.5, 0.5005, 0.75, 1.0] and queue_score(V1, 7.0) == queue_score(V1, 1.0)
+    many = [queue_score(f"v{n}-20260101000000", place) for n in (10_000, 9_999) for place in (0.0, 1e-5)]
+    assert many == sorted(set(many)), "still apart at version 10,000 and a place in 100,000"
 
 
 def served_tasks(studio):
@@ -69,57 +87,54 @@ def test_the_head_one_by_one_and_nothing_beyond_it(studio, target):
     assert target.ids.live() == dict.fromkeys(range(50), V1), "each live task with the version that wrote it"
 
 
-def test_a_new_version_updates_each_task_in_place_and_demotes_the_leavers_to_their_version(
-    studio, target, tmp_path
-):
+def test_a_new_version_updates_each_task_in_place_and_is_served_before_the_leavers(studio, target, tmp_path):
     write(target, V1, predictions(range(50), V1), WritePlan(first=1, head=50))
     ids = {p["task"]: p["id"] for p in studio.predictions}
     studio.calls.clear()
-    new_head = list(range(25, 75))  # half the old head, half new tasks
+    new_head = list(range(74, 24, -1))  # half the old head, half new tasks, the new ones first
     fresh = TaskPredictions(studio, 1, PredictionIds(ProjectDir(tmp_path, "1")))  # the map read from disk
     write(fresh, V2, predictions(new_head, V2), WritePlan(first=1, head=50))
     assert studio.most_per_task() == 1
-    assert served_tasks(studio) == new_head
-    assert sorted(p["task"] for p in studio.of_version(V1)) == list(range(25)), "demoted: not served"
+    assert studio.queue() == [*new_head, *range(25)], "the new head in its order, then the leavers in theirs"
     assert {p["task"]: p["id"] for p in studio.predictions if p["task"] < 50} == ids, "ids stay"
     calls = [call for call, _ in studio.calls]
-    assert calls.count("update") == 25 and calls.count("rename") == 25
+    assert calls.count("update") == 25 and calls.count("create") == 25 and "rename" not in calls
     assert "serve" not in calls, "the project serves the one name already"
     assert not studio.deleted
-    assert PredictionIds(ProjectDir(tmp_path, "1")).live() == dict.fromkeys(new_head, V2), "saved"
+    saved = PredictionIds(ProjectDir(tmp_path, "1")).live()
+    assert saved == {**dict.fromkeys(range(25), V1), **dict.fromkeys(new_head, V2)}, "saved, with the writers"
 
 
 def test_the_served_set_never_shrinks_when_a_new_version_goes_live(studio, target):
     write(target, V1, predictions(range(50), V1), WritePlan(first=1, head=50))
     live = go_live(target, V2, predictions(range(100, 150), V2), first=2)
     assert served_tasks(studio) == [*range(50), 100, 101], "the previous head stays served"
+    assert studio.queue()[:2] == [100, 101], "served first"
     assert write_rest(target, live, WritePlan(first=2, head=50)) is True
-    assert len(served_tasks(studio)) == 100, "still served until the new head is written whole"
-    assert demote(target, live.head_tasks(WritePlan(first=2, head=50)), ()) is True
-    assert served_tasks(studio) == list(range(100, 150))
+    assert studio.queue() == [*range(100, 150), *range(50)], "and the previous head after the new one"
     assert studio.most_per_task() == 1
 
 
-def test_tasks_coded_meanwhile_are_forgotten_not_demoted(studio, target):
+def test_tasks_coded_meanwhile_leave_the_live_set_with_no_call(studio, target):
     write(target, V1, predictions(range(10), V1), WritePlan(first=10))
-    coded = {p["task"]: p["id"] for p in studio.predictions if p["task"] in (3, 4)}
     studio.calls.clear()
     write(target, V2, predictions(range(20, 30), V2), WritePlan(first=10), labeled={3, 4})
-    renamed = [prediction for call, prediction in studio.calls if call == "rename"]
-    assert len(renamed) == 8 and not set(coded.values()) & set(renamed), "no call for a coded task"
-    assert not {3, 4} & set(target.ids.live()), "and no longer live"
+    assert [call for call, _ in studio.calls].count("create") == 10 and len(studio.calls) == 20
+    assert set(target.ids.live()) == {*range(10), *range(20, 30)} - {3, 4}
 
 
-def test_newer_work_stops_the_demotion_and_the_next_version_demotes_what_is_left(studio, target):
-    write(target, V1, predictions(range(10), V1), WritePlan(first=10))
-    studio.calls.clear()
+def test_a_queue_of_the_same_band_demotes_the_leavers_until_newer_work_waits(studio, target):
+    """The codebook's queue, when the codebook changed: every one is version 0."""
+    old, new = "v0-codebook-20260101000000", "v0-codebook-20260101000009"
+    write(target, old, predictions(range(10), old), WritePlan(first=10))
     renames = lambda: sum(call == "rename" for call, _ in studio.calls)  # noqa: E731
-    write(target, V2, predictions(range(20, 30), V2), WritePlan(first=10), lambda: renames() >= 3)
-    assert len(served_tasks(studio)) == 17, "7 leavers stay served: they dilute the queue only"
-    assert sorted(v for t, v in target.ids.live().items() if t < 10) == [V1] * 7
-    write(target, V3, predictions(range(20, 30), V3), WritePlan(first=10))
-    assert served_tasks(studio) == list(range(20, 30))
-    assert len(studio.of_version(V1)) == 10 and studio.most_per_task() == 1
+    live = go_live(target, new, predictions(range(20, 30), new), 10)
+    studio.annotate(9, [], user=1, when="2")
+    assert demote(target, live.head_tasks(WritePlan(first=10)), {9}, lambda: renames() >= 3) is False
+    assert sorted(studio.queue()) == [*range(3, 9), *range(20, 30)], "6 leavers stay served until the next"
+    assert demote(target, live.head_tasks(WritePlan(first=10)), {9}) is True
+    assert sorted(studio.queue()) == list(range(20, 30)) and studio.most_per_task() == 1
+    assert len(studio.of_version(old)) == 9 and 9 not in target.ids.live(), "a coded task is only forgotten"
 
 
 def test_a_task_a_coder_may_hold_stays_live_with_its_prediction_id(studio, target):
@@ -185,11 +200,13 @@ def test_a_prediction_deleted_in_label_studio_is_created_again(studio, target):
 
 
 def test_a_leaver_deleted_in_label_studio_is_forgotten(studio, target):
-    write(target, V1, predictions(range(3), V1), WritePlan(first=3))
+    old, new = "v0-codebook-20260101000000", "v0-codebook-20260101000009"
+    write(target, old, predictions(range(3), old), WritePlan(first=3))
     studio.predictions = [p for p in studio.predictions if p["task"] != 1]  # a lead deleted it
-    write(target, V2, predictions([5], V2), WritePlan(first=1))
-    assert target.ids.get(1) is None and target.ids.live() == {5: V2}
-    assert sorted(p["task"] for p in studio.of_version(V1)) == [0, 2]
+    live = go_live(target, new, predictions([5], new), 1)
+    assert demote(target, live.head_tasks(WritePlan(first=1)), ()) is True
+    assert target.ids.get(1) is None and target.ids.live() == {5: new}
+    assert sorted(p["task"] for p in studio.of_version(old)) == [0, 2]
 
 
 def test_a_project_written_before_the_map_keeps_our_newest_prediction_of_each_task_it_writes(studio, target):

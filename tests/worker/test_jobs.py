@@ -19,6 +19,7 @@ from backend.storage.layout import ProjectDir
 from backend.storage.state import LaneStatus, StateStore
 from backend.storage.versions import ModelStore
 from backend.studio.client import StudioError
+from backend.studio.writeback import queue_score
 from backend.worker.bodies import Bodies
 from backend.worker.wiring import project_work
 from tests.fakes import FakeStudio, RecordingQueue
@@ -46,7 +47,7 @@ def test_rounds_write_back_switch_and_update_each_prediction_in_place(segments, 
     unlabeled = [t for t in studio.all.values() if not t.annotations]
     assert sorted(p["task"] for p in studio.predictions) == sorted(t.id for t in unlabeled)
     assert written_by(studio, settings.server.model_dir, version) == studio.predictions, "served, by it"
-    assert min(p["score"] for p in studio.predictions) == 0.0
+    assert min(p["score"] for p in studio.predictions) == queue_score(version, 0.0)
     assert all(len(p["result"]) == 2 for p in studio.predictions)
     assert studio.served == [LIVE]
 
@@ -56,6 +57,7 @@ def test_rounds_write_back_switch_and_update_each_prediction_in_place(segments, 
     assert studio.served == [LIVE] and not studio.deleted, "the project serves the one name already"
     assert written_by(studio, settings.server.model_dir, second.current_version) == studio.predictions
     assert {p["task"]: p["id"] for p in studio.predictions} == ids, "a coder's open task keeps its prediction"
+    assert max(p["score"] for p in studio.predictions) <= queue_score(version, 0.0), "below every older score"
     assert [r.outcome for r in second.rounds] == ["ok", "ok"]
 
 

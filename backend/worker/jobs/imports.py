@@ -5,8 +5,8 @@ backend predicts them itself, with the serving version and ranked against its ro
 ones predicted here join its pool, so they are predicted once. Like a round, it writes only a
 queue head: the WRITE_HEAD most informative of them, one call each, under the name Label Studio
 serves (studio/writeback.py), stopping when a round waits (that round ranks them all). They join
-the live tasks; the next round demotes those outside its head. The rest are in the pool for
-`/predict` and the next round.
+the live tasks in their places among the serving version's (their scores are in its band, ranked
+against its pool). The rest are in the pool for `/predict` and the next round.
 """
 
 from __future__ import annotations
