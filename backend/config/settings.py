@@ -143,8 +143,7 @@ class ModelSettings(BaseSettings):
         10,
         ge=0,
         description="With an evidence <Labels> tag in the form: the queue head's tasks whose predictions "
-        "mark why each code is suggested, per round (and every /predict), besides up to 10 tasks earlier "
-        "rounds put first, which a coder may hold locked; 0: none.",
+        "mark why each code is suggested, per round (and every /predict); 0: none.",
     )
 
     @field_validator("model_name", mode="before")
@@ -240,8 +239,8 @@ class LoopSettings(BaseSettings):
         ge=1,
         description="The least number of predictions written before a version goes live, one call each "
         "(Label Studio takes a tenth of a second per single create or update, seconds per import call). "
-        "A version always writes first one place per coder and one more, and the tasks coders may hold "
-        "locked: Label Studio answers 'no more tasks' when every current task is locked by another coder.",
+        "A version always writes first one place per coder and one more: Label Studio serves each coder "
+        "the first task by score that no other coder holds locked.",
     )
     write_head: int = Field(
         100,

@@ -1,8 +1,8 @@
 """A project's state: the one typed record every process reads (`/metrics`, `/predict`, the workers).
 
 ``MODEL_DIR/<project>/state.json`` holds a :class:`ProjectState`: each lane's status and last error,
-the version Label Studio serves, the newest fine-tuned body, the project's monitoring, the last
-rounds and the tasks recent versions put first (which a coder may hold locked). :class:`StateStore`
+the version Label Studio serves, the newest fine-tuned body, the project's monitoring and the last
+rounds. :class:`StateStore`
 is its only reader and writer: every change is a read-modify-write under the project's state lock,
 written atomically, so the two lanes of a project never lose each other's fields. A file written
 before the schema existed (flat keys) is read as this schema.
@@ -199,14 +199,6 @@ class CodebookStart(_Record):
     live_at: str
 
 
-class FrontTask(_Record):
-    """A task at the first places of a version that went live (worker/front.py): Label Studio may
-    have served it to a coder, who then holds it locked until they submit it."""
-
-    task: int
-    at: datetime  # when it was last at the first places (a version went live)
-
-
 class ProjectState(_Record):
     schema_version: int = SCHEMA_VERSION
     updated_at: str | None = None
@@ -225,7 +217,6 @@ class ProjectState(_Record):
     encoded_in: str | None = None  # the precision the lane that encodes chose (worker/bodies.py)
     codebook_start: CodebookStart | None = None  # COLD_START=codebook's queue until the first round
     code_names: dict[str, str] = Field(default_factory=dict)  # code → as coders see it (set by /setup)
-    front: list[FrontTask] = Field(default_factory=list)  # newest first (worker/front.py)
 
     def lane(self, lane: str) -> LaneState:
         """The record of lane `lane` (a Lane of queue/work.py: "fast" or "body")."""

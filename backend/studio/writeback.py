@@ -34,10 +34,8 @@ writes only its queue head, one call per task, never in bulk, and never deletes 
   live hold scores below every band, so they are served first until coded: at most one head's
   worth, once);
 - Label Studio serves a coder the task locked to them (served earlier, not yet annotated) before
-  any other, and shows its pre-annotation only if it is current: so the predictions come in the
-  order they are written (worker/ranking.py `Queue.write_order`), the queue's first places, then
-  the tasks earlier versions put there (worker/front.py), then the rest; each keeps its place's score.
-  A coder who holds one of those is shown the new version's suggestion.
+  any other, and shows its pre-annotation only if it is current: as no round renames a live task,
+  a locked one stays current whether or not the new head holds it.
 
 A version is written in two steps, each a function that returns what the next takes:
 

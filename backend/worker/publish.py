@@ -7,14 +7,11 @@
 Label Studio serves one name for good (domain/versions.py `LIVE`): each version writes its queue
 head under it, in place of the previous head's predictions, with scores below every older version's,
 so Label Studio serves its head first and what older heads left live after it (studio/writeback.py).
-The queue is written from its first
-places, which coders may be served next; right after them come the tasks earlier versions put
-there, which a coder may hold locked (worker/front.py): the state records each live version's first
-places, and those tasks stay live. The new version becomes the serving one (`current_version`,
-internal) once Label Studio took the front of its queue; a failure before that removes the
-version's files and leaves the serving version as it was. The few predictions it had written
-already (its first places at most) are demoted to its name: nothing is deleted in Label Studio, so
-no coder's open task loses its prediction.
+The queue is written from its first places, which coders may be served next. The new version
+becomes the serving one (`current_version`, internal) once Label Studio took the front of its
+queue; a failure before that removes the version's files and leaves the serving version as it was.
+The few predictions it had written already (its first places at most) are demoted to its name:
+nothing is deleted in Label Studio, so no coder's open task loses its prediction.
 """
 
 from __future__ import annotations
@@ -31,7 +28,6 @@ from backend.storage.state import Monitoring, ProjectState
 from backend.storage.versions import ModelVersion
 from backend.studio import writeback
 from backend.studio.writeback import IncompleteImport, Live
-from backend.worker import front
 from backend.worker.context import ProjectContext
 from backend.worker.labels import ProjectLabels
 from backend.worker.ranking import Queue, Ranker, Scored
@@ -53,18 +49,14 @@ class Trained:
 
 @dataclass(frozen=True)
 class Ranked:
-    """A trained version's pool: its task ids most informative first, its predictions in the order
-    they are written (worker/ranking.py `Queue.write_order`), the pool as the version keeps it (for
-    `/predict`, imported tasks and the next stopping signal), the tasks at its first places,
-    which Label Studio may serve to coders, and how many predictions are written `ahead` of their
-    place (tasks earlier versions put there: worker/front.py)."""
+    """A trained version's pool: its task ids most informative first, its predictions in queue
+    order (the order they are written), and the pool as the version keeps it (for `/predict`,
+    imported tasks and the next stopping signal)."""
 
     trained: Trained
     task_ids: list[int]
     predictions: Sequence[dict]
     pool: RankedPool
-    front: tuple[int, ...] = ()
-    ahead: int = 0
 
 
 @dataclass(frozen=True)
@@ -77,15 +69,22 @@ class Replaced:
 
 @dataclass(frozen=True)
 class LiveRound:
-    """A version Label Studio serves now, the one it replaced, how many tasks coders annotated since
-    that one's round (what they will likely take from this version before the next), and the tasks
-    annotated at its round (they leave the live set)."""
+    """A version Label Studio serves now, the one it replaced, how many of its head are written before
+    newer work may stop it (`floor`), and the tasks annotated at its round (they leave the live set)."""
 
     ranked: Ranked
     live: Live
     replaced: Replaced
-    taken: int = 0
+    floor: int = 0
     labeled: frozenset[int] = frozenset()
+
+
+def first_places(labels: ProjectLabels) -> int:
+    """How many of a queue's first places Label Studio may serve before the next are written: one
+    per coder who annotated, and one more (a coder new to the project). Label Studio 1.23 serves a
+    coder the first unlocked task by score (`projects/functions/next_task.py`); the others hold at
+    most one lock each."""
+    return labels.coders + 1
 
 
 @dataclass(frozen=True)
@@ -101,21 +100,17 @@ class Publisher:
         model, matrix, ids = trained.model, labels.labeled.matrix, scored.task_ids or []
         pool = RankedPool(np.asarray(ids, dtype=np.int64), scored.proba, model.decide(scored.proba), matrix)
         against = RankedPool.empty(len(model.codes), labeled=matrix)
-        queue = self.queue(labels)
         ranked = self.ranker.predictions(
-            labels.scheme, model, trained.version.name, scored, against, queue=queue
+            labels.scheme, model, trained.version.name, scored, against, queue=self.queue()
         )
-        order = [ids[i] for i in ranked.order]
-        return Ranked(trained, order, ranked.predictions, pool, tuple(order[: queue.front]), ranked.ahead)
+        return Ranked(trained, [ids[i] for i in ranked.order], ranked.predictions, pool)
 
-    def queue(self, labels: ProjectLabels) -> Queue:
-        """The queue's order: the validation sample, while it is held out, one task in its `every`;
-        the tasks earlier versions put first written after the first places coders may be served."""
-        sample, (blind, every) = self.ctx.validation.read(), ((), 0)
-        if sample is not None and not sample.released_at:
-            blind, every = tuple(sample.task_ids), sample.every
-        early = front.to_write(self.ctx.states.read().front)
-        return Queue(blind, every, front.front_places(labels), early)
+    def queue(self) -> Queue:
+        """The queue's order: the validation sample, while it is held out, one task in its `every`."""
+        sample = self.ctx.validation.read()
+        if sample is None or sample.released_at:
+            return Queue()
+        return Queue(tuple(sample.task_ids), sample.every)
 
     def go_live(self, ranked: Ranked, labels: ProjectLabels, measured: Monitoring) -> LiveRound:
         """Write the front of the queue under the served name; the state records the version as the
@@ -132,28 +127,26 @@ class Publisher:
             state.current_version, state.complete = version.name, False
             state.labeled, state.waiting_for = len(labels.labeled), None
             state.last_training_seconds = round(trained.seconds, 2)
-            state.front = front.remember(state.front, ranked.front, labels.annotated_ids)
 
-        # before the switch: every place a coder may be served, and the tasks they may hold locked
-        first = max(ctx.loop.write_first, len(ranked.front) + ranked.ahead)
+        places = first_places(labels)
         try:
-            live = writeback.go_live(ctx.task_predictions, version.name, ranked.predictions, first)
+            live = writeback.go_live(
+                ctx.task_predictions, version.name, ranked.predictions, max(ctx.loop.write_first, places)
+            )
             ctx.states.update(serve)
         except Exception as exc:
             self._failed(exc, version)
             raise
-        return LiveRound(ranked, live, replaced, taken, frozenset(labels.annotated_ids))
+        # each coder served twice over, and twice what coders took while the last version served
+        floor = live.written + places + 2 * taken
+        return LiveRound(ranked, live, replaced, floor, frozenset(labels.annotated_ids))
 
     def write_rest(self, live_round: LiveRound) -> bool:
         """Write the rest of the version's queue head, unless a newer round waits, and take the tasks
         coded meanwhile out of the live set; returns whether all of the head was written."""
         ctx = self.ctx
-        ranked = live_round.ranked
-        # each coder served twice over, and twice what coders took while the last version served,
         # within the head: a floor beyond it made a version write 784 tasks for 8 minutes under load
-        head = ctx.write_plan.head + ranked.ahead
-        floor = min(head, live_round.live.written + len(ranked.front) + 2 * live_round.taken)
-        plan = replace(ctx.write_plan, head=head, floor=floor)
+        plan = replace(ctx.write_plan, floor=min(ctx.write_plan.head, live_round.floor))
         try:
             target, live = ctx.task_predictions, live_round.live
             complete = writeback.write_rest(target, live, plan, ctx.round_waits, ctx.progress.writing)

@@ -1,8 +1,6 @@
 """What coders see beyond the codes: evidence spans in a round's queue head, and the codebook's
 queue before the first round (against the in-memory Label Studio of tests/fakes.py)."""
 
-from datetime import UTC, datetime, timedelta
-
 import numpy as np
 import pytest
 
@@ -15,8 +13,7 @@ from backend.queue.work import WorkKind
 from backend.resources import label_config
 from backend.storage.layout import ProjectDir
 from backend.storage.ranked_pool import RankedPool
-from backend.storage.state import FrontTask, StateStore
-from backend.worker.front import REMEMBERED
+from backend.storage.state import StateStore
 from backend.worker.ranking import Queue, Ranker, Scored
 from tests.fakes import FakeStudio, RecordingQueue
 from tests.helpers import written_by
@@ -66,68 +63,28 @@ class PainModel(CodingModel):
         raise NotImplementedError
 
 
-def test_a_task_first_in_one_version_and_fiftieth_in_the_next_is_written_early_with_evidence():
+def test_a_queue_is_written_in_its_order_with_evidence_on_its_first_places_and_none_on_the_blind():
     scheme = parse_label_config(EVIDENCE_FORM)
     model = PainModel(scheme.codes, [0.5] * len(scheme.codes))
     ids = list(range(100, 160))
     texts = [f"Segment {task}: I had a lot of pain, but the weather was fine." for task in ids]
-
-    def version_with(places: list[int]) -> Scored:
-        """Physical health less sure the later a task's place (entropy ranks by it), for `ids`."""
-        proba = np.full((len(ids), len(scheme.codes)), 0.02)
-        proba[:, 0] = 0.5 + 0.45 * np.asarray(places) / len(ids)
-        return Scored(texts, proba, ids, model.predict_proba)
-
+    places = [50, 0, *range(1, 50), *range(51, 60)]  # 100 at place 50; 101 leads, but is blind
+    proba = np.full((len(ids), len(scheme.codes)), 0.02)
+    proba[:, 0] = 0.5 + 0.45 * np.asarray(places) / len(ids)  # less sure the later the place
+    scored = Scored(texts, proba, ids, model.predict_proba)
     ranker, against = Ranker(StrategyOptions("entropy", 0), 3), RankedPool.empty(len(scheme.codes))
-    first = ranker.predictions(scheme, model, "v1", version_with(list(range(60))), against, queue=Queue())
-    assert ids[first.order[0]] == 100 and ids[first.order[1]] == 101, "100 and 101 lead version 1"
-    places = [50, 0, *range(1, 50), *range(51, 60)]  # 100 falls to place 50; 101 leads, blind
-    queue = Queue(blind=(101,), every=30, front=2, early=(100, 101))
-    ranked = ranker.predictions(scheme, model, "v2", version_with(places), against, queue=queue)
-    assert ids[ranked.order[50]] == 100 and ids[ranked.order[29]] == 101, "101 served blind at place 30"
+    ranked = ranker.predictions(scheme, model, "v2", scored, against, queue=Queue(blind=(101,), every=2))
     written = list(ranked.predictions)
-    assert [p["task"] for p in written[:4]] == [ids[i] for i in ranked.order[:2]] + [100, 101]
-    assert written[2]["score"] > written[4]["score"], "100 keeps its place's score: Label Studio's order"
-    assert [p["task"] for p in written if regions(p)] == [p["task"] for p in written[:5] if p["task"] != 101]
-    assert [r["value"]["text"] for r in regions(written[2])] == ["I had a lot of pain,"]
-    assert not regions(written[3]) and all(not r["value"]["choices"] for r in written[3]["result"]), (
+    assert [p["task"] for p in written[:4]] == [102, 101, 103, 104], "the blind task at every second place"
+    assert [p["task"] for p in written].index(100) == 50
+    assert [p["score"] for p in written] == sorted(p["score"] for p in written), "written in queue order"
+    assert [p["task"] for p in written if regions(p)] == [102, 103], (
+        "evidence on the first 3 places but the blind"
+    )
+    assert [r["value"]["text"] for r in regions(written[0])] == ["I had a lot of pain,"]
+    assert not regions(written[1]) and all(not r["value"]["choices"] for r in written[1]["result"]), (
         "a validation task shows neither codes nor evidence"
     )
-
-
-def test_a_rounds_first_places_are_remembered_and_written_early_by_the_next(segments, settings):
-    studio = FakeStudio(segments, annotated=12, config=EVIDENCE_FORM)
-    first = run_round(settings, studio)
-    model_dir = settings.server.model_dir
-    head = sorted(written_by(studio, model_dir, first.current_version), key=lambda p: p["score"])
-    assert [e.task for e in first.front] == [p["task"] for p in head[:2]], "one coder: two places"
-    taken, kept = first.front[0].task, first.front[1].task
-    studio.annotate(taken, segments[taken]["codes"], user=2, when="2")  # a second coder: three places
-    unwritten = [t for t in studio.unlabeled_ids() if t not in {p["task"] for p in head}]
-    earlier = [FrontTask(task=t, at=datetime.now(UTC) - timedelta(hours=1)) for t in unwritten]
-    # the record as if earlier versions had put every task the first one did not write first
-    StateStore(ProjectDir(settings.server.model_dir, "1")).update(
-        lambda state: setattr(state, "front", [*state.front, *earlier])
-    )
-    calls, created = len(studio.calls), len(studio.predictions)
-    second = run_round(settings, studio)
-    order = writes_since(studio, calls, created)
-    early = [t for t in (taken, kept, *unwritten)[:REMEMBERED] if t != taken]
-    assert len(second.front) == REMEMBERED and taken not in {e.task for e in second.front}, "labeled: gone"
-    assert [e.task for e in second.front[:3]] == order[:3], "the new version's three first places"
-    assert set(order[: 3 + len(early)]) >= set(early), "the remembered tasks right after them"
-    served = {p["task"] for p in written_by(studio, model_dir, second.current_version)}
-    assert served >= set(early), "a task a coder may hold stays served, by the new version"
-    explained = {p["task"] for p in written_by(studio, model_dir, second.current_version) if regions(p)}
-    assert explained <= set(order[: 3 + len(early)]), "evidence only there: at most 3 + REMEMBERED"
-
-
-def writes_since(studio: FakeStudio, calls: int, created: int) -> list[int]:
-    """The tasks written (created or updated) since the `calls`-th call, in order."""
-    task_of = {p["id"]: p["task"] for p in studio.predictions}
-    new = iter(studio.predictions[created:])
-    writes = [(call, arg) for call, arg in studio.calls[calls:] if call in ("create", "update")]
-    return [next(new)["task"] if call == "create" else task_of[arg] for call, arg in writes]
 
 
 def test_a_form_without_an_evidence_tag_gets_no_regions(segments, settings):
@@ -229,8 +186,7 @@ def test_with_two_coders_the_body_is_judged_across_coders_named_as_shown(segment
 
 def test_no_codebook_queue_while_a_models_round_is_at_work(segments, settings):
     """The round is about to switch Label Studio to its version: the codebook must not switch after."""
-    from backend.storage.layout import ProjectDir
-    from backend.storage.state import LaneStatus, StateStore
+    from backend.storage.state import LaneStatus
 
     settings = with_overrides(settings, cold_start="codebook")
     StateStore(ProjectDir(settings.server.model_dir, "1")).update(
