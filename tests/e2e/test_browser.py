@@ -308,7 +308,7 @@ def test_a_task_kept_open_while_two_rounds_go_live_still_submits_and_shows_one_p
     assert len(set(versions)) == 3, versions
     now_held = project.sdk.predictions.list(task=kept_open)
     assert [(p.id, p.model_version) for p in now_held] == [(held[0].id, LIVE)], "updated in place, served"
-    assert project.live()[kept_open] == versions[-1], "by the newest version: a held task stays in the head"
+    assert project.live()[kept_open] == versions[-1], "by the newest version (its head holds every task here)"
 
     submit(browser)
     task_on_screen(project, browser, previous=project.tasks[kept_open])
