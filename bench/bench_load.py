@@ -1,7 +1,7 @@
 """Load test against a real Label Studio (not a test).
 
     python bench/bench_load.py [--coders 20] [--minutes 10] [--segments 11656] [--out bench/out]
-                               [--database sqlite|postgresql] [--without-backend]
+                               [--database sqlite|postgresql] [--without-backend] [--think 1 3]
 
 Issue 36's four runs: `--database sqlite` and `--database postgresql` (a throwaway PostgreSQL
 server, devtools/local_postgres.py, as Label Studio's production setup), each with the backend and
@@ -14,7 +14,8 @@ holding the whole pool of real segments and four small ones (200 segments each),
 backend to each, gives each 10 annotations, and then, for `--minutes`:
 
 - `--coders` simulated coders submit annotations concurrently into the large project (each takes
-  the task `/next` serves it, waits 1-3 s, submits codes of a coded segment or a random choice);
+  the task `/next` serves it, waits 1-3 s, or `--think LOW HIGH` seconds, submits codes of a coded
+  segment or a random choice);
 - one more coder per small project submits every 5-15 s.
 
 Label Studio sends each annotation's webhook inside the coder's request; the backend's access log
@@ -24,7 +25,12 @@ the peak memory of the backend's process group, rounds run against webhooks rece
 lost: after the load stops and the last rounds settle, every project's `/metrics` must count every
 annotation Label Studio holds. For the coders, every run reports their errors (a request that
 failed, or a /next without a task) and the /next and submit latency p50/p99. Prints a table and
-writes OUT/load-<database>-<backend|baseline>.json.
+writes OUT/load-<database>-<backend|baseline>[-think<LOW>-<HIGH>].json.
+
+The default pace is a stress test: 20 coders at 1-3 s a segment take about 2.5 segments a second
+from the large project. A version's queue head is written one call at a time, each a fifth to half
+a second on SQLite under that load, so no head keeps up with them (docs/benchmarks.md, "Load").
+`--think 20 60` is a team at a human pace, the same 20 coders taking 20-60 s a segment.
 """
 
 from __future__ import annotations
@@ -327,6 +333,14 @@ def main() -> int:
         action="store_true",
         help="the baseline: Label Studio alone, no backend connected",
     )
+    parser.add_argument(
+        "--think",
+        type=float,
+        nargs=2,
+        default=(1.0, 3.0),
+        metavar=("LOW", "HIGH"),
+        help="seconds a coder of the large project takes per segment, drawn uniformly (default: 1 3)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     from label_studio_sdk.client import LabelStudio
@@ -353,7 +367,8 @@ def main() -> int:
         offset = backend.log_offset()
         stop = threading.Event()
         tokens = coder_tokens(studio, sdk, args.coders + len(small))
-        coders = [Coder(studio, tokens[n], large, coded, stop, seed=n) for n in range(args.coders)]
+        pace = tuple(args.think)
+        coders = [Coder(studio, tokens[n], large, coded, stop, pace, seed=n) for n in range(args.coders)]
         coders += [
             Coder(studio, tokens[args.coders + n], p, coded, stop, pause=(5.0, 15.0), seed=100 + n)
             for n, p in enumerate(small)
@@ -373,6 +388,7 @@ def main() -> int:
             "database": args.database,
             "backend": not args.without_backend,
             "coders": len(coders),
+            "think_seconds": list(pace),
             "minutes": round(loaded_seconds / 60, 1),
             "tasks_large": len(segments),
             "submitted": sum(c.submitted for c in coders),
@@ -393,12 +409,15 @@ def main() -> int:
 def report(results: dict, out: Path, log_path: Path | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
     run = f"{results['database']}-{'backend' if results['backend'] else 'baseline'}"
+    if results["think_seconds"] != [1.0, 3.0]:
+        run += "-think{:g}-{:g}".format(*results["think_seconds"])
     (out / f"load-{run}.json").write_text(json.dumps(results, indent=2))
     shown = {key: "n/a" if value is None else value for key, value in results.items()}
     print(
         f"\n| measure ({results['coders']} coders, {results['minutes']} min, one project of "
         f"{results['tasks_large']} tasks + 4 of 200; Label Studio on {results['database']}, "
-        f"{'with the backend' if results['backend'] else 'no backend'}) | value |\n|---|---|"
+        f"{'with the backend' if results['backend'] else 'no backend'}; the large project's coders "
+        f"think {results['think_seconds'][0]:g}-{results['think_seconds'][1]:g} s) | value |\n|---|---|"
     )
     print(
         f"| annotations submitted; coder errors (of {shown['next_requests']} /next) | "
