@@ -23,6 +23,7 @@ from backend.domain.scheme import CodingScheme, label_matrix
 from backend.research.errors import DataError
 
 log = logging.getLogger(__name__)
+NUL = "\x00"
 
 
 @dataclass(frozen=True)
@@ -46,17 +47,38 @@ def read_segments(path: Path, *, require_codes: bool) -> list[dict]:
         rows = _csv_rows(path)
     else:
         rows = _jsonl_rows(path)
-    segments = []
+    segments, with_nul = [], []
     for number, row in rows:
         if not isinstance(row, dict) or not isinstance(row.get("text"), str):
             raise DataError(f'{path}:{number}: expected an object with a "text" string')
         if require_codes and not _is_code_list(row.get("codes")):
             raise DataError(f'{path}:{number}: expected a "codes" list of strings (empty when none applies)')
+        if _drop_nul(row):
+            with_nul.append(number)
         row.setdefault("id", f"line-{number}")
         segments.append(row)
     if not segments:
         raise DataError(f"{path}: no segments")
+    if with_nul:
+        log.warning(
+            "%s: NUL characters removed from %d line(s) (%s): Label Studio on PostgreSQL refuses a task "
+            "that holds one",
+            path,
+            len(with_nul),
+            ", ".join(map(str, with_nul[:10])) + (", ..." if len(with_nul) > 10 else ""),
+        )
     return segments
+
+
+def _drop_nul(row: dict) -> bool:
+    """Remove NUL characters from a row's texts; whether there were any. They carry nothing a coder
+    reads (the study's data has two, from a conversion), and PostgreSQL's text cannot hold them, so
+    Label Studio on PostgreSQL fails the whole import call with a 500."""
+    found = False
+    for key, value in row.items():
+        if isinstance(value, str) and NUL in value:
+            row[key], found = value.replace(NUL, ""), True
+    return found
 
 
 def _jsonl_rows(path: Path) -> Iterator[tuple[int, object]]:

@@ -82,8 +82,10 @@ def segment_tasks(segments: Sequence[dict], text_field: str = "text") -> list[di
 
 
 def segment_key(data: dict, text_field: str = "text") -> tuple[str, str]:
-    """What makes two tasks the same segment: its id in the file and its text."""
-    return str(data.get("segment_id", "")), str(data.get(text_field, ""))
+    """What makes two tasks the same segment: its id in the file and its text (without NUL characters,
+    which reading a file removes: research/corpus.py `read_segments`; Label Studio on SQLite holds
+    them in a task imported before)."""
+    return str(data.get("segment_id", "")), str(data.get(text_field, "")).replace("\x00", "")
 
 
 class ProjectSetter:

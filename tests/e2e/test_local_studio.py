@@ -14,6 +14,9 @@ import httpx
 import pytest
 
 from backend.devtools.local_studio import LocalLabelStudio
+from backend.research.corpus import read_segments
+from backend.studio.client import StudioClient
+from backend.studio.setup import ProjectSetter, segment_tasks
 
 LABEL_CONFIG = """
 <View>
@@ -163,3 +166,17 @@ def test_studio_client_with_personal_access_token(studio, sdk, http):
         assert list(client.tasks(project.id, annotated=True)) == []
     finally:
         http.post("/api/token/blacklist/", json={"refresh": pat})  # revoke it
+
+
+def test_a_segment_with_a_nul_character_is_imported_without_it(studio, sdk, tmp_path):
+    """The study's data holds two; Label Studio on PostgreSQL answered the whole import with a 500."""
+    path = tmp_path / "segments.jsonl"
+    texts = ["Ich wollte\u0000 mit dir reden.", "Mein Knie tut weh."]
+    path.write_text("".join(json.dumps({"id": f"s{n}", "text": t}) + "\n" for n, t in enumerate(texts)))
+    setter = ProjectSetter(StudioClient(studio.url, studio.token))
+    project, _ = setter.project("NUL characters", LABEL_CONFIG)
+    tasks = segment_tasks(read_segments(path, require_codes=False), "text")
+    assert setter.import_tasks(project, tasks) == (2, 0)
+    held = sorted(task.data["text"] for task in sdk.tasks.list(project=project, fields="task_only"))
+    assert held == ["Ich wollte mit dir reden.", "Mein Knie tut weh."]
+    assert setter.import_tasks(project, tasks) == (0, 2), "nothing doubled on a second run"

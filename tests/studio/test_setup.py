@@ -118,6 +118,8 @@ def test_segments_become_tasks_that_are_recognised_when_imported_again():
     assert tasks == [{"answer": "My knee hurts.", "question": "How are you?", "segment_id": "a1"}]
     assert segment_key(tasks[0], "answer") == ("a1", "My knee hurts.")
     assert segment_key({**tasks[0], "answer": "edited"}, "answer") != segment_key(tasks[0], "answer")
+    held_with_nul = {**tasks[0], "answer": "My knee\x00 hurts."}  # imported before NULs were removed
+    assert segment_key(held_with_nul, "answer") == segment_key(tasks[0], "answer")
 
 
 def test_a_segments_interview_fields_come_along_and_its_codes_do_not():
