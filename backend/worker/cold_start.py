@@ -5,8 +5,10 @@ body and rank the pool (learning/cold_start.py). The ranking is written to Label
 `v0-codebook-<time>`, its queue head only, like a round's, under the one name Label Studio serves
 (studio/writeback.py); Uncertainty sampling then serves the segments most like each code's
 definition, code after code. The first round replaces it as it would replace any version: its head
-is written in place, and the codebook's tasks outside it are demoted to `v0-codebook-<time>`. A
-code is pre-checked only where a segment is very like its definition (COLD_START_CHECK_SIMILARITY).
+is written in place, in a band of scores below the codebook's, and the codebook's tasks outside it
+stay served after it until coded. A codebook queue that replaces an older one (the same band) renames
+the older one's tasks outside its head to `v0-codebook-<time>`. A code is pre-checked only where a
+segment is very like its definition (COLD_START_CHECK_SIMILARITY).
 """
 
 from __future__ import annotations
