@@ -105,6 +105,25 @@ def test_a_new_version_updates_each_task_in_place_and_is_served_before_the_leave
     assert saved == {**dict.fromkeys(range(25), V1), **dict.fromkeys(new_head, V2)}, "saved, with the writers"
 
 
+def test_past_its_first_places_a_version_adds_unserved_tasks_before_rewriting_an_older_heads(studio, target):
+    """Under fast coders newer work stops a version early: what it wrote by then should be tasks
+    coders could not be served yet, not the places an older head serves already."""
+    write(target, V1, predictions(range(50), V1), WritePlan(first=1, head=50))
+    studio.calls.clear()
+    new_head = [
+        task for pair in zip(range(25), range(50, 75), strict=True) for task in pair
+    ]  # 0, 50, 1, 51...
+    done = write(target, V2, predictions(new_head, V2), WritePlan(first=2, head=50, floor=26), lambda: True)
+    assert done is False
+    assert [call for call, _ in studio.calls].count("update") == 1, "of the older head, only the first place"
+    assert studio.queue() == [0, *range(50, 75), *range(1, 50)], "its band first: every task it added"
+    assert studio.most_per_task() == 1
+    write(target, V3, predictions(new_head, V3), WritePlan(first=2, head=50))
+    assert studio.queue() == [*new_head, *range(25, 50)], (
+        "with time, the older head's places are rewritten too"
+    )
+
+
 def test_the_served_set_never_shrinks_when_a_new_version_goes_live(studio, target):
     write(target, V1, predictions(range(50), V1), WritePlan(first=1, head=50))
     live = go_live(target, V2, predictions(range(100, 150), V2), first=2)
