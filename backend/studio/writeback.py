@@ -44,8 +44,10 @@ A version is written in two steps, each a function that returns what the next ta
    named predictions then stop being current), the project is switched to it; it returns the `Live`
    version;
 2. `write_rest`: the rest of the queue head, up to `head` predictions, is written one call each,
-   stopping as soon as newer work waits (its own version will be written head first), but not
-   before `floor` are written; the tasks coded meanwhile leave the live set (`forget`).
+   the tasks not served yet first, then the places an older version's band serves already
+   (`adding_first`), stopping as soon as newer work waits (its own version will be written head
+   first), but not before `floor` are written; the tasks coded meanwhile leave the live set
+   (`forget`).
 
 A queue that replaces another of the same band (the codebook's, when the codebook changed) renames
 the live tasks outside its head (`demote`), one call each.
