@@ -2,6 +2,7 @@
 
     python bench/bench_load.py [--coders 20] [--minutes 10] [--segments 11656] [--out bench/out]
                                [--database sqlite|postgresql] [--without-backend] [--think 1 3]
+                               [--projects 10]
 
 Issue 36's four runs: `--database sqlite` and `--database postgresql` (a throwaway PostgreSQL
 server, devtools/local_postgres.py, as Label Studio's production setup), each with the backend and
@@ -31,6 +32,11 @@ The default pace is a stress test: 20 coders at 1-3 s a segment take about 2.5 s
 from the large project. A version's queue head is written one call at a time, each a fifth to half
 a second on SQLite under that load, so no head keeps up with them (docs/benchmarks.md, "Load").
 `--think 20 60` is a team at a human pace, the same 20 coders taking 20-60 s a segment.
+
+`--projects N` is issue 36's many projects on one box: N projects of `--segments` segments each (a
+seeded sample of the shared ones per project), `--coders` coders in each at the `--think` pace, and
+no small projects (`--projects 10 --segments 10000 --coders 2 --think 20 60`). Every run also
+reports each project's coders apart.
 """
 
 from __future__ import annotations
@@ -216,6 +222,26 @@ def percentile(values: list[float], share: float) -> float | None:
     return round(sorted(values)[int(share * (len(values) - 1))], 1) if values else None
 
 
+def per_project(coders: list[Coder]) -> list[dict]:
+    """Each project's coders apart: submits, errors, /next latency."""
+    figures = []
+    for project in sorted({coder.project for coder in coders}):
+        mine = [coder for coder in coders if coder.project == project]
+        next_ms = [ms for coder in mine for ms in coder.next_ms]
+        figures.append(
+            {
+                "project": project,
+                "coders": len(mine),
+                "submitted": sum(coder.submitted for coder in mine),
+                "coder_errors": sum(len(coder.errors) for coder in mine),
+                "next_requests": len(next_ms),
+                "next_ms_p50": percentile(next_ms, 0.5),
+                "next_ms_p99": percentile(next_ms, 0.99),
+            }
+        )
+    return figures
+
+
 def studio_on(database: str, workdir: Path, stack: contextlib.ExitStack):
     """A running Label Studio on SQLite (its default) or on a throwaway PostgreSQL server."""
     extra_env = {}
@@ -341,6 +367,12 @@ def main() -> int:
         metavar=("LOW", "HIGH"),
         help="seconds a coder of the large project takes per segment, drawn uniformly (default: 1 3)",
     )
+    parser.add_argument(
+        "--projects",
+        type=int,
+        default=0,
+        help="that many projects of --segments, --coders each (default: 1 + 4 small)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     from label_studio_sdk.client import LabelStudio
@@ -352,13 +384,21 @@ def main() -> int:
         studio = studio_on(args.database, workdir, stack)
         backend = Backend(studio, workdir, stack, connected=not args.without_backend)
         sdk = LabelStudio(base_url=studio.url, api_key=studio.token, timeout=300)
-        large = create_project(studio, sdk, segments, "load: all segments", backend.url)
         rng = random.Random(1)
-        small = [
-            create_project(studio, sdk, rng.sample(segments, 200), f"load: small {n}", backend.url)
-            for n in range(4)
-        ]
-        projects = [large, *small]
+        if args.projects:
+            sample = pool_rows()
+            large = [
+                create_project(studio, sdk, rng.sample(sample, len(segments)), f"load: {n}", backend.url)
+                for n in range(args.projects)
+            ]
+            small = []
+        else:
+            large = [create_project(studio, sdk, segments, "load: all segments", backend.url)]
+            small = [
+                create_project(studio, sdk, rng.sample(segments, 200), f"load: small {n}", backend.url)
+                for n in range(4)
+            ]
+        projects = [*large, *small]
         for project in projects:  # the first version of each: its first 10 annotations
             tasks = list(sdk.tasks.list(project=project, page_size=10, fields="task_only"))[:10]
             for task in tasks:
@@ -366,11 +406,15 @@ def main() -> int:
         backend.wait_for_first_versions(projects)
         offset = backend.log_offset()
         stop = threading.Event()
-        tokens = coder_tokens(studio, sdk, args.coders + len(small))
+        tokens = iter(coder_tokens(studio, sdk, args.coders * len(large) + len(small)))
         pace = tuple(args.think)
-        coders = [Coder(studio, tokens[n], large, coded, stop, pace, seed=n) for n in range(args.coders)]
+        coders = [
+            Coder(studio, next(tokens), project, coded, stop, pace, seed=len(large) * m + n)
+            for n, project in enumerate(large)
+            for m in range(args.coders)
+        ]
         coders += [
-            Coder(studio, tokens[args.coders + n], p, coded, stop, pause=(5.0, 15.0), seed=100 + n)
+            Coder(studio, next(tokens), p, coded, stop, pause=(5.0, 15.0), seed=100 + n)
             for n, p in enumerate(small)
         ]
         started = time.monotonic()
@@ -391,6 +435,7 @@ def main() -> int:
             "think_seconds": list(pace),
             "minutes": round(loaded_seconds / 60, 1),
             "tasks_large": len(segments),
+            "projects": len(large),
             "submitted": sum(c.submitted for c in coders),
             "next_requests": len(next_ms),
             "coder_errors": sum(len(c.errors) for c in coders),
@@ -401,6 +446,7 @@ def main() -> int:
             **backend.figures(sdk, projects, offset),
             "worker_cap": CAP,
             "first_errors": [e for c in coders for e in c.errors][:5],
+            "per_project": per_project(coders),
         }
     report(results, args.out, backend.log_path if backend.process else None)
     return 0
@@ -411,11 +457,18 @@ def report(results: dict, out: Path, log_path: Path | None) -> None:
     run = f"{results['database']}-{'backend' if results['backend'] else 'baseline'}"
     if results["think_seconds"] != [1.0, 3.0]:
         run += "-think{:g}-{:g}".format(*results["think_seconds"])
+    if results["projects"] > 1:
+        run += f"-projects{results['projects']}x{results['tasks_large']}"
     (out / f"load-{run}.json").write_text(json.dumps(results, indent=2))
     shown = {key: "n/a" if value is None else value for key, value in results.items()}
+    shape = (
+        f"{results['projects']} projects of {results['tasks_large']} tasks"
+        if results["projects"] > 1
+        else f"one project of {results['tasks_large']} tasks + 4 of 200"
+    )
     print(
-        f"\n| measure ({results['coders']} coders, {results['minutes']} min, one project of "
-        f"{results['tasks_large']} tasks + 4 of 200; Label Studio on {results['database']}, "
+        f"\n| measure ({results['coders']} coders, {results['minutes']} min, {shape}; "
+        f"Label Studio on {results['database']}, "
         f"{'with the backend' if results['backend'] else 'no backend'}; the large project's coders "
         f"think {results['think_seconds'][0]:g}-{results['think_seconds'][1]:g} s) | value |\n|---|---|"
     )
@@ -449,6 +502,12 @@ def report(results: dict, out: Path, log_path: Path | None) -> None:
         f"{shown['peak_memory_pss_gb']} GB |"
     )
     print(f"| labels lost (annotations in Label Studio not in the last round) | {shown['labels_lost']} |")
+    for row in results["per_project"]:
+        print(
+            f"| project {row['project']} ({row['coders']} coders): submitted; errors (of /next); "
+            f"/next p50 / p99 | {row['submitted']}; {row['coder_errors']} (of {row['next_requests']}); "
+            f"{row['next_ms_p50']} / {row['next_ms_p99']} ms |"
+        )
     for sample in results["samples_over_cap"] or []:
         print("over the cap:", "; ".join(sample))
     for error in results["first_errors"]:
