@@ -58,7 +58,15 @@ STEPS = [
     ("  fit (HeadFitter.fit)", "backend.worker.jobs.head", "HeadFitter", "fit"),
     ("    pool listing (Pool.unlabeled)", "backend.worker.pool", "Pool", "unlabeled"),
     ("    embeddings looked up (Body.embed)", "backend.worker.bodies", "Body", "embed"),
+    ("    lexicon (LexiconStore.current)", "backend.storage.lexicon", "LexiconStore", "current"),
     ("    head fit + thresholds", "backend.worker.jobs.head", None, "refit_lexical_head"),
+    ("    pool features (LexicalHead.features)", "backend.learning.setfit_model", "LexicalHead", "features"),
+    (
+        "    head probabilities (RefittedHead.head_proba)",
+        "backend.learning.setfit_model",
+        "RefittedHead",
+        "head_proba",
+    ),
     ("  save version", "backend.worker.jobs.common", "VersionSaver", "save"),
     ("  rank (Publisher.rank)", "backend.worker.publish", "Publisher", "rank"),
     ("    strategy (learning.strategies.rank)", "backend.worker.ranking", None, "rank"),
@@ -236,10 +244,7 @@ def one(size: int, rounds: int, labeled: int) -> dict:
     rss_before = status_kb("VmRSS")
     peak_rss_reset()
     for number in range(rounds):
-        state = ctx.states.read()
-        unlabeled = [
-            e.task for e in state.front if not studio.all[e.task].annotations and e.task not in blind
-        ]
+        unlabeled = [task for task in studio.queue() if task not in blind]  # as Label Studio serves
         task = unlabeled[0] if unlabeled else int(rng.choice(sorted(set(studio.unlabeled_ids()) - blind)))
         codes = list(CHOICES[number % len(CHOICES)])
         studio.annotate(task, codes, user=1, when=str(2 + number))

@@ -13,10 +13,12 @@ from __future__ import annotations
 import functools
 import warnings
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import ParamSpec, TypeVar
 
 import numpy as np
 from scipy import sparse
+from scipy.special import expit
 from sklearn.base import BaseEstimator, ClassifierMixin, TransformerMixin, clone
 from sklearn.linear_model import LogisticRegression
 from sklearn.metrics import f1_score
@@ -24,6 +26,7 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.multioutput import ClassifierChain
 from sklearn.pipeline import Pipeline, make_pipeline
+from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from backend.learning.options import HeadOptions
@@ -148,6 +151,51 @@ class OneVsRestHead(OneVsRestClassifier):
         if self.label_binarizer_.y_type_ == "binary" and proba.ndim == 2 and proba.shape[1] == 2:
             return proba[:, 1:]
         return proba
+
+
+@dataclass(frozen=True)
+class SplitHead:
+    """A one-vs-rest logistic head fitted on TF-IDF rows beside embeddings (learning/features.py
+    `beside`), as the weights of each side, so that a pool's probabilities need no side-by-side
+    matrix: at 100,000 segments that matrix holds 38 million entries, built and cut to the head's
+    columns in every fast round (0.7 s of it, docs/benchmarks.md). Same probabilities as the
+    head's own `predict_proba` on that matrix (tests/learning/test_heads.py)."""
+
+    lexical: np.ndarray  # (TF-IDF columns, codes)
+    dense: np.ndarray  # (embedding dimensions, codes)
+    intercept: np.ndarray  # (codes,)
+    constant: np.ndarray  # (codes,): the probability of a code seen with one class only, else NaN
+
+    def proba(self, lexical: sparse.spmatrix, embeddings: np.ndarray) -> np.ndarray:
+        """Per-code probabilities of rows given as their TF-IDF rows and their (raw) embeddings."""
+        proba = expit(lexical @ self.lexical + normalize(embeddings) @ self.dense + self.intercept)
+        fixed = ~np.isnan(self.constant)
+        proba[:, fixed] = self.constant[fixed]
+        return np.asarray(proba, dtype=np.float64)
+
+
+def split_head(head, width: int, size: int) -> SplitHead | None:
+    """`head` as a SplitHead on `width` TF-IDF columns beside `size` embedding dimensions; None for
+    any other head (classifier chains), which then scores the side-by-side matrix itself."""
+    if not isinstance(head, Pipeline) or len(head.steps) != 2:
+        return None
+    used, ovr = head.steps[0][1], head.steps[1][1]
+    if not isinstance(used, UsedColumns) or not isinstance(ovr, OneVsRestHead):
+        return None
+    columns = used.columns_
+    if len(columns) and columns.max() >= width + size:
+        return None
+    codes = len(ovr.estimators_)
+    weights, intercept = np.zeros((width + size, codes)), np.zeros(codes)
+    constant = np.full(codes, np.nan)
+    for code, estimator in enumerate(ovr.estimators_):
+        if isinstance(estimator, LogisticRegression) and estimator.coef_.shape[0] == 1:
+            weights[columns, code], intercept[code] = estimator.coef_[0], estimator.intercept_[0]
+        elif hasattr(estimator, "y_"):  # scikit-learn's _ConstantPredictor: one class in training
+            constant[code] = float(np.ravel(estimator.y_)[0])
+        else:
+            return None
+    return SplitHead(weights[:width], weights[width:], intercept, constant)
 
 
 def head_thresholds(

@@ -23,7 +23,7 @@ from backend.learning import compat
 from backend.learning.base import CodingModel, TrainingDataError
 from backend.learning.devices import resolved_device
 from backend.learning.features import Lexicon, head_features
-from backend.learning.heads import duplicate_groups, fit_head, head_thresholds
+from backend.learning.heads import SplitHead, duplicate_groups, fit_head, head_thresholds, split_head
 from backend.learning.options import EncoderOptions, FineTuneOptions, HeadOptions, ModelOptions
 
 log = logging.getLogger(__name__)
@@ -39,6 +39,26 @@ class LexicalHead:
     def features(self, texts: Sequence[str], embeddings: np.ndarray):
         """The head's features for `texts` whose embeddings are given (see learning/features.py)."""
         return head_features(texts, embeddings, self.lexicon)
+
+    def proba_of(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
+        """The head's probabilities for `texts` whose embeddings are given: a logistic head on TF-IDF
+        beside the embeddings scores each side apart (heads.SplitHead), any other on its features."""
+        split = self._split(embeddings.shape[1]) if self.lexicon is not None else None
+        if split is None:
+            return self.head_proba(self.features(texts, embeddings))
+        return split.proba(self.lexicon.transform(texts), embeddings)
+
+    def _split(self, size: int) -> SplitHead | None:
+        head = self.fitted_head()
+        cached = getattr(self, "_split_of", None)
+        if cached is None or cached[0] is not head:
+            width = len(self.lexicon.vectorizer.vocabulary_)
+            cached = self._split_of = (head, split_head(head, width, size))
+        return cached[1]
+
+    def fitted_head(self):
+        """The scikit-learn head the model scores features with."""
+        raise NotImplementedError
 
     def _save_lexicon(self, directory: Path) -> None:
         if self.lexicon is not None:
@@ -85,6 +105,9 @@ class SetFitCodingModel(LexicalHead, CodingModel):
         with compat.autocast(precision, body.device.type):
             embeddings = body.encode(list(texts), batch_size=32, convert_to_tensor=True)
         return embeddings.float().cpu().numpy()
+
+    def fitted_head(self):
+        return self.setfit_model.model_head
 
     def head_proba(self, embeddings: np.ndarray) -> np.ndarray:
         """Probabilities from embeddings already computed (the fast path: no encoding)."""
@@ -137,6 +160,9 @@ class RefittedHead(LexicalHead, CodingModel):
     ):
         CodingModel.__init__(self, codes, thresholds)
         self.head, self.max_length, self.body_source = head, max_length, body_source
+
+    def fitted_head(self):
+        return self.head
 
     def head_proba(self, features) -> np.ndarray:
         return head_proba(self.head, features, len(self.codes))

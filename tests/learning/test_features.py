@@ -117,3 +117,42 @@ def test_a_lexicon_is_pickled_once_and_loads_as_joblib_saved_it():
     loaded = joblib.load(io.BytesIO(saved))
     assert loaded.fitted_on == lexicon.fitted_on and loaded.saved() == saved
     np.testing.assert_allclose(loaded.transform(POOL).toarray(), lexicon.transform(POOL).toarray())
+
+
+def _lexicon_and_embeddings(rows: int, seed: int = 5):
+    rng = np.random.default_rng(seed)
+    words = [f"w{n}" for n in range(40)]
+    texts = [" ".join(rng.choice(words, size=6)) + f" s{n}" for n in range(rows)]
+    return texts, Lexicon.fit(texts), rng.normal(size=(rows, 16)).astype(np.float32)
+
+
+@pytest.mark.parametrize(
+    "labels",
+    [
+        pytest.param(lambda n: np.column_stack([np.arange(n) % 2, np.arange(n) % 3 == 0]), id="two codes"),
+        pytest.param(lambda n: np.column_stack([np.arange(n) % 2, np.zeros(n)]), id="a code never seen"),
+        pytest.param(lambda n: (np.arange(n) % 2)[:, None], id="one code"),
+    ],
+)
+def test_a_logistic_head_scores_each_side_apart_as_it_scores_them_side_by_side(labels):
+    """heads.SplitHead: the fast round's pool probabilities without the side-by-side matrix."""
+    from backend.learning.heads import HeadOptions, fit_head, split_head
+
+    texts, lexicon, embeddings = _lexicon_and_embeddings(90)
+    matrix = labels(60).astype(int)
+    head = fit_head(head_features(texts[:60], embeddings[:60], lexicon), matrix, HeadOptions())
+    split = split_head(head, len(lexicon.vectorizer.vocabulary_), embeddings.shape[1])
+    assert split is not None
+    pool = slice(60, 90)
+    own = head.predict_proba(head_features(texts[pool], embeddings[pool], lexicon))
+    own = own[:, 1:] if matrix.shape[1] == 1 and own.shape[1] == 2 else own
+    np.testing.assert_allclose(split.proba(lexicon.transform(texts[pool]), embeddings[pool]), own, atol=1e-9)
+
+
+def test_a_head_of_classifier_chains_is_not_split():
+    from backend.learning.heads import HeadOptions, fit_head, split_head
+
+    texts, lexicon, embeddings = _lexicon_and_embeddings(40)
+    matrix = np.column_stack([np.arange(40) % 2, np.arange(40) % 3 == 0]).astype(int)
+    head = fit_head(head_features(texts, embeddings, lexicon), matrix, HeadOptions(kind="chain"))
+    assert split_head(head, len(lexicon.vectorizer.vocabulary_), embeddings.shape[1]) is None

@@ -52,7 +52,7 @@ class HeadFitter:
         proba, start = np.zeros((len(unlabeled), len(model.codes))), 0
         for embeddings in pool_embeddings:
             stop = start + len(embeddings)
-            proba[filled[start:stop]] = model.head_proba(model.features(pool_texts[start:stop], embeddings))
+            proba[filled[start:stop]] = model.proba_of(pool_texts[start:stop], embeddings)
             start = stop
         scored = Scored(texts, proba, [task.id for task in unlabeled], partial(score_texts, body, model))
         seconds = time.perf_counter() - started
@@ -63,4 +63,4 @@ class HeadFitter:
 def score_texts(body: Body, model: RefittedHead, texts: list[str]) -> np.ndarray:
     """The round's probabilities for texts outside the pool (evidence's shortened segments): encoded
     with the body itself, not through its cache, which keeps the pool's segments only."""
-    return model.head_proba(model.features(texts, body.model.embed(texts, precision=body.precision)))
+    return model.proba_of(texts, body.model.embed(texts, precision=body.precision))
