@@ -8,7 +8,6 @@ process, with its embedding cache: inside its version directory for a fine-tuned
 
 from __future__ import annotations
 
-import contextlib
 import logging
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -54,19 +53,14 @@ class Body:
         self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None
     ) -> np.ndarray:
         # the fast loop's case, all cached: no allocator tuning, no trim
-        tuned = encoding_allocations() if self.cache.lacks_any(texts) else contextlib.nullcontext()
-        with tuned:
-            return self.cache.embed(texts, self._encode, on_progress)
+        return self.cache.embed(texts, self._encode, on_progress, encoding_allocations)
 
     def in_chunks(
         self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None
     ) -> Iterator[np.ndarray]:
         """The embeddings of `texts` a few thousand at a time, in order (those not cached are encoded
         now): a round's pool is never copied whole out of the cache."""
-        tuned = encoding_allocations() if self.cache.lacks_any(texts) else contextlib.nullcontext()
-        with tuned:
-            rows = self.cache.rows(texts, self._encode, on_progress)
-        return self.cache.chunks(rows)
+        return self.cache.chunks(self.cache.rows(texts, self._encode, on_progress, encoding_allocations))
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.model.embed(texts, precision=self.precision)
