@@ -26,7 +26,6 @@ from sklearn.model_selection import StratifiedGroupKFold, StratifiedKFold, cross
 from sklearn.multiclass import OneVsRestClassifier
 from sklearn.multioutput import ClassifierChain
 from sklearn.pipeline import Pipeline, make_pipeline
-from sklearn.preprocessing import normalize
 from threadpoolctl import threadpool_limits
 
 from backend.learning.options import HeadOptions
@@ -162,13 +161,21 @@ class SplitHead:
     head's own `predict_proba` on that matrix (tests/learning/test_heads.py)."""
 
     lexical: np.ndarray  # (TF-IDF columns, codes)
-    dense: np.ndarray  # (embedding dimensions, codes)
+    dense: np.ndarray  # (embedding dimensions, codes), single precision
     intercept: np.ndarray  # (codes,)
     constant: np.ndarray  # (codes,): the probability of a code seen with one class only, else NaN
 
     def proba(self, lexical: sparse.spmatrix, embeddings: np.ndarray) -> np.ndarray:
-        """Per-code probabilities of rows given as their TF-IDF rows and their (raw) embeddings."""
-        proba = expit(lexical @ self.lexical + normalize(embeddings) @ self.dense + self.intercept)
+        """Per-code probabilities of rows given as their TF-IDF rows and their (raw) embeddings.
+
+        The embeddings' side is multiplied in single precision and divided by each row's length
+        afterwards (unit rows, as `beside` makes them): a pool's embeddings are never copied to
+        double precision (100,000 x 384: 0.18 of 0.33 s), and the probabilities stay within 1e-6."""
+        embeddings = np.asarray(embeddings, dtype=np.float32)
+        lengths = np.sqrt(np.einsum("ij,ij->i", embeddings, embeddings))
+        lengths[lengths == 0] = 1.0
+        dense = (embeddings @ self.dense) / lengths[:, None]
+        proba = expit(lexical @ self.lexical + dense + self.intercept)
         fixed = ~np.isnan(self.constant)
         proba[:, fixed] = self.constant[fixed]
         return np.asarray(proba, dtype=np.float64)
@@ -195,7 +202,7 @@ def split_head(head, width: int, size: int) -> SplitHead | None:
             constant[code] = float(np.ravel(estimator.y_)[0])
         else:
             return None
-    return SplitHead(weights[:width], weights[width:], intercept, constant)
+    return SplitHead(weights[:width], weights[width:].astype(np.float32), intercept, constant)
 
 
 def head_thresholds(
