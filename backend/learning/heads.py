@@ -157,8 +157,8 @@ class SplitHead:
     """A one-vs-rest logistic head fitted on TF-IDF rows beside embeddings (learning/features.py
     `beside`), as the weights of each side, so that a pool's probabilities need no side-by-side
     matrix: at 100,000 segments that matrix holds 38 million entries, built and cut to the head's
-    columns in every fast round (0.7 s of it, docs/benchmarks.md). Same probabilities as the
-    head's own `predict_proba` on that matrix (tests/learning/test_heads.py)."""
+    columns in every fast round (0.7 s of it, docs/benchmarks.md). The head's own `predict_proba`
+    on that matrix gives the same probabilities, within 1e-6 (tests/learning/test_features.py)."""
 
     lexical: np.ndarray  # (TF-IDF columns, codes)
     dense: np.ndarray  # (embedding dimensions, codes), single precision

@@ -77,7 +77,7 @@ class EmbeddingCache:
         `encoding()`, a worker's allocator settings). One pass over the texts when all are cached:
         the fast lane's case every round (100,000 texts: three passes took 0.3 s of a round)."""
         self._load()
-        rows = np.fromiter((self._row_or_none(text) for text in texts), dtype=np.int64, count=len(texts))
+        rows = np.fromiter((self._row_or_minus_one(text) for text in texts), dtype=np.int64, count=len(texts))
         lacking = np.flatnonzero(rows < 0)
         if len(lacking):
             missing = {text_key(texts[i]): texts[i] for i in lacking}
@@ -92,7 +92,8 @@ class EmbeddingCache:
         for start in range(0, len(rows), size):
             yield matrix[rows[start : start + size]]
 
-    def _row_or_none(self, text: str) -> int:
+    def _row_or_minus_one(self, text: str) -> int:
+        """The text's row, -1 when it is not cached (for a row array in one pass)."""
         row = self._row(text)
         return -1 if row is None else row
 
