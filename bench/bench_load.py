@@ -43,6 +43,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import random
@@ -400,7 +401,9 @@ def main() -> int:
             ]
         projects = [*large, *small]
         for project in projects:  # the first version of each: its first 10 annotations
-            tasks = list(sdk.tasks.list(project=project, page_size=10, fields="task_only"))[:10]
+            tasks = list(
+                itertools.islice(sdk.tasks.list(project=project, page_size=10, fields="task_only"), 10)
+            )
             for task in tasks:
                 sdk.annotations.create(id=task.id, result=study_form_result(rng.choice(CHOICES)))
         backend.wait_for_first_versions(projects)
