@@ -35,6 +35,7 @@ class LexicalHead:
     """What a model with FEATURES=tfidf+embeddings adds: its lexicon, saved and loaded beside the head."""
 
     lexicon: Lexicon | None = None
+    _split_of: tuple[object, SplitHead | None] | None = None  # the head it was made for, and it
 
     def features(self, texts: Sequence[str], embeddings: np.ndarray):
         """The head's features for `texts` whose embeddings are given (see learning/features.py)."""
@@ -50,7 +51,7 @@ class LexicalHead:
 
     def _split(self, size: int) -> SplitHead | None:
         head = self.fitted_head()
-        cached = getattr(self, "_split_of", None)
+        cached = self._split_of
         if cached is None or cached[0] is not head:
             width = len(self.lexicon.vectorizer.vocabulary_)
             cached = self._split_of = (head, split_head(head, width, size))
