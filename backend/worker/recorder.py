@@ -10,6 +10,7 @@ left over wait in one typed queue, oldest first.
 from __future__ import annotations
 
 from collections import deque
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 from backend.storage.state import Monitoring, ProjectState
@@ -35,7 +36,7 @@ class RunToTrack:
 
     version: str
     summary: dict
-    ranked_task_ids: list[int]
+    ranked_task_ids: Sequence[int]
 
 
 @dataclass

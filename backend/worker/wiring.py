@@ -34,6 +34,7 @@ from backend.worker.jobs.imports import ImportedTasks
 from backend.worker.jobs.training import TrainingRound
 from backend.worker.labels import FullReads, LabelFeed
 from backend.worker.monitoring import Monitor
+from backend.worker.pool_features import PoolFeaturesKeeper
 from backend.worker.publish import Publisher
 from backend.worker.ranking import ranker_of
 from backend.worker.recorder import Recorder
@@ -120,7 +121,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
             if head_options.lexical
             else None
         )
-        fitter = HeadFitter(ctx, head_options, bodies, lexicon)
+        fitter = HeadFitter(ctx, head_options, bodies, PoolFeaturesKeeper(lexicon))
         train = TrainingRound(ctx, feed, fitter, steps, policy, Validator(ctx, tracker, monitor))
     else:
         train = TrainingRound(

@@ -4,7 +4,9 @@ import numpy as np
 import pytest
 
 from backend.learning.strategies import (
+    _entropy_distances,
     _KnownProbabilities,
+    _margin_ranking,
     cviar_scores,
     entropy_scores,
     score_pool,
@@ -151,3 +153,14 @@ def test_prediction_scores_put_the_most_informative_lowest():
     assert scores[1] == 0.0 and scores[0] == 1.0
     assert scores[2] == scores[3]
     assert np.argsort(scores)[0] == 1
+
+
+@pytest.mark.parametrize("codes", [3, 17])  # one byte per row packed, and three
+def test_cviar_per_distinct_vector_equals_cviar_per_pool_item_and_labeled_segment(codes):
+    """Inconsistency computed once per distinct predicted vector (the pool's rows packed to bytes)
+    is the mean over the labeled segments of each item's own distances, as the definition reads."""
+    rng = np.random.default_rng(codes)
+    proba, labeled = rng.random((300, codes)), (rng.random((12, codes)) < 0.3).astype(float)
+    predicted = (proba >= 0.5).astype(float)
+    pairwise = np.array([_entropy_distances(row[None, :], labeled)[0].mean() for row in predicted])
+    np.testing.assert_allclose(cviar_scores(proba, labeled), _margin_ranking(proba) * pairwise)

@@ -33,19 +33,18 @@ def test_only_new_texts_are_encoded_and_a_restart_costs_nothing(tmp_path):
     assert restarted.embed([], fresh).shape[0] == 0
 
 
-def test_a_pool_is_handed_out_in_chunks_in_order_with_new_texts_encoded_first(tmp_path):
-    """The fast lane's pool: rows of the cache, then their embeddings a chunk at a time (never copied
-    whole), the same as `embed` gives them."""
+def test_a_pool_is_looked_up_as_rows_with_new_texts_encoded_first(tmp_path):
+    """The fast lane's pool: rows of the cache, whose embeddings are then taken a chunk at a time
+    (never copied whole), the same as `embed` gives them."""
     encode, cache = CountingEncoder(), EmbeddingCache(tmp_path)
     cache.embed(["aa", "b"], encode)
     texts = ["b", "cat", "aa", "b", "dada"]
     rows = cache.rows(texts, encode)
-    assert encode.seen == ["aa", "b", "cat", "dada"], "only the new ones encoded, before any chunk"
-    chunks = list(cache.chunks(rows, size=2))
-    assert [len(chunk) for chunk in chunks] == [2, 2, 1]
+    assert encode.seen == ["aa", "b", "cat", "dada"], "only the new ones encoded, before any lookup"
+    chunks = [cache.matrix_rows(rows[:2]), cache.matrix_rows(rows[2:])]
     np.testing.assert_array_equal(np.vstack(chunks), cache.embed(texts, encode))
     np.testing.assert_array_equal(np.vstack(chunks), [[1, 0], [3, 1], [2, 2], [1, 0], [4, 2]])
-    assert list(cache.chunks(cache.rows([], encode))) == []
+    assert cache.matrix_rows(cache.rows([], encode)).shape[0] == 0
 
 
 def test_another_process_shards_are_picked_up(tmp_path):

@@ -49,6 +49,29 @@ def test_queue_puts_the_blind_tasks_at_every_kth_place_and_scores_follow_the_pla
     assert Queue().interleaved(ranking, ids) is ranking
 
 
+def places_one_by_one(order: list[int], blind: list[int], every: int) -> list[int]:
+    """The queue's order as a loop over its places builds it (the rule `Queue.interleaved` states)."""
+    rest, blind, placed = [i for i in order if i not in blind], list(blind), []
+    while blind or rest:
+        due = blind and (not rest or (len(placed) + 1) % every == 0)
+        placed.append((blind if due else rest).pop(0))
+    return placed
+
+
+def test_the_queue_places_blind_tasks_as_a_loop_over_its_places_would():
+    rng = np.random.default_rng(3)
+    for _ in range(300):
+        size = int(rng.integers(1, 40))
+        ids = rng.permutation(1000)[:size]
+        ranking = Ranking(rng.random(size), np.linspace(0, 1, size))
+        drawn = [*rng.permutation(ids)[: int(rng.integers(0, size + 1))].tolist(), 5000]  # one gone
+        every = int(rng.integers(1, 6))
+        found = Queue(tuple(drawn), every).interleaved(ranking, ids)
+        at = {task: i for i, task in enumerate(ids.tolist())}
+        expected = places_one_by_one(ranking.order.tolist(), [at[t] for t in drawn if t in at], every)
+        assert found.order.tolist() == expected, (size, drawn, every)
+
+
 def test_a_sample_needs_a_model_and_enough_uncoded_segments(segments, settings):
     studio = FakeStudio(segments, annotated=12)
     ctx = context(settings, studio)

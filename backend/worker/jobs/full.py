@@ -30,11 +30,10 @@ class ModelFitter:
         model = self.factory.train(labeled.texts, labeled.matrix, scheme.codes)
         seconds = time.perf_counter() - started
         self.ctx.pool.refresh()
-        unlabeled = self.ctx.pool.unlabeled(labels.annotated_ids)
-        texts = [scheme.text_in(task.data) for task in unlabeled]
-        scored = Scored(
-            texts, model.predict_proba(texts), [task.id for task in unlabeled], model.predict_proba
-        )
+        segments = self.ctx.pool.segments(scheme)
+        unlabeled = segments.unlabeled(labels.annotated_ids)
+        texts = list(segments.texts[unlabeled])
+        scored = Scored(texts, model.predict_proba(texts), segments.ids[unlabeled], model.predict_proba)
         features = None
         if isinstance(model, SetFitCodingModel):  # the quality estimate's: what the head saw
             features = model.features(labeled.texts, model.embed(labeled.texts))

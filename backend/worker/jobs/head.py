@@ -5,6 +5,7 @@ Its round (jobs/training.py) takes the labels from the worker's last full read p
 webhooks brought since (worker/labels.py); once the new version is live, a full read reconciles,
 and asks for another round if Label Studio holds labels the webhooks did not bring. With
 FEATURES=tfidf+embeddings the head also sees the project's lexicon's TF-IDF rows (storage/lexicon.py).
+What it reads of the pool is gathered once per listing and body (worker/pool_features.py).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import numpy as np
 
 from backend.learning.heads import HeadOptions
 from backend.learning.setfit_model import RefittedHead, refit_lexical_head
-from backend.storage.lexicon import LexiconStore
 from backend.worker.bodies import Bodies, Body
 from backend.worker.context import ProjectContext
 from backend.worker.jobs.training import Fitted
 from backend.worker.labels import ProjectLabels
+from backend.worker.pool_features import PoolFeaturesKeeper
 from backend.worker.ranking import Scored
 
 
@@ -30,31 +31,25 @@ class HeadFitter:
     ctx: ProjectContext
     head_options: HeadOptions
     bodies: Bodies
-    lexicon: LexiconStore | None = None  # FEATURES=tfidf+embeddings
+    pool_features: PoolFeaturesKeeper
 
     def fit(self, labels: ProjectLabels) -> Fitted:
         """A head on the current body's embeddings, and its probabilities for the unlabeled tasks."""
         labeled, scheme = labels.labeled, labels.scheme
         body = self.bodies.current(scheme.codes)
-        unlabeled = self.ctx.pool.unlabeled(labels.annotated_ids)
+        segments = self.ctx.pool.segments(scheme)
         started = time.perf_counter()
+        pool = self.pool_features.of(segments, body, labeled.texts, self.ctx.progress.encoding)
         labeled_embeddings = body.embed(labeled.texts)
-        texts = [scheme.text_in(task.data) for task in unlabeled]
-        filled = [i for i, text in enumerate(texts) if text.strip()]  # a blank one carries no code
-        pool_texts = [texts[i] for i in filled]
-        pool_embeddings = body.in_chunks(pool_texts, self.ctx.progress.encoding)  # encoded now if new
         model = RefittedHead(None, scheme.codes, [], body.max_length, body.source)
-        if self.lexicon is not None:  # fitted on every segment: the labeled and the pool's
-            model.lexicon = self.lexicon.current(labeled.texts + pool_texts)
+        model.lexicon = pool.lexicon
         model = refit_lexical_head(
             model, labeled_embeddings, labeled.matrix, self.head_options, labeled.texts
         )
-        proba, start = np.zeros((len(unlabeled), len(model.codes))), 0
-        for embeddings in pool_embeddings:
-            stop = start + len(embeddings)
-            proba[filled[start:stop]] = model.proba_of(pool_texts[start:stop], embeddings)
-            start = stop
-        scored = Scored(texts, proba, [task.id for task in unlabeled], partial(score_texts, body, model))
+        unlabeled = segments.unlabeled(labels.annotated_ids)
+        proba = pool.proba(model.proba_of_rows, len(model.codes))[unlabeled]
+        texts, ids = segments.texts[unlabeled], segments.ids[unlabeled]
+        scored = Scored(texts, proba, ids, partial(score_texts, body, model))
         seconds = time.perf_counter() - started
         features = model.features(labeled.texts, labeled_embeddings)  # the quality estimate's
         return Fitted(model, seconds, scored, features, kind="head", extra={"body": body.name})

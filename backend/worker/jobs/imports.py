@@ -14,6 +14,8 @@ from __future__ import annotations
 import logging
 from dataclasses import dataclass
 
+import numpy as np
+
 from backend.learning.devices import resolved_device
 from backend.storage.ranked_pool import RankedPool, read_ranked_pool, write_ranked_pool
 from backend.studio.writeback import already_live, write_rest
@@ -53,7 +55,7 @@ class ImportedTasks:
         ranked = ranked or RankedPool.empty(len(model.codes))
         texts = [scheme.text_in(task.data) for task in missing]
         ids = [task.id for task in missing]
-        scored = Scored(texts, model.predict_proba(texts), ids)
+        scored = Scored(texts, model.predict_proba(texts), np.asarray(ids, dtype=np.int64))
         # most informative first (imported tasks are never in a validation sample: it was drawn before)
         predictions = self.ranker.predictions(scheme, model, name, scored, ranked, queue=Queue()).predictions
         live = already_live(ctx.project_id, name, predictions)
