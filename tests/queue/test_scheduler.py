@@ -248,12 +248,17 @@ def test_a_request_whose_round_could_not_even_start_stays_on_disk(tmp_path):
     assert queue.pending("3") == [TRAIN]
 
 
-def test_body_rounds_never_take_the_last_slot(tmp_path):
-    """Fine-tuning takes minutes: with every slot but one busy with it, annotations still get rounds."""
+def test_body_rounds_take_at_most_half_the_slots(tmp_path):
+    """Fine-tuning takes minutes: with body rounds in all the slots they may take, annotations of
+    several projects still get rounds side by side."""
     from backend.queue.slots import WorkerSlots
 
-    slots = WorkerSlots(tmp_path, 3)
+    slots = WorkerSlots(tmp_path, 4)
     bodies = [slots.take(Lane.BODY), slots.take(Lane.BODY)]
-    assert all(bodies) and slots.take(Lane.BODY) is None, "two of the three slots for body rounds"
-    assert slots.take(Lane.FAST) is not None and slots.free() == 0, "the last one for a fast round"
+    assert all(bodies) and slots.take(Lane.BODY) is None, "two of the four slots for body rounds"
+    fast = [slots.take(Lane.FAST), slots.take(Lane.FAST)]
+    assert all(fast) and slots.free() == 0, "the other two for fast rounds"
+    assert slots.take(Lane.FAST) is None
+    three = WorkerSlots(tmp_path / "three", 3)
+    assert three.take(Lane.BODY) is not None and three.take(Lane.BODY) is None, "one of three"
     assert WorkerSlots(tmp_path / "one", 1).take(Lane.BODY) is not None, "a single slot serves both"
