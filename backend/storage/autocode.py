@@ -13,7 +13,6 @@ it without touching Label Studio. :class:`AutoCodeStore` is the file's only read
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 
@@ -99,7 +98,7 @@ class AutoCodeStore:
 
     def read(self) -> AutoCodes:
         try:
-            return AutoCodes.model_validate(json.loads(self.dir.autocoded.read_text()))
+            return AutoCodes.model_validate_json(self.dir.autocoded.read_bytes())
         except FileNotFoundError:
             return AutoCodes()
         except (OSError, ValueError, ValidationError) as exc:

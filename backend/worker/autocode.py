@@ -22,6 +22,8 @@ import logging
 from collections.abc import Collection
 from dataclasses import dataclass
 
+import numpy as np
+
 from backend.learning.autocoding import Decisions, redecision
 from backend.learning.validation import CodeEstimate, Verdict, verdict
 from backend.storage.autocode import AutoCoded, AutoCodes, AutoCodeStore, Redecided
@@ -96,23 +98,33 @@ def decisions(
     pool = ctx.store.ranked_pool(ctx.project, version)
     if pool is None:
         raise SampleError(f"{version} keeps no ranked pool to take its decisions from")
-    coded = {task.id for task in ctx.studio.tasks(ctx.project_id, annotated=True, data_only=True)}
-    rows = [i for i, task in enumerate(pool.task_ids) if int(task) not in coded]
+    coded = [task.id for task in ctx.studio.tasks(ctx.project_id, annotated=True, data_only=True)]
+    rows = ~np.isin(pool.task_ids, np.asarray(coded, dtype=np.int64))
     decided_at, handed = now(), {}
     for code in codes:
         j = list(estimates).index(code)
+        found = Decisions.of(pool.task_ids[rows], pool.decisions[rows, j], pool.proba[rows, j])
         handed[code] = AutoCoded(
             version=version,
             decided_at=decided_at,
             min_precision=targets.min_precision,
             min_recall=targets.min_recall,
             estimate=estimates[code],
-            task_ids=[int(pool.task_ids[i]) for i in rows],
-            decisions=[bool(pool.decisions[i, j]) for i in rows],
-            probabilities=[round(float(pool.proba[i, j]), 6) for i in rows],
             handed_version=version,
+            **kept(found),
         )
     return handed
+
+
+def kept(found: Decisions) -> dict[str, list]:
+    """A code's decisions as autocoded.json keeps them, probabilities to six decimals. Converted by
+    numpy, not value by value: a round re-decides every uncoded segment (100,000 segments and three
+    codes handed over: 0.1 s a round in Python's `round` alone)."""
+    return {
+        "task_ids": found.task_ids.tolist(),
+        "decisions": found.decided.tolist(),
+        "probabilities": np.round(found.proba, 6).tolist(),
+    }
 
 
 def redecide(
@@ -184,9 +196,8 @@ def redecide_code(
     )
     if reason is None:
         handed.version, handed.decided_at, handed.estimate = version, record.at, estimates.codes[code]
-    handed.task_ids = [int(task) for task in after.task_ids]
-    handed.decisions = [bool(decided) for decided in after.decided]
-    handed.probabilities = [round(float(p), 6) for p in after.proba]
+    for name, values in kept(after).items():
+        setattr(handed, name, values)
     handed.redecided, handed.suspended = record, reason
     handed.coded_since += found.coded
     return record
