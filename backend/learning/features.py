@@ -3,7 +3,9 @@
 Words and meaning fail differently: TF-IDF catches the terms a codebook turns on, embeddings the
 paraphrases. Across coders the two together held best (issue 38). The vectorizer is fitted on the
 project's segments, labeled or not (no labels needed), and kept as a :class:`Lexicon` that also
-remembers the rows it has computed, so the fast loop transforms each pool segment once per fit.
+remembers the rows it has computed (the fit's own, then the labeled segments' and the evidence's),
+so no text is transformed twice; the fast loop keeps its pool's rows itself
+(worker/pool_features.py).
 The research baselines (tfidf_model.py) and the live loop build their features here.
 """
 
@@ -18,7 +20,7 @@ from scipy import sparse
 from sklearn.feature_extraction.text import TfidfVectorizer
 from sklearn.preprocessing import normalize
 
-REMEMBERED = 2  # rows kept, per segment fitted on: the pool's, and some room for the evidence's
+REMEMBERED = 2  # rows kept, per segment fitted on: the fit's, and room for the evidence's
 
 
 def tfidf_vectorizer(min_df: int = 1) -> TfidfVectorizer:
@@ -89,7 +91,7 @@ class Lexicon:
 
     def transform(self, texts: Sequence[str]) -> sparse.csr_matrix:
         """TF-IDF rows of `texts`, each text transformed once (a pool of 11,656 costs seconds); one
-        pass over the texts when all are known, the fast round's case."""
+        pass over the texts when all are known."""
         index = self._index
         rows = np.fromiter((index.get(text, -1) for text in texts), dtype=np.int64, count=len(texts))
         lacking = np.flatnonzero(rows < 0)
@@ -106,7 +108,7 @@ class Lexicon:
 
     def forget(self) -> None:
         """Drop the rows it remembers: a caller that keeps a pool's rows itself (worker/pool_features.py)
-        holds them once, not twice (100,000 segments: about 200 MB)."""
+        does not hold them twice (100,000 segments: about 200 MB)."""
         self._index: dict[str, int] = {}
         self._matrix = sparse.csr_matrix((0, len(self.vectorizer.vocabulary_)))
 

@@ -8,9 +8,10 @@ segment is encoded once, and an encoding cut short resumes where it stopped. Sha
 atomically (storage/atomic.py), so readers never see half a shard; one left unreadable anyway is
 set aside and its segments encoded again.
 
-The fast lane looks its whole pool up every round: a text found once keeps its row (no hash
-again), and a pool is handed out in chunks (`rows`, `matrix_rows`) rather than copied whole (100,000
-segments: 150 MB and seconds a round, docs/benchmarks.md).
+A pool is looked up as rows (`rows`) whose embeddings are then taken a chunk at a time
+(`matrix_rows`), never copied whole (100,000 segments: 150 MB and seconds a round,
+docs/benchmarks.md); the fast lane looks its pool up when its listing or body changes
+(worker/pool_features.py).
 """
 
 from __future__ import annotations
@@ -31,7 +32,6 @@ from backend.storage.locks import file_lock
 
 log = logging.getLogger(__name__)
 ENCODE_CHUNK = 512
-LOOKUP_CHUNK = 4096  # rows handed out at a time: a few megabytes
 LOCK_NAME = ".encoding.lock"
 
 
@@ -47,7 +47,6 @@ class EmbeddingCache:
         self._rows: dict[str, int] = {}
         self._vectors: list[np.ndarray] = []
         self._loaded_shards: set[str] = set()
-        self._found: dict[str, int] = {}  # text → row, for texts looked up before (rows never move)
 
     def __len__(self) -> int:
         self._load()
@@ -74,35 +73,23 @@ class EmbeddingCache:
         encoding: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     ) -> np.ndarray:
         """The cache's rows of `texts` in order (for `matrix_rows`), encoding those it lacks first (inside
-        `encoding()`, a worker's allocator settings). One pass over the texts when all are cached:
-        the fast lane's case every round (100,000 texts: three passes took 0.3 s of a round)."""
+        `encoding()`, a worker's allocator settings). One pass over the texts when all are cached."""
         self._load()
-        rows = np.fromiter((self._row_or_minus_one(text) for text in texts), dtype=np.int64, count=len(texts))
+        found = self._rows
+        rows = np.fromiter(
+            (found.get(text_key(text), -1) for text in texts), dtype=np.int64, count=len(texts)
+        )
         lacking = np.flatnonzero(rows < 0)
         if len(lacking):
             missing = {text_key(texts[i]): texts[i] for i in lacking}
             with encoding():
                 self._encode(list(missing.items()), encode, on_progress)
-            rows[lacking] = [self._row(texts[i]) for i in lacking]
+            rows[lacking] = [self._rows[text_key(texts[i])] for i in lacking]
         return rows
 
     def matrix_rows(self, rows: np.ndarray) -> np.ndarray:
-        """The embeddings of `rows` (from `rows`): a pool's are taken a few thousand at a time
-        (LOOKUP_CHUNK), never copied whole."""
+        """The embeddings of `rows` (from `rows`)."""
         return self._matrix()[rows]
-
-    def _row_or_minus_one(self, text: str) -> int:
-        """The text's row, -1 when it is not cached (for a row array in one pass)."""
-        row = self._row(text)
-        return -1 if row is None else row
-
-    def _row(self, text: str) -> int | None:
-        row = self._found.get(text)
-        if row is None:
-            row = self._rows.get(text_key(text))
-            if row is not None:
-                self._found[text] = row
-        return row
 
     def _encode(self, missing: list[tuple[str, str]], encode: Callable, on_progress: Callable | None) -> None:
         """Encode chunk by chunk, each chunk saved as a shard at once and under the cache's lock.

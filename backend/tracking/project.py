@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
+
+import numpy as np
 
 from backend.tracking.runs import Run, flat_metrics, prepare_experiment, record_run
 
@@ -45,7 +47,7 @@ class ProjectTracker:
     def experiment(self) -> str:
         return f"label-studio-project-{self.project}"
 
-    def log_round(self, version: str, summary: Mapping, ranked_task_ids: Sequence[int]) -> str | None:
+    def log_round(self, version: str, summary: Mapping, ranked_task_ids: np.ndarray) -> str | None:
         """Record one training round; `summary` holds its figures (see worker/publish.py). Returns the
         run's ``"<experiment id>/<run id>"``, or None when tracking failed."""
         quality = summary.get("quality") or {}

@@ -111,12 +111,12 @@ def decisions(
             min_recall=targets.min_recall,
             estimate=estimates[code],
             handed_version=version,
-            **kept(found),
+            **as_stored(found),
         )
     return handed
 
 
-def kept(found: Decisions) -> dict[str, list]:
+def as_stored(found: Decisions) -> dict[str, list]:
     """A code's decisions as autocoded.json keeps them, probabilities to six decimals. Converted by
     numpy, not value by value: a round re-decides every uncoded segment (100,000 segments and three
     codes handed over: 0.1 s a round in Python's `round` alone)."""
@@ -196,7 +196,7 @@ def redecide_code(
     )
     if reason is None:
         handed.version, handed.decided_at, handed.estimate = version, record.at, estimates.codes[code]
-    for name, values in kept(after).items():
+    for name, values in as_stored(after).items():
         setattr(handed, name, values)
     handed.redecided, handed.suspended = record, reason
     handed.coded_since += found.coded

@@ -56,8 +56,12 @@ class Body:
         return self.cache.embed(texts, self._encode, on_progress, encoding_allocations)
 
     def rows(self, texts: Sequence[str], on_progress: Callable[[int, int], None] | None = None) -> np.ndarray:
-        """The cache's rows of `texts` (for `cache.matrix_rows`), those not cached encoded now."""
+        """The cache's rows of `texts` (for `embeddings_at`), those not cached encoded now."""
         return self.cache.rows(texts, self._encode, on_progress, encoding_allocations)
+
+    def embeddings_at(self, rows: np.ndarray) -> np.ndarray:
+        """The embeddings at the cache's `rows` (a pool's: a chunk at a time, never all at once)."""
+        return self.cache.matrix_rows(rows)
 
     def _encode(self, texts: list[str]) -> np.ndarray:
         return self.model.embed(texts, precision=self.precision)

@@ -1,11 +1,12 @@
 """The kept listing's segments as the fast loop's head reads them, kept from round to round.
 
 A round's head scores every unlabeled segment. What it reads of them (the texts, their rows in the
-body's embedding cache, their TF-IDF rows) changes only with the listing, the body or the lexicon,
-not with an annotation; gathered every round they were O(N) work in Python per annotation (100,000
-segments: about 0.3 s of a round, docs/benchmarks.md). So they are gathered once per listing and
-body, and a round takes the probabilities of the whole listing in chunks and keeps those of its
-unlabeled tasks.
+body's embedding cache, their TF-IDF rows) changes with the listing, the body or the lexicon, not
+with an annotation; gathered every round they were O(N) work in Python per annotation (100,000
+segments: about 0.3 s of a round, docs/benchmarks.md). So they are gathered when one of those
+changes, and a round takes the probabilities of the whole listing in chunks and keeps those of its
+unlabeled tasks. A new listing under the same lexicon carries the TF-IDF rows of the segments it
+shares with the last one over: only new segments are transformed (100,000 of them take minutes).
 """
 
 from __future__ import annotations
@@ -17,11 +18,11 @@ import numpy as np
 from scipy import sparse
 
 from backend.learning.features import Lexicon
-from backend.storage.embeddings import LOOKUP_CHUNK
 from backend.storage.lexicon import LexiconStore
 from backend.worker.bodies import Body
 from backend.worker.pool import Segments
 
+CHUNK = 4096  # segments scored at a time: their embeddings are a few megabytes
 Progress = Callable[[int, int], None] | None
 
 
@@ -29,7 +30,7 @@ Progress = Callable[[int, int], None] | None
 class PoolFeatures:
     """A listing's segments for one body and lexicon: the positions with a text, those positions'
     rows in the body's embedding cache (rows never move) and their TF-IDF rows (None without a
-    lexicon)."""
+    lexicon). The lexicon holds no rows of its own for them (Lexicon.forget): one copy, not two."""
 
     segments: Segments
     body: Body
@@ -42,12 +43,14 @@ class PoolFeatures:
         """`proba_of_rows(lexical, embeddings)` for every segment of the listing, chunk by chunk (the
         pool's embeddings are never copied whole); a blank segment's are 0."""
         proba = np.zeros((len(self.segments.ids), codes))
-        for start in range(0, len(self.filled), LOOKUP_CHUNK):
-            part = slice(start, start + LOOKUP_CHUNK)
+        for start in range(0, len(self.filled), CHUNK):
+            part = slice(start, start + CHUNK)
             lexical = None if self.lexical is None else self.lexical[part]
-            embeddings = self.body.cache.matrix_rows(self.rows[part])
-            proba[self.filled[part]] = proba_of_rows(lexical, embeddings)
+            proba[self.filled[part]] = proba_of_rows(lexical, self.body.embeddings_at(self.rows[part]))
         return proba
+
+    def texts(self) -> np.ndarray:
+        return self.segments.texts[self.filled]
 
 
 class PoolFeaturesKeeper:
@@ -60,23 +63,46 @@ class PoolFeaturesKeeper:
     def of(
         self, segments: Segments, body: Body, labeled_texts: Sequence[str], on_progress: Progress = None
     ) -> PoolFeatures:
-        """The features of `segments` under `body`, texts not cached encoded now (`on_progress`). A
-        new listing is also when the lexicon is checked for growth (LexiconStore.current: fitted on
-        the labeled segments and the listing's)."""
+        """The features of `segments` under `body`, texts not cached encoded now (`on_progress`).
+        Whenever they are made again (a new listing or body) the lexicon is checked for growth
+        (LexiconStore.current: fitted on the labeled segments and the listing's)."""
         kept = self._kept
         if kept is None or kept.segments is not segments or kept.body is not body:
-            kept = self._kept = self._made(segments, body, labeled_texts, on_progress)
+            self._kept = None  # the last one's rows go as soon as they are carried over
+            kept = self._kept = self._made(segments, body, labeled_texts, on_progress, kept)
         return kept
 
     def _made(
-        self, segments: Segments, body: Body, labeled_texts: Sequence[str], on_progress: Progress
+        self,
+        segments: Segments,
+        body: Body,
+        labeled_texts: Sequence[str],
+        on_progress: Progress,
+        last: PoolFeatures | None,
     ) -> PoolFeatures:
         filled = np.flatnonzero(segments.filled())
-        texts = list(segments.texts[filled])
+        texts = segments.texts[filled]
         rows = body.rows(texts, on_progress)
-        lexicon = None if self.lexicon is None else self.lexicon.current([*labeled_texts, *texts])
-        lexical = None
-        if lexicon is not None:
-            lexical = lexicon.transform(texts)
-            lexicon.forget()  # its rows of the pool are `lexical` now
-        return PoolFeatures(segments, body, lexicon, filled, rows, lexical)
+        if self.lexicon is None:
+            return PoolFeatures(segments, body, None, filled, rows, None)
+        lexicon = self.lexicon.current([*labeled_texts, *texts])
+        carried = last if last is not None and last.lexicon is lexicon else None
+        return PoolFeatures(segments, body, lexicon, filled, rows, lexical_rows(lexicon, texts, carried))
+
+
+def lexical_rows(lexicon: Lexicon, texts: np.ndarray, last: PoolFeatures | None) -> sparse.csr_matrix:
+    """The TF-IDF rows of `texts`: those `last` (of the same lexicon) has, carried over, the others
+    transformed; the lexicon then forgets the rows it made."""
+    if last is None or last.lexical is None:
+        lexical = lexicon.transform(texts)
+    else:
+        known = {text: row for row, text in enumerate(last.texts())}
+        at = np.fromiter((known.get(text, -1) for text in texts), dtype=np.int64, count=len(texts))
+        new = np.flatnonzero(at < 0)
+        matrix = last.lexical
+        if len(new):
+            at[new] = matrix.shape[0] + np.arange(len(new))
+            matrix = sparse.vstack([matrix, lexicon.transform(texts[new])], format="csr")
+        lexical = matrix[at]
+    lexicon.forget()
+    return lexical

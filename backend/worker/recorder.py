@@ -10,8 +10,9 @@ left over wait in one typed queue, oldest first.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Sequence
 from dataclasses import dataclass, field
+
+import numpy as np
 
 from backend.storage.state import Monitoring, ProjectState
 from backend.tracking.project import ProjectTracker
@@ -36,7 +37,7 @@ class RunToTrack:
 
     version: str
     summary: dict
-    ranked_task_ids: Sequence[int]
+    ranked_task_ids: np.ndarray
 
 
 @dataclass

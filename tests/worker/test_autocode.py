@@ -95,7 +95,7 @@ def live_ranked(ctx, version: str) -> Ranked:
     """What a round ranked, as the re-decision step takes it: the version's model and its pool."""
     saved = ctx.store.get(ctx.project, version)
     trained = Trained(ctx.store.load(saved), saved, 0.0)
-    return Ranked(trained, [], [], ctx.store.ranked_pool(ctx.project, version))
+    return Ranked(trained, np.zeros(0, dtype=np.int64), [], ctx.store.ranked_pool(ctx.project, version))
 
 
 def test_a_newer_version_redecides_or_is_suspended_and_segments_coders_coded_drop_out(settings, served):

@@ -71,7 +71,7 @@ def test_a_queue_is_written_in_its_order_with_evidence_on_its_first_places_and_n
     places = [50, 0, *range(1, 50), *range(51, 60)]  # 100 at place 50; 101 leads, but is blind
     proba = np.full((len(ids), len(scheme.codes)), 0.02)
     proba[:, 0] = 0.5 + 0.45 * np.asarray(places) / len(ids)  # less sure the later the place
-    scored = Scored(texts, proba, ids, model.predict_proba)
+    scored = Scored(texts, proba, np.asarray(ids), model.predict_proba)
     ranker, against = Ranker(StrategyOptions("entropy", 0), 3), RankedPool.empty(len(scheme.codes))
     ranked = ranker.predictions(scheme, model, "v2", scored, against, queue=Queue(blind=(101,), every=2))
     written = list(ranked.predictions)
