@@ -36,7 +36,8 @@ a second on SQLite under that load, so no head keeps up with them (docs/benchmar
 `--projects N` is issue 36's many projects on one box: N projects of `--segments` segments each (a
 seeded sample of the shared ones per project), `--coders` coders in each at the `--think` pace, and
 no small projects (`--projects 10 --segments 10000 --coders 2 --think 20 60`). Every run also
-reports each project's coders apart.
+reports each project's coders apart, and how long each project's first version took to go live
+after its 10th annotation (`/metrics` polled every half second), before the coders start.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import json
 import os
 import random
 import re
+import statistics
 import sys
 import tempfile
 import threading
@@ -278,14 +280,22 @@ class Backend:
     def metrics(self) -> dict:
         return httpx.get(f"{self.url}/metrics", auth=AUTH, timeout=30).json()["projects"]
 
-    def wait_for_first_versions(self, projects: list[int]) -> None:
+    def wait_for_first_versions(self, annotated_at: dict[int, float]) -> dict[str, float]:
+        """Seconds from each project's 10th annotation (`annotated_at`: monotonic) until `/metrics`
+        names a serving version (its queue head is live then), polled every half second."""
+        live: dict[str, float] = {}
+
+        def all_live() -> bool:
+            found = self.metrics()
+            for project, at in annotated_at.items():
+                if str(project) not in live and found.get(str(project), {}).get("current_version"):
+                    live[str(project)] = round(time.monotonic() - at, 1)
+            return len(live) == len(annotated_at)
+
         if self.process:
             print("waiting for every project's first version ...", flush=True)
-            wait_for(
-                lambda: all(self.metrics().get(str(p), {}).get("current_version") for p in projects),
-                1800,
-                "every project's first version",
-            )
+            wait_for(all_live, 1800, "every project's first version")
+        return live
 
     def log_offset(self) -> int:
         return self.log_path.stat().st_size if self.process else 0
@@ -400,13 +410,15 @@ def main() -> int:
                 for n in range(4)
             ]
         projects = [*large, *small]
+        annotated_at = {}
         for project in projects:  # the first version of each: its first 10 annotations
             tasks = list(
                 itertools.islice(sdk.tasks.list(project=project, page_size=10, fields="task_only"), 10)
             )
             for task in tasks:
                 sdk.annotations.create(id=task.id, result=study_form_result(rng.choice(CHOICES)))
-        backend.wait_for_first_versions(projects)
+            annotated_at[project] = time.monotonic()
+        first_versions = backend.wait_for_first_versions(annotated_at)
         offset = backend.log_offset()
         stop = threading.Event()
         tokens = iter(coder_tokens(studio, sdk, args.coders * len(large) + len(small)))
@@ -448,6 +460,7 @@ def main() -> int:
             "submit_ms_p99": percentile(submit_ms, 0.99),
             **backend.figures(sdk, projects, offset),
             "worker_cap": CAP,
+            "first_version_seconds": first_versions,
             "first_errors": [e for c in coders for e in c.errors][:5],
             "per_project": per_project(coders),
         }
@@ -505,6 +518,13 @@ def report(results: dict, out: Path, log_path: Path | None) -> None:
         f"{shown['peak_memory_pss_gb']} GB |"
     )
     print(f"| labels lost (annotations in Label Studio not in the last round) | {shown['labels_lost']} |")
+    if results.get("first_version_seconds"):
+        seconds = results["first_version_seconds"]
+        slowest = max(seconds, key=seconds.get)
+        print(
+            f"| first version live after a project's 10th annotation, median / max (project) | "
+            f"{statistics.median(seconds.values()):.1f} / {seconds[slowest]} s ({slowest}) |"
+        )
     for row in results["per_project"]:
         print(
             f"| project {row['project']} ({row['coders']} coders): submitted; errors (of /next); "
