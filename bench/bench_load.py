@@ -295,6 +295,7 @@ class Backend:
         if self.process:
             print("waiting for every project's first version ...", flush=True)
             wait_for(all_live, 1800, "every project's first version")
+            print(f"first versions live after the 10th annotation (s): {live}", flush=True)
         return live
 
     def log_offset(self) -> int:
