@@ -61,9 +61,7 @@ class EmbeddingCache:
     ) -> np.ndarray:
         """Embeddings for `texts` in order; only texts never seen by this body are encoded (with
         `on_progress(encoded, to encode)` after each chunk, inside `encoding()`)."""
-        rows = self.rows(texts, encode, on_progress, encoding)
-        matrix = self._matrix()
-        return matrix[rows] if len(rows) else matrix[:0]
+        return self.matrix_rows(self.rows(texts, encode, on_progress, encoding))
 
     def rows(
         self,

@@ -113,7 +113,8 @@ class Ranker:
         )
         if queue is not None:
             ranking = queue.interleaved(ranking, scored.task_ids)
-        positions = ranking.order if queue is not None else np.arange(len(scored.proba))
+        order = ranking.order  # an argsort of the pool: taken once
+        positions = order if queue is not None else np.arange(len(scored.proba))
         proba = scored.proba[positions]
         ids = None if scored.task_ids is None else np.asarray(scored.task_ids)[positions]
         predictions = build_predictions(
@@ -123,7 +124,7 @@ class Ranker:
         predictions = without_suggestion(scheme, predictions, np.flatnonzero(blind))
         explained = np.arange(min(self.evidence_tasks, len(positions)))  # the first places
         if scheme.evidence is None or not len(explained) or scored.score_texts is None:
-            return RankedPredictions(ranking.order, predictions)
+            return RankedPredictions(order, predictions)
         texts = [scored.texts[positions[i]] for i in explained]
         suggested = model.decide(proba[explained]) & scheme.evidence_mask()
         if blind.any():
@@ -131,7 +132,7 @@ class Ranker:
         find = spans_of_each if queue is not None else spans_of_all
         spans_of = find(texts, proba[explained], suggested, scored.score_texts)
         evidenced = WithEvidence(scheme, predictions, spans_of, explained)
-        return RankedPredictions(ranking.order, evidenced)
+        return RankedPredictions(order, evidenced)
 
 
 def ranker_of(settings: ModelSettings) -> Ranker:
