@@ -2,7 +2,7 @@
 
     python bench/bench_load.py [--coders 20] [--minutes 10] [--segments 11656] [--out bench/out]
                                [--database sqlite|postgresql] [--without-backend] [--think 1 3]
-                               [--projects 10]
+                               [--projects 10] [--until-encoded SECONDS]
 
 Issue 36's four runs: `--database sqlite` and `--database postgresql` (a throwaway PostgreSQL
 server, devtools/local_postgres.py, as Label Studio's production setup), each with the backend and
@@ -38,6 +38,9 @@ seeded sample of the shared ones per project), `--coders` coders in each at the 
 no small projects (`--projects 10 --segments 10000 --coders 2 --think 20 60`). Every run also
 reports each project's coders apart, and how long each project's first version took to go live
 after its 10th annotation (`/metrics` polled every half second), before the coders start.
+`--until-encoded SECONDS` gives the first annotations only once every project's pool is encoded,
+as on projects imported a while before coding starts (without it, the first versions wait for
+the encoding).
 """
 
 from __future__ import annotations
@@ -298,6 +301,23 @@ class Backend:
             print(f"first versions live after the 10th annotation (s): {live}", flush=True)
         return live
 
+    def wait_until_encoded(self, projects: list[int], seconds: float) -> float | None:
+        """Seconds until every project's pool is encoded (`/metrics` `pool_encoded`), as when coders
+        start on a project imported a while ago; None when not asked, or without a backend."""
+        if not self.process or seconds <= 0:
+            return None
+        started = time.monotonic()
+        print(f"waiting for {len(projects)} pools to be encoded ...", flush=True)
+        wait_for(
+            lambda: all(self.metrics().get(str(p), {}).get("pool_encoded") for p in projects),
+            seconds,
+            "every pool encoded",
+            1.0,
+        )
+        encoded = round(time.monotonic() - started, 1)
+        print(f"every pool encoded after {encoded} s", flush=True)
+        return encoded
+
     def log_offset(self) -> int:
         return self.log_path.stat().st_size if self.process else 0
 
@@ -385,6 +405,13 @@ def main() -> int:
         default=0,
         help="that many projects of --segments, --coders each (default: 1 + 4 small)",
     )
+    parser.add_argument(
+        "--until-encoded",
+        type=float,
+        default=0,
+        metavar="SECONDS",
+        help="before the first annotations, wait (at most SECONDS) until every project's pool is encoded",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     from label_studio_sdk.client import LabelStudio
@@ -411,6 +438,7 @@ def main() -> int:
                 for n in range(4)
             ]
         projects = [*large, *small]
+        encoded_after = backend.wait_until_encoded(projects, args.until_encoded)
         annotated_at = {}
         for project in projects:  # the first version of each: its first 10 annotations
             tasks = list(
@@ -461,6 +489,7 @@ def main() -> int:
             "submit_ms_p99": percentile(submit_ms, 0.99),
             **backend.figures(sdk, projects, offset),
             "worker_cap": CAP,
+            "pools_encoded_after_seconds": encoded_after,
             "first_version_seconds": first_versions,
             "first_errors": [e for c in coders for e in c.errors][:5],
             "per_project": per_project(coders),
@@ -519,6 +548,10 @@ def report(results: dict, out: Path, log_path: Path | None) -> None:
         f"{shown['peak_memory_pss_gb']} GB |"
     )
     print(f"| labels lost (annotations in Label Studio not in the last round) | {shown['labels_lost']} |")
+    if results.get("pools_encoded_after_seconds") is not None:
+        print(
+            f"| every pool encoded, after the imports, before any annotation | {results['pools_encoded_after_seconds']} s |"
+        )
     if results.get("first_version_seconds"):
         seconds = results["first_version_seconds"]
         slowest = max(seconds, key=seconds.get)

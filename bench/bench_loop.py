@@ -2,7 +2,7 @@
 
     python bench/bench_loop.py [--model bundled|twin] [--imported-before 300] [--annotations 12]
                                [--segments 11656|100000] [--beside 11656] [--until-encoded]
-                               [--features tfidf+embeddings] [--out bench/out]
+                               [--features tfidf+embeddings] [--embeddings-from DIR] [--out bench/out]
 
 Starts Label Studio 1.23.2 (its own virtualenv) and `coding-backend serve` (gunicorn, 1 worker,
 basic auth, the bundled all-MiniLM-L6-v2, default settings: two-speed loop on), creates a project
@@ -39,6 +39,10 @@ column per project and their ratio (issue 36 item 3: `--segments 100000 --beside
 `--features` sets FEATURES for the backend (default: the environment's, else the settings'
 default); the file's name then says which (OUT/loop-tfidf-embeddings.json), and so does the JSON.
 
+`--embeddings-from DIR` copies an earlier run's embedding cache (its MODEL_DIR/.embeddings) in before
+the backend starts: the segments it holds need no encoding, which a CPU without native bf16 needs
+about 40 minutes for at 100,000 (the loop's figures do not include the encoding either way).
+
 Prints a table and writes OUT/loop.json (OUT/loop-twin.json).
 """
 
@@ -48,6 +52,7 @@ import argparse
 import json
 import os
 import random
+import shutil
 import statistics
 import sys
 import tempfile
@@ -124,6 +129,11 @@ def main() -> int:
         help="how long to wait for the first fine-tuned body (0: not at all; memory may miss its peak)",
     )
     parser.add_argument("--features", choices=FEATURES, help="FEATURES for the backend (issue 38)")
+    parser.add_argument(
+        "--embeddings-from",
+        type=Path,
+        help="an earlier run's MODEL_DIR/.embeddings, copied in first: its segments need no encoding",
+    )
     args = parser.parse_args()
     model = {}
     if args.model == "twin":
@@ -138,6 +148,8 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-loop-"))
     with label_studio(workdir) as studio:
         env = backend_env(studio, workdir, **model)
+        if args.embeddings_from:
+            shutil.copytree(args.embeddings_from, Path(env["MODEL_DIR"]) / ".embeddings")
         backend = BackendProcess(free_port(), env, AUTH, log_path=workdir / "backend.log").start()
         memory = MemoryWatch(backend.process.pid)
         memory.start()
