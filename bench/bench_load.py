@@ -549,9 +549,8 @@ def report(results: dict, out: Path, log_path: Path | None) -> None:
     )
     print(f"| labels lost (annotations in Label Studio not in the last round) | {shown['labels_lost']} |")
     if results.get("pools_encoded_after_seconds") is not None:
-        print(
-            f"| every pool encoded, after the imports, before any annotation | {results['pools_encoded_after_seconds']} s |"
-        )
+        encoded = results["pools_encoded_after_seconds"]
+        print(f"| every pool encoded, after the imports, before any annotation | {encoded} s |")
     if results.get("first_version_seconds"):
         seconds = results["first_version_seconds"]
         slowest = max(seconds, key=seconds.get)

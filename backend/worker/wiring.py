@@ -112,15 +112,12 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
     monitor = Monitor(ctx, head_options, tracker, names)
     steps = RoundSteps(monitor, saver, Publisher(ctx, ranker), Recorder(ctx, monitor, tracker))
     bodies = Bodies(project, settings.model.encoder_options(), store, ctx.states)
-    policy = None
+    policy, lexicon = None, None
     if settings.two_speed:
         policy = BodyPolicy(ctx, registry, fine_tunes=settings.model.setfit_max_steps != 0)
         feed = LabelFeed(ctx, Inbox(directory.inbox))
-        lexicon = (
-            LexiconStore(directory.lexicon, settings.model.tfidf_refit_growth)
-            if head_options.lexical
-            else None
-        )
+        if head_options.lexical:
+            lexicon = LexiconStore(directory.lexicon, settings.model.tfidf_refit_growth)
         fitter = HeadFitter(ctx, head_options, bodies, PoolFeaturesKeeper(lexicon))
         train = TrainingRound(ctx, feed, fitter, steps, policy, Validator(ctx, tracker, monitor))
     else:
@@ -131,7 +128,7 @@ def project_work(project: str, settings: Settings, studio: StudioAPI, queue: Wor
         WorkKind.TRAIN: train,
         WorkKind.PREDICT: ImportedTasks(ctx, ranker, settings.model.device),
         WorkKind.BODY: BodyFineTuning(ctx, factory, saver, bodies, head_options, names),
-        WorkKind.EMBED: PoolPreEncoding(ctx, bodies, tracker),
+        WorkKind.EMBED: PoolPreEncoding(ctx, bodies, tracker, lexicon),
         WorkKind.EXPORT: ProjectExports(ctx),
     }
     return ProjectWork(project, jobs, registry, policy)

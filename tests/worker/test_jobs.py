@@ -14,6 +14,7 @@ from backend.learning.devices import resolved_precision
 from backend.learning.setfit_model import SetFitCodingModel
 from backend.queue.files import FileQueue
 from backend.queue.work import Lane, WorkKind
+from backend.storage.atomic import write_identity
 from backend.storage.inbox import AnnotationEvent, Inbox
 from backend.storage.layout import ProjectDir
 from backend.storage.state import LaneStatus, StateStore
@@ -613,6 +614,22 @@ def test_the_pool_pre_encoding_prepares_the_mlflow_experiment(segments, settings
         tracking_uri=f"sqlite:///{settings.server.model_dir.resolve() / 'mlflow.db'}"
     )
     assert client.get_experiment_by_name("label-studio-project-1") is not None
+
+
+def test_the_pool_pre_encoding_fits_the_lexicon_the_first_round_takes(segments, settings, caplog):
+    """FEATURES=tfidf+embeddings (the default): the first round after the tenth annotation loads the
+    lexicon fitted in the background, it does not fit one while coders wait."""
+    studio = FakeStudio(segments, annotated=0)
+    with caplog.at_level(logging.INFO, logger="backend.storage.lexicon"):
+        run_round(settings, studio, kind=WorkKind.EMBED.value)
+        lexicon = store_of(settings).layout.project("1").lexicon
+        fitted = write_identity(lexicon)
+        assert fitted is not None, "fitted with the encoding"
+        for n, segment in enumerate(segments[:12]):
+            studio.annotate(n, segment["codes"], user=1, when="1")
+        assert run_round(settings, studio).current_version
+    assert write_identity(lexicon) == fitted, "the round took it as it was"
+    assert len([r for r in caplog.records if "fitted the TF-IDF lexicon" in r.getMessage()]) == 1
 
 
 def test_the_stopping_signal_survives_a_body_saved_while_the_round_writes_back(segments, settings):
