@@ -168,6 +168,29 @@ def test_studio_client_with_personal_access_token(studio, sdk, http):
         http.post("/api/token/blacklist/", json={"refresh": pat})  # revoke it
 
 
+def test_project_reads_ask_for_the_one_field_they_need(studio, sdk):
+    """`include` names the field: Label Studio then counts no tasks, annotations or predictions (which
+    grows with the project), and still answers with the field itself."""
+    client = StudioClient(studio.url, studio.token)
+    project = sdk.projects.create(title="e2e project reads", label_config=LABEL_CONFIG)
+    imported = sdk.projects.import_tasks(
+        project.id, request=[{"text": "one"}, {"text": "two"}], return_task_ids=True
+    )
+    first = {
+        "task": next(iter(imported.task_ids)),
+        "model_version": "live",
+        "score": 0.5,
+        "result": _choices([]),
+    }
+    sdk.projects.import_predictions(project.id, request=[first])
+    client.serve_version(project.id, "live")
+    assert client.label_config(project.id) == project.label_config
+    assert client.served_version(project.id) == "live"
+    assert client.task_count(project.id) == 2
+    counted = sdk.projects.get(project.id, request_options={"additional_query_parameters": {"include": "id"}})
+    assert counted.task_number is None, "a count not named is left out (else `include` does nothing)"
+
+
 def test_a_segment_with_a_nul_character_is_imported_without_it(studio, sdk, tmp_path):
     """The study's data holds two; Label Studio on PostgreSQL answered the whole import with a 500."""
     path = tmp_path / "segments.jsonl"
