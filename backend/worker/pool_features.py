@@ -29,25 +29,33 @@ Progress = Callable[[int, int], None] | None
 @dataclass(frozen=True, eq=False)
 class PoolFeatures:
     """A listing's segments for one body and lexicon: the positions with a text, those positions'
-    rows in the body's embedding cache (rows never move) and their TF-IDF rows (None without a
-    lexicon). The lexicon holds no rows of its own for them (Lexicon.forget): one copy, not two."""
+    rows in the body's embedding cache (rows never move) and their TF-IDF rows in blocks of CHUNK
+    (None without a lexicon). The lexicon holds no rows of its own for them (Lexicon.forget): one
+    copy, not two. Blocks, not one matrix: a round takes the rows a block at a time, and scipy's
+    slicing copies each block it cuts (100,000 segments: 0.7 s of every round under coders' load,
+    docs/benchmarks.md), so they are cut once, when the features are made."""
 
     segments: Segments
     body: Body
     lexicon: Lexicon | None
     filled: np.ndarray
     rows: np.ndarray
-    lexical: sparse.csr_matrix | None
+    lexical_blocks: tuple[sparse.csr_matrix, ...] | None
 
     def proba(self, proba_of_rows: Callable, codes: int) -> np.ndarray:
         """`proba_of_rows(lexical, embeddings)` for every segment of the listing, chunk by chunk (the
         pool's embeddings are never copied whole); a blank segment's are 0."""
         proba = np.zeros((len(self.segments.ids), codes))
-        for start in range(0, len(self.filled), CHUNK):
+        for n, start in enumerate(range(0, len(self.filled), CHUNK)):
             part = slice(start, start + CHUNK)
-            lexical = None if self.lexical is None else self.lexical[part]
+            lexical = None if self.lexical_blocks is None else self.lexical_blocks[n]
             proba[self.filled[part]] = proba_of_rows(lexical, self.body.embeddings_at(self.rows[part]))
         return proba
+
+    @property
+    def lexical(self) -> sparse.csr_matrix | None:
+        """The TF-IDF rows as one matrix (a copy: for carrying them over to a new listing)."""
+        return None if self.lexical_blocks is None else sparse.vstack(self.lexical_blocks, format="csr")
 
     def texts(self) -> np.ndarray:
         return self.segments.texts[self.filled]
@@ -87,13 +95,19 @@ class PoolFeaturesKeeper:
             return PoolFeatures(segments, body, None, filled, rows, None)
         lexicon = self.lexicon.current([*labeled_texts, *texts])
         carried = last if last is not None and last.lexicon is lexicon else None
-        return PoolFeatures(segments, body, lexicon, filled, rows, lexical_rows(lexicon, texts, carried))
+        blocks = row_blocks(lexical_rows(lexicon, texts, carried), CHUNK)
+        return PoolFeatures(segments, body, lexicon, filled, rows, blocks)
+
+
+def row_blocks(matrix: sparse.csr_matrix, size: int) -> tuple[sparse.csr_matrix, ...]:
+    """`matrix` cut into blocks of `size` rows (copies: the caller lets `matrix` go)."""
+    return tuple(matrix[start : start + size] for start in range(0, matrix.shape[0], size))
 
 
 def lexical_rows(lexicon: Lexicon, texts: np.ndarray, last: PoolFeatures | None) -> sparse.csr_matrix:
     """The TF-IDF rows of `texts`: those `last` (of the same lexicon) has, carried over, the others
     transformed; the lexicon then forgets the rows it made."""
-    if last is None or last.lexical is None:
+    if last is None or last.lexical_blocks is None:
         lexical = lexicon.transform(texts)
     else:
         known = {text: row for row, text in enumerate(last.texts())}
