@@ -494,6 +494,8 @@ def test_the_fast_loop_trains_on_what_the_webhook_brought_and_reads_everything_o
     # the project serves the one name already: no switch
     assert calls[:2] == ["update", "update"] and "serve" not in calls, "the new queue head is live first"
     assert calls.count("read labels") == 1, "then the full read reconciles"
+    writes = [n for n, call in enumerate(calls) if call in ("update", "create")]
+    assert calls.index("read labels") > max(writes), "once the head is written"
     assert ("1", "train") not in queue.requests, "it found nothing the webhook did not bring"
 
 

@@ -2,7 +2,7 @@
 fine-tuning a body takes minutes (jobs/body.py does that in the background lane).
 
 Its round (jobs/training.py) takes the labels from the worker's last full read plus the annotations
-webhooks brought since (worker/labels.py); once the new version is live, a full read reconciles,
+webhooks brought since (worker/labels.py); once its queue head is written, a full read reconciles,
 and asks for another round if Label Studio holds labels the webhooks did not bring. With
 FEATURES=tfidf+embeddings the head also sees the project's lexicon's TF-IDF rows (storage/lexicon.py).
 What it reads of the pool is gathered once per listing and body (worker/pool_features.py).

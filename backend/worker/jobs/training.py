@@ -6,14 +6,17 @@
     trained = saver.save(...)                         # a saved version
     ranked = publisher.rank(labels, trained, scored)  # predictions in queue order
     live = publisher.go_live(ranked, ...)             # Label Studio serves it
-    labels.reconcile(...)                             # after a shortcut read: anything missed?
     publisher.write_rest(live)                        # the rest, unless a newer round waits
+    labels.reconcile(...)                             # after a shortcut read: anything missed?
     estimates = validator.estimate(...)               # on the blind validation sample, if any
     redecide(ctx, ranked, coded, estimates)           # the codes handed over to the model, again
     recorder.record(...)                              # quality, figures, MLflow
 
 The fitter is what differs: a head refit on cached embeddings (jobs/head.py) or a whole model
-(jobs/full.py).
+(jobs/full.py). The reconciling read comes once the head is written: it reads every annotated task,
+which Label Studio filters from all of them (100,000 tasks on SQLite: a second under coders' load,
+docs/benchmarks.md), and a coder who submits right after the queue moved waits for a read under
+way; the writing of the rest stops for a waiting round, and then that round reconciles instead.
 """
 
 from __future__ import annotations
@@ -87,9 +90,9 @@ class TrainingRound:
         trained = Trained(fitted.model, version, fitted.seconds, fitted.embeddings)
         ranked = steps.publisher.rank(labels, trained, fitted.scored)
         live = steps.publisher.go_live(ranked, labels, measured)
+        steps.publisher.write_rest(live)
         if not read_in_full:
             self.labels.reconcile(labels)
-        steps.publisher.write_rest(live)
         if self.validator is not None:
             estimates = self.validator.estimate(labels, trained, fitted.scored)
             redecide(self.ctx, ranked, labels.annotated_ids, estimates)
