@@ -2,7 +2,7 @@
 
     python bench/bench_load.py [--coders 20] [--minutes 10] [--segments 11656] [--out bench/out]
                                [--database sqlite|postgresql] [--without-backend] [--think 1 3]
-                               [--projects 10] [--until-encoded SECONDS]
+                               [--projects 10] [--until-encoded SECONDS] [--embeddings-from DIR]
 
 Issue 36's four runs: `--database sqlite` and `--database postgresql` (a throwaway PostgreSQL
 server, devtools/local_postgres.py, as Label Studio's production setup), each with the backend and
@@ -52,6 +52,7 @@ import json
 import os
 import random
 import re
+import shutil
 import statistics
 import sys
 import tempfile
@@ -262,12 +263,16 @@ def studio_on(database: str, workdir: Path, stack: contextlib.ExitStack):
 class Backend:
     """The benchmarked backend and its watches; absent (every figure None) in a baseline run."""
 
-    def __init__(self, studio, workdir: Path, stack: contextlib.ExitStack, connected: bool):
+    def __init__(
+        self, studio, workdir: Path, stack: contextlib.ExitStack, connected: bool, embeddings: Path | None
+    ):
         self.log_path = workdir / "backend.log"
         self.process = self.memory = self.workers = None
         if not connected:
             return
         env = backend_env(studio, workdir, ACCESS_LOG="true")
+        if embeddings:  # an earlier run's embedding cache: its segments need no encoding
+            shutil.copytree(embeddings, Path(env["MODEL_DIR"]) / ".embeddings")
         self.process = BackendProcess(free_port(), env, AUTH, workers=2, log_path=self.log_path).start()
         stack.callback(self.process.stop)
         self.memory = MemoryWatch(self.process.process.pid)
@@ -412,6 +417,11 @@ def main() -> int:
         metavar="SECONDS",
         help="before the first annotations, wait (at most SECONDS) until every project's pool is encoded",
     )
+    parser.add_argument(
+        "--embeddings-from",
+        type=Path,
+        help="an earlier run's MODEL_DIR/.embeddings, copied in first (bench_loop.py has the same)",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     from label_studio_sdk.client import LabelStudio
@@ -421,7 +431,7 @@ def main() -> int:
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     with contextlib.ExitStack() as stack:
         studio = studio_on(args.database, workdir, stack)
-        backend = Backend(studio, workdir, stack, connected=not args.without_backend)
+        backend = Backend(studio, workdir, stack, not args.without_backend, args.embeddings_from)
         sdk = LabelStudio(base_url=studio.url, api_key=studio.token, timeout=300)
         rng = random.Random(1)
         if args.projects:
