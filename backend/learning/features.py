@@ -112,6 +112,16 @@ class Lexicon:
         self._index: dict[str, int] = {}
         self._matrix = sparse.csr_matrix((0, len(self.vectorizer.vocabulary_)))
 
+    def remembered(self) -> tuple[list[str], sparse.csr_matrix]:
+        """The texts it holds rows for, in the rows' order, and the rows."""
+        return list(self._index), self._matrix
+
+    def remember(self, texts: Sequence[str], rows: sparse.csr_matrix) -> None:
+        """Take the rows this lexicon made for `texts` before (saved with it: storage/lexicon.py)."""
+        if len(texts) != rows.shape[0] or rows.shape[1] != len(self.vectorizer.vocabulary_):
+            raise ValueError("one row per text, one column per term of this lexicon")
+        self._index, self._matrix = {text: i for i, text in enumerate(texts)}, sparse.csr_matrix(rows)
+
     def beside(self, texts: Sequence[str], embeddings: np.ndarray) -> sparse.csr_matrix:
         """The head's features for `texts`: their TF-IDF rows beside their embeddings."""
         return beside(self.transform(texts), embeddings)

@@ -1,5 +1,10 @@
 """The project's lexicon on disk: fitted once, taken up by the next worker, fitted again when outgrown."""
 
+import joblib
+import numpy as np
+import pytest
+
+from backend.learning.features import Lexicon
 from backend.storage.lexicon import LexiconStore
 
 SEGMENTS = [f"segment {i} about topic{i // 2}" for i in range(20)]  # each topic in two segments
@@ -26,3 +31,27 @@ def test_an_unreadable_lexicon_is_fitted_again(tmp_path, caplog):
     path.write_bytes(b"not a pickle")
     assert LexiconStore(path, growth=0.1).current(SEGMENTS).fitted_on == 20
     assert "unreadable" in caplog.text
+
+
+def test_a_new_worker_takes_the_fitted_segments_rows_instead_of_transforming_them(tmp_path, monkeypatch):
+    path = tmp_path / "lexicon.joblib"
+    fitted = LexiconStore(path, growth=0.1).current(SEGMENTS)
+    made = fitted.transform(SEGMENTS[::-1]).toarray()
+
+    later = LexiconStore(path, growth=0.1).current(SEGMENTS)  # a new worker's first round
+    monkeypatch.setattr(later.vectorizer, "transform", lambda texts: pytest.fail(f"transformed {len(texts)}"))
+    np.testing.assert_array_equal(later.transform(SEGMENTS[::-1]).toarray(), made)
+
+
+def test_a_lexicon_saved_without_rows_is_read_and_transforms_as_before(tmp_path):
+    path = tmp_path / "lexicon.joblib"
+    joblib.dump(Lexicon.fit(SEGMENTS), path)  # as written before the rows were kept
+    lexicon = LexiconStore(path, growth=0.1).current(SEGMENTS)
+    assert lexicon.remembered()[0] == [] and lexicon.transform(SEGMENTS).shape[0] == 20
+
+
+def test_rows_of_another_lexicon_are_refused():
+    lexicon = Lexicon.fit(SEGMENTS)
+    texts, rows = Lexicon.fit(SEGMENTS[:10]).remembered()
+    with pytest.raises(ValueError, match="one column per term"):
+        lexicon.remember(texts, rows)
