@@ -10,7 +10,8 @@ The file keeps the rows of the segments the lexicon was fitted on beside it (one
 whole pool again: at 100,000 segments, 2 s to read and take instead of 9–15 s of the first version
 after the tenth annotation, and of every round that starts a fast lane anew (docs/benchmarks.md).
 The file is then about 1.8 kB per segment (180 MB at 100,000). A file of a lexicon alone (written
-before) is read as one without rows.
+before) is read as one without rows. Each version saves the lexicon alone (`Lexicon.saved`): the
+rows are this file's, for the fast lane's first round.
 """
 
 from __future__ import annotations
@@ -23,8 +24,10 @@ import joblib
 
 from backend.learning.features import Lexicon, needs_refit
 from backend.storage.atomic import write_with
+from backend.storage.locks import file_lock
 
 log = logging.getLogger(__name__)
+LOCK_NAME = ".lexicon-lock"
 
 
 class LexiconStore:
@@ -36,20 +39,27 @@ class LexiconStore:
 
     def current(self, segments: Sequence[str]) -> Lexicon:
         """The lexicon for a project whose segments are now `segments`: the kept one, or one fitted
-        on them when there is none yet or the project has outgrown it."""
-        lexicon = self._lexicon or self._read()
+        on them when there is none yet or the project has outgrown it. Under a lock: the background
+        lane's pre-encoding and a first round that shares its encoding may ask at once, and a fit at
+        100,000 segments takes 15 s and writes 180 MB."""
+        lexicon = self._lexicon
         count = len({text for text in segments if text.strip()})
         if lexicon is None or needs_refit(lexicon.fitted_on, count, self.growth):
-            lexicon = Lexicon.fit(segments)
-            texts, rows = lexicon.remembered()
-            saved = {"lexicon": lexicon, "texts": texts, "rows": rows}
-            write_with(self.path, lambda handle: joblib.dump(saved, handle))
-            log.info(
-                "fitted the TF-IDF lexicon on %d segments: %d terms",
-                count,
-                len(lexicon.vectorizer.vocabulary_),
-            )
+            with file_lock(self.path.with_name(LOCK_NAME)):
+                lexicon = self._read()  # another process may have fitted it meanwhile
+                if lexicon is None or needs_refit(lexicon.fitted_on, count, self.growth):
+                    lexicon = self._fitted(segments, count)
         self._lexicon = lexicon
+        return lexicon
+
+    def _fitted(self, segments: Sequence[str], count: int) -> Lexicon:
+        """A lexicon fitted on `segments`, saved with the rows of the segments it was fitted on."""
+        lexicon = Lexicon.fit(segments)
+        texts, rows = lexicon.remembered()
+        saved = {"lexicon": lexicon, "texts": texts, "rows": rows}
+        write_with(self.path, lambda handle: joblib.dump(saved, handle))
+        terms = len(lexicon.vectorizer.vocabulary_)
+        log.info("fitted the TF-IDF lexicon on %d segments: %d terms", count, terms)
         return lexicon
 
     def _read(self) -> Lexicon | None:

@@ -2,7 +2,7 @@
 
 Label Studio is the source of truth. Most rounds read all annotated tasks; the fast loop may take
 a shortcut (:class:`LabelFeed`): what it read last plus the annotations webhooks brought since,
-followed by a full read once the new version is live that asks for another round when Label
+followed by a full read once the new version's head is written that asks for another round when Label
 Studio holds labels the shortcut missed. A lost webhook costs a round, never a label.
 """
 
@@ -124,7 +124,7 @@ class LabelFeed:
         return self._last
 
     def reconcile(self, used: ProjectLabels) -> None:
-        """Read every annotation from Label Studio once the version is live; another round follows
+        """Read every annotation from Label Studio once the version's head is written; another round follows
         if `used` missed some. When the next annotation's round already waits, that round
         reconciles instead: this read would only delay it (a coder who submits at once waits)."""
         project = self.ctx.project

@@ -52,9 +52,8 @@ class PoolFeatures:
             proba[self.filled[part]] = proba_of_rows(lexical, self.body.embeddings_at(self.rows[part]))
         return proba
 
-    @property
-    def lexical(self) -> sparse.csr_matrix | None:
-        """The TF-IDF rows as one matrix (a copy: for carrying them over to a new listing)."""
+    def lexical_matrix(self) -> sparse.csr_matrix | None:
+        """The TF-IDF rows as one matrix (a copy of every block)."""
         return None if self.lexical_blocks is None else sparse.vstack(self.lexical_blocks, format="csr")
 
     def texts(self) -> np.ndarray:
@@ -107,16 +106,14 @@ def row_blocks(matrix: sparse.csr_matrix, size: int) -> tuple[sparse.csr_matrix,
 def lexical_rows(lexicon: Lexicon, texts: np.ndarray, last: PoolFeatures | None) -> sparse.csr_matrix:
     """The TF-IDF rows of `texts`: those `last` (of the same lexicon) has, carried over, the others
     transformed; the lexicon then forgets the rows it made."""
-    if last is None or last.lexical_blocks is None:
+    if last is None or not last.lexical_blocks:  # none, or an empty listing's
         lexical = lexicon.transform(texts)
     else:
         known = {text: row for row, text in enumerate(last.texts())}
         at = np.fromiter((known.get(text, -1) for text in texts), dtype=np.int64, count=len(texts))
         new = np.flatnonzero(at < 0)
-        matrix = last.lexical
-        if len(new):
-            at[new] = matrix.shape[0] + np.arange(len(new))
-            matrix = sparse.vstack([matrix, lexicon.transform(texts[new])], format="csr")
-        lexical = matrix[at]
+        at[new] = len(last.filled) + np.arange(len(new))
+        added = [lexicon.transform(texts[new])] if len(new) else []
+        lexical = sparse.vstack([*last.lexical_blocks, *added], format="csr")[at]
     lexicon.forget()
     return lexical

@@ -1,10 +1,13 @@
 """The project's lexicon on disk: fitted once, taken up by the next worker, fitted again when outgrown."""
 
+import threading
+
 import joblib
 import numpy as np
 import pytest
 
 from backend.learning.features import Lexicon
+from backend.storage import lexicon as lexicon_module
 from backend.storage.lexicon import LexiconStore
 
 SEGMENTS = [f"segment {i} about topic{i // 2}" for i in range(20)]  # each topic in two segments
@@ -55,3 +58,36 @@ def test_rows_of_another_lexicon_are_refused():
     texts, rows = Lexicon.fit(SEGMENTS[:10]).remembered()
     with pytest.raises(ValueError, match="one column per term"):
         lexicon.remember(texts, rows)
+
+
+def test_two_workers_asking_at_once_fit_once(tmp_path, monkeypatch):
+    """The pre-encoding and a first round sharing its encoding: the second waits and reads the first's."""
+    path, fits, fitting, release = tmp_path / "lexicon.joblib", [], threading.Event(), threading.Event()
+    fit = Lexicon.fit
+
+    def slow_fit(texts):
+        fits.append(len(texts))
+        fitting.set()
+        assert release.wait(30), "the test never released the fit"
+        return fit(texts)
+
+    asked = threading.Semaphore(0)
+    lock = lexicon_module.file_lock
+
+    def counted_lock(path):
+        asked.release()
+        return lock(path)
+
+    monkeypatch.setattr(Lexicon, "fit", staticmethod(slow_fit))
+    monkeypatch.setattr(lexicon_module, "file_lock", counted_lock)
+    first = threading.Thread(target=LexiconStore(path, growth=0.1).current, args=(SEGMENTS,))
+    first.start()
+    assert fitting.wait(30), "the first worker never fitted"
+    found: list[Lexicon] = []
+    second = threading.Thread(target=lambda: found.append(LexiconStore(path, growth=0.1).current(SEGMENTS)))
+    second.start()
+    assert asked.acquire(timeout=30) and asked.acquire(timeout=30), "both asked for the lock"
+    release.set()
+    first.join(30)
+    second.join(30)
+    assert fits == [20] and found[0].fitted_on == 20, "one fit; the second worker read it"

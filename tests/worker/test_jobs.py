@@ -22,6 +22,7 @@ from backend.storage.versions import ModelStore
 from backend.studio.client import StudioError
 from backend.studio.writeback import queue_score
 from backend.worker.bodies import Bodies
+from backend.worker.publish import Publisher
 from backend.worker.wiring import project_work
 from tests.fakes import FakeStudio, RecordingQueue
 from tests.helpers import written_by
@@ -632,6 +633,33 @@ def test_the_pool_pre_encoding_fits_the_lexicon_the_first_round_takes(segments, 
         assert run_round(settings, studio).current_version
     assert write_identity(lexicon) == fitted, "the round took it as it was"
     assert len([r for r in caplog.records if "fitted the TF-IDF lexicon" in r.getMessage()]) == 1
+
+
+def test_the_pool_pre_encoding_of_a_project_with_no_words_still_records_the_pool(settings, caplog):
+    """Numbers alone give TF-IDF no term: the lexicon is not fitted, the pool is encoded all the same."""
+    studio = FakeStudio([{"text": str(n), "codes": []} for n in range(3)])
+    with caplog.at_level(logging.WARNING):
+        state = run_round(settings, studio, kind=WorkKind.EMBED.value)
+    assert state.pool_encoded.segments == 3 and state.fast.error is None and state.body.error is None
+    assert "the TF-IDF lexicon was not fitted" in caplog.text
+
+
+def test_a_round_whose_head_fails_to_be_written_still_reconciles(segments, settings, monkeypatch):
+    """The version is live: a label a lost webhook did not bring still gets its round."""
+    studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
+    work = project_work("1", settings, studio, queue)
+    work.run(WorkKind.TRAIN)
+    studio.annotate(20, segments[20]["codes"], user=1, when="3")  # its webhook was lost
+    studio.annotate(21, segments[21]["codes"], user=1, when="4")
+    webhook_brings(settings, studio, 21)
+
+    def refused(publisher, live_round):
+        raise StudioError("Label Studio refused the rest", 400)
+
+    monkeypatch.setattr(Publisher, "write_rest", refused)
+    work.run(WorkKind.TRAIN)
+    assert state_of(settings).fast.status is LaneStatus.FAILED
+    assert ("1", "train") in queue.requests, "the full read found the lost annotation: another round"
 
 
 def test_the_stopping_signal_survives_a_body_saved_while_the_round_writes_back(segments, settings):

@@ -6,6 +6,7 @@ from scipy import sparse
 from backend.domain.scheme import parse_label_config
 from backend.storage.embeddings import EmbeddingCache
 from backend.storage.lexicon import LexiconStore
+from backend.worker import pool_features
 from backend.worker.bodies import Body
 from backend.worker.pool import Segments
 from backend.worker.pool_features import PoolFeaturesKeeper
@@ -71,8 +72,9 @@ def test_a_new_listing_carries_the_tfidf_rows_of_the_segments_it_shares_over(tmp
     assert second is not first and second.lexicon is first.lexicon
     assert transformed == ["a short back"], "only the new segment is transformed"
     fresh = transform([text for text in grown.texts if text.strip()])
-    assert abs(second.lexical - fresh).max() < 1e-12
-    assert sparse.issparse(second.lexical) and len(first.lexicon._index) == 0, "the lexicon keeps no copy"
+    assert abs(second.lexical_matrix() - fresh).max() < 1e-12
+    assert sparse.issparse(second.lexical_matrix())
+    assert len(first.lexicon._index) == 0, "the lexicon keeps no copy"
 
 
 def test_a_new_body_reads_its_own_cache_and_a_grown_project_refits_the_lexicon(tmp_path):
@@ -86,14 +88,31 @@ def test_a_new_body_reads_its_own_cache_and_a_grown_project_refits_the_lexicon(t
     grown = keeper.of(segments_of(more), base, [])
     assert grown.lexicon is not first.lexicon, "a project grown by half again: the lexicon is fitted again"
     fresh = grown.lexicon.vectorizer.transform([text for text in more if text.strip()])
-    assert abs(grown.lexical - fresh).max() < 1e-12
+    assert abs(grown.lexical_matrix() - fresh).max() < 1e-12
 
 
 def test_without_a_lexicon_the_head_sees_embeddings_alone_and_an_empty_pool_scores_nothing(tmp_path):
     keeper, body = PoolFeaturesKeeper(None), body_in(tmp_path / "base", Encoder())
     pool = keeper.of(segments_of(TEXTS), body, [])
-    assert pool.lexicon is None and pool.lexical is None
+    assert pool.lexicon is None and pool.lexical_matrix() is None
     np.testing.assert_allclose(pool.proba(lengths_and_lexical_sums, 2)[:, 1], 0)
     lexicon = LexiconStore(tmp_path / "l.joblib", growth=0.5)
     empty = PoolFeaturesKeeper(lexicon).of(segments_of([]), body, ["a labeled segment"])
     assert empty.proba(lengths_and_lexical_sums, 2).shape == (0, 2)
+
+
+def test_rows_in_blocks_of_a_few_and_a_listing_after_an_empty_one(tmp_path, monkeypatch):
+    monkeypatch.setattr(pool_features, "CHUNK", 2)
+    store = LexiconStore(tmp_path / "lexicon.joblib", growth=0.5)
+    keeper, body = PoolFeaturesKeeper(store), body_in(tmp_path / "base", Encoder())
+    first = keeper.of(segments_of(TEXTS), body, [])
+    assert [block.shape[0] for block in first.lexical_blocks] == [2, 2], "four segments with a text"
+    empty = keeper.of(segments_of([]), body, [])  # every task coded, say
+    assert empty.lexicon is first.lexicon and empty.lexical_blocks == ()
+    texts = [*TEXTS, "a short back"]
+    again = keeper.of(segments_of(texts), body, [])
+    fresh = again.lexicon.vectorizer.transform([text for text in texts if text.strip()])
+    assert abs(again.lexical_matrix() - fresh).max() < 1e-12
+    sums = again.proba(lengths_and_lexical_sums, 2)[:, 1]
+    np.testing.assert_allclose(sums[[0, 1, 3, 4, 5]], fresh.sum(axis=1).A1)
+    assert sums[2] == 0, "the blank segment"

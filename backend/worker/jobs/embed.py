@@ -57,8 +57,6 @@ class PoolPreEncoding:
         body = self.bodies.current(scheme.codes)
         body.embed(texts, ctx.progress.encoding)
         ctx.progress.done()
-        if self.lexicon is not None:  # fitted and saved with the segments' rows, which this lane lets go
-            self.lexicon.current(texts).forget()
         encoded = PoolEncoding(body=body.name, segments=len(texts), finished_at=now())
 
         def record(state) -> None:
@@ -66,7 +64,18 @@ class PoolPreEncoding:
 
         ctx.states.update(record)
         log.info("project %s: %d segments encoded with body %s", ctx.project, len(texts), body.name)
+        self.fit_lexicon(texts)
         try:
             write_codebook_start(ctx, scheme, body, unlabeled)
         except Exception as exc:  # the pool is encoded: that is this job's work; the queue stays as it was
             log.warning("project %s: the codebook's queue was not written: %s", ctx.project, exc)
+
+    def fit_lexicon(self, texts: list[str]) -> None:
+        """Fit and save the project's lexicon with its segments' rows, which this lane then lets go.
+        A failure costs only the head start: the first round fits it then."""
+        if self.lexicon is None or not texts:
+            return
+        try:
+            self.lexicon.current(texts).forget()
+        except Exception as exc:  # no term at all (every segment a number, say): the round says so
+            log.warning("project %s: the TF-IDF lexicon was not fitted: %s", self.ctx.project, exc)

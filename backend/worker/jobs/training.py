@@ -90,9 +90,11 @@ class TrainingRound:
         trained = Trained(fitted.model, version, fitted.seconds, fitted.embeddings)
         ranked = steps.publisher.rank(labels, trained, fitted.scored)
         live = steps.publisher.go_live(ranked, labels, measured)
-        steps.publisher.write_rest(live)
-        if not read_in_full:
-            self.labels.reconcile(labels)
+        try:
+            steps.publisher.write_rest(live)
+        finally:  # the version is live either way: a label a lost webhook did not bring still counts
+            if not read_in_full:
+                self.labels.reconcile(labels)
         if self.validator is not None:
             estimates = self.validator.estimate(labels, trained, fitted.scored)
             redecide(self.ctx, ranked, labels.annotated_ids, estimates)
