@@ -500,14 +500,20 @@ def test_the_fast_loop_trains_on_what_the_webhook_brought_and_reads_everything_o
     assert ("1", "train") not in queue.requests, "it found nothing the webhook did not bring"
 
 
-def test_a_lost_webhook_costs_a_round_never_a_label(segments, settings, caplog):
-    caplog.set_level(logging.INFO, logger="backend.worker.labels")
+def a_webhook_lost_after_a_round(segments, settings):
+    """A project's first round, then two annotations of which only the second's webhook came."""
     studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
     work = project_work("1", settings, studio, queue)
     work.run(WorkKind.TRAIN)
     studio.annotate(20, segments[20]["codes"], user=1, when="3")  # its webhook timed out
     studio.annotate(21, segments[21]["codes"], user=1, when="4")
     webhook_brings(settings, studio, 21)
+    return queue, work
+
+
+def test_a_lost_webhook_costs_a_round_never_a_label(segments, settings, caplog):
+    caplog.set_level(logging.INFO, logger="backend.worker.labels")
+    queue, work = a_webhook_lost_after_a_round(segments, settings)
     work.run(WorkKind.TRAIN)
     assert state_of(settings).labeled == 13, "the shortcut knew only what the webhook brought"
     assert ("1", "train") in queue.requests, "the full read found the lost annotation: another round"
@@ -646,12 +652,7 @@ def test_the_pool_pre_encoding_of_a_project_with_no_words_still_records_the_pool
 
 def test_a_round_whose_head_fails_to_be_written_still_reconciles(segments, settings, monkeypatch):
     """The version is live: a label a lost webhook did not bring still gets its round."""
-    studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
-    work = project_work("1", settings, studio, queue)
-    work.run(WorkKind.TRAIN)
-    studio.annotate(20, segments[20]["codes"], user=1, when="3")  # its webhook was lost
-    studio.annotate(21, segments[21]["codes"], user=1, when="4")
-    webhook_brings(settings, studio, 21)
+    queue, work = a_webhook_lost_after_a_round(segments, settings)
 
     def refused(publisher, live_round):
         raise StudioError("Label Studio refused the rest", 400)
