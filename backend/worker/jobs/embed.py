@@ -57,6 +57,7 @@ class PoolPreEncoding:
         body = self.bodies.current(scheme.codes)
         body.embed(texts, ctx.progress.encoding)
         ctx.progress.done()
+        self.fit_lexicon(texts)  # before the pool counts as encoded: a first round finds it ready
         encoded = PoolEncoding(body=body.name, segments=len(texts), finished_at=now())
 
         def record(state) -> None:
@@ -64,7 +65,6 @@ class PoolPreEncoding:
 
         ctx.states.update(record)
         log.info("project %s: %d segments encoded with body %s", ctx.project, len(texts), body.name)
-        self.fit_lexicon(texts)
         try:
             write_codebook_start(ctx, scheme, body, unlabeled)
         except Exception as exc:  # the pool is encoded: that is this job's work; the queue stays as it was
