@@ -12,7 +12,7 @@ from collections.abc import Callable
 from backend.config import Settings
 from backend.queue.interface import LaneQueue
 from backend.queue.registry import LaneRegistry
-from backend.queue.runner import Lingering, work_off
+from backend.queue.runner import YIELD_CHECK_SECONDS, Lingering, Throttle, work_off
 from backend.queue.work import Lane
 from backend.studio.client import StudioClient, StudioError
 from backend.worker.wiring import lingering_seconds, project_work
@@ -35,7 +35,8 @@ def run_lane(
 ) -> int:
     """Work off a project's lane (the embedded worker process's and the RQ job's one way to do it):
     `queue` is what the lane's requests and lock are taken from, and where jobs ask for more work;
-    `yield_when` ends lingering when others wait for this worker."""
+    `yield_when` ends lingering, and stops the writing of a queue head's rest, when others wait
+    for this worker."""
     lower_priority(lane)
     try:
         studio = StudioClient(settings.server.label_studio_url, settings.server.api_key())
@@ -45,7 +46,8 @@ def run_lane(
     except Exception as exc:
         LaneRegistry(settings.server.model_dir).failed(project, lane, str(exc))
         return 1
-    work = project_work(project, settings, studio, queue)
+    look = Throttle(YIELD_CHECK_SECONDS)  # a look at every project's requests costs a directory scan
+    work = project_work(project, settings, studio, queue, lambda: look.due() and yield_when())
     lingering = Lingering(
         lingering_seconds(settings, lane), work.when_idle, settings.loop.body_retrain_idle_seconds, yield_when
     )

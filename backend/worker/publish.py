@@ -2,7 +2,7 @@
 
     ranked = publisher.rank(labels, trained, scored)   # the pool in queue order, as predictions
     live = publisher.go_live(ranked, labels, measured)  # Label Studio serves it; the state says so
-    complete = publisher.write_rest(live)               # the rest, unless a newer round waits
+    complete = publisher.write_rest(live)               # the rest, unless newer work waits
 
 Label Studio serves one name for good (domain/versions.py `LIVE`): each version writes its queue
 head under it, in place of the previous head's predictions, with scores below every older version's,
@@ -143,14 +143,14 @@ class Publisher:
         return LiveRound(ranked, live, replaced, floor, frozenset(labels.annotated_ids))
 
     def write_rest(self, live_round: LiveRound) -> bool:
-        """Write the rest of the version's queue head, unless a newer round waits, and take the tasks
+        """Write the rest of the version's queue head, unless newer work waits, and take the tasks
         coded meanwhile out of the live set; returns whether all of the head was written."""
         ctx = self.ctx
         # within the head: a floor beyond it made a version write 784 tasks for 8 minutes under load
         plan = replace(ctx.write_plan, floor=min(ctx.write_plan.head, live_round.floor))
         try:
             target, live = ctx.task_predictions, live_round.live
-            complete = writeback.write_rest(target, live, plan, ctx.round_waits, ctx.progress.writing)
+            complete = writeback.write_rest(target, live, plan, ctx.leftover_work_stops, ctx.progress.writing)
             writeback.forget(target, live_round.labeled)
         except Exception as exc:
             self._failed(exc, live_round.ranked.trained.version)

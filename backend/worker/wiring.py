@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from backend.config import Settings
@@ -96,12 +97,19 @@ class ProjectWork:
             self.on_idle.when_idle()
 
 
-def project_work(project: str, settings: Settings, studio: StudioAPI, queue: WorkQueue) -> ProjectWork:
-    """Every job of one project, wired to one Label Studio client, model store and queue."""
+def project_work(
+    project: str,
+    settings: Settings,
+    studio: StudioAPI,
+    queue: WorkQueue,
+    others_wait: Callable[[], bool] = lambda: False,
+) -> ProjectWork:
+    """Every job of one project, wired to one Label Studio client, model store and queue;
+    `others_wait` says whether another project's work waits for the worker's slot."""
     project, loop, root = str(project), settings.loop, settings.server.model_dir
     store = ModelStore(root, settings.server.keep_versions)
     directory = store.layout.project(project)
-    ctx = ProjectContext(project, studio, StateStore(directory), store, queue, loop)
+    ctx = ProjectContext(project, studio, StateStore(directory), store, queue, loop, others_wait)
     registry = LaneRegistry(root)
     head_options, factory = settings.model.head_options(), ModelFactory(settings.model.model_options())
     names = coder_names(root, settings.server.coder_identities)

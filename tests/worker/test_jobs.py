@@ -365,6 +365,22 @@ def test_a_version_goes_live_with_a_task_for_every_coder_and_newer_work_waits_fo
     assert state.complete is False and len(studio.predictions) == 14
 
 
+def test_a_round_stops_writing_the_rest_of_its_head_at_its_floor_when_another_project_waits(
+    segments, settings
+):
+    """Ten projects at their tenth annotation at once queued behind first rounds that held their
+    worker slots for about 55 s, 30 s of it writing the rest of their heads: once the coders' floor
+    is written, a round stops for another project's waiting round as it does for its own."""
+    studio = FakeStudio(segments)
+    for task in range(12):
+        studio.annotate(task, segments[task]["codes"], user=1 + task % 6, when="1")
+    asked = []
+    others_wait = lambda: asked.append(len(studio.predictions)) or True  # noqa: E731
+    project_work("1", settings, studio, RecordingQueue(), others_wait).run(WorkKind.TRAIN)
+    assert state_of(settings).complete is False and len(studio.predictions) == 14
+    assert asked == [14], "asked once the floor was written, not before"
+
+
 def test_newer_work_waits_for_twice_what_coders_took_while_the_last_version_served(segments, settings):
     """Fast coders drain a version's current tasks before the next goes live: the head written
     before newer work may stop it grows with what they took since the last version."""
