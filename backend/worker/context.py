@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property
 
 from backend.config import LoopSettings
@@ -25,8 +25,7 @@ from backend.worker.progress import ProgressReporter
 class ProjectContext:
     """One project: its id (`project` as on disk and in the queue, `project_id` for Label Studio),
     the Label Studio client, its state, its versions, the queue and the loop's settings; with the
-    project's unlabeled pool and progress reporter, one of each per worker. `others_wait` says
-    whether another project's work waits for this worker's slot (worker/lane.py)."""
+    project's unlabeled pool and progress reporter, one of each per worker."""
 
     project: str
     studio: StudioAPI
@@ -34,7 +33,6 @@ class ProjectContext:
     store: ModelStore
     queue: WorkQueue
     loop: LoopSettings
-    others_wait: Callable[[], bool] = field(default=lambda: False, compare=False)
 
     @property
     def project_id(self) -> int:
@@ -72,9 +70,9 @@ class ProjectContext:
         next version is on its way)."""
         return WorkKind.TRAIN in self.queue.pending(self.project, Lane.FAST)
 
-    def leftover_work_stops(self) -> bool:
+    def leftover_work_stops(self, others_wait: Callable[[], bool]) -> Callable[[], bool]:
         """Whether a round's leftover writes (the rest of a queue head) stop: a newer round of this
-        project waits, or another project's round waits for a worker slot. Ten projects reaching
-        their tenth annotation at once queued behind first rounds that held their slots for about
-        55 s, of which 30 s writing the rest of a head (docs/benchmarks.md, "Ten projects")."""
-        return self.round_waits() or self.others_wait()
+        project waits, or `others_wait` (another project's round waits for this worker's slot: ten
+        projects reaching their tenth annotation at once queued behind first rounds that held their
+        slots for about 55 s, 30 s of it writing the rest of a head; docs/benchmarks.md)."""
+        return lambda: self.round_waits() or others_wait()

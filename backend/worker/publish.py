@@ -17,7 +17,7 @@ nothing is deleted in Label Studio, so no coder's open task loses its prediction
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
@@ -93,6 +93,7 @@ class Publisher:
 
     ctx: ProjectContext
     ranker: Ranker
+    others_wait: Callable[[], bool] = lambda: False  # another project's round waits for our slot
 
     def rank(self, labels: ProjectLabels, trained: Trained, scored: Scored) -> Ranked:
         """The pool's predictions in the order they are written (`scored.task_ids`: the round's
@@ -150,7 +151,8 @@ class Publisher:
         plan = replace(ctx.write_plan, floor=min(ctx.write_plan.head, live_round.floor))
         try:
             target, live = ctx.task_predictions, live_round.live
-            complete = writeback.write_rest(target, live, plan, ctx.leftover_work_stops, ctx.progress.writing)
+            stops = ctx.leftover_work_stops(self.others_wait)
+            complete = writeback.write_rest(target, live, plan, stops, ctx.progress.writing)
             writeback.forget(target, live_round.labeled)
         except Exception as exc:
             self._failed(exc, live_round.ranked.trained.version)

@@ -13,7 +13,8 @@ from backend.queue.redis_queue import LANE_OF, QUEUES, RedisQueue
 
 def work_lane(project: str, queue_name: str) -> int:
     """Work off the project's lane that `queue_name` wakes; lingering (fast lane) ends as soon as a job
-    waits in any queue this worker takes (another project's round, this project's body)."""
+    waits in any queue this worker takes (another project's round, this project's body), or the
+    worker is told to stop."""
     from rq import get_current_job
 
     from backend.worker.lane import run_lane
@@ -23,5 +24,12 @@ def work_lane(project: str, queue_name: str) -> int:
     job = get_current_job()
     if job is not None:
         queue.woke(project, queue_name, job.id)
-    taken = queue.queues_of(job.worker_name if job else None) or QUEUES
-    return run_lane(project, LANE_OF[queue_name], settings, queue, lambda: queue.others_wait(taken))
+    worker = job.worker_name if job else None
+    taken = queue.queues_of(worker) or QUEUES
+    return run_lane(
+        project,
+        LANE_OF[queue_name],
+        settings,
+        queue,
+        lambda: queue.stopping(worker) or queue.others_wait(taken),
+    )

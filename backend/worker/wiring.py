@@ -109,7 +109,7 @@ def project_work(
     project, loop, root = str(project), settings.loop, settings.server.model_dir
     store = ModelStore(root, settings.server.keep_versions)
     directory = store.layout.project(project)
-    ctx = ProjectContext(project, studio, StateStore(directory), store, queue, loop, others_wait)
+    ctx = ProjectContext(project, studio, StateStore(directory), store, queue, loop)
     registry = LaneRegistry(root)
     head_options, factory = settings.model.head_options(), ModelFactory(settings.model.model_options())
     names = coder_names(root, settings.server.coder_identities)
@@ -118,7 +118,7 @@ def project_work(
     ranker = ranker_of(settings.model)
     saver = VersionSaver(ctx, shown)
     monitor = Monitor(ctx, head_options, tracker, names)
-    steps = RoundSteps(monitor, saver, Publisher(ctx, ranker), Recorder(ctx, monitor, tracker))
+    steps = RoundSteps(monitor, saver, Publisher(ctx, ranker, others_wait), Recorder(ctx, monitor, tracker))
     bodies = Bodies(project, settings.model.encoder_options(), store, ctx.states)
     policy, lexicon = None, None
     if settings.two_speed:
@@ -134,7 +134,7 @@ def project_work(
         )
     jobs: dict[WorkKind, Job] = {
         WorkKind.TRAIN: train,
-        WorkKind.PREDICT: ImportedTasks(ctx, ranker, settings.model.device),
+        WorkKind.PREDICT: ImportedTasks(ctx, ranker, settings.model.device, others_wait),
         WorkKind.BODY: BodyFineTuning(ctx, factory, saver, bodies, head_options, names),
         WorkKind.EMBED: PoolPreEncoding(ctx, bodies, tracker, lexicon),
         WorkKind.EXPORT: ProjectExports(ctx),

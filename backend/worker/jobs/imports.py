@@ -12,6 +12,7 @@ against its pool). The rest are in the pool for `/predict` and the next round.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -31,6 +32,7 @@ class ImportedTasks:
     ctx: ProjectContext
     ranker: Ranker
     device: str  # DEVICE, resolved when a model loads: deciding 'auto' imports torch
+    others_wait: Callable[[], bool] = lambda: False  # another project's round waits for our slot
 
     def run(self) -> None:
         ctx = self.ctx
@@ -59,6 +61,6 @@ class ImportedTasks:
         # most informative first (imported tasks are never in a validation sample: it was drawn before)
         predictions = self.ranker.predictions(scheme, model, name, scored, ranked, queue=Queue()).predictions
         live = already_live(ctx.project_id, name, predictions)
-        write_rest(ctx.task_predictions, live, ctx.write_plan, ctx.leftover_work_stops)
+        write_rest(ctx.task_predictions, live, ctx.write_plan, ctx.leftover_work_stops(self.others_wait))
         write_ranked_pool(version.path, ranked.with_tasks(ids, scored.proba, model.decide(scored.proba)))
         log.info("project %s: predicted %d new task(s) with %s", ctx.project, len(missing), name)
