@@ -92,12 +92,13 @@ def cmd_worker(settings: Settings, args: argparse.Namespace) -> int:
     if any(name not in os.environ for name in MALLOC_DEFAULTS):  # glibc reads them at start only
         os.execve(sys.executable, [sys.executable, *sys.orig_argv[1:]], child_env())
     os.environ.update(child_env())  # the libraries' banners and progress bars off, as in embedded workers
-    from rq import Worker
+    from backend.queue.rq_worker import StoppableWorker
 
     where = f"device {settings.model.device}, models in {settings.server.model_dir}"
     print(f"worker on queue(s) {', '.join(queues)} ({where})", flush=True)
     connection = connect(settings.server.redis_url.get_secret_value())  # RQ sets its own socket timeout
-    Worker(queues, connection=connection).work(burst=args.burst, logging_level=settings.server.log_level)
+    worker = StoppableWorker(queues, connection=connection)
+    worker.work(burst=args.burst, logging_level=settings.server.log_level)
     return 0
 
 

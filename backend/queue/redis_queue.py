@@ -171,6 +171,15 @@ class RedisQueue:
 
         return any(Queue(name, connection=self.redis).count for name in queues)
 
+    def stopping(self, worker_name: str | None) -> bool:
+        """Whether the RQ worker `worker_name` was told to stop. Its warm shutdown (SIGTERM: compose
+        down, a rolling update) waits for the job at hand, which a lingering lane would make wait
+        for WORKER_IDLE_SECONDS; RQ records the request in the worker's hash, where the job sees it."""
+        from rq import Worker
+
+        key = Worker.redis_worker_namespace_prefix + (worker_name or "")
+        return bool(worker_name) and bool(self.redis.hexists(key, "shutdown_requested_date"))
+
     def queues_of(self, worker_name: str | None) -> tuple[str, ...]:
         """The queues the RQ worker `worker_name` takes (empty when it cannot be told)."""
         from rq import Worker
