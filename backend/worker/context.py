@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
 from dataclasses import dataclass
 from functools import cached_property
 
@@ -69,10 +68,3 @@ class ProjectContext:
         """Whether annotations asked for a newer round (then a round's leftover work can go: the
         next version is on its way)."""
         return WorkKind.TRAIN in self.queue.pending(self.project, Lane.FAST)
-
-    def leftover_work_stops(self, others_wait: Callable[[], bool]) -> Callable[[], bool]:
-        """Whether a round's leftover writes (the rest of a queue head) stop: a newer round of this
-        project waits, or `others_wait` (another project's round waits for this worker's slot: ten
-        projects reaching their tenth annotation at once queued behind first rounds that held their
-        slots for about 55 s, 30 s of it writing the rest of a head; docs/benchmarks.md)."""
-        return lambda: self.round_waits() or others_wait()

@@ -151,8 +151,8 @@ class Publisher:
         plan = replace(ctx.write_plan, floor=min(ctx.write_plan.head, live_round.floor))
         try:
             target, live = ctx.task_predictions, live_round.live
-            stops = ctx.leftover_work_stops(self.others_wait)
-            complete = writeback.write_rest(target, live, plan, stops, ctx.progress.writing)
+            writing = ctx.progress.writing
+            complete = writeback.write_rest(target, live, plan, ctx.round_waits, writing, self.others_wait)
             writeback.forget(target, live_round.labeled)
         except Exception as exc:
             self._failed(exc, live_round.ranked.trained.version)

@@ -263,3 +263,23 @@ def test_predictions_of_tasks_imported_later_join_the_head(studio, target):
     assert write_rest(target, live, WritePlan(first=1, head=2)) is True
     assert served_tasks(studio) == [0, 1, 2, 5, 6], "the most informative, up to the head's size, join"
     assert target.ids.live() == dict.fromkeys([0, 1, 2, 5, 6], V1)
+
+
+def test_the_rest_of_a_head_stops_at_its_floor_for_newer_work_and_at_half_for_another_project(target):
+    """Another project's waiting round takes the slot only once half the head is written: at the
+    coders' floor, three projects of the ten-project load test left their coders without tasks
+    while their next rounds waited minutes for a slot."""
+    tasks = range(1, 61)
+    asked = []
+    plan = WritePlan(first=2, head=50, floor=6)
+
+    def others_wait():
+        asked.append(len(target.ids.live()))
+        return True
+
+    live = go_live(target, V1, predictions(tasks, V1), plan.first)
+    assert write_rest(target, live, plan, others_wait=others_wait) is False
+    assert len(target.ids.live()) == 25 and asked == [25], "half of the head of 50"
+    live = go_live(target, V2, predictions(tasks, V2), plan.first)
+    assert write_rest(target, live, plan, interrupted=lambda: True, others_wait=others_wait) is False
+    assert sorted(target.ids.live().values()).count(V2) == 6, "the floor, for newer work of its own"

@@ -370,7 +370,8 @@ def test_a_round_stops_writing_the_rest_of_its_head_at_its_floor_when_another_pr
 ):
     """Ten projects at their tenth annotation at once queued behind first rounds that held their
     worker slots for about 55 s, 30 s of it writing the rest of their heads: once the coders' floor
-    is written, a round stops for another project's waiting round as it does for its own."""
+    and half its head are written (here the floor: 14 of 24), a round stops for another project's
+    waiting round as it does for its own."""
     studio = FakeStudio(segments)
     for task in range(12):
         studio.annotate(task, segments[task]["codes"], user=1 + task % 6, when="1")

@@ -61,6 +61,6 @@ class ImportedTasks:
         # most informative first (imported tasks are never in a validation sample: it was drawn before)
         predictions = self.ranker.predictions(scheme, model, name, scored, ranked, queue=Queue()).predictions
         live = already_live(ctx.project_id, name, predictions)
-        write_rest(ctx.task_predictions, live, ctx.write_plan, ctx.leftover_work_stops(self.others_wait))
+        write_rest(ctx.task_predictions, live, ctx.write_plan, ctx.round_waits, others_wait=self.others_wait)
         write_ranked_pool(version.path, ranked.with_tasks(ids, scored.proba, model.decide(scored.proba)))
         log.info("project %s: predicted %d new task(s) with %s", ctx.project, len(missing), name)
