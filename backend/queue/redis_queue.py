@@ -177,8 +177,10 @@ class RedisQueue:
         for WORKER_IDLE_SECONDS; RQ records the request in the worker's hash, where the job sees it."""
         from rq import Worker
 
-        key = Worker.redis_worker_namespace_prefix + (worker_name or "")
-        return bool(worker_name) and bool(self.redis.hexists(key, "shutdown_requested_date"))
+        if not worker_name:
+            return False
+        key = Worker.redis_worker_namespace_prefix + worker_name
+        return bool(self.redis.hexists(key, "shutdown_requested_date"))
 
     def queues_of(self, worker_name: str | None) -> tuple[str, ...]:
         """The queues the RQ worker `worker_name` takes (empty when it cannot be told)."""

@@ -365,9 +365,7 @@ def test_a_version_goes_live_with_a_task_for_every_coder_and_newer_work_waits_fo
     assert state.complete is False and len(studio.predictions) == 14
 
 
-def test_a_round_stops_writing_the_rest_of_its_head_at_its_floor_when_another_project_waits(
-    segments, settings
-):
+def test_a_round_stops_writing_the_rest_of_its_head_for_another_projects_waiting_round(segments, settings):
     """Ten projects at their tenth annotation at once queued behind first rounds that held their
     worker slots for about 55 s, 30 s of it writing the rest of their heads: once the coders' floor
     and half its head are written (here the floor: 14 of 24), a round stops for another project's
@@ -379,7 +377,7 @@ def test_a_round_stops_writing_the_rest_of_its_head_at_its_floor_when_another_pr
     others_wait = lambda: asked.append(len(studio.predictions)) or True  # noqa: E731
     project_work("1", settings, studio, RecordingQueue(), others_wait).run(WorkKind.TRAIN)
     assert state_of(settings).complete is False and len(studio.predictions) == 14
-    assert asked == [14], "asked once the floor was written, not before"
+    assert asked == [14], "asked once the floor (beyond half the head) was written, not before"
 
 
 def test_newer_work_waits_for_twice_what_coders_took_while_the_last_version_served(segments, settings):
