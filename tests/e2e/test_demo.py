@@ -8,7 +8,10 @@ import sys
 from tests.helpers import REPO
 
 
-def test_demo_sets_up_label_studio_backend_and_project(model_path, tmp_path):
+def test_demo_sets_up_label_studio_backend_and_project(model_path, tmp_path, seed_studio_dir):
+    """Run twice on one kept data folder, whose Label Studio database comes migrated
+    (tests/conftest.py: Label Studio's own first-start migrations cost 40 s and are its business)."""
+    seed_studio_dir(tmp_path / "label-studio")
     env = {
         **os.environ,
         "MODEL_NAME": model_path,

@@ -147,10 +147,10 @@ def test_a_label_config_without_choices_is_refused_before_anything_is_made(label
     assert "no <Choices> tag" in result.stderr
 
 
-def test_missing_ssrf_flags_are_named_with_their_fix(label_studio, backend, tmp_path):
+def test_missing_ssrf_flags_are_named_with_their_fix(label_studio, backend, tmp_path, seed_studio_dir):
     guarded = LocalLabelStudio(
         Path(label_studio.executable),
-        data_dir=tmp_path / "guarded",
+        data_dir=seed_studio_dir(tmp_path / "guarded"),
         extra_env={"SSRF_PROTECTION_ENABLED": "true", "ML_BLOCK_LOCAL_IP": "true"},
     )
     with guarded:

@@ -89,7 +89,8 @@ def test_the_wheel_carries_the_resources_and_the_venv_runs_its_own_copy(installe
     assert not where.stdout.startswith(str(REPO / "backend"))
 
 
-def test_demo_sets_up_a_project_from_the_installed_package(installed, model_path, tmp_path):
+def test_demo_sets_up_a_project_from_the_installed_package(installed, model_path, tmp_path, seed_studio_dir):
+    seed_studio_dir(tmp_path / "label-studio")  # Label Studio's database, migrated (tests/conftest.py)
     venv = os.environ.get("LABEL_STUDIO_VENV", str(REPO / ".ls-venv"))
     result = run(
         installed,

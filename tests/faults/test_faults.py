@@ -33,13 +33,13 @@ from pathlib import Path
 import httpx
 import pytest
 
-from backend.devtools.local_studio import LocalLabelStudio, ensure_label_studio, free_port
+from backend.devtools.local_studio import LocalLabelStudio, free_port
 from backend.devtools.processes import BackendProcess
 from backend.domain.versions import LIVE
 from backend.resources import label_config
 from backend.storage.layout import ProjectDir
 from backend.storage.prediction_ids import PredictionIds
-from tests.helpers import CODES, FIXTURES, REPO, connect_backend, study_form_result, wait_for
+from tests.helpers import CODES, FIXTURES, connect_backend, study_form_result, wait_for
 
 AUTH = ("faults", "faults-pass-1")
 CONFIG = label_config("interview_coding")
@@ -320,7 +320,7 @@ class Campaign:
 
 
 @pytest.fixture(scope="module")
-def campaign(tmp_path_factory):
+def campaign(tmp_path_factory, label_studio_executable, seed_studio_dir):
     if os.geteuid() != 0:
         pytest.skip("the fault campaign mounts a tmpfs for MODEL_DIR: run it as root (CI does)")
     from label_studio_sdk.client import LabelStudio
@@ -329,8 +329,8 @@ def campaign(tmp_path_factory):
     model_dir = workdir / "models"
     model_dir.mkdir()
     subprocess.run(["mount", "-t", "tmpfs", "-o", "size=48m", "tmpfs", str(model_dir)], check=True)
-    executable = ensure_label_studio(Path(os.environ.get("LABEL_STUDIO_VENV", REPO / ".ls-venv")))
-    studio = LocalLabelStudio(executable, data_dir=workdir / "label-studio").start()
+    studio_dir = seed_studio_dir(workdir / "label-studio")
+    studio = LocalLabelStudio(label_studio_executable, data_dir=studio_dir).start()
     env = {
         **os.environ,
         "MODEL_NAME": str(FIXTURES / "tiny-model"),
