@@ -18,8 +18,20 @@ PYTEST_ARGS ?=
 demo: .venv/.installed .ls-venv/.installed
 	.venv/bin/coding-backend demo $(DEMO_ARGS)
 
+# The suite in two streams side by side: one stream left a third of two cores idle (Docker's image
+# builds, pip and Label Studio's migrations each keep one core busy; docs/benchmarks.md, "Test suite
+# time per folder"). The compose stack, the fault campaign and the research harness run beside the
+# rest; the side stream's report follows the main one's, and both must pass. PYTEST_ARGS (options,
+# such as -x) go to both; `python -m pytest` runs everything in one stream.
+SIDE_TESTS = tests/deploy tests/faults tests/research
 test: setup
-	.venv/bin/python -m pytest $(PYTEST_ARGS)
+	@mkdir -p build
+	.venv/bin/python -m pytest $(SIDE_TESTS) $(PYTEST_ARGS) > build/side-tests.log 2>&1 & side=$$!; \
+	.venv/bin/python -m pytest $(addprefix --ignore=,$(SIDE_TESTS)) $(PYTEST_ARGS); main=$$?; \
+	wait $$side; beside=$$?; \
+	echo "===== $(SIDE_TESTS), run beside the rest (build/side-tests.log) ====="; \
+	cat build/side-tests.log; \
+	[ $$main -eq 0 ] && [ $$beside -eq 0 ]
 
 setup: .venv/.installed .ls-venv/.installed
 
