@@ -1,9 +1,11 @@
 """Shared fixtures: the bundled offline model, small hand-written segments, tiny budgets."""
 
+import fcntl
 import json
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -46,22 +48,12 @@ def label_studio_executable() -> Path:
 
 
 @pytest.fixture(scope="session")
-def seed_studio_dir(label_studio_executable, tmp_path_factory) -> Callable[[Path], Path]:
-    """Seeds a Label Studio data folder with a SQLite database migrated once per session.
+def seed_studio_dir(label_studio_executable) -> Callable[[Path], Path]:
+    """Seeds a Label Studio data folder with an already migrated SQLite database.
 
     A fresh Label Studio spends about 40 of its 45 s start applying Django's migrations, on one
-    core; from a copy of a migrated database it is up in about 5 s. `label-studio version` applies
-    them and exits without making a user, so each server still makes its own user and token."""
-    from backend.devtools.local_studio import FIXED_ENV, SCRUBBED_ENV
-
-    template = tmp_path_factory.mktemp("label-studio-migrated")
-    env = {key: value for key, value in os.environ.items() if key not in SCRUBBED_ENV}
-    env |= FIXED_ENV | {"LABEL_STUDIO_BASE_DATA_DIR": str(template)}
-    done = subprocess.run(
-        [str(label_studio_executable), "version"], env=env, cwd=template, capture_output=True, text=True
-    )
-    database = template / "label_studio.sqlite3"
-    assert done.returncode == 0 and database.exists(), done.stdout[-2000:] + done.stderr[-3000:]
+    core; from a copy of a migrated database it is up in about 5 s."""
+    database = migrated_studio_database(label_studio_executable)
 
     def seed(folder: Path) -> Path:
         folder.mkdir(parents=True, exist_ok=True)
@@ -69,6 +61,32 @@ def seed_studio_dir(label_studio_executable, tmp_path_factory) -> Callable[[Path
         return folder
 
     return seed
+
+
+def migrated_studio_database(executable: Path) -> Path:
+    """Label Studio's SQLite database with every migration applied and no user, made once per Label
+    Studio version in build/ and shared by both streams of `make test` and by later runs.
+    `label-studio version` applies the migrations and exits without making a user, so each server
+    started from a copy still makes its own user and token."""
+    from backend.devtools.local_studio import FIXED_ENV, LABEL_STUDIO_VERSION, SCRUBBED_ENV
+
+    folder = REPO / "build" / f"label-studio-{LABEL_STUDIO_VERSION}-migrated"
+    database = folder / "label_studio.sqlite3"
+    folder.mkdir(parents=True, exist_ok=True)
+    with open(folder / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # the other stream waits while one migrates
+        if not database.exists():
+            scratch = Path(tempfile.mkdtemp(dir=folder))
+            env = {key: value for key, value in os.environ.items() if key not in SCRUBBED_ENV}
+            env |= FIXED_ENV | {"LABEL_STUDIO_BASE_DATA_DIR": str(scratch)}
+            done = subprocess.run(
+                [str(executable), "version"], env=env, cwd=scratch, capture_output=True, text=True
+            )
+            made = scratch / database.name
+            assert done.returncode == 0 and made.exists(), done.stdout[-2000:] + done.stderr[-3000:]
+            os.replace(made, database)  # whole or not at all, should a run stop midway
+            shutil.rmtree(scratch)
+    return database
 
 
 @pytest.fixture(scope="session")

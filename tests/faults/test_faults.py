@@ -197,7 +197,9 @@ class Campaign:
         return False
 
     def problems(self, expect_body: bool = False) -> list[str]:
-        """What is not recovered yet (empty: recovered)."""
+        """What is not recovered yet (empty: recovered). Label Studio is read only once the backend
+        says its work is done: a listing of every task twice a second would load the CPU the
+        recovery needs."""
         metrics = self.metrics()
         wrong = []
         if metrics.get("state") != "idle" or metrics.get("pending"):
@@ -205,6 +207,8 @@ class Campaign:
         current = metrics.get("current_version")
         if not current or metrics.get("predictions_complete") is not True:
             wrong.append(f"version {current} complete={metrics.get('predictions_complete')}")
+        if wrong:
+            return wrong
         tasks = self.tasks()
         annotated = sum(1 for t in tasks if any(not a.get("was_cancelled") for a in (t.annotations or [])))
         if metrics.get("labeled") != annotated:
