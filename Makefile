@@ -20,10 +20,11 @@ demo: .venv/.installed .ls-venv/.installed
 
 # The suite in two streams side by side: one stream left a third of two cores idle (Docker's image
 # builds, pip and Label Studio's migrations each keep one core busy; docs/benchmarks.md, "Test suite
-# time per folder"). The compose stack, the fault campaign and the research harness run beside the
-# rest; the side stream's report follows the main one's, and both must pass. PYTEST_ARGS (options,
-# such as -x) go to both; `python -m pytest` runs everything in one stream.
-SIDE_TESTS = tests/deploy tests/faults tests/research
+# time per folder"). The compose stack, the fault campaign, the research harness and the worker's
+# jobs run beside the rest (the e2e stories); the side stream's report follows the main one's, and
+# both must pass. PYTEST_ARGS (options, such as -x) go to both; `python -m pytest` runs everything
+# in one stream.
+SIDE_TESTS = tests/deploy tests/faults tests/research tests/worker
 test: setup
 	@mkdir -p build
 	.venv/bin/python -m pytest $(SIDE_TESTS) $(PYTEST_ARGS) > build/side-tests.log 2>&1 & side=$$!; \
