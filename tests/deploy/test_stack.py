@@ -103,8 +103,7 @@ class Stack:
     """One compose project of the stack, with its own ports, secrets and volumes."""
 
     def __init__(self, tool: str, build_args: dict[str, str], directory: Path):
-        # one project per tool: "docker compose" and "docker-compose" once shared a name, and with it the
-        # first stack's volumes (its models, with a pool listing of the other Label Studio's tasks)
+        # named per tool: when both ran a stack, a shared name shared the first stack's volumes too
         self.name = f"codingtest{os.getpid()}{'v2' if tool == 'docker compose' else 'v1'}"
         self.ls_port, self.backend_port = free_port(), free_port()
         self.token = secrets.token_hex(20)

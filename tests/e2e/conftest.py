@@ -35,7 +35,7 @@ def label_studio(request, tmp_path_factory, label_studio_executable, seed_studio
         extra_env = postgres.label_studio_env()
     data_dir = tmp_path_factory.mktemp(f"label-studio-{database}")
     if database == "sqlite":
-        seed_studio_dir(data_dir)  # migrated once a session (tests/conftest.py)
+        seed_studio_dir(data_dir)  # migrated once per Label Studio version (tests/conftest.py)
     with LocalLabelStudio(label_studio_executable, data_dir=data_dir, extra_env=extra_env) as server:
         server.database = database
         yield server
