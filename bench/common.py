@@ -101,6 +101,7 @@ def backend_env(studio, workdir: Path, **extra: str) -> dict[str, str]:
         "BASIC_AUTH_USER": AUTH[0],
         "BASIC_AUTH_PASS": AUTH[1],
         "HF_HUB_OFFLINE": "1",
+        "WRITE_BY_IMPORT": "true",  # the benchmarks' Label Studio imports quickly (devtools/local_studio.py)
         **extra,
     }
 

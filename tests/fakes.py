@@ -21,8 +21,8 @@ STUDY_FORM = label_config("interview_coding")
 class FakeStudio:
     """A Label Studio project in memory: tasks, annotations by users, predictions with their ids.
 
-    `calls` records every write in order ("create", 1) / ("update", prediction id) / ("rename",
-    prediction id) / ("serve", version) / ("delete", prediction id), every look-up of a task's
+    `calls` records every write in order ("create", 1) / ("import", n) / ("update", prediction id) /
+    ("rename", prediction id) / ("serve", version) / ("delete", prediction id), every look-up of a task's
     predictions ("look up", task) and every read of the annotated tasks ("read labels", n). A single
     create or update for a task it does not hold is refused (400), as is every one while
     `refuse_creates` is set; an update or rename of a prediction it does not hold is refused with 404.
@@ -129,6 +129,18 @@ class FakeStudio:
         self.calls.append(("create", 1))
         self._refuse(prediction)
         return self.hold(prediction)
+
+    def import_predictions(self, project: int, predictions: Sequence[dict]) -> int:
+        """One import call: refused (400) when a task is not in the project; while `refuse_creates`
+        is set, every prediction dropped silently, as Label Studio drops one that does not fit."""
+        self.calls.append(("import", len(predictions)))
+        if any(prediction["task"] not in self.all for prediction in predictions):
+            raise StudioError("Label Studio refused the import: a task is not in the project", 400)
+        if self.refuse_creates:
+            return 0
+        for prediction in predictions:
+            self.hold(prediction)
+        return len(predictions)
 
     def update_prediction(self, project: int, prediction_id: int, prediction: dict) -> None:
         self.calls.append(("update", prediction_id))

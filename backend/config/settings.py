@@ -249,6 +249,15 @@ class LoopSettings(BaseSettings):
         "(stopping when newer work waits). The rest of the pool is not written to Label Studio: /predict "
         "serves it.",
     )
+    write_by_import: bool = Field(
+        False,
+        description="Write a queue head's tasks that hold no prediction of ours in one import call per 100 "
+        "instead of one call each (0.15 s for 100 on 11,656 tasks, against 8 s one by one). Only when "
+        "Label Studio runs with fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short"
+        "=true in its environment (the compose file sets both): otherwise each import recounts every "
+        "task of the project and holds its database meanwhile (0.7 s at 11,656 tasks, about a minute "
+        "at 100,000).",
+    )
     worker_idle_seconds: int = Field(
         600, ge=0, description="How long a project's worker stays loaded, waiting for the next annotation."
     )

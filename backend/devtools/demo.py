@@ -59,6 +59,7 @@ def run_demo(
     with LocalLabelStudio(executable, port=port, data_dir=studio_dir) as studio:
         env = {**os.environ, "LABEL_STUDIO_URL": studio.url, "LABEL_STUDIO_API_KEY": studio.token}
         env |= {"BASIC_AUTH_USER": auth[0], "BASIC_AUTH_PASS": auth[1], "MODEL_DIR": str(scratch / "models")}
+        env |= {"WRITE_BY_IMPORT": "true"}  # this Label Studio imports quickly (local_studio.IMPORT_FLAG)
         backend = BackendProcess(backend_port or free_port(), env, auth)
         try:
             backend.start()

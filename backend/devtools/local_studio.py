@@ -57,6 +57,7 @@ print("TOKENS " + json.dumps(tokens))
 TOKEN_FILE = ".api-token"
 # Settings a throwaway server needs: a legacy token we choose, a backend on 127.0.0.1 allowed
 # (SSRF guards off), and nothing sent home (analytics, version check, Sentry).
+IMPORT_FLAG = "fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short"
 FIXED_ENV = {
     "LABEL_STUDIO_ENABLE_LEGACY_API_TOKEN": "true",
     "ML_BLOCK_LOCAL_IP": "false",
@@ -66,6 +67,9 @@ FIXED_ENV = {
     "SENTRY_DSN": "",
     "FRONTEND_SENTRY_DSN": "",
     "PYTHONUNBUFFERED": "1",
+    # An import recounts only the tasks it writes, not the whole project (and checks no result against
+    # the form): the backend imports a queue head's new tasks (WRITE_BY_IMPORT).
+    IMPORT_FLAG: "true",
 }
 # Variables of our own environment that would leak into Label Studio's interpreter or settings.
 SCRUBBED_ENV = ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV", "DJANGO_SETTINGS_MODULE", "LABEL_STUDIO_API_KEY")

@@ -55,7 +55,7 @@ class Shown:
     version and the codes it suggested."""
 
     at: datetime
-    prediction: int
+    prediction: int | None  # None: made by an import call, which answers no ids
     version: str
     codes: frozenset[str]
 
@@ -78,7 +78,9 @@ def suggestion_seen(started: Started, writes: Sequence[Shown]) -> Shown | Unjudg
         return Unjudged.NO_SUGGESTION
     if started.started_at is None:
         return Unjudged.NO_START
-    ours = [write for write in writes if write.prediction == started.parent]
+    # a write of unknown id (an import's) made the task's first prediction of ours, the one later
+    # writes update in place: the parent's
+    ours = [write for write in writes if write.prediction in (started.parent, None)]
     before = [write for write in ours if write.at <= started.started_at - SLACK]
     if not before:
         return Unjudged.NOT_RECORDED

@@ -23,6 +23,7 @@ from datetime import datetime
 
 from pydantic import BaseModel, ValidationError
 
+from backend.domain.versions import IMPORTED
 from backend.learning.bias import Shown
 from backend.storage.atomic import write_atomically
 from backend.storage.layout import ProjectDir
@@ -40,7 +41,7 @@ class Write(BaseModel):
     """One write: when (UTC), our prediction's id, the version, and the choices per control."""
 
     at: str
-    prediction: int
+    prediction: int  # IMPORTED (0): made by an import call, which answers no ids
     version: str
     choices: dict[str, list[str]]
 
@@ -99,7 +100,7 @@ class SuggestionLog:
             task: [
                 Shown(
                     datetime.fromisoformat(write.at),
-                    write.prediction,
+                    None if write.prediction == IMPORTED else write.prediction,
                     write.version,
                     frozenset(codes_of(result_of(write.choices))),
                 )

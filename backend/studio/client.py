@@ -121,6 +121,8 @@ class StudioAPI(Protocol):
 
     def create_prediction(self, project: int, prediction: dict) -> int: ...
 
+    def import_predictions(self, project: int, predictions: Sequence[dict]) -> int: ...
+
     def update_prediction(self, project: int, prediction_id: int, prediction: dict) -> None: ...
 
     def rename_prediction(self, project: int, prediction_id: int, version: str) -> None: ...
@@ -207,11 +209,12 @@ class StudioClient:
     # --- writing ------------------------------------------------------------------------------
 
     def import_predictions(self, project: int, predictions: Sequence[dict]) -> int:
-        """Import predictions in chunks; returns how many Label Studio reports as created.
+        """Import predictions in chunks; returns how many Label Studio reports as created (no ids).
 
-        Label Studio silently drops invalid predictions, so callers compare the count. Each call
-        holds Label Studio's database for seconds: only bench/bench_writepath.py measures it; the
-        backend writes one prediction per call (studio/writeback.py).
+        Label Studio silently drops invalid predictions, so callers compare the count. Unless its
+        flag `fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short` is on, each
+        call recounts every task of the project and holds its database for seconds on a large one
+        (studio/writeback.py imports only with WRITE_BY_IMPORT).
         """
         created = 0
         for start in range(0, len(predictions), PREDICTION_CHUNK):
@@ -223,7 +226,7 @@ class StudioClient:
                 ),
             )
             created += int(getattr(response, "created", 0) or 0)
-            log.info("project %s: imported %d/%d predictions", project, start + len(chunk), len(predictions))
+            log.debug("project %s: imported %d/%d predictions", project, start + len(chunk), len(predictions))
         return created
 
     def create_prediction(self, project: int, prediction: dict) -> int:

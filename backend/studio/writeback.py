@@ -5,16 +5,14 @@ Coders need only the head of the queue to be fresh, and every write to Label Stu
 database (SQLite: for everyone) while it runs: an import call holds it for seconds (7.6–10.5 s on
 11,656 tasks, whether it carries 1 prediction or 100; a minute on 100,000), a single create or
 PATCH for a tenth of a second (docs/benchmarks.md, "Label Studio's write paths"). So a version
-writes only its queue head, one call per task, never in bulk, and never deletes a version:
+writes only its queue head, one call per task, and never deletes a version. The exception: when
+Label Studio recounts only the tasks an import writes (its flag
+`fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short`, WRITE_BY_IMPORT: 0.15 s
+for 100 predictions on 11,656 tasks), the head's tasks that hold no prediction of ours yet go in one
+import call per IMPORT_CHUNK (`write_steps`): a head written one call at a time supplied 1.6 tasks a
+second where twenty fast coders took 2.2 (load run 6):
 
-- each task holds at most one prediction of ours (`TaskPredictions`). A new version PATCHes it
-  (name, result, score) and keeps its id, so a coder's open task, whose annotation names that
-  prediction as `parent_prediction`, still submits (Label Studio refuses the submit once it is
-  deleted); a task without one gets one created. Its id is kept in a map on disk
-  (storage/prediction_ids.py); a task the map lacks is looked up (a project written by the code
-  before this: our newest prediction of it is adopted, our older ones deleted one by one); each
-  write is logged with its time and internal version (storage/suggestions.py), so the suggestion a
-  coder started from is known after the prediction was rewritten (learning/bias.py);
+- each task holds at most one prediction of ours, updated in place (studio/task_predictions.py);
 - every prediction written for a queue head holds one name, `LIVE` (domain/versions.py), the
   project's `model_version` for good. Label Studio's Uncertainty sampling serves only unlabeled
   tasks with a current prediction, and answers a coder "no more tasks" when all of those are locked
@@ -43,11 +41,12 @@ A version is written in two steps, each a function that returns what the next ta
    not serve `LIVE` yet (its first version, or a project written by older code, whose differently
    named predictions then stop being current), the project is switched to it; it returns the `Live`
    version;
-2. `write_rest`: the rest of the queue head, up to `head` predictions, is written one call each,
-   the tasks not served yet first, then the places an older version's band serves already
-   (`adding_first`), stopping as soon as newer work waits (its own version will be written head
-   first), but not before `floor` are written; the tasks coded meanwhile leave the live set
-   (`forget`).
+2. `write_rest`: the rest of the queue head, up to `head` predictions, is written one call each
+   (or imported, `write_steps`), the tasks not served yet first, then the places an older
+   version's band serves already (`adding_first`), stopping as soon as newer work waits (its own
+   version will be written head first), but not before `floor` are written or every task not
+   served yet is (a rewrite adds nothing coders can be served); the tasks coded meanwhile leave the
+   live set (`forget`).
 
 A queue that replaces another of the same band (the codebook's, when the codebook changed) renames
 the live tasks outside its head (`demote`), one call each.
@@ -56,146 +55,16 @@ the live tasks outside its head (`demote`), one call each.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Collection, Sequence
-from dataclasses import dataclass, field
-from typing import Protocol
+from collections.abc import Callable, Collection, Iterator, Sequence
+from dataclasses import dataclass, replace
 
-from backend.domain.versions import LIVE, is_ours, made_order, version_number
-from backend.errors import BackendError
-from backend.studio.client import StudioAPI, StudioError
+from backend.domain.versions import LIVE, version_number
+from backend.studio.task_predictions import TaskPredictions
 
 log = logging.getLogger(__name__)
-
-
-class IncompleteImport(BackendError, RuntimeError):
-    """Label Studio refused a prediction (its task is gone, or the result does not fit the form)."""
-
-    http_status = 424  # Failed Dependency, as for StudioError: Label Studio did not do its part
-
-
-class PredictionIdMap(Protocol):
-    """Task id → the id of our prediction of it in Label Studio, and the live tasks → the version
-    that wrote each (storage/prediction_ids.py)."""
-
-    def get(self, task: int) -> int | None: ...
-
-    def put(self, task: int, prediction: int) -> None: ...
-
-    def drop(self, task: int) -> None: ...
-
-    def live(self) -> dict[int, str]: ...
-
-    def set_live(self, task: int, version: str | None) -> None: ...
-
-    def save(self) -> None: ...
-
-
-class WriteLog(Protocol):
-    """Each write of a prediction, kept to tell which suggestion a coder saw (storage/suggestions.py)."""
-
-    def add(self, task: int, prediction: int, written: dict) -> None: ...
-
-    def save(self) -> None: ...
-
-
-class NoLog:
-    """Writes kept nowhere (tests and tools that need no automation-bias report)."""
-
-    def add(self, task: int, prediction: int, written: dict) -> None:
-        pass
-
-    def save(self) -> None:
-        pass
-
-
-def queue_score(version: str, place: float) -> float:
-    """The score Label Studio serves a prediction by: its place in its version's queue (0 the most
-    informative, 1 the least) within the band [1/(n + 2), 1/(n + 1)] of version number n (the
-    codebook's queue: 0). A newer version's band lies below every older one's, so its head is served
-    first, whatever an older head left live."""
-    number = version_number(version)
-    return (1 + min(max(float(place), 0.0), 1.0) / (number + 1)) / (number + 2)
-
-
-@dataclass(frozen=True)
-class TaskPredictions:
-    """Our one prediction per task of a Label Studio project, written in place, each write logged."""
-
-    studio: StudioAPI
-    project: int
-    ids: PredictionIdMap
-    log: WriteLog = field(default_factory=NoLog)
-
-    def save(self) -> None:
-        """Save the id map and the log of writes (once per write step)."""
-        self.ids.save()
-        self.log.save()
-
-    def write(self, prediction: dict) -> None:
-        """PATCH the task's prediction to `prediction` under the served name `LIVE` (keeping its id),
-        or create one if it has none; the version it names (`model_version`) is recorded as the
-        writer of a live task and in the log.
-
-        Raises IncompleteImport when Label Studio refuses it."""
-        task, version = int(prediction["task"]), str(prediction["model_version"])
-        served = {**prediction, "model_version": LIVE, "score": queue_score(version, prediction["score"])}
-        try:
-            known = self.ids.get(task)
-            if known is None:
-                known = self._adopt(task)
-            if known is None or not self._update(known, served):
-                known = self.studio.create_prediction(self.project, served)
-                self.ids.put(task, known)
-            self.ids.set_live(task, version)
-            self.log.add(task, known, prediction)
-        except StudioError as exc:
-            if exc.status not in (400, 404):
-                raise
-            raise IncompleteImport(
-                f"Label Studio refused the prediction of {prediction.get('model_version')} for task {task}: "
-                f"{exc}"
-            ) from None
-
-    def demote(self, task: int, version: str) -> None:
-        """Rename a live task's prediction to `version` (the one that wrote it): no longer served.
-        Its result, score and id stay, so a coder who holds it open still submits."""
-        known = self.ids.get(task)
-        try:
-            if known is not None:
-                self.studio.rename_prediction(self.project, known, version)
-        except StudioError as exc:
-            if exc.status != 404:
-                raise
-            self.ids.drop(task)  # deleted meanwhile: nothing left to serve
-        self.ids.set_live(task, None)
-
-    def _update(self, known: int, prediction: dict) -> bool:
-        """PATCH prediction `known`; False when Label Studio no longer has it (deleted meanwhile)."""
-        try:
-            self.studio.update_prediction(self.project, known, prediction)
-            return True
-        except StudioError as exc:
-            if exc.status != 404:
-                raise
-            self.ids.drop(int(prediction["task"]))
-            return False
-
-    def _adopt(self, task: int) -> int | None:
-        """Our prediction of a task the map does not know, if Label Studio holds one: the newest of
-        ours is kept and the older ones are deleted, one call each (versions written before this
-        map, or a save a crash lost). Others' predictions are left alone."""
-        held = self.studio.task_predictions(self.project, task)
-        ours = sorted(
-            ((version, prediction) for prediction, version in held if is_ours(version)),
-            key=lambda pair: made_order(pair[0]),
-        )
-        if not ours:
-            return None
-        *older, (_, newest) = ours
-        for _, prediction in older:
-            self.studio.delete_prediction(self.project, prediction)
-        self.ids.put(task, newest)
-        return newest
+# Predictions per import call: a queue head's worth (WRITE_HEAD's default), which Label Studio with
+# the flag imports in 0.15 s on 11,656 tasks (docs/benchmarks.md, "Label Studio's write paths").
+IMPORT_CHUNK = 100
 
 
 @dataclass(frozen=True)
@@ -243,8 +112,8 @@ def go_live(target: TaskPredictions, version: str, predictions: Sequence[dict], 
     Raises IncompleteImport when Label Studio refuses one of them: the ones written before it hold
     the served name then, for the caller to `withdraw`."""
     try:
-        for prediction in predictions[:first]:
-            target.write(prediction)
+        for step in write_steps(target, predictions[:first]):
+            write_step(target, step)
     finally:
         target.save()
     if target.studio.served_version(target.project) != LIVE:
@@ -274,9 +143,12 @@ def write_rest(
     this worker's slot: stop, and leave the coders enough to go on with while this project's next
     round waits for a slot in turn), `on_progress(written, head)` told after each."""
     head = live.head(plan)
-    on_progress(min(live.written, len(head)), len(head))
+    written = live.written
+    adding, rewriting = adding_first(target, live, head)
+    plan = replace(plan, floor=min(plan.floor, written + len(adding)))  # a rewrite adds no task to serve
+    on_progress(min(written, len(head)), len(head))
     try:
-        for written, prediction in enumerate(adding_first(target, live, head), start=live.written):
+        for step in write_steps(target, adding + rewriting):
             reason = stop_reason(written, plan, len(head), interrupted, others_wait)
             if reason:
                 log.info(
@@ -288,11 +160,40 @@ def write_rest(
                     len(head),
                 )
                 return False
-            target.write(prediction)
-            on_progress(written + 1, len(head))
+            write_step(target, step)
+            written += len(step)
+            on_progress(written, len(head))
     finally:
         target.save()
     return True
+
+
+def write_steps(target: TaskPredictions, predictions: Sequence[dict]) -> Iterator[list[dict]]:
+    """`predictions` cut into the calls that write them, in order: a run of two or more that
+    `target` imports is one call (up to IMPORT_CHUNK), every other prediction a call of its own (a
+    single create answers its id; an import, only a count)."""
+    run: list[dict] = []
+    for prediction in predictions:
+        if target.importable(prediction):
+            run.append(prediction)
+            if len(run) == IMPORT_CHUNK:
+                yield run
+                run = []
+        else:
+            if run:
+                yield run
+            run = []
+            yield [prediction]
+    if run:
+        yield run
+
+
+def write_step(target: TaskPredictions, step: list[dict]) -> None:
+    """One call: an import of several predictions, or a single write."""
+    if len(step) > 1:
+        target.import_new(step)
+    else:
+        target.write(step[0])
 
 
 def stop_reason(
@@ -310,18 +211,19 @@ def stop_reason(
     return None
 
 
-def adding_first(target: TaskPredictions, live: Live, head: Sequence[dict]) -> list[dict]:
-    """The head's predictions after its first places, those of tasks not served yet first, then
-    those an older version's band serves already (in queue order each).
+def adding_first(target: TaskPredictions, live: Live, head: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+    """The head's predictions after its first places: those of tasks not served yet, then those an
+    older version's band serves already (in queue order each).
 
     Each write takes a tenth of a second or more of Label Studio's time, and twenty fast coders take
     a task every half second (docs/benchmarks.md, load run 6): rewriting a head's places that an
     older head holds (most of them, as consecutive rankings agree) adds no task a coder can be
-    served, while writing new ones does. Until newer work stops it, a version writes both."""
+    served, while writing new ones does. Until newer work stops it, a version writes both; the
+    coders' floor counts only the first."""
     number = version_number(live.version)
     served = {task for task, writer in target.ids.live().items() if version_number(writer) < number}
     rest = head[live.written :]
-    return [p for p in rest if int(p["task"]) not in served] + [p for p in rest if int(p["task"]) in served]
+    return [p for p in rest if int(p["task"]) not in served], [p for p in rest if int(p["task"]) in served]
 
 
 def withdraw(target: TaskPredictions, version: str) -> None:

@@ -15,7 +15,8 @@ from backend.storage.suggestions import SuggestionLog
 from backend.storage.validation import ValidationStore
 from backend.storage.versions import ModelStore
 from backend.studio.client import StudioAPI
-from backend.studio.writeback import TaskPredictions, WritePlan
+from backend.studio.task_predictions import TaskPredictions
+from backend.studio.writeback import WritePlan
 from backend.worker.pool import Pool
 from backend.worker.progress import ProgressReporter
 
@@ -56,7 +57,11 @@ class ProjectContext:
         their writes."""
         directory = self.store.layout.project(self.project)
         return TaskPredictions(
-            self.studio, self.project_id, PredictionIds(directory), SuggestionLog(directory)
+            self.studio,
+            self.project_id,
+            PredictionIds(directory),
+            SuggestionLog(directory),
+            by_import=self.loop.write_by_import,
         )
 
     @property

@@ -27,7 +27,8 @@ from backend.storage.ranked_pool import RankedPool, write_ranked_pool
 from backend.storage.state import Monitoring, ProjectState
 from backend.storage.versions import ModelVersion
 from backend.studio import writeback
-from backend.studio.writeback import IncompleteImport, Live
+from backend.studio.task_predictions import IncompleteImport
+from backend.studio.writeback import Live
 from backend.worker.context import ProjectContext
 from backend.worker.labels import ProjectLabels
 from backend.worker.ranking import Queue, Ranker, Scored

@@ -43,7 +43,8 @@ def label_studio(request, tmp_path_factory, label_studio_executable, seed_studio
 
 def backend_env(label_studio, model_path: str, workdir: Path, auth: tuple[str, str], **extra: str) -> dict:
     """The environment of a backend under test: the bundled model with tiny budgets, its MODEL_DIR
-    in `workdir`, basic auth, this Label Studio; `extra` adds or overrides settings."""
+    in `workdir`, basic auth, this Label Studio, new tasks' predictions imported; `extra` adds or
+    overrides settings."""
     return {
         **os.environ,
         "MODEL_NAME": model_path,
@@ -56,5 +57,6 @@ def backend_env(label_studio, model_path: str, workdir: Path, auth: tuple[str, s
         "BASIC_AUTH_USER": auth[0],
         "BASIC_AUTH_PASS": auth[1],
         "HF_HUB_OFFLINE": "1",
+        "WRITE_BY_IMPORT": "true",  # the tests' Label Studio imports quickly (devtools/local_studio.py)
         **extra,
     }

@@ -310,7 +310,8 @@ def story(request, label_studio, model_path, tmp_path_factory):
         import redis
 
         redis.Redis.from_url(redis_url).flushdb()
-        extra = {"REDIS_URL": redis_url, "REDIS_LOCK_SECONDS": "6"}
+        # ... and with every prediction written one call at a time
+        extra = {"REDIS_URL": redis_url, "REDIS_LOCK_SECONDS": "6", "WRITE_BY_IMPORT": "false"}
     story_settings = {
         "MIN_ANNOTATIONS_TO_TRAIN": "8",
         "CODER_IDENTITIES": "email",  # the assertions name the coders

@@ -99,8 +99,10 @@ def test_write_back_recipe(studio, sdk, http):
         for task, score in zip(unlabeled, SCORES, strict=True)
     ]
     assert sdk.projects.import_predictions(project.id, request=predictions).created == len(unlabeled)
-    invalid = [{"task": unlabeled[0], "model_version": "v1", "score": 0.0, "result": _choices(["Z"])}]
-    assert sdk.projects.import_predictions(project.id, request=invalid).created == 0  # dropped, not refused
+    # With the import flag the tests' Label Studio runs with (devtools/local_studio.py), an import
+    # takes a choice the form does not have, unchecked (without it, such a prediction is dropped).
+    invalid = {"task": unlabeled[0], "model_version": "unchecked", "score": 0.0, "result": _choices(["Z"])}
+    assert sdk.projects.import_predictions(project.id, request=[invalid]).created == 1
 
     updated = sdk.projects.update(project.id, sampling="Uncertainty sampling", model_version="v1")
     assert (updated.sampling, updated.model_version) == ("Uncertainty sampling", "v1")
@@ -203,3 +205,50 @@ def test_a_segment_with_a_nul_character_is_imported_without_it(studio, sdk, tmp_
     held = sorted(task.data["text"] for task in sdk.tasks.list(project=project, fields="task_only"))
     assert held == ["Ich wollte mit dir reden.", "Mein Knie tut weh."]
     assert setter.import_tasks(project, tasks) == (0, 2), "nothing doubled on a second run"
+
+
+def test_a_head_imported_then_rewritten_in_place(studio, sdk, http, tmp_path):
+    """WRITE_BY_IMPORT against the real thing: a head's new tasks go in import calls of 100, each task
+    holds one prediction of ours under the served name, Label Studio serves the most informative, and
+    the next version finds each imported prediction and updates it in place."""
+    from backend.domain.versions import LIVE
+    from backend.storage.layout import ProjectDir
+    from backend.storage.prediction_ids import PredictionIds
+    from backend.studio.task_predictions import TaskPredictions
+    from backend.studio.writeback import WritePlan, go_live, write_rest
+
+    project = sdk.projects.create(title="e2e imported head", label_config=LABEL_CONFIG).id
+    rows = [{"text": f"segment {n}"} for n in range(130)]
+    tasks = list(sdk.projects.import_tasks(project, request=rows, return_task_ids=True).task_ids)
+    target = TaskPredictions(
+        StudioClient(studio.url, studio.token),
+        project,
+        PredictionIds(ProjectDir(tmp_path, "1")),
+        by_import=True,
+    )
+
+    def version(name: str, head: list[int]) -> None:
+        ranked = [
+            {"task": task, "model_version": name, "score": place / len(head), "result": _choices(["B"])}
+            for place, task in enumerate(head)
+        ]
+        assert (
+            write_rest(target, go_live(target, name, ranked, 3), WritePlan(first=3, head=len(head))) is True
+        )
+
+    def ours() -> dict[int, list[int]]:
+        held: dict[int, list[int]] = {}
+        for prediction in sdk.predictions.list(project=project):
+            assert prediction.model_version == LIVE
+            held.setdefault(prediction.task, []).append(prediction.id)
+        return held
+
+    version("v1-20260101000000", tasks[:120])
+    first = ours()
+    assert sorted(first) == sorted(tasks[:120]) and all(len(ids) == 1 for ids in first.values())
+    next_task = http.get(f"/api/projects/{project}/next").json()["id"]
+    assert next_task == tasks[0], "the most informative first"
+    version("v2-20260101000001", tasks[10:130])
+    second = ours()
+    assert all(second[task] == first[task] for task in tasks[10:120]), "imported ones updated in place"
+    assert all(len(second[task]) == 1 for task in tasks[120:130])

@@ -5,7 +5,8 @@ import json
 from backend.storage.layout import ProjectDir
 from backend.storage.prediction_ids import PredictionIds
 from backend.storage.suggestions import KEEP_PER_TASK, SuggestionLog, choices_of
-from backend.studio.writeback import TaskPredictions, go_live
+from backend.studio.task_predictions import TaskPredictions
+from backend.studio.writeback import go_live
 from tests.fakes import FakeStudio
 
 

@@ -3,24 +3,23 @@ under one served name, each version's scores below every older one's, so the tas
 head stay live and are served after it."""
 
 import itertools
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
 
-from backend.domain.versions import LIVE
+from backend.domain.versions import IMPORTED, LIVE
 from backend.learning.bias import Started, suggestion_seen
 from backend.storage.layout import ProjectDir
 from backend.storage.prediction_ids import PredictionIds
 from backend.storage.suggestions import SuggestionLog
+from backend.studio.task_predictions import IncompleteImport, TaskPredictions, queue_score
 from backend.studio.writeback import (
-    IncompleteImport,
-    TaskPredictions,
     WritePlan,
     already_live,
     demote,
     forget,
     go_live,
-    queue_score,
     withdraw,
     write_rest,
 )
@@ -283,3 +282,77 @@ def test_the_rest_of_a_head_stops_at_its_floor_for_newer_work_and_at_half_for_an
     live = go_live(target, V2, predictions(tasks, V2), plan.first)
     assert write_rest(target, live, plan, interrupted=lambda: True, others_wait=others_wait) is False
     assert sorted(target.ids.live().values()).count(V2) == 6, "the floor, for newer work of its own"
+
+
+@pytest.fixture
+def importing(studio, tmp_path):
+    """Our predictions of tasks that hold none go in import calls (WRITE_BY_IMPORT)."""
+    directory = ProjectDir(tmp_path, "1")
+    return TaskPredictions(studio, 1, PredictionIds(directory), SuggestionLog(directory), by_import=True)
+
+
+def test_by_import_the_new_tasks_of_a_head_go_in_one_call_per_hundred(studio, importing):
+    assert write(importing, V1, predictions(range(250), V1), WritePlan(first=2, head=250)) is True
+    assert studio.calls == [("import", 2), ("serve", LIVE), ("import", 100), ("import", 100), ("import", 48)]
+    assert served_tasks(studio) == list(range(250)) and studio.most_per_task() == 1
+    assert importing.ids.live() == dict.fromkeys(range(250), V1)
+    assert {importing.ids.get(task) for task in range(250)} == {IMPORTED}, "an import answers no ids"
+
+
+def test_by_import_a_rewrite_looks_the_imported_prediction_up_and_updates_it_in_place(studio, importing):
+    write(importing, V1, predictions(range(4), V1), WritePlan(first=4))
+    ids = {p["task"]: p["id"] for p in studio.predictions}
+    studio.calls.clear()
+    write(importing, V2, predictions([10, 11, 0, 12, 13, 1, 14], V2), WritePlan(first=7))
+    calls = [call for call, _ in studio.calls]
+    assert calls == ["import", "look up", "update", "import", "look up", "update", "look up", "create"], (
+        "runs of new tasks imported, a task holding ours updated in place, a lone new task created"
+    )
+    assert studio.most_per_task() == 1 and {importing.ids.get(t) for t in (0, 1)} == {ids[0], ids[1]}
+    assert studio.queue() == [10, 11, 0, 12, 13, 1, 14, 2, 3]
+
+
+def test_by_import_newer_work_stops_the_head_between_two_import_calls(studio, importing):
+    newer_after_one_import = lambda: studio.calls.count(("import", 100)) >= 1  # noqa: E731
+    done = write(
+        importing, V1, predictions(range(300), V1), WritePlan(first=1, head=300), newer_after_one_import
+    )
+    assert done is False and len(studio.predictions) == 101
+
+
+def test_by_import_predictions_label_studio_dropped_are_named_and_created_when_next_written(
+    studio, importing
+):
+    studio.refuse_creates = True
+    with pytest.raises(IncompleteImport, match="took 0 of 3 imported predictions"):
+        go_live(importing, V1, predictions(range(3), V1), 3)
+    studio.refuse_creates, failed = False, len(studio.calls)
+    write(importing, V2, predictions(range(3), V2), WritePlan(first=3))
+    assert [call for call, _ in studio.calls[failed:]] == ["look up", "create"] * 3 + ["serve"]
+    assert studio.most_per_task() == 1
+
+
+def test_automation_bias_judges_a_coder_who_started_from_an_imported_prediction(studio, importing, tmp_path):
+    write(importing, V1, predictions(range(3), V1), WritePlan(first=3))
+    write(importing, V2, predictions(range(2), V2), WritePlan(first=2))
+    logged = SuggestionLog(ProjectDir(tmp_path, "1")).read(lambda result: [])[0]
+    parent = importing.ids.get(0)
+    assert [(w.prediction, w.version) for w in logged] == [(None, V1), (parent, V2)], (
+        "an import answers no id"
+    )
+    imported, rewritten = logged[0], replace(logged[1], at=logged[0].at + timedelta(minutes=10))
+    started = Started("coder", 0, frozenset(), parent, imported.at + timedelta(minutes=5))
+    assert suggestion_seen(started, [imported, rewritten]) == imported, (
+        "the imported write is the parent's first"
+    )
+
+
+def test_the_coders_floor_counts_only_tasks_not_served_yet(studio, target):
+    """Rewriting a task an older head serves adds nothing a coder can be served: newer work stops a
+    version once its new tasks are written, even below the floor."""
+    write(target, V1, predictions(range(10), V1), WritePlan(first=10))
+    done = write(
+        target, V2, predictions([20, 21, *range(10)], V2), WritePlan(first=1, head=12, floor=9), lambda: True
+    )
+    assert done is False
+    assert target.ids.live() == {**dict.fromkeys(range(10), V1), 20: V2, 21: V2}

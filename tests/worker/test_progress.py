@@ -3,7 +3,8 @@
 from backend.storage.layout import ProjectDir
 from backend.storage.prediction_ids import PredictionIds
 from backend.storage.state import StateStore
-from backend.studio.writeback import TaskPredictions, WritePlan, go_live, write_rest
+from backend.studio.task_predictions import TaskPredictions
+from backend.studio.writeback import WritePlan, go_live, write_rest
 from backend.worker.progress import ProgressReporter
 from tests.fakes import FakeStudio
 
