@@ -333,10 +333,12 @@ class Backend:
         print("load over; waiting for the last rounds to settle ...", flush=True)
 
         def settled(project: int) -> bool:
-            """The fast lane idle with nothing left for it: fine-tuning (`body`) changes no count of
-            labels, and ten projects' bodies took over 20 minutes on a CPU without native bf16."""
+            """The fast lane idle with nothing left for it: fine-tuning (`body`) and encoding the pool
+            (`embed`) change no count of labels, and ten projects' bodies took over 20 minutes on a
+            CPU without native bf16."""
             state = self.metrics().get(str(project), {})
-            return state.get("state") in ("idle", "failed") and not set(state.get("pending") or []) - {"body"}
+            left = set(state.get("pending") or []) - {"body", "embed"}
+            return state.get("state") in ("idle", "failed") and not left
 
         wait_for(lambda: all(settled(p) for p in projects), 1800, "the last rounds")
         final = self.metrics()

@@ -1,8 +1,10 @@
 """Benchmark of Label Studio's write paths for a new queue head (not a test).
 
-    python bench/bench_writepath.py [--segments 11656] [--repeat 10] [--out bench/out]
+    python bench/bench_writepath.py [--segments 11656] [--repeat 10] [--without-import-flag] [--out bench/out]
 
-Starts Label Studio 1.23.2 (SQLite, its own virtualenv), creates a project with the study's form
+Starts Label Studio 1.23.2 (SQLite, its own virtualenv; with the import flag the backend's local
+Label Studio runs with, devtools/local_studio.IMPORT_FLAG, unless --without-import-flag), creates a
+project with the study's form
 holding the whole pool of real segments and one prediction on each (a complete version, as after
 the first pre-annotation), and times each way of putting a new queue head live through the
 backend's own client (backend/studio/client.py):
@@ -16,7 +18,7 @@ backend's own client (backend/studio/client.py):
 - the same path as `studio/writeback.py` takes it now: each task's one prediction updated in place
   (`PATCH /api/predictions/{id}/` with a new version, result and score), the switch, `/next`.
 
-Prints a table and writes OUT/writepath.json.
+Prints a table and writes OUT/writepath.json (OUT/writepath-without-import-flag.json).
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import httpx
 import numpy as np
 
+from backend.devtools.local_studio import IMPORT_FLAG
 from backend.domain.scheme import parse_label_config
 from backend.studio.client import PREDICTION_CHUNK, StudioClient
 from backend.studio.predictions import result_items
@@ -70,12 +73,16 @@ def main() -> int:
     )
     parser.add_argument("--segments", type=int, default=None, help="import only this many (default: all)")
     parser.add_argument("--repeat", type=int, default=10)
+    parser.add_argument(
+        "--without-import-flag", action="store_true", help="Label Studio's import recounts every task"
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     segments = pool_rows()[: args.segments]
     workdir = Path(tempfile.mkdtemp(prefix="bench-writepath-"))
-    with label_studio(workdir) as studio:
-        results = run(studio, segments, args.repeat)
+    flag = {IMPORT_FLAG: "false"} if args.without_import_flag else {}
+    with label_studio(workdir, flag) as studio:
+        results = {"import_flag": not args.without_import_flag, **run(studio, segments, args.repeat)}
     report(results, args.out)
     return 0
 
@@ -190,8 +197,10 @@ def head_only_version(client: StudioClient, project: int, tasks: list[int], n: i
 
 def report(results: dict, out: Path) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    (out / "writepath.json").write_text(json.dumps(results, indent=2))
-    print(f"\n{results['tasks']} tasks; a full version imported in {results['full_import_seconds']} s")
+    name = "writepath.json" if results["import_flag"] else "writepath-without-import-flag.json"
+    (out / name).write_text(json.dumps(results, indent=2))
+    print(f"\nLabel Studio's import flag {'on' if results['import_flag'] else 'off'}")
+    print(f"{results['tasks']} tasks; a full version imported in {results['full_import_seconds']} s")
     print(f"/next served the new head right after the switch: {results['next_served_the_new_head']}")
     print(f"... and the head updated in place: {results['next_served_the_head_updated_in_place']}\n")
     print("| call | n | median | min | max |\n|---|---|---|---|---|")

@@ -246,8 +246,9 @@ class LoopSettings(BaseSettings):
         100,
         ge=1,
         description="The queue head: predictions written one call each after the first ones go live "
-        "(stopping when newer work waits). The rest of the pool is not written to Label Studio: /predict "
-        "serves it.",
+        "(stopping when newer work waits); with WRITE_BY_IMPORT it grows to twice what coders took while "
+        "the last version served (up to 1,000). The rest of the pool is not written to Label Studio: "
+        "/predict serves it.",
     )
     write_by_import: bool = Field(
         False,

@@ -65,6 +65,8 @@ log = logging.getLogger(__name__)
 # Predictions per import call: a queue head's worth (WRITE_HEAD's default), which Label Studio with
 # the flag imports in 0.15 s on 11,656 tasks (docs/benchmarks.md, "Label Studio's write paths").
 IMPORT_CHUNK = 100
+# The most a head grows to when its new tasks are imported: ten import calls.
+MAX_IMPORTED_HEAD = 10 * IMPORT_CHUNK
 
 
 @dataclass(frozen=True)
@@ -80,6 +82,19 @@ class WritePlan:
     first: int = 0
     head: int = 0
     floor: int = 0
+
+
+def for_coders(plan: WritePlan, floor: int, by_import: bool) -> WritePlan:
+    """The plan of a version's rest, given the coders' `floor`: within the head, which, when new
+    tasks are imported, grows to the floor (up to MAX_IMPORTED_HEAD).
+
+    Twenty fast coders took 65-160 tasks while a round ran, more than a head of 100 adds, and met
+    "no more tasks" between rounds (docs/benchmarks.md, load, 2026-12-07). One call per task made a
+    floor beyond the head hold a lane for 8 minutes; an import call writes 100 in a fraction of a
+    second."""
+    if by_import:
+        plan = replace(plan, head=max(plan.head, min(floor, MAX_IMPORTED_HEAD)))
+    return replace(plan, floor=min(plan.head, floor))
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -148,8 +148,7 @@ class Publisher:
         """Write the rest of the version's queue head, unless newer work waits, and take the tasks
         coded meanwhile out of the live set; returns whether all of the head was written."""
         ctx = self.ctx
-        # within the head: a floor beyond it made a version write 784 tasks for 8 minutes under load
-        plan = replace(ctx.write_plan, floor=min(ctx.write_plan.head, live_round.floor))
+        plan = writeback.for_coders(ctx.write_plan, live_round.floor, ctx.loop.write_by_import)
         try:
             target, live = ctx.task_predictions, live_round.live
             writing = ctx.progress.writing

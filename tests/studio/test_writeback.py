@@ -18,6 +18,7 @@ from backend.studio.writeback import (
     WritePlan,
     already_live,
     demote,
+    for_coders,
     forget,
     go_live,
     withdraw,
@@ -356,3 +357,11 @@ def test_the_coders_floor_counts_only_tasks_not_served_yet(studio, target):
     )
     assert done is False
     assert target.ids.live() == {**dict.fromkeys(range(10), V1), 20: V2, 21: V2}
+
+
+def test_a_head_grows_to_the_coders_floor_only_when_its_new_tasks_are_imported():
+    plan = WritePlan(first=3, head=100)
+    assert for_coders(plan, 300, by_import=False) == WritePlan(first=3, head=100, floor=100)
+    assert for_coders(plan, 300, by_import=True) == WritePlan(first=3, head=300, floor=300)
+    assert for_coders(plan, 40, by_import=True) == WritePlan(first=3, head=100, floor=40)
+    assert for_coders(plan, 5000, by_import=True).head == 1000, "ten import calls at most"
