@@ -150,11 +150,15 @@ class TaskPredictions:
 
     def import_new(self, predictions: Sequence[dict]) -> None:
         """Import predictions of tasks that hold none of ours, in one call. Label Studio answers a
-        count, not ids: each is recorded as `IMPORTED` until a rewrite looks it up.
+        count, not ids: each is recorded as `IMPORTED` until a rewrite looks it up. The record is
+        saved before the call: a worker killed during it leaves the tasks to be looked up when next
+        written, never imported twice.
 
         Raises IncompleteImport when Label Studio refuses or drops any (a task gone, a result that
-        does not fit the form): those it took are recorded, the others are looked up when next
-        written."""
+        does not fit the form): the next write of each looks it up."""
+        for prediction in predictions:
+            self.ids.put(int(prediction["task"]), IMPORTED)
+        self.ids.save()
         started = time.monotonic()
         try:
             created = self.studio.import_predictions(self.project, [served_form(p) for p in predictions])
@@ -177,7 +181,6 @@ class TaskPredictions:
             )
         for prediction in predictions:
             task = int(prediction["task"])
-            self.ids.put(task, IMPORTED)
             self.ids.set_live(task, str(prediction["model_version"]))
             self.log.add(task, IMPORTED, prediction)
         if created != len(predictions):

@@ -345,6 +345,7 @@ def campaign(tmp_path_factory, label_studio_executable, seed_studio_dir):
         "MIN_ANNOTATIONS_TO_TRAIN": "4",
         "WRITE_FIRST": "5",
         "WRITE_HEAD": str(HEAD),
+        "WRITE_BY_IMPORT": "true",  # a head's new tasks in import calls, as compose runs it
         "BODY_RETRAIN_EVERY": "1000",
         "WORKER_IDLE_SECONDS": "20",
         "MODEL_DIR": str(model_dir),

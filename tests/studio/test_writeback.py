@@ -365,3 +365,25 @@ def test_a_head_grows_to_the_coders_floor_only_when_its_new_tasks_are_imported()
     assert for_coders(plan, 300, by_import=True) == WritePlan(first=3, head=300, floor=300)
     assert for_coders(plan, 40, by_import=True) == WritePlan(first=3, head=100, floor=40)
     assert for_coders(plan, 5000, by_import=True).head == 1000, "ten import calls at most"
+
+
+def test_by_import_a_worker_killed_during_an_import_never_imports_a_task_twice(studio, tmp_path):
+    """The import's record is on disk before the call: what a killed worker's import made is found by
+    the next write's look-up, not imported again beside it."""
+
+    class Killed(BaseException):
+        pass
+
+    def import_then_die(project, predictions):
+        FakeStudio.import_predictions(studio, project, predictions)
+        raise Killed
+
+    studio.import_predictions = import_then_die
+    directory = ProjectDir(tmp_path, "1")
+    dying = TaskPredictions(studio, 1, PredictionIds(directory), by_import=True)
+    with pytest.raises(Killed):
+        go_live(dying, V1, predictions(range(5), V1), 5)
+    del studio.import_predictions
+    after_restart = TaskPredictions(studio, 1, PredictionIds(directory), by_import=True)
+    write(after_restart, V2, predictions(range(5), V2), WritePlan(first=5))
+    assert studio.most_per_task() == 1 and len(studio.predictions) == 5
