@@ -22,7 +22,7 @@ OURS = re.compile(r"^v\d+-(codebook-)?\d{14}$")
 # that wrote it; the internal version is in the backend (storage/prediction_ids.py, /metrics).
 LIVE = "active-learning-queue"
 # The id on record for a prediction of ours made by an import call, which answers a count and no
-# ids (studio/writeback.py): the task's first prediction of ours; a rewrite looks its id up.
+# ids (studio/task_predictions.py): the task's first prediction of ours; a rewrite looks its id up.
 IMPORTED = 0
 
 

@@ -214,7 +214,7 @@ class StudioClient:
         Label Studio silently drops invalid predictions, so callers compare the count. Unless its
         flag `fflag_fix_back_4620_memory_efficient_predictions_import_08012025_short` is on, each
         call recounts every task of the project and holds its database for seconds on a large one
-        (studio/writeback.py imports only with WRITE_BY_IMPORT).
+        (studio/task_predictions.py imports only with WRITE_BY_IMPORT).
         """
         created = 0
         for start in range(0, len(predictions), PREDICTION_CHUNK):

@@ -121,8 +121,8 @@ class Live:
 
 
 def go_live(target: TaskPredictions, version: str, predictions: Sequence[dict], first: int) -> Live:
-    """Write the `first` predictions one call each, and switch the project to `LIVE` unless it
-    serves it already.
+    """Write the `first` predictions (one call each, or imported: `write_steps`), and switch the
+    project to `LIVE` unless it serves it already.
 
     Raises IncompleteImport when Label Studio refuses one of them: the ones written before it hold
     the served name then, for the caller to `withdraw`."""

@@ -148,7 +148,7 @@ class Publisher:
         """Write the rest of the version's queue head, unless newer work waits, and take the tasks
         coded meanwhile out of the live set; returns whether all of the head was written."""
         ctx = self.ctx
-        plan = writeback.for_coders(ctx.write_plan, live_round.floor, ctx.loop.write_by_import)
+        plan = writeback.for_coders(ctx.write_plan, live_round.floor, ctx.task_predictions.by_import)
         try:
             target, live = ctx.task_predictions, live_round.live
             writing = ctx.progress.writing
