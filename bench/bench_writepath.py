@@ -163,7 +163,7 @@ def run(studio, segments: list[dict], repeat: int) -> dict:
 def in_place_rounds(client: StudioClient, project: int, head: list[int], next_task, on_screen: int) -> dict:
     """Three rounds the way studio/writeback.py writes them: the head's predictions (one per task,
     made by the rounds before) PATCHed to the new version, its top one before the switch."""
-    ids = {task: client.task_predictions(project, task)[0][0] for task in head}
+    ids = {task: held[0][0] for task, held in client.predictions_of(project, head).items()}
     update = "in-place update (version, result, score)"
     first = "round in place: PATCH 1 + switch + /next"
     rest = f"round in place: the rest of a {len(head)}-prediction head"

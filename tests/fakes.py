@@ -8,11 +8,11 @@ tests/e2e.
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterator, Sequence
 
 from backend.domain.tasks import Task
 from backend.resources import label_config
-from backend.studio.client import StudioError
+from backend.studio.client import LOOK_UP_PAGE, StudioError
 from tests.helpers import study_form_result
 
 STUDY_FORM = label_config("interview_coding")
@@ -22,12 +22,12 @@ class FakeStudio:
     """A Label Studio project in memory: tasks, annotations by users, predictions with their ids.
 
     `calls` records every write in order ("create", 1) / ("import", n) / ("update", prediction id) /
-    ("rename", prediction id) / ("serve", version) / ("delete", prediction id), every look-up of a task's
-    predictions ("look up", task) and every read of the annotated tasks ("read labels", n). A single
-    create or update for a task it does not hold is refused (400), as is every one while
-    `refuse_creates` is set; an update or rename of a prediction it does not hold is refused with 404.
-    `serve_version` sets `model_version`, the project's. `while_listing` runs once a listing of
-    unlabeled tasks is under way (another lane at work meanwhile).
+    ("rename", prediction id) / ("serve", version) / ("delete", prediction id), every read of
+    tasks' predictions ("look up", tasks in the read) and every read of the annotated tasks
+    ("read labels", n). A single create or update for a task it does not hold is refused (400), as
+    is every one while `refuse_creates` is set; an update or rename of a prediction it does not
+    hold is refused with 404. `serve_version` sets `model_version`, the project's. `while_listing`
+    runs once a listing of unlabeled tasks is under way (another lane at work meanwhile).
     """
 
     def __init__(self, segments: Sequence[dict] = (), annotated: int = 0, *, config: str = STUDY_FORM):
@@ -121,9 +121,16 @@ class FakeStudio:
     def user_emails(self) -> dict[int, str]:
         return dict(self.emails)
 
-    def task_predictions(self, project: int, task: int) -> list[tuple[int, str]]:
-        self.calls.append(("look up", task))
-        return [(p["id"], p["model_version"]) for p in self.predictions if p["task"] == task]
+    def predictions_of(self, project: int, tasks: Collection[int]) -> dict[int, list[tuple[int, str]]]:
+        """One read per LOOK_UP_PAGE tasks, as Label Studio's listing of selected tasks."""
+        wanted = sorted(tasks)
+        for start in range(0, len(wanted), LOOK_UP_PAGE):
+            self.calls.append(("look up", len(wanted[start : start + LOOK_UP_PAGE])))
+        held = {task: [] for task in wanted}
+        for prediction in self.predictions:
+            if prediction["task"] in held:
+                held[prediction["task"]].append((prediction["id"], prediction["model_version"]))
+        return held
 
     def create_prediction(self, project: int, prediction: dict) -> int:
         self.calls.append(("create", 1))

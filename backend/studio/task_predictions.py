@@ -6,18 +6,18 @@ keeps its id, so a coder's open task, whose annotation names that prediction as
 `parent_prediction`, still submits (Label Studio refuses the submit once it is deleted); a task
 without one gets one created, or, with WRITE_BY_IMPORT, imported with others in one call. Its id is
 kept in a map on disk (storage/prediction_ids.py; an imported prediction's id, which the import does
-not answer, is `IMPORTED` there until a rewrite looks it up); a task the map lacks is looked up (a
-project written by the code before this: our newest prediction of it is adopted, our older ones
-deleted one by one). Each write is logged with its time and internal version
-(storage/suggestions.py), so the suggestion a coder started from is known after the prediction was
-rewritten (learning/bias.py).
+not answer, is `IMPORTED` there until a rewrite looks it up); the tasks the map lacks are looked up
+before their writes, 100 a read (`look_up`; a project written by the code before this: our newest
+prediction of each task is adopted, our older ones deleted one by one). Each write is logged with
+its time and internal version (storage/suggestions.py), so the suggestion a coder started from is
+known after the prediction was rewritten (learning/bias.py).
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -113,9 +113,9 @@ class TaskPredictions:
         task, version = int(prediction["task"]), str(prediction["model_version"])
         served = served_form(prediction)
         try:
+            if self.ids.get(task) == IMPORTED:  # not looked up ahead (look_up): one read now
+                self.look_up([task])
             known = self.ids.get(task)
-            if not known:  # none on record, or imported (IMPORTED): look it up
-                known = self._adopt(task)
             if known is None or not self._update(known, served):
                 known = self.studio.create_prediction(self.project, served)
                 self.ids.put(task, known)
@@ -133,7 +133,8 @@ class TaskPredictions:
         """Rename a live task's prediction to `version` (the one that wrote it): no longer served.
         Its result, score and id stay, so a coder who holds it open still submits."""
         try:
-            known = self.ids.get(task) or self._adopt(task)
+            self.look_up([task])
+            known = self.ids.get(task)
             if known is not None:
                 self.studio.rename_prediction(self.project, known, version)
         except StudioError as exc:
@@ -200,19 +201,31 @@ class TaskPredictions:
             self.ids.drop(int(prediction["task"]))
             return False
 
-    def _adopt(self, task: int) -> int | None:
-        """Our prediction of a task the map does not know, if Label Studio holds one: the newest of
-        ours is kept and the older ones are deleted, one call each (versions written before this
-        map, or a save a crash lost). Others' predictions are left alone."""
-        held = self.studio.task_predictions(self.project, task)
+    def look_up(self, tasks: Iterable[int]) -> None:
+        """Find our predictions of the `tasks` whose id the map lacks (imported, or written by the code
+        before the map, or lost with a save a crash lost), one read per 100 tasks: the newest of ours
+        is adopted and the older ones are deleted, one call each; a task that holds none of ours
+        leaves the map (its next write creates one). Others' predictions are left alone.
+
+        `write` takes a task the map does not know for one that holds none of ours: the tasks of a
+        head are looked up ahead of their writes (writeback.write_steps)."""
+        unknown = sorted({int(task) for task in tasks if not self.ids.get(int(task))})
+        if not unknown:
+            return
+        for task, held in self.studio.predictions_of(self.project, unknown).items():
+            self._adopt(task, held)
+
+    def _adopt(self, task: int, held: list[tuple[int, str]]) -> None:
+        """Keep the newest of our predictions among those `task` holds, delete the older ones."""
         ours = sorted(
             ((version, prediction) for prediction, version in held if is_ours(version)),
             key=lambda pair: made_order(pair[0]),
         )
         if not ours:
-            return None
+            if self.ids.get(task) is not None:  # an import Label Studio dropped
+                self.ids.drop(task)
+            return
         *older, (_, newest) = ours
         for _, prediction in older:
             self.studio.delete_prediction(self.project, prediction)
         self.ids.put(task, newest)
-        return newest

@@ -186,7 +186,19 @@ def write_rest(
 def write_steps(target: TaskPredictions, predictions: Sequence[dict]) -> Iterator[list[dict]]:
     """`predictions` cut into the calls that write them, in order: a run of two or more that
     `target` imports is one call (up to IMPORT_CHUNK), every other prediction a call of its own (a
-    single create answers its id; an import, only a count)."""
+    single create answers its id; an import, only a count). The tasks of the single writes are
+    looked up ahead (`TaskPredictions.look_up`), one read for the next IMPORT_CHUNK steps' tasks the
+    map does not know: one look-up per rewrite of an imported task was a quarter of the backend's
+    calls at the stress pace (docs/benchmarks.md)."""
+    steps = list(cut_into_calls(target, predictions))
+    for start in range(0, len(steps), IMPORT_CHUNK):
+        batch = steps[start : start + IMPORT_CHUNK]
+        target.look_up(int(step[0]["task"]) for step in batch if len(step) == 1)
+        yield from batch
+
+
+def cut_into_calls(target: TaskPredictions, predictions: Sequence[dict]) -> Iterator[list[dict]]:
+    """`predictions` as the calls that write them (`write_steps`)."""
     run: list[dict] = []
     for prediction in predictions:
         if target.importable(prediction):
@@ -244,10 +256,11 @@ def adding_first(target: TaskPredictions, live: Live, head: Sequence[dict]) -> t
 def withdraw(target: TaskPredictions, version: str) -> None:
     """Demote the live tasks `version` wrote (a version that failed before it became the serving
     one: its few first predictions must not stay served)."""
+    withdrawn = [task for task, writer in target.ids.live().items() if writer == version]
     try:
-        for task, writer in target.ids.live().items():
-            if writer == version:
-                target.demote(task, version)
+        target.look_up(withdrawn)
+        for task in withdrawn:
+            target.demote(task, version)
     finally:
         target.save()
 
@@ -270,6 +283,7 @@ def demote(
     whether all were demoted."""
     leaving = [(task, version) for task, version in target.ids.live().items() if task not in keep]
     try:
+        target.look_up(task for task, _ in leaving if task not in labeled)
         for done, (task, version) in enumerate(leaving):
             if task in labeled:
                 target.ids.set_live(task, None)

@@ -236,9 +236,9 @@ class Campaign:
     def served_problems(self, tasks: list, current: str | None) -> list[str]:
         """What is wrong with the served predictions: every unlabeled task the backend's map names
         holds exactly one served prediction in Label Studio, no other task more than one (a write
-        whose map a SIGKILL lost is adopted when a head next takes its task: writeback._adopt), and
-        the current version serves its whole head (WRITE_HEAD, or every unlabeled task when fewer
-        remain)."""
+        whose map a SIGKILL lost is adopted when a head next takes its task:
+        TaskPredictions.look_up), and the current version serves its whole head (WRITE_HEAD, or
+        every unlabeled task when fewer remain)."""
         live = PredictionIds(ProjectDir(self.model_dir, str(self.project))).live()
         unlabeled = [task for task in tasks if not task.annotations]
         for task in unlabeled:
