@@ -70,6 +70,7 @@ from backend.devtools.local_postgres import LocalPostgres
 from backend.devtools.local_studio import free_port
 from backend.devtools.processes import BackendProcess
 from backend.queue.slots import WorkerSlots
+from bench import cpu_shares
 from bench.bench_loop import MemoryWatch
 from bench.common import AUTH, CONFIG, OUT, backend_env, coded_rows, label_studio, pool_rows
 from tests.helpers import connect_backend, study_form_result, wait_for
@@ -472,7 +473,8 @@ def main() -> int:
             Coder(studio, next(tokens), p, coded, stop, pause=(5.0, 15.0), seed=100 + n)
             for n, p in enumerate(small)
         ]
-        started = time.monotonic()
+        started, phase = time.monotonic(), cpu_shares.Phase()
+        phase.start()
         for coder in coders:
             coder.start()
         print(f"{len(coders)} coders at work for {args.minutes} minutes ...", flush=True)
@@ -480,7 +482,7 @@ def main() -> int:
         stop.set()
         for coder in coders:
             coder.join(300)
-        loaded_seconds = time.monotonic() - started
+        loaded_seconds, cpu = time.monotonic() - started, phase.stop()
         next_ms = [ms for c in coders for ms in c.next_ms]
         submit_ms = [ms for c in coders for ms in c.submit_ms]
         results = {
@@ -504,6 +506,7 @@ def main() -> int:
             "first_version_seconds": first_versions,
             "first_errors": [e for c in coders for e in c.errors][:5],
             "per_project": per_project(coders),
+            **cpu,
         }
     report(results, args.out, backend.log_path if backend.process else None)
     return 0
@@ -569,6 +572,10 @@ def report(results: dict, out: Path, log_path: Path | None) -> None:
             f"| first version live after a project's 10th annotation, median / max (project) | "
             f"{statistics.median(seconds.values()):.1f} / {seconds[slowest]} s ({slowest}) |"
         )
+    if results.get("cpu_seconds_by_group"):
+        used = "; ".join(f"{group} {seconds:g}" for group, seconds in results["cpu_seconds_by_group"].items())
+        print(f"| CPU seconds over the loaded phase, by process group ({results['cores']} cores) | {used} |")
+        print(f"| CPU idle over the loaded phase | {100 * results['cpu_idle_share']:.0f} % |")
     for row in results["per_project"]:
         print(
             f"| project {row['project']} ({row['coders']} coders): submitted; errors (of /next); "
