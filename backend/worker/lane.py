@@ -20,12 +20,13 @@ from backend.worker.wiring import lingering_seconds, project_work
 log = logging.getLogger("backend.worker")
 # Label Studio answers coders at niceness 0: on a shared CPU its requests go first, the fast lane's
 # rounds next (the load test: /next p50 0.46 s without the backend, 1.9 s beside a fast lane at 0;
-# at 5, twenty fast coders' /next p99 was 1.61x without, on two cores 97 % busy: at 10 Label
-# Studio gets nine times a round's share of a contended core, not three), the body's fine-tuning
-# and encoding last, at the lowest priority there is: at 10 two body lanes fine-tuning took enough
-# of two cores that a fast round at 100,000 segments took 5-6 times its time on an idle machine
-# (docs/benchmarks.md, "100,000 segments"); alone, it has the CPU anyway
-NICENESS = {Lane.FAST: 10, Lane.BODY: 19}
+# at 10 rather than 5, twenty fast coders' /next p99 was no better, 1.68x without against 1.61x,
+# and the rounds fewer, 80 against 118: Label Studio's one process is held up by its own work, not
+# by the rounds' share of the CPU), the body's fine-tuning and encoding last, at the lowest
+# priority there is: at 10 two body lanes fine-tuning took enough of two cores that a fast round at
+# 100,000 segments took 5-6 times its time on an idle machine (docs/benchmarks.md, "100,000
+# segments"); alone, it has the CPU anyway
+NICENESS = {Lane.FAST: 5, Lane.BODY: 19}
 
 
 def run_lane(

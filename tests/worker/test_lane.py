@@ -9,7 +9,7 @@ import pytest
 from backend.queue.work import Lane
 
 
-@pytest.mark.parametrize(("lane", "niceness"), [(Lane.FAST, 10), (Lane.BODY, 19)])
+@pytest.mark.parametrize(("lane", "niceness"), [(Lane.FAST, 5), (Lane.BODY, 19)])
 def test_a_lanes_process_runs_below_label_studio_and_the_body_below_the_fast_lane(lane, niceness):
     code = (
         "import os; from backend.queue.work import Lane; from backend.worker.lane import lower_priority; "
