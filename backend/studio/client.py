@@ -94,6 +94,11 @@ def up_to_the_last_page(first, page_size: int) -> Iterator:
             raise
 
 
+def as_dict(item) -> dict:
+    """An SDK listing's item as a plain dict (the SDK answers models; a fake or older SDK, dicts)."""
+    return item.model_dump() if hasattr(item, "model_dump") else dict(item)
+
+
 def _filter(total_annotations_operator: str) -> str:
     items = [
         {
@@ -179,7 +184,7 @@ class StudioClient:
         )
         try:
             for task in up_to_the_last_page(first, TASK_PAGE):
-                raw = task.model_dump() if hasattr(task, "model_dump") else dict(task)
+                raw = as_dict(task)
                 yield Task(
                     int(raw["id"]),
                     raw.get("data") or {},
@@ -219,7 +224,7 @@ class StudioClient:
                 ),
             )
             for task in listed.items or ():
-                raw = task.model_dump() if hasattr(task, "model_dump") else dict(task)
+                raw = as_dict(task)
                 held[int(raw["id"])] = [
                     (int(p["id"]), p.get("model_version") or "") for p in raw.get("predictions") or ()
                 ]
