@@ -105,9 +105,12 @@ def test_a_validation_sample_is_served_blind_interleaved_held_out_and_estimated(
         metrics = lambda: backend.metrics().get(str(project.id), {})  # noqa: E731
 
         def settled(version_not=None):
+            """Both lanes idle with nothing pending, and the body fine-tuned once: its round ends in a
+            new version, which would otherwise land after the estimates below (as on a slow CI)."""
             found = metrics()
             current = found.get("current_version")
-            done = current and current != version_not and found["state"] == "idle" and not found["pending"]
+            lanes_idle = found["state"] == "idle" and found["body_state"] == "idle" and found["body_version"]
+            done = current and current != version_not and lanes_idle and not found["pending"]
             return found if done else None
 
         wait_for(lambda: metrics().get("pool_encoded"), 180, "the pool encoded")
