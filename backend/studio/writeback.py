@@ -43,10 +43,11 @@ A version is written in two steps, each a function that returns what the next ta
    version;
 2. `write_rest`: the rest of the queue head, up to `head` predictions, is written one call each
    (or imported, `write_steps`), the tasks not served yet first, then the places an older
-   version's band serves already (`adding_first`), stopping as soon as newer work waits (its own
-   version will be written head first), but not before `floor` are written or every task not
-   served yet is (a rewrite adds nothing coders can be served); the tasks coded meanwhile leave the
-   live set (`forget`).
+   version's band serves already within the coders' reach (`adding_first`: coders take fewer
+   before the next version comes), stopping as soon as newer work waits (its own version will be
+   written head first), but not before `floor` are written or every task not served yet is (a
+   rewrite adds nothing coders can be served); the tasks coded meanwhile leave the live set
+   (`forget`).
 
 A queue that replaces another of the same band (the codebook's, when the codebook changed) renames
 the live tasks outside its head (`demote`), one call each.
@@ -73,7 +74,8 @@ MAX_IMPORTED_HEAD = 10 * IMPORT_CHUNK
 class WritePlan:
     """How a version is written: `first` predictions before the switch, the queue `head` (up to
     that many, the first included) one by one after it, of which the first `floor` even when newer
-    work waits.
+    work waits; an older head's tasks are rewritten only within its first `reach` places (None: the
+    whole head).
 
     Label Studio serves only tasks with a current prediction while any task has one, and answers a
     coder "no more tasks" when all of those are locked by other coders: a version must go live with
@@ -82,19 +84,25 @@ class WritePlan:
     first: int = 0
     head: int = 0
     floor: int = 0
+    reach: int | None = None
 
 
-def for_coders(plan: WritePlan, floor: int, by_import: bool) -> WritePlan:
+def for_coders(plan: WritePlan, floor: int, by_import: bool, coders_moved: bool = True) -> WritePlan:
     """The plan of a version's rest, given the coders' `floor`: within the head, which, when new
-    tasks are imported, grows to the floor (up to MAX_IMPORTED_HEAD).
+    tasks are imported, grows to the floor (up to MAX_IMPORTED_HEAD); the floor is the reach too,
+    unless coders coded no task since the last version (`coders_moved` False: after a validation
+    draw, a codebook change, a new body, new tasks), when the whole head is rewritten in its order.
 
     Twenty fast coders took 65-160 tasks while a round ran, more than a head of 100 adds, and met
     "no more tasks" between rounds (docs/benchmarks.md, load, 2026-12-07). One call per task made a
     floor beyond the head hold a lane for 8 minutes; an import call writes 100 in a fraction of a
-    second."""
+    second. Coders are served no deeper than the floor before the next version writes its own, so
+    rewriting an older head's places beyond it only cost Label Studio's time: at a human pace the
+    backend sent 5,611 such rewrites in ten minutes against about 500 submits (docs/benchmarks.md)."""
     if by_import:
         plan = replace(plan, head=max(plan.head, min(floor, MAX_IMPORTED_HEAD)))
-    return replace(plan, floor=min(plan.head, floor))
+    floor = min(plan.head, floor)
+    return replace(plan, floor=floor, reach=floor if coders_moved else None)
 
 
 @dataclass(frozen=True)
@@ -159,7 +167,7 @@ def write_rest(
     round waits for a slot in turn), `on_progress(written, head)` told after each."""
     head = live.head(plan)
     written = live.written
-    adding, rewriting = adding_first(target, live, head)
+    adding, rewriting = adding_first(target, live, head, plan.reach)
     plan = replace(plan, floor=min(plan.floor, written + len(adding)))  # a rewrite adds no task to serve
     on_progress(min(written, len(head)), len(head))
     try:
@@ -238,9 +246,11 @@ def stop_reason(
     return None
 
 
-def adding_first(target: TaskPredictions, live: Live, head: Sequence[dict]) -> tuple[list[dict], list[dict]]:
+def adding_first(
+    target: TaskPredictions, live: Live, head: Sequence[dict], reach: int | None
+) -> tuple[list[dict], list[dict]]:
     """The head's predictions after its first places: those of tasks not served yet, then those an
-    older version's band serves already (in queue order each).
+    older version's band serves already, within its first `reach` places (in queue order each).
 
     Each write takes a tenth of a second or more of Label Studio's time, and twenty fast coders take
     a task every half second (docs/benchmarks.md, load run 6): rewriting a head's places that an
@@ -249,8 +259,8 @@ def adding_first(target: TaskPredictions, live: Live, head: Sequence[dict]) -> t
     coders' floor counts only the first."""
     number = version_number(live.version)
     served = {task for task, writer in target.ids.live().items() if version_number(writer) < number}
-    rest = head[live.written :]
-    return [p for p in rest if int(p["task"]) not in served], [p for p in rest if int(p["task"]) in served]
+    rest, reached = head[live.written :], head[live.written : reach]
+    return [p for p in rest if int(p["task"]) not in served], [p for p in reached if int(p["task"]) in served]
 
 
 def withdraw(target: TaskPredictions, version: str) -> None:

@@ -78,6 +78,7 @@ class LiveRound:
     replaced: Replaced
     floor: int = 0
     labeled: frozenset[int] = frozenset()
+    taken: int = 0  # tasks coded since the version it replaced
 
 
 def first_places(labels: ProjectLabels) -> int:
@@ -142,13 +143,14 @@ class Publisher:
             raise
         # each coder served twice over, and twice what coders took while the last version served
         floor = live.written + places + 2 * taken
-        return LiveRound(ranked, live, replaced, floor, frozenset(labels.annotated_ids))
+        return LiveRound(ranked, live, replaced, floor, frozenset(labels.annotated_ids), taken)
 
     def write_rest(self, live_round: LiveRound) -> bool:
         """Write the rest of the version's queue head, unless newer work waits, and take the tasks
         coded meanwhile out of the live set; returns whether all of the head was written."""
         ctx = self.ctx
-        plan = writeback.for_coders(ctx.write_plan, live_round.floor, ctx.task_predictions.by_import)
+        by_import, moved = ctx.task_predictions.by_import, live_round.taken > 0
+        plan = writeback.for_coders(ctx.write_plan, live_round.floor, by_import, coders_moved=moved)
         try:
             target, live = ctx.task_predictions, live_round.live
             writing = ctx.progress.writing

@@ -237,17 +237,20 @@ class Campaign:
         """What is wrong with the served predictions: every unlabeled task the backend's map names
         holds exactly one served prediction in Label Studio, no other task more than one (a write
         whose map a SIGKILL lost is adopted when a head next takes its task:
-        TaskPredictions.look_up), and the current version serves its whole head (WRITE_HEAD, or
-        every unlabeled task when fewer remain)."""
+        TaskPredictions.look_up), and the current version's whole head is served (WRITE_HEAD, or
+        every unlabeled task when fewer remain: its own tasks and the coders' reach written by it,
+        an older head's deeper places by their writers) with its first places written by it."""
         live = PredictionIds(ProjectDir(self.model_dir, str(self.project))).live()
         unlabeled = [task for task in tasks if not task.annotations]
         for task in unlabeled:
             served = sum(1 for p in task.predictions or [] if prediction_version(p) == LIVE)
             if served > 1 or (task.id in live and served != 1):
                 return [f"task {task.id} has {served} served predictions; the map names {live.get(task.id)}"]
-        head = sum(1 for task in unlabeled if live.get(task.id) == current)
+        head = sum(1 for task in unlabeled if task.id in live)
         if head < min(HEAD, len(unlabeled)):
-            return [f"{current} serves {head} tasks, not its head of {min(HEAD, len(unlabeled))}"]
+            return [f"{head} tasks are served, not {current}'s head of {min(HEAD, len(unlabeled))}"]
+        if current not in live.values():
+            return [f"{current} serves none of the tasks it wrote"]
         return []
 
     def recover(self, expect_body: bool = False) -> tuple[bool, str]:

@@ -360,12 +360,28 @@ def test_the_coders_floor_counts_only_tasks_not_served_yet(studio, target):
     assert target.ids.live() == {**dict.fromkeys(range(10), V1), 20: V2, 21: V2}
 
 
+def test_an_older_heads_places_are_rewritten_only_within_the_coders_reach(studio, target):
+    """Coders take fewer tasks than the floor before the next version writes its own: a project
+    with one slow coder rewrote 15 served places a round, 46 rounds in ten minutes, while twenty
+    coders of another project waited on the same Label Studio."""
+    write(target, V1, predictions(range(50), V1), WritePlan(first=1, head=50))
+    studio.calls.clear()
+    new_head = [60, 61, *range(48)]  # two new tasks, then the older head's places
+    plan = for_coders(WritePlan(first=2, head=50), 6, by_import=False)
+    assert write(target, V2, predictions(new_head, V2), plan) is True
+    calls = [call for call, _ in studio.calls]
+    assert calls.count("create") == 2 and calls.count("update") == 4, "places 3-6 rewritten, no deeper"
+    assert studio.queue()[:6] == new_head[:6], "the reach served in the new version's order"
+    assert studio.most_per_task() == 1 and target.ids.live()[10] == V1
+
+
 def test_a_head_grows_to_the_coders_floor_only_when_its_new_tasks_are_imported():
     plan = WritePlan(first=3, head=100)
-    assert for_coders(plan, 300, by_import=False) == WritePlan(first=3, head=100, floor=100)
-    assert for_coders(plan, 300, by_import=True) == WritePlan(first=3, head=300, floor=300)
-    assert for_coders(plan, 40, by_import=True) == WritePlan(first=3, head=100, floor=40)
+    assert for_coders(plan, 300, by_import=False) == WritePlan(first=3, head=100, floor=100, reach=100)
+    assert for_coders(plan, 300, by_import=True) == WritePlan(first=3, head=300, floor=300, reach=300)
+    assert for_coders(plan, 40, by_import=True) == WritePlan(first=3, head=100, floor=40, reach=40)
     assert for_coders(plan, 5000, by_import=True).head == 1000, "ten import calls at most"
+    assert for_coders(plan, 40, by_import=False, coders_moved=False).reach is None, "a new order: all of it"
 
 
 def test_by_import_a_worker_killed_during_an_import_never_imports_a_task_twice(studio, tmp_path):
