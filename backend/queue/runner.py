@@ -48,8 +48,13 @@ def work_off(
     handle: Callable[[WorkKind], None],
     lane: Lane = Lane.FAST,
     lingering: Lingering = Lingering(),
+    begin: Callable[[WorkKind], object] = lambda kind: None,
 ) -> int:
     """Run `handle(kind)` for the lane's pending requests while we hold its lock; returns rounds run.
+
+    `begin(kind)` marks the lane at work before the request leaves the queue, so that no moment
+    between two rounds shows the lane idle with nothing pending (`/metrics` would read it as
+    settled: a test on a slow CI did, and the round after it landed a new version).
 
     While `lingering`, the worker keeps the lock (and whatever `handle` keeps in memory) and polls
     for new requests. After releasing the lock we look again: a request that arrived just as we
@@ -68,7 +73,9 @@ def work_off(
             idle_since, idle_handled = time.monotonic(), False
             while True:
                 idle = time.monotonic() - idle_since
-                if kind := queue.take(project, lane):
+                if waiting := queue.pending(project, lane):
+                    begin(waiting[0])
+                if waiting and (kind := queue.take(project, lane)):
                     try:
                         handle(kind)
                     except BaseException:

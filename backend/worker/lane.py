@@ -54,7 +54,7 @@ def run_lane(
     lingering = Lingering(
         lingering_seconds(settings, lane), work.when_idle, settings.loop.body_retrain_idle_seconds, yield_when
     )
-    work_off(queue, project, work.run, lane, lingering)
+    work_off(queue, project, work.run, lane, lingering, begin=work.at_work)
     return 0
 
 

@@ -92,6 +92,10 @@ class ProjectWork:
             time.perf_counter() - clock,
         )
 
+    def at_work(self, kind: WorkKind) -> None:
+        """Show the lane at work before its request is taken (`run` marks it again, with its start)."""
+        self.registry.started(self.project, kind)
+
     def when_idle(self) -> None:
         if self.on_idle is not None:
             self.on_idle.when_idle()

@@ -155,6 +155,20 @@ def test_a_lingering_worker_takes_new_work_and_notices_quiet_spells(tmp_path):
     assert idle == [1], "one quiet spell, one call"
 
 
+def test_the_lane_shows_at_work_before_its_request_leaves_the_queue(tmp_path):
+    """Else `/metrics` could show the lane idle with nothing pending between two rounds: settled,
+    to a test on a slow CI, while the next round was about to land a new version."""
+    queue, seen = FileQueue(tmp_path), []
+    queue.put("5", PREDICT)
+    done = work_off(
+        queue,
+        "5",
+        lambda kind: seen.append(("run", kind, queue.pending("5"))),
+        begin=lambda kind: seen.append(("begin", kind, queue.pending("5"))),
+    )
+    assert done == 1 and seen == [("begin", PREDICT, [PREDICT]), ("run", PREDICT, [])]
+
+
 def test_workers_get_a_memory_friendly_malloc_unless_the_admin_chose_otherwise(monkeypatch):
     monkeypatch.delenv("MALLOC_ARENA_MAX", raising=False)
     monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")
