@@ -34,14 +34,12 @@ class Lingering:
     """How long a worker stays at its lane once the requests are done (`seconds` idle: the next
     annotation's round starts at once, without a new process loading a model); `on_idle` runs once
     per quiet spell of `idle_after` seconds; lingering ends early when `yield_when` says others
-    wait for the worker's slot, and so does a worker with more requests once it held its lane for
-    `turn` seconds (its requests stay for the next worker, started in turn: scheduler.py)."""
+    wait for the worker's slot."""
 
     seconds: float = 0.0
     on_idle: Callable[[], None] | None = None
     idle_after: float = float("inf")
     yield_when: Callable[[], bool] | None = None
-    turn: float = float("inf")
 
 
 def work_off(
@@ -72,8 +70,7 @@ def work_off(
         with queue.hold(project, lane) as held:
             if not held:
                 return rounds  # the holder will see the markers
-            idle_since = turn_since = time.monotonic()
-            idle_handled = False
+            idle_since, idle_handled = time.monotonic(), False
             while True:
                 idle = time.monotonic() - idle_since
                 if waiting := queue.pending(project, lane):
@@ -86,8 +83,6 @@ def work_off(
                         raise
                     rounds += 1
                     idle_since, idle_handled = time.monotonic(), False
-                    if idle_since - turn_since >= lingering.turn and others_wait():
-                        return rounds  # its turn is over: the requests left wait for a worker in turn
                 elif idle < linger and not others_wait():
                     if on_idle and not idle_handled and idle >= idle_after:
                         idle_handled = True

@@ -72,10 +72,10 @@ class Scheduler:
     # --- the work queue's contract ----------------------------------------------------------------
 
     def request(self, project: str, kind: WorkKind) -> None:
-        """Leave a marker and make sure a child process works it off, in turn. Returns at once."""
+        """Leave a marker and make sure a child process works it off. Returns at once."""
         kind = WorkKind(kind)
         self.queue.put(project, kind)
-        self._start_in_turn(project, kind.lane)
+        self._start_worker(project, kind.lane)
 
     def pending(self, project: str, lane: Lane | None = None) -> list[WorkKind]:
         return self.queue.pending(project, lane)
@@ -146,18 +146,6 @@ class Scheduler:
         with self._guard:
             return [key for key, child in self._children.items() if child.poll() is None]
 
-    def _start_in_turn(self, project: str, lane: Lane, itself: bool = True) -> bool:
-        """Start workers for the other lanes that wait for a slot, then (`itself`) for this one.
-
-        A slot that frees up goes to whoever asks first, and a project whose twenty coders send a
-        webhook every quarter second always asked first: at the stress pace two small projects
-        got no round in ten minutes (docs/benchmarks.md, "Load"). Those waiting go first, in turn
-        with the workers' turns (runner.py, `Lingering.turn`)."""
-        for other in waiting(self, self.projects()):
-            if other != (project, lane):
-                self.start_waiting(*other)
-        return itself and self._start_worker(project, lane)
-
     def _start_worker(self, project: str, lane: Lane) -> bool:
         """Start a child for the lane unless one is already on its way or at work, or no slot is free.
 
@@ -201,8 +189,8 @@ class Scheduler:
             self.queue.layout.project(project).starting(lane).unlink(missing_ok=True)  # it is not starting
         if code != 0:
             self._failed_at[(project, lane)] = time.monotonic()
-        if code == 0:
-            self._start_in_turn(project, lane, itself=bool(self.queue.pending(project, lane)))
+        if code == 0 and self.queue.pending(project, lane):
+            self._start_worker(project, lane)
         with logged(f"project {project}: recording how the {lane} worker ended"):
             if code < 0:
                 reason = f"the {lane} lane's process was killed by signal {-code} after "

@@ -27,12 +27,6 @@ log = logging.getLogger("backend.worker")
 # 100,000 segments took 5-6 times its time on an idle machine (docs/benchmarks.md, "100,000
 # segments"); alone, it has the CPU anyway
 NICENESS = {Lane.FAST: 5, Lane.BODY: 19}
-# How long a worker with more requests keeps its slot while another project's wait for one: at the
-# stress pace the large project's and one small project's fast lanes held the two slots body rounds
-# leave for the whole ten minutes, and two small projects' coders got no new version
-# (docs/benchmarks.md, "Load"); a turn of a minute lets every waiting project have a round between
-# two of theirs, for one process start per turn
-TURN_SECONDS = 60.0
 
 
 def run_lane(
@@ -58,11 +52,7 @@ def run_lane(
     look = Throttle(YIELD_CHECK_SECONDS)  # a look at every project's requests costs a directory scan
     work = project_work(project, settings, studio, queue, lambda: look.due() and yield_when())
     lingering = Lingering(
-        lingering_seconds(settings, lane),
-        work.when_idle,
-        settings.loop.body_retrain_idle_seconds,
-        yield_when,
-        turn=TURN_SECONDS,
+        lingering_seconds(settings, lane), work.when_idle, settings.loop.body_retrain_idle_seconds, yield_when
     )
     work_off(queue, project, work.run, lane, lingering, begin=work.at_work)
     return 0

@@ -220,47 +220,6 @@ def test_a_lingering_worker_gives_its_slot_to_a_project_that_waits(tmp_path):
     assert not worker.is_alive() and done == [1], "it stopped lingering instead of holding the slot"
 
 
-def test_a_busy_worker_gives_its_slot_up_after_its_turn_when_another_project_waits(tmp_path):
-    """Twenty coders' webhooks leave a new request during every round: without turns the worker
-    never ends, and at the stress pace two small projects got no round in ten minutes."""
-    queue = FileQueue(tmp_path)
-    queue.put("1", TRAIN)
-    queue.put("2", TRAIN)  # waits: the one slot is project 1's
-    scheduler = Scheduler(tmp_path, max_workers=1)
-    held, done = scheduler.slots.take(), []
-
-    def busy_for_ever():
-        yielding = lambda: scheduler.others_wait_for_a_slot("1")  # noqa: E731
-        done.append(
-            work_off(
-                queue,
-                "1",
-                lambda kind: queue.put("1", TRAIN),
-                lingering=Lingering(0.0, yield_when=yielding, turn=0.0),
-            )
-        )
-
-    worker = threading.Thread(target=busy_for_ever, daemon=True)
-    worker.start()
-    worker.join(timeout=30)
-    held.close()
-    assert not worker.is_alive() and done == [1], "its turn ended after a round"
-    assert queue.pending("1") == [TRAIN], "the request of its next round waits for its next turn"
-
-
-def test_a_freed_slot_goes_to_the_project_that_waited_before_one_that_asks_again(tmp_path):
-    log_file = tmp_path / "rounds.log"
-    command = [sys.executable, STUB, str(tmp_path), str(log_file), "0.2"]
-    scheduler = Scheduler(tmp_path, max_workers=1, command=command)
-    held = scheduler.slots.take()
-    scheduler.request("2", TRAIN)  # no slot: it waits on disk
-    held.close()
-    scheduler.request("1", TRAIN)  # the busy project asks again the moment the slot is free
-    assert scheduler.running() == [("2", Lane.FAST)], "the project that waited goes first"
-    wait_until_idle(scheduler, "1", "2")
-    assert len(rounds(log_file)) == 2 and spawns(log_file) == 2, "project 1's round follows, in turn"
-
-
 def test_work_killed_mid_round_is_requested_once_more_and_then_left_for_the_next_event(tmp_path):
     """A worker killed while busy (out of memory, a restart) gets its work requested again; when the
     second attempt dies too, the work waits for the next event instead of looping."""
