@@ -205,7 +205,9 @@ class ProjectState(_Record):
     fast: LaneState = Field(default_factory=LaneState)
     body: BodyLaneState = Field(default_factory=BodyLaneState)
     current_version: str | None = None  # the version Label Studio shows and the queue follows
-    complete: bool | None = None  # whether its whole queue head (WRITE_HEAD) is written
+    # whether its queue head (WRITE_HEAD) is written: all of it, but an older head's places past the
+    # coders' reach, which stay served as that head wrote them (studio/writeback.py, `for_coders`)
+    complete: bool | None = None
     labeled: int | None = None  # training examples of the last round
     waiting_for: int | None = None  # set while fewer than MIN_ANNOTATIONS_TO_TRAIN examples exist
     last_training_seconds: float | None = None
