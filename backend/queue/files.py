@@ -65,9 +65,8 @@ class FileQueue:
         """Try to take the lane's lock without waiting; yields whether we hold it."""
         directory = self.layout.project(project)
         with file_lock(directory.lane_lock(lane), wait=False) as held:
-            if held:
-                directory.starting(lane).unlink(missing_ok=True)  # the worker that was started is at work
-            yield held
+            directory.starting(lane).unlink(missing_ok=True)  # the worker that was started is at work,
+            yield held  # or another worker is (the one started moves on or ends)
 
     def mark_starting(self, project: str, lane: Lane) -> None:
         self.layout.project(project).starting(lane).touch()

@@ -30,16 +30,27 @@ class Throttle:
 
 
 @dataclass(frozen=True)
+class Turns:
+    """When a worker gives its lane up for others: lingering ends when `yield_when` says others wait
+    for the worker's slot; a worker that always has more requests ends its turn after a round once
+    it held the lane for `seconds` and `over` says others wait. Its requests stay for the next
+    worker in turn (worker/__main__.py moves the process to a lane that waited)."""
+
+    yield_when: Callable[[], bool] | None = None
+    seconds: float = float("inf")
+    over: Callable[[], bool] = lambda: False
+
+
+@dataclass(frozen=True)
 class Lingering:
     """How long a worker stays at its lane once the requests are done (`seconds` idle: the next
     annotation's round starts at once, without a new process loading a model); `on_idle` runs once
-    per quiet spell of `idle_after` seconds; lingering ends early when `yield_when` says others
-    wait for the worker's slot."""
+    per quiet spell of `idle_after` seconds; `turns` says when it leaves earlier, for others."""
 
     seconds: float = 0.0
     on_idle: Callable[[], None] | None = None
     idle_after: float = float("inf")
-    yield_when: Callable[[], bool] | None = None
+    turns: Turns = Turns()
 
 
 def work_off(
@@ -64,13 +75,15 @@ def work_off(
     linger, on_idle, idle_after = lingering.seconds, lingering.on_idle, lingering.idle_after
 
     def others_wait() -> bool:
-        return lingering.yield_when is not None and look.due() and lingering.yield_when()
+        yield_when = lingering.turns.yield_when
+        return yield_when is not None and look.due() and yield_when()
 
     while queue.pending(project, lane):
         with queue.hold(project, lane) as held:
             if not held:
                 return rounds  # the holder will see the markers
-            idle_since, idle_handled = time.monotonic(), False
+            idle_since = turn_since = time.monotonic()
+            idle_handled = False
             while True:
                 idle = time.monotonic() - idle_since
                 if waiting := queue.pending(project, lane):
@@ -83,6 +96,8 @@ def work_off(
                         raise
                     rounds += 1
                     idle_since, idle_handled = time.monotonic(), False
+                    if idle_since - turn_since >= lingering.turns.seconds and lingering.turns.over():
+                        return rounds  # its turn is over; the requests left wait for the next worker
                 elif idle < linger and not others_wait():
                     if on_idle and not idle_handled and idle >= idle_after:
                         idle_handled = True

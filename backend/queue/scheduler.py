@@ -9,6 +9,14 @@ At most MAX_WORKER_PROCESSES children run at once on the host (slots.py). A requ
 free slot stays on disk; the server's sweep (sweep.py) starts it when a slot frees up, and also
 starts requests left from before a restart. The child's command line is the one thing the queue
 knows of the round (worker/__main__.py).
+
+Slots are taken in turn: a fast-lane worker that always has more requests ends its turn after
+TURN_SECONDS when another project's fast lane waits for a slot, and moves, slot and imported
+libraries with it, to the lane that waited (:meth:`Scheduler.next_in_turn`); its own lane then waits
+for the next worker whose turn ends. At the stress pace one large project's lane and one small
+project's held the two slots body rounds leave for ten minutes, and two small projects got no round
+(docs/benchmarks.md, "Load"); a turn that ended the process instead cost the large project a
+process start each time and left it 4 rounds instead of 19.
 """
 
 from __future__ import annotations
@@ -21,13 +29,14 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import IO
 
 from backend.config.logs import QUIET_ENV
 from backend.queue.files import FileQueue
 from backend.queue.registry import LaneRegistry
+from backend.queue.runner import Turns
 from backend.queue.slots import WorkerSlots
 from backend.queue.sweep import SWEEP_SECONDS, Sweeper, logged, repair, waiting
 from backend.queue.work import Lane, WorkKind
@@ -37,6 +46,7 @@ log = logging.getLogger(__name__)
 MALLOC_DEFAULTS = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 STARTUP_GRACE_SECONDS = 30.0  # a worker imports its libraries before it takes the lane's lock
 CRASH_BACKOFF_SECONDS = 30.0
+TURN_SECONDS = 30.0  # how long a busy fast-lane worker keeps its lane while another project's waits
 
 
 def child_env() -> dict[str, str]:
@@ -63,6 +73,7 @@ class Scheduler:
         self.slots = WorkerSlots(Path(model_dir), max_workers)
         self.sweeper = Sweeper(self, self.registry)
         self.command = command or [sys.executable, "-m", "backend.worker"]
+        self.turn_seconds = TURN_SECONDS
         self._children: dict[tuple[str, Lane], subprocess.Popen] = {}
         self._failed_at: dict[tuple[str, Lane], float] = {}
         self._told_to_wait: set[tuple[str, Lane]] = set()
@@ -101,11 +112,49 @@ class Scheduler:
     def hold(self, project: str, lane: Lane) -> contextlib.AbstractContextManager[bool]:
         return self.queue.hold(project, lane)
 
-    def others_wait_for_a_slot(self, project: str) -> bool:
-        """Whether every slot is taken while another project's request waits (a lingering worker yields)."""
+    def others_wait_for_a_slot(self, project: str, lanes: tuple[Lane, ...] = tuple(Lane)) -> bool:
+        """Whether every slot is taken while another project's request in one of `lanes` waits with no
+        worker on its way (a lingering worker yields; a busy fast-lane worker ends its turn)."""
         if self.slots.free() != 0:
             return False
-        return bool(waiting(self, [name for name in self.projects() if name != project]))
+        others = waiting(self, [name for name in self.projects() if name != project])
+        return any(lane in lanes and not self._on_its_way(name, lane) for name, lane in others)
+
+    def next_in_turn(self, left: str) -> str | None:
+        """The project whose fast lane a worker that leaves `left`'s goes to, keeping its slot: the
+        first after `left`, in turn, whose fast lane waits with no worker at it or on its way, else
+        `left` itself if its lane still waits; None when no lane waits."""
+        projects = self.projects()
+        after = projects.index(left) + 1 if left in projects else 0
+        for project in [*projects[after:], *projects[:after]]:
+            fast = (project, Lane.FAST)
+            if self.queue.pending(*fast) and not self.queue.busy(*fast) and not self._on_its_way(*fast):
+                return project
+        return None
+
+    def work_in_turn(
+        self, project: str, lane: Lane, work: Callable[[str, Turns], int], stopping: threading.Event
+    ) -> int:
+        """A worker process's life: `work(project, turns)` works off a lane; a fast-lane worker then
+        moves on, with its slot, to the next lane in turn that waits (next_in_turn), until none does or
+        `stopping` is set (the server stops). Returns the last `work`'s exit code."""
+        at: str | None = project
+        code = 0
+        while at is not None:
+            code = work(at, self._turns_at(at, stopping))
+            at = None if lane is Lane.BODY or stopping.is_set() else self.next_in_turn(at)
+            if at is not None:
+                self.slots.moved(os.getpid(), at, lane)
+        return code
+
+    def _turns_at(self, project: str, stopping: threading.Event) -> Turns:
+        """A worker at `project`'s lane stops lingering when others wait for a slot or the server
+        stops, and a busy one's turn ends when another project's fast lane waits for a slot."""
+        return Turns(
+            lambda: stopping.is_set() or self.others_wait_for_a_slot(project),
+            self.turn_seconds,
+            lambda: self.others_wait_for_a_slot(project, (Lane.FAST,)),
+        )
 
     # --- sweeping (sweep.py) ----------------------------------------------------------------------
 
@@ -154,10 +203,7 @@ class Scheduler:
         one process each (measured: ten at 0.25 GB apiece), all but one of them to give up.
         """
         with self._guard:
-            running = self._children.get((project, lane))
-            if running is not None and running.poll() is None:
-                return False  # it takes the marker, or its reaper starts another child for it
-            if self.queue.busy(project, lane) or self.queue.starting(project, lane, STARTUP_GRACE_SECONDS):
+            if self.queue.busy(project, lane) or self._on_its_way(project, lane):
                 return False  # a child (perhaps of another server worker) holds the lane or will soon
             slot = self.slots.take(lane)
             if slot is None:
@@ -175,22 +221,37 @@ class Scheduler:
                     pass_fds=(slot.fileno(),),
                 )
             self._children[(project, lane)] = child
+            self.slots.whereabouts(child.pid)  # a note of an earlier process with its pid
         threading.Thread(target=self._reap, args=(project, lane, child), daemon=True).start()
         return True
 
+    def _on_its_way(self, project: str, lane: Lane) -> bool:
+        """Whether a child was started for the lane and has not taken it yet: ours while it lives (it
+        imports its libraries first, seconds or, under load, longer), another server process's for
+        STARTUP_GRACE_SECONDS."""
+        child = self._children.get((project, lane))
+        ours = child is not None and child.poll() is None
+        return self.queue.starting(project, lane, float("inf") if ours else STARTUP_GRACE_SECONDS)
+
     def _reap(self, project: str, lane: Lane, child: subprocess.Popen) -> None:
-        """After a child ends: record a death it could not record itself, and start another child if
-        a request arrived too late for it to see."""
+        """After a child ends: record a death it could not record itself, at the lane it was at last
+        (it may have moved: next_in_turn), and start another child if a request arrived too late for
+        it to see."""
         started = time.monotonic()
         code = child.wait()
         with self._guard:
             if self._children.get((project, lane)) is child:
                 del self._children[(project, lane)]
-            self.queue.layout.project(project).starting(lane).unlink(missing_ok=True)  # it is not starting
+                self.queue.layout.project(project).starting(lane).unlink(missing_ok=True)  # not starting
+        last = self.slots.whereabouts(child.pid) or (project, lane)
         if code != 0:
-            self._failed_at[(project, lane)] = time.monotonic()
-        if code == 0 and self.queue.pending(project, lane):
-            self._start_worker(project, lane)
+            self._failed_at[last] = time.monotonic()
+        for at in {(project, lane), last}:
+            if code == 0 and self.queue.pending(*at):
+                self._start_worker(*at)
+        project, lane = last
+        if self.queue.busy(project, lane):
+            return  # another worker is at the lane: the death was not there
         with logged(f"project {project}: recording how the {lane} worker ended"):
             if code < 0:
                 reason = f"the {lane} lane's process was killed by signal {-code} after "

@@ -11,6 +11,10 @@ in the load tests: four body rounds held all four slots for over ten minutes whi
 project's annotations waited; with the last slot kept for fast rounds, ten projects' first
 versions queued on that one slot behind each other while three body rounds shared the two cores
 (the tenth project's live 34 s after its tenth annotation).
+
+A fast-lane worker whose turn is over keeps its slot and moves to a lane that waited
+(worker/__main__.py); it notes where it went here, so that its death is recorded against the lane it
+was at, not the one it was started for.
 """
 
 from __future__ import annotations
@@ -41,6 +45,23 @@ class WorkerSlots:
             except BlockingIOError:
                 handle.close()
         return None
+
+    def moved(self, pid: int, project: str, lane: Lane) -> None:
+        """Note that worker process `pid` moved to the project's lane (it keeps its slot)."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        (self.directory / f"moved-{pid}").write_text(f"{project} {lane}")
+
+    def whereabouts(self, pid: int) -> tuple[str, Lane] | None:
+        """Where worker process `pid` last moved to (None if it never moved), forgetting it: call it
+        once the process has ended, or when it starts (a pid of an earlier life of the server)."""
+        note = self.directory / f"moved-{pid}"
+        try:
+            project, lane = note.read_text().split()
+        except (FileNotFoundError, ValueError):
+            return None
+        finally:
+            note.unlink(missing_ok=True)
+        return project, Lane(lane)
 
     def free(self) -> int:
         """How many slots no process holds right now."""

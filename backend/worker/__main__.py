@@ -1,7 +1,9 @@
 """The worker process: ``python -m backend.worker PROJECT [fast|body]``.
 
 Started by the scheduler (never inside a request); works off the project's pending requests in one
-lane, then lingers (fast lane) for the next annotation before it exits.
+lane, then lingers (fast lane) for the next annotation. A fast-lane worker whose turn ends (others
+wait for its slot: queue/scheduler.py) moves to the fast lane of the project that waited, with its
+slot and its imported libraries, and exits when no lane waits.
 
 A SIGTERM (the server stopping: its process group is told to end) ends a fast lane's lingering at
 once and lets a round in hand finish (seconds), so a worker stopped while idle exits cleanly instead
@@ -16,6 +18,7 @@ import threading
 
 from backend.config import load_settings
 from backend.config.logs import setup_logging
+from backend.queue.runner import Turns
 from backend.queue.scheduler import Scheduler
 from backend.queue.work import Lane
 from backend.worker.lane import run_lane
@@ -35,10 +38,10 @@ def main(argv: list[str] | None = None) -> int:
     if lane is Lane.FAST:
         signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
 
-    def yield_when() -> bool:
-        return stopping.is_set() or scheduler.others_wait_for_a_slot(project)
+    def work(at: str, turns: Turns) -> int:
+        return run_lane(at, lane, settings, scheduler, turns)
 
-    return run_lane(project, lane, settings, scheduler, yield_when)
+    return scheduler.work_in_turn(project, lane, work, stopping)
 
 
 if __name__ == "__main__":

@@ -7,12 +7,11 @@ import contextlib
 import logging
 import os
 import shutil
-from collections.abc import Callable
 
 from backend.config import Settings
 from backend.queue.interface import LaneQueue
 from backend.queue.registry import LaneRegistry
-from backend.queue.runner import YIELD_CHECK_SECONDS, Lingering, Throttle, work_off
+from backend.queue.runner import YIELD_CHECK_SECONDS, Lingering, Throttle, Turns, work_off
 from backend.queue.work import Lane
 from backend.studio.client import StudioClient, StudioError
 from backend.worker.wiring import lingering_seconds, project_work
@@ -29,17 +28,11 @@ log = logging.getLogger("backend.worker")
 NICENESS = {Lane.FAST: 5, Lane.BODY: 19}
 
 
-def run_lane(
-    project: str,
-    lane: Lane,
-    settings: Settings,
-    queue: LaneQueue,
-    yield_when: Callable[[], bool],
-) -> int:
+def run_lane(project: str, lane: Lane, settings: Settings, queue: LaneQueue, turns: Turns) -> int:
     """Work off a project's lane (the embedded worker process's and the RQ job's one way to do it):
     `queue` is what the lane's requests and lock are taken from, and where jobs ask for more work;
-    `yield_when` ends lingering, and stops the writing of a queue head's rest, when others wait
-    for this worker."""
+    `turns` says when others wait for this worker: its `yield_when` ends lingering and stops the
+    writing of a queue head's rest, and a busy worker's turn ends (runner.py)."""
     lower_priority(lane)
     try:
         studio = StudioClient(settings.server.label_studio_url, settings.server.api_key())
@@ -50,9 +43,10 @@ def run_lane(
         LaneRegistry(settings.server.model_dir).failed(project, lane, str(exc))
         return 1
     look = Throttle(YIELD_CHECK_SECONDS)  # a look at every project's requests costs a directory scan
+    yield_when = turns.yield_when or (lambda: False)
     work = project_work(project, settings, studio, queue, lambda: look.due() and yield_when())
     lingering = Lingering(
-        lingering_seconds(settings, lane), work.when_idle, settings.loop.body_retrain_idle_seconds, yield_when
+        lingering_seconds(settings, lane), work.when_idle, settings.loop.body_retrain_idle_seconds, turns
     )
     work_off(queue, project, work.run, lane, lingering, begin=work.at_work)
     return 0

@@ -14,9 +14,12 @@ from backend.queue.redis_queue import LANE_OF, QUEUES, RedisQueue
 def work_lane(project: str, queue_name: str) -> int:
     """Work off the project's lane that `queue_name` wakes; lingering (fast lane) ends as soon as a job
     waits in any queue this worker takes (another project's round, this project's body), or the
-    worker is told to stop."""
+    worker is told to stop, and a busy lane's turn ends after TURN_SECONDS when a job waits: its
+    requests stay, and the sweep wakes a job for them behind the ones that waited."""
     from rq import get_current_job
 
+    from backend.queue.runner import Turns
+    from backend.queue.scheduler import TURN_SECONDS
     from backend.worker.lane import run_lane
 
     settings = load_settings()
@@ -26,10 +29,6 @@ def work_lane(project: str, queue_name: str) -> int:
         queue.woke(project, queue_name, job.id)
     worker = job.worker_name if job else None
     taken = queue.queues_of(worker) or QUEUES
-    return run_lane(
-        project,
-        LANE_OF[queue_name],
-        settings,
-        queue,
-        lambda: queue.stopping(worker) or queue.others_wait(taken),
-    )
+    others_wait = lambda: queue.others_wait(taken)  # noqa: E731
+    turns = Turns(lambda: queue.stopping(worker) or others_wait(), TURN_SECONDS, others_wait)
+    return run_lane(project, LANE_OF[queue_name], settings, queue, turns)

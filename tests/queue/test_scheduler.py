@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from backend.queue.files import FileQueue
-from backend.queue.runner import Lingering, work_off
+from backend.queue.runner import Lingering, Turns, work_off
 from backend.queue.scheduler import Scheduler, child_env
 from backend.queue.work import Lane, WorkKind
 from backend.storage.layout import ProjectDir
@@ -186,7 +186,8 @@ def most_at_once(spans: list[tuple[str, float, float]]) -> int:
     return most
 
 
-def test_worker_processes_are_capped_and_requests_beyond_the_cap_wait_their_turn(tmp_path):
+def test_worker_processes_are_capped_and_requests_beyond_the_cap_wait_their_turn(tmp_path, monkeypatch):
+    monkeypatch.setenv("STUB_MAX_WORKERS", "2")
     log_file = tmp_path / "rounds.log"
     command = [sys.executable, STUB, str(tmp_path), str(log_file), "1.0"]
     scheduler = Scheduler(tmp_path, max_workers=2, command=command)
@@ -197,7 +198,78 @@ def test_worker_processes_are_capped_and_requests_beyond_the_cap_wait_their_turn
     wait_until_idle(scheduler, "1", "2", "3", "4", "5")
     done = rounds(log_file)
     assert len(done) == 5, "nothing is lost"
-    assert most_at_once(done) <= 2 and spawns(log_file) == 5
+    assert most_at_once(done) <= 2
+    assert spawns(log_file) == 2, "the two processes moved on to the projects that waited"
+
+
+def test_a_busy_worker_takes_turns_with_a_project_that_waits_in_the_same_process(tmp_path, monkeypatch):
+    """At the stress pace a project whose coders never pause held its slot for good, and other
+    projects got no round; a turn that ended the process cost the busy project a process start."""
+    for name, value in (
+        ("STUB_MAX_WORKERS", "1"),
+        ("STUB_TURN_SECONDS", "1.0"),
+        ("STUB_LINGER_SECONDS", "5"),
+    ):
+        monkeypatch.setenv(name, value)
+    log_file = tmp_path / "rounds.log"
+    scheduler = Scheduler(
+        tmp_path, max_workers=1, command=[sys.executable, STUB, str(tmp_path), str(log_file), "0.3"]
+    )
+    scheduler.start_sweeping(every=0.2)
+    streaming = threading.Event()
+
+    def coders_of_project_1():  # an annotation every 0.1 s: its lane always has a request
+        while not streaming.wait(0.1):
+            scheduler.request("1", TRAIN)
+
+    threading.Thread(target=coders_of_project_1, daemon=True).start()
+    wait_for(lambda: len(rounds(log_file)) >= 2, 30, "project 1's worker to be busy", interval=0.05)
+    scheduler.request("2", TRAIN)  # no slot is free: it waits for project 1's turn to end
+    wait_for(lambda: any(kind.startswith("2/") for kind, _, _ in rounds(log_file)), 30, "project 2's round")
+    wait_for(lambda: rounds(log_file)[-1][0].startswith("1/"), 30, "project 1's rounds to go on")
+    streaming.set()
+    wait_until_idle(scheduler, "1", "2")
+    assert spawns(log_file) == 1, "one process took turns, its libraries imported once"
+    assert most_at_once(rounds(log_file)) == 1
+
+
+def test_a_worker_in_turn_goes_to_the_next_project_that_waits(tmp_path):
+    scheduler = Scheduler(tmp_path)
+    for project in ("1", "2", "3", "4"):
+        scheduler.queue.layout.project(project).path.mkdir(parents=True)
+    assert scheduler.next_in_turn("2") is None, "no lane waits: the worker ends"
+    for project in ("1", "2", "4"):
+        scheduler.queue.put(project, TRAIN)
+    scheduler.queue.put("3", BODY)
+    assert scheduler.next_in_turn("2") == "4", "the first after it in turn, fast lanes only"
+    assert scheduler.next_in_turn("4") == "1", "in turn, round the end"
+    scheduler.queue.mark_starting("1", Lane.FAST)
+    assert scheduler.next_in_turn("4") == "2", "not where a worker is on its way"
+    with scheduler.queue.hold("2", Lane.FAST):
+        assert scheduler.next_in_turn("4") == "4", "nor where one is at work: back to its own lane"
+
+
+def test_the_death_of_a_worker_that_moved_is_recorded_where_it_was(tmp_path):
+    code = "; ".join([
+        "import os, signal; from pathlib import Path",
+        "from backend.queue.slots import WorkerSlots",
+        "from backend.queue.work import Lane",
+        "from backend.storage.layout import ProjectDir",
+        "from backend.storage.state import LaneStatus, StateStore",
+        f"root = Path({str(tmp_path)!r})",
+        "WorkerSlots(root, 4).moved(os.getpid(), '4', Lane.FAST)",
+        "StateStore(ProjectDir(root, '4')).update(lambda s: setattr(s.fast, 'status', LaneStatus.TRAINING))",
+        "os.kill(os.getpid(), signal.SIGKILL)",
+    ])  # fmt: skip
+    scheduler = Scheduler(tmp_path, command=[sys.executable, "-c", code])
+    scheduler.request("3", TRAIN)
+    state = wait_for(
+        lambda: (s := states(tmp_path, "4").read()).fast.status is LaneStatus.FAILED and s,
+        30,
+        "the moved worker's death to be recorded",
+    )
+    assert "killed by signal 9" in state.fast.error
+    assert states(tmp_path, "3").read().fast.status is LaneStatus.IDLE, "the lane it left is not to blame"
 
 
 def test_a_lingering_worker_gives_its_slot_to_a_project_that_waits(tmp_path):
@@ -210,7 +282,7 @@ def test_a_lingering_worker_gives_its_slot_to_a_project_that_waits(tmp_path):
     def linger_for_ever():
         yielding = lambda: scheduler.others_wait_for_a_slot("1")  # noqa: E731
         done.append(
-            work_off(queue, "1", lambda kind: None, lingering=Lingering(float("inf"), yield_when=yielding))
+            work_off(queue, "1", lambda kind: None, lingering=Lingering(float("inf"), turns=Turns(yielding)))
         )
 
     worker = threading.Thread(target=linger_for_ever, daemon=True)
