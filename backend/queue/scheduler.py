@@ -37,7 +37,7 @@ from backend.config.logs import QUIET_ENV
 from backend.queue.files import FileQueue
 from backend.queue.registry import LaneRegistry
 from backend.queue.runner import Turns
-from backend.queue.slots import WorkerSlots
+from backend.queue.slots import SLOT_ENV, WorkerSlots
 from backend.queue.sweep import SWEEP_SECONDS, Sweeper, logged, repair, waiting
 from backend.queue.work import Lane, WorkKind
 from backend.storage.layout import StoreLayout
@@ -137,23 +137,41 @@ class Scheduler:
     ) -> int:
         """A worker process's life: `work(project, turns)` works off a lane; a fast-lane worker then
         moves on, with its slot, to the next lane in turn that waits (next_in_turn), until none does or
-        `stopping` is set (the server stops). Returns the last `work`'s exit code."""
+        `stopping` is set (the server stops), `work` fails (Label Studio away: no round anywhere), or
+        it holds a slot a waiting body lane may take (it ends, and the sweep starts the body).
+        Returns the last `work`'s exit code."""
         at: str | None = project
         code = 0
         while at is not None:
             code = work(at, self._turns_at(at, stopping))
-            at = None if lane is Lane.BODY or stopping.is_set() else self.next_in_turn(at)
+            done = code != 0 or lane is Lane.BODY or stopping.is_set() or self._a_body_wants_my_slot()
+            left, at = at, None if done else self.next_in_turn(at)
             if at is not None:
                 self.slots.moved(os.getpid(), at, lane)
+                log.info("project %s: its %s worker moves on to project %s, which waits", left, lane, at)
         return code
+
+    def _a_body_wants_my_slot(self) -> bool:
+        """In a worker process: whether it holds a slot a waiting body lane may take."""
+        return self.slots.held_for_bodies() and self._bodies_wait()
+
+    def _bodies_wait(self) -> bool:
+        """Whether a project's body lane waits for a slot, with no worker at it or on its way."""
+        return any(
+            self.queue.pending(project, Lane.BODY)
+            and not self.queue.busy(project, Lane.BODY)
+            and not self._on_its_way(project, Lane.BODY)
+            for project in self.projects()
+        )
 
     def _turns_at(self, project: str, stopping: threading.Event) -> Turns:
         """A worker at `project`'s lane stops lingering when others wait for a slot or the server
-        stops, and a busy one's turn ends when another project's fast lane waits for a slot."""
+        stops, and a busy one's turn ends when another project's fast lane waits for a slot, or a
+        body lane for the one it holds."""
         return Turns(
             lambda: stopping.is_set() or self.others_wait_for_a_slot(project),
             self.turn_seconds,
-            lambda: self.others_wait_for_a_slot(project, (Lane.FAST,)),
+            lambda: self.others_wait_for_a_slot(project, (Lane.FAST,)) or self._a_body_wants_my_slot(),
         )
 
     # --- sweeping (sweep.py) ----------------------------------------------------------------------
@@ -205,7 +223,7 @@ class Scheduler:
         with self._guard:
             if self.queue.busy(project, lane) or self._on_its_way(project, lane):
                 return False  # a child (perhaps of another server worker) holds the lane or will soon
-            slot = self.slots.take(lane)
+            slot = self.slots.take(lane, bodies_wait=lane is Lane.FAST and self._bodies_wait())
             if slot is None:
                 if (project, lane) not in self._told_to_wait:  # once per wait, not every sweep
                     self._told_to_wait.add((project, lane))
@@ -217,7 +235,7 @@ class Scheduler:
                 child = subprocess.Popen(
                     [*self.command, str(project), str(lane)],
                     stdin=subprocess.DEVNULL,
-                    env=child_env(),
+                    env={**child_env(), SLOT_ENV: str(self.slots.number(slot))},
                     pass_fds=(slot.fileno(),),
                 )
             self._children[(project, lane)] = child

@@ -21,10 +21,13 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
+import os
 from pathlib import Path
 from typing import IO
 
 from backend.queue.work import Lane
+
+SLOT_ENV = "BACKEND_WORKER_SLOT"  # the number of the slot a worker process holds (the scheduler sets it)
 
 
 class WorkerSlots:
@@ -32,11 +35,23 @@ class WorkerSlots:
         self.directory = Path(root) / ".slots"
         self.count = count
 
-    def take(self, lane: Lane = Lane.FAST) -> IO | None:
+    @property
+    def for_bodies(self) -> int:
+        """How many slots body lanes may take (the lowest numbers)."""
+        return max(1, self.count // 2)
+
+    def take(self, lane: Lane = Lane.FAST, bodies_wait: bool = False) -> IO | None:
         """A locked slot file (pass it to the child, then close it here), or None when all that the
-        lane may use are taken. Fast lanes try the slots body lanes never take first."""
+        lane may use are taken. Fast lanes try the slots body lanes never take first, and leave those
+        to body lanes while one waits (`bodies_wait`), unless there are no others: fast workers
+        take turns and move between lanes with their slots, so a body-lane slot they took would
+        otherwise stay theirs (a stress run: two bodies waited the whole ten minutes)."""
         self.directory.mkdir(parents=True, exist_ok=True)
-        numbers = range(self.count - 1, -1, -1) if lane is Lane.FAST else range(max(1, self.count // 2))
+        if lane is Lane.BODY:
+            numbers = range(self.for_bodies)
+        else:
+            lowest = self.for_bodies if bodies_wait and self.count > self.for_bodies else 0
+            numbers = range(self.count - 1, lowest - 1, -1)
         for number in numbers:
             handle = open(self.directory / f"slot-{number}", "a")  # noqa: SIM115 - handed to the child
             try:
@@ -45,6 +60,15 @@ class WorkerSlots:
             except BlockingIOError:
                 handle.close()
         return None
+
+    @staticmethod
+    def number(slot: IO) -> int:
+        return int(Path(slot.name).name.removeprefix("slot-"))
+
+    def held_for_bodies(self) -> bool:
+        """Whether this worker process holds a slot that body lanes may take (SLOT_ENV)."""
+        number = os.environ.get(SLOT_ENV, "")
+        return number.isdigit() and int(number) < self.for_bodies
 
     def moved(self, pid: int, project: str, lane: Lane) -> None:
         """Note that worker process `pid` moved to the project's lane (it keeps its slot)."""

@@ -10,6 +10,7 @@ import pytest
 from backend.queue.files import FileQueue
 from backend.queue.runner import Lingering, Turns, work_off
 from backend.queue.scheduler import Scheduler, child_env
+from backend.queue.slots import SLOT_ENV
 from backend.queue.work import Lane, WorkKind
 from backend.storage.layout import ProjectDir
 from backend.storage.state import LaneStatus, StateStore
@@ -348,3 +349,59 @@ def test_body_rounds_take_at_most_half_the_slots(tmp_path):
     three = WorkerSlots(tmp_path / "three", 3)
     assert three.take(Lane.BODY) is not None and three.take(Lane.BODY) is None, "one of three"
     assert WorkerSlots(tmp_path / "one", 1).take(Lane.BODY) is not None, "a single slot serves both"
+    spare = WorkerSlots(tmp_path / "spare", 4)
+    taken = [spare.take(Lane.FAST, bodies_wait=True) for _ in range(3)]
+    assert [spare.number(slot) for slot in taken[:2]] == [3, 2] and taken[2] is None, "while a body waits"
+    assert WorkerSlots(tmp_path / "alone", 1).take(Lane.FAST, bodies_wait=True) is not None, "none other"
+
+
+def test_fast_lanes_leave_the_body_slots_to_a_body_that_waits(tmp_path):
+    slot_file = tmp_path / "slot"
+    command = [
+        sys.executable,
+        "-c",
+        f"import os, time; open({str(slot_file)!r}, 'w').write(os.environ['{SLOT_ENV}']); time.sleep(30)",
+    ]
+    scheduler = Scheduler(tmp_path, max_workers=2, command=command)
+    fast_only = scheduler.slots.take(Lane.FAST)
+    assert scheduler.slots.number(fast_only) == 1
+    scheduler.queue.put("9", BODY)  # waits: say its worker just ended
+    scheduler.request("1", TRAIN)
+    assert scheduler.running() == [], "the one slot left is the body's"
+    scheduler.queue.drop("9")
+    scheduler.request("1", TRAIN)
+    assert scheduler.running() == [("1", Lane.FAST)]
+    assert wait_for(lambda: slot_file.exists() and slot_file.read_text(), 30, "the child's slot") == "0"
+    for child in scheduler._children.values():
+        child.kill()
+    fast_only.close()
+
+
+@pytest.mark.parametrize("slot, visited", [("1", ["1", "2"]), ("0", ["1"])])
+def test_a_worker_in_a_slot_a_waiting_body_may_take_ends_instead_of_moving(
+    tmp_path, monkeypatch, slot, visited
+):
+    monkeypatch.setenv("BACKEND_WORKER_SLOT", slot)
+    scheduler, seen = Scheduler(tmp_path, max_workers=2), []
+    for project, kind in (("1", TRAIN), ("2", TRAIN), ("3", BODY)):
+        scheduler.queue.put(project, kind)
+
+    def work(at, turns):
+        seen.append(at)
+        scheduler.queue.take(at, Lane.FAST)
+        return 0
+
+    assert scheduler.work_in_turn("1", Lane.FAST, work, threading.Event()) == 0
+    assert seen == visited
+
+
+def test_a_worker_whose_work_failed_moves_nowhere(tmp_path):
+    scheduler, seen = Scheduler(tmp_path), []
+    scheduler.queue.put("1", TRAIN)  # stays: Label Studio could not be reached
+
+    def unreachable(at, turns):
+        seen.append(at)
+        return 1
+
+    assert scheduler.work_in_turn("1", Lane.FAST, unreachable, threading.Event()) == 1
+    assert seen == ["1"], "no loop asking Label Studio again and again"
