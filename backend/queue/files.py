@@ -3,8 +3,8 @@
 Requests are marker files (``MODEL_DIR/<project>/.pending-<kind>``), with one ``flock`` per project
 and lane:
 
-- a request leaves a marker; requests that arrive while one waits leave the same marker, so a
-  burst coalesces into one round;
+- a request leaves a marker; requests that arrive while one waits find it there, so a burst
+  coalesces into one round, and the marker's time is how long the lane has waited;
 - a worker holds the lane's lock while it works, so only one worker works a project's lane at a
   time, across every server process; the lock dies with its holder, so "is a worker at it?" is
   always answered truly.
@@ -33,9 +33,20 @@ class FileQueue:
         self.layout = StoreLayout(Path(root))
 
     def put(self, project: str, kind: WorkKind) -> None:
+        """Leave the kind's marker; one that is there already stays as it is, its time the first
+        request's (waiting_since)."""
         marker = self.layout.project(project).marker(kind)
         marker.parent.mkdir(parents=True, exist_ok=True)
-        marker.touch()
+        with contextlib.suppress(FileExistsError):
+            marker.open("x").close()
+
+    def waiting_since(self, project: str, lane: Lane) -> float | None:
+        """When the lane's oldest request still pending was left (a Unix time), or None."""
+        directory, times = self.layout.project(project), []
+        for kind in LANE_KINDS[lane]:
+            with contextlib.suppress(FileNotFoundError):
+                times.append(directory.marker(kind).stat().st_mtime)
+        return min(times, default=None)
 
     def pending(self, project: str, lane: Lane | None = None) -> list[WorkKind]:
         directory = self.layout.project(project)

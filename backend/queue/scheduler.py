@@ -10,10 +10,10 @@ free slot stays on disk; the server's sweep (sweep.py) starts it when a slot fre
 starts requests left from before a restart. The child's command line is the one thing the queue
 knows of the round (worker/__main__.py).
 
-Slots are taken in turn: a fast-lane worker that always has more requests ends its turn after
-TURN_SECONDS when another project's fast lane waits for a slot, and moves, slot and imported
-libraries with it, to the lane that waited (:meth:`Scheduler.next_in_turn`); its own lane then waits
-for the next worker whose turn ends. At the stress pace one large project's lane and one small
+Slots are taken in turn: a fast-lane worker that always has more requests ends its turn once
+another project's fast lane has waited TURN_SECONDS for a slot, and moves, slot and imported
+libraries with it, to the lane that waited longest (:meth:`Scheduler.next_in_turn`); its own lane
+then waits for the next worker whose turn ends. At the stress pace one large project's lane and one small
 project's held the two slots body rounds leave for ten minutes, and two small projects got no round
 (docs/benchmarks.md, "Load"); a turn that ended the process instead cost the large project a
 process start each time and left it 4 rounds instead of 19.
@@ -46,7 +46,11 @@ log = logging.getLogger(__name__)
 MALLOC_DEFAULTS = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 STARTUP_GRACE_SECONDS = 30.0  # a worker imports its libraries before it takes the lane's lock
 CRASH_BACKOFF_SECONDS = 30.0
-TURN_SECONDS = 30.0  # how long a busy fast-lane worker keeps its lane while another project's waits
+# A busy fast-lane worker keeps its lane this long at least, and then until another project's fast
+# lane has waited this long for a slot: small projects' rounds take seconds, and a worker that ended
+# its turn after every round of the large project (30 s, whoever waited) left its twenty coders
+# 41 "no more tasks" in ten minutes (docs/benchmarks.md, "Load")
+TURN_SECONDS = 60.0
 
 
 def child_env() -> dict[str, str]:
@@ -112,25 +116,34 @@ class Scheduler:
     def hold(self, project: str, lane: Lane) -> contextlib.AbstractContextManager[bool]:
         return self.queue.hold(project, lane)
 
-    def others_wait_for_a_slot(self, project: str, lanes: tuple[Lane, ...] = tuple(Lane)) -> bool:
-        """Whether every slot is taken while another project's request in one of `lanes` waits with no
-        worker on its way (a lingering worker yields; a busy fast-lane worker ends its turn)."""
+    def others_wait_for_a_slot(
+        self, project: str, lanes: tuple[Lane, ...] = tuple(Lane), waited: float = 0.0
+    ) -> bool:
+        """Whether every slot is taken while another project's request in one of `lanes` has waited
+        `waited` seconds or more with no worker on its way (a lingering worker yields; a busy
+        fast-lane worker ends its turn)."""
         if self.slots.free() != 0:
             return False
+        since = time.time() - waited
         others = waiting(self, [name for name in self.projects() if name != project])
-        return any(lane in lanes and not self._on_its_way(name, lane) for name, lane in others)
+        return any(lane in lanes and self._waits_since(name, lane, since) for name, lane in others)
 
-    def next_in_turn(self, left: str) -> str | None:
-        """The project whose fast lane a worker that leaves `left`'s goes to, keeping its slot: the
-        first after `left`, in turn, whose fast lane waits with no worker at it or on its way, else
-        `left` itself if its lane still waits; None when no lane waits."""
-        projects = self.projects()
-        after = projects.index(left) + 1 if left in projects else 0
-        for project in [*projects[after:], *projects[:after]]:
-            fast = (project, Lane.FAST)
-            if self.queue.pending(*fast) and not self.queue.busy(*fast) and not self._on_its_way(*fast):
-                return project
-        return None
+    def next_in_turn(self) -> str | None:
+        """The project whose fast lane a worker that ends its turn goes to, keeping its slot: the one
+        that has waited longest with no worker at it or on its way (the lane it left among them);
+        None when no lane waits."""
+        waits = {
+            project: since
+            for project in self.projects()
+            if not self.queue.busy(project, Lane.FAST) and not self._on_its_way(project, Lane.FAST)
+            if (since := self.queue.waiting_since(project, Lane.FAST)) is not None
+        }
+        return min(waits, key=waits.__getitem__, default=None)
+
+    def _waits_since(self, project: str, lane: Lane, since: float) -> bool:
+        """Whether the lane's request has waited since `since` or before, with no worker on its way."""
+        first = self.queue.waiting_since(project, lane)
+        return first is not None and first <= since and not self._on_its_way(project, lane)
 
     def work_in_turn(
         self, project: str, lane: Lane, work: Callable[[str, Turns], int], stopping: threading.Event
@@ -145,11 +158,15 @@ class Scheduler:
         while at is not None:
             code = work(at, self._turns_at(at, stopping))
             done = code != 0 or lane is Lane.BODY or stopping.is_set() or self._a_body_wants_my_slot()
-            left, at = at, None if done else self.next_in_turn(at)
+            left, at = at, None if done else self.next_in_turn()
             if at is not None:
                 self.slots.moved(os.getpid(), at, lane)
                 log.info("project %s: its %s worker moves on to project %s, which waits", left, lane, at)
         return code
+
+    def _others_waited(self, project: str) -> bool:
+        """Whether another project's fast lane has waited a turn's length for a slot."""
+        return self.others_wait_for_a_slot(project, (Lane.FAST,), waited=self.turn_seconds)
 
     def _a_body_wants_my_slot(self) -> bool:
         """In a worker process: whether it holds a slot a waiting body lane may take."""
@@ -171,7 +188,7 @@ class Scheduler:
         return Turns(
             lambda: stopping.is_set() or self.others_wait_for_a_slot(project),
             self.turn_seconds,
-            lambda: self.others_wait_for_a_slot(project, (Lane.FAST,)) or self._a_body_wants_my_slot(),
+            lambda: self._others_waited(project) or self._a_body_wants_my_slot(),
         )
 
     # --- sweeping (sweep.py) ----------------------------------------------------------------------

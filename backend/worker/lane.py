@@ -31,8 +31,8 @@ NICENESS = {Lane.FAST: 5, Lane.BODY: 19}
 def run_lane(project: str, lane: Lane, settings: Settings, queue: LaneQueue, turns: Turns) -> int:
     """Work off a project's lane (the embedded worker process's and the RQ job's one way to do it):
     `queue` is what the lane's requests and lock are taken from, and where jobs ask for more work;
-    `turns` says when others wait for this worker: its `yield_when` ends lingering and stops the
-    writing of a queue head's rest, and a busy worker's turn ends (runner.py)."""
+    `turns` says when others wait for this worker: lingering ends, and once its turn is over the
+    writing of a queue head's rest stops (past the coders' floor) and the worker leaves (runner.py)."""
     lower_priority(lane)
     try:
         studio = StudioClient(settings.server.label_studio_url, settings.server.api_key())
@@ -43,8 +43,7 @@ def run_lane(project: str, lane: Lane, settings: Settings, queue: LaneQueue, tur
         LaneRegistry(settings.server.model_dir).failed(project, lane, str(exc))
         return 1
     look = Throttle(YIELD_CHECK_SECONDS)  # a look at every project's requests costs a directory scan
-    yield_when = turns.yield_when or (lambda: False)
-    work = project_work(project, settings, studio, queue, lambda: look.due() and yield_when())
+    work = project_work(project, settings, studio, queue, lambda: look.due() and turns.over())
     lingering = Lingering(
         lingering_seconds(settings, lane), work.when_idle, settings.loop.body_retrain_idle_seconds, turns
     )

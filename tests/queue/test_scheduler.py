@@ -1,8 +1,10 @@
 """Background work across real processes: one round at a time per project and lane, bursts coalesce,
 and a worker that dies is recorded."""
 
+import os
 import sys
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -50,6 +52,15 @@ def make_scheduler(tmp_path: Path, seconds: float) -> tuple[Scheduler, Path]:
 
 def states(tmp_path: Path, project: str) -> StateStore:
     return StateStore(ProjectDir(tmp_path, project))
+
+
+def failed_fast_lane(tmp_path: Path, project: str):
+    """The project's state once its fast lane is recorded failed."""
+    return wait_for(
+        lambda: (s := states(tmp_path, project).read()).fast.status is LaneStatus.FAILED and s,
+        30,
+        f"project {project}'s fast lane to be recorded failed",
+    )
 
 
 def test_a_burst_during_a_round_coalesces_into_one_follow_up(tmp_path):
@@ -110,11 +121,7 @@ def suicide(signal_or_status: str) -> list[str]:
 
 def test_a_killed_training_process_is_reported_as_a_failed_round(tmp_path):
     Scheduler(tmp_path, command=suicide("os.kill(os.getpid(), signal.SIGKILL)")).request("5", TRAIN)
-    state = wait_for(
-        lambda: (s := states(tmp_path, "5").read()).fast.status is LaneStatus.FAILED and s,
-        30,
-        "the failed round",
-    )
+    state = failed_fast_lane(tmp_path, "5")
     assert "killed by signal 9" in state.fast.error and "out of memory" in state.fast.error
 
 
@@ -136,11 +143,7 @@ def test_a_worker_that_exits_with_an_error_is_recorded(tmp_path, inside_a_round)
         states(tmp_path, "7").update(lambda s: setattr(s.fast, "status", LaneStatus.TRAINING))
     scheduler = Scheduler(tmp_path, command=suicide("sys.exit(3)"))
     scheduler.request("7", TRAIN)
-    state = wait_for(
-        lambda: (s := states(tmp_path, "7").read()).fast.status is LaneStatus.FAILED and s,
-        30,
-        "the failed lane",
-    )
+    state = failed_fast_lane(tmp_path, "7")
     assert "exited with status 3" in state.fast.error
 
 
@@ -234,20 +237,22 @@ def test_a_busy_worker_takes_turns_with_a_project_that_waits_in_the_same_process
     assert most_at_once(rounds(log_file)) == 1
 
 
-def test_a_worker_in_turn_goes_to_the_next_project_that_waits(tmp_path):
+def test_a_worker_in_turn_goes_to_the_lane_that_waited_longest(tmp_path):
     scheduler = Scheduler(tmp_path)
     for project in ("1", "2", "3", "4"):
         scheduler.queue.layout.project(project).path.mkdir(parents=True)
-    assert scheduler.next_in_turn("2") is None, "no lane waits: the worker ends"
-    for project in ("1", "2", "4"):
+    assert scheduler.next_in_turn() is None, "no lane waits: the worker ends"
+    for project, waited in (("1", 20), ("2", 30), ("4", 50)):
         scheduler.queue.put(project, TRAIN)
+        marker = scheduler.queue.layout.project(project).marker(TRAIN)
+        os.utime(marker, (time.time() - waited,) * 2)
+    scheduler.queue.put("4", TRAIN)  # a later request leaves the first one's time
     scheduler.queue.put("3", BODY)
-    assert scheduler.next_in_turn("2") == "4", "the first after it in turn, fast lanes only"
-    assert scheduler.next_in_turn("4") == "1", "in turn, round the end"
-    scheduler.queue.mark_starting("1", Lane.FAST)
-    assert scheduler.next_in_turn("4") == "2", "not where a worker is on its way"
+    assert scheduler.next_in_turn() == "4", "the longest wait, fast lanes only"
+    scheduler.queue.mark_starting("4", Lane.FAST)
+    assert scheduler.next_in_turn() == "2", "not where a worker is on its way"
     with scheduler.queue.hold("2", Lane.FAST):
-        assert scheduler.next_in_turn("4") == "4", "nor where one is at work: back to its own lane"
+        assert scheduler.next_in_turn() == "1", "nor where one is at work"
 
 
 def test_the_death_of_a_worker_that_moved_is_recorded_where_it_was(tmp_path):
@@ -264,11 +269,7 @@ def test_the_death_of_a_worker_that_moved_is_recorded_where_it_was(tmp_path):
     ])  # fmt: skip
     scheduler = Scheduler(tmp_path, command=[sys.executable, "-c", code])
     scheduler.request("3", TRAIN)
-    state = wait_for(
-        lambda: (s := states(tmp_path, "4").read()).fast.status is LaneStatus.FAILED and s,
-        30,
-        "the moved worker's death to be recorded",
-    )
+    state = failed_fast_lane(tmp_path, "4")
     assert "killed by signal 9" in state.fast.error
     assert states(tmp_path, "3").read().fast.status is LaneStatus.IDLE, "the lane it left is not to blame"
 
