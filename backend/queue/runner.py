@@ -34,7 +34,7 @@ class Turns:
     """When a worker gives its lane up for others: lingering ends when `yield_when` says others wait
     for the worker's slot; a worker that always has more requests ends its turn after a round once
     it held the lane for `seconds` and `over` says others wait. Its requests stay for the next
-    worker in turn (worker/__main__.py moves the process to a lane that waited)."""
+    worker in turn (Scheduler.work_in_turn moves the process to a lane that waited)."""
 
     yield_when: Callable[[], bool] | None = None
     seconds: float = float("inf")

@@ -149,7 +149,7 @@ class Scheduler:
         self, project: str, lane: Lane, work: Callable[[str, Turns], int], stopping: threading.Event
     ) -> int:
         """A worker process's life: `work(project, turns)` works off a lane; a fast-lane worker then
-        moves on, with its slot, to the next lane in turn that waits (next_in_turn), until none does or
+        moves on, with its slot, to the lane that waited longest (next_in_turn), until none waits or
         `stopping` is set (the server stops), `work` fails (Label Studio away: no round anywhere), or
         it holds a slot a waiting body lane may take (it ends, and the sweep starts the body).
         Returns the last `work`'s exit code."""
@@ -183,8 +183,8 @@ class Scheduler:
 
     def _turns_at(self, project: str, stopping: threading.Event) -> Turns:
         """A worker at `project`'s lane stops lingering when others wait for a slot or the server
-        stops, and a busy one's turn ends when another project's fast lane waits for a slot, or a
-        body lane for the one it holds."""
+        stops, and a busy one's turn ends when another project's fast lane has waited a turn's length
+        for a slot, or a body lane waits for the one it holds."""
         return Turns(
             lambda: stopping.is_set() or self.others_wait_for_a_slot(project),
             self.turn_seconds,

@@ -13,7 +13,7 @@ versions queued on that one slot behind each other while three body rounds share
 (the tenth project's live 34 s after its tenth annotation).
 
 A fast-lane worker whose turn is over keeps its slot and moves to a lane that waited
-(worker/__main__.py); it notes where it went here, so that its death is recorded against the lane it
+(Scheduler.work_in_turn); it notes where it went here, so that its death is recorded against the lane it
 was at, not the one it was started for.
 """
 
