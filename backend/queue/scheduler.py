@@ -281,9 +281,11 @@ class Scheduler:
         last = self.slots.whereabouts(child.pid) or (project, lane)
         if code != 0:
             self._failed_at[last] = time.monotonic()
-        for at in {(project, lane), last}:
-            if code == 0 and self.queue.pending(*at):
-                self._start_worker(*at)
+        if code == 0:
+            for at in {(project, lane), last}:
+                if self.queue.pending(*at):
+                    self._start_worker(*at)
+            return  # nothing to record (and no lock file to touch: a dropped project leaves nothing)
         project, lane = last
         if self.queue.busy(project, lane):
             return  # another worker is at the lane: the death was not there

@@ -406,3 +406,15 @@ def test_a_worker_whose_work_failed_moves_nowhere(tmp_path):
 
     assert scheduler.work_in_turn("1", Lane.FAST, unreachable, threading.Event()) == 1
     assert seen == ["1"], "no loop asking Label Studio again and again"
+
+
+def test_a_worker_that_dropped_its_project_leaves_no_directory_behind(tmp_path):
+    """A webhook for a project Label Studio does not know: its worker removes the directory, and the
+    server's reaper must not make it again (it once looked at the lane's lock file)."""
+    directory = ProjectDir(tmp_path, "987654").path
+    scheduler = Scheduler(
+        tmp_path, command=[sys.executable, "-c", f"import shutil; shutil.rmtree({str(directory)!r})"]
+    )
+    scheduler.request("987654", TRAIN)
+    wait_until_idle(scheduler)
+    assert not directory.exists()
