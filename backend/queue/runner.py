@@ -13,6 +13,11 @@ from backend.queue.work import Lane, WorkKind
 log = logging.getLogger(__name__)
 LINGER_POLL_SECONDS = 0.2
 YIELD_CHECK_SECONDS = 2.0
+# A busy fast-lane worker keeps its lane this long at least, and then until another project's fast
+# lane has waited this long for a slot: small projects' rounds take seconds, and a worker that ended
+# its turn after every round of the large project (30 s, whoever waited) left its twenty coders
+# 41 "no more tasks" in ten minutes (docs/benchmarks.md, "Load")
+TURN_SECONDS = 60.0
 
 
 class Throttle:

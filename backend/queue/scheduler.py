@@ -36,9 +36,9 @@ from typing import IO
 from backend.config.logs import QUIET_ENV
 from backend.queue.files import FileQueue
 from backend.queue.registry import LaneRegistry
-from backend.queue.runner import Turns
+from backend.queue.runner import TURN_SECONDS, Turns
 from backend.queue.slots import SLOT_ENV, WorkerSlots
-from backend.queue.sweep import SWEEP_SECONDS, Sweeper, logged, repair, waiting
+from backend.queue.sweep import SWEEP_SECONDS, Sweeper, logged, repair
 from backend.queue.work import Lane, WorkKind
 from backend.storage.layout import StoreLayout
 
@@ -46,11 +46,6 @@ log = logging.getLogger(__name__)
 MALLOC_DEFAULTS = {"MALLOC_ARENA_MAX": "2", "MALLOC_MMAP_THRESHOLD_": "131072"}
 STARTUP_GRACE_SECONDS = 30.0  # a worker imports its libraries before it takes the lane's lock
 CRASH_BACKOFF_SECONDS = 30.0
-# A busy fast-lane worker keeps its lane this long at least, and then until another project's fast
-# lane has waited this long for a slot: small projects' rounds take seconds, and a worker that ended
-# its turn after every round of the large project (30 s, whoever waited) left its twenty coders
-# 41 "no more tasks" in ten minutes (docs/benchmarks.md, "Load")
-TURN_SECONDS = 60.0
 
 
 def child_env() -> dict[str, str]:
@@ -125,25 +120,29 @@ class Scheduler:
         if self.slots.free() != 0:
             return False
         since = time.time() - waited
-        others = waiting(self, [name for name in self.projects() if name != project])
-        return any(lane in lanes and self._waits_since(name, lane, since) for name, lane in others)
+        return any(first <= since for (name, _), first in self._waits(lanes).items() if name != project)
 
     def next_in_turn(self) -> str | None:
         """The project whose fast lane a worker that ends its turn goes to, keeping its slot: the one
         that has waited longest with no worker at it or on its way (the lane it left among them);
         None when no lane waits."""
-        waits = {
-            project: since
-            for project in self.projects()
-            if not self.queue.busy(project, Lane.FAST) and not self._on_its_way(project, Lane.FAST)
-            if (since := self.queue.waiting_since(project, Lane.FAST)) is not None
-        }
-        return min(waits, key=waits.__getitem__, default=None)
+        waits = self._waits((Lane.FAST,))
+        return min(waits, key=waits.__getitem__)[0] if waits else None
 
-    def _waits_since(self, project: str, lane: Lane, since: float) -> bool:
-        """Whether the lane's request has waited since `since` or before, with no worker on its way."""
-        first = self.queue.waiting_since(project, lane)
-        return first is not None and first <= since and not self._on_its_way(project, lane)
+    def _waits(self, lanes: tuple[Lane, ...]) -> dict[tuple[str, Lane], float]:
+        """The lanes with a request and no worker at them or on their way, with their first request's
+        time."""
+        waits = {}
+        for project in self.projects():
+            for lane in lanes:
+                first = self.queue.waiting_since(project, lane)
+                if (
+                    first is not None
+                    and not self.queue.busy(project, lane)
+                    and not self._on_its_way(project, lane)
+                ):
+                    waits[(project, lane)] = first
+        return waits
 
     def work_in_turn(
         self, project: str, lane: Lane, work: Callable[[str, Turns], int], stopping: threading.Event
@@ -174,12 +173,7 @@ class Scheduler:
 
     def _bodies_wait(self) -> bool:
         """Whether a project's body lane waits for a slot, with no worker at it or on its way."""
-        return any(
-            self.queue.pending(project, Lane.BODY)
-            and not self.queue.busy(project, Lane.BODY)
-            and not self._on_its_way(project, Lane.BODY)
-            for project in self.projects()
-        )
+        return bool(self._waits((Lane.BODY,)))
 
     def _turns_at(self, project: str, stopping: threading.Event) -> Turns:
         """A worker at `project`'s lane stops lingering when others wait for a slot or the server

@@ -18,8 +18,7 @@ def work_lane(project: str, queue_name: str) -> int:
     requests stay, and the sweep wakes a job for them behind the ones that waited."""
     from rq import get_current_job
 
-    from backend.queue.runner import Turns
-    from backend.queue.scheduler import TURN_SECONDS
+    from backend.queue.runner import TURN_SECONDS, Turns
     from backend.worker.lane import run_lane
 
     settings = load_settings()
