@@ -8,6 +8,8 @@ label.
 
     MODEL_DIR/<project>/inbox/<arrival ns>-<annotation id>.json      one AnnotationEvent each
     MODEL_DIR/<project>/inbox/.dropped        events were not kept: the next round reads everything
+    MODEL_DIR/<project>/inbox/.taken-by-<id>  empty: who took the events last (a worker process's
+                                              labels in memory are current only while it is itself)
     MODEL_DIR/.inbox-lock                     held while the webhook weighs an event against the caps
 
 An event keeps of its task only the text the project's form codes, and of its annotation what the
@@ -36,6 +38,7 @@ log = logging.getLogger(__name__)
 MAX_EVENTS = 1000  # beyond it events are not kept: the round reads everything from Label Studio
 BLOCK = 4096  # a file takes whole blocks of the disk, however small
 DROPPED = ".dropped"
+TAKEN_BY = ".taken-by-"
 # what a round reads: the codes and who gave them when; and the suggestion the coder started from
 # and when they started (learning/bias.py)
 ANNOTATION_KEYS = (
@@ -114,9 +117,11 @@ class Inbox:
             return False
         return True
 
-    def take(self) -> list[AnnotationEvent] | None:
+    def take(self, taker: str = "") -> list[AnnotationEvent] | None:
         """Remove and return the events in the order they arrived; None when one could not be read
-        or some were dropped, so the caller must read everything."""
+        or some were dropped, so the caller must read everything. `taker` is noted as the last to
+        take them (:meth:`taken_last_by`)."""
+        self._note_taker(taker)
         dropped = self._unmark()  # first: a drop from now on marks the next take
         files = self._files()
         events = None if dropped else self._read(files)
@@ -124,6 +129,21 @@ class Inbox:
             with contextlib.suppress(FileNotFoundError):
                 path.unlink()
         return events
+
+    def taken_last_by(self, taker: str) -> bool:
+        """Whether `taker` took the events last: then what it read before plus the events waiting
+        are every annotation, and no other process took some of them meanwhile."""
+        return bool(taker) and (self.directory / f"{TAKEN_BY}{taker}").exists()
+
+    def _note_taker(self, taker: str) -> None:
+        """Note `taker` as the last to take (only one worker at a time takes: the lane's lock). A note
+        that fails leaves none: the next taker then reads everything, which is always safe."""
+        with contextlib.suppress(OSError):
+            for note in self.directory.glob(f"{TAKEN_BY}*"):
+                note.unlink(missing_ok=True)
+            if taker:
+                self.directory.mkdir(parents=True, exist_ok=True)
+                (self.directory / f"{TAKEN_BY}{taker}").touch()
 
     def peek(self) -> list[AnnotationEvent] | None:
         """The events waiting, as :meth:`take` returns them, left in place."""

@@ -21,6 +21,7 @@ from backend.config.logs import setup_logging
 from backend.queue.runner import Turns
 from backend.queue.scheduler import Scheduler
 from backend.queue.work import Lane
+from backend.worker.labels import KeptLabels
 from backend.worker.lane import run_lane
 
 
@@ -35,11 +36,12 @@ def main(argv: list[str] | None = None) -> int:
     setup_logging(settings.server.log_level)
     scheduler = Scheduler(settings.server.model_dir, settings.server.max_worker_processes)
     stopping = threading.Event()
+    kept = KeptLabels()  # what it read at each project: it may come back after a move
     if lane is Lane.FAST:
         signal.signal(signal.SIGTERM, lambda signum, frame: stopping.set())
 
     def work(at: str, turns: Turns) -> int:
-        return run_lane(at, lane, settings, scheduler, turns)
+        return run_lane(at, lane, settings, scheduler, turns, kept)
 
     return scheduler.work_in_turn(project, lane, work, stopping)
 

@@ -9,6 +9,9 @@ Studio holds labels the shortcut missed. A lost webhook costs a round, never a l
 from __future__ import annotations
 
 import logging
+import os
+import uuid
+from collections import OrderedDict
 from collections.abc import Collection, Sequence
 from dataclasses import dataclass, replace
 
@@ -92,36 +95,72 @@ def project_labels(
     return ProjectLabels(scheme, annotated, emails, every.subset(kept), every.subset(validation))
 
 
-class LabelFeed:
-    """A project's labels for the fast loop: the last full read, kept in the worker's memory, plus the
-    annotations webhooks brought since (storage/inbox.py)."""
+class KeptLabels:
+    """A worker process's last label read of each project it worked at, most recent `limit` projects.
 
-    def __init__(self, ctx: ProjectContext, inbox: Inbox):
+    A worker moves between projects' lanes (Scheduler.work_in_turn). Back at a project, its round
+    takes what it read there before plus the annotations webhooks brought since, instead of reading
+    every annotated task from Label Studio again: seconds on a large project, in the one process that
+    also serves the coders. It does so only while no other process took the project's events
+    meanwhile (Inbox.taken_last_by): they would be missing from what it kept.
+    """
+
+    def __init__(self, limit: int = 8):
+        self.taker = f"{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        self.limit = limit
+        self._labels: OrderedDict[str, ProjectLabels] = OrderedDict()
+
+    def last(self, project: str) -> ProjectLabels | None:
+        return self._labels.get(project)
+
+    def keep(self, project: str, labels: ProjectLabels | None) -> None:
+        """Keep `labels` as the project's last read, the most recent (None forgets it)."""
+        self._labels.pop(project, None)
+        if labels is not None:
+            self._labels[project] = labels
+            while len(self._labels) > self.limit:
+                self._labels.popitem(last=False)
+
+
+class LabelFeed:
+    """A project's labels for the fast loop: the last full read, kept in the worker process's memory
+    (`kept`, across its moves between projects), plus the annotations webhooks brought since
+    (storage/inbox.py)."""
+
+    def __init__(self, ctx: ProjectContext, inbox: Inbox, kept: KeptLabels | None = None):
         self.ctx, self.inbox = ctx, inbox
-        self._last: ProjectLabels | None = None
+        self.kept = KeptLabels() if kept is None else kept
+
+    @property
+    def last(self) -> ProjectLabels | None:
+        return self.kept.last(self.ctx.project)
+
+    @last.setter
+    def last(self, labels: ProjectLabels | None) -> None:
+        self.kept.keep(self.ctx.project, labels)
 
     def current(self) -> tuple[ProjectLabels, bool]:
         """The labels to train on, and whether they were read in full (else a reconcile is due)."""
-        events = self.inbox.take()
-        if self._last is not None and events is not None:
-            annotated = with_events(self._last, events)
+        last = self.last if self.inbox.taken_last_by(self.kept.taker) else None
+        events = self.inbox.take(self.kept.taker)
+        if last is not None and events is not None:
+            annotated = with_events(last, events)
             if annotated is not None:
-                last = self._last
-                self._last = project_labels(self.ctx, last.scheme, annotated, last.emails)
+                self.last = project_labels(self.ctx, last.scheme, annotated, last.emails)
                 log.info(
                     "project %s: %d annotation(s) from webhooks; a full read follows",
                     self.ctx.project,
                     len(events),
                 )
-                return self._last, False
+                return self.last, False
         return self.read(), True
 
     def read(self) -> ProjectLabels:
         """Everything from Label Studio (the inbox's events are in it: they are dropped first)."""
-        self.inbox.take()
-        self._last = None
-        self._last = read_labels(self.ctx)
-        return self._last
+        self.inbox.take(self.kept.taker)
+        self.last = None
+        self.last = read_labels(self.ctx)
+        return self.last
 
     def reconcile(self, used: ProjectLabels) -> None:
         """Read every annotation from Label Studio once the version's head is written; another round follows
@@ -133,7 +172,7 @@ class LabelFeed:
         try:
             missed = self.missed(used)
         except Exception as exc:  # the version is live: a failed read only costs the shortcut
-            self._last = None
+            self.last = None
             log.warning("project %s: labels not reconciled (%s); the next round reads them all", project, exc)
             return
         if missed.missing:
@@ -157,12 +196,12 @@ class LabelFeed:
         """Read everything and compare it with `used`: a webhook lost, an annotation deleted, the codes
         changed. Tasks of events that arrived since are left out: their round follows anyway, and
         Label Studio may send a webhook before its annotation can be read."""
-        self._last = None
-        self._last = read_labels(self.ctx)
+        self.last = None
+        self.last = read_labels(self.ctx)
         pending = self.inbox.peek()
         if pending is None or any(event.annotation is None for event in pending):
             return Reconciled()  # the next round, already asked for, reads everything
-        return reconciled(self._last, used, besides={event.task_id for event in pending})
+        return reconciled(self.last, used, besides={event.task_id for event in pending})
 
 
 def with_events(labels: ProjectLabels, events: Sequence[AnnotationEvent]) -> list[Task] | None:

@@ -14,6 +14,7 @@ from backend.queue.registry import LaneRegistry
 from backend.queue.runner import YIELD_CHECK_SECONDS, Lingering, Throttle, Turns, work_off
 from backend.queue.work import Lane
 from backend.studio.client import StudioClient, StudioError
+from backend.worker.labels import KeptLabels
 from backend.worker.wiring import lingering_seconds, project_work
 
 log = logging.getLogger("backend.worker")
@@ -28,11 +29,19 @@ log = logging.getLogger("backend.worker")
 NICENESS = {Lane.FAST: 5, Lane.BODY: 19}
 
 
-def run_lane(project: str, lane: Lane, settings: Settings, queue: LaneQueue, turns: Turns) -> int:
+def run_lane(
+    project: str,
+    lane: Lane,
+    settings: Settings,
+    queue: LaneQueue,
+    turns: Turns,
+    kept: KeptLabels | None = None,
+) -> int:
     """Work off a project's lane (the embedded worker process's and the RQ job's one way to do it):
     `queue` is what the lane's requests and lock are taken from, and where jobs ask for more work;
     `turns` says when others wait for this worker: lingering ends, and once its turn is over the
-    writing of a queue head's rest stops (past the coders' floor) and the worker leaves (runner.py)."""
+    writing of a queue head's rest stops (past the coders' floor) and the worker leaves (runner.py);
+    `kept` is what the worker process read of the projects it worked at before (worker/labels.py)."""
     lower_priority(lane)
     try:
         studio = StudioClient(settings.server.label_studio_url, settings.server.api_key())
@@ -43,7 +52,7 @@ def run_lane(project: str, lane: Lane, settings: Settings, queue: LaneQueue, tur
         LaneRegistry(settings.server.model_dir).failed(project, lane, str(exc))
         return 1
     look = Throttle(YIELD_CHECK_SECONDS)  # a look at every project's requests costs a directory scan
-    work = project_work(project, settings, studio, queue, lambda: look.due() and turns.over())
+    work = project_work(project, settings, studio, queue, lambda: look.due() and turns.over(), kept)
     lingering = Lingering(
         lingering_seconds(settings, lane), work.when_idle, settings.loop.body_retrain_idle_seconds, turns
     )

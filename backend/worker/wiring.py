@@ -33,7 +33,7 @@ from backend.worker.jobs.full import ModelFitter
 from backend.worker.jobs.head import HeadFitter
 from backend.worker.jobs.imports import ImportedTasks
 from backend.worker.jobs.training import TrainingRound
-from backend.worker.labels import FullReads, LabelFeed
+from backend.worker.labels import FullReads, KeptLabels, LabelFeed
 from backend.worker.monitoring import Monitor
 from backend.worker.pool_features import PoolFeaturesKeeper
 from backend.worker.publish import Publisher
@@ -107,9 +107,11 @@ def project_work(
     studio: StudioAPI,
     queue: WorkQueue,
     others_wait: Callable[[], bool] = lambda: False,
+    kept: KeptLabels | None = None,
 ) -> ProjectWork:
     """Every job of one project, wired to one Label Studio client, model store and queue;
-    `others_wait` says whether another project's work waits for the worker's slot."""
+    `others_wait` says whether another project's work waits for the worker's slot; `kept` is the
+    worker process's labels of the projects it worked at (it moves between them)."""
     project, loop, root = str(project), settings.loop, settings.server.model_dir
     store = ModelStore(root, settings.server.keep_versions)
     directory = store.layout.project(project)
@@ -127,7 +129,7 @@ def project_work(
     policy, lexicon = None, None
     if settings.two_speed:
         policy = BodyPolicy(ctx, registry, fine_tunes=settings.model.setfit_max_steps != 0)
-        feed = LabelFeed(ctx, Inbox(directory.inbox))
+        feed = LabelFeed(ctx, Inbox(directory.inbox), kept)
         if head_options.lexical:
             lexicon = LexiconStore(directory.lexicon, settings.model.tfidf_refit_growth)
         fitter = HeadFitter(ctx, head_options, bodies, PoolFeaturesKeeper(lexicon))

@@ -19,6 +19,18 @@ def test_events_are_taken_once_in_the_order_they_arrived(tmp_path):
     assert inbox.take() == []
 
 
+def test_the_inbox_knows_who_took_its_events_last(tmp_path):
+    inbox = Inbox(tmp_path / "inbox")
+    assert not inbox.taken_last_by("a"), "nobody took anything yet"
+    inbox.take("a")
+    assert inbox.taken_last_by("a") and not inbox.taken_last_by("")
+    inbox.put(event(1, 11))
+    assert inbox.taken_last_by("a"), "an event arriving changes nothing"
+    assert [e.task_id for e in inbox.take("b")] == [1]
+    assert inbox.taken_last_by("b") and not inbox.taken_last_by("a")
+    assert inbox.weight() == 0, "the note takes no room of the caps"
+
+
 def test_an_unreadable_event_means_read_everything_and_is_gone(tmp_path):
     inbox = Inbox(tmp_path / "inbox")
     inbox.put(event(1, 11))

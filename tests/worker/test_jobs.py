@@ -22,6 +22,7 @@ from backend.storage.versions import ModelStore
 from backend.studio.client import StudioError
 from backend.studio.task_predictions import queue_score
 from backend.worker.bodies import Bodies
+from backend.worker.labels import KeptLabels
 from backend.worker.publish import Publisher
 from backend.worker.wiring import project_work
 from tests.fakes import FakeStudio, RecordingQueue
@@ -518,6 +519,38 @@ def test_the_fast_loop_trains_on_what_the_webhook_brought_and_reads_everything_o
     writes = [n for n, call in enumerate(calls) if call in ("update", "create")]
     assert calls.index("read labels") > max(writes), "once the head is written"
     assert ("1", "train") not in queue.requests, "it found nothing the webhook did not bring"
+
+
+def label_reads_first(studio: FakeStudio) -> bool:
+    """Whether a round read every annotation before it wrote its queue head (no shortcut)."""
+    calls = [call for call, _ in studio.calls]
+    return calls.index("read labels") < min(n for n, call in enumerate(calls) if call in ("update", "create"))
+
+
+def test_a_worker_back_at_a_project_reads_only_what_came_since_unless_another_took_it(segments, settings):
+    """A worker process moves between projects (Scheduler.work_in_turn) and its lane's wiring is new
+    each time; what it read at a project stays in its memory (KeptLabels), valid while no other
+    process took the project's events."""
+    settings = with_overrides(settings, features="embeddings")
+    studio, queue = FakeStudio(segments, annotated=12), RecordingQueue()
+    mine, another = KeptLabels(), KeptLabels()
+    project_work("1", settings, studio, queue, kept=mine).run(WorkKind.TRAIN)
+    studio.annotate(20, segments[20]["codes"], user=1, when="3")
+    webhook_brings(settings, studio, 20)
+    studio.calls.clear()
+    project_work("1", settings, studio, queue, kept=mine).run(WorkKind.TRAIN)  # back after a move
+    assert state_of(settings).labeled == 13
+    assert not label_reads_first(studio), "it trained on what it kept plus the webhook's annotation"
+
+    studio.annotate(21, segments[21]["codes"], user=1, when="4")
+    webhook_brings(settings, studio, 21)
+    project_work("1", settings, studio, queue, kept=another).run(WorkKind.TRAIN)  # another process
+    studio.annotate(22, segments[22]["codes"], user=1, when="5")
+    webhook_brings(settings, studio, 22)
+    studio.calls.clear()
+    project_work("1", settings, studio, queue, kept=mine).run(WorkKind.TRAIN)
+    assert label_reads_first(studio), "what it kept lacks the annotation another process took"
+    assert state_of(settings).labeled == 15
 
 
 def a_webhook_lost_after_a_round(segments, settings):
