@@ -275,9 +275,11 @@ def per_project(coders: list[Coder]) -> list[dict]:
     return figures
 
 
-def studio_on(database: str, workdir: Path, stack: contextlib.ExitStack):
-    """A running Label Studio on SQLite (its default) or on a throwaway PostgreSQL server."""
-    extra_env = {}
+def studio_on(database: str, workdir: Path, stack: contextlib.ExitStack, sqlite_wal: bool = False):
+    """A running Label Studio on SQLite (its default; `sqlite_wal`: in write-ahead-log mode) or on a
+    throwaway PostgreSQL server."""
+    # Label Studio's own switch (label_studio/server.py): PRAGMA journal_mode=wal on each connection
+    extra_env = {"AZURE_MOUNT_FIX": "1"} if sqlite_wal else {}
     if database == "postgresql":
         directory = Path(tempfile.mkdtemp(prefix="bench-load-postgres-"))  # the postgres user enters it
         postgres = LocalPostgres(directory).start()
@@ -449,6 +451,11 @@ def main() -> int:
         type=Path,
         help="an earlier run's MODEL_DIR/.embeddings, copied in first (bench_loop.py has the same)",
     )
+    parser.add_argument(
+        "--sqlite-wal",
+        action="store_true",
+        help="SQLite in write-ahead-log mode: readers and the one writer no longer wait for each other",
+    )
     parser.add_argument("--out", type=Path, default=OUT)
     args = parser.parse_args()
     from label_studio_sdk.client import LabelStudio
@@ -457,7 +464,7 @@ def main() -> int:
     coded = {row["id"]: row["codes"] for row in coded_rows()}
     workdir = Path(tempfile.mkdtemp(prefix="bench-load-"))
     with contextlib.ExitStack() as stack:
-        studio = studio_on(args.database, workdir, stack)
+        studio = studio_on(args.database, workdir, stack, args.sqlite_wal)
         backend = Backend(studio, workdir, stack, not args.without_backend, args.embeddings_from)
         sdk = LabelStudio(base_url=studio.url, api_key=studio.token, timeout=300)
         rng = random.Random(1)
@@ -512,6 +519,7 @@ def main() -> int:
         submit_ms = [ms for c in coders for ms in c.submit_ms]
         results = {
             "database": args.database,
+            "sqlite_wal": args.sqlite_wal,
             "backend": not args.without_backend,
             "coders": len(coders),
             "think_seconds": list(pace),
@@ -539,7 +547,8 @@ def main() -> int:
 
 def report(results: dict, out: Path, log_path: Path | None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    run = f"{results['database']}-{'backend' if results['backend'] else 'baseline'}"
+    wal = "-wal" if results.get("sqlite_wal") else ""
+    run = f"{results['database']}{wal}-{'backend' if results['backend'] else 'baseline'}"
     if results["think_seconds"] != [1.0, 3.0]:
         run += "-think{:g}-{:g}".format(*results["think_seconds"])
     if results["projects"] > 1:
@@ -551,9 +560,10 @@ def report(results: dict, out: Path, log_path: Path | None) -> None:
         if results["projects"] > 1
         else f"one project of {results['tasks_large']} tasks + 4 of 200"
     )
+    database = results["database"] + (" in write-ahead-log mode" if results.get("sqlite_wal") else "")
     print(
         f"\n| measure ({results['coders']} coders, {results['minutes']} min, {shape}; "
-        f"Label Studio on {results['database']}, "
+        f"Label Studio on {database}, "
         f"{'with the backend' if results['backend'] else 'no backend'}; the large project's coders "
         f"think {results['think_seconds'][0]:g}-{results['think_seconds'][1]:g} s) | value |\n|---|---|"
     )
