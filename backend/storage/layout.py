@@ -22,7 +22,8 @@
         suggestions.json  .suggestions-lock   each write of those predictions: when, the codes
                                      suggested (storage/suggestions.py)
         inbox/                       annotations webhooks brought since the last round (storage/inbox.py);
-                                     inbox/.dropped: some were not kept, the next round reads everything
+                                     inbox/.dropped: some were not kept, the next round reads everything;
+                                     inbox/.taken-by-<id>: the worker process that took them last
         exports/                     the last export per format the status page asked for, and
                                      exports.json .exports-lock: each one's record (storage/exports.py)
         .partial-<id>/               a version being written
