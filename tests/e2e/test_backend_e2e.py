@@ -363,7 +363,7 @@ def test_annotations_train_a_version_that_orders_the_queue(story):
     for task_id, items in predictions.items():
         mine = [p for p in items if p["model_version"] == LIVE]
         assert len(mine) == 1, f"task {task_id} has {len(mine)} served predictions"
-        assert seen["live"][task_id] == version, "the backend knows which version wrote it"
+        assert seen["live"].get(task_id) is not None, "the backend knows which version wrote it"
         assert {r["from_name"] for r in mine[0]["result"]} == {"dimension", "frequency"}
         assert {r["type"] for r in mine[0]["result"]} == {"choices"}, "no evidence tag: no regions"
         check_none_of_these(mine[0]["result"])
@@ -372,6 +372,10 @@ def test_annotations_train_a_version_that_orders_the_queue(story):
     assert seen["project"].model_version == LIVE, "one name served for good; the version is internal"
 
     scores = {task_id: items[0]["score"] for task_id, items in predictions.items()}
+    # a first round that began before the tenth annotation is followed by another, which rewrites
+    # the older head only as deep as coders reach before the next version (writeback.for_coders)
+    first_place = min(scores, key=scores.get)
+    assert seen["live"][first_place] == version, "the version serving now wrote the first place"
     most_informative = {task_id for task_id, score in scores.items() if score == min(scores.values())}
     assert seen["next"].status_code == 200
     assert seen["next"].json()["id"] in most_informative
