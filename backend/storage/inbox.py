@@ -137,7 +137,10 @@ class Inbox:
 
     def _note_taker(self, taker: str) -> None:
         """Note `taker` as the last to take (only one worker at a time takes: the lane's lock). A note
-        that fails leaves none: the next taker then reads everything, which is always safe."""
+        that fails leaves none: the next taker then reads everything, which is always safe. A taker
+        noted already (a worker at its lane, round after round) costs one look, not a rewrite."""
+        if self.taken_last_by(taker):
+            return
         with contextlib.suppress(OSError):
             for note in self.directory.glob(f"{TAKEN_BY}*"):
                 note.unlink(missing_ok=True)
